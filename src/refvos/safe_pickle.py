@@ -1,0 +1,79 @@
+"""A restricted unpickler for annotation pickles (``refs(unc).p`` and friends).
+
+Only builtin containers and scalars are admitted: ``dict``, ``list``, ``tuple``, ``set``,
+``frozenset``, ``str``, ``bytes``, ``bytearray``, ``int``, ``float``, ``complex``, ``bool`` and
+``None``. A pickle that names any other global (a class, ``os.system``, ``builtins.eval``, ...) is
+refused with :class:`~refvos.errors.UnsafePickleError` before that global is looked up, so nothing
+in it runs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from typing import IO, Any
+
+from .errors import DataFormatError, UnsafePickleError
+
+# The only globals a pickle of builtin containers and scalars may need (protocols 0-5).
+_ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "bytearray"),
+        ("builtins", "complex"),
+        ("__builtin__", "set"),
+        ("__builtin__", "frozenset"),
+        ("__builtin__", "bytearray"),
+        ("__builtin__", "complex"),
+        ("_codecs", "encode"),  # bytes in protocols 0-2: encode(str, "latin1")
+    }
+)
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file: IO[bytes], name: str) -> None:
+        # latin-1 turns Python 2 ``str`` objects (the original refs pickles) into ``str``.
+        super().__init__(file, encoding="latin1")
+        self._name = name
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise UnsafePickleError(
+            f"{self._name}: refused to load the pickle: it references {module}.{name}, and only "
+            "builtin containers and scalars (dict, list, tuple, set, str, int, float, bool, None) "
+            "are allowed; nothing in it was run"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafePickleError(
+            f"{self._name}: refused to load the pickle: it uses persistent ids, and only builtin "
+            "containers and scalars are allowed; nothing in it was run"
+        )
+
+
+def safe_load(path_or_file: str | os.PathLike | IO[bytes]) -> Any:
+    """Unpickle ``path_or_file`` admitting only builtin containers and scalars.
+
+    Raises :class:`UnsafePickleError` for any other object and :class:`DataFormatError` for a
+    missing or corrupt file; both name the file.
+    """
+    if isinstance(path_or_file, (str, os.PathLike)):
+        name = os.fspath(path_or_file)
+        try:
+            with open(name, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise DataFormatError(f"{name}: cannot read the pickle ({e.strerror or e})") from e
+        file: IO[bytes] = io.BytesIO(data)
+    else:
+        name = getattr(path_or_file, "name", "<pickle stream>")
+        file = path_or_file
+    try:
+        return _RestrictedUnpickler(file, str(name)).load()
+    except UnsafePickleError:
+        raise
+    except Exception as e:  # truncated or not a pickle at all
+        raise DataFormatError(f"{name}: not a readable pickle ({type(e).__name__}: {e})") from e
