@@ -1,0 +1,412 @@
+"""Evaluation metrics: RefVOS's IoU protocol, A2D-Sentences mask mAP, DAVIS J / F / J&F.
+
+Every function and accumulator takes masks as numpy arrays or torch tensors of shape ``(H, W)``
+(one sample) or ``(B, H, W)`` (a batch), boolean or integer 0/1. Values are fractions in 0..1;
+the CLI multiplies by 100 for display.
+
+- :class:`RefSegMetrics` -- RefVOS ``test.py`` (all data sets): overall IoU = sum(I) / sum(U),
+  mean IoU = mean of per-sample IoU (0 where U = 0), precision@t = fraction of samples with
+  IoU >= t. ``protocol="mttr"`` gives MTTR's variant for A2D: IoU = (I + 1e-6) / (U + 1e-6) and
+  precision@t counts IoU > t.
+- :class:`A2DMaskAP` -- COCO mask AP over IoU 0.50:0.05:0.95 (pycocotools, ``useCats = 0``),
+  one COCO image per (annotated frame, expression), as MTTR and ReferFormer report it.
+- :func:`region_similarity`, :func:`contour_accuracy` -- DAVIS J and F with davis2017-evaluation's
+  definitions; :class:`DavisMetrics` averages them per object, annotator and expression kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from refvos.errors import InputError
+
+PRECISION_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+MTTR_EPS = 1e-6
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    """numpy view of an array or (possibly CUDA) torch tensor."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _as_mask(x: Any, name: str) -> np.ndarray:
+    """Boolean mask from a bool or 0/1 integer array / tensor; other values are an error."""
+    a = _to_numpy(x)
+    if a.dtype == bool:
+        return a
+    if a.size and (a.min() < 0 or a.max() > 1):
+        raise InputError(
+            f"{name} must be boolean or 0/1, found values in [{a.min()}, {a.max()}]"
+            + ("; pass ignore=(gt == 255) for ignored pixels" if name == "gt" else "")
+        )
+    return a.astype(bool)
+
+
+def _check_shapes(**masks: np.ndarray | None) -> None:
+    shapes = {k: v.shape for k, v in masks.items() if v is not None}
+    if len(set(shapes.values())) > 1:
+        raise InputError(f"mask shapes differ: {shapes}")
+
+
+# --------------------------------------------------------------------------- RefVOS IoU protocol
+
+
+class RefSegMetrics:
+    """Streaming overall / mean IoU and precision@0.5:0.9 over referring-segmentation samples.
+
+    ``protocol="refvos"`` (default) is RefVOS ``test.py``: IoU = I/U, IoU = 0 where U = 0,
+    precision@t counts IoU >= t. ``protocol="mttr"`` is MTTR's A2D-Sentences code:
+    IoU = (I + 1e-6)/(U + 1e-6) (so 1 where both masks are empty), precision@t counts IoU > t.
+
+    The state is one float64 vector whose entries add up across processes: ``state()`` gives it,
+    ``merge()`` adds another accumulator or vector (e.g. after ``torch.distributed.all_reduce``).
+    """
+
+    def __init__(self, protocol: str = "refvos") -> None:
+        if protocol not in ("refvos", "mttr"):
+            raise InputError(f"protocol must be 'refvos' or 'mttr', got {protocol!r}")
+        self.protocol = protocol
+        self.thresholds = np.array(PRECISION_THRESHOLDS)
+        # [num_samples, cum_intersection, cum_union, sum_iou, correct@t for each t]
+        self._state = np.zeros(4 + len(self.thresholds), dtype=np.float64)
+
+    def sample_iou(self, intersection: np.ndarray, union: np.ndarray) -> np.ndarray:
+        """Per-sample IoU ``(B,)`` from intersections and unions ``(B,)`` under this protocol."""
+        intersection = np.asarray(intersection, dtype=np.float64)
+        union = np.asarray(union, dtype=np.float64)
+        if self.protocol == "mttr":
+            return (intersection + MTTR_EPS) / (union + MTTR_EPS)
+        return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
+
+    def update(self, pred: Any, gt: Any, ignore: Any = None) -> np.ndarray:
+        """Add samples; returns their IoU, shape ``(B,)`` (``(1,)`` for one ``(H, W)`` sample).
+
+        pred, gt: ``(H, W)`` or ``(B, H, W)``, boolean or 0/1. ignore: optional boolean mask of
+        the same shape (e.g. ``gt == 255``); those pixels count in neither I nor U.
+        """
+        ignore_np = None if ignore is None else _to_numpy(ignore).astype(bool)
+        if ignore_np is not None:
+            gt = np.where(ignore_np, 0, _to_numpy(gt))
+        pred_np, gt_np = _as_mask(pred, "pred"), _as_mask(gt, "gt")
+        _check_shapes(pred=pred_np, gt=gt_np, ignore=ignore_np)
+        if pred_np.ndim == 2:
+            pred_np, gt_np = pred_np[None], gt_np[None]
+            ignore_np = None if ignore_np is None else ignore_np[None]
+        if pred_np.ndim != 3:
+            raise InputError(f"masks must be (H, W) or (B, H, W), got shape {pred_np.shape}")
+        union_px = pred_np | gt_np
+        if ignore_np is not None:
+            union_px &= ~ignore_np
+        inter = (pred_np & gt_np).sum(axis=(1, 2))  # gt is already 0 on ignored pixels
+        union = union_px.sum(axis=(1, 2))
+        self.update_from_counts(inter, union)
+        return self.sample_iou(inter, union)
+
+    def update_from_counts(self, intersection: Any, union: Any) -> None:
+        """Add samples given their intersection and union pixel counts, each ``(B,)``."""
+        inter = np.atleast_1d(_to_numpy(intersection)).astype(np.float64)
+        union = np.atleast_1d(_to_numpy(union)).astype(np.float64)
+        iou = self.sample_iou(inter, union)
+        hits = iou[:, None] > self.thresholds if self.protocol == "mttr" else iou[:, None] >= self.thresholds
+        self._state[0] += len(iou)
+        self._state[1] += inter.sum()
+        self._state[2] += union.sum()
+        self._state[3] += iou.sum()
+        self._state[4:] += hits.sum(axis=0)
+
+    def state(self) -> np.ndarray:
+        """The sum-able state vector (float64, length 9); a copy."""
+        return self._state.copy()
+
+    def merge(self, other: RefSegMetrics | Any) -> RefSegMetrics:
+        """Add another accumulator's (same protocol) state, or a state vector; returns self."""
+        if isinstance(other, RefSegMetrics):
+            if other.protocol != self.protocol:
+                raise InputError(f"cannot merge {other.protocol!r} into {self.protocol!r} metrics")
+            other = other._state
+        vec = _to_numpy(other).astype(np.float64).ravel()
+        if vec.shape != self._state.shape:
+            raise InputError(f"state vector must have length {len(self._state)}, got {vec.shape}")
+        self._state += vec
+        return self
+
+    def compute(self) -> dict[str, float]:
+        """``overall_iou``, ``mean_iou``, ``precision@0.5`` .. ``precision@0.9`` (0 with no
+        samples), ``num_samples``, ``cum_intersection``, ``cum_union``."""
+        n, cum_i, cum_u, sum_iou = self._state[:4]
+        out = {
+            "overall_iou": float(cum_i / cum_u) if cum_u > 0 else 0.0,
+            "mean_iou": float(sum_iou / n) if n > 0 else 0.0,
+        }
+        for t, c in zip(self.thresholds, self._state[4:]):
+            out[f"precision@{t:.1f}"] = float(c / n) if n > 0 else 0.0
+        out.update(num_samples=int(n), cum_intersection=float(cum_i), cum_union=float(cum_u))
+        return out
+
+
+# ------------------------------------------------------------------------- A2D-Sentences mask AP
+
+
+def mask_score(fg_prob: Any, pred: Any) -> float:
+    """Confidence of a predicted mask: the mean foreground probability inside it (0 if empty).
+
+    fg_prob: ``(H, W)`` float in 0..1 (softmax of the logits, class 1); pred: ``(H, W)`` mask.
+    """
+    prob, mask = _to_numpy(fg_prob).astype(np.float64), _as_mask(pred, "pred")
+    _check_shapes(fg_prob=prob, pred=mask)
+    return float(prob[mask].mean()) if mask.any() else 0.0
+
+
+class A2DMaskAP:
+    """COCO mask AP (pycocotools COCOeval, iouType ``segm``, ``useCats = 0``) for A2D-Sentences.
+
+    Each sample -- one annotated frame with one expression -- becomes one COCO image holding the
+    referred object's mask as its only ground-truth annotation, and the model's mask as its only
+    detection, scored by :func:`mask_score` (mean foreground probability inside the mask).
+    An empty ground truth gives an image without annotations (a detection there is a false
+    positive); an empty prediction gives no detection (the object is missed).
+
+    Masks are stored run-length encoded. ``state()`` is a picklable list (gather it with
+    ``torch.distributed.all_gather_object``) and ``merge()`` appends another one.
+    """
+
+    _LABELS = ("mAP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")
+
+    def __init__(self) -> None:
+        self._samples: list[dict] = []
+        self._ids: set = set()
+
+    def update(self, sample_id: Hashable, pred: Any, gt: Any, score: float) -> None:
+        """Add one sample. pred, gt: ``(H, W)`` masks; score: the prediction's confidence."""
+        from pycocotools import mask as mask_utils
+
+        if sample_id in self._ids:
+            raise InputError(f"duplicate A2D sample id {sample_id!r}")
+        pred_np, gt_np = _as_mask(pred, "pred"), _as_mask(gt, "gt")
+        _check_shapes(pred=pred_np, gt=gt_np)
+        if gt_np.ndim != 2:
+            raise InputError(f"A2D masks must be (H, W), got shape {gt_np.shape}")
+
+        def rle(m: np.ndarray) -> dict | None:
+            return mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) if m.any() else None
+
+        self._ids.add(sample_id)
+        self._samples.append(
+            {"id": sample_id, "size": gt_np.shape, "gt": rle(gt_np), "pred": rle(pred_np),
+             "score": float(score)}
+        )
+
+    def state(self) -> list[dict]:
+        """The collected samples (picklable)."""
+        return list(self._samples)
+
+    def merge(self, other: A2DMaskAP | list[dict]) -> A2DMaskAP:
+        """Append another accumulator's samples or a ``state()`` list; returns self."""
+        for s in other.state() if isinstance(other, A2DMaskAP) else other:
+            if s["id"] in self._ids:
+                raise InputError(f"duplicate A2D sample id {s['id']!r} in merge")
+            self._ids.add(s["id"])
+            self._samples.append(s)
+        return self
+
+    def compute(self) -> dict[str, float]:
+        """``mAP`` (IoU 0.50:0.05:0.95), ``AP50``, ``AP75``, ``AP_small``, ``AP_medium``,
+        ``AP_large`` (NaN where COCO has no ground truth to score) and ``num_samples``."""
+        from pycocotools import mask as mask_utils
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+
+        images, anns, dets = [], [], []
+        for image_id, s in enumerate(self._samples, start=1):
+            h, w = s["size"]
+            images.append({"id": image_id, "height": int(h), "width": int(w)})
+            if s["gt"] is not None:
+                anns.append({
+                    "id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                    "segmentation": s["gt"], "area": float(mask_utils.area(s["gt"])),
+                    "bbox": mask_utils.toBbox(s["gt"]).tolist(),
+                })
+            if s["pred"] is not None:
+                dets.append({"image_id": image_id, "category_id": 1, "segmentation": s["pred"],
+                             "score": s["score"]})
+        out = {k: math.nan for k in self._LABELS}
+        out["num_samples"] = len(self._samples)
+        if not anns:
+            return out
+        if not dets:  # COCOeval cannot load an empty result list; no detection means AP 0
+            return {**out, **{k: 0.0 for k in self._LABELS}}
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_gt = COCO()
+            coco_gt.dataset = {"images": images, "annotations": anns,
+                               "categories": [{"id": 1, "name": "object"}]}
+            coco_gt.createIndex()
+            coco_dt = coco_gt.loadRes(dets)
+            ev = COCOeval(coco_gt, coco_dt, iouType="segm")
+            ev.params.useCats = 0
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        for k, v in zip(self._LABELS, ev.stats[:6]):
+            out[k] = float(v) if v >= 0 else math.nan
+        return out
+
+
+# ---------------------------------------------------------------------------------- DAVIS J / F
+
+
+def region_similarity(pred: Any, gt: Any, void: Any = None) -> float:
+    """DAVIS J: IoU of two ``(H, W)`` masks, 1 where the union is empty.
+
+    void: optional ``(H, W)`` mask of pixels left out of both I and U (davis2017 void pixels).
+    """
+    p, g = _as_mask(pred, "pred"), _as_mask(gt, "gt")
+    v = None if void is None else _to_numpy(void).astype(bool)
+    _check_shapes(pred=p, gt=g, void=v)
+    inter, union = p & g, p | g
+    if v is not None:
+        inter, union = inter & ~v, union & ~v
+    u = int(union.sum())
+    return 1.0 if u == 0 else float(inter.sum()) / u
+
+
+def seg2bmap(seg: np.ndarray) -> np.ndarray:
+    """One-pixel-wide boundary map of a ``(H, W)`` mask, as davis2017-evaluation's ``_seg2bmap``.
+
+    A pixel is on the boundary if it differs from its east, south or south-east neighbour
+    (outside the image counts as 0); on the last row only the east neighbour counts, on the last
+    column only the south one, and the bottom-right pixel is never a boundary.
+    """
+    seg = np.asarray(seg, dtype=bool)
+    east, south, south_east = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
+    east[:, :-1] = seg[:, 1:]
+    south[:-1, :] = seg[1:, :]
+    south_east[:-1, :-1] = seg[1:, 1:]
+    b = (seg ^ east) | (seg ^ south) | (seg ^ south_east)
+    b[-1, :] = seg[-1, :] ^ east[-1, :]
+    b[:, -1] = seg[:, -1] ^ south[:, -1]
+    b[-1, -1] = False
+    return b
+
+
+def _boundary_radius(shape: tuple[int, int], bound_th: float) -> int:
+    """davis2017: bound_th >= 1 is a radius in pixels, else a fraction of the image diagonal."""
+    radius = bound_th if bound_th >= 1 else math.ceil(bound_th * math.hypot(*shape))
+    if radius != int(radius):
+        raise InputError(f"bound_th >= 1 is a radius in pixels and must be whole, got {bound_th}")
+    return int(radius)
+
+
+def contour_accuracy(pred: Any, gt: Any, bound_th: float = 0.008, void: Any = None) -> float:
+    """DAVIS F: boundary F-measure of two ``(H, W)`` masks, as davis2017-evaluation's ``f_measure``.
+
+    Boundaries come from :func:`seg2bmap` (void pixels removed from both masks first). A
+    boundary pixel matches if it lies within the other boundary dilated by
+    ``skimage.morphology.disk(r)``, r = ceil(bound_th * image diagonal) (or ``bound_th`` pixels
+    if >= 1), with zero padding at the image border as ``cv2.dilate``; the dilation is computed
+    exactly as a Euclidean distance transform thresholded at r (the disk is x^2 + y^2 <= r^2).
+    P = matched prediction boundary / prediction boundary, R likewise for the ground truth;
+    F = 2PR/(P+R). Empty prediction boundary: P = 1, R = 0 (F = 0) unless the ground-truth
+    boundary is empty too (F = 1); empty ground-truth boundary only: F = 0.
+    """
+    p, g = _as_mask(pred, "pred"), _as_mask(gt, "gt")
+    v = None if void is None else _to_numpy(void).astype(bool)
+    _check_shapes(pred=p, gt=g, void=v)
+    if p.ndim != 2:
+        raise InputError(f"contour_accuracy takes (H, W) masks, got shape {p.shape}")
+    if v is not None:
+        p, g = p & ~v, g & ~v
+    radius = _boundary_radius(p.shape, bound_th)
+    fg_b, gt_b = seg2bmap(p), seg2bmap(g)
+    n_fg, n_gt = int(fg_b.sum()), int(gt_b.sum())
+    if n_fg == 0 or n_gt == 0:
+        return 1.0 if n_fg == n_gt else 0.0
+
+    def dilate(b: np.ndarray) -> np.ndarray:
+        return ndimage.distance_transform_edt(~b) <= radius
+
+    precision = float((fg_b & dilate(gt_b)).sum()) / n_fg
+    recall = float((gt_b & dilate(fg_b)).sum()) / n_gt
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+class DavisMetrics:
+    """DAVIS-2017 J, F and J&F per object (mean over frames), per annotator and averaged.
+
+    Keys come from the caller: ``(video, object_id, annotator, kind)``, with ``kind`` naming the
+    expression type (e.g. ``"first_frame"`` / ``"full_video"``), reported apart. Which frames to
+    feed (all, or without the first and last as semi-supervised DAVIS) is the caller's choice.
+    Per (kind, annotator): J = mean over objects of the per-object mean J, likewise F, and
+    J&F = (J + F) / 2 (davis2017-evaluation's global numbers); ``mean`` averages the annotators.
+
+    ``state()`` maps keys to ``[sum_J, sum_F, num_frames]``; states add up across processes.
+    """
+
+    def __init__(self, bound_th: float = 0.008) -> None:
+        self.bound_th = bound_th
+        self._sums: dict[tuple, np.ndarray] = {}
+
+    def update(self, key: tuple, pred: Any, gt: Any, void: Any = None) -> tuple[float, float]:
+        """Score one ``(H, W)`` frame of the object ``key``; returns its (J, F)."""
+        j = region_similarity(pred, gt, void)
+        f = contour_accuracy(pred, gt, self.bound_th, void)
+        self.add(key, j, f)
+        return j, f
+
+    def add(self, key: tuple, j: float, f: float) -> None:
+        """Add a frame's already computed J and F to the object ``key``."""
+        if len(key) != 4:
+            raise InputError(f"DAVIS key must be (video, object_id, annotator, kind), got {key!r}")
+        self._sums.setdefault(tuple(key), np.zeros(3))[:] += (j, f, 1.0)
+
+    def state(self) -> dict[tuple, np.ndarray]:
+        return {k: v.copy() for k, v in self._sums.items()}
+
+    def merge(self, other: DavisMetrics | dict[tuple, Any]) -> DavisMetrics:
+        """Add another accumulator's state (or a ``state()`` dict); returns self."""
+        for k, v in (other.state() if isinstance(other, DavisMetrics) else other).items():
+            self._sums.setdefault(tuple(k), np.zeros(3))[:] += np.asarray(v, dtype=np.float64)
+        return self
+
+    def compute(self) -> dict[str, Any]:
+        """JSON-able results::
+
+            {"per_object": [{"video", "object_id", "annotator", "kind", "J", "F", "J&F",
+                             "num_frames"}, ...],
+             "summary": {kind: {"per_annotator": {str(annotator): {"J", "F", "J&F",
+                                                                  "num_objects"}},
+                                "mean": {"J", "F", "J&F", "num_annotators"}}}}
+        """
+        per_object = []
+        groups: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        for (video, obj, annotator, kind), (sj, sf, n) in sorted(
+            self._sums.items(), key=lambda kv: tuple(map(str, kv[0]))
+        ):
+            j, f = float(sj / n), float(sf / n)
+            per_object.append({"video": video, "object_id": obj, "annotator": annotator,
+                               "kind": kind, "J": j, "F": f, "J&F": (j + f) / 2,
+                               "num_frames": int(n)})
+            groups.setdefault(str(kind), {}).setdefault(str(annotator), []).append((j, f))
+        summary = {}
+        for kind, by_annotator in groups.items():
+            per_annotator = {}
+            for annotator, jf in by_annotator.items():
+                j, f = (float(x) for x in np.mean(jf, axis=0))
+                per_annotator[annotator] = {"J": j, "F": f, "J&F": (j + f) / 2,
+                                            "num_objects": len(jf)}
+            mj = float(np.mean([a["J"] for a in per_annotator.values()]))
+            mf = float(np.mean([a["F"] for a in per_annotator.values()]))
+            summary[kind] = {"per_annotator": per_annotator,
+                             "mean": {"J": mj, "F": mf, "J&F": (mj + mf) / 2,
+                                      "num_annotators": len(per_annotator)}}
+        return {"per_object": per_object, "summary": summary}
