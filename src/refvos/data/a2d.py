@@ -1,0 +1,155 @@
+"""A2D-Sentences as a torch Dataset (root: the ``Release/`` folder).
+
+Layout: ``a2d_annotation.txt`` (CSV ``video_id,instance_id,query``; a quoted query keeps its
+commas), ``videoset.csv`` (last column 0 = train, 1 = test), frames ``pngs320H/<video>/<frame>.png``,
+annotated frames listed by ``Annotations/col/<video>/*.png``, masks in
+``a2d_annotation_with_instances/<video>/<frame>.h5`` (``instance``: ids; ``reMask``: W x H masks,
+``(N, W, H)`` for several instances or one 2-D mask).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PIL import Image
+
+from ..errors import DataFormatError, InputError
+from .annotations import load_augmented_expressions
+from .base import ReferringDataset, Sentence, Target, read_rgb
+
+LAYOUT = (
+    "Release/a2d_annotation.txt, Release/videoset.csv, Release/pngs320H/<video>/<frame>.png, "
+    "Release/Annotations/col/<video>/<frame>.png and "
+    "Release/a2d_annotation_with_instances/<video>/<frame>.h5"
+)
+SPLITS = {"train": 0, "test": 1}
+
+
+def read_queries(path: Path) -> dict[tuple[str, int], list[str]]:
+    """``{(video, instance_id): [query, ...]}`` from ``a2d_annotation.txt``."""
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found; expected {LAYOUT}")
+    out: dict[tuple[str, int], list[str]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for lineno, row in enumerate(csv.reader(f), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            if lineno == 1 and row[0].strip() == "video_id":
+                continue
+            # An unquoted query with commas is split by the CSV reader: put it back together.
+            if len(row) < 3 or not row[1].strip().isdigit() or not ",".join(row[2:]).strip():
+                raise DataFormatError(
+                    f"{path}:{lineno}: expected 'video_id,instance_id,query', got {row!r}"
+                )
+            key = (row[0].strip(), int(row[1]))
+            out.setdefault(key, []).append(",".join(row[2:]).strip())
+    return out
+
+
+def read_videoset(path: Path) -> dict[str, int]:
+    """``{video: usage}`` from ``videoset.csv`` (usage = last column: 0 train, 1 test)."""
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found; expected {LAYOUT}")
+    out: dict[str, int] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for lineno, row in enumerate(csv.reader(f), start=1):
+            if not row:
+                continue
+            if len(row) < 2 or row[-1].strip() not in ("0", "1"):
+                raise DataFormatError(
+                    f"{path}:{lineno}: expected 'video_id,...,usage' with usage 0 (train) or "
+                    f"1 (test), got {row!r}"
+                )
+            out[row[0].strip()] = int(row[-1])
+    return out
+
+
+def read_instance_masks(path: Path) -> tuple[list[int], np.ndarray]:
+    """Instance ids and masks ``(N, H, W)`` uint8 0/1 of one annotated frame's ``.h5``."""
+    if not path.is_file():
+        raise DataFormatError(f"{path}: mask file not found; expected {LAYOUT}")
+    try:
+        with h5py.File(path, "r") as f:
+            ids = [int(x) for x in np.asarray(f["instance"]).reshape(-1)]
+            masks = np.asarray(f["reMask"])
+    except (OSError, KeyError) as e:
+        raise DataFormatError(
+            f"{path}: cannot read datasets 'instance' and 'reMask' ({e}); expected an HDF5 file "
+            "with instance ids and W x H masks"
+        ) from e
+    if masks.ndim == 2:
+        masks = masks[None]
+    if masks.ndim != 3 or masks.shape[0] != len(ids):
+        raise DataFormatError(
+            f"{path}: reMask has shape {masks.shape} for {len(ids)} instance id(s); expected "
+            "(N, W, H) or a single (W, H) mask"
+        )
+    return ids, (masks.transpose(0, 2, 1) > 0).astype(np.uint8)
+
+
+class A2DDataset(ReferringDataset):
+    """Samples are (annotated frame, instance, query). ``meta``: dataset, video, frame,
+    object_id, sent_id (index of the query of that instance), split."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        mode: str = "train",
+        max_tokens: int = 10,
+        queries_file: str | os.PathLike | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(mode, max_tokens, **kwargs)
+        if split not in SPLITS:
+            raise InputError(f"A2D split must be one of {list(SPLITS)}, got {split!r}")
+        self.root = root = Path(root)
+        queries = read_queries(root / "a2d_annotation.txt")
+        if queries_file is not None:
+            # The augmented sets replace the queries of the (video, instance) pairs they cover.
+            queries = {k: [v] if isinstance(v, str) else list(v)
+                       for k, v in load_augmented_expressions(queries_file).items()}
+        videoset = read_videoset(root / "videoset.csv")
+        by_video: dict[str, dict[int, list[str]]] = {}
+        for (video, inst), qs in queries.items():
+            if video not in videoset:
+                raise DataFormatError(
+                    f"{queries_file or root / 'a2d_annotation.txt'}: video {video!r} is not listed "
+                    f"in {root / 'videoset.csv'}"
+                )
+            if videoset[video] == SPLITS[split]:
+                by_video.setdefault(video, {})[inst] = qs
+        for video in sorted(by_video):
+            col = root / "Annotations" / "col" / video
+            frames = sorted(p.stem for p in col.glob("*.png"))
+            if not frames:
+                raise DataFormatError(f"{col}: no annotated frame (*.png); expected {LAYOUT}")
+            for frame in frames:
+                image_path = root / "pngs320H" / video / f"{frame}.png"
+                if not image_path.is_file():
+                    raise DataFormatError(f"{image_path}: frame not found; expected {LAYOUT}")
+                h5 = root / "a2d_annotation_with_instances" / video / f"{frame}.h5"
+                ids, _ = read_instance_masks(h5)
+                for inst in sorted(by_video[video]):
+                    if inst not in ids:  # the instance is not annotated in this frame
+                        continue
+                    meta = {"dataset": "a2d", "video": video, "frame": frame,
+                            "object_id": inst, "split": split}
+                    sents = [Sentence(q, {"sent_id": j}) for j, q in enumerate(by_video[video][inst])]
+                    self.targets.append(Target(meta, sents, (image_path, h5, inst)))
+        self._finalize()
+
+    def load(self, target: Target) -> tuple[np.ndarray, np.ndarray]:
+        image_path, h5, inst = target.source
+        image = read_rgb(image_path, LAYOUT)
+        ids, masks = read_instance_masks(h5)
+        mask = masks[ids.index(inst)]
+        if mask.shape != image.shape[:2]:  # masks at another resolution than pngs320H
+            mask = np.asarray(
+                Image.fromarray(mask).resize((image.shape[1], image.shape[0]), Image.NEAREST)
+            )
+        return image, mask

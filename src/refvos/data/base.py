@@ -1,0 +1,139 @@
+"""The shared machinery of the referring-segmentation Datasets.
+
+A data set is a list of :class:`Target` (an image or frame with one object and every sentence
+that refers to it). ``mode="train"`` gives one sample per target with one sentence drawn with
+torch's RNG (as the original draws one at random); ``mode="eval"`` gives one sample per
+(target, sentence).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import DataFormatError, InputError
+from ..tokenization import get_tokenizer
+from .transforms import EvalTransform, TrainTransform
+
+MODES = ("train", "eval")
+
+
+@dataclass
+class Sentence:
+    """One expression: its text and the identifiers that go into ``meta`` (e.g. sent_id)."""
+
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    """One (image or frame, object) with every sentence that refers to it."""
+
+    meta: dict[str, Any]
+    sentences: list[Sentence]
+    source: Any  # what the data set's ``load`` needs (paths, ids)
+
+
+def read_rgb(path: Path, layout: str) -> np.ndarray:
+    """uint8 ``(H, W, 3)`` from an image file; a missing or unreadable file is a DataFormatError."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError as e:
+        raise DataFormatError(f"{path}: image not found; expected {layout}") from e
+    except OSError as e:
+        raise DataFormatError(f"{path}: cannot read the image ({e}); expected {layout}") from e
+
+
+class ReferringDataset(torch.utils.data.Dataset):
+    """Base class; subclasses fill ``self.targets`` and implement :meth:`load`.
+
+    Sample: ``image`` float ``(3, H, W)`` normalised, ``mask`` long ``(H, W)`` 0/1 (255 ignore),
+    ``input_ids`` / ``attention_mask`` long ``(max_tokens,)``, ``sentence`` str, ``meta`` dict.
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        max_tokens: int,
+        base_size: int = 416,
+        crop_size: int = 480,
+        legacy_truncation: bool = False,
+        vocab_file: str | os.PathLike | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.max_tokens = max_tokens
+        self.legacy_truncation = legacy_truncation
+        self.vocab_file = vocab_file
+        self.transform = TrainTransform(base_size, crop_size) if mode == "train" else EvalTransform()
+        self.targets: list[Target] = []
+        self._index: list[tuple[int, int]] = []
+
+    def _finalize(self) -> None:
+        """Build the sample index once ``self.targets`` is filled."""
+        for t in self.targets:
+            if not t.sentences:
+                raise DataFormatError(f"target {t.meta} has no sentence")
+        if self.mode == "train":
+            self._index = [(i, -1) for i in range(len(self.targets))]
+        else:
+            self._index = [(i, j) for i, t in enumerate(self.targets) for j in range(len(t.sentences))]
+
+    def load(self, target: Target) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 image ``(H, W, 3)`` and uint8 mask ``(H, W)`` (0/1) of ``target``."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        ti, si = self._index[idx]
+        target = self.targets[ti]
+        if si < 0:
+            si = int(torch.randint(0, len(target.sentences), ()).item())
+        sentence = target.sentences[si]
+        image, mask = self.load(target)
+        if image.shape[:2] != mask.shape:
+            raise DataFormatError(
+                f"{target.meta}: image is {image.shape[:2]} but its mask is {mask.shape}"
+            )
+        image_t, mask_t = self.transform(image, mask)
+        ids, att = get_tokenizer(self.vocab_file).encode(
+            [sentence.text], self.max_tokens, self.legacy_truncation
+        )
+        meta = {**target.meta, **sentence.meta}
+        return {
+            "image": image_t,
+            "mask": mask_t,
+            "input_ids": ids[0],
+            "attention_mask": att[0],
+            "sentence": sentence.text,
+            "meta": meta,
+        }
+
+
+def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack ``image`` (B,3,H,W), ``mask`` (B,H,W), ``input_ids``/``attention_mask`` (B,T);
+    ``sentence`` and ``meta`` become lists. Images of different sizes (eval mode) need batch 1."""
+    if not batch:
+        raise InputError("cannot collate an empty batch")
+    sizes = {tuple(s["image"].shape) for s in batch}
+    if len(sizes) > 1:
+        raise InputError(
+            f"cannot batch images of different sizes {sorted(sizes)}; use batch_size=1 in eval mode"
+        )
+    out: dict[str, Any] = {
+        k: torch.stack([s[k] for s in batch]) for k in ("image", "mask", "input_ids", "attention_mask")
+    }
+    out["sentence"] = [s["sentence"] for s in batch]
+    out["meta"] = [s["meta"] for s in batch]
+    return out

@@ -1,0 +1,44 @@
+"""RefCOCO / RefCOCO+ / RefCOCOg as a torch Dataset, read through :class:`~.refer.REFER`."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .base import ReferringDataset, Sentence, Target, read_rgb
+from .refer import LAYOUT, REFER
+
+DEFAULT_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
+
+
+class RefCOCODataset(ReferringDataset):
+    """Refs of one split. ``meta``: dataset, image_id, ref_id, ann_id, sent_id, split."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        dataset: str = "refcoco",
+        split: str = "train",
+        mode: str = "train",
+        split_by: str | None = None,
+        max_tokens: int = 20,
+        **kwargs,
+    ) -> None:
+        super().__init__(mode, max_tokens, **kwargs)
+        split_by = split_by or DEFAULT_SPLIT_BY.get(dataset, "unc")
+        self.refer = REFER(root, dataset, split_by)
+        for ref_id in self.refer.getRefIds(split=split):
+            ref = self.refer.Refs[ref_id]
+            meta = {"dataset": dataset, "image_id": ref["image_id"], "ref_id": ref_id,
+                    "ann_id": ref["ann_id"], "split": ref["split"]}
+            sentences = [Sentence(s.get("raw") or s["sent"], {"sent_id": s["sent_id"]})
+                         for s in ref["sentences"]]
+            self.targets.append(Target(meta, sentences, ref))
+        self._finalize()
+
+    def load(self, target: Target) -> tuple[np.ndarray, np.ndarray]:
+        ref = target.source
+        img = self.refer.Imgs[ref["image_id"]]
+        image = read_rgb(self.refer.IMAGE_DIR / img["file_name"], LAYOUT)
+        return image, self.refer.getMask(ref)["mask"]

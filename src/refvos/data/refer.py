@@ -1,0 +1,223 @@
+"""The REFER API (RefCOCO, RefCOCO+, RefCOCOg) in Python 3: a drop-in for the original refer.py.
+
+Layout: ``<data_root>/<dataset>/refs(<splitBy>).p`` (read with :func:`refvos.safe_pickle.safe_load`),
+``<data_root>/<dataset>/instances.json`` (COCO images / annotations / categories) and images in
+``<data_root>/images/mscoco/images/train2014/``. Unlike the original, :meth:`REFER.getMask`
+returns the **union** of a ref's polygons (the original summed them, so overlaps were lost).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from ..errors import DataFormatError
+from ..safe_pickle import safe_load
+
+SPLIT_BYS: dict[str, tuple[str, ...]] = {
+    "refcoco": ("unc", "google"),
+    "refcoco+": ("unc",),
+    "refcocog": ("umd", "google"),
+    "refclef": ("unc", "berkeley"),
+}
+LAYOUT = (
+    "<data_root>/<dataset>/refs(<splitBy>).p, <data_root>/<dataset>/instances.json and images in "
+    "<data_root>/images/mscoco/images/train2014/"
+)
+
+
+def _as_list(x: Any) -> list:
+    return x if isinstance(x, list) else [x]
+
+
+def segmentation_to_rle(segmentation: Any, height: int, width: int) -> dict:
+    """One RLE for a COCO ``segmentation``: the union of its polygons, or its (un)compressed RLE."""
+    if isinstance(segmentation, list):
+        polys = [p for p in segmentation if len(p) >= 6]
+        if not polys:
+            raise ValueError("polygon segmentation without a polygon of at least 3 points")
+        return mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+    if isinstance(segmentation, dict) and "counts" in segmentation:
+        if isinstance(segmentation["counts"], list):  # uncompressed RLE
+            h, w = segmentation["size"]
+            return mask_utils.frPyObjects(segmentation, h, w)
+        counts = segmentation["counts"]
+        return {"size": list(segmentation["size"]),
+                "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    raise ValueError(f"unsupported segmentation of type {type(segmentation).__name__}")
+
+
+class REFER:
+    """Referring-expression annotations of one data set and split scheme (original API names)."""
+
+    def __init__(self, data_root: str | os.PathLike, dataset: str = "refcoco", splitBy: str = "unc"):
+        self.data_root = Path(data_root)
+        self.DATA_DIR = self.data_root / dataset
+        if dataset == "refclef":
+            self.IMAGE_DIR = self.data_root / "images" / "saiapr_tc-12"
+        else:
+            self.IMAGE_DIR = self.data_root / "images" / "mscoco" / "images" / "train2014"
+        ref_file = self.DATA_DIR / f"refs({splitBy}).p"
+        if not ref_file.is_file():
+            hint = ""
+            if dataset in SPLIT_BYS and splitBy not in SPLIT_BYS[dataset]:
+                hint = f" ({dataset} is split by {' or '.join(SPLIT_BYS[dataset])})"
+            raise DataFormatError(f"{ref_file}: file not found{hint}; expected {LAYOUT}")
+        instances_file = self.DATA_DIR / "instances.json"
+        if not instances_file.is_file():
+            raise DataFormatError(f"{instances_file}: file not found; expected {LAYOUT}")
+        refs = safe_load(ref_file)
+        if not isinstance(refs, list):
+            raise DataFormatError(f"{ref_file}: expected a list of refs, got {type(refs).__name__}")
+        try:
+            with open(instances_file, encoding="utf-8") as f:
+                instances = json.load(f)
+        except json.JSONDecodeError as e:
+            raise DataFormatError(f"{instances_file}:{e.lineno}: not valid JSON ({e.msg})") from e
+        missing = [k for k in ("images", "annotations", "categories") if k not in instances]
+        if missing:
+            raise DataFormatError(
+                f"{instances_file}: missing key(s) {missing}; expected COCO 'images', "
+                "'annotations' and 'categories'"
+            )
+        self.data = {
+            "dataset": dataset,
+            "refs": refs,
+            "images": instances["images"],
+            "annotations": instances["annotations"],
+            "categories": instances["categories"],
+        }
+        self._ref_file = ref_file
+        self.createIndex()
+
+    def createIndex(self) -> None:
+        """Build Refs, Anns, Imgs, Cats, Sents and the imgTo* / refTo* / sentTo* maps."""
+        self.Anns, self.Imgs, self.Cats, self.imgToAnns = {}, {}, {}, {}
+        for ann in self.data["annotations"]:
+            self.Anns[ann["id"]] = ann
+            self.imgToAnns.setdefault(ann["image_id"], []).append(ann)
+        for img in self.data["images"]:
+            self.Imgs[img["id"]] = img
+        for cat in self.data["categories"]:
+            self.Cats[cat["id"]] = cat["name"]
+        self.Refs, self.imgToRefs, self.refToAnn, self.annToRef, self.catToRefs = {}, {}, {}, {}, {}
+        self.Sents, self.sentToRef, self.sentToTokens = {}, {}, {}
+        for i, ref in enumerate(self.data["refs"]):
+            try:
+                ref_id, ann_id = ref["ref_id"], ref["ann_id"]
+                image_id, category_id = ref["image_id"], ref["category_id"]
+                sentences = ref["sentences"]
+                ref["split"]  # noqa: B018 - checked for presence
+            except (KeyError, TypeError) as e:
+                raise DataFormatError(
+                    f"{self._ref_file}: ref #{i} lacks {e}; expected dicts with ref_id, ann_id, "
+                    "image_id, category_id, split and sentences[{raw, sent, tokens, sent_id}]"
+                ) from e
+            if ann_id not in self.Anns:
+                raise DataFormatError(
+                    f"{self._ref_file}: ref {ref_id} names annotation {ann_id}, which is not in "
+                    f"{self.DATA_DIR / 'instances.json'}"
+                )
+            if image_id not in self.Imgs:
+                raise DataFormatError(
+                    f"{self._ref_file}: ref {ref_id} names image {image_id}, which is not in "
+                    f"{self.DATA_DIR / 'instances.json'}"
+                )
+            self.Refs[ref_id] = ref
+            self.imgToRefs.setdefault(image_id, []).append(ref)
+            self.catToRefs.setdefault(category_id, []).append(ref)
+            self.refToAnn[ref_id] = self.Anns[ann_id]
+            self.annToRef[ann_id] = ref
+            for sent in sentences:
+                self.Sents[sent["sent_id"]] = sent
+                self.sentToRef[sent["sent_id"]] = ref
+                self.sentToTokens[sent["sent_id"]] = sent.get("tokens", sent["sent"].split())
+
+    def getRefIds(self, image_ids=[], cat_ids=[], ref_ids=[], split=""):  # noqa: B006 - original API
+        """Ids of the refs on ``image_ids`` with ``cat_ids``, among ``ref_ids``, in ``split``.
+
+        ``split``: ``train``, ``val``, ``test`` (every test split), ``testA``/``testB``/``testC``
+        (refs whose split contains that letter) or ``testAB``/``testBC``/``testAC``.
+        """
+        image_ids, cat_ids, ref_ids = _as_list(image_ids), _as_list(cat_ids), _as_list(ref_ids)
+        if image_ids:
+            refs = [r for image_id in image_ids for r in self.imgToRefs.get(image_id, [])]
+        else:
+            refs = self.data["refs"]
+        if cat_ids:
+            refs = [r for r in refs if r["category_id"] in cat_ids]
+        if ref_ids:
+            refs = [r for r in refs if r["ref_id"] in ref_ids]
+        if split:
+            if split in ("testA", "testB", "testC"):
+                refs = [r for r in refs if r["split"].startswith("test") and split[-1] in r["split"][4:]]
+            elif split == "test":
+                refs = [r for r in refs if "test" in r["split"]]
+            elif split in ("testAB", "testBC", "testAC", "train", "val"):
+                refs = [r for r in refs if r["split"] == split]
+            else:
+                raise DataFormatError(
+                    f"no such split {split!r}; expected train, val, test, testA, testB, testC, "
+                    "testAB, testBC or testAC"
+                )
+        return [r["ref_id"] for r in refs]
+
+    def getAnnIds(self, image_ids=[], cat_ids=[], ref_ids=[]):  # noqa: B006 - original API
+        """Ids of the annotations on ``image_ids`` with ``cat_ids`` and referred to by ``ref_ids``."""
+        image_ids, cat_ids, ref_ids = _as_list(image_ids), _as_list(cat_ids), _as_list(ref_ids)
+        if image_ids:
+            anns = [a for image_id in image_ids for a in self.imgToAnns.get(image_id, [])]
+        else:
+            anns = self.data["annotations"]
+        if cat_ids:
+            anns = [a for a in anns if a["category_id"] in cat_ids]
+        ann_ids = [a["id"] for a in anns]
+        if ref_ids:
+            wanted = {self.Refs[r]["ann_id"] for r in ref_ids}
+            ann_ids = [a for a in ann_ids if a in wanted]
+        return ann_ids
+
+    def getImgIds(self, ref_ids=[]):  # noqa: B006 - original API
+        """Ids of the images of ``ref_ids`` (all images when empty)."""
+        ref_ids = _as_list(ref_ids)
+        if ref_ids:
+            return list(dict.fromkeys(self.Refs[r]["image_id"] for r in ref_ids))
+        return list(self.Imgs)
+
+    def getCatIds(self):
+        return list(self.Cats)
+
+    def loadRefs(self, ref_ids=[]):  # noqa: B006 - original API
+        return [self.Refs[r] for r in _as_list(ref_ids)]
+
+    def loadAnns(self, ann_ids=[]):  # noqa: B006 - original API
+        return [self.Anns[a] for a in _as_list(ann_ids)]
+
+    def loadImgs(self, image_ids=[]):  # noqa: B006 - original API
+        return [self.Imgs[i] for i in _as_list(image_ids)]
+
+    def loadCats(self, cat_ids=[]):  # noqa: B006 - original API
+        return [self.Cats[c] for c in _as_list(cat_ids)]
+
+    def getRefBox(self, ref_id):
+        """The ref's box ``[x, y, w, h]``."""
+        return self.refToAnn[ref_id]["bbox"]
+
+    def getMask(self, ref) -> dict:
+        """``{"mask": uint8 (H, W) 0/1, "area": int}``: the union of the ref's segmentation."""
+        ann = self.refToAnn[ref["ref_id"]]
+        image = self.Imgs[ref["image_id"]]
+        try:
+            rle = segmentation_to_rle(ann["segmentation"], image["height"], image["width"])
+        except (ValueError, TypeError, KeyError) as e:
+            raise DataFormatError(
+                f"{self.DATA_DIR / 'instances.json'}: annotation {ann.get('id')}: bad segmentation "
+                f"({e}); expected a list of polygons or an RLE dict with size and counts"
+            ) from e
+        m = mask_utils.decode(rle).astype(np.uint8)
+        return {"mask": m, "area": int(m.sum())}
