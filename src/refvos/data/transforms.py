@@ -18,7 +18,7 @@ IGNORE_INDEX = 255
 
 def to_tensor_normalized(image: np.ndarray) -> torch.Tensor:
     """uint8 ``(H, W, 3)`` -> float ``(3, H, W)`` normalised with the ImageNet mean/std."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    t = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return t.sub_(mean).div_(std)
