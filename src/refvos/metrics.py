@@ -271,6 +271,8 @@ def region_similarity(pred: Any, gt: Any, void: Any = None) -> float:
     p, g = _as_mask(pred, "pred"), _as_mask(gt, "gt")
     v = None if void is None else _to_numpy(void).astype(bool)
     _check_shapes(pred=p, gt=g, void=v)
+    if p.ndim != 2:
+        raise InputError(f"region_similarity takes (H, W) masks, got shape {p.shape}")
     inter, union = p & g, p | g
     if v is not None:
         inter, union = inter & ~v, union & ~v
@@ -370,6 +372,7 @@ class DavisMetrics:
         self._sums.setdefault(tuple(key), np.zeros(3))[:] += (j, f, 1.0)
 
     def state(self) -> dict[tuple, np.ndarray]:
+        """``{key: [sum_J, sum_F, num_frames]}`` (copies; picklable)."""
         return {k: v.copy() for k, v in self._sums.items()}
 
     def merge(self, other: DavisMetrics | dict[tuple, Any]) -> DavisMetrics:
