@@ -1,0 +1,196 @@
+"""Reading and writing checkpoints, safely.
+
+Two layouts are read:
+
+- **released** (the authors' ``.pth`` files): ``model`` (the segmentation network, 681 entries
+  for ResNet-101), ``bert_model`` (a ``BertModel`` state dict), ``args`` (an
+  ``argparse.Namespace``) and optionally ``optimizer``, ``epoch``, ``lr_scheduler``.
+- **refvos**: the same ``model`` / ``bert_model`` pair plus ``format: "refvos"``, ``version``,
+  ``config`` (a :class:`~refvos.modeling.RefVOSConfig` dict, so the file rebuilds its network)
+  and, for training checkpoints, the state needed to resume.
+
+Every file is read with ``torch.load(weights_only=True)``; the only non-builtin type admitted is
+``argparse.Namespace`` (the released files' ``args``). A file that carries anything else is
+refused and nothing in it runs. Writes are atomic (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError
+from .io import atomic_open
+from .modeling import RefVOS, RefVOSConfig, build_from_config
+from .modeling.config import BERT_BASE_UNCASED
+from .modeling.text_encoder import infer_text_config, load_text_state_dict
+
+FORMAT = "refvos"
+VERSION = 1
+SAFE_GLOBALS = [argparse.Namespace]
+# Token limit of the released models by the data set they were trained on.
+RELEASED_MAX_TOKENS = {"a2d": 10, "davis": 10}
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint file as a dict, with ``weights_only=True`` and the minimal allow-list.
+
+    Raises :class:`CheckpointError` naming the file for a missing, truncated, unsafe or
+    non-checkpoint file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"checkpoint {path} was refused: it holds objects outside the allow-list "
+            f"(tensors, containers, argparse.Namespace); nothing in it was run. Detail: {str(e).splitlines()[0]}"
+        ) from e
+    except Exception as e:  # truncated zip, bad pickle stream (KeyError, EOFError, ...), not a zip
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read (truncated or not a PyTorch file): {str(e).splitlines()[0]}"
+        ) from e
+    if not isinstance(obj, dict) or "model" not in obj:
+        keys = sorted(obj)[:10] if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is not a RefVOS checkpoint: expected a dict with 'model' and "
+            f"'bert_model', found {keys}"
+        )
+    if "bert_model" not in obj:
+        raise CheckpointError(f"checkpoint {path} has no 'bert_model' (the sentence encoder's weights)")
+    return obj
+
+
+def is_released_format(ckpt: dict[str, Any]) -> bool:
+    return ckpt.get("format") != FORMAT
+
+
+def config_of(ckpt: dict[str, Any], source: str = "checkpoint", max_tokens: int | None = None) -> RefVOSConfig:
+    """The network configuration of a loaded checkpoint (read off the shapes for released files)."""
+    if not is_released_format(ckpt):
+        if ckpt.get("version", 0) > VERSION:
+            raise CheckpointError(f"{source}: refvos format version {ckpt['version']} is newer than {VERSION}")
+        try:
+            config = RefVOSConfig.from_dict(ckpt["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{source}: invalid 'config' entry: {e}") from e
+    else:
+        text_config = infer_text_config(ckpt["bert_model"])
+        model = ckpt["model"]
+        if "backbone.layer4.0.conv1.weight" not in model:
+            raise CheckpointError(
+                f"{source}: 'model' is not a RefVOS ResNet-101 state dict "
+                "(no backbone.layer4.0.conv1.weight)"
+            )
+        args = ckpt.get("args")
+        dataset = getattr(args, "dataset", None) if args is not None else None
+        config = RefVOSConfig(
+            variant="refvos_r101",
+            backbone="resnet101",
+            backbone_channels=int(model["backbone.layer4.0.conv1.weight"].shape[1] * 2),
+            text_config={**BERT_BASE_UNCASED, **text_config},
+            max_tokens=RELEASED_MAX_TOKENS.get(str(dataset), 20),
+        )
+    if max_tokens is not None:
+        config.max_tokens = int(max_tokens)
+    return config
+
+
+def _check_finite(state: dict[str, torch.Tensor], source: str, part: str) -> None:
+    for k, v in state.items():
+        if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all():
+            raise CheckpointError(f"{source}: '{part}' weight {k} contains NaN or infinite values")
+
+
+def load_state_into(model: RefVOS, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
+    """Load ``model`` / ``bert_model`` into an existing network (strict; clear error on mismatch)."""
+    seg_state = ckpt["model"]
+    if any(k.startswith("module.") for k in seg_state):
+        seg_state = {k.removeprefix("module."): v for k, v in seg_state.items()}
+    seg_state = {k: v for k, v in seg_state.items() if not k.startswith("aux_classifier.")}
+    _check_finite(seg_state, source, "model")
+    _check_finite(ckpt["bert_model"], source, "bert_model")
+    own = model.segmenter.state_dict()
+    missing = sorted(set(own) - set(seg_state))
+    unexpected = sorted(set(seg_state) - set(own))
+    wrong = sorted(k for k in set(own) & set(seg_state) if own[k].shape != seg_state[k].shape)
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{source}: the segmentation weights do not fit a {model.config.variant} network: "
+            f"missing {missing[:8]}{' ...' if len(missing) > 8 else ''} ({len(missing)}), "
+            f"unexpected {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''} ({len(unexpected)}), "
+            f"wrong shape {wrong[:8]}"
+        )
+    model.segmenter.load_state_dict(seg_state, strict=True)
+    load_text_state_dict(model.text_encoder, ckpt["bert_model"], source)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", max_tokens: int | None = None
+) -> RefVOS:
+    """Build the network a checkpoint describes and load its weights; returns it in eval mode.
+
+    Accepts refvos checkpoints and the authors' released files (ResNet-101 + BERT-base; the BERT
+    configuration is read off the weights, no download). ``max_tokens`` overrides the token limit.
+    """
+    source = str(path)
+    ckpt = read_checkpoint(path, map_location="cpu")
+    config = config_of(ckpt, source, max_tokens)
+    model = build_from_config(config)
+    load_state_into(model, ckpt, source)
+    return model.to(map_location).eval()
+
+
+def checkpoint_dict(model: RefVOS, **extra: Any) -> dict[str, Any]:
+    """The refvos-format dict of ``model`` (unwrapping DDP) plus ``extra`` entries."""
+    model = getattr(model, "module", model)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config.to_dict(),
+        "model": model.segmenter.state_dict(),
+        "bert_model": model.text_encoder.state_dict(),
+        **extra,
+    }
+
+
+def save_checkpoint(path: str | os.PathLike, model: RefVOS, **extra: Any) -> Path:
+    """Write ``model`` in refvos's format, atomically; ``extra`` (optimizer, epoch, ...) is stored
+    too and must be made of tensors, containers and scalars."""
+    return write_checkpoint(path, checkpoint_dict(model, **extra))
+
+
+def write_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
+    """``torch.save`` a checkpoint dict atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        torch.save(ckpt, f)
+    return path
+
+
+def to_released_format(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Convert a refvos checkpoint dict to the authors' layout (``args`` as a Namespace)."""
+    if is_released_format(ckpt):
+        return ckpt
+    if ckpt["config"]["variant"] != "refvos_r101":
+        raise CheckpointError(
+            f"only refvos_r101 checkpoints have a released layout; this one is {ckpt['config']['variant']}"
+        )
+    args = dict(ckpt.get("args") or {})
+    args.setdefault("model", "deeplabv3_resnet101")
+    args.setdefault("dataset", "refcoco")
+    out = {"model": ckpt["model"], "bert_model": ckpt["bert_model"], "args": argparse.Namespace(**args)}
+    for key in ("optimizer", "epoch", "lr_scheduler"):
+        if key in ckpt:
+            out[key] = ckpt[key]
+    return out

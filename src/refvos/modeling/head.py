@@ -1,0 +1,104 @@
+"""The RefVOS head: DeepLabv3's ASPP with the multiplicative language fusion inside.
+
+Module and parameter names match the ``classifier.*`` keys of the released checkpoints.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ASPPConv(nn.Sequential):
+    """3x3 atrous conv (no bias), BN, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+        )
+
+
+class ASPPPooling(nn.Sequential):
+    """Image-level pooling branch: global average pool, 1x1 conv, BN, ReLU, upsample back."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        for module in self:
+            x = module(x)
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class LanguageFusedASPP(nn.Module):
+    """ASPP whose projected visual features are multiplied by the projected sentence vector.
+
+    ``forward(features (B, C, h, w), text (B, D)) -> (B, 256, h, w)``.
+    """
+
+    def __init__(
+        self, in_channels: int, text_dim: int, atrous_rates: tuple[int, int, int], channels: int = 256
+    ) -> None:
+        super().__init__()
+        branches: list[nn.Module] = [
+            nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU()
+            )
+        ]
+        branches += [ASPPConv(in_channels, channels, rate) for rate in atrous_rates]
+        branches.append(ASPPPooling(in_channels, channels))
+        self.convs = nn.ModuleList(branches)
+        self.project = nn.Sequential(
+            nn.Conv2d(len(branches) * channels, channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+        )
+        self.embedding_project = nn.Sequential(nn.Linear(text_dim, channels), nn.BatchNorm1d(channels))
+        self.project_final = nn.Sequential(
+            nn.Conv2d(channels, channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+        )
+
+    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        visual = self.project(torch.cat([conv(features) for conv in self.convs], dim=1))
+        language = self.embedding_project(text)  # (B, 256)
+        fused = visual * language[:, :, None, None]
+        return self.project_final(fused)
+
+
+class RefVOSHead(nn.Module):
+    """``classifier`` of the released models: fused ASPP, 3x3 conv, BN, ReLU, 1x1 conv to classes.
+
+    ``forward(features (B, C, h, w), text (B, D)) -> logits (B, num_classes, h, w)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        text_dim: int,
+        num_classes: int = 2,
+        atrous_rates: tuple[int, int, int] = (12, 24, 36),
+        channels: int = 256,
+    ) -> None:
+        super().__init__()
+        self.aspp = LanguageFusedASPP(in_channels, text_dim, atrous_rates, channels)
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(channels)
+        self.conv_2 = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        x = self.aspp(features, text)
+        x = F.relu(self.bn(self.conv(x)))
+        return self.conv_2(x)

@@ -1,0 +1,67 @@
+"""The RefVOS network: a visual encoder and a sentence encoder fused in a DeepLabv3 head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import RefVOSConfig
+from .head import RefVOSHead
+from .text_encoder import cls_embedding
+
+
+class Segmenter(nn.Module):
+    """The segmentation part (``model`` in the released checkpoints): ``backbone`` + ``classifier``.
+
+    ``forward(images (B,3,H,W), text (B,D) or (1,D)) -> logits (B, classes, H, W)``.
+    """
+
+    def __init__(self, backbone: nn.Module, classifier: RefVOSHead) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = classifier
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        features = self.backbone(images)
+        if text.shape[0] == 1 and features.shape[0] > 1:
+            text = text.expand(features.shape[0], -1)
+        logits = self.classifier(features, text)
+        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class RefVOS(nn.Module):
+    """Referring-expression segmentation network.
+
+    Children: ``segmenter`` (its state dict is the released checkpoints' ``model``: 681 entries
+    for ``refvos_r101``) and ``text_encoder`` (a transformers ``BertModel``; the released
+    ``bert_model``).
+    """
+
+    def __init__(self, config: RefVOSConfig, backbone: nn.Module, text_encoder: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        head = RefVOSHead(
+            config.backbone_channels,
+            config.text_dim,
+            config.num_classes,
+            config.atrous_rates,
+            config.head_channels,
+        )
+        self.segmenter = Segmenter(backbone, head)
+        self.text_encoder = text_encoder
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Sentence vectors: ids and mask ``(B, T)`` -> ``(B, D)`` (last-layer [CLS] state)."""
+        return cls_embedding(self.text_encoder, input_ids, attention_mask)
+
+    def segment(self, images: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, 2, H, W)`` of normalised images ``(B, 3, H, W)`` for sentence vectors
+        ``(B, D)``, or one ``(1, D)`` vector shared by all images (a video's expression)."""
+        return self.segmenter(images, text_embedding)
+
+    def forward(
+        self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``images (B,3,H,W)``, ``input_ids`` / ``attention_mask (B,T)`` -> logits ``(B,2,H,W)``."""
+        return self.segment(images, self.encode_text(input_ids, attention_mask))

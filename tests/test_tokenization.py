@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from refvos.errors import InputError
+from refvos.tokenization import get_tokenizer
+
+
+def test_man_on_the_left_matches_bert_base_uncased_ids():
+    ids, mask = get_tokenizer().encode("the man on the left", max_tokens=20)
+    assert ids.shape == (1, 20)
+    assert ids[0, :7].tolist() == [101, 1996, 2158, 2006, 1996, 2187, 102]
+    assert ids[0, 7:].eq(0).all()
+    assert mask[0].tolist() == [1] * 7 + [0] * 13
+
+
+def test_uppercase_is_lowered():
+    tok = get_tokenizer()
+    assert torch.equal(tok.encode("The Man")[0], tok.encode("the man")[0])
+
+
+def test_standard_truncation_keeps_sep_and_legacy_drops_it():
+    tok = get_tokenizer()
+    long = "the tall man in the red shirt standing on the left of the dog"
+    ids, mask = tok.encode(long, max_tokens=10)
+    assert ids[0, -1] == tok.sep_token_id and mask[0].all()
+    legacy, _ = tok.encode(long, max_tokens=10, legacy_truncation=True)
+    assert legacy[0, 0] == tok.cls_token_id and tok.sep_token_id not in legacy[0].tolist()
+    assert torch.equal(ids[0, :9], legacy[0, :9])
+
+
+@pytest.mark.parametrize("bad", ["", "   \n\t"])
+def test_empty_expression_is_refused(bad):
+    with pytest.raises(InputError, match="empty"):
+        get_tokenizer().encode(bad)
+
+
+def test_batch_encoding_pads_each_row():
+    ids, mask = get_tokenizer().encode(["a dog", "the cat on the sofa"], max_tokens=10)
+    assert mask.sum(1).tolist() == [4, 7]
