@@ -149,7 +149,7 @@ def sample_scene(rng: np.random.Generator, n: int, size: int, tries: int = 200) 
             cx, cy = rng.uniform(r * 1.2, size - r * 1.2, size=2)
             cand = Shape(kind, color, sz, float(cx), float(cy), float(r))
             # no centre inside another shape: overlaps stay partial and masks hole-free
-            if all(math.hypot(cx - o.cx, cy - o.cy) > 0.95 * (r + o.r) * 0.8 for o in shapes):
+            if all(math.hypot(cx - o.cx, cy - o.cy) > 0.75 * (r + o.r) for o in shapes):
                 shapes.append(cand)
                 break
         else:

@@ -1,0 +1,133 @@
+import csv
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from refvos.data import build_dataset
+from refvos.errors import DataFormatError
+
+FH, FW = 24, 32  # non-square, so a missing transpose would fail
+
+
+def write_a2d(root):
+    (root / "a2d_annotation.txt").write_text(
+        "video_id,instance_id,query\n"
+        'vidA,0,"man in red, running left"\n'
+        "vidA,1,a dog, jumping\n"  # unquoted commas stay part of the query
+        "vidB,0,a bird flying\n"
+    )
+    with open(root / "videoset.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["vidA", "x", "1", "2", "0"], ["vidB", "y", "1", "2", "1"]])
+    for video, frames in (("vidA", ["00001", "00004"]), ("vidB", ["00002"])):
+        for d in ("pngs320H", "Annotations/col", "a2d_annotation_with_instances"):
+            (root / d / video).mkdir(parents=True, exist_ok=True)
+        for k, fr in enumerate(frames):
+            Image.fromarray(np.full((FH, FW, 3), 50 * k, np.uint8)).save(
+                root / "pngs320H" / video / f"{fr}.png")
+            Image.fromarray(np.zeros((FH, FW), np.uint8)).save(
+                root / "Annotations/col" / video / f"{fr}.png")
+    m0 = np.zeros((FH, FW), np.uint8)
+    m0[2:6, 20:30] = 1
+    m1 = np.zeros((FH, FW), np.uint8)
+    m1[10:20, 0:4] = 1
+    with h5py.File(root / "a2d_annotation_with_instances/vidA/00001.h5", "w") as f:
+        f["instance"] = np.array([[0.0], [1.0]])
+        f["reMask"] = np.stack([m0.T, m1.T])
+    with h5py.File(root / "a2d_annotation_with_instances/vidA/00004.h5", "w") as f:
+        f["instance"] = np.array([1.0])
+        f["reMask"] = m1.T  # a single instance: one 2-D mask
+    with h5py.File(root / "a2d_annotation_with_instances/vidB/00002.h5", "w") as f:
+        f["instance"] = np.array([0.0])
+        f["reMask"] = m0.T
+    return m0, m1
+
+
+def test_a2d_samples_masks_and_queries(tmp_path):
+    m0, m1 = write_a2d(tmp_path)
+    ds = build_dataset("a2d", tmp_path, "train", "eval")
+    got = [(s["meta"]["frame"], s["meta"]["object_id"], s["sentence"]) for s in ds]
+    assert got == [("00001", 0, "man in red, running left"), ("00001", 1, "a dog, jumping"),
+                   ("00004", 1, "a dog, jumping")]
+    assert np.array_equal(ds[0]["mask"].numpy(), m0) and np.array_equal(ds[2]["mask"].numpy(), m1)
+    assert ds[0]["input_ids"].shape == (10,) and ds[0]["meta"]["video"] == "vidA"
+    test = build_dataset("a2d", tmp_path, "test", "eval")
+    assert [s["meta"]["video"] for s in test] == ["vidB"]
+
+
+def test_a2d_queries_file_swaps_queries(tmp_path):
+    write_a2d(tmp_path)
+    aug = tmp_path / "aug.txt"
+    aug.write_text("video_id,instance_id,query\nvidA;1;the dog, with a collar\n")
+    ds = build_dataset("a2d", tmp_path, "train", "eval", queries_file=aug)
+    assert [s["sentence"] for s in ds] == ["the dog, with a collar"] * 2
+
+
+def test_a2d_missing_frame_and_h5(tmp_path):
+    write_a2d(tmp_path)
+    (tmp_path / "pngs320H/vidA/00004.png").unlink()
+    with pytest.raises(DataFormatError, match=r"pngs320H/vidA/00004.png: frame not found.*Release/"):
+        build_dataset("a2d", tmp_path, "train", "eval")
+    write_a2d(tmp_path)
+    (tmp_path / "a2d_annotation_with_instances/vidA/00001.h5").unlink()
+    with pytest.raises(DataFormatError, match=r"vidA/00001.h5: mask file not found"):
+        build_dataset("a2d", tmp_path, "train", "train")
+    write_a2d(tmp_path)
+    (tmp_path / "videoset.csv").write_text("vidA,x,1,2,7\n")
+    with pytest.raises(DataFormatError, match=r"videoset.csv:1: expected"):
+        build_dataset("a2d", tmp_path, "train", "eval")
+
+
+def write_davis(root, annot2_text):
+    seqs = {"bear": 2, "car": 1}
+    (root / "DAVIS/ImageSets/2017").mkdir(parents=True)
+    (root / "DAVIS/ImageSets/2017/val.txt").write_text("bear\ncar\n")
+    (root / "DAVIS/ImageSets/2017/train.txt").write_text("")
+    for seq, n in seqs.items():
+        (root / "DAVIS/JPEGImages/480p" / seq).mkdir(parents=True)
+        (root / "DAVIS/Annotations/480p" / seq).mkdir(parents=True)
+        for t in range(2):
+            Image.fromarray(np.zeros((FH, FW, 3), np.uint8)).save(
+                root / f"DAVIS/JPEGImages/480p/{seq}/{t:05d}.jpg")
+            lab = np.zeros((FH, FW), np.uint8)
+            for o in range(1, n + 1):
+                lab[o * 3 : o * 3 + 2 + t, :5] = o
+            p = Image.fromarray(lab, mode="P")
+            p.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0])
+            p.save(root / f"DAVIS/Annotations/480p/{seq}/{t:05d}.png")
+    d = root / "davis_text_annotations"
+    d.mkdir()
+    (d / "Davis17_annot1.txt").write_text(
+        'bear 1 "a brown bear"\nbear 2 "the bear on the right"\n\ncar 1 "a car"\n')
+    (d / "Davis17_annot2.txt").write_bytes(annot2_text.encode("latin-1"))
+    (d / "Davis17_annot1_full_video.txt").write_text(
+        'bear 1 "a bear walking"\nbear 2 "bear, standing"\ncar 1 "a car driving"\n')
+
+
+def test_davis_annotators_kinds_and_latin1(tmp_path):
+    write_davis(tmp_path, 'bear 1 "un ours brun à gauche"\nbear 2 "x"\ncar 1 "voiture"\n')
+    ds = build_dataset("davis", tmp_path, "val", "eval", annotator=2)
+    assert len(ds) == 2 * 2 + 2 * 1  # frames x objects x one expression
+    assert ds[0]["sentence"] == "un ours brun à gauche" and ds[0]["meta"]["annotator"] == 2
+    s = ds[1]
+    assert s["meta"]["video"] == "bear" and s["meta"]["object_id"] == 2
+    assert s["mask"].sum() == 2 * 5 and set(s["mask"].unique().tolist()) == {0, 1}
+    both = build_dataset("davis", tmp_path, "val", "eval", annotator="both")
+    assert len(both) == 12 and {s["meta"]["annotator"] for s in both} == {1, 2}
+    full = build_dataset("davis", tmp_path, "val", "eval", kind="full_video")
+    assert full[1]["sentence"] == "bear, standing" and full[1]["meta"]["kind"] == "full_video"
+    train = build_dataset("davis", tmp_path, "val", "train", annotator="both", crop_size=40,
+                          base_size=32)
+    assert len(train) == 6 and train[0]["image"].shape == (3, 40, 40)
+    with pytest.raises(DataFormatError, match="Davis17_annot2_full_video.txt: file not found"):
+        build_dataset("davis", tmp_path, "val", "eval", annotator=2, kind="full_video")
+
+
+def test_davis_malformed_line_and_missing_annotation(tmp_path):
+    write_davis(tmp_path, 'bear 1 "ok"\nbear two no quotes\n')
+    with pytest.raises(DataFormatError, match=r"Davis17_annot2.txt:2: expected"):
+        build_dataset("davis", tmp_path, "val", "eval", annotator=2)
+    (tmp_path / "DAVIS/Annotations/480p/car/00001.png").unlink()
+    with pytest.raises(DataFormatError, match=r"car/00001.png: annotation not found"):
+        build_dataset("davis", tmp_path, "val", "eval")
