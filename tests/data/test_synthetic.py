@@ -22,7 +22,7 @@ def test_refcoco_round_trip(synth):
     refer = REFER(synth["refcoco"], "refcoco", "unc")
     assert len(refer.Imgs) == 20
     assert {r["split"] for r in refer.data["refs"]} == {"train", "val", "testA", "testB"}
-    for image_id, refs in refer.imgToRefs.items():
+    for refs in refer.imgToRefs.values():
         assert 2 <= len(refs) <= 6
         masks = [refer.getMask(r)["mask"].astype(bool) for r in refs]
         for r, m in zip(refs, masks):
