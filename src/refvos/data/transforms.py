@@ -11,24 +11,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..imaging import to_tensor
+
 IGNORE_INDEX = 255
-
-
-def to_tensor_normalized(image: np.ndarray) -> torch.Tensor:
-    """uint8 ``(H, W, 3)`` -> float ``(3, H, W)`` normalised with the ImageNet mean/std."""
-    t = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return t.sub_(mean).div_(std)
 
 
 class EvalTransform:
     """The image at its own resolution."""
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return to_tensor_normalized(image), torch.from_numpy(mask.astype(np.int64))
+        return to_tensor(image), torch.from_numpy(mask.astype(np.int64))
 
 
 class TrainTransform:
@@ -56,4 +48,4 @@ class TrainTransform:
         left = int(torch.randint(0, pw - c + 1, ()).item())
         padded_img = padded_img[top : top + c, left : left + c]
         padded_mask = padded_mask[top : top + c, left : left + c]
-        return to_tensor_normalized(padded_img), torch.from_numpy(padded_mask.astype(np.int64))
+        return to_tensor(padded_img), torch.from_numpy(padded_mask.astype(np.int64))
