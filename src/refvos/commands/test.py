@@ -1,0 +1,185 @@
+"""``refvos test``: evaluate a checkpoint on RefCOCO / RefCOCO+ / RefCOCOg, A2D-Sentences or DAVIS-2017.
+
+The seed's command line works as typed: ``test.py --dataset refcoco --resume CKPT --split val
+--display`` -> ``refvos test --dataset refcoco --resume CKPT --split val --display``.
+
+Outputs (rank 0 under torchrun; all written atomically) in ``--output-dir`` (default
+``./output/test``):
+
+- ``metrics.json`` (or ``--metrics-json FILE``): every metric as a fraction in 0..1 (see
+  :func:`refvos.engine.evaluator.evaluate`);
+- ``samples.jsonl``: one line per (image or frame, expression): identifiers, sentence,
+  intersection, union, IoU, predicted / ground-truth area, score (and J, F for DAVIS);
+- ``--display``: ``display/<index:06d>_<sample>.png`` overlays (prediction red, ground-truth
+  outline green, expression below) of the first ``--display-limit`` samples;
+- ``--categories CSV``: ``categories.json`` and ``categories.png`` (per difficulty and category);
+- ``--submission DIR`` (DAVIS): ``DIR/annotator<a>_<kind>/<video>/<frame>.png`` palette PNGs,
+  each a results folder for davis2017-evaluation.
+
+The metrics are also printed x100 as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Iterator
+
+HELP = "evaluate a checkpoint: IoU / precision@K, A2D mAP, DAVIS J&F, overlays, DAVIS submission"
+
+DATASETS = ("refcoco", "refcoco+", "refcocog", "a2d", "davis")
+DEFAULT_SPLIT = {"refcoco": "val", "refcoco+": "val", "refcocog": "val", "a2d": "test",
+                 "davis": "val"}
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--dataset``, the data-root flags and ``--splitBy`` (shared with ``refvos train``)."""
+    parser.add_argument("--dataset", choices=DATASETS, default="refcoco",
+                        help="data set (default refcoco)")
+    parser.add_argument("--refer_data_root", default="./refer/data/",
+                        help="REFER data root holding <dataset>/refs(<splitBy>).p, "
+                             "<dataset>/instances.json and images/ (default ./refer/data/)")
+    parser.add_argument("--splitBy", default=None,
+                        help="REFER split scheme (default unc for refcoco/refcoco+, umd for refcocog)")
+    parser.add_argument("--a2d_root", default="./a2d/Release/",
+                        help="A2D-Sentences Release/ folder (default ./a2d/Release/)")
+    parser.add_argument("--davis_root", default="./davis2017/",
+                        help="DAVIS-2017 folder with DAVIS/ and davis_text_annotations/ "
+                             "(default ./davis2017/)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    parser.add_argument("--resume", required=True, metavar="CKPT",
+                        help="checkpoint to evaluate (refvos format or the authors' release)")
+    parser.add_argument("--split", default=None,
+                        help="split (default: val for RefCOCO* and DAVIS, test for A2D)")
+    parser.add_argument("--annotator", choices=("1", "2", "both"), default="both",
+                        help="DAVIS: whose expressions (default both: per annotator and averaged)")
+    parser.add_argument("--expressions", choices=("first_frame", "full_video", "both"),
+                        default="both",
+                        help="DAVIS: expression kind, reported apart (default both)")
+    parser.add_argument("--davis-frames", choices=("inner", "all"), default="inner",
+                        help="DAVIS J/F frames: inner leaves out each video's first and last frame "
+                             "as davis2017-evaluation's semi-supervised task (default), all keeps "
+                             "them")
+    parser.add_argument("--display", action="store_true",
+                        help="write overlays to <output-dir>/display/")
+    parser.add_argument("--display-limit", type=int, default=50,
+                        help="overlays for the first N samples (default 50)")
+    parser.add_argument("--submission", metavar="DIR",
+                        help="DAVIS: write palette PNGs for davis2017-evaluation into DIR")
+    parser.add_argument("--metrics-json", metavar="FILE",
+                        help="also write the metrics JSON here (default <output-dir>/metrics.json)")
+    parser.add_argument("--categories", metavar="CSV",
+                        help="RefVOS categorisation CSV (A2D / DAVIS): per-difficulty and "
+                             "per-category metrics as JSON and a bar chart")
+    parser.add_argument("--output-dir", default="./output/test",
+                        help="folder for metrics.json, samples.jsonl, display/, categories.* "
+                             "(default ./output/test)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
+                        help="numeric precision (default fp32: faithful to the original)")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="samples per forward pass, same-size images only (default 1, as the "
+                             "original)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="data-loading worker processes (default 0)")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar")
+
+
+def build_test_dataset(args: argparse.Namespace):
+    """The evaluation Dataset the flags ask for (DAVIS kinds concatenated)."""
+    from pathlib import Path
+
+    import torch
+
+    from ..data import build_dataset
+    from ..errors import DataFormatError
+
+    split = args.split or DEFAULT_SPLIT[args.dataset]
+    if args.dataset == "davis":
+        root = Path(args.davis_root)
+        if not root.is_dir():
+            raise DataFormatError(f"--davis_root {root}: folder not found")
+        annotator = "both" if args.annotator == "both" else int(args.annotator)
+        kinds = ("first_frame", "full_video") if args.expressions == "both" else (args.expressions,)
+        parts = [build_dataset("davis", root, split, mode="eval", annotator=annotator, kind=k)
+                 for k in kinds]
+        return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
+    if args.dataset == "a2d":
+        root = Path(args.a2d_root)
+        if not root.is_dir():
+            raise DataFormatError(f"--a2d_root {root}: folder not found")
+        return build_dataset("a2d", root, split, mode="eval")
+    root = Path(args.refer_data_root)
+    if not root.is_dir():
+        raise DataFormatError(f"--refer_data_root {root}: folder not found")
+    return build_dataset(args.dataset, root, split, mode="eval", split_by=args.splitBy)
+
+
+@contextlib.contextmanager
+def _distributed(args: argparse.Namespace) -> Iterator[tuple[str | None, int]]:
+    """Under torchrun (``WORLD_SIZE`` > 1) join the process group (NCCL with CUDA, else gloo)
+    for the evaluation; yields ``(device, rank)``."""
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    dist = torch.distributed
+    if world == 1 or dist.is_initialized():
+        yield args.device, dist.get_rank() if dist.is_initialized() else 0
+        return
+    device = args.device
+    cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
+    if cuda and device is None:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    try:
+        yield device, dist.get_rank()
+    finally:
+        dist.destroy_process_group()
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..checkpoint import load_checkpoint
+    from ..engine.evaluator import evaluate, print_table
+    from ..errors import InputError
+    from ..io import atomic_write_json
+
+    if args.display_limit < 0:
+        raise InputError("--display-limit must be at least 0")
+    if args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    if args.workers < 0:
+        raise InputError("--workers must be at least 0")
+    if args.dataset != "davis" and args.submission:
+        raise InputError("--submission writes DAVIS-format results; use it with --dataset davis")
+    if args.categories and not Path(args.categories).is_file():
+        raise InputError(f"--categories {args.categories}: file not found")
+    if args.categories and args.dataset not in ("a2d", "davis"):
+        raise InputError("--categories: RefVOS's categorisation files cover A2D and DAVIS only")
+
+    dataset = build_test_dataset(args)
+    model = load_checkpoint(args.resume)
+    out = Path(args.output_dir)
+    with _distributed(args) as (device, rank):
+        result = evaluate(
+            model, dataset, device=device, precision=args.precision,
+            batch_size=args.batch_size, workers=args.workers,
+            display_dir=out / "display" if args.display else None,
+            display_limit=args.display_limit, submission_dir=args.submission,
+            categories=args.categories, output_dir=out, davis_frames=args.davis_frames,
+            progress=args.progress,
+        )
+    if rank == 0:
+        if args.metrics_json:
+            atomic_write_json(args.metrics_json, result["metrics"])
+        print_table(result["metrics"])
+        print(f"metrics: {Path(args.metrics_json or out / 'metrics.json')}; per-sample results: "
+              f"{out / 'samples.jsonl'}")
+    return 0

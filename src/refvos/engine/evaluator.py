@@ -1,0 +1,539 @@
+"""Evaluate a RefVOS network on a referring-segmentation Dataset (``refvos test``).
+
+:func:`evaluate` runs the model on every sample at the sample's own resolution (the original's
+``test.py``: batch 1, no resizing), takes the argmax mask and scores it:
+
+- every data set: RefVOS's overall IoU, mean IoU and precision@0.5:0.9
+  (:class:`~refvos.metrics.RefSegMetrics`);
+- A2D-Sentences: also MTTR's IoU variant and the COCO mask mAP (:class:`~refvos.metrics.A2DMaskAP`,
+  detection score = :func:`~refvos.metrics.mask_score`);
+- DAVIS-2017: J, F and J&F per object, per annotator and averaged, first-frame and full-video
+  expressions apart (:class:`~refvos.metrics.DavisMetrics`), plus RefVOS's IoU per expression kind.
+
+Work is shared out: the backbone runs once per distinct image of a batch (and is reused by the
+next batch when it shows the same image, e.g. several expressions of one object) and each
+distinct sentence is encoded once. With ``batch_size > 1``, consecutive samples of one size are
+batched. Under ``torch.distributed`` every process evaluates a shard (whole videos / images),
+per-sample records and A2D states are gathered with ``all_gather_object`` and only rank 0 writes
+the JSON / JSONL / chart files (overlays and submission PNGs are written by the rank that made
+them; a DAVIS video never straddles two ranks).
+
+Returned (and written) values are fractions in 0..1; NaN (an undefined COCO AP) becomes None.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from ..analysis import (
+    SampleResult,
+    category_analysis,
+    plot_category_analysis,
+    write_category_analysis,
+)
+from ..data.annotations import load_categorization
+from ..data.base import ReferringDataset
+from ..data.transforms import IGNORE_INDEX
+from ..errors import InputError
+from ..imaging import denormalize
+from ..io import atomic_open, atomic_write_json
+from ..metrics import (
+    A2DMaskAP,
+    DavisMetrics,
+    RefSegMetrics,
+    contour_accuracy,
+    mask_score,
+    region_similarity,
+)
+from ..runtime import autocast, resolve_device, resolve_precision
+from ..visualize import overlay, save_image
+
+DAVIS_FRAMES = ("inner", "all")
+TEXT_CACHE_SIZE = 20000
+
+
+# ------------------------------------------------------------------------------ sample identity
+
+
+def sample_meta(dataset: torch.utils.data.Dataset, index: int) -> dict[str, Any]:
+    """The ``meta`` of sample ``index`` without loading its image where the Dataset allows it
+    (:class:`ReferringDataset`, ``ConcatDataset`` and ``Subset`` of them)."""
+    if isinstance(dataset, ReferringDataset):
+        ti, si = dataset._index[index]
+        target = dataset.targets[ti]
+        return {**target.meta, **(target.sentences[si].meta if si >= 0 else {})}
+    if isinstance(dataset, torch.utils.data.ConcatDataset):
+        d = bisect.bisect_right(dataset.cumulative_sizes, index)
+        offset = dataset.cumulative_sizes[d - 1] if d > 0 else 0
+        return sample_meta(dataset.datasets[d], index - offset)
+    if isinstance(dataset, torch.utils.data.Subset):
+        return sample_meta(dataset.dataset, dataset.indices[index])
+    return dict(dataset[index]["meta"])
+
+
+def image_key(meta: dict[str, Any]) -> tuple | None:
+    """Identity of a sample's picture (None when the meta does not say)."""
+    if "video" in meta and "frame" in meta:
+        return (meta.get("dataset"), meta["video"], meta["frame"])
+    if "image_id" in meta:
+        return (meta.get("dataset"), meta["image_id"])
+    return None
+
+
+def sample_name(meta: dict[str, Any]) -> str:
+    """A file-name-safe identifier of a sample, e.g. ``img42_ref7_sent19`` or
+    ``bike-packing_00003_obj2_ann1_full_video_s1-0``."""
+    if "video" in meta:
+        parts = [str(meta["video"]), str(meta.get("frame", "")), f"obj{meta.get('object_id', '')}"]
+        if "annotator" in meta:
+            parts.append(f"ann{meta['annotator']}")
+        if "kind" in meta:
+            parts.append(str(meta["kind"]))
+    else:
+        parts = [f"img{meta.get('image_id', '')}", f"ref{meta.get('ref_id', '')}"]
+    parts.append(f"s{meta.get('sent_id', '')}")
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in "_".join(parts))
+
+
+def shard_indices(dataset: torch.utils.data.Dataset, rank: int, world: int) -> list[int]:
+    """Sample indices of process ``rank`` of ``world``: whole videos (or images) go round-robin in
+    order of first appearance, so no frame's objects are split between processes."""
+    if world == 1:
+        return list(range(len(dataset)))
+    groups: dict[Any, int] = {}
+    out = []
+    for i in range(len(dataset)):
+        meta = sample_meta(dataset, i)
+        key = ("video", meta["video"]) if "video" in meta else image_key(meta) or ("index", i)
+        if groups.setdefault(key, len(groups)) % world == rank:
+            out.append(i)
+    return out
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def davis_palette() -> list[int]:
+    """The DAVIS / Pascal VOC colour map: 256 RGB triplets, flattened (768 ints)."""
+    palette = []
+    for label in range(256):
+        r = g = b = 0
+        c = label
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+class SubmissionWriter:
+    """DAVIS-format results: ``<dir>/annotator<a>_<kind>/<video>/<frame>.png``, indexed palette
+    PNGs with object ids 0 (background) .. N, the layout ``davis2017-evaluation`` reads as a
+    results folder. Where several objects are predicted on one pixel, it goes to the object with
+    the highest foreground probability there. A frame is written once the samples move on to
+    another frame (and at :meth:`close`)."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self._open: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._current: tuple | None = None
+        self._written: set[tuple] = set()
+        self._palette = davis_palette()
+
+    def path(self, annotator: Any, kind: str, video: str, frame: str) -> Path:
+        return self.root / f"annotator{annotator}_{kind}" / str(video) / f"{frame}.png"
+
+    def add(self, meta: dict[str, Any], pred: np.ndarray, prob: np.ndarray) -> None:
+        """One object's ``(H, W)`` bool mask and foreground probabilities on one frame."""
+        try:
+            key = (meta["annotator"], meta["kind"], meta["video"], meta["frame"])
+            obj = int(meta["object_id"])
+        except KeyError as e:
+            raise InputError(f"--submission needs DAVIS samples; sample meta lacks {e}") from None
+        if not 0 < obj < 256:
+            raise InputError(f"object id {obj} does not fit an indexed PNG (1..255)")
+        if key[1:] != self._current:
+            self.flush()
+            self._current = key[1:]
+        if key not in self._open:
+            labels, best = np.zeros(pred.shape, np.uint8), np.full(pred.shape, -1.0, np.float32)
+            if key in self._written:  # samples came back to a frame already written: merge
+                with Image.open(self.path(*key)) as im:
+                    labels = np.array(im)
+                best[labels > 0] = np.inf
+            self._open[key] = (labels, best)
+        labels, best = self._open[key]
+        win = pred & (prob > best)
+        labels[win] = obj
+        best[win] = prob[win]
+
+    def flush(self) -> None:
+        for key, (labels, _) in self._open.items():
+            im = Image.fromarray(labels, mode="P")
+            im.putpalette(self._palette)
+            with atomic_open(self.path(*key), "wb") as f:
+                im.save(f, format="PNG")
+            self._written.add(key)
+        self._open.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self._current = None
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """One JSON object per line, atomically."""
+    with atomic_open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    """JSON-safe copy: NaN / inf floats become None."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# ------------------------------------------------------------------------------ inference
+
+
+class _Indexed(torch.utils.data.Dataset):
+    """``(index, sample)`` for the given indices of a Dataset."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, indices: list[int]) -> None:
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[int, dict[str, Any]]:
+        return self.indices[i], self.dataset[self.indices[i]]
+
+
+def _first(batch: list) -> Any:
+    return batch[0]
+
+
+class _Runner:
+    """Runs the network on groups of same-size samples, reusing image features and sentence
+    vectors. ``model`` follows the RefVOS contract: ``segmenter.backbone(images)``,
+    ``segmenter.classifier(features, text)`` and ``encode_text(ids, mask)``."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str) -> None:
+        self.model, self.device, self.precision = model, device, precision
+        self._text: dict[tuple, torch.Tensor] = {}
+        self._features: dict[tuple, torch.Tensor] = {}
+        self.backbone_runs = 0
+        self.text_encodings = 0
+
+    def _encode(self, samples: list[dict[str, Any]]) -> torch.Tensor:
+        """Sentence vectors ``(B, D)``; each distinct token sequence is encoded once."""
+        keys = [tuple(s["input_ids"][s["attention_mask"].bool()].tolist()) for s in samples]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._text))
+        if missing:
+            if len(self._text) + len(missing) > TEXT_CACHE_SIZE:
+                self._text.clear()
+            first = {k: s for k, s in zip(keys, samples)}
+            ids = torch.stack([first[k]["input_ids"] for k in missing]).to(self.device)
+            att = torch.stack([first[k]["attention_mask"] for k in missing]).to(self.device)
+            with autocast(self.device, self.precision):
+                vectors = self.model.encode_text(ids, att).float()
+            self._text.update(zip(missing, vectors))
+            self.text_encodings += len(missing)
+        return torch.stack([self._text[k] for k in keys])
+
+    def _backbone(self, samples: list[dict[str, Any]]) -> torch.Tensor:
+        """Backbone features ``(B, C, h, w)``, one backbone pass per distinct picture."""
+        keys = []
+        for i, s in enumerate(samples):
+            k = image_key(s["meta"])
+            keys.append(("sample", i) if k is None else k)
+        unique = list(dict.fromkeys(keys))
+        todo = [k for k in unique if k not in self._features]
+        cache = {k: v for k, v in self._features.items() if k in unique}
+        if todo:
+            first = {k: s for k, s in zip(keys, samples)}
+            images = torch.stack([first[k]["image"] for k in todo]).to(self.device)
+            with autocast(self.device, self.precision):
+                feats = self.model.segmenter.backbone(images)
+            cache.update(zip(todo, feats))
+            self.backbone_runs += len(todo)
+        self._features = cache  # keep only this group's pictures for the next group
+        return torch.stack([cache[k] for k in keys])
+
+    @torch.inference_mode()
+    def __call__(self, samples: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks bool ``(B, H, W)`` (argmax of the logits) and foreground probabilities
+        ``(B, H, W)`` for samples whose images all have size ``(H, W)``."""
+        size = tuple(samples[0]["image"].shape[-2:])
+        text = self._encode(samples)
+        features = self._backbone(samples)
+        with autocast(self.device, self.precision):
+            logits = self.model.segmenter.classifier(features, text)
+        logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
+        return logits.argmax(dim=1).bool(), logits.softmax(dim=1)[:, 1]
+
+
+def _groups(items: Iterable[tuple[int, dict]], batch_size: int) -> Iterator[list[tuple[int, dict]]]:
+    """Consecutive items in runs of at most ``batch_size`` with images of one size."""
+    group: list[tuple[int, dict]] = []
+    for item in items:
+        if group and (len(group) == batch_size
+                      or item[1]["image"].shape != group[0][1]["image"].shape):
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
+
+
+# ------------------------------------------------------------------------------ evaluate
+
+
+def _dist() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _progress(iterable: Iterable, total: int, enabled: bool) -> Iterable:
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc="test", unit="sample", dynamic_ncols=True)
+
+
+def evaluate(
+    model: torch.nn.Module,
+    dataset: torch.utils.data.Dataset,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    batch_size: int = 1,
+    workers: int = 0,
+    display_dir: str | os.PathLike | None = None,
+    display_limit: int = 50,
+    submission_dir: str | os.PathLike | None = None,
+    categories: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
+    davis_frames: str = "inner",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate ``model`` on ``dataset`` (eval mode samples; see the module docstring).
+
+    Args:
+        model: a RefVOS network (a DDP wrapper is unwrapped); it is put in eval mode.
+        dataset: a referring Dataset in ``mode="eval"`` (or a ``ConcatDataset`` of them, e.g.
+            DAVIS first-frame + full-video); samples as in ``refvos.data``.
+        device, precision: as :mod:`refvos.runtime` (``"fp32"`` is faithful to the original).
+        batch_size: samples per forward pass (consecutive samples of one image size).
+        workers: DataLoader worker processes.
+        display_dir: write overlays (prediction tinted red, ground-truth outline green,
+            expression below) of the first ``display_limit`` samples as
+            ``<display_dir>/<index:06d>_<sample_name>.png``.
+        submission_dir: DAVIS only: palette PNGs as :class:`SubmissionWriter`.
+        categories: a RefVOS categorisation CSV (A2D / DAVIS): adds ``metrics["categories"]``
+            (:func:`refvos.analysis.category_analysis`) and, with ``output_dir``,
+            ``categories.json`` and ``categories.png`` there.
+        output_dir: where rank 0 writes ``metrics.json`` and ``samples.jsonl`` (None: nothing).
+        davis_frames: ``"inner"`` leaves out each video's first and last frame from J / F, as
+            davis2017-evaluation's semi-supervised task; ``"all"`` keeps every frame.
+        progress: a tqdm bar on rank 0.
+
+    Returns:
+        ``{"metrics": dict, "samples": list}``. ``metrics``: ``dataset``, ``num_samples``,
+        ``refvos`` (overall_iou, mean_iou, precision@0.5..0.9, ...); A2D adds ``mttr`` (same keys)
+        and ``a2d_map`` (mAP, AP50, AP75, AP_small, AP_medium, AP_large); DAVIS adds ``davis``
+        (``frames``, ``summary`` {kind: {per_annotator, mean}}, ``per_object``, ``iou_by_kind``
+        {kind: refvos keys}); ``categories`` with a CSV. ``samples``: one dict per sample in
+        dataset order: ``index``, the sample's meta, ``sentence``, ``intersection``, ``union``,
+        ``iou`` (RefVOS's), ``pred_area``, ``gt_area``, ``score``; DAVIS adds ``J`` and ``F``.
+    """
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    if davis_frames not in DAVIS_FRAMES:
+        raise InputError(f"davis_frames must be one of {DAVIS_FRAMES}, got {davis_frames!r}")
+    if len(dataset) == 0:
+        raise InputError("the data set has no sample to evaluate")
+    records_cat = load_categorization(categories) if categories is not None else None
+    first_meta = sample_meta(dataset, 0)
+    name = str(first_meta.get("dataset", "unknown"))
+    if records_cat is not None and "video" not in first_meta:
+        raise InputError(
+            f"--categories: RefVOS's categorisation files cover A2D and DAVIS expressions, not {name}"
+        )
+    if submission_dir is not None and name != "davis":
+        raise InputError(f"--submission writes DAVIS-format results; data set {name!r} is not DAVIS")
+
+    rank, world = _dist()
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    net = getattr(model, "module", model).to(device).eval()
+    runner = _Runner(net, device, precision)
+    indices = shard_indices(dataset, rank, world)
+    loader = torch.utils.data.DataLoader(
+        _Indexed(dataset, indices), batch_size=1, shuffle=False, num_workers=workers,
+        collate_fn=_first, pin_memory=device.type == "cuda",
+    )
+    writer = SubmissionWriter(submission_dir) if submission_dir is not None else None
+    ap = A2DMaskAP() if name == "a2d" else None
+    is_davis = name == "davis"
+    samples: list[dict[str, Any]] = []
+
+    for group in _groups(_progress(loader, len(indices), progress and rank == 0), batch_size):
+        preds, probs = runner([s for _, s in group])
+        for (index, s), pred_t, prob_t in zip(group, preds, probs):
+            mask = s["mask"].to(device)
+            gt_t, ignore_t = mask == 1, mask == IGNORE_INDEX
+            inter = int((pred_t & gt_t).sum())
+            union = int(((pred_t | gt_t) & ~ignore_t).sum())
+            pred, prob, gt = pred_t.cpu().numpy(), prob_t.cpu().numpy(), gt_t.cpu().numpy()
+            score = mask_score(prob, pred)
+            row = {"index": index, **s["meta"], "sentence": s["sentence"],
+                   "intersection": inter, "union": union, "iou": inter / union if union else 0.0,
+                   "pred_area": int(pred.sum()), "gt_area": int(gt.sum()), "score": score}
+            if is_davis:
+                void = ignore_t.cpu().numpy() if bool(ignore_t.any()) else None
+                row.update(J=region_similarity(pred, gt, void),
+                           F=contour_accuracy(pred, gt, void=void))
+            if ap is not None:
+                ap.update(index, pred, gt, score)
+            if writer is not None:
+                writer.add(s["meta"], pred, prob)
+            if display_dir is not None and index < display_limit:
+                picture = overlay(denormalize(s["image"]), pred, s["sentence"], gt=gt)
+                save_image(picture, Path(display_dir) / f"{index:06d}_{sample_name(s['meta'])}.png")
+            samples.append(row)
+    if writer is not None:
+        writer.close()
+
+    ap_state = ap.state() if ap is not None else []
+    if world > 1:
+        gathered: list[Any] = [None] * world
+        torch.distributed.all_gather_object(gathered, (samples, ap_state))
+        samples = [r for part, _ in gathered for r in part]
+        ap_state = [a for _, part in gathered for a in part]
+    samples.sort(key=lambda r: r["index"])
+
+    metrics = summarize(samples, name, ap_state if name == "a2d" else None, davis_frames)
+    if records_cat is not None:
+        results = [SampleResult(str(r["video"]), int(r["object_id"]), r["sentence"],
+                                r["intersection"], r["union"]) for r in samples]
+        metrics["categories"] = category_analysis(results, records_cat)
+    metrics = _finite(metrics)
+    if output_dir is not None and rank == 0:
+        out = Path(output_dir)
+        atomic_write_json(out / "metrics.json", metrics)
+        write_jsonl(out / "samples.jsonl", samples)
+        if "categories" in metrics:
+            write_category_analysis(metrics["categories"], out / "categories.json")
+            plot_category_analysis(metrics["categories"], out / "categories.png")
+    return {"metrics": metrics, "samples": samples}
+
+
+def summarize(
+    samples: list[dict[str, Any]],
+    dataset: str,
+    a2d_state: list[dict] | None = None,
+    davis_frames: str = "inner",
+) -> dict[str, Any]:
+    """The metrics dict of :func:`evaluate` from its per-sample records (and A2D's AP state)."""
+    refvos = RefSegMetrics()
+    refvos.update_from_counts([r["intersection"] for r in samples], [r["union"] for r in samples])
+    metrics: dict[str, Any] = {"dataset": dataset, "num_samples": len(samples),
+                               "refvos": refvos.compute()}
+    if dataset == "a2d":
+        mttr = RefSegMetrics("mttr")
+        mttr.update_from_counts([r["intersection"] for r in samples], [r["union"] for r in samples])
+        metrics["mttr"] = mttr.compute()
+        metrics["a2d_map"] = A2DMaskAP().merge(a2d_state or []).compute()
+    if dataset == "davis":
+        metrics["davis"] = _davis_summary(samples, davis_frames)
+    return metrics
+
+
+def _davis_summary(samples: list[dict[str, Any]], frames: str) -> dict[str, Any]:
+    ends: dict[tuple, tuple[str, str]] = {}
+    for r in samples:
+        lo, hi = ends.get((r["video"], r["kind"]), (r["frame"], r["frame"]))
+        ends[(r["video"], r["kind"])] = (min(lo, r["frame"]), max(hi, r["frame"]))
+    davis = DavisMetrics()
+    by_kind: dict[str, RefSegMetrics] = {}
+    for r in samples:
+        by_kind.setdefault(str(r["kind"]), RefSegMetrics()).update_from_counts(
+            [r["intersection"]], [r["union"]])
+        if frames == "inner" and r["frame"] in ends[(r["video"], r["kind"])]:
+            continue
+        davis.add((r["video"], r["object_id"], r["annotator"], r["kind"]), r["J"], r["F"])
+    out = davis.compute()
+    return {"frames": frames, "summary": out["summary"], "per_object": out["per_object"],
+            "iou_by_kind": {k: m.compute() for k, m in sorted(by_kind.items())}}
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """The metrics x100 as a plain-text table (as the original prints them)."""
+    lines = []
+
+    def row(label: str, value: Any) -> None:
+        text = "n/a" if value is None else f"{100 * value:6.2f}"
+        lines.append(f"  {label:<28s}{text}")
+
+    def iou_block(title: str, m: dict[str, Any]) -> None:
+        lines.append(f"{title} ({m['num_samples']} samples)")
+        row("overall IoU", m["overall_iou"])
+        row("mean IoU", m["mean_iou"])
+        for k, v in m.items():
+            if k.startswith("precision@"):
+                row(k, v)
+
+    iou_block(f"{metrics['dataset']}: RefVOS protocol", metrics["refvos"])
+    if "mttr" in metrics:
+        iou_block("A2D-Sentences: MTTR protocol", metrics["mttr"])
+        lines.append("A2D-Sentences: COCO mask AP (useCats=0)")
+        for k, v in metrics["a2d_map"].items():
+            if k != "num_samples":
+                row(k, v)
+    if "davis" in metrics:
+        d = metrics["davis"]
+        for kind, m in d["iou_by_kind"].items():
+            iou_block(f"DAVIS {kind}: RefVOS protocol", m)
+        for kind, s in d["summary"].items():
+            lines.append(f"DAVIS {kind}: J / F / J&F ({d['frames']} frames)")
+            for annotator, a in sorted(s["per_annotator"].items()):
+                lines.append(f"  annotator {annotator:<18s}{100 * a['J']:6.2f} {100 * a['F']:6.2f} "
+                             f"{100 * a['J&F']:6.2f}")
+            m = s["mean"]
+            lines.append(f"  {'mean':<28s}{100 * m['J']:6.2f} {100 * m['F']:6.2f} "
+                         f"{100 * m['J&F']:6.2f}")
+    if "categories" in metrics:
+        c = metrics["categories"]
+        lines.append("categories: overall IoU / mean IoU")
+        for label, b in [("all", c["all"]), *c["difficulty"].items(),
+                         ("uncategorised", c["uncategorised"])]:
+            o, m = b["overall_iou"], b["mean_iou"]
+            lines.append(f"  {label:<28s}{'n/a' if o is None else f'{100 * o:6.2f}'} "
+                         f"{'n/a' if m is None else f'{100 * m:6.2f}'}  (n={b['num_samples']})")
+    return "\n".join(lines)
+
+
+def print_table(metrics: dict[str, Any], file=None) -> None:
+    print(format_table(metrics), file=file or sys.stdout)
