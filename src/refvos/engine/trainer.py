@@ -1,0 +1,531 @@
+"""The training loop: SGD on 2-class cross-entropy, per-epoch learning-rate recipes, exact resume.
+
+Recipe (REFVOS_REFERENCE.md section 2): SGD with momentum 0.9 and weight decay 1e-6, batch 7,
+480 x 480 crops, ``cross_entropy(logits (B,2,H,W), mask (B,H,W), ignore_index=255)``.
+
+Parameter groups (:func:`build_param_groups`) as the original: ``backbone``, ``head``,
+``text_layers`` (BERT encoder layers 0-9) and ``text_pooler``; the BERT embeddings and its last
+two layers are never updated (for encoders of another depth: every layer but the last two). The
+text encoder always runs in eval mode (no dropout). ``text_encoder_training="full"`` trains every
+text-encoder parameter, ``"frozen"`` none.
+
+Checkpoints (refvos format, :mod:`refvos.checkpoint`), written atomically by rank 0 into the run
+directory: ``last.pth`` at the end of every epoch (and every ``checkpoint_every`` optimizer steps)
+and ``best.pth`` when the validation metric improves. They hold everything needed to resume:
+
+- ``model`` / ``bert_model`` / ``config``; ``optimizer`` (SGD momentum buffers); ``scaler``
+  (fp16 only); ``lr_scheduler`` (schedule name, base rate, length and the epoch it is at);
+- ``epoch`` / ``step``: the position to continue from (epoch index, optimizer steps already done
+  in it); ``iteration``: optimizer steps done in total;
+- ``sampler``: seed and samples consumed in the epoch; ``rng``: per process, the python, numpy,
+  torch and CUDA generator states as tensors / lists (loadable with ``weights_only=True``);
+- ``best`` (metric, value, epoch), ``history`` (per-epoch summaries), ``args`` (the run's
+  settings, checked on resume).
+
+Exact resume: the sample order of an epoch depends only on (seed, epoch)
+(:class:`ResumableSampler`), every sample's own randomness (sentence choice, crop) only on
+(seed, epoch, position) (:class:`SeededSamples`), and resuming skips the consumed batches and
+restores the generators, so a run stopped after any step and resumed ends with bitwise the same
+parameters as one never stopped (CPU, same seed, same number of processes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .. import checkpoint as ckpt_io
+from ..data import collate
+from ..errors import CheckpointError, InputError, RefVOSError
+from ..metrics import RefSegMetrics
+from ..runtime import autocast, resolve_precision
+from . import distributed as du
+from .logger import EventWriter, MetricLogger
+from .schedules import build_schedule
+
+IGNORE_INDEX = 255
+TEXT_ENCODER_TRAINING = ("original", "full", "frozen")
+FROZEN_LAST_LAYERS = 2  # the original never updates BERT-base's layers 10 and 11
+LAST, BEST = "last.pth", "best.pth"
+# Settings that must not change when a run is resumed (they define the sample order / groups).
+RESUME_INVARIANTS = ("seed", "batch_size", "accumulate", "world_size", "text_encoder_training")
+
+
+class NonFiniteLossError(RefVOSError):
+    """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (the CLI's flags). ``epochs`` / ``lr`` of ``None`` take the
+    schedule's own (a recipe's length, 0.01 for ``poly`` / ``constant``)."""
+
+    output_dir: str | Path
+    epochs: int | None = None
+    schedule: str | None = None
+    lr: float | None = None
+    batch_size: int = 7
+    momentum: float = 0.9
+    weight_decay: float = 1e-6
+    accumulate: int = 1
+    workers: int = 4
+    seed: int = 0
+    checkpoint_every: int = 0
+    text_encoder_training: str = "original"
+    precision: str = "auto"
+    select_metric: str = "overall_iou"
+    print_freq: int = 10
+    progress: bool = True
+    tensorboard: bool = True
+
+    def check(self) -> None:
+        for name, low in (("batch_size", 1), ("accumulate", 1), ("workers", 0), ("checkpoint_every", 0),
+                          ("print_freq", 1)):
+            if getattr(self, name) < low:
+                raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
+        if self.text_encoder_training not in TEXT_ENCODER_TRAINING:
+            raise InputError(
+                f"--text-encoder-training must be one of {TEXT_ENCODER_TRAINING}, got {self.text_encoder_training!r}"
+            )
+
+
+# ----------------------------------------------------------------------------- parameter groups
+
+
+def build_param_groups(model: torch.nn.Module, text_encoder_training: str = "original") -> list[dict]:
+    """SGD parameter groups ``[{"name", "params"}, ...]``; sets ``requires_grad`` accordingly.
+
+    ``original``: backbone, head, text encoder layers ``0 .. L-3`` and pooler (embeddings and the
+    last two layers frozen); ``full``: backbone, head, whole text encoder; ``frozen``: backbone and
+    head only. Empty groups (e.g. no trainable layer in a 2-layer encoder) are left out.
+    """
+    if text_encoder_training not in TEXT_ENCODER_TRAINING:
+        raise InputError(f"text_encoder_training must be one of {TEXT_ENCODER_TRAINING}")
+    enc = model.text_encoder
+    groups = [
+        ("backbone", list(model.segmenter.backbone.parameters())),
+        ("head", list(model.segmenter.classifier.parameters())),
+    ]
+    for p in model.segmenter.parameters():
+        p.requires_grad_(True)
+    for p in enc.parameters():
+        p.requires_grad_(text_encoder_training == "full")
+    if text_encoder_training == "full":
+        groups.append(("text_encoder", list(enc.parameters())))
+    elif text_encoder_training == "original":
+        try:
+            layers, pooler = enc.encoder.layer, enc.pooler
+        except AttributeError as e:
+            raise InputError(
+                "text_encoder_training='original' needs a BERT-like encoder (encoder.layer, pooler); "
+                "use 'full' or 'frozen'"
+            ) from e
+        trainable = [p for layer in layers[: max(0, len(layers) - FROZEN_LAST_LAYERS)] for p in layer.parameters()]
+        pooled = list(pooler.parameters()) if pooler is not None else []
+        for p in trainable + pooled:
+            p.requires_grad_(True)
+        groups += [("text_layers", trainable), ("text_pooler", pooled)]
+    return [{"name": name, "params": params} for name, params in groups if params]
+
+
+# ----------------------------------------------------------------------------- data order
+
+
+class ResumableSampler(torch.utils.data.Sampler):
+    """A shuffling sampler whose order depends only on ``(seed, epoch)``, sharded over processes
+    as ``DistributedSampler`` (padded to a multiple of the world size, rank ``r`` takes every
+    ``world``-th index from ``r``), able to start part-way into an epoch.
+
+    Yields ``(index, sample_seed)`` pairs for :class:`SeededSamples`; ``set_epoch(epoch, skip)``
+    selects the epoch and skips this process's first ``skip`` samples.
+    """
+
+    def __init__(self, num_samples: int, seed: int = 0, num_replicas: int | None = None,
+                 rank: int | None = None) -> None:
+        self.n = num_samples
+        self.seed = seed
+        self.num_replicas = du.get_world_size() if num_replicas is None else num_replicas
+        self.rank = du.get_rank() if rank is None else rank
+        self.per_rank = math.ceil(num_samples / self.num_replicas)
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """All processes' ``(indices, sample_seeds)`` of an epoch, each ``(per_rank * world,)``."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
+        total = self.per_rank * self.num_replicas
+        order = rng.permutation(self.n)
+        order = np.concatenate([order, order[: total - self.n]]) if total > self.n else order
+        seeds = rng.integers(0, 2**62, size=total, dtype=np.int64)
+        return order, seeds
+
+    def __iter__(self):
+        order, seeds = self.epoch_order(self.epoch)
+        mine = slice(self.rank, len(order), self.num_replicas)
+        yield from list(zip(order[mine].tolist(), seeds[mine].tolist()))[self.skip :]
+
+    def __len__(self) -> int:
+        return max(0, self.per_rank - self.skip)
+
+
+class SeededSamples(torch.utils.data.Dataset):
+    """Wraps a Dataset: item ``(index, seed)`` is ``dataset[index]`` computed with the python,
+    numpy and torch generators seeded by ``seed`` (and restored afterwards), so a sample's random
+    sentence and crop do not depend on the worker, the process or what was loaded before."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                random.seed(seed)
+                np.random.seed(seed % 2**32)
+                return self.dataset[index]
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+# ----------------------------------------------------------------------------- RNG states
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's generator states as tensors and lists (``weights_only``-loadable)."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, mt, gauss = state["python"]
+    random.setstate((int(version), tuple(int(x) for x in mt.tolist()), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, device: torch.device,
+             precision: str = "fp32", workers: int = 0, progress: bool = False) -> dict[str, float]:
+    """RefVOS IoU metrics (:class:`~refvos.metrics.RefSegMetrics`) of ``model`` on an eval-mode
+    ``dataset`` (batch 1, each image at its own size), sharded over processes and merged.
+
+    A minimal pass for model selection; ``refvos test`` is the full evaluation.
+    """
+    model = getattr(model, "module", model)
+    was_training = model.training
+    model.eval()
+    rank, world = du.get_rank(), du.get_world_size()
+    shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world))
+    loader = torch.utils.data.DataLoader(shard, batch_size=1, num_workers=workers, collate_fn=collate,
+                                         generator=torch.Generator())
+    metrics = RefSegMetrics()
+    logger = MetricLogger(progress=progress)
+    with torch.no_grad():
+        for batch in logger.log_every(loader, header="Validate", total=len(loader)):
+            with autocast(device, precision):
+                logits = model(batch["image"].to(device), batch["input_ids"].to(device),
+                               batch["attention_mask"].to(device))
+            pred = logits.argmax(1).cpu()
+            gt = batch["mask"]
+            metrics.update(pred, gt == 1, ignore=gt == IGNORE_INDEX)
+    state = torch.from_numpy(metrics.state())
+    if du.is_dist_avail_and_initialized():
+        state = du.reduce_tensor(state.to(device), average=False).cpu()
+    merged = RefSegMetrics().merge(state.numpy())
+    model.train(was_training)
+    return merged.compute()
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+def resolve_train_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 (fp16 where bf16 is missing) on CUDA, fp32 on CPU (exact resume)."""
+    if precision == "auto":
+        return resolve_precision("auto", device) if device.type == "cuda" else "fp32"
+    precision = resolve_precision(precision, device)
+    if precision == "fp16" and device.type != "cuda":
+        raise InputError("--precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
+    return precision
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns: per-epoch summaries, the best, the checkpoint folder."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    iteration: int = 0
+    run_dir: Path | None = None
+
+
+class Trainer:
+    """Trains ``model`` on ``train_set`` (a train-mode referring Dataset).
+
+    ``val_set``: eval-mode Dataset for best-model selection (``None``: no ``best.pth``).
+    ``device``: where to train (after :func:`~refvos.engine.distributed.init_distributed_mode`
+    under torchrun). ``args``: extra settings stored in checkpoints (data set, model, ...).
+    """
+
+    def __init__(self, model: torch.nn.Module, train_set: torch.utils.data.Dataset, config: TrainConfig,
+                 val_set: torch.utils.data.Dataset | None = None, device: str | torch.device = "cpu",
+                 args: dict[str, Any] | None = None) -> None:
+        config.check()
+        self.config = config
+        self.device = torch.device(device)
+        self.precision = resolve_train_precision(config.precision, self.device)
+        self.run_dir = Path(config.output_dir)
+        self.schedule = build_schedule(config.schedule, config.lr, config.epochs)
+        self.epochs = self.schedule.epochs
+        self.model = model.to(self.device)
+        self.train_set, self.val_set = train_set, val_set
+        self.world_size, self.rank = du.get_world_size(), du.get_rank()
+        self.args = {**(args or {}), **self._settings()}
+
+        self.param_groups = build_param_groups(self.model, config.text_encoder_training)
+        self.optimizer = torch.optim.SGD(self.param_groups, lr=self.schedule(0), momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.ddp = None
+        if self.world_size > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,  # the pooler is optimised (as the original) but unused
+            )
+        self.sampler = ResumableSampler(len(train_set), config.seed)
+        self.loader = torch.utils.data.DataLoader(
+            SeededSamples(train_set), batch_size=config.batch_size, sampler=self.sampler, drop_last=True,
+            num_workers=config.workers, collate_fn=collate, pin_memory=self.device.type == "cuda",
+            generator=torch.Generator(),  # keeps the global generator untouched
+        )
+        self.steps_per_epoch = self.sampler.per_rank // config.batch_size // config.accumulate
+        if self.steps_per_epoch < 1:
+            raise InputError(
+                f"the training set has {len(train_set)} samples, fewer than one optimizer step needs "
+                f"(batch size {config.batch_size} x accumulate {config.accumulate} x {self.world_size} "
+                "process(es)); lower --batch-size or --accumulate"
+            )
+        self.epoch, self.step, self.iteration = 0, 0, 0
+        self.best: dict[str, Any] | None = None
+        self.history: list[dict[str, Any]] = []
+        self.events = EventWriter(self.run_dir, tensorboard=config.tensorboard)
+
+    def _settings(self) -> dict[str, Any]:
+        c = asdict(self.config)
+        c["output_dir"] = str(c["output_dir"])
+        c.update(world_size=du.get_world_size(), schedule=self.schedule.name, lr=self.schedule(0),
+                 epochs=self.epochs, precision=self.precision)
+        return c
+
+    # -------------------------------------------------------------- state
+
+    def state(self) -> dict[str, Any]:
+        """Everything but the weights: the ``extra`` entries of a training checkpoint."""
+        rngs = du.all_gather_object(rng_state())
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": {**self.schedule.describe(), "epoch": self.epoch},
+            "epoch": self.epoch,
+            "step": self.step,
+            "iteration": self.iteration,
+            "sampler": {"seed": self.config.seed, "epoch": self.epoch,
+                        "consumed_samples": self.step * self.config.accumulate * self.config.batch_size},
+            "rng": rngs,
+            "best": self.best,
+            "history": self.history,
+            "args": self.args,
+        }
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def load_state(self, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
+        """Restore optimizer, position, generators, best and history from a training checkpoint
+        (the weights are loaded by :meth:`resume`)."""
+        missing = [k for k in ("optimizer", "epoch", "step", "iteration", "rng", "args") if k not in ckpt]
+        if missing:
+            raise CheckpointError(f"{source} cannot resume training: it has no {missing} (a weights-only file?)")
+        old = ckpt["args"]
+        changed = {k: (old.get(k), self.args[k]) for k in RESUME_INVARIANTS if old.get(k) != self.args[k]}
+        if changed:
+            raise InputError(
+                f"{source} was trained with different settings; resuming needs the same "
+                + ", ".join(f"{k} (checkpoint {a!r}, now {b!r})" for k, (a, b) in changed.items())
+            )
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"{source}: optimizer state does not fit this model: {e}") from e
+        if self.scaler is not None and "scaler" in ckpt:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step, self.iteration = int(ckpt["epoch"]), int(ckpt["step"]), int(ckpt["iteration"])
+        self.best, self.history = ckpt.get("best"), list(ckpt.get("history") or [])
+        rngs = ckpt["rng"]
+        set_rng_state(rngs[self.rank] if len(rngs) == self.world_size else rngs[0])
+
+    def resume(self, path: str | Path) -> None:
+        """Load weights and training state from ``path`` (a refvos training checkpoint)."""
+        ckpt = ckpt_io.read_checkpoint(path, map_location="cpu")
+        if ckpt_io.is_released_format(ckpt):
+            raise CheckpointError(f"{path} is in the released format (weights only); use it with "
+                                  "--pretrained_refvos --ck_pretrained_refvos to start a new run")
+        ckpt_io.load_state_into(self.model, ckpt, str(path))
+        self.load_state(ckpt, str(path))
+
+    def save(self, name: str) -> Path:
+        """Write the model and :meth:`state` to ``<run dir>/<name>`` on rank 0 (atomically)."""
+        state = self.state()  # collective: every rank takes part
+        path = self.run_dir / name
+        du.save_on_master(ckpt_io.save_checkpoint, path, self.model, **state)
+        du.barrier()
+        return path
+
+    # -------------------------------------------------------------- training
+
+    def criterion(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean 2-class cross-entropy over non-ignored pixels: ``(B,2,H,W)``, ``(B,H,W)`` -> scalar
+        (0 where every pixel is ignored)."""
+        total = F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX, reduction="sum")
+        return total / (target != IGNORE_INDEX).sum().clamp(min=1)
+
+    def set_train_mode(self) -> None:
+        self.model.train()
+        self.model.text_encoder.eval()  # as the original: no dropout in BERT
+
+    def set_lr(self, epoch: int) -> float:
+        lr = self.schedule(epoch)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def on_step_end(self) -> None:
+        """Called after every optimizer step (and its checkpoint); override to observe or stop."""
+
+    def train_one_epoch(self, epoch: int) -> dict[str, Any]:
+        """Optimizer steps ``self.step .. steps_per_epoch - 1`` of ``epoch``; returns its summary."""
+        cfg = self.config
+        net = self.ddp or self.model
+        lr = self.set_lr(epoch)
+        self.set_train_mode()
+        self.sampler.set_epoch(epoch, self.step * cfg.accumulate * cfg.batch_size)
+        batches = iter(self.loader)
+        logger = MetricLogger(progress=cfg.progress)
+        images_per_step = cfg.batch_size * cfg.accumulate * self.world_size
+        for step in logger.log_every(range(self.step, self.steps_per_epoch), header=f"Epoch [{epoch}]",
+                                     total=self.steps_per_epoch, print_freq=cfg.print_freq, initial=self.step):
+            start = time.perf_counter()
+            loss_sum = torch.zeros((), device=self.device)
+            for micro in range(cfg.accumulate):
+                batch = next(batches)
+                sync = micro == cfg.accumulate - 1 or self.ddp is None
+                with contextlib.nullcontext() if sync else self.ddp.no_sync():
+                    with autocast(self.device, self.precision):
+                        logits = net(batch["image"].to(self.device, non_blocking=True),
+                                     batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+                    loss = self.criterion(logits, batch["mask"].to(self.device)) / cfg.accumulate
+                    (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+                loss_sum += loss.detach()
+            mean_loss = float(du.reduce_tensor(loss_sum).item())
+            if not math.isfinite(mean_loss):
+                last = self.run_dir / LAST
+                raise NonFiniteLossError(
+                    f"the loss became {mean_loss} at epoch {epoch}, step {step} (iteration {self.iteration + 1}, "
+                    f"learning rate {lr:g}); training stopped. "
+                    + (f"The last good checkpoint is {last}; resume from it with --resume {last} "
+                       "(perhaps with a lower --lr)." if last.is_file() else "No checkpoint was written yet.")
+                )
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step, self.iteration = step + 1, self.iteration + 1
+            seconds = time.perf_counter() - start
+            logger.update(loss=mean_loss, lr=lr, **{"img/s": images_per_step / max(seconds, 1e-9)})
+            if self.iteration % cfg.print_freq == 0:
+                self.events.write("train", self.iteration, epoch=epoch, loss=mean_loss, lr=lr,
+                                  images_per_second=images_per_step / max(seconds, 1e-9))
+            if cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
+                self.save(LAST)
+            self.on_step_end()
+        logger.synchronize_between_processes()
+        loss_meter = logger.meters.get("loss")
+        return {"epoch": epoch, "lr": lr, "iteration": self.iteration,
+                "loss": loss_meter.global_avg if loss_meter is not None else math.nan}
+
+    def end_epoch(self, summary: dict[str, Any]) -> None:
+        """Validate, keep the best, then save ``best.pth`` (if improved) and ``last.pth``."""
+        epoch = summary["epoch"]
+        improved = False
+        if self.val_set is not None:
+            metrics = validate(self.model, self.val_set, self.device, self.precision, self.config.workers,
+                               progress=self.config.progress)
+            summary["val"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+            value = metrics[self.config.select_metric]
+            self.events.write("val", self.iteration, epoch=epoch, **summary["val"])
+            if self.best is None or value > self.best["value"]:
+                self.best = {"metric": self.config.select_metric, "value": value, "epoch": epoch}
+                improved = True
+        self.history.append(summary)
+        self.events.write("epoch", self.iteration, **{k: v for k, v in summary.items() if k != "val"})
+        self.epoch, self.step = epoch + 1, 0
+        if improved:
+            self.save(BEST)
+        self.save(LAST)
+        self.set_train_mode()
+
+    def fit(self, resume: str | Path | None = None) -> TrainResult:
+        """Train until ``epochs``; ``resume``: a checkpoint to continue from. Returns the history."""
+        if resume is not None:
+            self.resume(resume)
+            self.events.write("resume", self.iteration, source=str(resume), epoch=self.epoch, step=self.step)
+        else:
+            seed_everything(self.config.seed + self.rank)
+            self.events.write("start", 0, **{k: v for k, v in self.args.items()
+                                             if isinstance(v, (str, int, float, bool)) or v is None})
+        try:
+            while self.epoch < self.epochs:
+                summary = self.train_one_epoch(self.epoch)
+                self.end_epoch(summary)
+        finally:
+            self.events.flush()
+        self.events.close()
+        return TrainResult(self.history, self.best, self.iteration, self.run_dir)
