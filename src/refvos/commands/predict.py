@@ -1,0 +1,236 @@
+"""``refvos predict``: segment what sentences refer to in a user's own image or video.
+
+Outputs (all written atomically; nothing is written when an input is bad):
+
+- image, one expression: ``--out`` the overlay PNG, ``--mask-out`` the binary mask PNG (0/255).
+- image, N expressions: the same names with ``_0`` ... ``_{N-1}`` before the suffix, in the order
+  the expressions were given (``--out res.png`` -> ``res_0.png``, ``res_1.png``).
+- image, no ``--out``/``--mask-out``/``--json``: the overlay goes to ``<image stem>_refvos.png`` in
+  the current folder.
+- video (``--video`` folder of frames, GIF, or a video file when imageio can decode it): into
+  ``--out-dir`` (default ``<video stem>_refvos``) ``masks/<frame>.png`` (0/255) and ``overlay.gif``;
+  with N expressions one sub-folder per expression, ``expr_0/`` ... ``expr_{N-1}/``.
+- ``--json``: one JSON document on stdout with each result's area (mask pixels), box
+  (``[x0, y0, x1, y1]`` inclusive, or null) and score (mean foreground probability in the mask),
+  per frame for a video, plus the paths written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+HELP = "segment what an expression refers to in an image or a video (overlay, mask PNG, JSON)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="model file (refvos format or the authors' release)")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", help="an image file (JPEG, PNG, ...)")
+    src.add_argument("--video", help="a folder of frames, a GIF, or a video file (mp4... needs imageio + ffmpeg)")
+    parser.add_argument("--expression", "-e", action="append", required=True,
+                        help="the sentence describing the object; repeat for several objects")
+    parser.add_argument("--out", help="overlay PNG for --image (suffixed _0, _1... with several expressions)")
+    parser.add_argument("--mask-out", help="binary mask PNG for --image (0/255; suffixed like --out)")
+    parser.add_argument("--out-dir", help="output folder for --video (default: <video stem>_refvos)")
+    parser.add_argument("--json", action="store_true", help="print areas, boxes and scores as one JSON document")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                        help="numeric precision (default auto: bf16 where the hardware has it, else fp32)")
+    parser.add_argument("--max-size", type=int, default=None,
+                        help="cap on the long side of the processed image in pixels (default: own size)")
+    parser.add_argument("--fps", type=float, default=6.0, help="frame rate of the overlaid GIF (default 6)")
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def suffixed(path: Path, index: int, count: int) -> Path:
+    """``path`` itself for one expression, ``stem_{index}.suffix`` for several."""
+    if count == 1:
+        return path
+    return path.with_name(f"{path.stem}_{index}{path.suffix}")
+
+
+def _check_expressions(expressions: list[str]) -> list[str]:
+    from ..errors import InputError
+
+    for i, e in enumerate(expressions):
+        if not e.strip():
+            which = "" if len(expressions) == 1 else f" #{i + 1}"
+            raise InputError(f"--expression{which} is empty: give a sentence that describes the object")
+    return expressions
+
+
+def _check_png_path(path: str, option: str) -> Path:
+    from ..errors import InputError
+
+    p = Path(path)
+    if p.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise InputError(f"{option} {p}: expected a .png (or .jpg) file name")
+    if p.exists() and p.is_dir():
+        raise InputError(f"{option} {p} is a folder; give a file name")
+    return p
+
+
+def _make_predictor(args: argparse.Namespace):
+    import torch
+
+    from ..checkpoint import load_checkpoint
+    from ..errors import InputError
+    from ..predictor import Predictor
+
+    if args.device not in (None, "auto"):
+        try:
+            torch.device(args.device)
+        except (RuntimeError, ValueError) as e:
+            raise InputError(f"--device {args.device!r} is not a device name (cpu, cuda, cuda:0 ...)") from e
+    if args.max_size is not None and args.max_size < 16:
+        raise InputError(f"--max-size must be at least 16 pixels, got {args.max_size}")
+    model = load_checkpoint(args.checkpoint)
+    return Predictor(model, device=args.device, precision=args.precision, max_size=args.max_size)
+
+
+def _mask_image(mask):
+    import numpy as np
+    from PIL import Image
+
+    return Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
+
+
+def _print_json(doc: dict) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+# -- image ----------------------------------------------------------------------------------------
+def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
+    from ..imaging import load_image
+    from ..visualize import overlay, save_image
+
+    n = len(expressions)
+    out = _check_png_path(args.out, "--out") if args.out else None
+    mask_out = _check_png_path(args.mask_out, "--mask-out") if args.mask_out else None
+    if out is None and mask_out is None and not args.json:
+        out = Path(f"{Path(args.image).stem}_refvos.png")
+
+    rgb = load_image(args.image)  # before the (slow) model load: a bad image fails fast
+    predictor = _make_predictor(args)
+    results = predictor.predict_all(expressions, rgb)
+
+    # everything computed: now write (each file atomically)
+    written = []
+    for i, r in enumerate(results):
+        entry = {"expression": r.expression, **r.to_json()}
+        entry["box"] = list(r.box) if r.box is not None else None
+        if out is not None:
+            entry["overlay"] = str(save_image(overlay(rgb, r.mask, r.expression), suffixed(out, i, n)))
+        if mask_out is not None:
+            entry["mask"] = str(save_image(_mask_image(r.mask), suffixed(mask_out, i, n)))
+        written.append(entry)
+    if args.json:
+        _print_json({"image": str(args.image), "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+                     "results": written})
+    else:
+        for e in written:
+            paths = ", ".join(e[k] for k in ("overlay", "mask") if k in e)
+            box = "none" if e["box"] is None else "x{}-{} y{}-{}".format(e["box"][0], e["box"][2], e["box"][1], e["box"][3])
+            print(f"{e['expression']!r}: area {e['area']} px, box {box}, score {e['score']:.3f} -> {paths}")
+    return 0
+
+
+# -- video ----------------------------------------------------------------------------------------
+def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
+    from ..errors import InputError
+    from ..imaging import load_image
+    from ..video import prefetch, read_video_frames
+    from ..visualize import caption, overlay, save_gif, save_image
+
+    if args.out or args.mask_out:
+        raise InputError("--out and --mask-out are for --image; with --video give --out-dir")
+    video = Path(args.video)
+    out_dir = Path(args.out_dir) if args.out_dir else Path(f"{video.name if video.is_dir() else video.stem}_refvos")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out-dir {out_dir} exists and is not a folder")
+    if args.fps <= 0:
+        raise InputError(f"--fps must be positive, got {args.fps}")
+    if not video.exists():
+        raise InputError(f"video {video} does not exist")
+
+    frames = read_video_frames(video)
+    first = next(frames, None)  # surfaces a missing/unsupported/empty video before the model load
+    if first is None:
+        raise InputError(f"video {video} has no frames")
+    predictor = _make_predictor(args)
+    n = len(expressions)
+    subdirs = [Path(".")] if n == 1 else [Path(f"expr_{i}") for i in range(n)]
+
+    def all_frames():
+        yield first
+        yield from frames
+
+    # Stage everything in a temporary folder beside --out-dir; move into place only on success,
+    # so a bad frame half-way leaves no partial output.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        overlays: list[list] = [[] for _ in range(n)]
+        per_frame: list[list[dict]] = [[] for _ in range(n)]
+        size = None
+        for index, frame in enumerate(prefetch(all_frames(), depth=2)):
+            name = Path(frame).stem if isinstance(frame, (str, os.PathLike)) else f"{index:05d}"
+            rgb = load_image(frame)
+            if size is None:
+                size = rgb.shape[:2]
+            elif rgb.shape[:2] != size:
+                raise InputError(
+                    f"video {video}: frame {name} is {rgb.shape[1]}x{rgb.shape[0]} but the first frame is "
+                    f"{size[1]}x{size[0]}; all frames must have the same size"
+                )
+            results = predictor.predict_all(expressions, rgb)
+            for i, r in enumerate(results):
+                save_image(_mask_image(r.mask), stage / subdirs[i] / "masks" / f"{name}.png")
+                overlays[i].append(overlay(rgb, r.mask))
+                per_frame[i].append({"frame": name, "area": r.area,
+                                     "box": list(r.box) if r.box is not None else None,
+                                     "score": round(r.score, 6)})
+        for i in range(n):
+            frames_i = [caption(o, expressions[i]) for o in overlays[i]]
+            save_gif(frames_i, stage / subdirs[i] / "overlay.gif", fps=args.fps)
+            overlays[i] = []
+        # move into place (file by file, each an atomic rename)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for src in sorted(stage.rglob("*")):
+            if src.is_file():
+                dst = out_dir / src.relative_to(stage)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(stage)
+
+    results_doc = []
+    for i, e in enumerate(expressions):
+        d = out_dir / subdirs[i]
+        results_doc.append({"expression": e, "masks": str(d / "masks"), "overlay": str(d / "overlay.gif"),
+                            "frames": per_frame[i]})
+    if args.json:
+        _print_json({"video": str(video), "num_frames": len(per_frame[0]), "width": int(size[1]),
+                     "height": int(size[0]), "results": results_doc})
+    else:
+        for r in results_doc:
+            areas = [f["area"] for f in r["frames"]]
+            print(f"{r['expression']!r}: {len(areas)} frames, mean area {sum(areas) / len(areas):.0f} px "
+                  f"-> {r['overlay']}, {r['masks']}/")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    expressions = _check_expressions(list(args.expression))
+    if args.image is not None:
+        return _run_image(args, expressions)
+    return _run_video(args, expressions)

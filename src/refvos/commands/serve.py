@@ -1,0 +1,81 @@
+"""``refvos serve``: a web page where a user uploads an image or a short video, types a sentence
+and sees the mask; plus a JSON API (``POST /api/segment``, ``GET /healthz``). See
+:mod:`refvos.serve.app` for the endpoints and limits."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "serve a web page and JSON API that segment what a sentence refers to in an uploaded image or video"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..serve.app import Limits
+
+    d = Limits()
+    parser.add_argument("--checkpoint", required=True, help="model file (refvos format or the authors' release)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
+    parser.add_argument("--workers", type=int, default=d.workers, help=f"model workers running at once (default {d.workers})")
+    parser.add_argument("--queue", type=int, default=d.queue,
+                        help=f"requests waiting for a worker before others get 503 busy (default {d.queue})")
+    parser.add_argument("--max-upload-mb", type=float, default=d.max_bytes / 2**20,
+                        help=f"largest request body in MiB; larger get 413 (default {d.max_bytes / 2**20:g})")
+    parser.add_argument("--max-pixels", type=int, default=d.max_pixels,
+                        help=f"largest uploaded picture in pixels (default {d.max_pixels:,})")
+    parser.add_argument("--max-size", type=int, default=d.max_size,
+                        help=f"pictures are scaled to this long side in pixels (default {d.max_size})")
+    parser.add_argument("--max-frames", type=int, default=d.max_frames, help=f"most frames of a video (default {d.max_frames})")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    import torch
+
+    from ..checkpoint import load_checkpoint
+    from ..errors import InputError
+    from ..serve.app import Limits, make_server
+
+    for name in ("workers", "max_pixels", "max_frames"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.queue < 0:
+        raise InputError("--queue must be at least 0")
+    if args.max_size < 16:
+        raise InputError(f"--max-size must be at least 16 pixels, got {args.max_size}")
+    if args.max_upload_mb <= 0:
+        raise InputError("--max-upload-mb must be positive")
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port must be in 0..65535, got {args.port}")
+    if args.device not in (None, "auto"):
+        try:
+            torch.device(args.device)
+        except (RuntimeError, ValueError) as e:
+            raise InputError(f"--device {args.device!r} is not a device name (cpu, cuda, cuda:0 ...)") from e
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    limits = Limits(workers=args.workers, queue=args.queue, max_bytes=int(args.max_upload_mb * 2**20),
+                    max_pixels=args.max_pixels, max_size=args.max_size, max_frames=args.max_frames)
+    model = load_checkpoint(args.checkpoint)
+    server = make_server(model, args.host, args.port, limits, device=args.device, precision=args.precision)
+
+    def on_term(signum, frame):  # SIGTERM: stop like Ctrl-C (shutdown() must not run on the serving thread)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    print(f"refvos serve: open {server.url}/ in a browser (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        print("refvos serve: stopping (finishing open requests)", flush=True)
+        server.stop(drain_timeout=10.0)
+    print("refvos serve: stopped", flush=True)
+    return 0
