@@ -1,0 +1,256 @@
+"""refvos.engine.evaluator: metrics through the evaluator, per-sample records, work sharing,
+submission PNGs, sharding."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from refvos.data import synthetic
+from refvos.data.build import build_dataset
+from refvos.data.davis import read_object_ids
+from refvos.engine import evaluator
+from refvos.engine.evaluator import SubmissionWriter, davis_palette, evaluate, shard_indices
+from tests.conftest import make_tiny_model
+
+
+def _digest(image: torch.Tensor) -> str:
+    return hashlib.sha1(image.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+class _Lookup(nn.Module):
+    def __init__(self, table: dict) -> None:
+        super().__init__()
+        self.table = table
+
+    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        masks = [self.table[(_digest(f), int(t[0]))] for f, t in zip(features, text)]
+        fg = torch.stack([torch.as_tensor(m, dtype=torch.float32) for m in masks])
+        return torch.stack([1 - fg, fg], dim=1) * 8 - 4  # logits +-4
+
+
+class TableModel(nn.Module):
+    """A stand-in network that predicts a given mask for each (image, sentence): the RefVOS
+    contract (``encode_text``, ``segmenter.backbone``, ``segmenter.classifier``, ``config``).
+    ``TableModel.oracle(dataset)`` predicts the ground truth; ``predict`` maps a sample to its
+    mask otherwise."""
+
+    def __init__(self, dataset, predict=None) -> None:
+        super().__init__()
+        self.config = type("Config", (), {"max_tokens": 20})()
+        self.sentences: dict[tuple, int] = {}
+        self.table: dict[tuple, np.ndarray] = {}
+        for i in range(len(dataset)):
+            s = dataset[i]
+            sid = self.sentences.setdefault(tuple(s["input_ids"].tolist()), len(self.sentences))
+            mask = (s["mask"] == 1).numpy() if predict is None else predict(s)
+            self.table[(_digest(s["image"]), sid)] = mask
+        self.segmenter = nn.Module()
+        self.segmenter.backbone = nn.Identity()
+        self.segmenter.classifier = _Lookup(self.table)
+        self.text_calls = 0
+
+    def encode_text(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        self.text_calls += len(ids)
+        return torch.tensor([[float(self.sentences[tuple(r.tolist())])] for r in ids.cpu()])
+
+
+class ListDataset(torch.utils.data.Dataset):
+    """In-memory samples ``(meta, gt, sentence)`` on 16 x 16 images."""
+
+    def __init__(self, items) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        meta, gt, sentence = self.items[i]
+        g = torch.Generator().manual_seed(i)
+        ids = torch.zeros(10, dtype=torch.long)
+        ids[0], ids[1] = 101, 1000 + i
+        return {"image": torch.randn(3, 16, 16, generator=g), "mask": torch.as_tensor(gt).long(),
+                "input_ids": ids, "attention_mask": (ids > 0).long(), "sentence": sentence,
+                "meta": dict(meta)}
+
+
+def _square(y0, x0, n=6):
+    m = np.zeros((16, 16), np.uint8)
+    m[y0:y0 + n, x0:x0 + n] = 1
+    return m
+
+
+EMPTY = np.zeros((16, 16), np.uint8)
+# (gt, prediction): perfect, empty prediction, empty gt, both empty, half overlap
+CASES = [(_square(2, 2), _square(2, 2)), (_square(2, 2), EMPTY), (EMPTY, _square(4, 4)),
+         (EMPTY, EMPTY), (_square(0, 0, 8), _square(0, 4, 8))]
+
+
+def _edge_dataset(name: str):
+    items = []
+    for k, (gt, _) in enumerate(CASES):
+        meta = {"dataset": name, "video": f"v{k}", "frame": "00000", "object_id": 1}
+        if name == "davis":
+            meta.update(annotator=1, kind="first_frame")
+        items.append((meta, gt, f"sentence {k}"))
+    preds = {k: p.astype(bool) for k, (_, p) in enumerate(CASES)}
+    ds = ListDataset(items)
+    return ds, TableModel(ds, predict=lambda s: preds[int(s["meta"]["video"][1:])])
+
+
+@pytest.mark.parametrize("name", ["refcoco", "a2d", "davis"])
+def test_metric_edge_cases(name):
+    ds, model = _edge_dataset(name)
+    result = evaluate(model, ds, device="cpu", davis_frames="all")
+    rows, m = result["samples"], result["metrics"]
+    assert [r["iou"] for r in rows] == [1.0, 0.0, 0.0, 0.0, pytest.approx(32 / 96)]
+    assert [(r["intersection"], r["union"]) for r in rows] == [(36, 36), (0, 36), (0, 36), (0, 0),
+                                                               (32, 96)]
+    assert [r["pred_area"] for r in rows] == [36, 0, 36, 0, 64]
+    assert rows[1]["score"] == 0.0 and rows[0]["score"] > 0.99
+    ref = m["refvos"]
+    assert ref["overall_iou"] == pytest.approx(68 / 204)
+    assert ref["mean_iou"] == pytest.approx((1 + 32 / 96) / 5)
+    assert ref["precision@0.5"] == pytest.approx(1 / 5)
+    if name == "a2d":  # MTTR: both empty counts as IoU 1
+        assert m["mttr"]["mean_iou"] == pytest.approx((1 + 1 + 32 / 96 + 1e-6 / (96 + 1e-6)) / 5,
+                                                      abs=1e-5)
+        assert m["mttr"]["precision@0.5"] == pytest.approx(2 / 5)
+        assert 0 < m["a2d_map"]["mAP"] < 1
+    if name == "davis":
+        assert [r["J"] for r in rows] == [1.0, 0.0, 0.0, 1.0, pytest.approx(32 / 96)]
+        assert [r["F"] for r in rows][:4] == [1.0, 0.0, 0.0, 1.0]
+        s = m["davis"]["summary"]["first_frame"]
+        assert s["per_annotator"]["1"]["num_objects"] == 5
+        assert s["mean"]["J"] == pytest.approx((2 + 32 / 96) / 5)
+    json.dumps(m, allow_nan=False)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    return {
+        "refcoco": synthetic.make_refcoco(root / "refer", num_images=20, image_size=48),
+        "davis": synthetic.make_davis(root / "davis2017", num_videos=5, num_frames=4,
+                                      image_size=48),
+        "a2d": synthetic.make_a2d(root / "a2d", num_videos=5, num_frames=4, image_size=48,
+                                  annotated_every=2),
+    }
+
+
+def test_perfect_model_refcoco_and_records(data, tmp_path):
+    ds = build_dataset("refcoco", data["refcoco"], "val", mode="eval")
+    model = TableModel(ds)
+    result = evaluate(model, ds, device="cpu", output_dir=tmp_path, display_dir=tmp_path / "d",
+                      display_limit=3)
+    m = result["metrics"]
+    assert m["refvos"]["overall_iou"] == 1.0 and m["refvos"]["mean_iou"] == 1.0
+    assert all(m["refvos"][f"precision@{t}"] == 1.0 for t in ("0.5", "0.6", "0.7", "0.8", "0.9"))
+    lines = (tmp_path / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == len(ds) == m["num_samples"]
+    rows = [json.loads(x) for x in lines]
+    assert [r["index"] for r in rows] == list(range(len(ds)))
+    assert {"image_id", "ref_id", "sent_id", "sentence", "intersection", "union", "iou"} <= set(rows[0])
+    assert json.loads((tmp_path / "metrics.json").read_text()) == m
+    assert len(list((tmp_path / "d").glob("*.png"))) == 3
+    # every distinct sentence encoded once
+    assert model.text_calls == len({tuple(ds[i]["input_ids"].tolist()) for i in range(len(ds))})
+
+
+def test_records_aggregate_consistently_and_batching(data):
+    ds = build_dataset("refcoco", data["refcoco"], "val", mode="eval")
+    model = make_tiny_model(seed=3)
+    one = evaluate(model, ds, device="cpu")
+    four = evaluate(model, ds, device="cpu", batch_size=4)
+    rows = one["samples"]
+    cum_i, cum_u = sum(r["intersection"] for r in rows), sum(r["union"] for r in rows)
+    ref = one["metrics"]["refvos"]
+    assert ref["cum_intersection"] == cum_i and ref["cum_union"] == cum_u
+    assert ref["mean_iou"] == pytest.approx(np.mean([r["iou"] for r in rows]))
+    for a, b in zip(rows, four["samples"]):
+        assert abs(a["pred_area"] - b["pred_area"]) <= 2
+        assert a["sent_id"] == b["sent_id"]
+
+
+def test_backbone_once_per_picture(data):
+    ds = build_dataset("refcoco", data["refcoco"], "val", mode="eval")
+    model = make_tiny_model()
+    runner = evaluator._Runner(model.eval(), torch.device("cpu"), "fp32")
+    samples = [ds[i] for i in range(len(ds))]
+    for s in samples:
+        runner([s])
+    assert runner.backbone_runs == len({s["meta"]["image_id"] for s in samples})
+    assert runner.text_encodings == len({s["sentence"] for s in samples})
+    # the shared-feature path equals the model's own forward
+    s = samples[0]
+    masks, _ = runner([s])
+    with torch.inference_mode():
+        logits = model(s["image"][None], s["input_ids"][None], s["attention_mask"][None])
+    assert torch.equal(masks, logits.argmax(1).bool())
+
+
+def test_perfect_model_davis_submission_round_trip(data, tmp_path):
+    root = data["davis"]
+    parts = [build_dataset("davis", root, "val", mode="eval", annotator="both", kind=k)
+             for k in ("first_frame", "full_video")]
+    ds = torch.utils.data.ConcatDataset(parts)
+    result = evaluate(TableModel(ds), ds, device="cpu", submission_dir=tmp_path / "sub")
+    d = result["metrics"]["davis"]
+    assert set(d["summary"]) == {"first_frame", "full_video"}
+    for s in d["summary"].values():
+        assert set(s["per_annotator"]) == {"1", "2"}
+        assert s["mean"]["J&F"] == 1.0 and s["mean"]["num_annotators"] == 2
+    assert d["frames"] == "inner" and all(o["num_frames"] == 2 for o in d["per_object"])
+    video = (root / "DAVIS" / "ImageSets" / "2017" / "val.txt").read_text().split()[0]
+    gt_dir = root / "DAVIS" / "Annotations" / "480p" / video
+    for folder in ("annotator1_first_frame", "annotator2_full_video"):
+        pngs = sorted((tmp_path / "sub" / folder / video).glob("*.png"))
+        assert [p.name for p in pngs] == sorted(p.name for p in gt_dir.glob("*.png"))
+        for p in pngs:
+            np.testing.assert_array_equal(read_object_ids(p), read_object_ids(gt_dir / p.name))
+    from PIL import Image
+
+    with Image.open(pngs[0]) as im:
+        assert im.mode == "P" and im.getpalette()[:9] == davis_palette()[:9]
+
+
+def test_perfect_model_a2d_map(data):
+    ds = build_dataset("a2d", data["a2d"], "test", mode="eval")
+    m = evaluate(TableModel(ds), ds, device="cpu")["metrics"]
+    assert m["a2d_map"]["mAP"] == pytest.approx(1.0) and m["a2d_map"]["AP50"] == pytest.approx(1.0)
+    assert m["mttr"]["overall_iou"] == pytest.approx(1.0) and m["refvos"]["mean_iou"] == 1.0
+
+
+def test_submission_overlap_goes_to_most_confident(tmp_path):
+    w = SubmissionWriter(tmp_path)
+    meta = {"annotator": 1, "kind": "full_video", "video": "v", "frame": "00000"}
+    a, b = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    a[:, :3], b[:, 1:] = True, True
+    w.add({**meta, "object_id": 1}, a, np.full((4, 4), 0.9, np.float32))
+    w.add({**meta, "object_id": 2}, b, np.where(np.arange(4) < 2, 0.6, 0.95)[None].repeat(4, 0))
+    w.close()
+    labels = read_object_ids(tmp_path / "annotator1_full_video" / "v" / "00000.png")
+    np.testing.assert_array_equal(labels[0], [1, 1, 2, 2])
+
+
+def test_shards_keep_videos_whole_and_cover_everything(data):
+    ds = build_dataset("davis", data["davis"], "train", mode="eval", annotator="both")
+    shards = [shard_indices(ds, r, 3) for r in range(3)]
+    assert sorted(i for s in shards for i in s) == list(range(len(ds)))
+    videos = [{evaluator.sample_meta(ds, i)["video"] for i in s} for s in shards]
+    assert not (videos[0] & videos[1]) and not (videos[1] & videos[2]) and all(videos)
+
+
+def test_bad_inputs(data):
+    ds = build_dataset("refcoco", data["refcoco"], "val", mode="eval")
+    from refvos.errors import InputError
+
+    with pytest.raises(InputError, match="DAVIS"):
+        evaluate(TableModel(ds), ds, device="cpu", submission_dir="x")
+    with pytest.raises(InputError, match="batch_size"):
+        evaluate(TableModel(ds), ds, device="cpu", batch_size=0)
