@@ -63,12 +63,20 @@ def load_image(image: str | os.PathLike | Image.Image | np.ndarray) -> np.ndarra
             raise InputError(f"image {path} is empty (0 bytes)")
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                # Pillow's own bomb warning (> 89 MP) is superseded by the stricter MAX_PIXELS check
+                # below, which reads the size from the header, before anything is decoded.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 with Image.open(path) as img:
                     _check_size(img.width, img.height, str(path))
                     img.load()
                     return _from_pil(img, str(path))
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        except InputError:
+            raise
+        except Image.DecompressionBombError as e:  # > 2 x Pillow's limit: refused by Image.open
+            raise InputError(
+                f"image {path} is too large ({e}); the limit is {MAX_PIXELS:,} pixels, downscale it first"
+            ) from e
+        except UnidentifiedImageError as e:
             raise InputError(f"image {path} is not a readable image: {e}") from e
         except (OSError, SyntaxError, ValueError) as e:
             raise InputError(f"image {path} is truncated or corrupt: {e}") from e

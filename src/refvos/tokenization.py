@@ -67,10 +67,23 @@ class Tokenizer:
             raise InputError("expression is empty: give a sentence that describes the object")
         if max_tokens < 3:
             raise InputError(f"max_tokens must be at least 3 ([CLS], one token, [SEP]), got {max_tokens}")
+        try:
+            expression.encode("utf-8")
+        except UnicodeEncodeError as e:  # lone surrogates (e.g. from a badly decoded file)
+            raise InputError(
+                f"expression {expression[:40]!r} is not valid text ({e.reason} at position {e.start})"
+            ) from e
         if legacy_truncation:
             ids = self._tok.encode(expression, add_special_tokens=True)
-            return ids[:max_tokens]
-        return self._tok.encode(expression, add_special_tokens=True, truncation=True, max_length=max_tokens)
+            ids = ids[:max_tokens]
+        else:
+            ids = self._tok.encode(expression, add_special_tokens=True, truncation=True, max_length=max_tokens)
+        if len(ids) <= 2:  # only [CLS] [SEP]: nothing but control / invisible characters
+            raise InputError(
+                f"expression {expression[:40]!r} has no words (only control or invisible characters): "
+                "give a sentence that describes the object"
+            )
+        return ids
 
     def encode(
         self,
