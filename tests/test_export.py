@@ -1,0 +1,68 @@
+"""ONNX export: the exported graphs match PyTorch under onnxruntime."""
+
+import numpy as np
+import pytest
+import torch
+
+from refvos.checkpoint import save_checkpoint
+from refvos.cli import main
+from refvos.export import export_onnx, onnx_session, segmenter_parity
+
+from .conftest import make_tiny_model
+
+pytest.importorskip("onnxruntime")
+
+
+def _non_trivial(model):
+    """Centre the logit difference so the masks have both classes (random weights give one)."""
+    model.eval()
+    head = model.segmenter.classifier
+    with torch.no_grad():
+        head.conv_2.weight.mul_(50.0)
+        x = torch.randn(1, 3, 64, 80, generator=torch.Generator().manual_seed(1))
+        logits = model.segmenter(x, torch.randn(1, model.config.text_dim))
+        diff = (logits[:, 1] - logits[:, 0]).median()
+        head.conv_2.bias += torch.tensor([diff / 2, -diff / 2])
+    return model
+
+
+def test_export_segmenter_and_text_encoder_match_pytorch(tmp_path):
+    model = _non_trivial(make_tiny_model())
+    result = export_onnx(model, tmp_path / "seg.onnx", height=64, width=80, dynamic=True,
+                         text_encoder_out=tmp_path / "text.onnx")
+    assert (tmp_path / "seg.onnx").is_file() and (tmp_path / "text.onnx").is_file()
+    p = result.parity
+    assert p["max_abs_logit_diff"] < 1e-4
+    assert p["max_abs_text_diff"] < 1e-4
+    assert p["mask_pixel_agreement"] > 0.999
+    # dynamic axes: another batch and size than the export example
+    images, text = torch.randn(3, 3, 40, 56), torch.randn(3, model.config.text_dim)
+    r = segmenter_parity(model, tmp_path / "seg.onnx", images, text)
+    assert r["max_abs_logit_diff"] < 1e-4
+    assert 0.0 < r["foreground_fraction"] < 1.0  # the masks compared are not trivially empty
+
+
+def test_static_export_has_fixed_shape(tmp_path):
+    model = make_tiny_model().eval()
+    export_onnx(model, tmp_path / "seg.onnx", height=32, width=48, check=False)
+    sess = onnx_session(tmp_path / "seg.onnx")
+    shapes = {i.name: i.shape for i in sess.get_inputs()}
+    assert shapes["images"] == [1, 3, 32, 48]
+    out = sess.run(None, {"images": np.zeros((1, 3, 32, 48), np.float32),
+                          "text": np.zeros((1, model.config.text_dim), np.float32)})[0]
+    assert out.shape == (1, 2, 32, 48)
+
+
+def test_export_command(tmp_path, capsys):
+    ckpt = save_checkpoint(tmp_path / "tiny.pth", _non_trivial(make_tiny_model()))
+    rc = main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx"),
+               "--height", "48", "--width", "64", "--dynamic"])
+    out = capsys.readouterr().out
+    assert rc == 0 and (tmp_path / "m.onnx").is_file()
+    assert "parity check passed" in out and "max_abs_logit_diff" in out
+
+
+def test_export_command_rejects_tiny_sizes(tmp_path, capsys):
+    ckpt = save_checkpoint(tmp_path / "tiny.pth", make_tiny_model())
+    rc = main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--height", "8"])
+    assert rc == 2 and "at least 16" in capsys.readouterr().err
