@@ -34,7 +34,6 @@ import io
 import json
 import logging
 import queue
-import socket
 import tempfile
 import threading
 import time
