@@ -148,9 +148,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import load_checkpoint
     from ..engine.evaluator import evaluate, print_table
-    from ..errors import InputError
+    from ..errors import CheckpointError, InputError
     from ..io import atomic_write_json
 
+    if not Path(args.resume).is_file():
+        raise CheckpointError(f"--resume {args.resume}: checkpoint file not found")
     if args.display_limit < 0:
         raise InputError("--display-limit must be at least 0")
     if args.batch_size < 1:

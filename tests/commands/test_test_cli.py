@@ -1,0 +1,147 @@
+"""``refvos test`` end to end on the synthetic RefCOCO, DAVIS and A2D layouts (in-process)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import refvos.checkpoint
+from refvos.checkpoint import save_checkpoint
+from refvos.cli import main
+from refvos.data import synthetic
+from refvos.data.build import build_dataset
+from refvos.data.davis import read_object_ids
+from tests.conftest import make_tiny_model
+from tests.engine.test_evaluator import TableModel
+
+IOU_KEYS = {"overall_iou", "mean_iou", "precision@0.5", "precision@0.6", "precision@0.7",
+            "precision@0.8", "precision@0.9", "num_samples", "cum_intersection", "cum_union"}
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    ckpt = root / "tiny.pth"
+    save_checkpoint(ckpt, make_tiny_model())
+    return {
+        "ckpt": ckpt,
+        "refcoco": synthetic.make_refcoco(root / "refer", num_images=20, image_size=48),
+        "davis": synthetic.make_davis(root / "davis2017", num_videos=5, num_frames=4,
+                                      image_size=48),
+        "a2d": synthetic.make_a2d(root / "a2d", num_videos=5, num_frames=4, image_size=48,
+                                  annotated_every=2),
+    }
+
+
+def _oracle(monkeypatch, dataset):
+    model = TableModel(dataset)
+    monkeypatch.setattr(refvos.checkpoint, "load_checkpoint", lambda *a, **k: model)
+
+
+def test_refcoco_seed_command_line(roots, tmp_path, capsys):
+    out, mj = tmp_path / "out", tmp_path / "m" / "metrics.json"
+    rc = main(["test", "--dataset", "refcoco", "--resume", str(roots["ckpt"]), "--split", "val",
+               "--display", "--refer_data_root", str(roots["refcoco"]), "--output-dir", str(out),
+               "--metrics-json", str(mj), "--device", "cpu", "--display-limit", "4"])
+    assert rc == 0
+    m = json.loads(mj.read_text())
+    assert json.loads((out / "metrics.json").read_text()) == m
+    assert m["dataset"] == "refcoco" and set(m["refvos"]) == IOU_KEYS
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == m["num_samples"] > 4
+    assert m["refvos"]["cum_union"] == sum(r["union"] for r in rows)
+    assert m["refvos"]["mean_iou"] == pytest.approx(np.mean([r["iou"] for r in rows]))
+    pngs = sorted((out / "display").glob("*.png"))
+    assert len(pngs) == 4 and pngs[0].name.startswith("000000_img")
+    with Image.open(pngs[0]) as im:
+        assert im.width == 48 and im.height > 48  # the expression band below the picture
+    table = capsys.readouterr().out
+    assert "overall IoU" in table and "precision@0.9" in table
+
+
+def test_davis_perfect_model_submission_and_categories(roots, tmp_path, monkeypatch):
+    root = roots["davis"]
+    ds = torch.utils.data.ConcatDataset(
+        [build_dataset("davis", root, "val", mode="eval", annotator="both", kind=k)
+         for k in ("first_frame", "full_video")])
+    _oracle(monkeypatch, ds)
+    out, sub = tmp_path / "out", tmp_path / "sub"
+    csv = root / "davis_text_annotations" / "RE_categorization.csv"
+    rc = main(["test", "--dataset", "davis", "--resume", str(roots["ckpt"]), "--davis_root",
+               str(root), "--output-dir", str(out), "--submission", str(sub), "--categories",
+               str(csv), "--device", "cpu"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    d = m["davis"]
+    for kind in ("first_frame", "full_video"):
+        s = d["summary"][kind]
+        assert {a: v["J&F"] for a, v in s["per_annotator"].items()} == {"1": 1.0, "2": 1.0}
+        assert d["iou_by_kind"][kind]["overall_iou"] == 1.0
+    video = (root / "DAVIS" / "ImageSets" / "2017" / "val.txt").read_text().split()[0]
+    gt = root / "DAVIS" / "Annotations" / "480p" / video
+    for folder in ("annotator1_first_frame", "annotator1_full_video", "annotator2_first_frame",
+                   "annotator2_full_video"):
+        for p in sorted(gt.glob("*.png")):
+            np.testing.assert_array_equal(read_object_ids(sub / folder / video / p.name),
+                                          read_object_ids(p))
+    cats = json.loads((out / "categories.json").read_text())
+    assert cats == m["categories"]
+    # annotator 1's full-video expressions are categorised, the others are not
+    assert cats["categorised"]["num_samples"] == m["num_samples"] // 4
+    assert cats["categorised"]["overall_iou"] == 1.0
+    assert cats["categories"]["motion"]["with"]["num_samples"] + \
+        cats["categories"]["motion"]["without"]["num_samples"] == cats["categorised"]["num_samples"]
+    with Image.open(out / "categories.png") as im:
+        assert im.format == "PNG" and "Description" in im.info
+
+
+def test_davis_one_annotator_one_kind_all_frames(roots, tmp_path, monkeypatch):
+    _oracle(monkeypatch, build_dataset("davis", roots["davis"], "val", mode="eval",
+                                       kind="full_video"))
+    out = tmp_path / "out"
+    rc = main(["test", "--dataset", "davis", "--resume", str(roots["ckpt"]), "--davis_root",
+               str(roots["davis"]), "--output-dir", str(out), "--annotator", "1",
+               "--expressions", "full_video", "--davis-frames", "all", "--device", "cpu"])
+    assert rc == 0
+    d = json.loads((out / "metrics.json").read_text())["davis"]
+    assert list(d["summary"]) == ["full_video"]
+    assert list(d["summary"]["full_video"]["per_annotator"]) == ["1"]
+    assert d["frames"] == "all" and all(o["num_frames"] == 4 for o in d["per_object"])
+
+
+def test_a2d_perfect_model(roots, tmp_path, monkeypatch):
+    _oracle(monkeypatch, build_dataset("a2d", roots["a2d"], "test", mode="eval"))
+    out = tmp_path / "out"
+    rc = main(["test", "--dataset", "a2d", "--resume", str(roots["ckpt"]), "--a2d_root",
+               str(roots["a2d"]), "--output-dir", str(out), "--categories",
+               str(roots["a2d"] / "RE_categorization.csv"), "--device", "cpu",
+               "--batch-size", "3"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["mttr"]) == IOU_KEYS and m["mttr"]["precision@0.9"] == 1.0
+    assert m["a2d_map"]["mAP"] == pytest.approx(1.0)
+    assert {"mAP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large"} <= set(m["a2d_map"])
+    assert m["categories"]["all"]["num_samples"] == m["num_samples"]
+    assert (out / "categories.png").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--resume", "missing.pth"], "missing.pth"),
+    (["--refer_data_root", "no/such/root"], "no/such/root"),
+    (["--submission", "sub"], "--dataset davis"),
+    (["--categories", "nope.csv"], "nope.csv"),
+])
+def test_user_errors(roots, tmp_path, capsys, extra, message):
+    base = {"--resume": str(roots["ckpt"]), "--refer_data_root": str(roots["refcoco"]),
+            "--output-dir": str(tmp_path / "out")}
+    args = dict(base)
+    for flag, value in zip(extra[::2], extra[1::2]):
+        args[flag] = value
+    rc = main(["test", "--dataset", "refcoco", "--device", "cpu",
+               *[x for kv in args.items() for x in kv]])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
