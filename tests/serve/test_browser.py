@@ -1,0 +1,124 @@
+"""The web page of ``refvos serve`` in a real headless Chromium (Debian's ``chromium``, driven by
+Playwright): upload a picture, type an expression, click, get the mask overlay back.
+
+Chromium comes from ``make browser`` (``apt-get install chromium``). When it is missing the test
+FAILS with a message saying so, unless ``REFVOS_SKIP_BROWSER=1`` is set explicitly.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from refvos.serve import Limits, make_server
+from tests.conftest import make_tiny_model
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("REFVOS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+H, W = 60, 80
+
+
+def _browser_or_fail():
+    if os.environ.get("REFVOS_SKIP_BROWSER") == "1":
+        pytest.skip("REFVOS_SKIP_BROWSER=1")
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        found = shutil.which("chromium")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}{f' (there is one at {found}: set REFVOS_CHROMIUM)' if found else ''}: "
+            "install it with `make browser` (apt-get install chromium), or set REFVOS_SKIP_BROWSER=1 to skip",
+            pytrace=False,
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright Python package is missing: pip install -e .[dev]", pytrace=False)
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = make_server(make_tiny_model().eval(), "127.0.0.1", 0, Limits(max_size=256), device="cpu", precision="fp32")
+    srv.start()
+    yield srv
+    srv.stop(drain_timeout=30)
+
+
+def _photo(path: Path) -> Path:
+    """A picture with something in it: a red disc on a blue-green gradient."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    rgb = np.stack([xx * 3, yy * 4, 255 - xx * 2], axis=-1).clip(0, 255).astype(np.uint8)
+    rgb[(yy - 30) ** 2 + (xx - 50) ** 2 < 15**2] = (220, 30, 30)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def test_upload_type_click_get_mask(server, tmp_path):
+    sync_playwright = _browser_or_fail()
+    photo = _photo(tmp_path / "photo.png")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/", timeout=60_000)
+            assert "refvos" in page.title()
+
+            # Clicking without a file says so on the page instead of calling the server.
+            page.click("#submit")
+            assert "Choose an image" in page.inner_text("#error")
+
+            page.set_input_files("#file", str(photo))
+            page.fill("#expression", "the red ball on the right")
+            page.click("#submit")
+            page.wait_for_function(
+                "document.getElementById('result').src.startsWith('data:image/png;base64,')", timeout=120_000
+            )
+            src = page.get_attribute("#result", "src")
+            data = base64.b64decode(src.split(",", 1)[1])
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+            assert Image.open(io.BytesIO(data)).size == (W, H)
+            mask_src = page.get_attribute("#mask", "src")
+            mask = Image.open(io.BytesIO(base64.b64decode(mask_src.split(",", 1)[1])))
+            assert mask.size == (W, H) and mask.mode == "L"
+            assert page.is_visible("#output") and not page.is_visible("#error")
+            assert "score" in page.inner_text("#stats")
+            assert page.inner_text("#status") == "Done."
+            # the browser really decoded and laid out the picture
+            assert page.evaluate("document.getElementById('result').naturalWidth") == W
+
+            # An empty expression is refused on the page; a bad file gets the server's 400 message.
+            page.fill("#expression", "   ")
+            page.click("#submit")
+            assert "Type an expression" in page.inner_text("#error")
+            bad = tmp_path / "broken.png"
+            bad.write_bytes(b"this is not an image")
+            page.set_input_files("#file", str(bad))
+            page.fill("#expression", "the ball")
+            page.click("#submit")
+            page.wait_for_function("!document.getElementById('error').hidden", timeout=60_000)
+            assert "broken.png is not a readable image" in page.inner_text("#error")
+
+            # Back to the good result for the screenshot a person looks at.
+            page.set_input_files("#file", str(photo))
+            page.fill("#expression", "the red ball on the right")
+            page.click("#submit")
+            page.wait_for_function("document.getElementById('status').textContent === 'Done.'", timeout=120_000)
+            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
+    shot = Image.open(tmp_path / "page.png")
+    assert shot.width >= 800
+    if os.environ.get("REFVOS_KEEP_SCREENSHOT"):
+        shutil.copy(tmp_path / "page.png", os.environ["REFVOS_KEEP_SCREENSHOT"])
