@@ -255,3 +255,30 @@ def test_bad_inputs(data):
         evaluate(TableModel(ds), ds, device="cpu", submission_dir="x")
     with pytest.raises(InputError, match="batch_size"):
         evaluate(TableModel(ds), ds, device="cpu", batch_size=0)
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                                         world_size=world)
+    try:
+        for name in ("a2d", "davis"):
+            ds, model = _edge_dataset(name)
+            evaluate(model, ds, device="cpu", output_dir=f"{out_dir}/{name}",
+                     submission_dir=f"{out_dir}/sub" if name == "davis" else None)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_distributed_two_processes_match_one(tmp_path):
+    """Two gloo processes: shards, gathered records and A2D states, rank-0 files, whole videos."""
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)),
+                                nprocs=2, join=True)
+    for name in ("a2d", "davis"):
+        ds, model = _edge_dataset(name)
+        single = evaluate(model, ds, device="cpu")
+        merged = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert merged == json.loads(json.dumps(single["metrics"]))
+        rows = [json.loads(x) for x in (tmp_path / name / "samples.jsonl").read_text().splitlines()]
+        assert [r["index"] for r in rows] == list(range(len(ds)))
+    assert len(list((tmp_path / "sub").glob("annotator1_first_frame/*/00000.png"))) == len(CASES)
