@@ -242,6 +242,15 @@ def test_bad_options(ckpt, photo, tmp_path, capsys):
     assert "--device" in line
 
 
+def test_unwritable_output(ckpt, photo, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--out", blocker / "o.png")
+    assert "cannot write" in line
+    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--mask-out", tmp_path / "m.jpg")
+    assert "--mask-out" in line and ".png" in line
+
+
 def test_subprocess_bad_input_has_no_traceback(tmp_path):
     """The real entry point: exit status 2, one line, no traceback."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "HF_HUB_OFFLINE": "1"}

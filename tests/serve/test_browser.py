@@ -47,6 +47,7 @@ def _browser_or_fail():
 
 @pytest.fixture(scope="module")
 def server():
+    _browser_or_fail()  # before building anything
     srv = make_server(make_tiny_model().eval(), "127.0.0.1", 0, Limits(max_size=256), device="cpu", precision="fp32")
     srv.start()
     yield srv

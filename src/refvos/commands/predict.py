@@ -8,7 +8,9 @@ Outputs (all written atomically; nothing is written when an input is bad):
 - image, no ``--out``/``--mask-out``/``--json``: the overlay goes to ``<image stem>_refvos.png`` in
   the current folder.
 - video (``--video`` folder of frames, GIF, or a video file when imageio can decode it): into
-  ``--out-dir`` (default ``<video stem>_refvos``) ``masks/<frame>.png`` (0/255) and ``overlay.gif``;
+  ``--out-dir`` (default ``<video stem>_refvos``) ``masks/<frame>.png`` (0/255, full size; named
+  after the frame files of a folder, ``00000`` ... for a video file) and ``overlay.gif`` (long
+  side at most 480 pixels);
   with N expressions one sub-folder per expression, ``expr_0/`` ... ``expr_{N-1}/``.
 - ``--json``: one JSON document on stdout with each result's area (mask pixels), box
   (``[x0, y0, x1, y1]`` inclusive, or null) and score (mean foreground probability in the mask),
@@ -66,12 +68,12 @@ def _check_expressions(expressions: list[str]) -> list[str]:
     return expressions
 
 
-def _check_png_path(path: str, option: str) -> Path:
+def _check_png_path(path: str, option: str, suffixes: tuple[str, ...] = (".png", ".jpg", ".jpeg")) -> Path:
     from ..errors import InputError
 
     p = Path(path)
-    if p.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise InputError(f"{option} {p}: expected a .png (or .jpg) file name")
+    if p.suffix.lower() not in suffixes:
+        raise InputError(f"{option} {p}: expected a file name ending in {' or '.join(suffixes)}")
     if p.exists() and p.is_dir():
         raise InputError(f"{option} {p} is a folder; give a file name")
     return p
@@ -102,6 +104,29 @@ def _mask_image(mask):
     return Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
 
 
+GIF_MAX_SIDE = 480  # overlaid GIF frames are scaled down to this long side (masks stay full size)
+
+
+def _gif_frame(picture):
+    if max(picture.size) <= GIF_MAX_SIDE:
+        return picture
+    picture = picture.copy()
+    picture.thumbnail((GIF_MAX_SIDE, GIF_MAX_SIDE))
+    return picture
+
+
+@contextlib.contextmanager
+def _writing(what: str):
+    """Turn a failed write (permissions, full disk, a file where a folder should be) into one line."""
+    from ..errors import InputError
+
+    try:
+        yield
+    except OSError as e:
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        raise InputError(f"cannot write {what}{where}: {e.strerror or e}") from e
+
+
 def _print_json(doc: dict) -> None:
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     sys.stdout.flush()
@@ -114,7 +139,7 @@ def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
 
     n = len(expressions)
     out = _check_png_path(args.out, "--out") if args.out else None
-    mask_out = _check_png_path(args.mask_out, "--mask-out") if args.mask_out else None
+    mask_out = _check_png_path(args.mask_out, "--mask-out", (".png",)) if args.mask_out else None
     if out is None and mask_out is None and not args.json:
         out = Path(f"{Path(args.image).stem}_refvos.png")
 
@@ -124,14 +149,15 @@ def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
 
     # everything computed: now write (each file atomically)
     written = []
-    for i, r in enumerate(results):
-        entry = {"expression": r.expression, **r.to_json()}
-        entry["box"] = list(r.box) if r.box is not None else None
-        if out is not None:
-            entry["overlay"] = str(save_image(overlay(rgb, r.mask, r.expression), suffixed(out, i, n)))
-        if mask_out is not None:
-            entry["mask"] = str(save_image(_mask_image(r.mask), suffixed(mask_out, i, n)))
-        written.append(entry)
+    with _writing("the output files"):
+        for i, r in enumerate(results):
+            entry = {"expression": r.expression, **r.to_json()}
+            entry["box"] = list(r.box) if r.box is not None else None
+            if out is not None:
+                entry["overlay"] = str(save_image(overlay(rgb, r.mask, r.expression), suffixed(out, i, n)))
+            if mask_out is not None:
+                entry["mask"] = str(save_image(_mask_image(r.mask), suffixed(mask_out, i, n)))
+            written.append(entry)
     if args.json:
         _print_json({"image": str(args.image), "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
                      "results": written})
@@ -175,40 +201,46 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
 
     # Stage everything in a temporary folder beside --out-dir; move into place only on success,
     # so a bad frame half-way leaves no partial output.
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    with _writing(f"--out-dir {out_dir}"):
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        overlays: list[list] = [[] for _ in range(n)]
-        per_frame: list[list[dict]] = [[] for _ in range(n)]
-        size = None
-        for index, frame in enumerate(prefetch(all_frames(), depth=2)):
-            name = Path(frame).stem if isinstance(frame, (str, os.PathLike)) else f"{index:05d}"
-            rgb = load_image(frame)
-            if size is None:
-                size = rgb.shape[:2]
-            elif rgb.shape[:2] != size:
-                raise InputError(
-                    f"video {video}: frame {name} is {rgb.shape[1]}x{rgb.shape[0]} but the first frame is "
-                    f"{size[1]}x{size[0]}; all frames must have the same size"
-                )
-            results = predictor.predict_all(expressions, rgb)
-            for i, r in enumerate(results):
-                save_image(_mask_image(r.mask), stage / subdirs[i] / "masks" / f"{name}.png")
-                overlays[i].append(overlay(rgb, r.mask))
-                per_frame[i].append({"frame": name, "area": r.area,
-                                     "box": list(r.box) if r.box is not None else None,
-                                     "score": round(r.score, 6)})
-        for i in range(n):
-            frames_i = [caption(o, expressions[i]) for o in overlays[i]]
-            save_gif(frames_i, stage / subdirs[i] / "overlay.gif", fps=args.fps)
-            overlays[i] = []
-        # move into place (file by file, each an atomic rename)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for src in sorted(stage.rglob("*")):
-            if src.is_file():
-                dst = out_dir / src.relative_to(stage)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
+        with _writing(f"--out-dir {out_dir}"):
+            overlays: list[list] = [[] for _ in range(n)]
+            per_frame: list[list[dict]] = [[] for _ in range(n)]
+            size = None
+            seen: set[str] = set()
+            for index, frame in enumerate(prefetch(all_frames(), depth=2)):
+                name = Path(frame).stem if isinstance(frame, (str, os.PathLike)) else f"{index:05d}"
+                if name in seen:  # e.g. 001.jpg and 001.png in one folder
+                    name = f"{index:05d}_{name}"
+                seen.add(name)
+                rgb = load_image(frame)
+                if size is None:
+                    size = rgb.shape[:2]
+                elif rgb.shape[:2] != size:
+                    raise InputError(
+                        f"video {video}: frame {name} is {rgb.shape[1]}x{rgb.shape[0]} but the first frame is "
+                        f"{size[1]}x{size[0]}; all frames must have the same size"
+                    )
+                results = predictor.predict_all(expressions, rgb)
+                for i, r in enumerate(results):
+                    save_image(_mask_image(r.mask), stage / subdirs[i] / "masks" / f"{name}.png")
+                    overlays[i].append(_gif_frame(overlay(rgb, r.mask)))
+                    per_frame[i].append({"frame": name, "area": r.area,
+                                         "box": list(r.box) if r.box is not None else None,
+                                         "score": round(r.score, 6)})
+            for i in range(n):
+                frames_i = [caption(o, expressions[i]) for o in overlays[i]]
+                save_gif(frames_i, stage / subdirs[i] / "overlay.gif", fps=args.fps)
+                overlays[i] = []
+            # move into place (file by file, each an atomic rename)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for src in sorted(stage.rglob("*")):
+                if src.is_file():
+                    dst = out_dir / src.relative_to(stage)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dst)
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(stage)
