@@ -92,6 +92,11 @@ class TrainConfig:
                           ("print_freq", 1)):
             if getattr(self, name) < low:
                 raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise InputError(
+                f"--batch-size must be at least 2 (per process), got {self.batch_size}: the ASPP "
+                "image-pooling BatchNorm needs two images; use --accumulate for larger effective batches"
+            )
         if self.text_encoder_training not in TEXT_ENCODER_TRAINING:
             raise InputError(
                 f"--text-encoder-training must be one of {TEXT_ENCODER_TRAINING}, got {self.text_encoder_training!r}"
@@ -516,7 +521,7 @@ class Trainer:
         """Train until ``epochs``; ``resume``: a checkpoint to continue from. Returns the history."""
         if resume is not None:
             self.resume(resume)
-            self.events.write("resume", self.iteration, source=str(resume), epoch=self.epoch, step=self.step)
+            self.events.write("resume", self.iteration, source=str(resume), epoch=self.epoch, epoch_step=self.step)
         else:
             seed_everything(self.config.seed + self.rank)
             self.events.write("start", 0, **{k: v for k, v in self.args.items()

@@ -1,0 +1,68 @@
+"""The learning rate of every recipe at every epoch."""
+
+from __future__ import annotations
+
+import pytest
+
+from refvos.engine.schedules import SCHEDULES, build_schedule
+from refvos.errors import InputError
+
+REFCOCO = (
+    [0.01 - 4e-4 * e for e in range(18)] + [3e-3]          # phase 1: epochs 0-18 (18 clamped)
+    + [6e-3 - 2.5e-4 * e for e in range(21)]               # phase 2: epochs 19-39 (39 = 1e-3)
+    + [3e-5] * 10                                          # phase 3: epochs 40-49
+)
+
+
+def rates(schedule, epochs):
+    return [schedule(e) for e in range(epochs)]
+
+
+def test_registry_names():
+    assert set(SCHEDULES) == {"refcoco", "davis", "a2d", "poly", "constant"}
+
+
+def test_refcoco_every_epoch():
+    s = build_schedule("refcoco")
+    assert s.epochs == 50
+    assert rates(s, 50) == pytest.approx(REFCOCO, abs=1e-15)
+    assert s(17) == pytest.approx(0.0032) and s(18) == 3e-3  # clamped, not 0.0028
+    assert s(19) == 6e-3 and s(39) == 1e-3 and s(40) == 3e-5
+    assert s(120) == 3e-5  # phase 3 continues for a longer run
+    assert [s.phase_of(e)[0] for e in (0, 18, 19, 39, 40, 99)] == [0, 0, 1, 1, 2, 2]
+    assert min(rates(s, 200)) == 3e-5
+
+
+def test_davis_every_epoch():
+    s = build_schedule("davis")
+    assert s.epochs == 20
+    assert rates(s, 20) == pytest.approx([1e-3 - 1e-5 * e for e in range(20)], abs=1e-15)
+    assert s(19) == pytest.approx(8.1e-4) and s(30) == s(19)  # clamped past the recipe
+
+
+def test_a2d_every_epoch():
+    s = build_schedule("a2d")
+    assert s.epochs == 15
+    assert rates(s, 15) == pytest.approx([0.1 - 4e-3 * e for e in range(15)], abs=1e-15)
+    assert s(14) == pytest.approx(0.044) and s(40) == s(14)
+
+
+def test_poly_default_and_constant():
+    s = build_schedule(None, lr=0.02, epochs=4)
+    assert s.name == "poly"
+    assert rates(s, 5) == pytest.approx([0.02 * (1 - e / 4) ** 0.9 for e in range(4)] + [0.0])
+    c = build_schedule("constant", lr=0.5, epochs=3)
+    assert rates(c, 3) == [0.5, 0.5, 0.5]
+    assert build_schedule("poly").epochs == 30 and build_schedule("poly")(0) == 0.01
+
+
+def test_base_lr_rescales_a_recipe_and_epochs_override():
+    s = build_schedule("refcoco", lr=0.02, epochs=60)
+    assert s.epochs == 60
+    assert rates(s, 50) == pytest.approx([2 * x for x in REFCOCO], abs=1e-15)
+
+
+@pytest.mark.parametrize("kwargs", [{"name": "cosine"}, {"name": "poly", "lr": 0.0}, {"name": "a2d", "epochs": 0}])
+def test_bad_arguments(kwargs):
+    with pytest.raises(InputError):
+        build_schedule(**kwargs)

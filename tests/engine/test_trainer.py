@@ -1,0 +1,225 @@
+"""The training loop: parameter groups, sample order, loss going down, exact resume, NaN stop."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from refvos.checkpoint import read_checkpoint
+from refvos.engine.trainer import (
+    BEST,
+    LAST,
+    NonFiniteLossError,
+    ResumableSampler,
+    SeededSamples,
+    TrainConfig,
+    Trainer,
+    build_param_groups,
+    rng_state,
+    set_rng_state,
+)
+from refvos.errors import InputError
+from tests.conftest import make_tiny_model
+from tests.engine.conftest import train_subset, val_subset
+
+
+def config(tmp_path, **kw) -> TrainConfig:
+    base = dict(output_dir=tmp_path, epochs=2, schedule="constant", lr=0.01, batch_size=2, workers=0,
+                seed=0, progress=False, tensorboard=False, print_freq=1)
+    return TrainConfig(**{**base, **kw})
+
+
+class Stop(Exception):
+    pass
+
+
+class StoppingTrainer(Trainer):
+    """Crashes right after optimizer step ``stop_at`` (and its checkpoint)."""
+
+    stop_at = 0
+
+    def on_step_end(self) -> None:
+        if self.iteration == self.stop_at:
+            raise Stop
+
+
+def params(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_bitwise_equal(a, b):
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+# ------------------------------------------------------------------------------ groups
+
+
+def test_param_groups_original_full_frozen():
+    model = make_tiny_model()
+    # a 4-layer encoder: layers 0-1 train, 2-3 and the embeddings are frozen
+    from refvos.modeling import build_model
+    from tests.conftest import TINY_TEXT_CONFIG
+
+    model = build_model("refvos_lite", backbone_weights=None, text_encoder=None,
+                        text_config={**TINY_TEXT_CONFIG, "num_hidden_layers": 4})
+    groups = build_param_groups(model, "original")
+    names = [g["name"] for g in groups]
+    assert names == ["backbone", "head", "text_layers", "text_pooler"]
+    enc = model.text_encoder
+    layer_ids = {id(p) for g in groups if g["name"] == "text_layers" for p in g["params"]}
+    assert layer_ids == {id(p) for layer in enc.encoder.layer[:2] for p in layer.parameters()}
+    assert not any(p.requires_grad for p in enc.embeddings.parameters())
+    assert not any(p.requires_grad for p in enc.encoder.layer[2:].parameters())
+    assert all(p.requires_grad for p in enc.pooler.parameters())
+
+    groups = build_param_groups(model, "frozen")
+    assert [g["name"] for g in groups] == ["backbone", "head"]
+    assert not any(p.requires_grad for p in enc.parameters())
+    groups = build_param_groups(model, "full")
+    assert [g["name"] for g in groups] == ["backbone", "head", "text_encoder"]
+    assert all(p.requires_grad for p in enc.parameters())
+
+
+def test_text_encoder_stays_in_eval_mode(refcoco_root, tmp_path):
+    trainer = Trainer(make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path))
+    trainer.set_train_mode()
+    assert trainer.model.segmenter.training and not trainer.model.text_encoder.training
+
+
+# ------------------------------------------------------------------------------ sample order
+
+
+def test_sampler_depends_on_seed_and_epoch_and_shards():
+    s = ResumableSampler(10, seed=3, num_replicas=1, rank=0)
+    s.set_epoch(1)
+    full = list(s)
+    assert len(full) == 10 and sorted(i for i, _ in full) == list(range(10))
+    s.set_epoch(1, skip=4)
+    assert list(s) == full[4:] and len(s) == 6
+    s.set_epoch(2)
+    assert list(s) != full
+    shards = [list(ResumableSampler(10, seed=3, num_replicas=3, rank=r)) for r in range(3)]
+    for r, sh in enumerate(shards):
+        s3 = ResumableSampler(10, seed=3, num_replicas=3, rank=r)
+        s3.set_epoch(0)
+        assert list(s3) == sh and len(sh) == 4  # padded to 12
+    assert {i for sh in shards for i, _ in sh} == set(range(10))
+
+
+def test_seeded_samples_do_not_touch_global_generators(refcoco_root):
+    ds = SeededSamples(train_subset(refcoco_root, 2))
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    a = ds[(0, 123)]
+    assert torch.equal(torch.get_rng_state(), before)
+    b = ds[(0, 123)]
+    assert torch.equal(a["image"], b["image"]) and a["sentence"] == b["sentence"]
+
+
+def test_rng_state_roundtrip_weights_only(tmp_path):
+    state = rng_state()
+    torch.save(state, tmp_path / "rng.pt")
+    loaded = torch.load(tmp_path / "rng.pt", weights_only=True)
+    expected = (torch.rand(3), float(torch.randn(1)), __import__("random").random(),
+                __import__("numpy").random.rand())
+    set_rng_state(loaded)
+    again = (torch.rand(3), float(torch.randn(1)), __import__("random").random(),
+             __import__("numpy").random.rand())
+    assert torch.equal(expected[0], again[0]) and expected[1:] == again[1:]
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def test_short_run_lowers_the_loss_and_writes_checkpoints(refcoco_root, tmp_path):
+    cfg = config(tmp_path, epochs=4, lr=0.02, tensorboard=True)
+    result = Trainer(make_tiny_model(), train_subset(refcoco_root, 8), cfg,
+                     val_set=val_subset(refcoco_root)).fit()
+    losses = [h["loss"] for h in result.history]
+    assert len(losses) == 4 and losses[-1] < losses[0], losses
+    assert (tmp_path / LAST).is_file() and (tmp_path / BEST).is_file()
+    ckpt = read_checkpoint(tmp_path / LAST)  # weights_only=True
+    assert ckpt["format"] == "refvos" and ckpt["epoch"] == 4 and ckpt["step"] == 0
+    assert ckpt["iteration"] == 16 and ckpt["lr_scheduler"]["name"] == "constant"
+    assert set(ckpt["rng"][0]) >= {"python", "numpy", "torch"}
+    assert ckpt["best"]["metric"] == "overall_iou" and "val" in ckpt["history"][0]
+    log = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert sum('"kind": "epoch"' in line for line in log) == 4
+    assert any((tmp_path / "tensorboard").iterdir())
+
+
+def _uninterrupted(root, tmp_path, **kw):
+    model = make_tiny_model()
+    Trainer(model, train_subset(root), config(tmp_path / "full", **kw),
+            val_set=val_subset(root)).fit()
+    return params(model)
+
+
+@pytest.mark.parametrize("stop_at", [1, 3, 4])  # mid-epoch 0, end of epoch 0 (before validation), mid-epoch 1
+def test_stop_and_resume_is_bitwise_identical(refcoco_root, tmp_path, stop_at):
+    # 6 samples, batch 2 -> 3 steps per epoch, 2 epochs; the constant-free poly schedule
+    kw = dict(schedule="poly", checkpoint_every=1)
+    expected = _uninterrupted(refcoco_root, tmp_path, **kw)
+
+    run = tmp_path / "stopped"
+    trainer = StoppingTrainer(make_tiny_model(), train_subset(refcoco_root), config(run, **kw),
+                              val_set=val_subset(refcoco_root))
+    trainer.stop_at = stop_at
+    with pytest.raises(Stop):
+        trainer.fit()
+    torch.manual_seed(1234)  # the resumed process starts from other generator states
+    model = make_tiny_model(seed=7)
+    result = Trainer(model, train_subset(refcoco_root), config(run, **kw),
+                     val_set=val_subset(refcoco_root)).fit(resume=run / LAST)
+    assert_bitwise_equal(params(model), expected)
+    assert result.iteration == 6 and len(result.history) == 2
+
+
+def test_resume_with_accumulation_from_epoch_checkpoint(refcoco_root, tmp_path):
+    kw = dict(accumulate=2, epochs=3)  # 6 samples: 1 step of 2 x 2 per epoch
+    expected = _uninterrupted(refcoco_root, tmp_path, **kw)
+    run = tmp_path / "stopped"
+    trainer = StoppingTrainer(make_tiny_model(), train_subset(refcoco_root), config(run, **kw),
+                              val_set=val_subset(refcoco_root))
+    trainer.stop_at = 2  # after epoch 1's only step, before its end; last.pth is the end of epoch 0
+    with pytest.raises(Stop):
+        trainer.fit()
+    assert read_checkpoint(run / LAST)["epoch"] == 1
+    model = make_tiny_model(seed=3)
+    Trainer(model, train_subset(refcoco_root), config(run, **kw),
+            val_set=val_subset(refcoco_root)).fit(resume=run / LAST)
+    assert_bitwise_equal(params(model), expected)
+
+
+def test_resume_refuses_changed_settings(refcoco_root, tmp_path):
+    Trainer(make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path, epochs=1)).fit()
+    trainer = Trainer(make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path, epochs=2, seed=1))
+    with pytest.raises(InputError, match="seed"):
+        trainer.fit(resume=tmp_path / LAST)
+
+
+class NaNAtStep(Trainer):
+    nan_at = 3
+
+    def criterion(self, logits, target):
+        loss = super().criterion(logits, target)
+        return loss * math.nan if self.iteration + 1 == self.nan_at else loss
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(refcoco_root, tmp_path):
+    trainer = NaNAtStep(make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path, epochs=3))
+    trainer.nan_at = 4  # 2 steps per epoch: epoch 0 completes, then NaN at the 2nd step of epoch 1
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 1.*last good checkpoint"):
+        trainer.fit()
+    ckpt = read_checkpoint(tmp_path / LAST)
+    assert ckpt["epoch"] == 1 and ckpt["iteration"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_too_small_training_set(refcoco_root, tmp_path):
+    with pytest.raises(InputError, match="fewer than one optimizer step"):
+        Trainer(make_tiny_model(), train_subset(refcoco_root, 3), config(tmp_path, batch_size=2, accumulate=2))
