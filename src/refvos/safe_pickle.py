@@ -32,6 +32,24 @@ _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 )
 
 
+def _bytearray(*args: Any) -> bytearray:
+    """``bytearray`` for pickles: from bytes only. ``bytearray(10**12)`` in a hostile pickle would
+    otherwise allocate a terabyte."""
+    if len(args) > 1 or (args and not isinstance(args[0], (bytes, bytearray))):
+        raise UnsafePickleError("bytearray(...) with arguments other than bytes")
+    return bytearray(*args)
+
+
+def _codecs_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` for pickles: the latin-1 text of protocol 0-2 bytes only."""
+    if not isinstance(obj, str) or str(encoding).lower().replace("-", "") not in ("latin1", "utf8"):
+        raise UnsafePickleError(f"_codecs.encode(...) with {type(obj).__name__} and encoding {encoding!r}")
+    return obj.encode(encoding, errors)
+
+
+_GUARDED = {"bytearray": _bytearray, "encode": _codecs_encode}
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file: IO[bytes], name: str) -> None:
         # latin-1 turns Python 2 ``str`` objects (the original refs pickles) into ``str``.
@@ -40,7 +58,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
+            return _GUARDED.get(name) or super().find_class(module, name)
         raise UnsafePickleError(
             f"{self._name}: refused to load the pickle: it references {module}.{name}, and only "
             "builtin containers and scalars (dict, list, tuple, set, str, int, float, bool, None) "
@@ -73,7 +91,9 @@ def safe_load(path_or_file: str | os.PathLike | IO[bytes]) -> Any:
         file = path_or_file
     try:
         return _RestrictedUnpickler(file, str(name)).load()
-    except UnsafePickleError:
-        raise
+    except UnsafePickleError as e:
+        if str(e).startswith(f"{name}:"):
+            raise
+        raise UnsafePickleError(f"{name}: refused to load the pickle: it calls {e}; nothing else in it was run") from e
     except Exception as e:  # truncated or not a pickle at all
         raise DataFormatError(f"{name}: not a readable pickle ({type(e).__name__}: {e})") from e
