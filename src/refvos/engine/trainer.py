@@ -46,7 +46,6 @@ from torch.nn import functional as F
 from .. import checkpoint as ckpt_io
 from ..data import collate
 from ..errors import CheckpointError, InputError, RefVOSError
-from ..metrics import RefSegMetrics
 from ..runtime import autocast, resolve_precision
 from . import distributed as du
 from .logger import EventWriter, MetricLogger
@@ -248,34 +247,19 @@ def seed_everything(seed: int) -> None:
 
 def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, device: torch.device,
              precision: str = "fp32", workers: int = 0, progress: bool = False) -> dict[str, float]:
-    """RefVOS IoU metrics (:class:`~refvos.metrics.RefSegMetrics`) of ``model`` on an eval-mode
-    ``dataset`` (batch 1, each image at its own size), sharded over processes and merged.
+    """RefVOS's IoU metrics (overall / mean IoU, precision@0.5:0.9) of ``model`` on an eval-mode
+    ``dataset`` through :func:`refvos.engine.evaluator.evaluate` (sharded over processes); the
+    model's train / eval mode is restored afterwards."""
+    from .evaluator import evaluate
 
-    A minimal pass for model selection; ``refvos test`` is the full evaluation.
-    """
-    model = getattr(model, "module", model)
-    was_training = model.training
-    model.eval()
-    rank, world = du.get_rank(), du.get_world_size()
-    shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world))
-    loader = torch.utils.data.DataLoader(shard, batch_size=1, num_workers=workers, collate_fn=collate,
-                                         generator=torch.Generator())
-    metrics = RefSegMetrics()
-    logger = MetricLogger(progress=progress)
-    with torch.no_grad():
-        for batch in logger.log_every(loader, header="Validate", total=len(loader)):
-            with autocast(device, precision):
-                logits = model(batch["image"].to(device), batch["input_ids"].to(device),
-                               batch["attention_mask"].to(device))
-            pred = logits.argmax(1).cpu()
-            gt = batch["mask"]
-            metrics.update(pred, gt == 1, ignore=gt == IGNORE_INDEX)
-    state = torch.from_numpy(metrics.state())
-    if du.is_dist_avail_and_initialized():
-        state = du.reduce_tensor(state.to(device), average=False).cpu()
-    merged = RefSegMetrics().merge(state.numpy())
-    model.train(was_training)
-    return merged.compute()
+    net = getattr(model, "module", model)
+    was_training = net.training
+    try:
+        result = evaluate(net, dataset, device=device, precision=precision, workers=workers,
+                          progress=progress)
+    finally:
+        net.train(was_training)
+    return dict(result["metrics"]["refvos"])
 
 
 # ----------------------------------------------------------------------------- trainer
