@@ -336,3 +336,28 @@ def test_serve_command_bad_arguments(tmp_path, capsys):
     assert len(err) == 1 and "missing.pth" in err[0] and "does not exist" in err[0]
     assert main(["serve", "--checkpoint", "x.pth", "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_connection_cap_and_idle_clients(model):
+    """Idle connections hold at most ``max_connections`` threads and are dropped after the socket
+    timeout; a connection over the cap gets 503 at once."""
+    limits = Limits(max_connections=2, socket_timeout=2.0, max_size=64)
+    srv = make_server(model, "127.0.0.1", 0, limits, device="cpu")
+    srv.start()
+    host, port = srv.server_address[:2]
+    idle = [socket.create_connection((host, port), timeout=30) for _ in range(2)]
+    try:
+        time.sleep(0.3)  # let the server accept both
+        status, doc, _ = request(srv.url + "/healthz")
+        assert status == 503 and "too many open connections" in doc["error"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the idle ones time out and free their places
+            time.sleep(0.5)
+            status, _, _ = request(srv.url + "/healthz")
+            if status == 200:
+                break
+        assert status == 200
+    finally:
+        for s in idle:
+            s.close()
+        srv.stop(drain_timeout=10)
