@@ -199,5 +199,13 @@ class Predictor:
         x = torch.cat([self.preprocess(rgb) for rgb in batch])
         with autocast(self.device, self.precision):
             logits = self.model.segment(x, text)
-        masks, _ = self.postprocess(logits, batch[0].shape[:2])
-        yield from zip(batch, masks.cpu().numpy())
+        yield from zip(batch, self.masks(logits, batch[0].shape[:2]).cpu().numpy())
+
+    @staticmethod
+    def masks(logits: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        """Only the masks of :meth:`postprocess` (no softmax): ``(B, H, W)`` bool, foreground where
+        logit1 > logit0 (argmax's tie goes to the background)."""
+        logits = logits.float()
+        if tuple(logits.shape[-2:]) != tuple(image_size):
+            logits = F.interpolate(logits, size=image_size, mode="bilinear", align_corners=False)
+        return logits[:, 1] > logits[:, 0]

@@ -1,0 +1,480 @@
+"""refvos benchmark: the machine's limit, per-frame latency against the roofline, the video path
+and the training step against a faithful re-enactment of the original, ONNX Runtime.
+
+    .venv/bin/python benchmarks/run.py --out bench_out/bench.json      # full (make bench)
+    .venv/bin/python benchmarks/run.py --quick --out /tmp/bench.json   # tiny sizes, for tests
+
+Writes the JSON atomically and prints a table. Other processes' load skews timings: the
+compared variants run alternately in one process, medians are reported and the load average
+is recorded at the start and the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import machine  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import workloads  # noqa: E402
+from original import OriginalTrainStep, original_video  # noqa: E402
+
+TARGETS = {
+    "video_speedup_vs_original": (">=", 2.5),
+    "bf16_mask_iou_vs_fp32": (">=", 0.98),
+    "roofline_ratio_fp32": ("<=", 1.1),
+    "roofline_ratio_bf16": ("<=", 1.1),
+    "train_speedup_vs_original": (">=", 1.5),
+}
+
+FULL = {
+    "latency_sizes": [(480, 480), (480, 854)],  # (H, W)
+    "latency_repeats": 3, "nchw_sizes": [(480, 480)],
+    "matmul_n": 4096, "matmul_repeats": 8,
+    "video_frames": 30, "video_size": (160, 288), "video_rounds": 2, "video_batch": 4,
+    "calib_frames": 3,
+    "train_batch": 2, "train_size": 256, "train_repeats": 2,
+    "lite_repeats": 5, "onnx_size": (480, 480), "onnx_repeats": 2, "lite_onnx_repeats": 5,
+    "profile_size": (480, 480),
+}
+QUICK = {
+    "latency_sizes": [(64, 64), (64, 112)],
+    "latency_repeats": 1, "nchw_sizes": [(64, 64)],
+    "matmul_n": 512, "matmul_repeats": 3,
+    "video_frames": 4, "video_size": (64, 96), "video_rounds": 1, "video_batch": 2,
+    "calib_frames": 2,
+    "train_batch": 2, "train_size": 64, "train_repeats": 1,
+    "lite_repeats": 1, "onnx_size": (64, 64), "onnx_repeats": 1, "lite_onnx_repeats": 1,
+    "profile_size": (64, 64),
+}
+
+QUICK_TEXT_CONFIG = {
+    "vocab_size": 30522, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "intermediate_size": 128, "max_position_embeddings": 64, "type_vocab_size": 2, "hidden_act": "gelu",
+    "layer_norm_eps": 1e-12, "pad_token_id": 0, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+}
+EXPRESSION = "the red ball moving to the right"
+
+
+def size_key(hw: tuple[int, int]) -> str:
+    return f"{hw[1]}x{hw[0]}"  # W x H, as DAVIS's 854x480
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def bench_matmul(cfg, device) -> dict[str, Any]:
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        out[name] = machine.matmul_gflops(dtype, cfg["matmul_n"], cfg["matmul_repeats"], device)
+    return out
+
+
+def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor) -> dict[str, Any]:
+    """Per-frame latency (batch 1) of the segmentation network per size, variants alternated."""
+    seg = model.segmenter.eval().to(device)
+    results: dict[str, Any] = {}
+    for hw in cfg["latency_sizes"]:
+        h, w = hw
+        flops = workloads.count_flops(seg.to(memory_format=torch.contiguous_format), h, w, text.shape[1])
+        variants = {"fp32": ("fp32", True), "bf16": ("bf16", True)}
+        if hw in [tuple(s) for s in cfg["nchw_sizes"]]:
+            variants["fp32_nchw"] = ("fp32", False)
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for prec, cl in variants.values():  # warm-up (oneDNN primitive creation)
+            workloads.frame_runner(seg, h, w, text, prec, cl, device)()
+        for _ in range(cfg["latency_repeats"]):
+            for name, (prec, cl) in variants.items():
+                run = workloads.frame_runner(seg, h, w, text, prec, cl, device)
+                times[name] += machine.time_calls(run, 1, warmup=0, device=device)
+        entry: dict[str, Any] = {"gflop": flops / 1e9}
+        for name in variants:
+            entry[name] = machine.summary(times[name])
+        entry["roofline_fp32_s"] = flops / (peak["fp32"] * 1e9)
+        entry["roofline_bf16_s"] = flops / (peak["bf16"] * 1e9)
+        entry["roofline_ratio_fp32"] = entry["fp32"]["median_s"] / entry["roofline_fp32_s"]
+        entry["roofline_ratio_bf16"] = entry["bf16"]["median_s"] / entry["roofline_bf16_s"]
+        entry["achieved_gflops_fp32"] = flops / entry["fp32"]["median_s"] / 1e9
+        entry["achieved_gflops_bf16"] = flops / entry["bf16"]["median_s"] / 1e9
+        results[size_key(hw)] = entry
+        log(f"latency {size_key(hw)}: fp32 {entry['fp32']['median_s']:.3f}s bf16 {entry['bf16']['median_s']:.3f}s")
+    seg.to(memory_format=torch.contiguous_format)
+    return results
+
+
+def bench_video(model, cfg, device, workdir: Path) -> dict[str, Any]:
+    """refvos's Predictor.predict_video vs the original per-frame pipeline, alternated."""
+    from refvos import Predictor
+    from refvos.tokenization import get_tokenizer
+
+    h, w = cfg["video_size"]
+    frames, obj_masks = workloads.make_clip(cfg["video_frames"], h, w)
+    paths = workloads.write_frames(frames, workdir / "clip")
+    ids, mask = get_tokenizer().encode([EXPRESSION], model.config.max_tokens)
+    with torch.no_grad():
+        text = model.encode_text(ids, mask).float()
+    n_cal = cfg["calib_frames"]
+    pick = np.linspace(0, len(frames) - 1, n_cal).round().astype(int)
+    calibration = workloads.fit_head(model, [frames[i] for i in pick], [obj_masks[i] for i in pick], text)
+    log(f"head fitted: {calibration}")
+
+    original_model = model.to(device).eval()  # NCHW, fp32
+    fast_model = copy.deepcopy(model)
+    predictor = Predictor(fast_model, device=device, precision="auto", channels_last=True)
+    fp32_predictor = None
+    times: dict[str, list[float]] = {"original": [], "refvos": []}
+    ref_masks = fast_masks = None
+    for _ in range(cfg["video_rounds"]):
+        start = time.perf_counter()
+        ref_masks = original_video(original_model, paths, EXPRESSION, device)
+        times["original"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        fast_masks = predictor.predict_video(paths, EXPRESSION, batch_size=cfg["video_batch"])
+        times["refvos"].append(time.perf_counter() - start)
+        log(f"video round: original {times['original'][-1]:.1f}s refvos {times['refvos'][-1]:.1f}s")
+    n = len(paths)
+    t_orig, t_fast = statistics.median(times["original"]), statistics.median(times["refvos"])
+    agreement = workloads.mask_agreement(ref_masks, fast_masks)
+    # the fast path in fp32 must reproduce the original exactly (up to float reassociation)
+    fp32_predictor = Predictor(fast_model, device=device, precision="fp32", channels_last=True)
+    fp32_masks = fp32_predictor.predict_video(paths, EXPRESSION, batch_size=cfg["video_batch"])
+    fp32_agreement = workloads.mask_agreement(ref_masks, fp32_masks)
+    iou_obj = workloads.mask_agreement([m for m in obj_masks], ref_masks)["mean_iou"]
+    del fast_model, predictor, fp32_predictor
+    return {
+        "frames": n, "size": size_key((h, w)), "expression": EXPRESSION, "batch_size": cfg["video_batch"],
+        "refvos_precision": Predictor.__init__.__defaults__ and _auto_precision(device),
+        "rounds": cfg["video_rounds"],
+        "original_s": machine.summary(times["original"]), "refvos_s": machine.summary(times["refvos"]),
+        "fps_original": n / t_orig, "fps_refvos": n / t_fast, "speedup": t_orig / t_fast,
+        "head_calibration": calibration, "fp32_masks_iou_with_object": iou_obj,
+        "bf16_vs_fp32": agreement, "refvos_fp32_vs_original": fp32_agreement,
+    }
+
+
+def _auto_precision(device) -> str:
+    from refvos.runtime import resolve_precision
+
+    return resolve_precision("auto", device)
+
+
+def make_train_batch(cfg, text_max_tokens: int) -> dict[str, torch.Tensor]:
+    from refvos.imaging import to_tensor
+    from refvos.tokenization import get_tokenizer
+
+    b, s = cfg["train_batch"], cfg["train_size"]
+    frames, masks = workloads.make_clip(b, s, s, seed=1)
+    ids, att = get_tokenizer().encode([EXPRESSION, "the ball on the left"][:b] + [EXPRESSION] * max(0, b - 2),
+                                      text_max_tokens)
+    target = torch.from_numpy(np.stack(masks)).long()
+    target[:, :4] = 255  # some ignored pixels, as the padding of the train transform
+    return {"image": torch.stack([to_tensor(f) for f in frames]), "mask": target,
+            "input_ids": ids, "attention_mask": att}
+
+
+def bench_train(model, cfg, device) -> dict[str, Any]:
+    """Images/s and peak memory of refvos's training step vs the original's, alternated."""
+    from project_train import project_step
+
+    batch = make_train_batch(cfg, model.config.max_tokens)
+    b = batch["image"].shape[0]
+    steps: dict[str, Any] = {}
+    steps["original"] = OriginalTrainStep(copy.deepcopy(model), device)
+    steps["original"].call = lambda s=steps["original"]: s(batch)
+    refvos = project_step(copy.deepcopy(model), batch, device, "auto")
+    steps["refvos"] = refvos
+    steps["refvos"].call = refvos
+    cl_model = copy.deepcopy(model)
+    cl_model.segmenter.to(memory_format=torch.channels_last)
+    cl = project_step(cl_model, batch, device, "bf16")
+    steps["refvos_bf16_channels_last"] = cl
+    steps["refvos_bf16_channels_last"].call = cl
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    mem: dict[str, dict] = {}
+    losses: dict[str, list[float]] = {k: [] for k in steps}
+    for name, step in steps.items():  # warm-up; its peak is each variant's peak memory
+        rss_before = machine.current_rss_mb()
+        machine.reset_peak_memory(device)
+        losses[name].append(step.call())
+        peak = machine.peak_memory_mb(device)
+        peak["rss_before_mb"] = rss_before
+        peak["step_extra_mb"] = peak["mb"] - rss_before if rss_before is not None else None
+        mem[name] = peak
+    for _ in range(cfg["train_repeats"]):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            losses[name].append(step.call())
+            machine.sync(device)
+            times[name].append(time.perf_counter() - start)
+        log("train round: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()))
+    out: dict[str, Any] = {"batch": b, "size": size_key((cfg["train_size"], cfg["train_size"])),
+                           "refvos_step_source": refvos.source, "refvos_precision": refvos.precision}
+    for name in steps:
+        t = statistics.median(times[name])
+        out[name] = {"step_s": machine.summary(times[name]), "images_per_s": b / t, "peak_memory": mem[name],
+                     "losses": [round(x, 5) for x in losses[name]]}
+    base = out["original"]["images_per_s"]
+    for name in steps:
+        out[name]["speedup_vs_original"] = out[name]["images_per_s"] / base
+    for s in steps.values():
+        if hasattr(s, "close"):
+            s.close()
+    return out
+
+
+def bench_lite(cfg, device) -> dict[str, Any]:
+    from refvos.modeling import build_model
+
+    torch.manual_seed(0)
+    model = build_model("refvos_lite", backbone_weights=None, text_encoder=None).eval()
+    seg = model.segmenter
+    text = torch.randn(1, model.config.text_dim)
+    out: dict[str, Any] = {}
+    for hw in cfg["latency_sizes"]:
+        h, w = hw
+        entry: dict[str, Any] = {"gflop": workloads.count_flops(seg, h, w, text.shape[1]) / 1e9}
+        times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        for prec in times:
+            workloads.frame_runner(seg, h, w, text, prec, True, device)()
+        for _ in range(cfg["lite_repeats"]):
+            for prec in times:
+                run = workloads.frame_runner(seg, h, w, text, prec, True, device)
+                times[prec] += machine.time_calls(run, 1, warmup=0, device=device)
+        for prec, t in times.items():
+            entry[prec] = machine.summary(t)
+        out[size_key(hw)] = entry
+    return out
+
+
+def bench_onnx(r101, cfg, workdir: Path) -> dict[str, Any]:
+    """ONNX export + onnxruntime parity and latency (fp32, CPU) of r101 and lite at one size."""
+    from refvos.export import export_onnx, onnx_session
+    from refvos.modeling import build_model
+
+    h, w = cfg["onnx_size"]
+    torch.manual_seed(0)
+    lite = build_model("refvos_lite", backbone_weights=None, text_encoder=None).eval()
+    out: dict[str, Any] = {"size": size_key((h, w))}
+    for name, model, repeats in (("refvos_r101", r101, cfg["onnx_repeats"]), ("refvos_lite", lite,
+                                                                              cfg["lite_onnx_repeats"])):
+        model = model.cpu().eval()
+        model.segmenter.to(memory_format=torch.contiguous_format)
+        path = workdir / f"{name}.onnx"
+        result = export_onnx(model, path, h, w, dynamic=False)
+        session = onnx_session(path)
+        x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
+        t = np.random.default_rng(1).standard_normal((1, model.config.text_dim)).astype(np.float32)
+        times = machine.time_calls(lambda s=session, x=x, t=t: s.run(None, {"images": x, "text": t}), repeats,
+                                   warmup=1)
+        out[name] = {"export_s": result.export_seconds, "parity": result.parity,
+                     "onnxruntime_latency": machine.summary(times), "file_mb": path.stat().st_size / 2**20}
+        log(f"onnx {name}: {statistics.median(times):.3f}s/frame, max diff {result.parity['max_abs_logit_diff']:.2e}")
+    return out
+
+
+def bench_profile(model, cfg, device, text) -> dict[str, Any]:
+    seg = model.segmenter.eval()
+    h, w = cfg["profile_size"]
+    out = {"size": size_key((h, w))}
+    for prec in ("fp32", "bf16"):
+        run = workloads.frame_runner(seg, h, w, text, prec, True, device)
+        run()
+        out[prec] = workloads.profile_top_ops(run)
+    seg.to(memory_format=torch.contiguous_format)
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def targets(result: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, (op, bound) in TARGETS.items():
+        value = result.get(key)
+        met = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        out[key] = {"value": value, "target": f"{op} {bound}", "met": met}
+    return out
+
+
+def table(r: dict[str, Any]) -> str:
+    lines = []
+
+    def row(*cells):
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+
+    m = r.get("matmul", {})
+    lines.append(f"machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} logical CPUs, "
+                 f"torch {r['machine']['torch']}, load {r['machine']['load_average_start']} -> {r.get('load_average_end')}")
+    if m:
+        lines.append(f"matmul peak: fp32 {m['fp32']['gflops_best']:.0f} GFLOP/s, bf16 {m['bf16']['gflops_best']:.0f} GFLOP/s "
+                     f"(n={m['fp32']['n']}, best of {m['fp32']['repeats']})")
+    lines.append("")
+    row("refvos_r101 per frame", "GFLOP", "fp32 NCHW s", "fp32 CL s", "bf16 CL s", "roofline fp32 s",
+        "roofline bf16 s", "ratio fp32", "ratio bf16")
+    row(*["---"] * 9)
+    for size, e in r.get("latency", {}).items():
+        nchw = f"{e['fp32_nchw']['median_s']:.3f}" if "fp32_nchw" in e else "-"
+        row(size, f"{e['gflop']:.1f}", nchw, f"{e['fp32']['median_s']:.3f}", f"{e['bf16']['median_s']:.3f}",
+            f"{e['roofline_fp32_s']:.3f}", f"{e['roofline_bf16_s']:.3f}", f"{e['roofline_ratio_fp32']:.2f}",
+            f"{e['roofline_ratio_bf16']:.2f}")
+    lines.append("")
+    v = r.get("video")
+    if v:
+        lines.append(f"video ({v['frames']} frames {v['size']}, one expression): original {v['fps_original']:.3f} fps, "
+                     f"refvos ({v['refvos_precision']}) {v['fps_refvos']:.3f} fps, speedup {v['speedup']:.2f}x; "
+                     f"bf16 vs fp32 mean IoU {v['bf16_vs_fp32']['mean_iou']:.4f}, pixel agreement "
+                     f"{v['bf16_vs_fp32']['pixel_agreement']:.5f}, frames identical "
+                     f"{v['bf16_vs_fp32']['frames_identical_fraction']:.2f}")
+    t = r.get("train")
+    if t:
+        lines.append(f"train step (batch {t['batch']}, {t['size']}):")
+        row("variant", "img/s", "speedup", "peak RSS MB", "step extra MB")
+        row(*["---"] * 5)
+        for name in ("original", "refvos", "refvos_bf16_channels_last"):
+            e = t[name]
+            row(name, f"{e['images_per_s']:.3f}", f"{e['speedup_vs_original']:.2f}", f"{e['peak_memory']['mb']:.0f}",
+                f"{e['peak_memory']['step_extra_mb']:.0f}" if e["peak_memory"]["step_extra_mb"] is not None else "-")
+    lite = r.get("lite")
+    if lite:
+        lines.append("refvos_lite per frame: " + "; ".join(
+            f"{k} fp32 {e['fp32']['median_s']:.3f}s bf16 {e['bf16']['median_s']:.3f}s" for k, e in lite.items()))
+    o = r.get("onnx")
+    if o:
+        lines.append("onnxruntime fp32 per frame at " + o["size"] + ": " + "; ".join(
+            f"{n} {o[n]['onnxruntime_latency']['median_s']:.3f}s (max |diff| {o[n]['parity']['max_abs_logit_diff']:.1e})"
+            for n in ("refvos_r101", "refvos_lite") if n in o))
+    lines.append("")
+    row("target", "value", "bound", "met")
+    row(*["---"] * 4)
+    for k, e in r["targets"].items():
+        val = "-" if e["value"] is None else f"{e['value']:.3f}"
+        row(k, val, e["target"], {True: "yes", False: "NO", None: "n/a"}[e["met"]])
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="bench_out/bench.json")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (for tests)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["latency", "video", "train", "lite", "onnx", "profile"])
+    args = parser.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    device = torch.device(args.device)
+    started = time.perf_counter()
+    from refvos.io import atomic_write_json
+    from refvos.modeling import build_model
+
+    result: dict[str, Any] = {"mode": "quick" if args.quick else "full", "config": cfg,
+                              "machine": machine.machine_info(), "errors": {}}
+    log(f"machine {result['machine']}")
+    sections = time.perf_counter()
+
+    def section(name, fn):
+        if name in args.skip:
+            return None
+        log(f"{name} ...")
+        t0 = time.perf_counter()
+        try:
+            value = fn()
+        except Exception as e:  # noqa: BLE001 - recorded; the run goes on and exits non-zero
+            traceback.print_exc()
+            result["errors"][name] = f"{type(e).__name__}: {e}"
+            return None
+        result.setdefault("section_seconds", {})[name] = round(time.perf_counter() - t0, 1)
+        return value
+
+    result["matmul"] = section("matmul", lambda: bench_matmul(cfg, device))
+    peak = {k: result["matmul"][k]["gflops_best"] for k in ("fp32", "bf16")}
+    result["matmul_gflops_fp32"], result["matmul_gflops_bf16"] = peak["fp32"], peak["bf16"]
+
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    # --quick: the real ResNet-101 with a 2-layer 64-wide BERT (memory and time of the test)
+    kw = {"text_config": QUICK_TEXT_CONFIG} if args.quick else {}
+    model = build_model("refvos_r101", backbone_weights=None, text_encoder=None, **kw).eval()
+    result["build_r101_s"] = round(time.perf_counter() - t0, 1)
+    text = torch.randn(1, model.config.text_dim, generator=torch.Generator().manual_seed(0))
+
+    with tempfile.TemporaryDirectory(prefix="refvos-bench-") as tmp:
+        workdir = Path(tmp)
+        lat = section("latency", lambda: bench_latency(model, cfg, device, peak, text))
+        if lat:
+            result["latency"] = lat
+            result["roofline_ratio_fp32"] = max(e["roofline_ratio_fp32"] for e in lat.values())
+            result["roofline_ratio_bf16"] = max(e["roofline_ratio_bf16"] for e in lat.values())
+            first = lat[size_key(cfg["latency_sizes"][0])]
+            result["latency_r101_fp32_s"] = first["fp32"]["median_s"]
+            result["latency_r101_bf16_s"] = first["bf16"]["median_s"]
+        # video fits the head (conv_2) for non-trivial masks; the sections after it use that model
+        video = section("video", lambda: bench_video(model, cfg, device, workdir))
+        if video:
+            result["video"] = video
+            result["video_fps_original"] = video["fps_original"]
+            result["video_fps_refvos"] = video["fps_refvos"]
+            result["video_speedup_vs_original"] = video["speedup"]
+            result["bf16_mask_iou_vs_fp32"] = video["bf16_vs_fp32"]["mean_iou"]
+            result["bf16_mask_pixel_agreement"] = video["bf16_vs_fp32"]["pixel_agreement"]
+            result["bf16_frames_identical_fraction"] = video["bf16_vs_fp32"]["frames_identical_fraction"]
+        prof = section("profile", lambda: bench_profile(model, cfg, device, text))
+        if prof:
+            result["profile"] = prof
+        onnx = section("onnx", lambda: bench_onnx(model, cfg, workdir))
+        if onnx:
+            result["onnx"] = onnx
+            result["onnx_max_abs_logit_diff"] = max(onnx[n]["parity"]["max_abs_logit_diff"]
+                                                    for n in ("refvos_r101", "refvos_lite"))
+            result["onnx_latency_r101_s"] = onnx["refvos_r101"]["onnxruntime_latency"]["median_s"]
+            result["onnx_latency_lite_s"] = onnx["refvos_lite"]["onnxruntime_latency"]["median_s"]
+        lite = section("lite", lambda: bench_lite(cfg, device))
+        if lite:
+            result["lite"] = lite
+            first = lite[size_key(cfg["latency_sizes"][0])]
+            result["latency_lite_fp32_s"] = first["fp32"]["median_s"]
+            result["latency_lite_bf16_s"] = first["bf16"]["median_s"]
+        train = section("train", lambda: bench_train(model, cfg, device))
+        if train:
+            result["train"] = train
+            result["train_images_per_s_original"] = train["original"]["images_per_s"]
+            result["train_images_per_s_refvos"] = train["refvos"]["images_per_s"]
+            result["train_speedup_vs_original"] = train["refvos"]["speedup_vs_original"]
+            result["train_speedup_vs_original_bf16_channels_last"] = (
+                train["refvos_bf16_channels_last"]["speedup_vs_original"])
+            result["train_peak_memory_mb_original"] = train["original"]["peak_memory"]["mb"]
+            result["train_peak_memory_mb_refvos"] = train["refvos"]["peak_memory"]["mb"]
+
+    result["load_average_end"] = machine.load_average()
+    result["duration_s"] = round(time.perf_counter() - started, 1)
+    del sections
+    result["targets"] = targets(result)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, result)
+    print(table(result))
+    print(f"\nwrote {out} in {result['duration_s']:.0f} s")
+    if result["errors"]:
+        print(f"errors in sections: {result['errors']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
