@@ -110,11 +110,28 @@ def test_upload_type_click_get_mask(server, tmp_path):
             page.wait_for_function("!document.getElementById('error').hidden", timeout=60_000)
             assert "broken.png is not a readable image" in page.inner_text("#error")
 
+            # A short video (animated GIF) comes back as an overlaid GIF.
+            clip = tmp_path / "clip.gif"
+            first = Image.open(photo).convert("RGB")
+            frames = [first, first.transpose(Image.FLIP_LEFT_RIGHT), first]
+            frames[0].save(clip, save_all=True, append_images=frames[1:], duration=100, loop=0)
+            page.set_input_files("#file", str(clip))
+            page.click("#submit")
+            page.wait_for_function(
+                "document.getElementById('result').src.startsWith('data:image/gif;base64,')", timeout=120_000
+            )
+            gif = Image.open(io.BytesIO(base64.b64decode(page.get_attribute("#result", "src").split(",", 1)[1])))
+            assert gif.n_frames == 3 and gif.width == W
+            assert "3 frames" in page.inner_text("#result-caption")
+
             # Back to the good result for the screenshot a person looks at.
             page.set_input_files("#file", str(photo))
             page.fill("#expression", "the red ball on the right")
             page.click("#submit")
-            page.wait_for_function("document.getElementById('status').textContent === 'Done.'", timeout=120_000)
+            page.wait_for_function(
+                "document.getElementById('status').textContent === 'Done.' && "
+                "document.getElementById('result').src.startsWith('data:image/png;base64,')", timeout=120_000
+            )
             page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
             assert not errors, errors
         finally:
