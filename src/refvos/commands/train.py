@@ -1,0 +1,281 @@
+"""``refvos train``: train RefVOS on RefCOCO / RefCOCO+ / RefCOCOg / A2D-Sentences / DAVIS-2017.
+
+The seed's command lines work as typed, e.g. ``refvos train --dataset refcoco --model_id model``,
+``--ck_bert DIR``, ``--pretrained_refvos --ck_pretrained_refvos CKPT``. Several GPUs or nodes:
+``torchrun --nproc_per_node N -m refvos train ...`` (``--batch-size`` is per process).
+
+Checkpoints go to ``<--output-dir>/<--model_id>/``: ``last.pth`` (every epoch, and every
+``--checkpoint-every`` steps), ``best.pth`` (best validation overall IoU), ``log.jsonl`` and
+``tensorboard/``. ``--resume auto`` continues from ``last.pth`` there if it exists.
+
+Data roots (the original's names where it had them): ``--refer_data_root`` (RefCOCO family, the
+REFER ``data`` folder; default ``./refer/data``), ``--a2d_root`` (the ``Release`` folder; default
+``./a2d/Release``), ``--davis_root`` (the ``davis2017`` folder; default ``./davis2017``), or
+``--data-root`` for whichever data set is chosen.
+
+Model selection uses RefCOCO's ``val`` split. A2D-Sentences has only train / test, and RefVOS
+reports DAVIS-2017 on ``val``; for these two the reported split is never used to pick a model
+unless ``--select-on-test`` is given (otherwise no ``best.pth`` is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+HELP = "train RefVOS (SGD, RefVOS's learning-rate recipes, exact resume, DDP via torchrun)"
+
+DATASETS = ("refcoco", "refcoco+", "refcocog", "a2d", "davis")
+MODELS = ("refvos_r101", "refvos_lite", "deeplabv3_resnet101")  # the last: the original's name
+MODEL_ALIASES = {"deeplabv3_resnet101": "refvos_r101"}
+MAX_TOKENS = {"refcoco": 20, "refcoco+": 20, "refcocog": 20, "a2d": 10, "davis": 10}
+DEFAULT_ROOTS = {"refcoco": "./refer/data", "a2d": "./a2d/Release", "davis": "./davis2017"}
+# data set -> (split used for model selection, whether that split is the one results are reported on)
+SELECTION_SPLIT = {"refcoco": ("val", False), "refcoco+": ("val", False), "refcocog": ("val", False),
+                   "a2d": ("test", True), "davis": ("val", True)}
+DEFAULT_TEXT_ENCODER = {"refvos_r101": "bert-base-uncased", "refvos_lite": "minilm-l6"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..engine.schedules import SCHEDULES
+    from ..engine.trainer import TEXT_ENCODER_TRAINING
+
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", choices=DATASETS, default="refcoco", help="default: refcoco")
+    d.add_argument("--data-root", help="root of the chosen data set (overrides the per-data-set flags)")
+    d.add_argument("--refer_data_root", help=f"REFER data folder (default {DEFAULT_ROOTS['refcoco']})")
+    d.add_argument("--a2d_root", help=f"A2D-Sentences Release folder (default {DEFAULT_ROOTS['a2d']})")
+    d.add_argument("--davis_root", help=f"DAVIS-2017 folder (default {DEFAULT_ROOTS['davis']})")
+    d.add_argument("--splitBy", choices=("unc", "umd", "google"),
+                   help="RefCOCO family split (default: unc; umd for refcocog)")
+    d.add_argument("--base-size", "--base_size", dest="base_size", type=int, default=416,
+                   help="shorter image side before cropping (default 416)")
+    d.add_argument("--crop-size", "--crop_size", dest="crop_size", type=int, default=480,
+                   help="square training crop (default 480)")
+    d.add_argument("-j", "--workers", type=int, default=4, help="DataLoader processes (default 4)")
+
+    m = p.add_argument_group("model")
+    m.add_argument("--model", choices=MODELS, default=None,
+                   help="network (default refvos_r101; deeplabv3_resnet101 is the original's name for it)")
+    m.add_argument("--backbone-weights", default="imagenet",
+                   help="'imagenet' (default; ResNet-101 downloads torchvision's file), a ResNet-101 "
+                        ".pth file, or 'none' (random)")
+    m.add_argument("--text-encoder", help="BERT: hub name, save_pretrained directory, 'minilm-l6' (shipped) "
+                                          "or 'none' (random, shaped by --text-config); default "
+                                          "bert-base-uncased for refvos_r101, minilm-l6 for refvos_lite")
+    m.add_argument("--text-config", help="BertConfig fields for --text-encoder none: a JSON file or inline "
+                                         "JSON, e.g. '{\"num_hidden_layers\": 2, \"hidden_size\": 64}'")
+    m.add_argument("--ck_bert", help="a save_pretrained BERT directory (e.g. from refvos pretrain-bert) "
+                                     "as text encoder")
+    m.add_argument("--pretrained_refvos", action="store_true",
+                   help="start from the RefVOS checkpoint --ck_pretrained_refvos (weights only)")
+    m.add_argument("--ck_pretrained_refvos", help="checkpoint for --pretrained_refvos (refvos or released format)")
+    m.add_argument("--text-encoder-training", choices=TEXT_ENCODER_TRAINING, default="original",
+                   help="original (default): BERT layers 0..L-3 and pooler train, embeddings and the last "
+                        "two layers frozen; full: all of BERT; frozen: none of it")
+
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--schedule", choices=sorted(SCHEDULES),
+                   help="learning-rate recipe per epoch (default: poly with --lr over --epochs); "
+                        "refcoco / davis / a2d are RefVOS's recipes")
+    o.add_argument("--epochs", type=int, help="epochs (default: the recipe's; 30 for poly / constant)")
+    o.add_argument("--lr", type=float, help="base learning rate (default 0.01; with a recipe it rescales it)")
+    o.add_argument("-b", "--batch-size", dest="batch_size", type=int, default=7,
+                   help="images per process and step (default 7)")
+    o.add_argument("--accumulate", type=int, default=1, help="batches per optimizer step (default 1)")
+    o.add_argument("--momentum", type=float, default=0.9)
+    o.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float, default=1e-6)
+    o.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order (default 0)")
+
+    r = p.add_argument_group("run")
+    r.add_argument("--output-dir", default="checkpoints", help="default ./checkpoints")
+    r.add_argument("--model_id", default="model", help="run name: the sub-folder of --output-dir (default model)")
+    r.add_argument("--resume", help="PATH of a training checkpoint, or 'auto' (last.pth of this run if any)")
+    r.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also write last.pth every N optimizer steps (default: only each epoch)")
+    r.add_argument("--select-on-test", action="store_true",
+                   help="A2D / DAVIS: pick best.pth on the reported split (A2D test, DAVIS val)")
+    r.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    r.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                   help="auto (default): bf16 autocast on CUDA (fp16 + GradScaler without bf16), fp32 on CPU")
+    r.add_argument("--print-freq", type=int, default=10, help="log every N steps (default 10)")
+
+
+def _data_root(args: argparse.Namespace) -> Path:
+    if args.data_root:
+        return Path(args.data_root)
+    family = "refcoco" if args.dataset.startswith("refcoco") else args.dataset
+    flag = {"refcoco": args.refer_data_root, "a2d": args.a2d_root, "davis": args.davis_root}[family]
+    return Path(flag or DEFAULT_ROOTS[family])
+
+
+def _text_config(value: str | None) -> dict[str, Any] | None:
+    from ..errors import InputError
+
+    if value is None:
+        return None
+    try:
+        text = Path(value).read_text() if Path(value).is_file() else value
+        config = json.loads(text)
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"--text-config: expected a JSON file or inline JSON object, got {value!r} ({e})") from e
+    if not isinstance(config, dict):
+        raise InputError(f"--text-config: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    from ..errors import InputError
+
+    if args.ck_pretrained_refvos and not args.pretrained_refvos:
+        raise InputError("--ck_pretrained_refvos is only read with --pretrained_refvos")
+    if args.pretrained_refvos and not args.ck_pretrained_refvos:
+        raise InputError("--pretrained_refvos needs --ck_pretrained_refvos CKPT")
+    if args.pretrained_refvos and args.resume:
+        raise InputError("--resume continues a run; --pretrained_refvos starts a new one: pass one of them")
+    if args.ck_bert and args.text_encoder:
+        raise InputError("--ck_bert and --text-encoder both name the text encoder: pass one")
+    if args.ck_bert and not Path(args.ck_bert).is_dir():
+        raise InputError(f"--ck_bert {args.ck_bert}: not a directory (expected a save_pretrained BERT folder)")
+    if args.pretrained_refvos and (args.ck_bert or args.text_encoder):
+        raise InputError("--pretrained_refvos loads the text encoder from its checkpoint; "
+                         "drop --ck_bert / --text-encoder")
+    if args.text_config and (args.text_encoder or "").lower() != "none":
+        raise InputError("--text-config shapes a random text encoder: use it with --text-encoder none")
+    if args.splitBy and not args.dataset.startswith("refcoco"):
+        raise InputError(f"--splitBy applies to the RefCOCO family, not {args.dataset}")
+    if args.base_size < 8 or args.crop_size < 8:
+        raise InputError("--base-size and --crop-size must be at least 8 pixels")
+
+
+def _new_model(args: argparse.Namespace, max_tokens: int):
+    """Build the network for a fresh run (or from --ck_pretrained_refvos)."""
+    from ..checkpoint import config_of, load_state_into, read_checkpoint
+    from ..errors import RefVOSError
+    from ..modeling import build_from_config, build_model
+
+    if args.pretrained_refvos:
+        ckpt = read_checkpoint(args.ck_pretrained_refvos)
+        config = config_of(ckpt, args.ck_pretrained_refvos, max_tokens=max_tokens)
+        if args.model and MODEL_ALIASES.get(args.model, args.model) != config.variant:
+            raise RefVOSError(f"--model {args.model} but {args.ck_pretrained_refvos} holds a {config.variant}")
+        model = build_from_config(config)
+        load_state_into(model, ckpt, args.ck_pretrained_refvos)
+        return model
+    name = MODEL_ALIASES.get(args.model or "refvos_r101", args.model or "refvos_r101")
+    weights = None if args.backbone_weights.lower() == "none" else args.backbone_weights
+    if name == "refvos_r101" and weights == "imagenet":
+        _fetch_resnet101_imagenet()
+    if name == "refvos_lite" and weights not in (None, "imagenet"):
+        raise RefVOSError("--backbone-weights: refvos_lite takes 'imagenet' (shipped) or 'none'")
+    text = args.ck_bert or args.text_encoder or DEFAULT_TEXT_ENCODER[name]
+    text = None if text.lower() == "none" else text
+    try:
+        return build_model(name, backbone_weights=weights, text_encoder=text,
+                           text_config=_text_config(args.text_config), max_tokens=max_tokens)
+    except RefVOSError as e:
+        if text is None or Path(text).is_dir() or "model hub" not in str(e):
+            raise
+        raise RefVOSError(f"{e} With refvos train: --ck_bert DIR, --text-encoder minilm-l6, or "
+                          "--text-encoder none (random).") from e
+
+
+def _fetch_resnet101_imagenet() -> None:
+    """Make sure torchvision's ImageNet ResNet-101 is in the torch hub cache (a clear error offline)."""
+    import torch
+
+    from ..errors import RefVOSError
+    from ..modeling.backbone import RESNET101_IMAGENET_URL
+
+    try:
+        torch.hub.load_state_dict_from_url(RESNET101_IMAGENET_URL, map_location="cpu", progress=False,
+                                           weights_only=True)
+    except Exception as e:
+        raise RefVOSError(
+            f"refvos_r101 needs torchvision's ImageNet ResNet-101 weights ({RESNET101_IMAGENET_URL}), which "
+            f"could not be fetched ({type(e).__name__}). Pass --backbone-weights PATH (that file, downloaded "
+            "elsewhere) or --backbone-weights none (random initialisation)."
+        ) from e
+
+
+def _vocab_file(text_encoder: str | None) -> str | None:
+    """A text-encoder directory's own vocab.txt (None: the shipped bert-base-uncased vocabulary)."""
+    if text_encoder and (Path(text_encoder) / "vocab.txt").is_file():
+        return str(Path(text_encoder) / "vocab.txt")
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import config_of, read_checkpoint
+    from ..data import build_dataset
+    from ..engine import distributed as du
+    from ..engine.trainer import LAST, TrainConfig, Trainer
+    from ..errors import InputError
+    from ..modeling import build_from_config
+
+    _check_arguments(args)
+    run_dir = Path(args.output_dir) / args.model_id
+    resume = None
+    if args.resume == "auto":
+        resume = run_dir / LAST if (run_dir / LAST).is_file() else None
+    elif args.resume:
+        resume = Path(args.resume)
+
+    device = du.init_distributed_mode(args.device)
+    try:
+        max_tokens = MAX_TOKENS[args.dataset]
+        if resume is not None:
+            ckpt = read_checkpoint(resume)
+            old = ckpt.get("args") or {}
+            if old.get("dataset") not in (None, args.dataset):
+                raise InputError(f"--resume {resume} was trained on {old['dataset']}, not --dataset {args.dataset}")
+            model = build_from_config(config_of(ckpt, str(resume)))
+            vocab = old.get("vocab_file")
+        else:
+            model = _new_model(args, max_tokens)
+            vocab = _vocab_file(args.ck_bert or args.text_encoder)
+        root = _data_root(args)
+        opts: dict[str, Any] = {"max_tokens": model.config.max_tokens, "vocab_file": vocab}
+        if args.dataset.startswith("refcoco") and args.splitBy:
+            opts["split_by"] = args.splitBy
+        train_set = build_dataset(args.dataset, root, "train", "train", base_size=args.base_size,
+                                  crop_size=args.crop_size, **opts)
+        split, is_test = SELECTION_SPLIT[args.dataset]
+        val_set = None
+        if not is_test or args.select_on_test:
+            val_set = build_dataset(args.dataset, root, split, "eval", **opts)
+        elif du.is_main_process():
+            print(f"{args.dataset}: no model selection ({split} is the reported split; "
+                  "--select-on-test allows it); only last.pth is kept", flush=True)
+
+        config = TrainConfig(
+            output_dir=run_dir, epochs=args.epochs, schedule=args.schedule, lr=args.lr,
+            batch_size=args.batch_size, momentum=args.momentum, weight_decay=args.weight_decay,
+            accumulate=args.accumulate, workers=args.workers, seed=args.seed,
+            checkpoint_every=args.checkpoint_every, text_encoder_training=args.text_encoder_training,
+            precision=args.precision, print_freq=args.print_freq,
+        )
+        info = {"dataset": args.dataset, "data_root": str(root), "variant": model.config.variant,
+                "model_id": args.model_id, "splitBy": args.splitBy, "vocab_file": vocab,
+                "base_size": args.base_size, "crop_size": args.crop_size,
+                "selection_split": split if val_set is not None else None}
+        trainer = Trainer(model, train_set, config, val_set=val_set, device=device, args=info)
+        if du.is_main_process():
+            where = f"resuming from {resume}" if resume else "new run"
+            print(f"training {model.config.variant} on {args.dataset} ({len(train_set)} samples, "
+                  f"{trainer.steps_per_epoch} steps/epoch, {trainer.epochs} epochs, schedule "
+                  f"{trainer.schedule.name}, {du.get_world_size()} process(es) on {device}); {where}; "
+                  f"checkpoints in {run_dir}", flush=True)
+        result = trainer.fit(resume=resume)
+        if du.is_main_process():
+            last = result.history[-1] if result.history else {}
+            print(f"done: {result.iteration} steps; last epoch loss {last.get('loss', float('nan')):.4f}; "
+                  f"{run_dir / LAST}", flush=True)
+            if result.best:
+                print(f"best: {result.best['metric']} {result.best['value']:.4f} at epoch "
+                      f"{result.best['epoch']}; {run_dir / 'best.pth'}", flush=True)
+    finally:
+        du.destroy_distributed_mode()
+    return 0
