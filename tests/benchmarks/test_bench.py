@@ -1,0 +1,76 @@
+"""The benchmark script runs end to end at tiny size and writes every key with sane values.
+
+No timing assertions: speed is what the script measures, not what the tests check.
+"""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+TOP_KEYS = [
+    "matmul_gflops_fp32", "matmul_gflops_bf16", "roofline_ratio_fp32", "roofline_ratio_bf16",
+    "latency_r101_fp32_s", "latency_r101_bf16_s", "video_fps_original", "video_fps_refvos",
+    "video_speedup_vs_original", "bf16_mask_iou_vs_fp32", "bf16_mask_pixel_agreement",
+    "bf16_frames_identical_fraction", "train_images_per_s_original", "train_images_per_s_refvos",
+    "train_speedup_vs_original", "train_peak_memory_mb_original", "train_peak_memory_mb_refvos",
+    "latency_lite_fp32_s", "latency_lite_bf16_s", "onnx_max_abs_logit_diff", "onnx_latency_r101_s",
+    "onnx_latency_lite_s", "load_average_end", "duration_s",
+]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def _positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+@pytest.mark.slow
+def test_every_key_is_there_with_sane_values(bench):
+    r, _ = bench
+    assert r["mode"] == "quick" and r["errors"] == {}
+    for key in TOP_KEYS:
+        assert key in r, key
+    for key in TOP_KEYS:
+        if key != "load_average_end":
+            assert _positive(r[key]), (key, r[key])
+    for key in ("bf16_mask_iou_vs_fp32", "bf16_mask_pixel_agreement", "bf16_frames_identical_fraction"):
+        assert 0 <= r[key] <= 1
+    assert r["onnx_max_abs_logit_diff"] < 1e-2
+    assert set(r["targets"]) == {"video_speedup_vs_original", "bf16_mask_iou_vs_fp32", "roofline_ratio_fp32",
+                                 "roofline_ratio_bf16", "train_speedup_vs_original"}
+    for t in r["targets"].values():
+        assert isinstance(t["met"], bool)
+
+
+@pytest.mark.slow
+def test_sections_are_consistent(bench):
+    r, stdout = bench
+    for e in r["latency"].values():
+        assert e["gflop"] > 0 and e["roofline_fp32_s"] > e["roofline_bf16_s"] > 0
+        assert math.isclose(e["roofline_ratio_fp32"], e["fp32"]["median_s"] / e["roofline_fp32_s"])
+    v = r["video"]
+    assert v["frames"] >= 2 and v["refvos_precision"] in ("bf16", "fp32")
+    # the masks compared are not trivial: the fitted head finds the moving object
+    assert 0 < v["bf16_vs_fp32"]["reference_foreground_fraction"] < 1
+    assert v["head_calibration"]["fit_iou_with_object"] > 0.5
+    # the fast path in fp32 reproduces the original pipeline
+    assert v["refvos_fp32_vs_original"]["mean_iou"] > 0.99
+    t = r["train"]
+    for name in ("original", "refvos", "refvos_bf16_channels_last"):
+        assert _positive(t[name]["images_per_s"]) and _positive(t[name]["peak_memory"]["mb"])
+        assert all(math.isfinite(x) for x in t[name]["losses"])
+    assert r["profile"]["bf16"]["top_self"]
+    assert "| target |" in stdout and "video_speedup_vs_original" in stdout
