@@ -22,10 +22,12 @@ _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
         ("builtins", "set"),
         ("builtins", "frozenset"),
         ("builtins", "bytearray"),
+        ("builtins", "bytes"),  # b"" in protocols 0-2: bytes()
         ("builtins", "complex"),
         ("__builtin__", "set"),
         ("__builtin__", "frozenset"),
         ("__builtin__", "bytearray"),
+        ("__builtin__", "bytes"),
         ("__builtin__", "complex"),
         ("_codecs", "encode"),  # bytes in protocols 0-2: encode(str, "latin1")
     }
@@ -40,6 +42,13 @@ def _bytearray(*args: Any) -> bytearray:
     return bytearray(*args)
 
 
+def _bytes(*args: Any) -> bytes:
+    """``bytes`` for pickles: ``bytes()`` or from bytes only (``bytes(10**12)`` would allocate)."""
+    if len(args) > 1 or (args and not isinstance(args[0], (bytes, bytearray))):
+        raise UnsafePickleError("bytes(...) with arguments other than bytes")
+    return bytes(*args)
+
+
 def _codecs_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """``_codecs.encode`` for pickles: the latin-1 text of protocol 0-2 bytes only."""
     if not isinstance(obj, str) or str(encoding).lower().replace("-", "") not in ("latin1", "utf8"):
@@ -47,7 +56,7 @@ def _codecs_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") ->
     return obj.encode(encoding, errors)
 
 
-_GUARDED = {"bytearray": _bytearray, "encode": _codecs_encode}
+_GUARDED = {"bytearray": _bytearray, "bytes": _bytes, "encode": _codecs_encode}
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

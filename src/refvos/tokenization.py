@@ -99,6 +99,8 @@ class Tokenizer:
             expressions = [expressions]
         if len(expressions) == 0:
             raise InputError("no expression given")
+        if max_tokens < 3:
+            raise InputError(f"max_tokens must be at least 3 ([CLS], one token, [SEP]), got {max_tokens}")
         ids = torch.zeros(len(expressions), max_tokens, dtype=torch.long)
         mask = torch.zeros(len(expressions), max_tokens, dtype=torch.long)
         for i, text in enumerate(expressions):

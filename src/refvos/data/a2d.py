@@ -10,6 +10,7 @@ annotated frames listed by ``Annotations/col/<video>/*.png``, masks in
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -29,19 +30,29 @@ LAYOUT = (
 SPLITS = {"train": 0, "test": 1}
 
 
+def _read_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataFormatError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+
+
 def read_queries(path: Path) -> dict[tuple[str, int], list[str]]:
     """``{(video, instance_id): [query, ...]}`` from ``a2d_annotation.txt``."""
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found; expected {LAYOUT}")
     out: dict[tuple[str, int], list[str]] = {}
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(_read_utf8(path), newline="") as f:
         for lineno, row in enumerate(csv.reader(f), start=1):
             if not row or not "".join(row).strip():
                 continue
             if lineno == 1 and row[0].strip() == "video_id":
                 continue
             # An unquoted query with commas is split by the CSV reader: put it back together.
-            if len(row) < 3 or not row[1].strip().isdigit() or not ",".join(row[2:]).strip():
+            if len(row) < 3 or not row[1].strip().isascii() or not row[1].strip().isdigit() \
+                    or not ",".join(row[2:]).strip():
                 raise DataFormatError(
                     f"{path}:{lineno}: expected 'video_id,instance_id,query', got {row!r}"
                 )
@@ -55,7 +66,7 @@ def read_videoset(path: Path) -> dict[str, int]:
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found; expected {LAYOUT}")
     out: dict[str, int] = {}
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(_read_utf8(path), newline="") as f:
         for lineno, row in enumerate(csv.reader(f), start=1):
             if not row:
                 continue
@@ -76,9 +87,9 @@ def read_instance_masks(path: Path) -> tuple[list[int], np.ndarray]:
         with h5py.File(path, "r") as f:
             ids = [int(x) for x in np.asarray(f["instance"]).reshape(-1)]
             masks = np.asarray(f["reMask"])
-    except (OSError, KeyError) as e:
+    except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
         raise DataFormatError(
-            f"{path}: cannot read datasets 'instance' and 'reMask' ({e}); expected an HDF5 file "
+            f"{path}: cannot read datasets 'instance' and 'reMask' ({type(e).__name__}: {e}); expected an HDF5 file "
             "with instance ids and W x H masks"
         ) from e
     if masks.ndim == 2:

@@ -48,7 +48,7 @@ def read_rgb(path: Path, layout: str) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError as e:
         raise DataFormatError(f"{path}: image not found; expected {layout}") from e
-    except OSError as e:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # truncated, not an image
         raise DataFormatError(f"{path}: cannot read the image ({e}); expected {layout}") from e
 
 

@@ -66,6 +66,13 @@ def read_object_ids(path: Path) -> np.ndarray:
             return np.asarray(im)
     except FileNotFoundError as e:
         raise DataFormatError(f"{path}: annotation not found; expected {LAYOUT}") from e
+    except DataFormatError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # truncated, not an image
+        raise DataFormatError(
+            f"{path}: cannot read the annotation PNG ({type(e).__name__}: {e}); expected a palette (P) image "
+            "of object ids"
+        ) from e
 
 
 class DAVISDataset(ReferringDataset):

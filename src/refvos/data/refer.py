@@ -79,6 +79,13 @@ class REFER:
                 instances = json.load(f)
         except json.JSONDecodeError as e:
             raise DataFormatError(f"{instances_file}:{e.lineno}: not valid JSON ({e.msg})") from e
+        except (UnicodeDecodeError, RecursionError) as e:
+            raise DataFormatError(f"{instances_file}: not readable JSON ({type(e).__name__}: {e})") from e
+        if not isinstance(instances, dict):
+            raise DataFormatError(
+                f"{instances_file}: expected a JSON object with 'images', 'annotations' and 'categories', "
+                f"got {type(instances).__name__}"
+            )
         missing = [k for k in ("images", "annotations", "categories") if k not in instances]
         if missing:
             raise DataFormatError(
@@ -97,6 +104,18 @@ class REFER:
 
     def createIndex(self) -> None:
         """Build Refs, Anns, Imgs, Cats, Sents and the imgTo* / refTo* / sentTo* maps."""
+        try:
+            self._create_index()
+        except DataFormatError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise DataFormatError(
+                f"{self.DATA_DIR}: malformed annotations in instances.json or {self._ref_file.name} "
+                f"({type(e).__name__}: {e}); expected COCO images / annotations / categories and refs with "
+                "ref_id, ann_id, image_id, category_id, split and sentences[{sent, sent_id}]"
+            ) from e
+
+    def _create_index(self) -> None:
         self.Anns, self.Imgs, self.Cats, self.imgToAnns = {}, {}, {}, {}
         for ann in self.data["annotations"]:
             self.Anns[ann["id"]] = ann
@@ -112,7 +131,8 @@ class REFER:
                 ref_id, ann_id = ref["ref_id"], ref["ann_id"]
                 image_id, category_id = ref["image_id"], ref["category_id"]
                 sentences = ref["sentences"]
-                ref["split"]  # noqa: B018 - checked for presence
+                if not isinstance(ref["split"], str):
+                    raise TypeError(f"'split' is {type(ref['split']).__name__}, not a string")
             except (KeyError, TypeError) as e:
                 raise DataFormatError(
                     f"{self._ref_file}: ref #{i} lacks {e}; expected dicts with ref_id, ann_id, "
