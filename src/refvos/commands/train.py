@@ -117,8 +117,7 @@ def _text_config(value: str | None) -> dict[str, Any] | None:
     if value is None:
         return None
     try:
-        text = Path(value).read_text() if Path(value).is_file() else value
-        config = json.loads(text)
+        config = json.loads(value if value.lstrip().startswith("{") else Path(value).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"--text-config: expected a JSON file or inline JSON object, got {value!r} ({e})") from e
     if not isinstance(config, dict):

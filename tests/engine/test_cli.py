@@ -1,0 +1,133 @@
+"""``refvos train``, ``refvos pretrain-bert`` and ``refvos export-original`` end to end on
+synthetic data, and ``refvos train`` under torchrun with 2 CPU processes (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from refvos.checkpoint import is_released_format, load_checkpoint, read_checkpoint
+from refvos.cli import main
+from tests.conftest import TINY_TEXT_CONFIG
+from tests.engine.conftest import IMAGE_SIZE
+
+TINY = ["--model", "refvos_lite", "--backbone-weights", "none", "--text-encoder", "none",
+        "--text-config", json.dumps(TINY_TEXT_CONFIG)]
+
+
+def train_args(root, out, *extra):
+    return ["train", "--dataset", "refcoco", "--data-root", str(root), *TINY,
+            "--base-size", str(IMAGE_SIZE), "--crop-size", str(IMAGE_SIZE), "-b", "4",
+            "--workers", "0", "--device", "cpu", "--output-dir", str(out), "--model_id", "run", *extra]
+
+
+@pytest.mark.slow
+def test_train_cli_resume_auto_and_export(refcoco_root, tmp_path, capsys):
+    assert main(train_args(refcoco_root, tmp_path, "--epochs", "1", "--schedule", "refcoco")) == 0
+    run = tmp_path / "run"
+    ckpt = read_checkpoint(run / "last.pth")
+    assert ckpt["epoch"] == 1 and ckpt["args"]["dataset"] == "refcoco"
+    assert ckpt["lr_scheduler"]["name"] == "refcoco" and ckpt["optimizer"]["param_groups"][0]["lr"] == 0.01
+    assert (run / "best.pth").is_file() and (run / "log.jsonl").is_file()
+    # --resume auto continues the run to a second epoch (refcoco recipe: 0.0096)
+    assert main(train_args(refcoco_root, tmp_path, "--epochs", "2", "--schedule", "refcoco",
+                           "--resume", "auto")) == 0
+    ckpt = read_checkpoint(run / "last.pth")
+    assert ckpt["epoch"] == 2 and ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0096)
+    assert "resuming from" in capsys.readouterr().out
+
+    # export-original refuses lite networks (no released layout) with a clear message
+    assert main(["export-original", str(run / "last.pth"), str(tmp_path / "x.pth")]) == 2
+    assert "refvos_r101" in capsys.readouterr().err
+
+
+def test_export_original_r101(tmp_path, r101_model):
+    from refvos.checkpoint import save_checkpoint
+
+    src = save_checkpoint(tmp_path / "r101.pth", r101_model, epoch=3, args={"dataset": "davis"})
+    assert main(["export-original", str(src), str(tmp_path / "released.pth")]) == 0
+    released = read_checkpoint(tmp_path / "released.pth")
+    assert is_released_format(released) and released["epoch"] == 3
+    assert released["args"].model == "deeplabv3_resnet101" and released["args"].dataset == "davis"
+    model = load_checkpoint(tmp_path / "released.pth")
+    assert model.config.max_tokens == 10
+    for k, v in r101_model.segmenter.state_dict().items():
+        assert torch.equal(model.segmenter.state_dict()[k], v)
+
+
+def test_train_cli_errors(refcoco_root, tmp_path, capsys):
+    assert main(train_args(refcoco_root, tmp_path, "--ck_pretrained_refvos", "x.pth")) == 2
+    assert "--pretrained_refvos" in capsys.readouterr().err
+    assert main(train_args(refcoco_root, tmp_path, "--batch-size", "1")) == 2
+    assert "--batch-size" in capsys.readouterr().err
+    assert main(train_args(refcoco_root, tmp_path, "--resume", str(tmp_path / "nope.pth"))) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_train_cli_pretrained_refvos(refcoco_root, tmp_path):
+    from refvos.checkpoint import save_checkpoint
+    from tests.conftest import make_tiny_model
+
+    src = save_checkpoint(tmp_path / "init.pth", make_tiny_model(seed=5))
+    args = train_args(refcoco_root, tmp_path, "--epochs", "1", "--pretrained_refvos",
+                      "--ck_pretrained_refvos", str(src))
+    args = [a for a in args if a not in TINY]  # the network comes from the checkpoint
+    assert main(args) == 0
+    assert read_checkpoint(tmp_path / "run" / "last.pth")["config"]["text_config"]["hidden_size"] == 64
+
+
+@pytest.mark.slow
+def test_pretrain_bert_lowers_mlm_loss_and_loads_as_ck_bert(refcoco_root, tmp_path, capsys):
+    out = tmp_path / "bert"
+    assert main(["pretrain-bert", "--dataset", "refcoco", "--refer_data_root", str(refcoco_root),
+                 "--out", str(out), "--bert", "none", "--text-config", json.dumps(TINY_TEXT_CONFIG),
+                 "--epochs", "3", "-b", "16", "--lr", "3e-3", "--device", "cpu"]) == 0
+    summary = json.loads((out / "pretrain_bert.json").read_text())
+    losses = [e["loss"] for e in summary["epochs"]]
+    assert losses[-1] < losses[0] and summary["eval_loss_after"] < summary["eval_loss_before"]
+    assert (out / "vocab.txt").is_file() and (out / "config.json").is_file()
+    from refvos.modeling import build_model
+
+    model = build_model("refvos_lite", backbone_weights=None, text_encoder=out)
+    assert model.config.text_config["hidden_size"] == 64
+    # ... and through refvos train --ck_bert
+    args = train_args(refcoco_root, tmp_path, "--epochs", "1")
+    i = args.index("--text-encoder")
+    args = args[:i] + ["--ck_bert", str(out)] + args[i + 4 :]
+    assert main(args) == 0
+    ckpt = read_checkpoint(tmp_path / "run" / "last.pth")
+    assert ckpt["args"]["vocab_file"] == str(out / "vocab.txt")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(refcoco_root, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "--master_port", str(_free_port()), "-m", "refvos",
+           *train_args(refcoco_root, out, "--epochs", "1", "-b", "2")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = out / "run"
+    ckpt = read_checkpoint(run / "last.pth")
+    assert ckpt["args"]["world_size"] == 2 and len(ckpt["rng"]) == 2
+    assert ckpt["iteration"] == ckpt["history"][0]["iteration"] > 0
+    assert sorted(p.name for p in run.glob("*.pth")) == ["best.pth", "last.pth"]
+    assert not list(run.glob(".*.tmp"))
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["kind"] for e in log].count("epoch") == 1 and [e["kind"] for e in log].count("start") == 1
+    assert proc.stdout.count("done:") == 1  # rank 0 reports once
