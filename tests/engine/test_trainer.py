@@ -223,3 +223,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(refcoco_root, tmp_pat
 def test_too_small_training_set(refcoco_root, tmp_path):
     with pytest.raises(InputError, match="fewer than one optimizer step"):
         Trainer(make_tiny_model(), train_subset(refcoco_root, 3), config(tmp_path, batch_size=2, accumulate=2))
+
+
+def test_worker_processes_do_not_change_the_result(refcoco_root, tmp_path):
+    """Samples are seeded by (seed, epoch, position): loading in a worker gives the same run."""
+    results = []
+    for workers in (0, 1):
+        model = make_tiny_model()
+        Trainer(model, train_subset(refcoco_root), config(tmp_path / str(workers), epochs=1,
+                                                           workers=workers)).fit()
+        results.append(params(model))
+    assert_bitwise_equal(*results)
