@@ -17,8 +17,10 @@ refused and nothing in it runs. Writes are atomic (temporary file, then rename).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +175,17 @@ def save_checkpoint(path: str | os.PathLike, model: RefVOS, **extra: Any) -> Pat
 def write_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
     """``torch.save`` a checkpoint dict atomically (temporary file, fsync, rename)."""
     path = Path(path)
-    with atomic_open(path, "wb") as f:
-        torch.save(ckpt, f)
+    try:
+        with atomic_open(path, "wb") as f:
+            torch.save(ckpt, f)
+    except (OSError, RuntimeError) as e:  # disk full (torch's zip writer raises RuntimeError), quota, permissions
+        reason = (e.strerror if isinstance(e, OSError) else None) or str(e).strip().splitlines()[0]
+        with contextlib.suppress(OSError):
+            reason += f" ({shutil.disk_usage(path.parent).free:,} bytes free on that disk)"
+        raise CheckpointError(
+            f"cannot write checkpoint {path}: {reason}; "
+            + (f"the previous {path.name} is unchanged" if path.exists() else "nothing was written")
+        ) from e
     return path
 
 

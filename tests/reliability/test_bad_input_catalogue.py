@@ -608,8 +608,13 @@ def test_cli_train_bad_input(name, env, tmp_path, monkeypatch, capsys):
         root, resume, expect = refer_without_instances(tmp_path, env), [], r"instances\.json"
     else:
         root, resume, expect = env.refer, ["--resume", str(truncated_ckpt(tmp_path, env))], r"cut\.pth"
+    import json
+
+    from tests.conftest import TINY_TEXT_CONFIG
+
     argv = ["train", "--dataset", "refcoco", "--refer_data_root", str(root), "--output-dir",
-            str(tmp_path / "run"), "--device", "cpu", *resume]
+            str(tmp_path / "run"), "--device", "cpu", "--model", "refvos_lite", "--backbone-weights", "none",
+            "--text-encoder", "none", "--text-config", json.dumps(TINY_TEXT_CONFIG), "-j", "0", *resume]
     before = tree(tmp_path)
     rc, out, err = _run_cli(argv, tmp_path, monkeypatch, capsys)
     assert rc == 2, err
