@@ -25,6 +25,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 HELP = "train RefVOS (SGD, RefVOS's learning-rate recipes, exact resume, DDP via torchrun)"
 
 DATASETS = ("refcoco", "refcoco+", "refcocog", "a2d", "davis")
@@ -233,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
             model = build_from_config(config_of(ckpt, str(resume)))
             vocab = old.get("vocab_file")
         else:
+            torch.manual_seed(args.seed)  # the initialisation depends on --seed only
             model = _new_model(args, max_tokens)
             vocab = _vocab_file(args.ck_bert or args.text_encoder)
         root = _data_root(args)

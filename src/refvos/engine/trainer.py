@@ -501,8 +501,15 @@ class Trainer:
         self.save(LAST)
         self.set_train_mode()
 
+    def remove_stale_temporaries(self) -> None:
+        """Delete checkpoint temporaries (``.last.pth.*.tmp``) that a killed run left behind."""
+        if du.is_main_process() and self.run_dir.is_dir():
+            for tmp in self.run_dir.glob(".*.pth.*.tmp"):
+                tmp.unlink(missing_ok=True)
+
     def fit(self, resume: str | Path | None = None) -> TrainResult:
         """Train until ``epochs``; ``resume``: a checkpoint to continue from. Returns the history."""
+        self.remove_stale_temporaries()
         if resume is not None:
             self.resume(resume)
             self.events.write("resume", self.iteration, source=str(resume), epoch=self.epoch, epoch_step=self.step)

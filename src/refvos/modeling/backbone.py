@@ -55,7 +55,10 @@ def _load_resnet_weights(resnet: nn.Module, weights: str) -> None:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise CheckpointError(f"backbone_weights: cannot read {path}: {e}") from e
+            raise CheckpointError(
+                f"backbone_weights: cannot read {path} as a weights-only PyTorch file "
+                f"(nothing in it was run): {str(e).splitlines()[0]}"
+            ) from e
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = resnet.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("fc.")]

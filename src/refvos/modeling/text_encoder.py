@@ -90,7 +90,9 @@ def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch
         model = BertModel.from_pretrained(str(source), add_pooling_layer=True)
     except Exception as e:
         if local:
-            raise CheckpointError(f"cannot load a BERT from directory {source}: {e}") from e
+            raise CheckpointError(
+                f"cannot load a BERT from directory {source} (nothing in it was run): {str(e).splitlines()[0]}"
+            ) from e
         raise RefVOSError(
             f"cannot load the text encoder {str(name_or_path)!r} from the model hub ({type(e).__name__}). "
             "Offline, pass a local directory written by save_pretrained (CLI: --ck_bert DIR), or "
