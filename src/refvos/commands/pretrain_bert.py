@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import argparse
 
+from .data_args import MAX_TOKENS, add_data_arguments, data_root, split_options
+
 HELP = "fine-tune BERT as a masked language model on training expressions (for --ck_bert)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .train import DATASETS, DEFAULT_ROOTS
-
-    p.add_argument("--dataset", choices=DATASETS, default="refcoco", help="default: refcoco")
-    p.add_argument("--data-root", help="root of the chosen data set (overrides the per-data-set flags)")
-    p.add_argument("--refer_data_root", help=f"REFER data folder (default {DEFAULT_ROOTS['refcoco']})")
-    p.add_argument("--a2d_root", help=f"A2D-Sentences Release folder (default {DEFAULT_ROOTS['a2d']})")
-    p.add_argument("--davis_root", help=f"DAVIS-2017 folder (default {DEFAULT_ROOTS['davis']})")
-    p.add_argument("--splitBy", choices=("unc", "umd", "google"), help="RefCOCO family split")
+    add_data_arguments(p)
     p.add_argument("--out", required=True, help="output directory (replaced atomically if it exists)")
     p.add_argument("--bert", default="bert-base-uncased",
                    help="starting BERT: hub name (default bert-base-uncased), save_pretrained directory, "
@@ -43,15 +38,12 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.pretrain_bert import pretrain_bert, training_expressions
     from ..errors import InputError
     from ..runtime import resolve_device
-    from .train import MAX_TOKENS, _data_root, _text_config
+    from .train import _text_config
 
     bert = None if args.bert.lower() == "none" else args.bert
     if args.text_config and bert is not None:
         raise InputError("--text-config shapes a random BERT: use it with --bert none")
-    if args.splitBy and not args.dataset.startswith("refcoco"):
-        raise InputError(f"--splitBy applies to the RefCOCO family, not {args.dataset}")
-    opts = {"split_by": args.splitBy} if args.splitBy else {}
-    dataset = build_dataset(args.dataset, _data_root(args), "train", "eval", **opts)
+    dataset = build_dataset(args.dataset, data_root(args), "train", "eval", **split_options(args))
     expressions = training_expressions(dataset)
     max_tokens = args.max_tokens or MAX_TOKENS[args.dataset]
     print(f"{len(expressions)} distinct training expressions of {args.dataset}", flush=True)

@@ -26,27 +26,12 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+from .data_args import add_data_arguments, data_root, split_options
+
 HELP = "evaluate a checkpoint: IoU / precision@K, A2D mAP, DAVIS J&F, overlays, DAVIS submission"
 
-DATASETS = ("refcoco", "refcoco+", "refcocog", "a2d", "davis")
 DEFAULT_SPLIT = {"refcoco": "val", "refcoco+": "val", "refcocog": "val", "a2d": "test",
                  "davis": "val"}
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--dataset``, the data-root flags and ``--splitBy`` (shared with ``refvos train``)."""
-    parser.add_argument("--dataset", choices=DATASETS, default="refcoco",
-                        help="data set (default refcoco)")
-    parser.add_argument("--refer_data_root", default="./refer/data/",
-                        help="REFER data root holding <dataset>/refs(<splitBy>).p, "
-                             "<dataset>/instances.json and images/ (default ./refer/data/)")
-    parser.add_argument("--splitBy", default=None,
-                        help="REFER split scheme (default unc for refcoco/refcoco+, umd for refcocog)")
-    parser.add_argument("--a2d_root", default="./a2d/Release/",
-                        help="A2D-Sentences Release/ folder (default ./a2d/Release/)")
-    parser.add_argument("--davis_root", default="./davis2017/",
-                        help="DAVIS-2017 folder with DAVIS/ and davis_text_annotations/ "
-                             "(default ./davis2017/)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,32 +77,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_test_dataset(args: argparse.Namespace):
     """The evaluation Dataset the flags ask for (DAVIS kinds concatenated)."""
-    from pathlib import Path
 
     import torch
 
     from ..data import build_dataset
-    from ..errors import DataFormatError
 
     split = args.split or DEFAULT_SPLIT[args.dataset]
+    root = data_root(args)
     if args.dataset == "davis":
-        root = Path(args.davis_root)
-        if not root.is_dir():
-            raise DataFormatError(f"--davis_root {root}: folder not found")
         annotator = "both" if args.annotator == "both" else int(args.annotator)
         kinds = ("first_frame", "full_video") if args.expressions == "both" else (args.expressions,)
         parts = [build_dataset("davis", root, split, mode="eval", annotator=annotator, kind=k)
                  for k in kinds]
         return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
-    if args.dataset == "a2d":
-        root = Path(args.a2d_root)
-        if not root.is_dir():
-            raise DataFormatError(f"--a2d_root {root}: folder not found")
-        return build_dataset("a2d", root, split, mode="eval")
-    root = Path(args.refer_data_root)
-    if not root.is_dir():
-        raise DataFormatError(f"--refer_data_root {root}: folder not found")
-    return build_dataset(args.dataset, root, split, mode="eval", split_by=args.splitBy)
+    return build_dataset(args.dataset, root, split, mode="eval", **split_options(args))
 
 
 @contextlib.contextmanager

@@ -27,13 +27,12 @@ from typing import Any
 
 import torch
 
+from .data_args import MAX_TOKENS, add_data_arguments, data_root, split_options
+
 HELP = "train RefVOS (SGD, RefVOS's learning-rate recipes, exact resume, DDP via torchrun)"
 
-DATASETS = ("refcoco", "refcoco+", "refcocog", "a2d", "davis")
 MODELS = ("refvos_r101", "refvos_lite", "deeplabv3_resnet101")  # the last: the original's name
 MODEL_ALIASES = {"deeplabv3_resnet101": "refvos_r101"}
-MAX_TOKENS = {"refcoco": 20, "refcoco+": 20, "refcocog": 20, "a2d": 10, "davis": 10}
-DEFAULT_ROOTS = {"refcoco": "./refer/data", "a2d": "./a2d/Release", "davis": "./davis2017"}
 # data set -> (split used for model selection, whether that split is the one results are reported on)
 SELECTION_SPLIT = {"refcoco": ("val", False), "refcoco+": ("val", False), "refcocog": ("val", False),
                    "a2d": ("test", True), "davis": ("val", True)}
@@ -45,13 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..engine.trainer import TEXT_ENCODER_TRAINING
 
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", choices=DATASETS, default="refcoco", help="default: refcoco")
-    d.add_argument("--data-root", help="root of the chosen data set (overrides the per-data-set flags)")
-    d.add_argument("--refer_data_root", help=f"REFER data folder (default {DEFAULT_ROOTS['refcoco']})")
-    d.add_argument("--a2d_root", help=f"A2D-Sentences Release folder (default {DEFAULT_ROOTS['a2d']})")
-    d.add_argument("--davis_root", help=f"DAVIS-2017 folder (default {DEFAULT_ROOTS['davis']})")
-    d.add_argument("--splitBy", choices=("unc", "umd", "google"),
-                   help="RefCOCO family split (default: unc; umd for refcocog)")
+    add_data_arguments(d)
     d.add_argument("--base-size", "--base_size", dest="base_size", type=int, default=416,
                    help="shorter image side before cropping (default 416)")
     d.add_argument("--crop-size", "--crop_size", dest="crop_size", type=int, default=480,
@@ -105,14 +98,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--print-freq", type=int, default=10, help="log every N steps (default 10)")
 
 
-def _data_root(args: argparse.Namespace) -> Path:
-    if args.data_root:
-        return Path(args.data_root)
-    family = "refcoco" if args.dataset.startswith("refcoco") else args.dataset
-    flag = {"refcoco": args.refer_data_root, "a2d": args.a2d_root, "davis": args.davis_root}[family]
-    return Path(flag or DEFAULT_ROOTS[family])
-
-
 def _text_config(value: str | None) -> dict[str, Any] | None:
     from ..errors import InputError
 
@@ -145,8 +130,6 @@ def _check_arguments(args: argparse.Namespace) -> None:
                          "drop --ck_bert / --text-encoder")
     if args.text_config and (args.text_encoder or "").lower() != "none":
         raise InputError("--text-config shapes a random text encoder: use it with --text-encoder none")
-    if args.splitBy and not args.dataset.startswith("refcoco"):
-        raise InputError(f"--splitBy applies to the RefCOCO family, not {args.dataset}")
     if args.base_size < 8 or args.crop_size < 8:
         raise InputError("--base-size and --crop-size must be at least 8 pixels")
 
@@ -238,10 +221,9 @@ def run(args: argparse.Namespace) -> int:
             torch.manual_seed(args.seed)  # the initialisation depends on --seed only
             model = _new_model(args, max_tokens)
             vocab = _vocab_file(args.ck_bert or args.text_encoder)
-        root = _data_root(args)
-        opts: dict[str, Any] = {"max_tokens": model.config.max_tokens, "vocab_file": vocab}
-        if args.dataset.startswith("refcoco") and args.splitBy:
-            opts["split_by"] = args.splitBy
+        root = data_root(args)
+        opts: dict[str, Any] = {"max_tokens": model.config.max_tokens, "vocab_file": vocab,
+                                **split_options(args)}
         train_set = build_dataset(args.dataset, root, "train", "train", base_size=args.base_size,
                                   crop_size=args.crop_size, **opts)
         split, is_test = SELECTION_SPLIT[args.dataset]

@@ -1,0 +1,52 @@
+"""The data-set flags shared by ``refvos train``, ``refvos test`` and ``refvos pretrain-bert``.
+
+The original's names where it had them: ``--refer_data_root`` (the REFER ``data`` folder),
+``--a2d_root`` (A2D-Sentences' ``Release`` folder), ``--davis_root`` (the ``davis2017`` folder),
+``--splitBy``; ``--data-root`` overrides whichever the chosen data set uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import DataFormatError
+
+DATASETS = ("refcoco", "refcoco+", "refcocog", "a2d", "davis")
+MAX_TOKENS = {"refcoco": 20, "refcoco+": 20, "refcocog": 20, "a2d": 10, "davis": 10}
+DEFAULT_ROOTS = {"refcoco": "./refer/data", "a2d": "./a2d/Release", "davis": "./davis2017"}
+ROOT_FLAGS = {"refcoco": "refer_data_root", "a2d": "a2d_root", "davis": "davis_root"}
+
+
+def add_data_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--dataset``, ``--data-root``, the per-data-set root flags and ``--splitBy``."""
+    parser.add_argument("--dataset", choices=DATASETS, default="refcoco", help="data set (default refcoco)")
+    parser.add_argument("--data-root", help="root of the chosen data set (overrides the per-data-set flags)")
+    parser.add_argument("--refer_data_root",
+                        help="REFER data folder holding <dataset>/refs(<splitBy>).p, <dataset>/instances.json "
+                             f"and images/ (default {DEFAULT_ROOTS['refcoco']})")
+    parser.add_argument("--a2d_root", help=f"A2D-Sentences Release folder (default {DEFAULT_ROOTS['a2d']})")
+    parser.add_argument("--davis_root",
+                        help="DAVIS-2017 folder with DAVIS/ and davis_text_annotations/ "
+                             f"(default {DEFAULT_ROOTS['davis']})")
+    parser.add_argument("--splitBy", choices=("unc", "umd", "google"),
+                        help="RefCOCO family split (default unc; umd for refcocog)")
+
+
+def data_root(args: argparse.Namespace) -> Path:
+    """The root folder of ``args.dataset``; a missing folder is an error naming its flag."""
+    family = "refcoco" if args.dataset.startswith("refcoco") else args.dataset
+    flag = "data-root" if args.data_root else ROOT_FLAGS[family]
+    root = Path(args.data_root or getattr(args, ROOT_FLAGS[family]) or DEFAULT_ROOTS[family])
+    if not root.is_dir():
+        raise DataFormatError(f"--{flag} {root}: folder not found (data set {args.dataset})")
+    return root
+
+
+def split_options(args: argparse.Namespace) -> dict:
+    """``split_by`` for the RefCOCO family when ``--splitBy`` is given; refused for other data sets."""
+    if not args.splitBy:
+        return {}
+    if not args.dataset.startswith("refcoco"):
+        raise DataFormatError(f"--splitBy applies to the RefCOCO family, not {args.dataset}")
+    return {"split_by": args.splitBy}
