@@ -99,8 +99,13 @@ def count_flops(segmenter, height: int, width: int, text_dim: int) -> int:
 
 
 def frame_runner(segmenter, height: int, width: int, text: torch.Tensor, precision: str,
-                 channels_last: bool, device: torch.device):
-    """A no-argument callable running one ``height x width`` frame (batch 1)."""
+                 channels_last: bool, device: torch.device, fold_bn: bool = False):
+    """A no-argument callable running one ``height x width`` frame (batch 1); ``fold_bn``: on
+    the BatchNorm-folded copy the Predictor runs in bf16."""
+    if fold_bn:
+        from refvos.predictor import fold_batchnorm
+
+        segmenter = fold_batchnorm(segmenter)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     segmenter.to(memory_format=fmt)
     x = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
