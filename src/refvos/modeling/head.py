@@ -71,11 +71,17 @@ class LanguageFusedASPP(nn.Module):
             nn.Dropout(0.5),
         )
 
-    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        visual = self.project(torch.cat([conv(features) for conv in self.convs], dim=1))
+    def visual(self, features: torch.Tensor) -> torch.Tensor:
+        """The sentence-independent part: ``(B, C, h, w) -> (B, 256, h, w)`` (ASPP + projection)."""
+        return self.project(torch.cat([conv(features) for conv in self.convs], dim=1))
+
+    def fuse(self, visual: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Multiply ``visual (B, 256, h, w)`` by the projected sentence vectors ``text (B, D)``."""
         language = self.embedding_project(text)  # (B, 256)
-        fused = visual * language[:, :, None, None]
-        return self.project_final(fused)
+        return self.project_final(visual * language[:, :, None, None])
+
+    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.fuse(self.visual(features), text)
 
 
 class RefVOSHead(nn.Module):
@@ -98,7 +104,17 @@ class RefVOSHead(nn.Module):
         self.bn = nn.BatchNorm2d(channels)
         self.conv_2 = nn.Conv2d(channels, num_classes, 1)
 
-    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        x = self.aspp(features, text)
+    def visual(self, features: torch.Tensor) -> torch.Tensor:
+        """The sentence-independent part ``(B, C, h, w) -> (B, 256, h, w)``; computed once per
+        image, it serves every sentence about that image (see :meth:`decode`)."""
+        return self.aspp.visual(features)
+
+    def decode(self, visual: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes, h, w)`` from :meth:`visual`'s output ``(B, 256, h, w)`` and
+        sentence vectors ``(B, D)``."""
+        x = self.aspp.fuse(visual, text)
         x = F.relu(self.bn(self.conv(x)))
         return self.conv_2(x)
+
+    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.visual(features), text)
