@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
           f"precision@0.5 {m['precision@0.5']:.3f}, precision@0.9 {m['precision@0.9']:.3f}")
     print(f"video ({m['video']['expression']!r}): mean J {m['video']['mean_j']:.3f}")
     cap = " (training stopped by the time cap)" if m["time_cap_hit"] else ""
-    print(f"trained {m['iterations']} iterations on {m['train_images_seen']} samples{cap}; "
+    print(f"trained {m['iterations']} iterations: {m['train_images_seen']} images, "
+          f"{m['train_samples_seen']} (image, expression) samples{cap}; "
           f"wall time {m['wall_time_s']:.0f} s")
     print(f"wrote {args.out}/: metrics.json, overlays/, training_curve.png, video.gif, model.pth")
     return 0
