@@ -13,11 +13,12 @@ video with :class:`~refvos.predictor.Predictor` and writes ``out_dir/``::
     model.pth              the trained network in refvos's checkpoint format (``load_checkpoint``)
     data/                  the generated data set (RefCOCO layout)
 
-The recipe (:data:`PRESETS`): the ImageNet EfficientNet-Lite0 backbone and the MiniLM sentence
-encoder stay frozen, so each image's backbone features and each distinct expression's sentence
-vector are computed once and cached; only the RefVOS head (language-fused ASPP) is trained, with
-AdamW, linear warm-up and cosine decay, for a fixed number of iterations (a safety time cap stops
-training early, and says so in ``metrics.json``).
+The recipe (:data:`PRESETS`): the MiniLM sentence encoder stays frozen and each distinct
+expression's sentence vector is computed once; the ImageNet EfficientNet-Lite0 backbone is frozen
+except its last ``tuned_blocks`` blocks, so the frozen part runs once per image and is cached; the
+RefVOS head is trained (its sentence-independent ASPP once per image, the language fusion once per
+expression) with AdamW, linear warm-up and cosine decay, for a fixed number of iterations (a safety
+time cap stops training early, and says so in ``metrics.json``).
 """
 
 from __future__ import annotations
