@@ -147,3 +147,19 @@ def test_r101_backbone_weights_from_path(tmp_path):
     torch.save(ref.state_dict(), tmp_path / "r101.pth")
     backbone = resnet101_os8(tmp_path / "r101.pth")
     torch.testing.assert_close(backbone.layer3[5].conv2.weight, ref.layer3[5].conv2.weight)
+
+
+def test_lite_stage_and_head_width_are_kept_by_checkpoints(tmp_path):
+    from refvos.checkpoint import load_checkpoint, save_checkpoint
+    from tests.conftest import TINY_TEXT_CONFIG
+
+    model = build_model("refvos_lite", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG,
+                        backbone_stage=2, head_channels=32).eval()
+    assert model.config.backbone_channels == 40
+    assert model.segmenter.classifier.conv_2.weight.shape == (2, 32, 1, 1)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "m.pth", model))
+    assert loaded.config == model.config
+    ids = torch.tensor([[101, 2417, 4418, 102]])
+    images = torch.randn(1, 3, 48, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images, ids, torch.ones_like(ids)), model(images, ids, torch.ones_like(ids)))

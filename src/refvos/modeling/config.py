@@ -63,6 +63,9 @@ class RefVOSConfig:
         atrous_rates: ASPP dilation rates.
         head_channels: width of the ASPP / fusion features.
         output_stride: backbone output stride.
+        backbone_stage: for ``refvos_lite``, the EfficientNet stage (0-4) whose features feed the
+            head; 4, the last, by default. Earlier stages are cheaper and keep more colour and
+            shape detail (the offline demo uses stage 2).
     """
 
     variant: str
@@ -74,6 +77,7 @@ class RefVOSConfig:
     atrous_rates: tuple[int, int, int] = (12, 24, 36)
     head_channels: int = 256
     output_stride: int = 8
+    backbone_stage: int = 4
 
     @property
     def text_dim(self) -> int:
