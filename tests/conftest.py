@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from refvos.modeling.config import BERT_BASE_UNCASED
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -16,18 +18,12 @@ SHARED = REPO_ROOT.parent / "shared"
 
 # A 2-layer, 64-wide BERT with the real vocabulary: shapes of a real encoder at toy size.
 TINY_TEXT_CONFIG = {
-    "vocab_size": 30522,
+    **BERT_BASE_UNCASED,
     "hidden_size": 64,
     "num_hidden_layers": 2,
     "num_attention_heads": 2,
     "intermediate_size": 128,
     "max_position_embeddings": 64,
-    "type_vocab_size": 2,
-    "hidden_act": "gelu",
-    "layer_norm_eps": 1e-12,
-    "pad_token_id": 0,
-    "hidden_dropout_prob": 0.1,
-    "attention_probs_dropout_prob": 0.1,
 }
 
 
