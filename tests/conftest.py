@@ -49,3 +49,14 @@ def r101_model():
 
     torch.manual_seed(0)
     return build_model("refvos_r101", backbone_weights=None, text_encoder=None).eval()
+
+
+def make_tiny_synthetic(root: Path) -> dict[str, Path]:
+    """The built-in synthetic data at toy size in all three layouts: ``{"refcoco", "davis", "a2d"}`` roots."""
+    from refvos.data import synthetic
+
+    return {
+        "refcoco": synthetic.make_refcoco(root / "refer", num_images=20, image_size=48),
+        "davis": synthetic.make_davis(root / "davis2017", num_videos=5, num_frames=4, image_size=48),
+        "a2d": synthetic.make_a2d(root / "a2d", num_videos=5, num_frames=4, image_size=48, annotated_every=2),
+    }

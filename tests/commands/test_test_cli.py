@@ -12,10 +12,9 @@ from PIL import Image
 import refvos.checkpoint
 from refvos.checkpoint import save_checkpoint
 from refvos.cli import main
-from refvos.data import synthetic
 from refvos.data.build import build_dataset
 from refvos.data.davis import read_object_ids
-from tests.conftest import make_tiny_model
+from tests.conftest import make_tiny_model, make_tiny_synthetic
 from tests.engine.test_evaluator import TableModel
 
 IOU_KEYS = {"overall_iou", "mean_iou", "precision@0.5", "precision@0.6", "precision@0.7",
@@ -27,14 +26,7 @@ def roots(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     ckpt = root / "tiny.pth"
     save_checkpoint(ckpt, make_tiny_model())
-    return {
-        "ckpt": ckpt,
-        "refcoco": synthetic.make_refcoco(root / "refer", num_images=20, image_size=48),
-        "davis": synthetic.make_davis(root / "davis2017", num_videos=5, num_frames=4,
-                                      image_size=48),
-        "a2d": synthetic.make_a2d(root / "a2d", num_videos=5, num_frames=4, image_size=48,
-                                  annotated_every=2),
-    }
+    return {"ckpt": ckpt, **make_tiny_synthetic(root)}
 
 
 def _oracle(monkeypatch, dataset):

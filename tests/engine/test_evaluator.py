@@ -11,12 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from refvos.data import synthetic
 from refvos.data.build import build_dataset
 from refvos.data.davis import read_object_ids
 from refvos.engine import evaluator
 from refvos.engine.evaluator import SubmissionWriter, davis_palette, evaluate, shard_indices
-from tests.conftest import make_tiny_model
+from tests.conftest import make_tiny_model, make_tiny_synthetic
 
 
 def _digest(image: torch.Tensor) -> str:
@@ -134,13 +133,7 @@ def test_metric_edge_cases(name):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
-    return {
-        "refcoco": synthetic.make_refcoco(root / "refer", num_images=20, image_size=48),
-        "davis": synthetic.make_davis(root / "davis2017", num_videos=5, num_frames=4,
-                                      image_size=48),
-        "a2d": synthetic.make_a2d(root / "a2d", num_videos=5, num_frames=4, image_size=48,
-                                  annotated_every=2),
-    }
+    return make_tiny_synthetic(root)
 
 
 def test_perfect_model_refcoco_and_records(data, tmp_path):
