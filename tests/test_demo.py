@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from refvos import load_checkpoint
@@ -99,3 +100,22 @@ def test_cli_tiny(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "o"), "--preset", "tiny"]) == 0
     printed = capsys.readouterr().out
     assert "overall IoU" in printed and (tmp_path / "o" / "metrics.json").is_file()
+
+
+def test_set_dropout_zero_removes_the_dropout_and_keeps_the_output():
+    from torch import nn
+
+    from refvos.demo import set_dropout
+    from tests.conftest import make_tiny_model
+
+    head = make_tiny_model().segmenter.classifier
+    set_dropout(head, 0.2)
+    assert [m.p for m in head.modules() if isinstance(m, nn.Dropout)] == [0.2, 0.2]
+    set_dropout(head, 0.0)
+    assert not any(isinstance(m, nn.Dropout) for m in head.modules())
+    head.train()
+    x, text = torch.randn(2, head.aspp.convs[0][0].in_channels, 6, 6), torch.randn(2, head.aspp.embedding_project[0].in_features)
+    torch.manual_seed(0)
+    a = head(x, text)
+    torch.manual_seed(1)
+    assert torch.equal(a, head(x, text))  # nothing random left in training mode

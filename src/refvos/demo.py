@@ -46,6 +46,7 @@ from .imaging import IMAGENET_MEAN, IMAGENET_STD, denormalize
 from .io import atomic_write_json
 from .metrics import RefSegMetrics, region_similarity
 from .modeling import RefVOS, build_model
+from .postprocess import foreground_mask
 from .predictor import Predictor
 from .runtime import autocast, resolve_precision
 from .visualize import overlay, plot_curves, save_gif, save_image
@@ -65,6 +66,7 @@ class Recipe:
         backbone_stage: the EfficientNet-Lite0 stage whose features feed the head (2: 40 channels
             at stride 8, which keep the colour and shape detail the expressions name).
         head_channels: width of the RefVOS head.
+        atrous_rates: the head's ASPP dilations (RefVOS's 12/24/36 are for 60x60 feature maps).
         dropout: dropout probability in the head while training (RefVOS uses 0.5).
         tuned_blocks: trailing blocks of the backbone trained with the head (their ImageNet BN
             statistics are kept); the blocks before them are frozen and run once per image.
@@ -83,6 +85,7 @@ class Recipe:
     image_size: int
     backbone_stage: int
     head_channels: int
+    atrous_rates: tuple[int, int, int]
     dropout: float
     tuned_blocks: int
     iterations: int
@@ -97,10 +100,17 @@ class Recipe:
 
 
 PRESETS: dict[str, Recipe] = {
-    "default": Recipe(num_images=1000, image_size=128, backbone_stage=2, head_channels=64, dropout=0.0,
-                      tuned_blocks=1, iterations=2400, batch_size=6, lr=3e-3, weight_decay=1e-4,
-                      warmup=20, time_cap_s=420.0, precision="auto", video_frames=12, overlays=8),
-    "tiny": Recipe(num_images=20, image_size=64, backbone_stage=2, head_channels=16, dropout=0.0,
+    # 128-pixel images give 16x16 stride-8 maps: ASPP rates 3/6/9 are RefVOS's 12/24/36 at 60x60
+    "default": Recipe(num_images=1000, image_size=128, backbone_stage=2, head_channels=64,
+                      atrous_rates=(3, 6, 9), dropout=0.0,
+                      tuned_blocks=1, iterations=6000, batch_size=6, lr=3e-3, weight_decay=1e-4,
+                      warmup=20, time_cap_s=480.0, precision="auto", video_frames=12, overlays=8),
+    "quick": Recipe(num_images=400, image_size=128, backbone_stage=2, head_channels=64,
+                    atrous_rates=(3, 6, 9), dropout=0.0,
+                    tuned_blocks=1, iterations=1500, batch_size=6, lr=3e-3, weight_decay=1e-4,
+                    warmup=20, time_cap_s=240.0, precision="auto", video_frames=12, overlays=8),
+    "tiny": Recipe(num_images=20, image_size=64, backbone_stage=2, head_channels=16,
+                   atrous_rates=(2, 4, 6), dropout=0.0,
                    tuned_blocks=1, iterations=3, batch_size=4, lr=1e-3, weight_decay=1e-4, warmup=1,
                    time_cap_s=60.0, precision="fp32", video_frames=4, overlays=2),
 }
@@ -171,6 +181,18 @@ def set_threads() -> int:
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(n)
     return n
+
+
+def set_dropout(module: nn.Module, p: float) -> None:
+    """Set every ``nn.Dropout`` in ``module`` to probability ``p``; ``p == 0`` swaps them for
+    ``nn.Identity`` (a zero-probability dropout still copies its input in training mode)."""
+    for parent in module.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Dropout):
+                if p == 0:
+                    setattr(parent, name, nn.Identity())
+                else:
+                    child.p = p
 
 
 def split_backbone(model: RefVOS, tuned_blocks: int) -> tuple[nn.Module, nn.Module]:
@@ -310,7 +332,7 @@ def train_head(
         images_seen += len(images)
         samples_seen += len(samples)
         with torch.no_grad():
-            pred, valid = logits.argmax(1).bool(), target != IGNORE_INDEX
+            pred, valid = foreground_mask(logits), target != IGNORE_INDEX
             gt = (target == 1) & valid
             union = ((pred & valid) | gt).sum().item()
             batch_iou = (pred & gt).sum().item() / union if union else 0.0
@@ -338,7 +360,7 @@ def evaluate(model: RefVOS, tuned: nn.Module, data: Encoded, text: torch.Tensor,
     for i in range(0, len(data.features), 16):
         with autocast(device, precision):
             logits, samples = head_logits(model, tuned, data, torch.arange(i, min(i + 16, len(data.features))), text)
-        pred = logits.argmax(1).bool().numpy()
+        pred = foreground_mask(logits).numpy()
         gt = data.masks[samples].numpy()
         ignore = gt == IGNORE_INDEX
         overall.update(pred, gt, ignore=ignore)
@@ -440,10 +462,8 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
     root = make_refcoco(out_dir / "data", num_images=recipe.num_images, image_size=recipe.image_size, seed=seed)
     t = lap("generate_data_s", t)
     model = build_model("refvos_lite", backbone_stage=recipe.backbone_stage,
-                        head_channels=recipe.head_channels).eval()
-    for module in model.segmenter.classifier.modules():
-        if isinstance(module, nn.Dropout):
-            module.p = recipe.dropout
+                        head_channels=recipe.head_channels, atrous_rates=recipe.atrous_rates).eval()
+    set_dropout(model.segmenter.classifier, recipe.dropout)
     for p in model.parameters():
         p.requires_grad_(False)
     frozen, tuned = split_backbone(model, recipe.tuned_blocks)

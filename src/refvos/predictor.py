@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from .errors import InputError
 from .imaging import load_image, to_tensor
 from .modeling import RefVOS
+from .postprocess import foreground_mask
 from .runtime import autocast, resolve_device, resolve_precision
 from .tokenization import Tokenizer, get_tokenizer
 
@@ -169,7 +170,7 @@ class Predictor:
         logits = logits.float()
         if tuple(logits.shape[-2:]) != tuple(image_size):
             logits = F.interpolate(logits, size=image_size, mode="bilinear", align_corners=False)
-        return logits.argmax(dim=1).bool(), logits.softmax(dim=1)[:, 1]
+        return foreground_mask(logits), logits.softmax(dim=1)[:, 1]
 
     # -- text ------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -264,4 +265,4 @@ class Predictor:
         logits = logits.float()
         if tuple(logits.shape[-2:]) != tuple(image_size):
             logits = F.interpolate(logits, size=image_size, mode="bilinear", align_corners=False)
-        return logits[:, 1] > logits[:, 0]
+        return foreground_mask(logits)

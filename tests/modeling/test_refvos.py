@@ -149,13 +149,14 @@ def test_r101_backbone_weights_from_path(tmp_path):
     torch.testing.assert_close(backbone.layer3[5].conv2.weight, ref.layer3[5].conv2.weight)
 
 
-def test_lite_stage_and_head_width_are_kept_by_checkpoints(tmp_path):
+def test_lite_stage_head_width_and_rates_are_kept_by_checkpoints(tmp_path):
     from refvos.checkpoint import load_checkpoint, save_checkpoint
     from tests.conftest import TINY_TEXT_CONFIG
 
     model = build_model("refvos_lite", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG,
-                        backbone_stage=2, head_channels=32).eval()
+                        backbone_stage=2, head_channels=32, atrous_rates=(2, 3, 5)).eval()
     assert model.config.backbone_channels == 40
+    assert [c[0].dilation for c in model.segmenter.classifier.aspp.convs[1:4]] == [(2, 2), (3, 3), (5, 5)]
     assert model.segmenter.classifier.conv_2.weight.shape == (2, 32, 1, 1)
     loaded = load_checkpoint(save_checkpoint(tmp_path / "m.pth", model))
     assert loaded.config == model.config

@@ -94,7 +94,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="A2D / DAVIS: pick best.pth on the reported split (A2D test, DAVIS val)")
     r.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     r.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                   help="auto (default): bf16 autocast on CUDA (fp16 + GradScaler without bf16), fp32 on CPU")
+                   help="auto (default): bf16 autocast on CUDA (fp16 + GradScaler without bf16) and on CPUs with "
+                        "native bf16 (AVX512-BF16 / AMX), fp32 on other CPUs")
     r.add_argument("--print-freq", type=int, default=10, help="log every N steps (default 10)")
 
 

@@ -57,6 +57,7 @@ from ..metrics import (
     mask_score,
     region_similarity,
 )
+from ..postprocess import foreground_mask
 from ..runtime import autocast, resolve_device, resolve_precision
 from ..visualize import overlay, save_image
 
@@ -290,7 +291,7 @@ class _Runner:
         with autocast(self.device, self.precision):
             logits = self.model.segmenter.classifier(features, text)
         logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
-        return logits.argmax(dim=1).bool(), logits.softmax(dim=1)[:, 1]
+        return foreground_mask(logits), logits.softmax(dim=1)[:, 1]
 
 
 def _groups(items: Iterable[tuple[int, dict]], batch_size: int) -> Iterator[list[tuple[int, dict]]]:

@@ -266,9 +266,9 @@ def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, device: 
 
 
 def resolve_train_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 (fp16 where bf16 is missing) on CUDA, fp32 on CPU (exact resume)."""
-    if precision == "auto":
-        return resolve_precision("auto", device) if device.type == "cuda" else "fp32"
+    """``auto``: bf16 on CUDA (fp16 where bf16 is missing) and on CPUs with native bf16, else fp32.
+
+    Resume stays bitwise exact at every precision (the same kernels run in the same order)."""
     precision = resolve_precision(precision, device)
     if precision == "fp16" and device.type != "cuda":
         raise InputError("--precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
@@ -303,7 +303,8 @@ class Trainer:
         self.run_dir = Path(config.output_dir)
         self.schedule = build_schedule(config.schedule, config.lr, config.epochs)
         self.epochs = self.schedule.epochs
-        self.model = model.to(self.device)
+        # channels-last: oneDNN's and cuDNN's fast convolution layout (only 4-D tensors change)
+        self.model = model.to(self.device, memory_format=torch.channels_last)
         self.train_set, self.val_set = train_set, val_set
         self.world_size, self.rank = du.get_world_size(), du.get_rank()
         self.args = {**(args or {}), **self._settings()}
@@ -446,7 +447,9 @@ class Trainer:
                 sync = micro == cfg.accumulate - 1 or self.ddp is None
                 with contextlib.nullcontext() if sync else self.ddp.no_sync():
                     with autocast(self.device, self.precision):
-                        logits = net(batch["image"].to(self.device, non_blocking=True),
+                        image = batch["image"].to(self.device, non_blocking=True,
+                                                  memory_format=torch.channels_last)
+                        logits = net(image,
                                      batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
                     loss = self.criterion(logits, batch["mask"].to(self.device)) / cfg.accumulate
                     (self.scaler.scale(loss) if self.scaler is not None else loss).backward()

