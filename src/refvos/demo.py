@@ -504,7 +504,8 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
                    "frozen": ["text_encoder", f"segmenter.backbone except its last {recipe.tuned_blocks} block(s)"],
                    "trained": [f"segmenter.backbone's last {recipe.tuned_blocks} block(s) (BN statistics kept)",
                                "segmenter.classifier"],
-                   "optimizer": "AdamW", "schedule": "linear warm-up, cosine to 0", "loss": "cross-entropy"},
+                   "optimizer": "AdamW", "schedule": "linear warm-up, cosine to 0",
+                   "loss": f"cross-entropy (referent weight {FOREGROUND_WEIGHT:g}) + soft Dice"},
         **device_info(threads),
     }
     save_checkpoint(out_dir / "model.pth", model, demo={"preset": preset, "seed": seed,
