@@ -49,7 +49,7 @@ FULL = {
     "train_batch": 2, "train_size": 256, "train_repeats": 2,
     "lite_repeats": 5, "onnx_size": (480, 480), "onnx_repeats": 2, "lite_onnx_repeats": 5,
     "profile_size": (480, 480),
-    "demo_preset": "quick", "agreement_clips": 4, "agreement_frames": 12,
+    "demo_preset": "default", "agreement_clips": 4, "agreement_frames": 12,
 }
 QUICK = {
     "latency_sizes": [(64, 64), (64, 112)],
