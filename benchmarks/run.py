@@ -257,11 +257,13 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
     demo = run_demo(workdir / "demo", preset=preset, seed=0)
     model = load_checkpoint(workdir / "demo" / "model.pth").eval()
     size = PRESETS[preset].image_size
+    fp32_path = Predictor(model, device=device, precision="fp32")
+    bf16_path = Predictor(model, device=device, precision="bf16")
     fp32, bf16, objects, expressions = [], [], [], []
     for clip in range(cfg["agreement_clips"]):
         frames, gts, expression = make_video_clip(cfg["agreement_frames"], size, seed=1000 + clip)
-        fp32 += Predictor(model, device=device, precision="fp32").predict_video(frames, expression)
-        bf16 += Predictor(model, device=device, precision="bf16").predict_video(frames, expression)
+        fp32 += fp32_path.predict_video(frames, expression)
+        bf16 += bf16_path.predict_video(frames, expression)
         objects += gts
         expressions.append(expression)
     return {"model": f"refvos_lite trained by the demo recipe (preset {preset!r})",

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
+
+
+def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Logits ``(B, C, h, w)`` -> float ``(B, C, H, W)`` at ``size``, bilinear as the original
+    (``align_corners=False``); unchanged but for the cast when already at that size."""
+    logits = logits.float()
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+    return logits
 
 
 def foreground_mask(logits: torch.Tensor) -> torch.Tensor:

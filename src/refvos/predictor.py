@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from .errors import InputError
 from .imaging import load_image, to_tensor
 from .modeling import RefVOS
-from .postprocess import foreground_mask
+from .postprocess import foreground_mask, upsample_logits
 from .runtime import autocast, resolve_device, resolve_precision
 from .tokenization import Tokenizer, get_tokenizer
 
@@ -167,9 +167,7 @@ class Predictor:
     def postprocess(logits: torch.Tensor, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``(B, 2, h, w)`` -> masks ``(B, H, W)`` bool (foreground where logit1 > logit0, the
         original's argmax) and foreground probabilities ``(B, H, W)``, at the image size."""
-        logits = logits.float()
-        if tuple(logits.shape[-2:]) != tuple(image_size):
-            logits = F.interpolate(logits, size=image_size, mode="bilinear", align_corners=False)
+        logits = upsample_logits(logits, image_size)
         return foreground_mask(logits), logits.softmax(dim=1)[:, 1]
 
     # -- text ------------------------------------------------------------------------------
@@ -208,7 +206,7 @@ class Predictor:
         for expression, vector in zip(expressions, text):
             with autocast(self.device, self.precision):
                 logits = self.segmenter.classifier(self._features, vector[None])
-                logits = F.interpolate(logits.float(), size=self._input_size, mode="bilinear", align_corners=False)
+                logits = upsample_logits(logits, self._input_size)
             mask, prob = self.postprocess(logits, self._image_size)
             mask_np = mask[0].cpu().numpy()
             area = int(mask_np.sum())
@@ -262,7 +260,4 @@ class Predictor:
     def masks(logits: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
         """Only the masks of :meth:`postprocess` (no softmax): ``(B, H, W)`` bool, foreground where
         logit1 > logit0 (argmax's tie goes to the background)."""
-        logits = logits.float()
-        if tuple(logits.shape[-2:]) != tuple(image_size):
-            logits = F.interpolate(logits, size=image_size, mode="bilinear", align_corners=False)
-        return foreground_mask(logits)
+        return foreground_mask(upsample_logits(logits, image_size))
