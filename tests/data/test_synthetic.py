@@ -75,7 +75,8 @@ def test_video_layouts_round_trip(synth):
                or "still" in s["sentence"] for s in davis)
     assert sum(s["mask"].sum().item() for s in davis) > 0
     a2d = build_dataset("a2d", synth["a2d"], "train", "eval")
-    assert len(a2d) > 0 and all(s["mask"].sum() > 0 for s in a2d)
+    assert len(a2d) > 0 and all((s["mask"].sum() > 0) == s["meta"]["present"] for s in a2d)
+    assert any(not s["meta"]["present"] for s in a2d)  # an instance absent from one annotated frame
     assert any("," in s["sentence"] for s in a2d)
     assert len(build_dataset("a2d", synth["a2d"], "test", "eval")) > 0
     recs = load_categorization(synth["a2d"] / "RE_categorization.csv")

@@ -1,4 +1,5 @@
 import csv
+import logging
 
 import h5py
 import numpy as np
@@ -47,13 +48,41 @@ def write_a2d(root):
 def test_a2d_samples_masks_and_queries(tmp_path):
     m0, m1 = write_a2d(tmp_path)
     ds = build_dataset("a2d", tmp_path, "train", "eval")
-    got = [(s["meta"]["frame"], s["meta"]["object_id"], s["sentence"]) for s in ds]
-    assert got == [("00001", 0, "man in red, running left"), ("00001", 1, "a dog, jumping"),
-                   ("00004", 1, "a dog, jumping")]
-    assert np.array_equal(ds[0]["mask"].numpy(), m0) and np.array_equal(ds[2]["mask"].numpy(), m1)
+    got = [(s["meta"]["frame"], s["meta"]["object_id"], s["sentence"], s["meta"]["present"])
+           for s in ds]
+    # Every annotated frame for every instance of the video, as the original: instance 0 is not
+    # in 00004.h5, so that sample has an all-zero mask (trained on; IoU 0 under RefVOS's protocol).
+    assert got == [("00001", 0, "man in red, running left", True), ("00001", 1, "a dog, jumping", True),
+                   ("00004", 0, "man in red, running left", False), ("00004", 1, "a dog, jumping", True)]
+    assert np.array_equal(ds[0]["mask"].numpy(), m0) and np.array_equal(ds[3]["mask"].numpy(), m1)
+    assert ds[2]["mask"].shape == (FH, FW) and ds[2]["mask"].eq(0).all()
+    train = build_dataset("a2d", tmp_path, "train", "train", base_size=16, crop_size=16)
+    assert len(train) == 4 and sum(not t.meta["present"] for t in train.targets) == 1
     assert ds[0]["input_ids"].shape == (10,) and ds[0]["meta"]["video"] == "vidA"
     test = build_dataset("a2d", tmp_path, "test", "eval")
     assert [s["meta"]["video"] for s in test] == ["vidB"]
+
+
+def test_a2d_known_copy_row_is_skipped_once_in_the_log(tmp_path, caplog):
+    """The published file's one mistake (video T6bNPuKV-wY, instance id '1 (copy)') is dropped."""
+    write_a2d(tmp_path)
+    with open(tmp_path / "a2d_annotation.txt", "a") as f:
+        f.write("vidA,1 (copy),a dog, jumping\n")
+    with caplog.at_level(logging.INFO, logger="refvos.data.a2d"):
+        ds = build_dataset("a2d", tmp_path, "train", "eval")
+        build_dataset("a2d", tmp_path, "test", "eval")  # the same file again: no second message
+    assert [s["meta"]["object_id"] for s in ds] == [0, 1, 0, 1]
+    messages = [r.getMessage() for r in caplog.records if "1 (copy)" in r.getMessage()]
+    assert len(messages) == 1 and "vidA (line 5)" in messages[0]
+
+
+@pytest.mark.parametrize("row", ["vidA,1 (copie),a dog\n", "vidA,x,a dog\n", "vidA,1\n", "vidA,2,\n"])
+def test_a2d_malformed_row_is_a_clear_error(tmp_path, row):
+    write_a2d(tmp_path)
+    with open(tmp_path / "a2d_annotation.txt", "a") as f:
+        f.write(row)
+    with pytest.raises(DataFormatError, match=r"a2d_annotation.txt:5: expected 'video_id,instance_id,query'"):
+        build_dataset("a2d", tmp_path, "train", "eval")
 
 
 def test_a2d_queries_file_swaps_queries(tmp_path):

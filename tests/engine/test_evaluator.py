@@ -14,7 +14,7 @@ from torch import nn
 from refvos.data.build import build_dataset
 from refvos.data.davis import read_object_ids
 from refvos.engine import evaluator
-from refvos.engine.evaluator import SubmissionWriter, davis_palette, evaluate, shard_indices
+from refvos.engine.evaluator import SubmissionWriter, davis_palette, evaluate, sample_meta, shard_indices
 from tests.conftest import make_tiny_model, make_tiny_synthetic
 
 
@@ -217,7 +217,32 @@ def test_perfect_model_a2d_map(data):
     ds = build_dataset("a2d", data["a2d"], "test", mode="eval")
     m = evaluate(TableModel(ds), ds, device="cpu")["metrics"]
     assert m["a2d_map"]["mAP"] == pytest.approx(1.0) and m["a2d_map"]["AP50"] == pytest.approx(1.0)
-    assert m["mttr"]["overall_iou"] == pytest.approx(1.0) and m["refvos"]["mean_iou"] == 1.0
+    present = [sample_meta(ds, i)["present"] for i in range(len(ds))]
+    assert not all(present)  # the synthetic test split has a frame where the instance is absent
+    # MTTR's protocol (and the mAP) leave the absent frames out; RefVOS's scores them IoU 0.
+    assert m["mttr"]["overall_iou"] == pytest.approx(1.0) and m["mttr"]["mean_iou"] == pytest.approx(1.0)
+    assert m["mttr"]["num_samples"] == sum(present) and m["refvos"]["num_samples"] == len(ds)
+    assert m["a2d_map"]["num_samples"] == sum(present)
+    assert m["refvos"]["mean_iou"] == pytest.approx(sum(present) / len(ds))
+    assert m["refvos"]["overall_iou"] == pytest.approx(1.0)  # absent + empty prediction: U = 0
+
+
+def test_a2d_absent_frame_prediction_counts_in_refvos_union_only():
+    """An absent instance (all-zero mask): RefVOS scores IoU 0 and adds the predicted pixels to
+    the union; MTTR's block and the mAP leave the frame out."""
+    gt = np.zeros((16, 16), bool)
+    gt[2:8, 2:8] = True
+    items = [({"dataset": "a2d", "video": "v", "frame": "00001", "object_id": 0, "present": True},
+              gt, "the dog"),
+             ({"dataset": "a2d", "video": "v", "frame": "00002", "object_id": 0, "present": False},
+              np.zeros((16, 16), bool), "the dog")]
+    ds = ListDataset(items)
+    model = TableModel(ds, predict=lambda s: gt)  # predicts the same 36 pixels on both frames
+    m = evaluate(model, ds, device="cpu")["metrics"]
+    assert m["refvos"]["overall_iou"] == pytest.approx(36 / 72)
+    assert m["refvos"]["mean_iou"] == pytest.approx(0.5)
+    assert m["mttr"]["num_samples"] == 1 and m["mttr"]["overall_iou"] == pytest.approx(1.0)
+    assert m["a2d_map"]["num_samples"] == 1 and m["a2d_map"]["mAP"] == pytest.approx(1.0)
 
 
 def test_submission_overlap_goes_to_most_confident(tmp_path):

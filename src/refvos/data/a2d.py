@@ -5,12 +5,25 @@ commas), ``videoset.csv`` (last column 0 = train, 1 = test), frames ``pngs320H/<
 annotated frames listed by ``Annotations/col/<video>/*.png``, masks in
 ``a2d_annotation_with_instances/<video>/<frame>.h5`` (``instance``: ids; ``reMask``: W x H masks,
 ``(N, W, H)`` for several instances or one 2-D mask).
+
+Two facts of the published files, handled as the authors' code (miriambellver/refvos,
+``data/a2d.py``) handles them:
+
+- ``a2d_annotation.txt`` has one known mistake, a row of video ``T6bNPuKV-wY`` whose instance id
+  is ``1 (copy)``. The original drops it (it keeps only rows whose instance id is shorter than 3
+  characters) and MTTR filters ``instance_id != '1 (copy)'``; it is skipped here with one log
+  message. Any other row without a numeric instance id is a :class:`DataFormatError`.
+- Every annotated frame of a video is a sample for every instance of that video. Where the
+  instance is not among the frame's ``.h5`` instances, the mask is all zero and ``meta["present"]``
+  is False: the original trains on such frames and scores them with IoU 0 (their predicted
+  pixels add to the union); MTTR's protocol leaves them out (``refvos test``'s ``mttr`` block).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 from pathlib import Path
 
@@ -28,6 +41,11 @@ LAYOUT = (
     "Release/a2d_annotation_with_instances/<video>/<frame>.h5"
 )
 SPLITS = {"train": 0, "test": 1}
+# The published file's one annotation mistake (video T6bNPuKV-wY), dropped by the original and MTTR.
+KNOWN_BAD_INSTANCE_ID = "1 (copy)"
+
+log = logging.getLogger(__name__)
+_reported: set[str] = set()  # files whose known mistake was already logged (once per process)
 
 
 def _read_utf8(path: Path) -> str:
@@ -44,11 +62,15 @@ def read_queries(path: Path) -> dict[tuple[str, int], list[str]]:
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found; expected {LAYOUT}")
     out: dict[tuple[str, int], list[str]] = {}
+    skipped: list[str] = []
     with io.StringIO(_read_utf8(path), newline="") as f:
         for lineno, row in enumerate(csv.reader(f), start=1):
             if not row or not "".join(row).strip():
                 continue
             if lineno == 1 and row[0].strip() == "video_id":
+                continue
+            if len(row) >= 2 and row[1].strip() == KNOWN_BAD_INSTANCE_ID:
+                skipped.append(f"{row[0].strip()} (line {lineno})")
                 continue
             # An unquoted query with commas is split by the CSV reader: put it back together.
             if len(row) < 3 or not row[1].strip().isascii() or not row[1].strip().isdigit() \
@@ -58,6 +80,11 @@ def read_queries(path: Path) -> dict[tuple[str, int], list[str]]:
                 )
             key = (row[0].strip(), int(row[1]))
             out.setdefault(key, []).append(",".join(row[2:]).strip())
+    if skipped and str(path) not in _reported:
+        _reported.add(str(path))
+        log.warning("%s: skipped %d row(s) with instance id %r, the published file's known "
+                    "annotation mistake (as the original and MTTR do): %s",
+                    path, len(skipped), KNOWN_BAD_INSTANCE_ID, ", ".join(skipped))
     return out
 
 
@@ -103,8 +130,10 @@ def read_instance_masks(path: Path) -> tuple[list[int], np.ndarray]:
 
 
 class A2DDataset(ReferringDataset):
-    """Samples are (annotated frame, instance, query). ``meta``: dataset, video, frame,
-    object_id, sent_id (index of the query of that instance), split."""
+    """Samples are (annotated frame, instance, query) for every annotated frame of a video and
+    every instance of that video with a query. ``meta``: dataset, video, frame, object_id,
+    sent_id (index of the query of that instance), split, present (False: the instance is not
+    annotated in that frame, its mask is all zero)."""
 
     def __init__(
         self,
@@ -146,10 +175,8 @@ class A2DDataset(ReferringDataset):
                 h5 = root / "a2d_annotation_with_instances" / video / f"{frame}.h5"
                 ids, _ = read_instance_masks(h5)
                 for inst in sorted(by_video[video]):
-                    if inst not in ids:  # the instance is not annotated in this frame
-                        continue
                     meta = {"dataset": "a2d", "video": video, "frame": frame,
-                            "object_id": inst, "split": split}
+                            "object_id": inst, "split": split, "present": inst in ids}
                     sents = [Sentence(q, {"sent_id": j}) for j, q in enumerate(by_video[video][inst])]
                     self.targets.append(Target(meta, sents, (image_path, h5, inst)))
         self._finalize()
@@ -158,6 +185,8 @@ class A2DDataset(ReferringDataset):
         image_path, h5, inst = target.source
         image = read_rgb(image_path, LAYOUT)
         ids, masks = read_instance_masks(h5)
+        if inst not in ids:  # absent from this frame: an all-zero mask, as the original
+            return image, np.zeros(image.shape[:2], np.uint8)
         mask = masks[ids.index(inst)]
         if mask.shape != image.shape[:2]:  # masks at another resolution than pngs320H
             mask = np.asarray(

@@ -454,7 +454,12 @@ def make_a2d(
 
     Every ``annotated_every``-th frame gets ``Annotations/col`` and an ``.h5`` with the visible
     instances (a single 2-D ``reMask`` when only one is visible); every fifth video is ``test``.
-    Some queries contain commas (quoted in the CSV). ``RE_categorization.csv`` tags them."""
+    Some queries contain commas (quoted in the CSV). ``RE_categorization.csv`` tags them.
+
+    Two quirks of the published data are reproduced: the first video has an extra row whose
+    instance id is ``1 (copy)`` (the published file's one mistake), and in every video with
+    several annotated frames the last instance is left out of the last annotated frame's ``.h5``
+    (a frame where the referred instance is absent)."""
     root = Path(root)
     queries, videoset, records = [], [], []
     for v, rng, tracks, frames, labels in _videos(seed + 1, num_videos, num_frames, image_size,
@@ -472,6 +477,8 @@ def make_a2d(
                 text = f"the {tr.shape.color} {tr.shape.shape}, moving {tr.motion}"
             queries.append([video, str(k), text])
             records.append(_categorization_rows(video, k, Expression(text, e.categories), 0))
+        if v == 0:
+            queries.append([video, "1 (copy)", queries[-1][2]])
         (root / "pngs320H" / video).mkdir(parents=True, exist_ok=True)
         (root / "Annotations" / "col" / video).mkdir(parents=True, exist_ok=True)
         (root / "a2d_annotation_with_instances" / video).mkdir(parents=True, exist_ok=True)
@@ -483,6 +490,8 @@ def make_a2d(
             col.putpalette(_PALETTE)
             col.save(root / "Annotations" / "col" / video / f"{name}.png")
             ids = [k for k in range(len(tracks)) if (labels[t] == k + 1).any()]
+            if len(annotated) > 1 and t == annotated[-1] and len(ids) > 1:  # last instance absent here
+                ids = [k for k in ids if k != len(tracks) - 1]
             masks = np.stack([(labels[t] == k + 1).T.astype(np.uint8) for k in ids])
             with h5py.File(root / "a2d_annotation_with_instances" / video / f"{name}.h5", "w") as f:
                 f["instance"] = np.asarray(ids, dtype=np.float64)

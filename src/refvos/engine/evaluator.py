@@ -5,8 +5,10 @@
 
 - every data set: RefVOS's overall IoU, mean IoU and precision@0.5:0.9
   (:class:`~refvos.metrics.RefSegMetrics`);
-- A2D-Sentences: also MTTR's IoU variant and the COCO mask mAP (:class:`~refvos.metrics.A2DMaskAP`,
-  detection score = :func:`~refvos.metrics.mask_score`);
+- A2D-Sentences: the RefVOS block keeps the frames where the referred instance is absent (IoU
+  0, as the original's ``test.py``); the ``mttr`` block (MTTR's IoU variant) and the COCO mask
+  mAP (:class:`~refvos.metrics.A2DMaskAP`, detection score = :func:`~refvos.metrics.mask_score`)
+  leave them out, as MTTR does;
 - DAVIS-2017: J, F and J&F per object, per annotator and averaged, first-frame and full-video
   expressions apart (:class:`~refvos.metrics.DavisMetrics`), plus RefVOS's IoU per expression kind.
 
@@ -463,10 +465,15 @@ def summarize(
     metrics: dict[str, Any] = {"dataset": dataset, "num_samples": len(samples),
                                "refvos": refvos.compute()}
     if dataset == "a2d":
+        # MTTR's protocol leaves out frames where the referred instance is absent (the RefVOS
+        # block above keeps them, as the original: IoU 0, their predicted pixels in the union).
+        present = [r for r in samples if r.get("present", True)]
         mttr = RefSegMetrics("mttr")
-        mttr.update_from_counts([r["intersection"] for r in samples], [r["union"] for r in samples])
+        mttr.update_from_counts([r["intersection"] for r in present], [r["union"] for r in present])
         metrics["mttr"] = mttr.compute()
-        metrics["a2d_map"] = A2DMaskAP().merge(a2d_state or []).compute()
+        absent = {r["index"] for r in samples if not r.get("present", True)}
+        metrics["a2d_map"] = A2DMaskAP().merge(
+            [a for a in a2d_state or [] if a["id"] not in absent]).compute()
     if dataset == "davis":
         metrics["davis"] = _davis_summary(samples, davis_frames)
     return metrics
