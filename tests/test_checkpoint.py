@@ -28,6 +28,9 @@ def test_released_r101_checkpoint_loads_strict_and_gives_same_logits(r101_model,
     loaded = load_checkpoint(path)
     assert loaded.config.variant == "refvos_r101" and loaded.config.max_tokens == 20
     assert not loaded.training
+    # the released models were trained with the original's tokenisation: that is their default
+    assert loaded.config.truncation == "original" and loaded.config.legacy_truncation
+    assert load_checkpoint(path, truncation="standard").config.truncation == "standard"
     images = torch.randn(1, 3, 40, 56)
     ids = torch.tensor([[101, 1996, 2158, 2006, 1996, 2187, 102, 0]])
     mask = (ids > 0).long()
@@ -55,6 +58,28 @@ def test_refvos_format_round_trip(tmp_path):
         assert torch.equal(v, loaded.state_dict()[k]), k
     assert read_checkpoint(path)["epoch"] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]  # no temporary file left behind
+
+
+def test_refvos_checkpoint_records_its_truncation_rule(tmp_path):
+    from refvos.predictor import Predictor
+
+    model = make_tiny_model(max_tokens=10).eval()
+    model.config.truncation = "original"
+    path = save_checkpoint(tmp_path / "m.pth", model)
+    assert read_checkpoint(path)["config"]["truncation"] == "original"
+    loaded = load_checkpoint(path)
+    assert loaded.config.truncation == "original" and Predictor(loaded, device="cpu").legacy_truncation
+    overridden = load_checkpoint(path, truncation="standard")
+    assert not Predictor(overridden, device="cpu").legacy_truncation
+    # a refvos checkpoint written before the field existed was trained with standard truncation
+    ckpt = read_checkpoint(path)
+    del ckpt["config"]["truncation"]
+    torch.save(ckpt, tmp_path / "old.pth")
+    assert load_checkpoint(tmp_path / "old.pth").config.truncation == "standard"
+    ckpt["config"]["truncation"] = "sliced"
+    torch.save(ckpt, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="truncation must be one of"):
+        load_checkpoint(tmp_path / "bad.pth")
 
 
 def test_export_to_released_layout_and_back(r101_model, tmp_path):

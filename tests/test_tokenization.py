@@ -37,3 +37,29 @@ def test_empty_expression_is_refused(bad):
 def test_batch_encoding_pads_each_row():
     ids, mask = get_tokenizer().encode(["a dog", "the cat on the sofa"], max_tokens=10)
     assert mask.sum(1).tolist() == [4, 7]
+
+
+def test_original_rule_adds_cls_sep_then_slices_to_the_limit():
+    """The authors' code: ``encode(text, add_special_tokens=True)[:max_tokens]`` (data/a2d.py,
+    data/davis2017.py), so a 12-id expression keeps exactly 10 ids and loses its [SEP]."""
+    tok = get_tokenizer()
+    text = "the man in the red shirt standing on the left"
+    full = [101, 1996, 2158, 1999, 1996, 2417, 3797, 3061, 2006, 1996, 2187, 102]
+    original, original_mask = tok.encode(text, max_tokens=10, legacy_truncation=True)
+    standard, standard_mask = tok.encode(text, max_tokens=10)
+    assert original[0].tolist() == full[:10]
+    assert standard[0].tolist() == full[:9] + [102]
+    assert original_mask[0].tolist() == standard_mask[0].tolist() == [1] * 10
+    # under the limit both rules agree (and keep [SEP]); padding is 0
+    short_o, _ = tok.encode(text, max_tokens=20, legacy_truncation=True)
+    assert short_o[0].tolist() == full + [0] * 8 == tok.encode(text, max_tokens=20)[0][0].tolist()
+
+
+def test_truncation_names():
+    from refvos.commands.data_args import TRUNCATION_CHOICES
+    from refvos.tokenization import TRUNCATIONS, check_truncation
+
+    assert TRUNCATION_CHOICES == TRUNCATIONS == ("original", "standard")
+    assert check_truncation("original") == "original"
+    with pytest.raises(InputError, match="--truncation: expected one of"):
+        check_truncation("legacy", "--truncation")

@@ -32,6 +32,7 @@ from .modeling import RefVOS, RefVOSConfig, build_from_config
 from .modeling.config import BERT_BASE_UNCASED
 from .modeling.state_dict import load_strict
 from .modeling.text_encoder import infer_text_config, load_text_state_dict
+from .tokenization import check_truncation
 
 FORMAT = "refvos"
 VERSION = 1
@@ -78,8 +79,16 @@ def is_released_format(ckpt: dict[str, Any]) -> bool:
     return ckpt.get("format") != FORMAT
 
 
-def config_of(ckpt: dict[str, Any], source: str = "checkpoint", max_tokens: int | None = None) -> RefVOSConfig:
-    """The network configuration of a loaded checkpoint (read off the shapes for released files)."""
+def config_of(
+    ckpt: dict[str, Any], source: str = "checkpoint", max_tokens: int | None = None,
+    truncation: str | None = None,
+) -> RefVOSConfig:
+    """The network configuration of a loaded checkpoint (read off the shapes for released files).
+
+    ``truncation``: overrides the expression-cutting rule; otherwise a refvos checkpoint's own
+    (``"standard"`` when it predates the field) and ``"original"`` for a released file, whose
+    models the authors' code trained with that rule.
+    """
     if not is_released_format(ckpt):
         if ckpt.get("version", 0) > VERSION:
             raise CheckpointError(f"{source}: refvos format version {ckpt['version']} is newer than {VERSION}")
@@ -103,9 +112,12 @@ def config_of(ckpt: dict[str, Any], source: str = "checkpoint", max_tokens: int 
             backbone_channels=int(model["backbone.layer4.0.conv1.weight"].shape[1] * 2),
             text_config={**BERT_BASE_UNCASED, **text_config},
             max_tokens=RELEASED_MAX_TOKENS.get(str(dataset), 20),
+            truncation="original",
         )
     if max_tokens is not None:
         config.max_tokens = int(max_tokens)
+    if truncation is not None:
+        config.truncation = check_truncation(truncation)
     return config
 
 
@@ -128,16 +140,18 @@ def load_state_into(model: RefVOS, ckpt: dict[str, Any], source: str = "checkpoi
 
 
 def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu", max_tokens: int | None = None
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", max_tokens: int | None = None,
+    truncation: str | None = None,
 ) -> RefVOS:
     """Build the network a checkpoint describes and load its weights; returns it in eval mode.
 
     Accepts refvos checkpoints and the authors' released files (ResNet-101 + BERT-base; the BERT
-    configuration is read off the weights, no download). ``max_tokens`` overrides the token limit.
+    configuration is read off the weights, no download). ``max_tokens`` overrides the token limit,
+    ``truncation`` the expression-cutting rule (see :func:`config_of`).
     """
     source = str(path)
     ckpt = read_checkpoint(path, map_location="cpu")
-    config = config_of(ckpt, source, max_tokens)
+    config = config_of(ckpt, source, max_tokens, truncation)
     model = build_from_config(config)
     load_state_into(model, ckpt, source)
     return model.to(map_location).eval()

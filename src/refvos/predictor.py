@@ -113,7 +113,8 @@ class Predictor:
         precision: ``"auto"`` (bf16 on CUDA and on CPUs with native bf16, else fp32), ``"fp32"``
             (bit-faithful to the original pipeline), ``"bf16"`` or ``"fp16"``.
         max_size: cap on the long side of the processed image (None: own resolution).
-        legacy_truncation: cut token ids after the special tokens, as the original code.
+        legacy_truncation: cut token ids after the special tokens, as the original code
+            (``None``: the rule the model's config records, ``model.config.truncation``).
         channels_last: run convolutions in channels-last memory format.
         fold_bn: fold BatchNorm into the preceding convolutions of an inference copy of the
             segmentation network (``None``: when the precision is bf16 / fp16; fp32 keeps the
@@ -127,7 +128,7 @@ class Predictor:
         device: str | torch.device | None = None,
         precision: str = "auto",
         max_size: int | None = None,
-        legacy_truncation: bool = False,
+        legacy_truncation: bool | None = None,
         channels_last: bool = True,
         tokenizer: Tokenizer | None = None,
         fold_bn: bool | None = None,
@@ -145,6 +146,8 @@ class Predictor:
         if max_size is not None and max_size < 16:
             raise InputError(f"max_size must be at least 16 pixels, got {max_size}")
         self.max_size = max_size
+        if legacy_truncation is None:
+            legacy_truncation = getattr(model.config, "truncation", "standard") == "original"
         self.legacy_truncation = legacy_truncation
         self.tokenizer = tokenizer or get_tokenizer()
         self._features: torch.Tensor | None = None

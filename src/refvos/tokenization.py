@@ -17,6 +17,18 @@ import torch
 from .errors import InputError
 
 DEFAULT_MAX_TOKENS = 20
+# How an expression longer than the token limit is cut (the CLI's ``--truncation``):
+# ``original`` = the authors' code (miriambellver/refvos, ``data/a2d.py``, ``data/davis2017.py``,
+# ``data/dataset_refer_bert.py``): ``encode(text, add_special_tokens=True)[:max_tokens]``, so a
+# long expression loses its [SEP]; ``standard`` = BERT's usual truncation, which keeps [SEP].
+TRUNCATIONS = ("original", "standard")
+
+
+def check_truncation(rule: str, source: str = "truncation") -> str:
+    """``rule`` if it is one of :data:`TRUNCATIONS`; otherwise an InputError naming ``source``."""
+    if rule not in TRUNCATIONS:
+        raise InputError(f"{source}: expected one of {list(TRUNCATIONS)}, got {rule!r}")
+    return rule
 
 
 def shipped_vocab_path() -> Path:

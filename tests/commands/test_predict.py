@@ -285,3 +285,30 @@ def test_real_photos(ckpt, tmp_path, capsys, source):
     (r,) = json.loads(stdout)["results"]
     mask = _mask(tmp_path / "m.png")
     assert mask.shape == rgb.shape[:2] and r["area"] == int(mask.sum())
+
+
+def test_truncation_flag_changes_how_long_expressions_are_read(tmp_path):
+    """A 24-word expression exceeds the 20-token limit: ``--truncation original`` drops its [SEP]
+    (another sentence vector); without the flag the checkpoint's own rule applies."""
+    import argparse
+
+    import torch
+
+    from refvos.commands.predict import _make_predictor
+
+    long = "the small brown dog with a red collar sitting next to the man who is wearing a blue " \
+           "jacket and holding an umbrella"
+    model = make_tiny_model().eval()
+    vectors = {}
+    for recorded in ("standard", "original"):
+        model.config.truncation = recorded
+        ckpt = save_checkpoint(tmp_path / f"{recorded}.pth", model)
+        for rule in (None, "standard", "original"):
+            args = argparse.Namespace(checkpoint=str(ckpt), device="cpu", precision="fp32",
+                                      max_size=None, truncation=rule)
+            predictor = _make_predictor(args)
+            assert predictor.legacy_truncation == ((rule or recorded) == "original")
+            vectors[(recorded, rule)] = predictor.encode_expressions([long])
+    assert torch.equal(vectors[("standard", None)], vectors[("original", "standard")])
+    assert torch.equal(vectors[("original", None)], vectors[("standard", "original")])
+    assert not torch.allclose(vectors[("standard", None)], vectors[("original", None)])

@@ -111,14 +111,53 @@ def test_a2d_perfect_model(roots, tmp_path, monkeypatch):
     rc = main(["test", "--dataset", "a2d", "--resume", str(roots["ckpt"]), "--a2d_root",
                str(roots["a2d"]), "--output-dir", str(out), "--categories",
                str(roots["a2d"] / "RE_categorization.csv"), "--device", "cpu",
-               "--batch-size", "3"])
+               "--batch-size", "3", "--metrics-json", str(tmp_path / "m.json")])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
+    assert json.loads((tmp_path / "m.json").read_text()) == m
+    # both protocols: RefVOS's keeps the frames where the instance is absent (IoU 0 for the
+    # oracle's empty prediction there), MTTR's leaves them out
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    absent = [r for r in rows if not r["present"]]
+    assert absent and all(r["gt_area"] == 0 and r["iou"] == 0.0 for r in absent)
+    assert m["refvos"]["num_samples"] == len(rows) and m["mttr"]["num_samples"] == len(rows) - len(absent)
+    assert m["refvos"]["mean_iou"] == pytest.approx(1 - len(absent) / len(rows))
     assert set(m["mttr"]) == IOU_KEYS and m["mttr"]["precision@0.9"] == 1.0
     assert m["a2d_map"]["mAP"] == pytest.approx(1.0)
     assert {"mAP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large"} <= set(m["a2d_map"])
     assert m["categories"]["all"]["num_samples"] == m["num_samples"]
     assert (out / "categories.png").is_file()
+
+
+def test_davis_protocol_refvos_is_annotator_1_first_frame(roots, tmp_path, monkeypatch, capsys):
+    _oracle(monkeypatch, build_dataset("davis", roots["davis"], "val", mode="eval", annotator=1,
+                                       kind="first_frame"))
+    out = tmp_path / "out"
+    base = ["test", "--dataset", "davis", "--resume", str(roots["ckpt"]), "--davis_root",
+            str(roots["davis"]), "--output-dir", str(out), "--device", "cpu", "--protocol", "refvos"]
+    assert main(base) == 0
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert rows and {(r["annotator"], r["kind"]) for r in rows} == {(1, "first_frame")}
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["refvos"]["mean_iou"] == 1.0 and list(m["davis"]["summary"]) == ["first_frame"]
+    assert main([*base, "--annotator", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--protocol refvos evaluates --annotator 1" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("truncation, legacy", [(None, False), ("original", True), ("standard", False)])
+def test_truncation_flag_reaches_the_test_set(roots, tmp_path, monkeypatch, truncation, legacy):
+    import refvos.commands.test as test_command
+
+    seen = []
+    build = test_command.build_test_dataset
+    monkeypatch.setattr(test_command, "build_test_dataset",
+                        lambda args, legacy_truncation=False: seen.append(legacy_truncation) or build(
+                            args, legacy_truncation))
+    extra = [] if truncation is None else ["--truncation", truncation]
+    assert main(["test", "--dataset", "refcoco", "--resume", str(roots["ckpt"]), "--refer_data_root",
+                 str(roots["refcoco"]), "--output-dir", str(tmp_path), "--device", "cpu", *extra]) == 0
+    assert seen == [legacy]  # the tiny checkpoint records standard truncation
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -75,12 +75,26 @@ def test_train_cli_pretrained_refvos(refcoco_root, tmp_path):
     from refvos.checkpoint import save_checkpoint
     from tests.conftest import make_tiny_model
 
-    src = save_checkpoint(tmp_path / "init.pth", make_tiny_model(seed=5))
+    init = make_tiny_model(seed=5)
+    init.config.truncation = "original"  # e.g. a released A2D / DAVIS model
+    src = save_checkpoint(tmp_path / "init.pth", init)
     args = train_args(refcoco_root, tmp_path, "--epochs", "1", "--pretrained_refvos",
                       "--ck_pretrained_refvos", str(src))
     args = [a for a in args if a not in TINY]  # the network comes from the checkpoint
     assert main(args) == 0
-    assert read_checkpoint(tmp_path / "run" / "last.pth")["config"]["text_config"]["hidden_size"] == 64
+    ckpt = read_checkpoint(tmp_path / "run" / "last.pth")
+    assert ckpt["config"]["text_config"]["hidden_size"] == 64
+    # the run keeps the starting checkpoint's tokenisation rule and records it
+    assert ckpt["config"]["truncation"] == "original" and ckpt["args"]["truncation"] == "original"
+    assert load_checkpoint(tmp_path / "run" / "last.pth").config.legacy_truncation
+
+
+def test_train_cli_truncation_recorded_and_checked_on_resume(refcoco_root, tmp_path, capsys):
+    assert main(train_args(refcoco_root, tmp_path, "--epochs", "1", "--truncation", "original")) == 0
+    assert read_checkpoint(tmp_path / "run" / "last.pth")["config"]["truncation"] == "original"
+    assert main(train_args(refcoco_root, tmp_path, "--epochs", "2", "--resume", "auto",
+                           "--truncation", "standard")) == 2
+    assert "trained with --truncation original, not standard" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ class TableModel(nn.Module):
 
     def __init__(self, dataset, predict=None) -> None:
         super().__init__()
-        self.config = type("Config", (), {"max_tokens": 20})()
+        self.config = type("Config", (), {"max_tokens": 20, "truncation": "standard", "legacy_truncation": False})()
         self.sentences: dict[tuple, int] = {}
         self.table: dict[tuple, np.ndarray] = {}
         for i in range(len(dataset)):

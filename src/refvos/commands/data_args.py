@@ -1,4 +1,5 @@
-"""The data-set flags shared by ``refvos train``, ``refvos test`` and ``refvos pretrain-bert``.
+"""The data-set flags shared by ``refvos train``, ``refvos test`` and ``refvos pretrain-bert``,
+and ``--truncation`` (train, test, predict, serve).
 
 The original's names where it had them: ``--refer_data_root`` (the REFER ``data`` folder),
 ``--a2d_root`` (A2D-Sentences' ``Release`` folder), ``--davis_root`` (the ``davis2017`` folder),
@@ -15,6 +16,8 @@ from ..errors import DataFormatError
 DATASETS = ("refcoco", "refcoco+", "refcocog", "a2d", "davis")
 MAX_TOKENS = {"refcoco": 20, "refcoco+": 20, "refcocog": 20, "a2d": 10, "davis": 10}
 DEFAULT_ROOTS = {"refcoco": "./refer/data", "a2d": "./a2d/Release", "davis": "./davis2017"}
+# refvos.tokenization.TRUNCATIONS, spelled out so that building the parser imports no torch
+TRUNCATION_CHOICES = ("original", "standard")
 ROOT_FLAGS = {"refcoco": "refer_data_root", "a2d": "a2d_root", "davis": "davis_root"}
 
 
@@ -31,6 +34,17 @@ def add_data_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup
                              f"(default {DEFAULT_ROOTS['davis']})")
     parser.add_argument("--splitBy", choices=("unc", "umd", "google"),
                         help="RefCOCO family split (default unc; umd for refcocog)")
+
+
+def add_truncation_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                            training: bool = False) -> None:
+    """``--truncation {original,standard}``: how expressions longer than the token limit are cut."""
+    default = ("the starting checkpoint's rule (--pretrained_refvos / --resume), else standard"
+               if training else "the rule the checkpoint records; original for the authors' released files")
+    parser.add_argument("--truncation", choices=TRUNCATION_CHOICES, default=None,
+                        help="expressions longer than the token limit (20 RefCOCO, 10 A2D / DAVIS): original "
+                             "slices the ids after adding [CLS]/[SEP] as the authors' code (the [SEP] is lost), "
+                             f"standard keeps [SEP] (default: {default})")
 
 
 def data_root(args: argparse.Namespace) -> Path:

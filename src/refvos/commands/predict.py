@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .data_args import add_truncation_argument
+
 HELP = "segment what an expression refers to in an image or a video (overlay, mask PNG, JSON)"
 
 
@@ -48,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-size", type=int, default=None,
                         help="cap on the long side of the processed image in pixels (default: own size)")
     parser.add_argument("--fps", type=float, default=6.0, help="frame rate of the overlaid GIF (default 6)")
+    add_truncation_argument(parser)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -93,7 +96,7 @@ def _make_predictor(args: argparse.Namespace):
             raise InputError(f"--device {args.device!r} is not a device name (cpu, cuda, cuda:0 ...)") from e
     if args.max_size is not None and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16 pixels, got {args.max_size}")
-    model = load_checkpoint(args.checkpoint)
+    model = load_checkpoint(args.checkpoint, truncation=args.truncation)
     return Predictor(model, device=args.device, precision=args.precision, max_size=args.max_size)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from .data_args import add_truncation_argument
+
 HELP = "serve a web page and JSON API that segment what a sentence refers to in an uploaded image or video"
 
 
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=d.max_frames, help=f"most frames of a video (default {d.max_frames})")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    add_truncation_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     limits = Limits(workers=args.workers, queue=args.queue, max_bytes=int(args.max_upload_mb * 2**20),
                     max_pixels=args.max_pixels, max_size=args.max_size, max_frames=args.max_frames)
-    model = load_checkpoint(args.checkpoint)
+    model = load_checkpoint(args.checkpoint, truncation=args.truncation)  # the Predictor follows model.config
     server = make_server(model, args.host, args.port, limits, device=args.device, precision=args.precision)
 
     def on_term(signum, frame):  # SIGTERM: stop like Ctrl-C (shutdown() must not run on the serving thread)

@@ -26,10 +26,14 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from .data_args import add_data_arguments, data_root, split_options
+from .data_args import add_data_arguments, add_truncation_argument, data_root, split_options
 
 HELP = "evaluate a checkpoint: IoU / precision@K, A2D mAP, DAVIS J&F, overlays, DAVIS submission"
 
+PROTOCOLS = ("all", "refvos")
+# --protocol refvos on DAVIS: the paper's setting (the original test.py: DAVIS17(annotator=1,
+# emb_type='first_mask'), scored with its IoU protocol)
+REFVOS_DAVIS = {"annotator": "1", "expressions": "first_frame"}
 DEFAULT_SPLIT = {"refcoco": "val", "refcoco+": "val", "refcocog": "val", "a2d": "test",
                  "davis": "val"}
 
@@ -40,11 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint to evaluate (refvos format or the authors' release)")
     parser.add_argument("--split", default=None,
                         help="split (default: val for RefCOCO* and DAVIS, test for A2D)")
-    parser.add_argument("--annotator", choices=("1", "2", "both"), default="both",
-                        help="DAVIS: whose expressions (default both: per annotator and averaged)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="all",
+                        help="refvos: the paper's setting in one flag (DAVIS: annotator 1's first-frame "
+                             "expressions, scored with the IoU protocol; RefCOCO and A2D: as the default, "
+                             "whose RefVOS block is the paper's); all (default): every annotator and "
+                             "expression kind the other flags allow")
+    parser.add_argument("--annotator", choices=("1", "2", "both"), default=None,
+                        help="DAVIS: whose expressions (default both: per annotator and averaged; 1 with "
+                             "--protocol refvos)")
     parser.add_argument("--expressions", choices=("first_frame", "full_video", "both"),
-                        default="both",
-                        help="DAVIS: expression kind, reported apart (default both)")
+                        default=None,
+                        help="DAVIS: expression kind, reported apart (default both; first_frame with "
+                             "--protocol refvos)")
     parser.add_argument("--davis-frames", choices=("inner", "all"), default="inner",
                         help="DAVIS J/F frames: inner leaves out each video's first and last frame "
                              "as davis2017-evaluation's semi-supervised task (default), all keeps "
@@ -63,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", default="./output/test",
                         help="folder for metrics.json, samples.jsonl, display/, categories.* "
                              "(default ./output/test)")
+    add_truncation_argument(parser)
     parser.add_argument("--device", default=None,
                         help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
@@ -75,8 +87,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
 
 
-def build_test_dataset(args: argparse.Namespace):
-    """The evaluation Dataset the flags ask for (DAVIS kinds concatenated)."""
+def davis_selection(args: argparse.Namespace) -> tuple[str, str]:
+    """DAVIS ``(annotator, expressions)`` from ``--protocol``, ``--annotator``, ``--expressions``."""
+    from ..errors import InputError
+
+    chosen = {"annotator": args.annotator, "expressions": args.expressions}
+    if getattr(args, "protocol", "all") == "refvos":
+        for name, value in REFVOS_DAVIS.items():
+            if chosen[name] not in (None, value):
+                raise InputError(f"--protocol refvos evaluates --{name} {value}; drop --{name} "
+                                 f"{chosen[name]} or use --protocol all")
+            chosen[name] = value
+    return chosen["annotator"] or "both", chosen["expressions"] or "both"
+
+
+def build_test_dataset(args: argparse.Namespace, legacy_truncation: bool = False):
+    """The evaluation Dataset the flags ask for (DAVIS kinds concatenated); expressions are cut
+    with the original's rule when ``legacy_truncation``."""
 
     import torch
 
@@ -85,12 +112,15 @@ def build_test_dataset(args: argparse.Namespace):
     split = args.split or DEFAULT_SPLIT[args.dataset]
     root = data_root(args)
     if args.dataset == "davis":
-        annotator = "both" if args.annotator == "both" else int(args.annotator)
-        kinds = ("first_frame", "full_video") if args.expressions == "both" else (args.expressions,)
-        parts = [build_dataset("davis", root, split, mode="eval", annotator=annotator, kind=k)
+        annotator, expressions = davis_selection(args)
+        annotator = "both" if annotator == "both" else int(annotator)
+        kinds = ("first_frame", "full_video") if expressions == "both" else (expressions,)
+        parts = [build_dataset("davis", root, split, mode="eval", annotator=annotator, kind=k,
+                               legacy_truncation=legacy_truncation)
                  for k in kinds]
         return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
-    return build_dataset(args.dataset, root, split, mode="eval", **split_options(args))
+    return build_dataset(args.dataset, root, split, mode="eval", legacy_truncation=legacy_truncation,
+                         **split_options(args))
 
 
 @contextlib.contextmanager
@@ -139,8 +169,10 @@ def run(args: argparse.Namespace) -> int:
     if args.categories and args.dataset not in ("a2d", "davis"):
         raise InputError("--categories: RefVOS's categorisation files cover A2D and DAVIS only")
 
-    dataset = build_test_dataset(args)
-    model = load_checkpoint(args.resume)
+    if args.dataset != "davis" and (args.annotator or args.expressions):
+        raise InputError("--annotator and --expressions choose DAVIS expressions; use them with --dataset davis")
+    model = load_checkpoint(args.resume, truncation=args.truncation)
+    dataset = build_test_dataset(args, legacy_truncation=model.config.legacy_truncation)
     out = Path(args.output_dir)
     with _distributed(args) as (device, rank):
         result = evaluate(

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from .data_args import MAX_TOKENS, add_data_arguments, data_root, split_options
+from .data_args import MAX_TOKENS, add_data_arguments, add_truncation_argument, data_root, split_options
 
 HELP = "train RefVOS (SGD, RefVOS's learning-rate recipes, exact resume, DDP via torchrun)"
 
@@ -50,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--crop-size", "--crop_size", dest="crop_size", type=int, default=480,
                    help="square training crop (default 480)")
     d.add_argument("-j", "--workers", type=int, default=4, help="DataLoader processes (default 4)")
+    add_truncation_argument(d, training=True)
 
     m = p.add_argument_group("model")
     m.add_argument("--model", choices=MODELS, default=None,
@@ -143,7 +144,7 @@ def _new_model(args: argparse.Namespace, max_tokens: int):
 
     if args.pretrained_refvos:
         ckpt = read_checkpoint(args.ck_pretrained_refvos)
-        config = config_of(ckpt, args.ck_pretrained_refvos, max_tokens=max_tokens)
+        config = config_of(ckpt, args.ck_pretrained_refvos, max_tokens=max_tokens, truncation=args.truncation)
         if args.model and MODEL_ALIASES.get(args.model, args.model) != config.variant:
             raise RefVOSError(f"--model {args.model} but {args.ck_pretrained_refvos} holds a {config.variant}")
         model = build_from_config(config)
@@ -159,7 +160,8 @@ def _new_model(args: argparse.Namespace, max_tokens: int):
     text = None if text.lower() == "none" else text
     try:
         return build_model(name, backbone_weights=weights, text_encoder=text,
-                           text_config=_text_config(args.text_config), max_tokens=max_tokens)
+                           text_config=_text_config(args.text_config), max_tokens=max_tokens,
+                           truncation=args.truncation or "standard")
     except RefVOSError as e:
         if text is None or Path(text).is_dir() or "model hub" not in str(e):
             raise
@@ -217,6 +219,9 @@ def run(args: argparse.Namespace) -> int:
             if old.get("dataset") not in (None, args.dataset):
                 raise InputError(f"--resume {resume} was trained on {old['dataset']}, not --dataset {args.dataset}")
             model = build_from_config(config_of(ckpt, str(resume)))
+            if args.truncation not in (None, model.config.truncation):
+                raise InputError(f"--resume {resume} was trained with --truncation {model.config.truncation}, "
+                                 f"not {args.truncation}")
             vocab = old.get("vocab_file")
         else:
             torch.manual_seed(args.seed)  # the initialisation depends on --seed only
@@ -224,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
             vocab = _vocab_file(args.ck_bert or args.text_encoder)
         root = data_root(args)
         opts: dict[str, Any] = {"max_tokens": model.config.max_tokens, "vocab_file": vocab,
-                                **split_options(args)}
+                                "legacy_truncation": model.config.legacy_truncation, **split_options(args)}
         train_set = build_dataset(args.dataset, root, "train", "train", base_size=args.base_size,
                                   crop_size=args.crop_size, **opts)
         split, is_test = SELECTION_SPLIT[args.dataset]
@@ -245,11 +250,13 @@ def run(args: argparse.Namespace) -> int:
         info = {"dataset": args.dataset, "data_root": str(root), "variant": model.config.variant,
                 "model_id": args.model_id, "splitBy": args.splitBy, "vocab_file": vocab,
                 "base_size": args.base_size, "crop_size": args.crop_size,
+                "truncation": model.config.truncation,
                 "selection_split": split if val_set is not None else None}
         trainer = Trainer(model, train_set, config, val_set=val_set, device=device, args=info)
         if du.is_main_process():
             where = f"resuming from {resume}" if resume else "new run"
             print(f"training {model.config.variant} on {args.dataset} ({len(train_set)} samples, "
+                  f"{model.config.truncation} truncation at {model.config.max_tokens} tokens, "
                   f"{trainer.steps_per_epoch} steps/epoch, {trainer.epochs} epochs, schedule "
                   f"{trainer.schedule.name}, {du.get_world_size()} process(es) on {device}); {where}; "
                   f"checkpoints in {run_dir}", flush=True)

@@ -3,6 +3,8 @@
 ``backbone_weights``: ``"imagenet"`` (pretrained), a file path (ResNet-101 only) or None (random).
 ``text_encoder``: a pretrained BERT (hub name, local ``save_pretrained`` directory, or
 ``"minilm-l6"`` for the shipped MiniLM) or None for a random encoder of shape ``text_config``.
+``truncation``: the expression-cutting rule recorded in the config (``"original"`` /
+``"standard"``, see :data:`refvos.tokenization.TRUNCATIONS`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def build_refvos_r101(
     text_encoder: str | os.PathLike | None = "bert-base-uncased",
     text_config: dict[str, Any] | None = None,
     max_tokens: int = 20,
+    truncation: str = "standard",
 ) -> RefVOS:
     """The faithful RefVOS: ResNet-101 (OS 8) + BERT-base [CLS], ASPP 12/24/36, 2 classes."""
     encoder, text_cfg = _text_encoder(text_encoder, text_config or BERT_BASE_UNCASED)
@@ -38,6 +41,7 @@ def build_refvos_r101(
         backbone_channels=backbone.out_channels,
         text_config=text_cfg,
         max_tokens=max_tokens,
+        truncation=truncation,
     )
     return RefVOS(config, backbone, encoder)
 
@@ -50,6 +54,7 @@ def build_refvos_lite(
     backbone_stage: int = 4,
     head_channels: int = 256,
     atrous_rates: tuple[int, int, int] = (12, 24, 36),
+    truncation: str = "standard",
 ) -> RefVOS:
     """The CPU-friendly variant: EfficientNet-Lite0 (OS 8) + MiniLM-L6 (384-d), same head.
 
@@ -70,6 +75,7 @@ def build_refvos_lite(
         head_channels=head_channels,
         backbone_stage=backbone_stage,
         atrous_rates=tuple(atrous_rates),
+        truncation=truncation,
     )
     return RefVOS(config, backbone, encoder)
 
@@ -103,6 +109,7 @@ def build_from_config(config: RefVOSConfig | dict[str, Any]) -> RefVOS:
         text_encoder=None,
         text_config=config.text_config,
         max_tokens=config.max_tokens,
+        truncation=config.truncation,
         **lite_options,
     )
     if model.config != config:

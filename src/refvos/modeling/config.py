@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..tokenization import TRUNCATIONS
+
 # The BertConfig fields that define a BertModel's shapes and behaviour.
 BERT_CONFIG_KEYS = (
     "vocab_size",
@@ -66,6 +68,10 @@ class RefVOSConfig:
         backbone_stage: for ``refvos_lite``, the EfficientNet stage (0-4) whose features feed the
             head; 4, the last, by default. Earlier stages are cheaper and keep more colour and
             shape detail (the offline demo uses stage 2).
+        truncation: how expressions longer than ``max_tokens`` were cut in training, and so how
+            they are cut at inference (:data:`refvos.tokenization.TRUNCATIONS`): ``"original"``
+            (the authors' code: the id list is sliced after [CLS] / [SEP] are added) or
+            ``"standard"`` (keeps [SEP]; what refvos checkpoints without this field used).
     """
 
     variant: str
@@ -78,6 +84,16 @@ class RefVOSConfig:
     head_channels: int = 256
     output_stride: int = 8
     backbone_stage: int = 4
+    truncation: str = "standard"
+
+    def __post_init__(self) -> None:
+        if self.truncation not in TRUNCATIONS:
+            raise ValueError(f"truncation must be one of {list(TRUNCATIONS)}, got {self.truncation!r}")
+
+    @property
+    def legacy_truncation(self) -> bool:
+        """True when expressions are cut as the original code cut them."""
+        return self.truncation == "original"
 
     @property
     def text_dim(self) -> int:
