@@ -153,6 +153,23 @@ def test_davis_annotators_kinds_and_latin1(tmp_path):
         build_dataset("davis", tmp_path, "val", "eval", annotator=2, kind="full_video")
 
 
+def test_davis_training_draws_from_either_annotators_first_frame_file(tmp_path):
+    """As the original: a training sample's expression comes from annotator 1's or 2's
+    first-frame file; evaluation defaults to annotator 1 (the paper's setting)."""
+    import torch
+
+    write_davis(tmp_path, 'bear 1 "un ours brun"\nbear 2 "l\'autre ours"\ncar 1 "voiture"\n')
+    train = build_dataset("davis", tmp_path, "val", "train", crop_size=40, base_size=32)
+    assert len(train) == 6  # one sample per (frame, object), as the original
+    assert all({s.meta["annotator"] for s in t.sentences} == {1, 2} for t in train.targets)
+    assert {t.meta["kind"] for t in train.targets} == {"first_frame"}
+    torch.manual_seed(0)
+    drawn = {train[0]["sentence"] for _ in range(30)}
+    assert drawn == {"a brown bear", "un ours brun"}
+    test = build_dataset("davis", tmp_path, "val", "eval")
+    assert {s["meta"]["annotator"] for s in test} == {1} and len(test) == 6
+
+
 def test_davis_malformed_line_and_missing_annotation(tmp_path):
     write_davis(tmp_path, 'bear 1 "ok"\nbear two no quotes\n')
     with pytest.raises(DataFormatError, match=r"Davis17_annot2.txt:2: expected"):

@@ -257,6 +257,38 @@ def test_submission_overlap_goes_to_most_confident(tmp_path):
     np.testing.assert_array_equal(labels[0], [1, 1, 2, 2])
 
 
+def test_davis_j_and_f_score_the_merged_label_map_of_a_frame():
+    """Two overlapping predictions on one frame: the overlap goes to the more confident object
+    (as in the submitted PNG davis2017-evaluation reads), so object 2 loses it in J; the RefVOS
+    IoU still scores each object on its own. Annotator 2's samples of the same frame are merged
+    apart from annotator 1's."""
+    gt1, gt2 = _square(2, 2, 6).astype(bool), _square(2, 8, 6).astype(bool)  # side by side
+    pred1 = np.zeros((16, 16))
+    pred1[2:8, 2:11] = 1.0  # object 1 spills 3 columns into object 2, confidently (p ~ 0.9997)
+    pred2 = gt2 * 0.75  # object 2 exactly, less confident (p ~ 0.98)
+    items, table = [], {}
+    for annotator in (1, 2):
+        for obj, gt in ((1, gt1), (2, gt2)):
+            meta = {"dataset": "davis", "video": "v", "frame": "00000", "object_id": obj,
+                    "annotator": annotator, "kind": "first_frame", "sent_id": f"{annotator}-0"}
+            items.append((meta, gt, f"object {obj} by {annotator}"))
+            # annotator 2's object 1 prediction is exact: no overlap there
+            table[len(table)] = pred1 if (annotator, obj) == (1, 1) else (gt1 if obj == 1 else pred2)
+    class OneFrame(ListDataset):  # every sample shows the same picture (one frame)
+        def __getitem__(self, i):
+            return {**super().__getitem__(i), "image": super().__getitem__(0)["image"]}
+
+    ds = OneFrame(items)
+    model = TableModel(ds, predict=lambda s: table[int(s["sentence"].split()[1]) - 1 + 2 * (
+        int(s["sentence"].split()[-1]) - 1)])
+    rows = evaluate(model, ds, device="cpu", davis_frames="all")["samples"]
+    by = {(r["annotator"], r["object_id"]): r for r in rows}
+    assert by[(1, 1)]["J"] == pytest.approx(36 / 54) and by[(1, 1)]["iou"] == pytest.approx(36 / 54)
+    assert by[(1, 2)]["J"] == pytest.approx(18 / 36)  # the 18 overlapping pixels went to object 1
+    assert by[(1, 2)]["iou"] == 1.0 and by[(1, 2)]["F"] < 1.0  # RefVOS IoU: each object on its own
+    assert by[(2, 1)]["J"] == by[(2, 2)]["J"] == by[(2, 2)]["F"] == 1.0
+
+
 def test_shards_keep_videos_whole_and_cover_everything(data):
     ds = build_dataset("davis", data["davis"], "train", mode="eval", annotator="both")
     shards = [shard_indices(ds, r, 3) for r in range(3)]

@@ -78,7 +78,10 @@ def read_object_ids(path: Path) -> np.ndarray:
 class DAVISDataset(ReferringDataset):
     """Samples are (frame, object, expression) over every frame of the split's sequences.
 
-    ``annotator``: 1, 2 or ``"both"``; ``kind``: ``"first_frame"`` or ``"full_video"``.
+    ``annotator``: 1, 2 or ``"both"``; ``None`` (default) = ``"both"`` in train mode, as the
+    original (miriambellver/refvos ``data/davis2017.py`` draws each training sample's expression
+    from either annotator's file), and 1 in eval mode (its test setting). ``kind``:
+    ``"first_frame"`` or ``"full_video"``.
     ``meta``: dataset, video, frame, object_id, sent_id, annotator, kind, split.
     """
 
@@ -87,12 +90,14 @@ class DAVISDataset(ReferringDataset):
         root: str | os.PathLike,
         split: str = "val",
         mode: str = "eval",
-        annotator: int | str = 1,
+        annotator: int | str | None = None,
         kind: str = "first_frame",
         max_tokens: int = 10,
         **kwargs,
     ) -> None:
         super().__init__(mode, max_tokens, **kwargs)
+        if annotator is None:
+            annotator = "both" if mode == "train" else 1
         if annotator not in (1, 2, "both"):
             raise InputError(f"annotator must be 1, 2 or 'both', got {annotator!r}")
         if kind not in KINDS:

@@ -10,7 +10,9 @@
   mAP (:class:`~refvos.metrics.A2DMaskAP`, detection score = :func:`~refvos.metrics.mask_score`)
   leave them out, as MTTR does;
 - DAVIS-2017: J, F and J&F per object, per annotator and averaged, first-frame and full-video
-  expressions apart (:class:`~refvos.metrics.DavisMetrics`), plus RefVOS's IoU per expression kind.
+  expressions apart (:class:`~refvos.metrics.DavisMetrics`), each object scored on the frame's
+  merged label map as davis2017-evaluation scores a results folder (:class:`DavisFrameScorer`),
+  plus RefVOS's IoU per expression kind (each object on its own, as the original's test.py).
 
 Work is shared out: the backbone runs once per distinct image of a batch (and is reused by the
 next batch when it shows the same image, e.g. several expressions of one object) and each
@@ -143,6 +145,58 @@ def davis_palette() -> list[int]:
     return palette
 
 
+def claim_pixels(labels: np.ndarray, best: np.ndarray, obj: int, pred: np.ndarray, prob: np.ndarray) -> None:
+    """Add one object to a frame's label map in place: the pixels it predicts go to it where its
+    foreground probability beats the best one so far. labels uint8 ``(H, W)``; best float
+    ``(H, W)``, -1 where unclaimed; pred bool and prob float ``(H, W)``."""
+    win = pred & (prob > best)
+    labels[win] = obj
+    best[win] = prob[win]
+
+
+class DavisFrameScorer:
+    """DAVIS J and F as davis2017-evaluation scores them: on the merged label map of a frame.
+
+    davis2017-evaluation reads one indexed PNG per frame, so an object's predicted mask is
+    ``labels == object_id`` after the objects of the frame were merged (overlaps go to the object
+    with the highest foreground probability, as :class:`SubmissionWriter` writes them). Samples
+    are grouped by (kind, sent_id, video, frame), i.e. one annotator's expressions of one frame;
+    a group is scored, and its rows' ``J`` / ``F`` set in place, when the samples move on to
+    another (kind, video, frame) and at :meth:`close`. Samples must come frame by frame (the
+    DAVIS Dataset's order, kept by sharding whole videos).
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple, list[tuple[dict, np.ndarray, np.ndarray, np.ndarray, Any]]] = {}
+        self._frame: tuple | None = None
+
+    def add(self, row: dict[str, Any], pred: np.ndarray, prob: np.ndarray, gt: np.ndarray,
+            void: np.ndarray | None) -> None:
+        """One object's record (given ``J`` / ``F`` later), bool ``pred``, float ``prob``,
+        bool ``gt`` and optional bool ``void``, all ``(H, W)``."""
+        frame = (row["kind"], row["video"], row["frame"])
+        if frame != self._frame:
+            self.flush()
+            self._frame = frame
+        key = (row["kind"], row.get("sent_id"), row["video"], row["frame"])
+        self._open.setdefault(key, []).append((row, pred, prob, gt, void))
+
+    def flush(self) -> None:
+        for objects in self._open.values():
+            labels = np.zeros(objects[0][1].shape, np.uint8)
+            best = np.full(objects[0][1].shape, -1.0, np.float32)
+            for k, (_, pred, prob, _, _) in enumerate(objects, start=1):
+                claim_pixels(labels, best, k, pred, prob)
+            for k, (row, _, _, gt, void) in enumerate(objects, start=1):
+                merged = labels == k
+                row.update(J=region_similarity(merged, gt, void), F=contour_accuracy(merged, gt, void=void))
+        self._open.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self._frame = None
+
+
 class SubmissionWriter:
     """DAVIS-format results: ``<dir>/annotator<a>_<kind>/<video>/<frame>.png``, indexed palette
     PNGs with object ids 0 (background) .. N, the layout ``davis2017-evaluation`` reads as a
@@ -179,10 +233,7 @@ class SubmissionWriter:
                     labels = np.array(im)
                 best[labels > 0] = np.inf
             self._open[key] = (labels, best)
-        labels, best = self._open[key]
-        win = pred & (prob > best)
-        labels[win] = obj
-        best[win] = prob[win]
+        claim_pixels(*self._open[key], obj, pred, prob)
 
     def flush(self) -> None:
         for key, (labels, _) in self._open.items():
@@ -399,7 +450,7 @@ def evaluate(
     )
     writer = SubmissionWriter(submission_dir) if submission_dir is not None else None
     ap = A2DMaskAP() if name == "a2d" else None
-    is_davis = name == "davis"
+    davis_scorer = DavisFrameScorer() if name == "davis" else None
     samples: list[dict[str, Any]] = []
 
     for group in _groups(_progress(loader, len(indices), progress and rank == 0), batch_size):
@@ -414,10 +465,8 @@ def evaluate(
             row = {"index": index, **s["meta"], "sentence": s["sentence"],
                    "intersection": inter, "union": union, "iou": inter / union if union else 0.0,
                    "pred_area": int(pred.sum()), "gt_area": int(gt.sum()), "score": score}
-            if is_davis:
-                void = ignore_t.cpu().numpy() if bool(ignore_t.any()) else None
-                row.update(J=region_similarity(pred, gt, void),
-                           F=contour_accuracy(pred, gt, void=void))
+            if davis_scorer is not None:  # J / F on the frame's merged label map
+                davis_scorer.add(row, pred, prob, gt, ignore_t.cpu().numpy() if bool(ignore_t.any()) else None)
             if ap is not None:
                 ap.update(index, pred, gt, score)
             if writer is not None:
@@ -428,6 +477,8 @@ def evaluate(
             samples.append(row)
     if writer is not None:
         writer.close()
+    if davis_scorer is not None:
+        davis_scorer.close()
 
     ap_state = ap.state() if ap is not None else []
     if world > 1:
