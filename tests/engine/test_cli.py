@@ -69,6 +69,10 @@ def test_train_cli_errors(refcoco_root, tmp_path, capsys):
     assert "--batch-size" in capsys.readouterr().err
     assert main(train_args(refcoco_root, tmp_path, "--resume", str(tmp_path / "nope.pth"))) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(train_args(refcoco_root, tmp_path, "--fixed_lr", "--schedule", "a2d")) == 2
+    assert "--fixed_lr is --schedule fixed" in capsys.readouterr().err
+    assert main(train_args(refcoco_root, tmp_path, "--lr_specific", "0.5")) == 2
+    assert "--lr_specific is the factor of the fixed schedule" in capsys.readouterr().err
 
 
 def test_train_cli_pretrained_refvos(refcoco_root, tmp_path):
@@ -89,9 +93,12 @@ def test_train_cli_pretrained_refvos(refcoco_root, tmp_path):
     assert load_checkpoint(tmp_path / "run" / "last.pth").config.legacy_truncation
 
 
-def test_train_cli_truncation_recorded_and_checked_on_resume(refcoco_root, tmp_path, capsys):
-    assert main(train_args(refcoco_root, tmp_path, "--epochs", "1", "--truncation", "original")) == 0
-    assert read_checkpoint(tmp_path / "run" / "last.pth")["config"]["truncation"] == "original"
+def test_train_cli_original_flags_truncation_and_fixed_lr(refcoco_root, tmp_path, capsys):
+    assert main(train_args(refcoco_root, tmp_path, "--epochs", "1", "--truncation", "original",
+                           "--fixed_lr", "--lr", "1", "--lr_specific", "3e-5")) == 0
+    ckpt = read_checkpoint(tmp_path / "run" / "last.pth")
+    assert ckpt["config"]["truncation"] == "original"
+    assert ckpt["lr_scheduler"]["name"] == "fixed" and ckpt["optimizer"]["param_groups"][0]["lr"] == 3e-5
     assert main(train_args(refcoco_root, tmp_path, "--epochs", "2", "--resume", "auto",
                            "--truncation", "standard")) == 2
     assert "trained with --truncation original, not standard" in capsys.readouterr().err

@@ -19,7 +19,7 @@ def rates(schedule, epochs):
 
 
 def test_registry_names():
-    assert set(SCHEDULES) == {"refcoco", "davis", "a2d", "poly", "constant"}
+    assert set(SCHEDULES) == {"refcoco", "davis", "a2d", "poly", "poly-epoch", "fixed", "constant"}
 
 
 def test_refcoco_every_epoch():
@@ -54,6 +54,28 @@ def test_poly_default_and_constant():
     c = build_schedule("constant", lr=0.5, epochs=3)
     assert rates(c, 3) == [0.5, 0.5, 0.5]
     assert build_schedule("poly").epochs == 30 and build_schedule("poly")(0) == 0.01
+
+
+def test_poly_per_iteration_and_per_epoch():
+    s = build_schedule(None, lr=0.02, epochs=4)
+    assert s.name == "poly" and s.per_iteration
+    # 5 steps per epoch: step 2 of epoch 1 is iteration 7 of 20
+    assert s.at(1, 2, 5) == pytest.approx(0.02 * (1 - 7 / 20) ** 0.9)
+    assert s.at(4, 0, 5) == 0.0
+    e = build_schedule("poly-epoch", lr=0.02, epochs=4)
+    assert e.at(1, 2, 5) == e(1) == pytest.approx(0.02 * (1 - 1 / 4) ** 0.9)
+    for recipe in ("refcoco", "davis", "a2d", "constant"):  # constant within an epoch
+        r = build_schedule(recipe)
+        assert r.at(3, 4, 5) == r(3)
+
+
+def test_fixed_is_the_originals_lr_times_lr_specific():
+    assert build_schedule("fixed")(0) == pytest.approx(0.01 * 3e-5)  # the original's defaults: 3e-7
+    s = build_schedule("fixed", lr=1.0, lr_factor=3e-5, epochs=10)
+    assert [s.at(e, 2, 5) for e in range(10)] == [3e-5] * 10
+    assert s.describe() == {"name": "fixed", "epochs": 10, "base_lr": 1.0, "factor": 3e-5}
+    with pytest.raises(InputError, match="--lr_specific is the factor of the fixed schedule"):
+        build_schedule("refcoco", lr_factor=0.5)
 
 
 def test_base_lr_rescales_a_recipe_and_epochs_override():

@@ -234,3 +234,46 @@ def test_worker_processes_do_not_change_the_result(refcoco_root, tmp_path):
                                                            workers=workers)).fit()
         results.append(params(model))
     assert_bitwise_equal(*results)
+
+
+class RateRecorder(Trainer):
+    """Records the learning rate every optimizer step used."""
+
+    def on_step_end(self) -> None:
+        self.rates = [*getattr(self, "rates", []), self.optimizer.param_groups[0]["lr"]]
+
+
+def _original_poly_rates(base_lr: float, steps_per_epoch: int, epochs: int) -> list[float]:
+    """The authors' train.py: LambdaLR(lambda x: (1 - x / (len(loader) * epochs)) ** 0.9), stepped
+    after every iteration."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base_lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda x: (1 - x / (steps_per_epoch * epochs)) ** 0.9)
+    rates = []
+    for _ in range(steps_per_epoch * epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+@pytest.mark.parametrize("schedule, per_step", [(None, True), ("poly-epoch", False)])
+def test_default_poly_steps_every_iteration_as_the_original(refcoco_root, tmp_path, schedule, per_step):
+    # 6 samples, batch 2: 3 steps per epoch, 2 epochs
+    trainer = RateRecorder(make_tiny_model(), train_subset(refcoco_root), config(tmp_path, schedule=schedule,
+                                                                                  lr=0.02))
+    trainer.fit()
+    expected = _original_poly_rates(0.02, 3, 2)
+    if per_step:
+        assert trainer.rates == pytest.approx(expected, rel=1e-9) and len(set(trainer.rates)) == 6
+    else:  # once per epoch
+        assert trainer.rates == pytest.approx([expected[0]] * 3 + [expected[3]] * 3, rel=1e-9)
+
+
+def test_fixed_schedule_is_lr_times_factor_as_the_original(refcoco_root, tmp_path):
+    trainer = RateRecorder(make_tiny_model(), train_subset(refcoco_root), config(
+        tmp_path, schedule="fixed", lr=1.0, lr_factor=3e-5, epochs=1))
+    trainer.fit()
+    assert trainer.rates == [3e-5] * 3
+    assert read_checkpoint(tmp_path / LAST)["lr_scheduler"] == {
+        "name": "fixed", "epochs": 1, "base_lr": 1.0, "factor": 3e-5, "epoch": 1}

@@ -74,8 +74,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     o = p.add_argument_group("optimisation")
     o.add_argument("--schedule", choices=sorted(SCHEDULES),
-                   help="learning-rate recipe per epoch (default: poly with --lr over --epochs); "
-                        "refcoco / davis / a2d are RefVOS's recipes")
+                   help="learning-rate schedule (default poly: --lr * (1 - iteration / iterations) ** 0.9, "
+                        "stepped every iteration as the original); refcoco / davis / a2d: RefVOS's per-epoch "
+                        "recipes; fixed: the original's --fixed_lr (--lr times --lr_specific); poly-epoch, "
+                        "constant")
+    o.add_argument("--fixed_lr", action="store_true",
+                   help="the original's flag: same as --schedule fixed (rate = --lr * --lr_specific)")
+    o.add_argument("--lr_specific", type=float,
+                   help="factor of the fixed schedule, as the original's (default 3e-5: with --lr 0.01 the "
+                        "rate is 3e-7; --lr 1 --lr_specific 3e-5 gives 3e-5)")
     o.add_argument("--epochs", type=int, help="epochs (default: the recipe's; 30 for poly / constant)")
     o.add_argument("--lr", type=float, help="base learning rate (default 0.01; with a recipe it rescales it)")
     o.add_argument("-b", "--batch-size", dest="batch_size", type=int, default=7,
@@ -132,6 +139,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
                          "drop --ck_bert / --text-encoder")
     if args.text_config and (args.text_encoder or "").lower() != "none":
         raise InputError("--text-config shapes a random text encoder: use it with --text-encoder none")
+    if args.fixed_lr and args.schedule not in (None, "fixed"):
+        raise InputError(f"--fixed_lr is --schedule fixed; it cannot be combined with --schedule {args.schedule}")
     if args.base_size < 8 or args.crop_size < 8:
         raise InputError("--base-size and --crop-size must be at least 8 pixels")
 
@@ -241,7 +250,8 @@ def run(args: argparse.Namespace) -> int:
                   "--select-on-test allows it); only last.pth is kept", flush=True)
 
         config = TrainConfig(
-            output_dir=run_dir, epochs=args.epochs, schedule=args.schedule, lr=args.lr,
+            output_dir=run_dir, epochs=args.epochs, schedule="fixed" if args.fixed_lr else args.schedule,
+            lr=args.lr, lr_factor=args.lr_specific,
             batch_size=args.batch_size, momentum=args.momentum, weight_decay=args.weight_decay,
             accumulate=args.accumulate, workers=args.workers, seed=args.seed,
             checkpoint_every=args.checkpoint_every, text_encoder_training=args.text_encoder_training,

@@ -1,9 +1,13 @@
-"""Per-epoch learning-rate recipes: pure functions of the epoch index (0-based).
+"""Learning-rate schedules: pure functions of the training position.
 
-The rate is constant within an epoch and set on every parameter group at the epoch's start, so
-the schedule position of a run is just its epoch (what a checkpoint stores to resume).
+``schedule(epoch)`` is the rate at the start of an epoch (0-based) and
+``schedule.at(epoch, step, steps_per_epoch)`` the rate of optimizer step ``step`` of that epoch;
+the trainer sets it before every step. The recipes are constant within an epoch; ``poly``
+decays every iteration. The position of a run is (epoch, step), which a checkpoint stores, so
+resuming gives the same rates.
 
-Recipes of RefVOS (REFVOS_REFERENCE.md section 2), each one run, piecewise linear and clamped:
+RefVOS's recipes (the paper: Bellver et al. 2020, arXiv 2010.00263), each one
+run, piecewise linear and clamped:
 
 - ``refcoco`` (RefCOCO / RefCOCO+ / RefCOCOg), three phases without manual restarts:
 
@@ -15,17 +19,29 @@ Recipes of RefVOS (REFVOS_REFERENCE.md section 2), each one run, piecewise linea
   40 -      3            3e-5 (fixed, absolute; not a multiple of --lr)
   ========  ===========  ===========================================
 
-  Phase 1 lasts until its rate reaches its floor (0.01 - 4e-4 * 17.5 = 3e-3, so epoch 18 is
-  the first at the floor), phase 2 likewise (epoch 20 of the phase is exactly 1e-3). The recipe
-  runs 50 epochs by default (10 at 3e-5); a longer ``--epochs`` extends phase 3.
+  This is an **interpretation**. The paper gives the three rates; the authors' code
+  (miriambellver/refvos ``train.py``) can only run them as separate manual invocations: its
+  linear schedule (``--linear_lr``: ``lr - lr_specific_decrease * epoch``, set after each
+  iteration) is never clamped and restarts its epoch count at 0 in every invocation, and its
+  fixed schedule (``--fixed_lr``) is a ``LambdaLR`` returning ``--lr_specific``, i.e. the rate
+  is ``--lr * --lr_specific`` (3e-7 with its defaults 0.01 and 3e-5), not 3e-5. Phase lengths
+  here are those at which each linear phase reaches its floor (0.01 - 4e-4 * 17.5 = 3e-3, so
+  epoch 18 is the first at the floor; phase 2 likewise); the recipe runs 50 epochs by default
+  (10 at 3e-5) and a longer ``--epochs`` extends phase 3. For the original's literal fixed
+  schedule use ``fixed`` below.
 - ``davis`` (DAVIS-2017 fine-tuning): 1e-3 - 1e-5 * e, 20 epochs (19: 8.1e-4).
 - ``a2d`` (A2D-Sentences): 0.1 - 4e-3 * e, 15 epochs (14: 0.044).
 
-Plain schedules with a base rate (``--lr``), used when no recipe is named:
+Plain schedules with a base rate (``--lr``):
 
-- ``poly`` (the default): ``lr * (1 - e / epochs) ** 0.9``, the torchvision segmentation
-  references' polynomial decay, applied per epoch instead of per iteration.
-- ``constant``: ``lr`` at every epoch.
+- ``poly`` (the default, as the original's default): ``lr * (1 - i / (epochs * steps_per_epoch))
+  ** 0.9`` at optimizer step ``i`` (counted from 0 over the run), the original's ``LambdaLR``
+  stepped after every iteration (``train.py``).
+- ``poly-epoch``: the same decay with ``i / steps_per_epoch`` rounded down to the epoch (the
+  rate changes once per epoch; refvos's default before it followed the original).
+- ``fixed``: the original's ``--fixed_lr``: ``lr * lr_factor`` at every step (``--lr_specific``,
+  default 3e-5 as the original's).
+- ``constant``: ``lr`` at every step.
 
 A base rate given with a recipe rescales the whole recipe (``recipe(e) * lr / recipe(0)``).
 """
@@ -34,6 +50,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..errors import InputError
 
@@ -82,6 +99,10 @@ class PiecewiseLinearSchedule:
         i, e = self.phase_of(epoch)
         return _clean(self.phases[i].lr(e) * self.scale)
 
+    def at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
+        """The rate of a step: the epoch's (the recipes are constant within an epoch)."""
+        return self(epoch)
+
     def with_base_lr(self, lr: float) -> PiecewiseLinearSchedule:
         """The recipe rescaled so that epoch 0 has rate ``lr``."""
         return replace(self, scale=lr / self.phases[0].start)
@@ -92,17 +113,27 @@ class PiecewiseLinearSchedule:
 
 @dataclass(frozen=True)
 class PolySchedule:
-    """``base_lr * (1 - epoch / epochs) ** power`` (0 at and after ``epochs``)."""
+    """``base_lr * (1 - progress) ** power`` with progress = iterations done / all iterations
+    (``per_iteration``, the original's) or epochs done / ``epochs``; 0 at and after the end."""
 
     base_lr: float
     epochs: int
     power: float = 0.9
+    per_iteration: bool = True
     name: str = "poly"
 
+    def _rate(self, done: int, total: int) -> float:
+        if done < 0:
+            raise InputError(f"schedule {self.name}: position must be >= 0, got {done}")
+        return _clean(self.base_lr * max(0.0, 1.0 - done / total) ** self.power)
+
     def __call__(self, epoch: int) -> float:
-        if epoch < 0:
-            raise InputError(f"schedule poly: epoch must be >= 0, got {epoch}")
-        return _clean(self.base_lr * max(0.0, 1.0 - epoch / self.epochs) ** self.power)
+        return self._rate(epoch, self.epochs)
+
+    def at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
+        if not self.per_iteration:
+            return self(epoch)
+        return self._rate(epoch * steps_per_epoch + step, self.epochs * steps_per_epoch)
 
     def describe(self) -> dict:
         return {"name": self.name, "epochs": self.epochs, "base_lr": self.base_lr}
@@ -110,15 +141,23 @@ class PolySchedule:
 
 @dataclass(frozen=True)
 class ConstantSchedule:
+    """``base_lr * factor`` at every step (``fixed``: the original's ``--fixed_lr``, whose
+    ``LambdaLR`` returns ``--lr_specific``, so the rate is ``--lr`` times that factor)."""
+
     base_lr: float
     epochs: int
+    factor: float = 1.0
     name: str = "constant"
 
     def __call__(self, epoch: int) -> float:
-        return _clean(self.base_lr)
+        return _clean(self.base_lr * self.factor)
+
+    def at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
+        return self(epoch)
 
     def describe(self) -> dict:
-        return {"name": self.name, "epochs": self.epochs, "base_lr": self.base_lr}
+        out = {"name": self.name, "epochs": self.epochs, "base_lr": self.base_lr}
+        return {**out, "factor": self.factor} if self.name == "fixed" else out
 
 
 Schedule = PiecewiseLinearSchedule | PolySchedule | ConstantSchedule
@@ -138,6 +177,7 @@ A2D = PiecewiseLinearSchedule("a2d", (LinearPhase(0.1, 4e-3, 0.1 - 4e-3 * 14),),
 DEFAULT_SCHEDULE = "poly"
 DEFAULT_LR = 0.01
 DEFAULT_EPOCHS = 30
+DEFAULT_FIXED_FACTOR = 3e-5  # the original's --lr_specific default
 
 
 def _recipe(recipe: PiecewiseLinearSchedule) -> Callable[..., Schedule]:
@@ -149,28 +189,34 @@ def _recipe(recipe: PiecewiseLinearSchedule) -> Callable[..., Schedule]:
     return make
 
 
-def _plain(cls) -> Callable[..., Schedule]:
+def _plain(cls, **options: Any) -> Callable[..., Schedule]:
     def make(lr: float | None = None, epochs: int | None = None) -> Schedule:
-        return cls(DEFAULT_LR if lr is None else lr, DEFAULT_EPOCHS if epochs is None else epochs)
+        return cls(DEFAULT_LR if lr is None else lr, DEFAULT_EPOCHS if epochs is None else epochs, **options)
 
     make.__doc__ = cls.__doc__
     return make
 
 
-# name -> factory(lr=None, epochs=None) -> schedule (callable epoch -> lr, with .epochs)
+# name -> factory(lr=None, epochs=None) -> schedule (callable epoch -> lr, .at(epoch, step,
+# steps_per_epoch) -> lr, .epochs)
 SCHEDULES: dict[str, Callable[..., Schedule]] = {
     "refcoco": _recipe(REFCOCO),
     "davis": _recipe(DAVIS),
     "a2d": _recipe(A2D),
     "poly": _plain(PolySchedule),
+    "poly-epoch": _plain(PolySchedule, per_iteration=False, name="poly-epoch"),
+    "fixed": _plain(ConstantSchedule, factor=DEFAULT_FIXED_FACTOR, name="fixed"),
     "constant": _plain(ConstantSchedule),
 }
 
 
-def build_schedule(name: str | None, lr: float | None = None, epochs: int | None = None) -> Schedule:
+def build_schedule(
+    name: str | None, lr: float | None = None, epochs: int | None = None, lr_factor: float | None = None
+) -> Schedule:
     """A schedule from :data:`SCHEDULES` (``None``: :data:`DEFAULT_SCHEDULE`).
 
-    ``lr``: base rate (rescales a recipe); ``epochs``: run length (a recipe's own by default).
+    ``lr``: base rate (rescales a recipe); ``epochs``: run length (a recipe's own by default);
+    ``lr_factor``: ``fixed`` only, the factor applied to ``lr`` (the original's ``--lr_specific``).
     """
     name = name or DEFAULT_SCHEDULE
     if name not in SCHEDULES:
@@ -179,4 +225,9 @@ def build_schedule(name: str | None, lr: float | None = None, epochs: int | None
         raise InputError(f"--lr must be positive, got {lr}")
     if epochs is not None and epochs < 1:
         raise InputError(f"--epochs must be at least 1, got {epochs}")
-    return SCHEDULES[name](lr=lr, epochs=epochs)
+    if lr_factor is not None and name != "fixed":
+        raise InputError(f"--lr_specific is the factor of the fixed schedule (--fixed_lr), not of {name}")
+    if lr_factor is not None and not lr_factor > 0:
+        raise InputError(f"--lr_specific must be positive, got {lr_factor}")
+    schedule = SCHEDULES[name](lr=lr, epochs=epochs)
+    return schedule if lr_factor is None else replace(schedule, factor=lr_factor)

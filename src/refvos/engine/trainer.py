@@ -1,6 +1,6 @@
-"""The training loop: SGD on 2-class cross-entropy, per-epoch learning-rate recipes, exact resume.
+"""The training loop: SGD on 2-class cross-entropy, learning-rate schedules set every step, exact resume.
 
-Recipe (REFVOS_REFERENCE.md section 2): SGD with momentum 0.9 and weight decay 1e-6, batch 7,
+Recipe (the paper, Bellver et al. 2020, and the authors' ``train.py``): SGD with momentum 0.9 and weight decay 1e-6, batch 7,
 480 x 480 crops, ``cross_entropy(logits (B,2,H,W), mask (B,H,W), ignore_index=255)``.
 
 Parameter groups (:func:`build_param_groups`) as the original: ``backbone``, ``head``,
@@ -14,7 +14,8 @@ directory: ``last.pth`` at the end of every epoch (and every ``checkpoint_every`
 and ``best.pth`` when the validation metric improves. They hold everything needed to resume:
 
 - ``model`` / ``bert_model`` / ``config``; ``optimizer`` (SGD momentum buffers); ``scaler``
-  (fp16 only); ``lr_scheduler`` (schedule name, base rate, length and the epoch it is at);
+  (fp16 only); ``lr_scheduler`` (schedule name, base rate, length and the epoch it is at; the
+  rate of a step is a function of (epoch, step), :mod:`refvos.engine.schedules`);
 - ``epoch`` / ``step``: the position to continue from (epoch index, optimizer steps already done
   in it); ``iteration``: optimizer steps done in total;
 - ``sampler``: seed and samples consumed in the epoch; ``rng``: per process, the python, numpy,
@@ -66,12 +67,14 @@ class NonFiniteLossError(RefVOSError):
 @dataclass
 class TrainConfig:
     """Settings of a training run (the CLI's flags). ``epochs`` / ``lr`` of ``None`` take the
-    schedule's own (a recipe's length, 0.01 for ``poly`` / ``constant``)."""
+    schedule's own (a recipe's length, 0.01 for ``poly`` / ``constant``); ``lr_factor``: the
+    ``fixed`` schedule's factor (the original's ``--lr_specific``)."""
 
     output_dir: str | Path
     epochs: int | None = None
     schedule: str | None = None
     lr: float | None = None
+    lr_factor: float | None = None
     batch_size: int = 7
     momentum: float = 0.9
     weight_decay: float = 1e-6
@@ -301,7 +304,7 @@ class Trainer:
         self.device = torch.device(device)
         self.precision = resolve_train_precision(config.precision, self.device)
         self.run_dir = Path(config.output_dir)
-        self.schedule = build_schedule(config.schedule, config.lr, config.epochs)
+        self.schedule = build_schedule(config.schedule, config.lr, config.epochs, config.lr_factor)
         self.epochs = self.schedule.epochs
         # channels-last: oneDNN's and cuDNN's fast convolution layout (only 4-D tensors change)
         self.model = model.to(self.device, memory_format=torch.channels_last)
@@ -419,8 +422,9 @@ class Trainer:
         self.model.train()
         self.model.text_encoder.eval()  # as the original: no dropout in BERT
 
-    def set_lr(self, epoch: int) -> float:
-        lr = self.schedule(epoch)
+    def set_lr(self, epoch: int, step: int = 0) -> float:
+        """Set the rate of optimizer step ``step`` of ``epoch`` on every group; returns it."""
+        lr = self.schedule.at(epoch, step, self.steps_per_epoch)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         return lr
@@ -432,7 +436,7 @@ class Trainer:
         """Optimizer steps ``self.step .. steps_per_epoch - 1`` of ``epoch``; returns its summary."""
         cfg = self.config
         net = self.ddp or self.model
-        lr = self.set_lr(epoch)
+        first_lr = self.set_lr(epoch, self.step)
         self.set_train_mode()
         self.sampler.set_epoch(epoch, self.step * cfg.accumulate * cfg.batch_size)
         batches = iter(self.loader)
@@ -441,6 +445,7 @@ class Trainer:
         for step in logger.log_every(range(self.step, self.steps_per_epoch), header=f"Epoch [{epoch}]",
                                      total=self.steps_per_epoch, print_freq=cfg.print_freq, initial=self.step):
             start = time.perf_counter()
+            lr = self.set_lr(epoch, step)  # poly decays every iteration, as the original
             loss_sum = torch.zeros((), device=self.device)
             for micro in range(cfg.accumulate):
                 batch = next(batches)
@@ -480,7 +485,7 @@ class Trainer:
             self.on_step_end()
         logger.synchronize_between_processes()
         loss_meter = logger.meters.get("loss")
-        return {"epoch": epoch, "lr": lr, "iteration": self.iteration,
+        return {"epoch": epoch, "lr": first_lr, "iteration": self.iteration,
                 "loss": loss_meter.global_avg if loss_meter is not None else math.nan}
 
     def end_epoch(self, summary: dict[str, Any]) -> None:
