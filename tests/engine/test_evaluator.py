@@ -14,7 +14,13 @@ from torch import nn
 from refvos.data.build import build_dataset
 from refvos.data.davis import read_object_ids
 from refvos.engine import evaluator
-from refvos.engine.evaluator import SubmissionWriter, davis_palette, evaluate, sample_meta, shard_indices
+from refvos.engine.evaluator import (
+    SubmissionWriter,
+    davis_palette,
+    evaluate,
+    sample_meta,
+    shard_indices,
+)
 from tests.conftest import make_tiny_model, make_tiny_synthetic
 
 

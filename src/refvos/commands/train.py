@@ -27,7 +27,13 @@ from typing import Any
 
 import torch
 
-from .data_args import MAX_TOKENS, add_data_arguments, add_truncation_argument, data_root, split_options
+from .data_args import (
+    MAX_TOKENS,
+    add_data_arguments,
+    add_truncation_argument,
+    data_root,
+    split_options,
+)
 
 HELP = "train RefVOS (SGD, RefVOS's learning-rate recipes, exact resume, DDP via torchrun)"
 
