@@ -80,6 +80,44 @@ def test_union_of_overlapping_polygons(refcoco_root):
     assert out["mask"][:20, :30].all() and out["mask"][20:].sum() == 0
 
 
+def test_original_rule_keeps_pixels_covered_by_exactly_one_polygon(refcoco_root):
+    """The authors' getMask sums the polygons' masks and their Dataset keeps ``mask == 1``:
+    the overlap of the two polygons (columns 10-19) becomes background."""
+    refer = REFER(refcoco_root, "refcoco", "unc")
+    union = refer.getMask(refer.Refs[1])["mask"]
+    out = refer.getMask(refer.Refs[1], rule="original")
+    assert out["mask"].dtype == np.uint8 and out["area"] == 400
+    expected = union.copy()
+    expected[:20, 10:20] = 0
+    assert np.array_equal(out["mask"], expected)
+    # an RLE annotation is one mask: both rules agree
+    assert np.array_equal(refer.getMask(refer.Refs[2], rule="original")["mask"], box_mask(5, 5, 15, 25))
+    with pytest.raises(ValueError, match="mask rule"):
+        refer.getMask(refer.Refs[1], rule="sum")
+
+
+def test_refcoco_mask_rule_through_the_dataset_and_cli(refcoco_root, tmp_path):
+    import json as _json
+
+    from refvos.checkpoint import save_checkpoint
+    from refvos.cli import main
+    from tests.conftest import make_tiny_model
+
+    union = build_dataset("refcoco", refcoco_root, "train", "eval")
+    original = build_dataset("refcoco", refcoco_root, "train", "eval", mask_rule="original")
+    assert union[0]["mask"].sum() == 600 and original[0]["mask"].sum() == 400
+    ckpt = save_checkpoint(tmp_path / "tiny.pth", make_tiny_model())
+    areas = {}
+    for rule in ("union", "original"):
+        out = tmp_path / rule
+        assert main(["test", "--dataset", "refcoco", "--resume", str(ckpt), "--refer_data_root",
+                     str(refcoco_root), "--split", "train", "--refcoco-mask", rule, "--output-dir",
+                     str(out), "--device", "cpu"]) == 0
+        rows = [_json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+        areas[rule] = {r["gt_area"] for r in rows}
+    assert areas == {"union": {600}, "original": {400}}
+
+
 def test_compressed_and_uncompressed_rle(refcoco_root):
     refer = REFER(refcoco_root)
     assert np.array_equal(refer.getMask(refer.Refs[2])["mask"], box_mask(5, 5, 15, 25))

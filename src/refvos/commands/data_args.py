@@ -1,5 +1,5 @@
 """The data-set flags shared by ``refvos train``, ``refvos test`` and ``refvos pretrain-bert``,
-and ``--truncation`` (train, test, predict, serve).
+``--refcoco-mask`` (train, test) and ``--truncation`` (train, test, predict, serve).
 
 The original's names where it had them: ``--refer_data_root`` (the REFER ``data`` folder),
 ``--a2d_root`` (A2D-Sentences' ``Release`` folder), ``--davis_root`` (the ``davis2017`` folder),
@@ -45,6 +45,23 @@ def add_truncation_argument(parser: argparse.ArgumentParser | argparse._Argument
                         help="expressions longer than the token limit (20 RefCOCO, 10 A2D / DAVIS): original "
                              "slices the ids after adding [CLS]/[SEP] as the authors' code (the [SEP] is lost), "
                              f"standard keeps [SEP] (default: {default})")
+
+
+def add_mask_rule_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--refcoco-mask {union,original}``: how a RefCOCO annotation's polygons make its mask."""
+    parser.add_argument("--refcoco-mask", choices=("union", "original"), default=None,
+                        help="RefCOCO family masks: union (default) of an annotation's polygons, or original: "
+                             "the authors' rule, pixels covered by exactly one polygon (overlaps become "
+                             "background), for exact reproduction")
+
+
+def mask_rule_options(args: argparse.Namespace) -> dict:
+    """``mask_rule`` for the RefCOCO family when ``--refcoco-mask`` is given; refused for others."""
+    if not args.refcoco_mask:
+        return {}
+    if not args.dataset.startswith("refcoco"):
+        raise DataFormatError(f"--refcoco-mask applies to the RefCOCO family, not {args.dataset}")
+    return {"mask_rule": args.refcoco_mask}
 
 
 def data_root(args: argparse.Namespace) -> Path:

@@ -26,7 +26,14 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from .data_args import add_data_arguments, add_truncation_argument, data_root, split_options
+from .data_args import (
+    add_data_arguments,
+    add_mask_rule_argument,
+    add_truncation_argument,
+    data_root,
+    mask_rule_options,
+    split_options,
+)
 
 HELP = "evaluate a checkpoint: IoU / precision@K, A2D mAP, DAVIS J&F, overlays, DAVIS submission"
 
@@ -74,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", default="./output/test",
                         help="folder for metrics.json, samples.jsonl, display/, categories.* "
                              "(default ./output/test)")
+    add_mask_rule_argument(parser)
     add_truncation_argument(parser)
     parser.add_argument("--device", default=None,
                         help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
@@ -120,7 +128,7 @@ def build_test_dataset(args: argparse.Namespace, legacy_truncation: bool = False
                  for k in kinds]
         return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
     return build_dataset(args.dataset, root, split, mode="eval", legacy_truncation=legacy_truncation,
-                         **split_options(args))
+                         **split_options(args), **mask_rule_options(args))
 
 
 @contextlib.contextmanager

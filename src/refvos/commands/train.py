@@ -30,8 +30,10 @@ import torch
 from .data_args import (
     MAX_TOKENS,
     add_data_arguments,
+    add_mask_rule_argument,
     add_truncation_argument,
     data_root,
+    mask_rule_options,
     split_options,
 )
 
@@ -56,6 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--crop-size", "--crop_size", dest="crop_size", type=int, default=480,
                    help="square training crop (default 480)")
     d.add_argument("-j", "--workers", type=int, default=4, help="DataLoader processes (default 4)")
+    add_mask_rule_argument(d)
     add_truncation_argument(d, training=True)
 
     m = p.add_argument_group("model")
@@ -244,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
             vocab = _vocab_file(args.ck_bert or args.text_encoder)
         root = data_root(args)
         opts: dict[str, Any] = {"max_tokens": model.config.max_tokens, "vocab_file": vocab,
-                                "legacy_truncation": model.config.legacy_truncation, **split_options(args)}
+                                "legacy_truncation": model.config.legacy_truncation, **split_options(args),
+                                **mask_rule_options(args)}
         train_set = build_dataset(args.dataset, root, "train", "train", base_size=args.base_size,
                                   crop_size=args.crop_size, **opts)
         split, is_test = SELECTION_SPLIT[args.dataset]

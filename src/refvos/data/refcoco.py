@@ -6,14 +6,19 @@ import os
 
 import numpy as np
 
+from ..errors import InputError
 from .base import ReferringDataset, Sentence, Target, read_rgb
-from .refer import LAYOUT, REFER
+from .refer import LAYOUT, MASK_RULES, REFER
 
 DEFAULT_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
 
 
 class RefCOCODataset(ReferringDataset):
-    """Refs of one split. ``meta``: dataset, image_id, ref_id, ann_id, sent_id, split."""
+    """Refs of one split. ``meta``: dataset, image_id, ref_id, ann_id, sent_id, split.
+
+    ``mask_rule``: ``"union"`` (default) or ``"original"``, how an annotation's polygons make the
+    mask (:data:`refvos.data.refer.MASK_RULES`; the original keeps pixels covered exactly once).
+    """
 
     def __init__(
         self,
@@ -23,9 +28,13 @@ class RefCOCODataset(ReferringDataset):
         mode: str = "train",
         split_by: str | None = None,
         max_tokens: int = 20,
+        mask_rule: str = "union",
         **kwargs,
     ) -> None:
         super().__init__(mode, max_tokens, **kwargs)
+        if mask_rule not in MASK_RULES:
+            raise InputError(f"RefCOCO mask rule must be one of {list(MASK_RULES)}, got {mask_rule!r}")
+        self.mask_rule = mask_rule
         split_by = split_by or DEFAULT_SPLIT_BY.get(dataset, "unc")
         self.refer = REFER(root, dataset, split_by)
         for ref_id in self.refer.getRefIds(split=split):
@@ -41,4 +50,4 @@ class RefCOCODataset(ReferringDataset):
         ref = target.source
         img = self.refer.Imgs[ref["image_id"]]
         image = read_rgb(self.refer.IMAGE_DIR / img["file_name"], LAYOUT)
-        return image, self.refer.getMask(ref)["mask"]
+        return image, self.refer.getMask(ref, self.mask_rule)["mask"]

@@ -2,8 +2,13 @@
 
 Layout: ``<data_root>/<dataset>/refs(<splitBy>).p`` (read with :func:`refvos.safe_pickle.safe_load`),
 ``<data_root>/<dataset>/instances.json`` (COCO images / annotations / categories) and images in
-``<data_root>/images/mscoco/images/train2014/``. Unlike the original, :meth:`REFER.getMask`
-returns the **union** of a ref's polygons (the original summed them, so overlaps were lost).
+``<data_root>/images/mscoco/images/train2014/``.
+
+:meth:`REFER.getMask` returns, by default, the **union** of a ref's polygons. The original
+(miriambellver/refvos ``refer_utils/refer.py`` ``getMask``) sums the polygons' masks and its
+data set (``data/dataset_refer_bert.py``) keeps the pixels equal to 1, so where two polygons of
+one annotation overlap the object becomes background; ``rule="original"`` reproduces that, for
+exact reproduction of the published numbers (see :data:`MASK_RULES`).
 """
 
 from __future__ import annotations
@@ -31,17 +36,26 @@ LAYOUT = (
 )
 
 
+# How a ref's polygons become its mask: "union" (default) or "original" (sum of the polygons'
+# masks == 1, the authors' code: overlaps of an annotation's polygons are background).
+MASK_RULES = ("union", "original")
+
+
 def _as_list(x: Any) -> list:
     return x if isinstance(x, list) else [x]
+
+
+def _polygons(segmentation: list) -> list:
+    polys = [p for p in segmentation if len(p) >= 6]
+    if not polys:
+        raise ValueError("polygon segmentation without a polygon of at least 3 points")
+    return polys
 
 
 def segmentation_to_rle(segmentation: Any, height: int, width: int) -> dict:
     """One RLE for a COCO ``segmentation``: the union of its polygons, or its (un)compressed RLE."""
     if isinstance(segmentation, list):
-        polys = [p for p in segmentation if len(p) >= 6]
-        if not polys:
-            raise ValueError("polygon segmentation without a polygon of at least 3 points")
-        return mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+        return mask_utils.merge(mask_utils.frPyObjects(_polygons(segmentation), height, width))
     if isinstance(segmentation, dict) and "counts" in segmentation:
         if isinstance(segmentation["counts"], list):  # uncompressed RLE
             h, w = segmentation["size"]
@@ -228,11 +242,19 @@ class REFER:
         """The ref's box ``[x, y, w, h]``."""
         return self.refToAnn[ref_id]["bbox"]
 
-    def getMask(self, ref) -> dict:
-        """``{"mask": uint8 (H, W) 0/1, "area": int}``: the union of the ref's segmentation."""
+    def getMask(self, ref, rule: str = "union") -> dict:
+        """``{"mask": uint8 (H, W) 0/1, "area": int}`` of the ref's segmentation: the union of
+        its polygons, or with ``rule="original"`` the pixels covered by exactly one of them."""
+        if rule not in MASK_RULES:
+            raise ValueError(f"mask rule must be one of {MASK_RULES}, got {rule!r}")
         ann = self.refToAnn[ref["ref_id"]]
         image = self.Imgs[ref["image_id"]]
         try:
+            if rule == "original" and isinstance(ann["segmentation"], list):
+                parts = mask_utils.decode(mask_utils.frPyObjects(
+                    _polygons(ann["segmentation"]), image["height"], image["width"]))  # (H, W, N)
+                m = (parts.astype(np.int64).sum(axis=2) == 1).astype(np.uint8)
+                return {"mask": m, "area": int(m.sum())}
             rle = segmentation_to_rle(ann["segmentation"], image["height"], image["width"])
         except (ValueError, TypeError, KeyError) as e:
             raise DataFormatError(
