@@ -6,7 +6,8 @@ from refvos.modeling.config import BERT_BASE_UNCASED
 
 
 def _released_key_names() -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the released checkpoints' ``model`` entries, from the reference's layout."""
+    """Names and shapes of the released checkpoints' ``model`` entries (the authors' ``lib/deeplabv3_emb.py``
+    network as their ``train.py`` saves it: no ``module.`` prefix, no aux classifier)."""
     shapes: dict[str, tuple[int, ...]] = {}
 
     def bn(prefix, c, bias_only=False):
