@@ -143,6 +143,14 @@ def test_davis_protocol_refvos_is_annotator_1_first_frame(roots, tmp_path, monke
     assert main([*base, "--annotator", "2"]) == 2
     err = capsys.readouterr().err
     assert "--protocol refvos evaluates --annotator 1" in err and len(err.strip().splitlines()) == 1
+    assert main([*base, "--expressions", "both"]) == 2
+    assert "one expression kind" in capsys.readouterr().err
+    # the paper's full-video column: annotator 1's full-video expressions
+    _oracle(monkeypatch, build_dataset("davis", roots["davis"], "val", mode="eval", annotator=1,
+                                       kind="full_video"))
+    assert main([*base, "--expressions", "full_video"]) == 0
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert {(r["annotator"], r["kind"]) for r in rows} == {(1, "full_video")}
 
 
 @pytest.mark.parametrize("truncation, legacy", [(None, False), ("original", True), ("standard", False)])

@@ -39,7 +39,7 @@ HELP = "evaluate a checkpoint: IoU / precision@K, A2D mAP, DAVIS J&F, overlays, 
 
 PROTOCOLS = ("all", "refvos")
 # --protocol refvos on DAVIS: the paper's setting (the original test.py: DAVIS17(annotator=1,
-# emb_type='first_mask'), scored with its IoU protocol)
+# emb_type='first_mask'), scored with its IoU protocol; emb_type='full_video' = --expressions full_video)
 REFVOS_DAVIS = {"annotator": "1", "expressions": "first_frame"}
 DEFAULT_SPLIT = {"refcoco": "val", "refcoco+": "val", "refcocog": "val", "a2d": "test",
                  "davis": "val"}
@@ -53,9 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="split (default: val for RefCOCO* and DAVIS, test for A2D)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="all",
                         help="refvos: the paper's setting in one flag (DAVIS: annotator 1's first-frame "
-                             "expressions, scored with the IoU protocol; RefCOCO and A2D: as the default, "
-                             "whose RefVOS block is the paper's); all (default): every annotator and "
-                             "expression kind the other flags allow")
+                             "expressions, scored with the IoU protocol; --expressions full_video for the "
+                             "paper's full-video column; RefCOCO and A2D: as the default, whose RefVOS block "
+                             "is the paper's); all (default): every annotator and expression kind the other "
+                             "flags allow")
     parser.add_argument("--annotator", choices=("1", "2", "both"), default=None,
                         help="DAVIS: whose expressions (default both: per annotator and averaged; 1 with "
                              "--protocol refvos)")
@@ -99,14 +100,16 @@ def davis_selection(args: argparse.Namespace) -> tuple[str, str]:
     """DAVIS ``(annotator, expressions)`` from ``--protocol``, ``--annotator``, ``--expressions``."""
     from ..errors import InputError
 
-    chosen = {"annotator": args.annotator, "expressions": args.expressions}
+    annotator, expressions = args.annotator, args.expressions
     if getattr(args, "protocol", "all") == "refvos":
-        for name, value in REFVOS_DAVIS.items():
-            if chosen[name] not in (None, value):
-                raise InputError(f"--protocol refvos evaluates --{name} {value}; drop --{name} "
-                                 f"{chosen[name]} or use --protocol all")
-            chosen[name] = value
-    return chosen["annotator"] or "both", chosen["expressions"] or "both"
+        if annotator not in (None, REFVOS_DAVIS["annotator"]):
+            raise InputError(f"--protocol refvos evaluates --annotator {REFVOS_DAVIS['annotator']}; drop "
+                             f"--annotator {annotator} or use --protocol all")
+        if expressions == "both":
+            raise InputError("--protocol refvos evaluates one expression kind: --expressions first_frame "
+                             "(default) or full_video")
+        annotator, expressions = REFVOS_DAVIS["annotator"], expressions or REFVOS_DAVIS["expressions"]
+    return annotator or "both", expressions or "both"
 
 
 def build_test_dataset(args: argparse.Namespace, legacy_truncation: bool = False):
