@@ -55,13 +55,18 @@ def add_mask_rule_argument(parser: argparse.ArgumentParser | argparse._ArgumentG
                              "background), for exact reproduction")
 
 
-def mask_rule_options(args: argparse.Namespace) -> dict:
-    """``mask_rule`` for the RefCOCO family when ``--refcoco-mask`` is given; refused for others."""
-    if not args.refcoco_mask:
+def _refcoco_option(args: argparse.Namespace, flag: str, key: str, value: str | None) -> dict:
+    """``{key: value}`` when ``--flag`` is given for the RefCOCO family; refused for other data sets."""
+    if not value:
         return {}
     if not args.dataset.startswith("refcoco"):
-        raise DataFormatError(f"--refcoco-mask applies to the RefCOCO family, not {args.dataset}")
-    return {"mask_rule": args.refcoco_mask}
+        raise DataFormatError(f"--{flag} applies to the RefCOCO family, not {args.dataset}")
+    return {key: value}
+
+
+def mask_rule_options(args: argparse.Namespace) -> dict:
+    """``mask_rule`` for the RefCOCO family when ``--refcoco-mask`` is given; refused for others."""
+    return _refcoco_option(args, "refcoco-mask", "mask_rule", args.refcoco_mask)
 
 
 def data_root(args: argparse.Namespace) -> Path:
@@ -76,8 +81,4 @@ def data_root(args: argparse.Namespace) -> Path:
 
 def split_options(args: argparse.Namespace) -> dict:
     """``split_by`` for the RefCOCO family when ``--splitBy`` is given; refused for other data sets."""
-    if not args.splitBy:
-        return {}
-    if not args.dataset.startswith("refcoco"):
-        raise DataFormatError(f"--splitBy applies to the RefCOCO family, not {args.dataset}")
-    return {"split_by": args.splitBy}
+    return _refcoco_option(args, "splitBy", "split_by", args.splitBy)
