@@ -416,11 +416,13 @@ def evaluate(
     Returns:
         ``{"metrics": dict, "samples": list}``. ``metrics``: ``dataset``, ``num_samples``,
         ``refvos`` (overall_iou, mean_iou, precision@0.5..0.9, ...); A2D adds ``mttr`` (same keys)
-        and ``a2d_map`` (mAP, AP50, AP75, AP_small, AP_medium, AP_large); DAVIS adds ``davis``
+        and ``a2d_map`` (mAP, AP50, AP75, AP_small, AP_medium, AP_large), both without the
+        samples whose meta says ``present: False``; DAVIS adds ``davis``
         (``frames``, ``summary`` {kind: {per_annotator, mean}}, ``per_object``, ``iou_by_kind``
         {kind: refvos keys}); ``categories`` with a CSV. ``samples``: one dict per sample in
         dataset order: ``index``, the sample's meta, ``sentence``, ``intersection``, ``union``,
-        ``iou`` (RefVOS's), ``pred_area``, ``gt_area``, ``score``; DAVIS adds ``J`` and ``F``.
+        ``iou`` (RefVOS's), ``pred_area``, ``gt_area``, ``score``; DAVIS adds ``J`` and ``F`` (on
+        the frame's merged label map, :class:`DavisFrameScorer`).
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
