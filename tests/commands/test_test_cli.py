@@ -105,7 +105,7 @@ def test_davis_one_annotator_one_kind_all_frames(roots, tmp_path, monkeypatch):
     assert d["frames"] == "all" and all(o["num_frames"] == 4 for o in d["per_object"])
 
 
-def test_a2d_perfect_model(roots, tmp_path, monkeypatch):
+def test_a2d_perfect_model(roots, tmp_path, monkeypatch, capsys):
     _oracle(monkeypatch, build_dataset("a2d", roots["a2d"], "test", mode="eval"))
     out = tmp_path / "out"
     rc = main(["test", "--dataset", "a2d", "--resume", str(roots["ckpt"]), "--a2d_root",
@@ -124,6 +124,9 @@ def test_a2d_perfect_model(roots, tmp_path, monkeypatch):
     assert m["refvos"]["mean_iou"] == pytest.approx(1 - len(absent) / len(rows))
     assert set(m["mttr"]) == IOU_KEYS and m["mttr"]["precision@0.9"] == 1.0
     assert m["a2d_map"]["mAP"] == pytest.approx(1.0)
+    table = capsys.readouterr().out
+    assert f"a2d: RefVOS protocol ({len(rows)} samples)" in table
+    assert f"MTTR protocol (frames without the referred instance left out) ({len(rows) - len(absent)} samples)" in table
     assert {"mAP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large"} <= set(m["a2d_map"])
     assert m["categories"]["all"]["num_samples"] == m["num_samples"]
     assert (out / "categories.png").is_file()

@@ -568,7 +568,8 @@ def format_table(metrics: dict[str, Any]) -> str:
 
     iou_block(f"{metrics['dataset']}: RefVOS protocol", metrics["refvos"])
     if "mttr" in metrics:
-        iou_block("A2D-Sentences: MTTR protocol", metrics["mttr"])
+        iou_block("A2D-Sentences: MTTR protocol (frames without the referred instance left out)",
+                  metrics["mttr"])
         lines.append("A2D-Sentences: COCO mask AP (useCats=0)")
         for k, v in metrics["a2d_map"].items():
             if k != "num_samples":
