@@ -153,7 +153,7 @@ def bench_video(model, cfg, device, workdir: Path) -> dict[str, Any]:
         ref_masks = original_video(original_model, paths, EXPRESSION, device)
         times["original"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        fast_masks = predictor.predict_video(paths, EXPRESSION, batch_size=cfg["video_batch"])
+        fast_masks = [r.mask for r in predictor.predict_video(paths, EXPRESSION, batch_size=cfg["video_batch"])]
         times["refvos"].append(time.perf_counter() - start)
         log(f"video round: original {times['original'][-1]:.1f}s refvos {times['refvos'][-1]:.1f}s")
     n = len(paths)
@@ -161,7 +161,7 @@ def bench_video(model, cfg, device, workdir: Path) -> dict[str, Any]:
     agreement = workloads.mask_agreement(ref_masks, fast_masks)
     # the fast path in fp32 must reproduce the original exactly (up to float reassociation)
     fp32_predictor = Predictor(fast_model, device=device, precision="fp32", channels_last=True)
-    fp32_masks = fp32_predictor.predict_video(paths, EXPRESSION, batch_size=cfg["video_batch"])
+    fp32_masks = [r.mask for r in fp32_predictor.predict_video(paths, EXPRESSION, batch_size=cfg["video_batch"])]
     fp32_agreement = workloads.mask_agreement(ref_masks, fp32_masks)
     iou_obj = workloads.mask_agreement([m for m in obj_masks], ref_masks)["mean_iou"]
     del fast_model, predictor, fp32_predictor
@@ -262,8 +262,8 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
     fp32, bf16, objects, expressions = [], [], [], []
     for clip in range(cfg["agreement_clips"]):
         frames, gts, expression = make_video_clip(cfg["agreement_frames"], size, seed=1000 + clip)
-        fp32 += fp32_path.predict_video(frames, expression)
-        bf16 += bf16_path.predict_video(frames, expression)
+        fp32 += [r.mask for r in fp32_path.predict_video(frames, expression)]
+        bf16 += [r.mask for r in bf16_path.predict_video(frames, expression)]
         objects += gts
         expressions.append(expression)
     return {"model": f"refvos_lite trained by the demo recipe (preset {preset!r})",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -25,6 +26,18 @@ TINY_TEXT_CONFIG = {
     "intermediate_size": 128,
     "max_position_embeddings": 64,
 }
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """One intra-op thread: tiny networks gain nothing from more, and on a shared machine
+    oversubscribed threads make them many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def make_tiny_model(max_tokens: int = 20, seed: int = 0):

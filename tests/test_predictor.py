@@ -33,9 +33,9 @@ def test_predict_equals_original_pipeline_in_fp32(tiny_model, photo):
 def test_several_expressions_reuse_the_image_features(tiny_model, photo, monkeypatch):
     p = Predictor(tiny_model, device="cpu", precision="fp32")
     calls = []
-    backbone_forward = tiny_model.segmenter.backbone.forward
-    monkeypatch.setattr(tiny_model.segmenter.backbone, "forward", lambda x: calls.append(1) or backbone_forward(x))
-    results = p.predict_all(["the cat", "a dog on the right"], photo)
+    backbone_forward = p.model.segmenter.backbone.forward
+    monkeypatch.setattr(p.model.segmenter.backbone, "forward", lambda x: calls.append(1) or backbone_forward(x))
+    results = p.predict_all(photo, ["the cat", "a dog on the right"])
     assert len(calls) == 1 and len(results) == 2
     for r in results:
         np.testing.assert_array_equal(r.mask, _original_pipeline_mask(tiny_model, photo, r.expression))
@@ -74,9 +74,9 @@ def test_predict_video_encodes_the_sentence_once(tiny_model, monkeypatch):
     frames = [np.random.default_rng(i).integers(0, 256, (24, 32, 3), dtype=np.uint8) for i in range(5)]
     p = Predictor(tiny_model, device="cpu", precision="fp32")
     calls = []
-    encode = tiny_model.encode_text
-    monkeypatch.setattr(tiny_model, "encode_text", lambda *a: calls.append(1) or encode(*a))
-    masks = p.predict_video(frames, "the square moving left", batch_size=2)
+    encode = p.model.encode_text
+    monkeypatch.setattr(p.model, "encode_text", lambda *a: calls.append(1) or encode(*a))
+    masks = [r.mask for r in p.predict_video(frames, "the square moving left", batch_size=2)]
     assert len(calls) == 1 and len(masks) == 5
     for frame, mask in zip(frames, masks):
         np.testing.assert_array_equal(mask, _original_pipeline_mask(tiny_model, frame, "the square moving left"))
@@ -106,3 +106,57 @@ def test_corrupt_image_file(tiny_model, tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     with pytest.raises(InputError, match="bad.jpg"):
         Predictor(tiny_model, device="cpu").predict(tmp_path / "bad.jpg", "dog")
+
+
+# -- the SAM-style API -----------------------------------------------------------------------------
+def test_from_checkpoint_and_argument_order(tiny_model, photo, tmp_path):
+    from refvos.checkpoint import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "m.pth", tiny_model)
+    p = Predictor.from_checkpoint(path, device="cpu", precision="fp32")
+    (r,) = p.predict_all(photo, ["the dog"])  # image first, as predict(image, expression)
+    np.testing.assert_array_equal(r.mask, p.predict(photo, "the dog"))
+    np.testing.assert_array_equal(r.mask, _original_pipeline_mask(tiny_model, photo, "the dog"))
+    with pytest.raises(TypeError, match="image comes first"):
+        p.predict_all(["the dog"], photo)
+
+
+def test_predict_video_from_a_path_with_scores(tiny_model, tmp_path):
+    frames = [np.random.default_rng(i).integers(0, 256, (24, 32, 3), dtype=np.uint8) for i in range(3)]
+    gif = tmp_path / "clip.gif"
+    pictures = [Image.fromarray(f) for f in frames]
+    pictures[0].save(gif, save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i:05d}.png")
+    p = Predictor(tiny_model, device="cpu", precision="fp32")
+    from_folder = p.predict_video(folder, "the cat", batch_size=2)
+    assert len(p.predict_video(gif, "the cat")) == 3 and len(p.predict_video(str(folder), "the cat")) == 3
+    for frame, r in zip(frames, from_folder):
+        (single,) = p.predict_all(frame, ["the cat"])  # the same definitions as for an image
+        np.testing.assert_array_equal(r.mask, single.mask)
+        assert r.area == single.area and r.box == single.box
+        assert r.score == pytest.approx(single.score, abs=1e-5) and 0.0 <= r.score <= 1.0
+
+
+def test_predictor_does_not_change_the_model_it_is_given(tiny_model, photo):
+    tiny_model.train()
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    p = Predictor(tiny_model, device="cpu", precision="bf16", channels_last=True)
+    p.predict(photo, "the dog")
+    assert tiny_model.training
+    for k, v in tiny_model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+        assert v.is_contiguous(), k  # not converted to channels-last
+
+
+def test_max_size_defaults_to_the_size_the_checkpoint_records(tiny_model):
+    big = np.zeros((64, 96, 3), np.uint8)
+    assert Predictor(tiny_model, device="cpu").preprocess(big).shape[-2:] == (64, 96)  # None: native
+    tiny_model.config.input_size = 48
+    p = Predictor(tiny_model, device="cpu")
+    assert p.max_size == 48 and p.preprocess(big).shape[-2:] == (32, 48)
+    assert Predictor(tiny_model, device="cpu", max_size=None).preprocess(big).shape[-2:] == (64, 96)
+    assert Predictor(tiny_model, device="cpu", max_size=80).preprocess(big).shape[-2:] == (53, 80)
+    assert p.predict(big, "x").shape == (64, 96)  # the mask at the picture's size

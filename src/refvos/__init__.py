@@ -2,9 +2,6 @@
 
 __version__ = "0.1.0"
 
-from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from .modeling import MODEL_REGISTRY, RefVOS, RefVOSConfig, build_model  # noqa: E402
-
 __all__ = [
     "MODEL_REGISTRY",
     "Predictor",
@@ -15,10 +12,26 @@ __all__ = [
     "save_checkpoint",
 ]
 
+# name -> module: imported on first use, so that `refvos --help` and the command-line parser
+# start without torch or transformers
+_LAZY = {
+    "MODEL_REGISTRY": "modeling",
+    "RefVOS": "modeling",
+    "RefVOSConfig": "modeling",
+    "build_model": "modeling",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "Predictor": "predictor",
+}
+
 
 def __getattr__(name: str):
-    if name == "Predictor":  # imported lazily: it pulls in image decoding
-        from .predictor import Predictor
+    if name in _LAZY:
+        import importlib
 
-        return Predictor
-    raise AttributeError(name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'refvos' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

@@ -41,24 +41,50 @@ SAFE_GLOBALS = [argparse.Namespace]
 RELEASED_MAX_TOKENS = {"a2d": 10, "davis": 10}
 
 
+# leading bytes of files people pass by mistake -> what they are
+_KNOWN_MAGIC = {
+    b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+    b"RIFF": "a RIFF file (WebP image, AVI video...)", b"%PDF": "a PDF document", b"\x1f\x8b": "a gzip archive",
+    b"\x08": "an ONNX model (refvos export's output)",
+}
+EXPECTED = "expected a .pth checkpoint (refvos format, e.g. best.pth, or the authors' released file)"
+
+
+def check_checkpoint_file(path: str | os.PathLike, what: str = "checkpoint") -> Path:
+    """``path`` if it can be a PyTorch checkpoint: an existing, non-empty file that starts like
+    one (a zip archive, or a pickle for the legacy format). Otherwise :class:`CheckpointError`
+    saying what the file is (a folder, a PNG image...) and what was expected. Reads 4 bytes."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder; {EXPECTED}")
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist; {EXPECTED}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{what} {path} is empty (0 bytes)")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK") or head[:1] == b"\x80":  # torch.save's zip, or a legacy pickle
+        return path
+    kind = next((v for k, v in _KNOWN_MAGIC.items() if head.startswith(k)), None)
+    if kind is None:
+        kind = "a text file" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else "not a PyTorch file"
+    raise CheckpointError(f"{what} {path} is {kind}; {EXPECTED}")
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint file as a dict, with ``weights_only=True`` and the minimal allow-list.
 
     Raises :class:`CheckpointError` naming the file for a missing, truncated, unsafe or
-    non-checkpoint file.
+    non-checkpoint file (saying what the file is when it is not a checkpoint at all).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    path = check_checkpoint_file(path)
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"checkpoint {path} was refused: it holds objects outside the allow-list "
-            f"(tensors, containers, argparse.Namespace); nothing in it was run. Detail: {str(e).splitlines()[0]}"
+            f"(tensors, containers, argparse.Namespace); nothing in it was run{_unsafe_detail(e)}"
         ) from e
     except Exception as e:  # truncated zip, bad pickle stream (KeyError, EOFError, ...), not a zip
         raise CheckpointError(
@@ -73,6 +99,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if "bert_model" not in obj:
         raise CheckpointError(f"checkpoint {path} has no 'bert_model' (the sentence encoder's weights)")
     return obj
+
+
+def _unsafe_detail(e: Exception) -> str:
+    """The global torch refused, from its UnpicklingError (never its advice to load unsafely)."""
+    import re
+
+    found = re.search(r"(?:GLOBAL|global) ([\w.]+)", str(e))
+    return f" (it asks for {found.group(1)})" if found else ""
 
 
 def is_released_format(ckpt: dict[str, Any]) -> bool:

@@ -1,8 +1,13 @@
-"""The ``refvos`` command line: a thin front end over the library.
+"""The refvos command line: a thin front end over the library.
 
 Each sub-command lives in ``refvos.commands.<module>`` and defines ``HELP``,
-``add_arguments(parser)`` and ``run(args) -> int``. A :class:`~refvos.errors.RefVOSError`
-(a user error) is printed as one line on stderr and exits with status 2, without a traceback.
+``add_arguments(parser)`` and ``run(args) -> int``; command modules import nothing heavy at
+module level, so ``refvos --help`` lists every command without importing torch. Every flag is
+accepted with underscores or hyphens (``--model_id`` = ``--model-id``), and the original
+RefVOS's flags either work or get a one-line pointer to their counterpart
+(:mod:`refvos.commands.original_flags`). A :class:`~refvos.errors.RefVOSError` (a user error)
+and an argparse error are printed as one line on stderr and exit with status 2, without a
+traceback.
 """
 
 from __future__ import annotations
@@ -27,45 +32,97 @@ COMMANDS: dict[str, str] = {
     "export-original": "export_original",
 }
 
+DESCRIPTION = ("Segment the object a sentence refers to, in an image or through a video (RefVOS). "
+               "'refvos COMMAND --help' describes a command's flags.")
+
 
 def _load(module: str):
     return importlib.import_module(f"refvos.commands.{module}")
 
 
+def _canonical(flag: str) -> str:
+    return flag.replace("_", "-")
+
+
+def normalize_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """``argv`` with every long flag that ``parser`` does not know as typed, but knows with
+    ``_`` and ``-`` swapped, rewritten to the spelling it knows (``--a-b=1`` -> ``--a_b=1``)."""
+    known = {s for action in parser._actions for s in action.option_strings}
+    by_canonical = {_canonical(s): s for s in sorted(known) if s.startswith("--")}
+    out = []
+    for i, token in enumerate(argv):
+        if token == "--":  # everything after is positional
+            return out + list(argv[i:])
+        if token.startswith("--"):
+            name, eq, value = token.partition("=")
+            if name not in known and _canonical(name) in by_canonical:
+                token = by_canonical[_canonical(name)] + eq + value
+        out.append(token)
+    return out
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with flag spelling normalised and errors on one line."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        if args is not None:
+            args = normalize_flags(self, list(args))
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The top-level parser; only the chosen command's module is imported."""
-    parser = argparse.ArgumentParser(prog="refvos", description=__doc__.splitlines()[0])
+    """The top-level parser; only the chosen command's arguments are built (its module alone
+    may import heavy parts)."""
     from . import __version__
 
+    parser = Parser(prog="refvos", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"refvos {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, module in COMMANDS.items():
+        mod = _load(module)
         if name == chosen:
-            mod = _load(module)
+            from .commands.original_flags import add_original_flags
+
             p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
             mod.add_arguments(p)
+            add_original_flags(p, name)
             p.set_defaults(_run=mod.run)
-        else:  # listed in --help without importing its (possibly heavy) module
-            sub.add_parser(name, add_help=False)
+        else:  # listed in --help; its arguments are built only when it is chosen
+            sub.add_parser(name, help=mod.HELP, add_help=False)
     return parser
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed command line (``SystemExit`` on argparse errors, :class:`RefVOSError` for the
+    original's flags that have no counterpart)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        prog = f"refvos {args.command}" if getattr(args, "command", None) else "refvos"
+        parser.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extra)} (see '{prog} --help')\n")
+    if not hasattr(args, "_run"):
+        parser.error(f"unknown command {args.command!r}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
-    if not hasattr(args, "_run"):
-        parser.error(f"unknown command {args.command!r}")
+    command = next((a for a in argv if not a.startswith("-")), "")
     try:
+        args = parse(argv)
         return int(args._run(args) or 0)
     except RefVOSError as e:
-        print(f"refvos {args.command}: error: {e}", file=sys.stderr)
+        print(f"refvos {command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"refvos {args.command}: interrupted", file=sys.stderr)
+        print(f"refvos {command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -413,7 +413,7 @@ def segment_video(model: RefVOS, out_dir: Path, recipe: Recipe, precision: str, 
     write ``video.gif``; returns its expression, per-frame J and mean J."""
     frames, gts, expression = make_video_clip(recipe.video_frames, recipe.image_size, seed=seed)
     predictor = Predictor(model, device="cpu", precision=precision)
-    masks = predictor.predict_video(frames, expression)
+    masks = [r.mask for r in predictor.predict_video(frames, expression)]
     j = [region_similarity(m, g) for m, g in zip(masks, gts)]
     factor = _display_factor(recipe.image_size)
     pictures = [overlay(_upscale(f, factor), _upscale(m, factor), expression) for f, m in zip(frames, masks)]
@@ -463,6 +463,7 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
     t = lap("generate_data_s", t)
     model = build_model("refvos_lite", backbone_stage=recipe.backbone_stage,
                         head_channels=recipe.head_channels, atrous_rates=recipe.atrous_rates).eval()
+    model.config.input_size = recipe.image_size  # refvos predict on model.pth scales pictures to it
     set_dropout(model.segmenter.classifier, recipe.dropout)
     for p in model.parameters():
         p.requires_grad_(False)

@@ -1,8 +1,8 @@
 """Image loading and normalisation shared by the predictor, the demo and the web page.
 
 ``load_image`` turns a path, a PIL image or an array into an RGB ``uint8`` array ``(H, W, 3)``:
-EXIF orientation applied; grayscale, RGBA (over black, as PIL's convert), palette, 16-bit and
-CMYK images converted. Images larger than :data:`MAX_PIXELS` are refused with a clear error
+EXIF orientation applied; grayscale, RGBA (composited on white, as a viewer shows a transparent
+picture), palette, 16-bit and CMYK images converted. Images larger than :data:`MAX_PIXELS` are refused with a clear error
 rather than exhausting memory (the predictor's ``max_size`` downscales big-but-allowed ones).
 """
 
@@ -44,7 +44,7 @@ def _from_pil(img: Image.Image, source: str) -> np.ndarray:
         return np.repeat(arr[:, :, None], 3, axis=2)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
 
@@ -107,7 +107,7 @@ def _from_array(arr: np.ndarray) -> np.ndarray:
         arr = np.repeat(arr, 3, axis=2)
     elif arr.shape[2] == 4:
         alpha = arr[:, :, 3:4].astype(np.float64) / 255.0
-        arr = (arr[:, :, :3] * alpha).round().astype(np.uint8)
+        arr = (arr[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)  # on white
     return np.ascontiguousarray(arr)
 
 

@@ -1,13 +1,17 @@
 """The user's entry point: segment what an expression refers to in an image or a video.
 
->>> predictor = Predictor(load_checkpoint("model.pth"))
+>>> predictor = Predictor.from_checkpoint("model.pth")
 >>> mask = predictor.predict("photo.jpg", "the man on the left")   # bool (H, W)
+>>> results = predictor.predict_all("photo.jpg", ["the man", "the dog"])   # [Prediction]
+>>> frames = predictor.predict_video("clip.gif", "the dog running")       # [Prediction] per frame
 
 Like segment-anything's predictor, ``set_image`` runs the visual encoder once and caches its
 features, so several expressions about one image cost one backbone pass. By default the image
-is processed at its own resolution with ImageNet normalisation and the model's token limit,
-exactly as the original test pipeline; ``max_size`` caps the long side for speed (the mask is
-then resized back to the image).
+is scaled down to the long side the model was trained and evaluated at
+(``model.config.input_size``; the released checkpoints: the image's own resolution, exactly as
+the original test pipeline), with ImageNet normalisation and the model's token limit;
+``max_size`` overrides the cap (the mask is always resized back to the image). The model given
+is not changed: the predictor works on its own copy.
 """
 
 from __future__ import annotations
@@ -108,11 +112,13 @@ class Predictor:
     """Runs a :class:`RefVOS` network on images and videos.
 
     Args:
-        model: the network (moved to ``device`` and put in eval mode).
+        model: the network; the predictor runs a copy on ``device`` in eval mode (the caller's
+            model is left as it was). :meth:`from_checkpoint` loads one without the copy.
         device: ``None``/``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"``...
         precision: ``"auto"`` (bf16 on CUDA and on CPUs with native bf16, else fp32), ``"fp32"``
             (bit-faithful to the original pipeline), ``"bf16"`` or ``"fp16"``.
-        max_size: cap on the long side of the processed image (None: own resolution).
+        max_size: cap on the long side of the processed image: ``"model"`` (default) the
+            model's ``config.input_size``, an int, or None (the image's own resolution).
         legacy_truncation: cut token ids after the special tokens, as the original code
             (``None``: the rule the model's config records, ``model.config.truncation``).
         channels_last: run convolutions in channels-last memory format.
@@ -127,15 +133,19 @@ class Predictor:
         model: RefVOS,
         device: str | torch.device | None = None,
         precision: str = "auto",
-        max_size: int | None = None,
+        max_size: int | str | None = "model",
         legacy_truncation: bool | None = None,
         channels_last: bool = True,
         tokenizer: Tokenizer | None = None,
         fold_bn: bool | None = None,
+        *,
+        _owns_model: bool = False,
     ) -> None:
+        import copy
+
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        self.model = model.to(self.device).eval()
+        self.model = (model if _owns_model else copy.deepcopy(model)).to(self.device).eval()
         self.channels_last = channels_last
         if channels_last:
             self.model.segmenter.to(memory_format=torch.channels_last)
@@ -143,7 +153,9 @@ class Predictor:
             fold_bn = self.precision != "fp32"
         # the network that runs images: the model's own segmenter, or its BN-folded copy
         self.segmenter = fold_batchnorm(self.model.segmenter) if fold_bn else self.model.segmenter
-        if max_size is not None and max_size < 16:
+        if max_size == "model":
+            max_size = getattr(model.config, "input_size", None)
+        if max_size is not None and (isinstance(max_size, str) or max_size < 16):
             raise InputError(f"max_size must be at least 16 pixels, got {max_size}")
         self.max_size = max_size
         if legacy_truncation is None:
@@ -153,6 +165,15 @@ class Predictor:
         self._features: torch.Tensor | None = None
         self._image_size: tuple[int, int] | None = None
         self._input_size: tuple[int, int] | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, truncation: str | None = None, **kwargs) -> Predictor:
+        """A predictor for the network in checkpoint ``path`` (refvos format or the authors'
+        release); ``truncation`` overrides the rule it records (see
+        :func:`~refvos.checkpoint.load_checkpoint`); ``kwargs`` as for the constructor."""
+        from .checkpoint import load_checkpoint
+
+        return cls(load_checkpoint(path, truncation=truncation), _owns_model=True, **kwargs)
 
     # -- pre / post processing -------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
@@ -195,8 +216,11 @@ class Predictor:
         self._input_size = tuple(x.shape[-2:])
 
     @torch.inference_mode()
-    def predict_all(self, expressions: str | Sequence[str], image: ImageLike | None = None) -> list[Prediction]:
-        """One :class:`Prediction` per expression on ``image`` (or the image given to ``set_image``)."""
+    def predict_all(self, image: ImageLike | None, expressions: str | Sequence[str]) -> list[Prediction]:
+        """One :class:`Prediction` per expression on ``image`` (None: the image given to
+        ``set_image``). The arguments are in :meth:`predict`'s order."""
+        if isinstance(image, (list, tuple)) or isinstance(expressions, (np.ndarray, Image.Image, os.PathLike)):
+            raise TypeError("predict_all(image, expressions): the image comes first, as in predict()")
         if image is not None:
             self.set_image(image)
         if self._features is None:
@@ -219,21 +243,32 @@ class Predictor:
 
     def predict(self, image: ImageLike, expression: str) -> np.ndarray:
         """Bool mask ``(H, W)`` of what ``expression`` refers to in ``image``."""
-        return self.predict_all([expression], image)[0].mask
+        return self.predict_all(image, [expression])[0].mask
 
     # -- videos ----------------------------------------------------------------------------
     def predict_video(
-        self, frames: Iterable[ImageLike], expression: str, batch_size: int = 4
-    ) -> list[np.ndarray]:
-        """Bool masks ``(H, W)``, one per frame. The expression is encoded once; frames of one size
-        run in batches of ``batch_size``; decoding of the next frames overlaps with compute."""
-        return [mask for _, mask in self.iter_video(frames, expression, batch_size)]
+        self, frames: str | os.PathLike | Iterable[ImageLike], expression: str, batch_size: int = 4
+    ) -> list[Prediction]:
+        """One :class:`Prediction` (mask, score, area, box) per frame. ``frames``: a folder of
+        frames, a GIF or video file, or an iterable of images. The expression is encoded once;
+        frames of one size run in batches of ``batch_size``; decoding of the next frames overlaps
+        with compute."""
+        if isinstance(frames, (str, os.PathLike)):
+            from .video import read_video_frames
+
+            frames = read_video_frames(frames)
+        results = []
+        for _, mask, score in self.iter_video(frames, expression, batch_size):
+            area = int(mask.sum())
+            results.append(Prediction(expression, mask, score, area, mask_box(mask)))
+        return results
 
     @torch.inference_mode()
     def iter_video(
         self, frames: Iterable[ImageLike], expression: str, batch_size: int = 4
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(frame RGB uint8 (H, W, 3), mask bool (H, W))`` per frame, in order."""
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+        """Yield ``(frame RGB uint8 (H, W, 3), mask bool (H, W), score)`` per frame, in order
+        (score: the mean foreground probability inside the mask, 0 when empty)."""
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         text = self.encode_expressions([expression])  # (1, D): once per video
@@ -253,14 +288,14 @@ class Predictor:
         if batch:
             yield from self._run_batch(batch, text)
 
-    def _run_batch(self, batch: list[np.ndarray], text: torch.Tensor) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _run_batch(self, batch: list[np.ndarray], text: torch.Tensor) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
         x = torch.cat([self.preprocess(rgb) for rgb in batch])
         with autocast(self.device, self.precision):
             logits = self.segmenter(x, text)
-        yield from zip(batch, self.masks(logits, batch[0].shape[:2]).cpu().numpy())
-
-    @staticmethod
-    def masks(logits: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
-        """Only the masks of :meth:`postprocess` (no softmax): ``(B, H, W)`` bool, foreground where
-        logit1 > logit0 (argmax's tie goes to the background)."""
-        return foreground_mask(upsample_logits(logits, image_size))
+        logits = upsample_logits(logits, batch[0].shape[:2])
+        masks = foreground_mask(logits)
+        # softmax's foreground probability of two classes: sigmoid(logit1 - logit0)
+        prob = torch.sigmoid((logits[:, 1] - logits[:, 0]).float())
+        areas = masks.flatten(1).sum(1)
+        scores = (prob * masks).flatten(1).sum(1) / areas.clamp(min=1)
+        yield from zip(batch, masks.cpu().numpy(), scores.tolist())

@@ -71,6 +71,11 @@ class Tokenizer:
         """The underlying ``transformers`` tokenizer (for masked-LM pretraining)."""
         return self._tok
 
+    def count_tokens(self, expression: str) -> int:
+        """Length of ``expression`` in tokens, ``[CLS]`` and ``[SEP]`` included, before any cut
+        (compare with the model's ``max_tokens`` to tell whether it is truncated)."""
+        return len(self._tok.encode(expression, add_special_tokens=True))
+
     def token_ids(self, expression: str, max_tokens: int, legacy_truncation: bool = False) -> list[int]:
         """Ids of one expression, with special tokens, at most ``max_tokens`` long (unpadded)."""
         if not isinstance(expression, str):

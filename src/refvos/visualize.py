@@ -2,65 +2,126 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .io import atomic_open
 
-OVERLAY_COLOR = (255, 40, 40)
+# fill colours the overlay chooses from: the one farthest from the object's own mean colour
+FILL_COLORS = ((230, 25, 75), (0, 130, 200), (255, 225, 25), (145, 30, 180), (70, 240, 240), (60, 180, 75))
 GT_COLOR = (40, 220, 40)
+FILL_ALPHA = 0.5
 
 
-def _contour(mask: np.ndarray) -> np.ndarray:
-    """Pixels of ``mask`` that touch the background (4-neighbourhood)."""
-    padded = np.pad(mask, 1)
-    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    return mask & ~inner
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``mask`` grown by ``radius`` pixels (square neighbourhood)."""
+    if radius <= 0:
+        return mask
+    img = Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
+    return np.asarray(img.filter(ImageFilter.MaxFilter(2 * radius + 1))) > 127
+
+
+def _contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """Pixels of ``mask`` within ``width`` of the background (the inside band of its outline)."""
+    return mask & _dilate(~mask, width)
+
+
+def line_width(height: int, width: int) -> int:
+    """Outline width in pixels at the picture's scale: 1 up to 250 px, 2 at 500 px, ..."""
+    return max(1, round(max(height, width) / 250))
+
+
+def fill_color(image: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
+    """The colour of :data:`FILL_COLORS` farthest from the mean colour of the masked pixels, so
+    that a red object is not tinted red."""
+    if not mask.any():
+        return FILL_COLORS[0]
+    mean = image[mask].reshape(-1, 3).mean(0)
+    return max(FILL_COLORS, key=lambda c: float(((np.array(c) - mean) ** 2).sum()))
 
 
 def overlay(
     image: np.ndarray,
     mask: np.ndarray,
     expression: str | None = None,
-    color: tuple[int, int, int] = OVERLAY_COLOR,
-    alpha: float = 0.5,
+    color: tuple[int, int, int] | None = None,
+    alpha: float = FILL_ALPHA,
     gt: np.ndarray | None = None,
 ) -> Image.Image:
-    """The image with ``mask`` tinted in ``color`` (and its outline), the optional ground-truth
-    outline in green, and the expression written in a band under the picture.
+    """The image with ``mask`` tinted (``color``, default :func:`fill_color`) and outlined in white
+    with a black edge outside (readable on any background), the optional ground-truth outline in
+    green, and the expression written in a band under the picture (:func:`caption`).
 
     image: RGB uint8 ``(H, W, 3)``; mask, gt: bool ``(H, W)``.
     """
     if image.shape[:2] != mask.shape:
         raise ValueError(f"overlay: image {image.shape[:2]} and mask {mask.shape} differ in size")
-    out = image.astype(np.float32).copy()
     m = mask.astype(bool)
+    color = color or fill_color(image, m)
+    out = image.astype(np.float32).copy()
     out[m] = out[m] * (1 - alpha) + np.array(color, np.float32) * alpha
-    out[_contour(m)] = color
-    if gt is not None:
-        out[_contour(gt.astype(bool))] = GT_COLOR
+    w = line_width(*m.shape)
+    if m.any():
+        out[_dilate(m, 2 * w) & ~_dilate(m, w)] = (0, 0, 0)  # dark edge outside
+        out[_dilate(m, w) & ~m | _contour(m, w)] = (255, 255, 255)  # white band on the boundary
+    if gt is not None and gt.any():
+        g = gt.astype(bool)
+        out[_contour(g, w)] = GT_COLOR
     picture = Image.fromarray(out.round().astype(np.uint8))
     if not expression:
         return picture
     return caption(picture, expression)
 
 
-def caption(picture: Image.Image, text: str) -> Image.Image:
-    """``picture`` with ``text`` written in a white band below it (wrapped to the width)."""
-    font = ImageFont.load_default()
-    chars = max(8, picture.width // 7)
-    lines = textwrap.wrap(text, chars)[:4] or [""]
-    band = 14 * len(lines) + 6
+@functools.lru_cache(maxsize=1)
+def _font_path() -> str:
+    """matplotlib's bundled DejaVu Sans (a dependency already; no system fonts needed)."""
+    from matplotlib import font_manager
+
+    return font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
+
+
+def caption_font(width: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans at the picture's scale: about 30 characters across, 12 px at least."""
+    return ImageFont.truetype(_font_path(), max(12, round(width / 30)))
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """``text`` in lines that fit ``width`` pixels (a word longer than the width is cut)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+            continue
+        while font.getlength(word) > width and len(word) > 1:
+            cut = max(1, int(len(word) * width / font.getlength(word)))
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    return lines
+
+
+def caption(picture: Image.Image, text: str, max_lines: int = 4) -> Image.Image:
+    """``picture`` with ``text`` in black on a white band below it, in DejaVu Sans sized to the
+    picture and wrapped to its width (at most ``max_lines`` lines; an ellipsis marks a cut)."""
+    font = caption_font(picture.width)
+    margin = max(4, font.size // 3)
+    lines = _wrap(text, font, picture.width - 2 * margin) or [""]
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 1] + [lines[max_lines - 1] + " ..."]
+    ascent, descent = font.getmetrics()
+    step = ascent + descent + font.size // 5
+    band = step * len(lines) + 2 * margin
     canvas = Image.new("RGB", (picture.width, picture.height + band), (255, 255, 255))
-    canvas.paste(picture, (0, 0))
+    canvas.paste(picture.convert("RGB"), (0, 0))
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(lines):
-        draw.text((4, picture.height + 3 + 14 * i), line, fill=(0, 0, 0), font=font)
+        draw.text((margin, picture.height + margin + step * i), line, fill=(0, 0, 0), font=font)
     return canvas
 
 

@@ -38,8 +38,9 @@ def test_r101_has_no_batchnorm_left_after_folding(r101_model):
 
 def test_predictor_folds_only_below_fp32():
     model = make_tiny_model().eval()
-    assert Predictor(model, device="cpu", precision="fp32").segmenter is model.segmenter
+    fp32 = Predictor(model, device="cpu", precision="fp32")
+    assert fp32.segmenter is fp32.model.segmenter
     p = Predictor(model, device="cpu", precision="bf16")
-    assert p.segmenter is not model.segmenter
+    assert p.segmenter is not p.model.segmenter
     frames = [np.random.default_rng(i).integers(0, 256, (24, 32, 3), dtype=np.uint8) for i in range(3)]
     assert len(p.predict_video(frames, "the dog", batch_size=2)) == 3

@@ -119,12 +119,14 @@ def test_frame_folder(ckpt, tmp_path, capsys):
     doc = json.loads(stdout)
     assert doc["num_frames"] == 3 and (doc["width"], doc["height"]) == (W, H)
     (r,) = doc["results"]
-    names = sorted(p.name for p in (out_dir / "masks").iterdir())
+    # one expression: the same layout as several (expr_0/), so scripts need not tell them apart
+    assert sorted(p.name for p in out_dir.iterdir()) == ["expr_0"]
+    names = sorted(p.name for p in (out_dir / "expr_0" / "masks").iterdir())
     assert names == ["00000.png", "00001.png", "00002.png"]
     for f, name in zip(r["frames"], names):
-        mask = _mask(out_dir / "masks" / name)
+        mask = _mask(out_dir / "expr_0" / "masks" / name)
         assert f["frame"] == Path(name).stem and f["area"] == int(mask.sum()) and f["box"] == _box(mask)
-    with Image.open(out_dir / "overlay.gif") as gif:
+    with Image.open(out_dir / "expr_0" / "overlay.gif") as gif:
         assert gif.n_frames == 3 and gif.width == W
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # staging folder removed
 
@@ -312,3 +314,30 @@ def test_truncation_flag_changes_how_long_expressions_are_read(tmp_path):
     assert torch.equal(vectors[("standard", None)], vectors[("original", "standard")])
     assert torch.equal(vectors[("original", None)], vectors[("standard", "original")])
     assert not torch.allclose(vectors[("standard", None)], vectors[("original", None)])
+
+
+def test_expression_over_the_token_limit_is_reported(ckpt, photo, tmp_path, capsys):
+    long = " ".join(["the small red dog"] * 6)  # 24 words: over the 20-token limit
+    code, _, err = _run(capsys, "--checkpoint", ckpt, "--image", photo, "-e", long, "-e", "the dog",
+                        "--out", tmp_path / "o.png")
+    assert code == 0
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "26 tokens" in notes[0] and "first 20" in notes[0]
+
+
+def test_checkpoint_input_size_sets_the_processed_size(photo, tmp_path, capsys, monkeypatch):
+    from refvos.checkpoint import save_checkpoint
+    from refvos.predictor import Predictor
+    from tests.conftest import make_tiny_model
+
+    model = make_tiny_model()
+    model.config.input_size = 16
+    small = save_checkpoint(tmp_path / "small.pth", model)
+    seen = []
+    preprocess = Predictor.preprocess
+    monkeypatch.setattr(Predictor, "preprocess", lambda self, rgb: seen.append(preprocess(self, rgb)) or seen[-1])
+    assert _run(capsys, "--checkpoint", small, "--image", photo, "-e", "x", "--out", tmp_path / "a.png")[0] == 0
+    assert max(seen[-1].shape[-2:]) == 16  # the checkpoint's size
+    assert _run(capsys, "--checkpoint", small, "--image", photo, "-e", "x", "--out", tmp_path / "b.png",
+                "--max-size", "native")[0] == 0
+    assert tuple(seen[-1].shape[-2:]) == (H, W)  # the picture's own

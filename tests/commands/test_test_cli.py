@@ -51,8 +51,18 @@ def test_refcoco_seed_command_line(roots, tmp_path, capsys):
     assert len(pngs) == 4 and pngs[0].name.startswith("000000_img")
     with Image.open(pngs[0]) as im:
         assert im.width == 48 and im.height > 48  # the expression band below the picture
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
     assert "overall IoU" in table and "precision@0.9" in table
+    # the console shows the numbers of metrics.json, in the same units (fractions)
+    assert f"overall IoU{m['refvos']['overall_iou']:>23.4f}" in table
+    # what was evaluated, and where the outputs went
+    assert m["run"] == {"dataset": "refcoco", "split": "val", "checkpoint": str(roots["ckpt"]),
+                        "precision": "fp32", "device": "cpu", "num_samples": m["num_samples"],
+                        "output_dir": str(out), "samples": str(out / "samples.jsonl"),
+                        "display_dir": str(out / "display"), "submission_dir": None,
+                        "expressions_over_token_limit": 0, "token_limit": 20}
+    assert f"/{m['num_samples']}" in captured.err  # the progress bar, on by default
 
 
 def test_davis_perfect_model_submission_and_categories(roots, tmp_path, monkeypatch):
@@ -187,3 +197,17 @@ def test_user_errors(roots, tmp_path, capsys, extra, message):
                *[x for kv in args.items() for x in kv]])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_expressions_over_the_token_limit_are_counted(roots):
+    from refvos.commands.test import truncated_expressions
+
+    dataset = build_dataset("refcoco", roots["refcoco"], "val", mode="eval", max_tokens=4)
+    texts = {s.text for t in dataset.targets for s in t.sentences}
+    over, distinct, limit = truncated_expressions(dataset)
+    assert (distinct, limit) == (len(texts), 4)
+    from refvos.tokenization import get_tokenizer
+
+    word_pieces = get_tokenizer().backend.tokenize
+    assert over == sum(len(word_pieces(t)) + 2 > 4 for t in texts) > 0  # + [CLS], [SEP]
+    assert truncated_expressions(build_dataset("refcoco", roots["refcoco"], "val", mode="eval"))[0] == 0

@@ -8,18 +8,15 @@ import pytest
 import torch
 
 from refvos.data import build_dataset, synthetic
+from tests.conftest import one_torch_thread
 
 IMAGE_SIZE = 48
 
 
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
-    """One intra-op thread: the tiny models gain nothing from more, and on a shared machine
-    oversubscribed threads make them many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,7 @@ def test_train_cli_errors(refcoco_root, tmp_path, capsys):
     assert "--lr_specific is the factor of the fixed schedule" in capsys.readouterr().err
 
 
-def test_train_cli_pretrained_refvos(refcoco_root, tmp_path):
+def test_train_cli_pretrained_refvos(refcoco_root, tmp_path, capsys):
     from refvos.checkpoint import save_checkpoint
     from tests.conftest import make_tiny_model
 
@@ -86,11 +86,23 @@ def test_train_cli_pretrained_refvos(refcoco_root, tmp_path):
                       "--ck_pretrained_refvos", str(src))
     args = [a for a in args if a not in TINY]  # the network comes from the checkpoint
     assert main(args) == 0
-    ckpt = read_checkpoint(tmp_path / "run" / "last.pth")
-    assert ckpt["config"]["text_config"]["hidden_size"] == 64
+    last = read_checkpoint(tmp_path / "run" / "last.pth")
+    assert last["config"]["text_config"]["hidden_size"] == 64
     # the run keeps the starting checkpoint's tokenisation rule and records it
-    assert ckpt["config"]["truncation"] == "original" and ckpt["args"]["truncation"] == "original"
+    assert last["config"]["truncation"] == "original" and last["args"]["truncation"] == "original"
     assert load_checkpoint(tmp_path / "run" / "last.pth").config.legacy_truncation
+    # the checkpoint records the size it was evaluated at (the 48-pixel val images): predict uses it
+    assert last["config"]["input_size"] == IMAGE_SIZE
+    # best.pth: weights (and what was selected), not the optimizer state that only resuming needs
+    best = read_checkpoint(tmp_path / "run" / "best.pth")
+    assert "optimizer" not in best and "rng" not in best and best["best"]["epoch"] == 0
+    assert all(torch.equal(v, last["model"][k]) for k, v in best["model"].items())
+    out = capsys.readouterr().out
+    val = last["history"][0]["val"]
+    # every epoch's validation metrics on the console, as fractions like log.jsonl
+    assert "epoch 0: loss" in out and f"val overall iou {val['overall_iou']:.4f}" in out
+    assert f"log: {tmp_path / 'run' / 'log.jsonl'}" in out
+    assert f"tensorboard --logdir {tmp_path / 'run' / 'tensorboard'}" in out
 
 
 def test_train_cli_original_flags_truncation_and_fixed_lr(refcoco_root, tmp_path, capsys):

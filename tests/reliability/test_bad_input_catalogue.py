@@ -488,7 +488,7 @@ def _predict(image: Callable[[Path], Path] | None = None, expression: str = "the
 def _test(dataset: str, root: Callable[[Path, Env], Path], ckpt: Callable[[Path, Env], Path] | None = None
           ) -> Callable[[Path, Env], list[str]]:
     flag = {"refcoco": "--refer_data_root", "a2d": "--a2d_root", "davis": "--davis_root"}[dataset]
-    split = {"refcoco": "val", "a2d": "train", "davis": "val"}[dataset]
+    split = {"refcoco": "train", "a2d": "train", "davis": "val"}[dataset]  # the splits with samples
 
     def argv(tmp: Path, env: Env) -> list[str]:
         return ["test", "--dataset", dataset, flag, str(root(tmp, env)), "--split", split,

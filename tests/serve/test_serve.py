@@ -155,7 +155,7 @@ def test_segment_json_two_expressions_same_as_library(url, model):
     assert status == 200, doc
     assert [r["expression"] for r in doc["results"]] == ["the cat", "a car on the left"]
     expected = Predictor(model, device="cpu", precision="fp32").predict_all(
-        ["the cat", "a car on the left"], Image.open(io.BytesIO(data)))
+        Image.open(io.BytesIO(data)), ["the cat", "a car on the left"])
     for r, e in zip(doc["results"], expected):
         _check_image_result(r, W, H)
         np.testing.assert_array_equal(np.asarray(decode_png(r["mask_png"])) > 127, e.mask)
@@ -276,14 +276,14 @@ class SlowPredictor:
     def __init__(self, inner):
         self.inner = inner
 
-    def predict_all(self, expressions, image=None):
+    def predict_all(self, image, expressions):
         cls = type(self)
         with cls.lock:
             cls.running += 1
             cls.peak = max(cls.peak, cls.running)
         try:
             time.sleep(0.4)
-            return self.inner.predict_all(expressions, image)
+            return self.inner.predict_all(image, expressions)
         finally:
             with cls.lock:
                 cls.running -= 1

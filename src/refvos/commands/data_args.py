@@ -2,8 +2,9 @@
 ``--refcoco-mask`` (train, test) and ``--truncation`` (train, test, predict, serve).
 
 The original's names where it had them: ``--refer_data_root`` (the REFER ``data`` folder),
-``--a2d_root`` (A2D-Sentences' ``Release`` folder), ``--davis_root`` (the ``davis2017`` folder),
-``--splitBy``; ``--data-root`` overrides whichever the chosen data set uses.
+``--a2d_root`` (A2D-Sentences' ``Release`` folder; the original's ``--a2d_data_root`` too),
+``--davis_root`` (the ``davis2017`` folder; also ``--davis_data_root``), ``--splitBy``;
+``--data-root`` overrides whichever the chosen data set uses.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def add_data_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup
     parser.add_argument("--refer_data_root",
                         help="REFER data folder holding <dataset>/refs(<splitBy>).p, <dataset>/instances.json "
                              f"and images/ (default {DEFAULT_ROOTS['refcoco']})")
-    parser.add_argument("--a2d_root", help=f"A2D-Sentences Release folder (default {DEFAULT_ROOTS['a2d']})")
-    parser.add_argument("--davis_root",
+    parser.add_argument("--a2d_root", "--a2d_data_root", help=f"A2D-Sentences Release folder (default {DEFAULT_ROOTS['a2d']})")
+    parser.add_argument("--davis_root", "--davis_data_root",
                         help="DAVIS-2017 folder with DAVIS/ and davis_text_annotations/ "
                              f"(default {DEFAULT_ROOTS['davis']})")
     parser.add_argument("--splitBy", choices=("unc", "umd", "google"),

@@ -1,4 +1,4 @@
-"""``refvos export-original CKPT OUT``: write a refvos checkpoint in the authors' released layout.
+"""``refvos export-original --checkpoint CKPT --out OUT`` (or ``CKPT OUT``): write a refvos checkpoint in the authors' released layout.
 
 The output holds ``model`` (segmentation network), ``bert_model`` (BertModel state dict) and
 ``args`` (an ``argparse.Namespace`` with ``model = deeplabv3_resnet101`` and the data set), plus
@@ -15,8 +15,10 @@ HELP = "write a refvos checkpoint in the released RefVOS layout (model, bert_mod
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CKPT", help="refvos-format checkpoint (e.g. best.pth)")
-    parser.add_argument("out", metavar="OUT", help="output .pth file")
+    parser.add_argument("--checkpoint", dest="checkpoint_flag", metavar="CKPT",
+                        help="refvos-format checkpoint (e.g. best.pth); also accepted as the first argument")
+    parser.add_argument("--out", dest="out_flag", metavar="OUT", help="output .pth file; also the second argument")
+    parser.add_argument("paths", nargs="*", metavar="CKPT OUT", help=argparse.SUPPRESS)
     parser.add_argument("--weights-only", action="store_true",
                         help="leave out the optimizer, epoch and schedule state")
 
@@ -32,7 +34,12 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..errors import InputError
 
-    src, out = Path(args.checkpoint), Path(args.out)
+    positional = list(args.paths)
+    checkpoint = args.checkpoint_flag or (positional.pop(0) if positional else None)
+    out = args.out_flag or (positional.pop(0) if positional else None)
+    if positional or checkpoint is None or out is None:
+        raise InputError("expected --checkpoint CKPT --out OUT (or CKPT OUT), each once")
+    src, out = Path(checkpoint), Path(out)
     if src.resolve() == out.resolve():
         raise InputError(f"OUT {out} is the input checkpoint; choose another file")
     ckpt = read_checkpoint(src)

@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+MIN_VIDEOS = 5  # every fifth video is DAVIS val / A2D test
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -29,6 +32,14 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     if args.image_size < 48:
         raise InputError("--image-size must be at least 48 pixels")
+    # images cycle through the splits (16 train, 2 val, testA, testB): fewer leave splits empty
+    min_images = len(synthetic.REFCOCO_SPLITS)
+    if args.kind in ("refcoco", "all") and args.num_images < min_images:
+        raise InputError(f"--num-images {args.num_images} leaves RefCOCO's val / testA / testB splits empty; "
+                         f"give at least {min_images}")
+    if args.kind in ("davis", "a2d", "all") and args.num_videos < MIN_VIDEOS:
+        raise InputError(f"--num-videos {args.num_videos} leaves the DAVIS val / A2D test split empty "
+                         f"(every fifth video is in it); give at least {MIN_VIDEOS}")
     out = Path(args.out)
     video = {"num_videos": args.num_videos, "num_frames": args.num_frames,
              "image_size": args.image_size, "seed": args.seed}

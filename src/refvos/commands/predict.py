@@ -8,10 +8,12 @@ Outputs (all written atomically; nothing is written when an input is bad):
 - image, no ``--out``/``--mask-out``/``--json``: the overlay goes to ``<image stem>_refvos.png`` in
   the current folder.
 - video (``--video`` folder of frames, GIF, or a video file when imageio can decode it): into
-  ``--out-dir`` (default ``<video stem>_refvos``) ``masks/<frame>.png`` (0/255, full size; named
-  after the frame files of a folder, ``00000`` ... for a video file) and ``overlay.gif`` (long
-  side at most 480 pixels);
-  with N expressions one sub-folder per expression, ``expr_0/`` ... ``expr_{N-1}/``.
+  ``--out-dir`` (default ``<video stem>_refvos``) one sub-folder per expression, in the order
+  given, ``expr_0/`` ... ``expr_{N-1}/`` (``expr_0/`` alone for one expression), each with
+  ``masks/<frame>.png`` (0/255, full size; named after the frame files of a folder, ``00000``
+  ... for a video file) and ``overlay.gif`` (long side at most 480 pixels).
+- expressions longer than the model's token limit are reported on stderr (the model reads the
+  first tokens only).
 - ``--json``: one JSON document on stdout with each result's area (mask pixels), box
   (``[x0, y0, x1, y1]`` inclusive, or null) and score (mean foreground probability in the mask),
   per frame for a video, plus the paths written.
@@ -47,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                         help="numeric precision (default auto: bf16 where the hardware has it, else fp32)")
-    parser.add_argument("--max-size", type=int, default=None,
-                        help="cap on the long side of the processed image in pixels (default: own size)")
+    parser.add_argument("--max-size", type=max_size_arg, default="model",
+                        help="cap on the long side of the processed picture in pixels, or 'native' "
+                             "(default: the size the checkpoint was trained at, native for the released ones)")
     parser.add_argument("--fps", type=float, default=6.0, help="frame rate of the overlaid GIF (default 6)")
     add_truncation_argument(parser)
 
@@ -82,22 +85,41 @@ def _check_png_path(path: str, option: str, suffixes: tuple[str, ...] = (".png",
     return p
 
 
-def _make_predictor(args: argparse.Namespace):
-    import torch
+def max_size_arg(value: str) -> int | str | None:
+    """``--max-size``: a number of pixels, ``native`` (the picture's own size) or ``model``."""
+    if value in ("native", "model"):
+        return None if value == "native" else value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels, 'native' or 'model', got {value!r}") from None
 
-    from ..checkpoint import load_checkpoint
+
+def _make_predictor(args: argparse.Namespace):
     from ..errors import InputError
     from ..predictor import Predictor
+    from .checks import check_device
 
-    if args.device not in (None, "auto"):
-        try:
-            torch.device(args.device)
-        except (RuntimeError, ValueError) as e:
-            raise InputError(f"--device {args.device!r} is not a device name (cpu, cuda, cuda:0 ...)") from e
-    if args.max_size is not None and args.max_size < 16:
+    check_device(args.device)  # a bad name or a missing GPU: refused before the model is loaded
+    if isinstance(args.max_size, int) and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16 pixels, got {args.max_size}")
-    model = load_checkpoint(args.checkpoint, truncation=args.truncation)
-    return Predictor(model, device=args.device, precision=args.precision, max_size=args.max_size)
+    return Predictor.from_checkpoint(args.checkpoint, truncation=args.truncation, device=args.device,
+                                     precision=args.precision, max_size=args.max_size)
+
+
+def report_truncation(predictor, expressions: list[str]) -> list[str]:
+    """A note on stderr for each expression longer than the model's token limit (it reads only
+    the first tokens); returns the notes."""
+    limit = predictor.model.config.max_tokens
+    notes = []
+    for e in expressions:
+        n = predictor.tokenizer.count_tokens(e)
+        if n > limit:
+            notes.append(f"note: expression {e!r} is {n} tokens long ([CLS] and [SEP] included); "
+                         f"the model reads the first {limit}")
+    for note in notes:
+        print(note, file=sys.stderr)
+    return notes
 
 
 def _mask_image(mask):
@@ -148,7 +170,8 @@ def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
 
     rgb = load_image(args.image)  # before the (slow) model load: a bad image fails fast
     predictor = _make_predictor(args)
-    results = predictor.predict_all(expressions, rgb)
+    report_truncation(predictor, expressions)
+    results = predictor.predict_all(rgb, expressions)
 
     # everything computed: now write (each file atomically)
     written = []
@@ -195,8 +218,9 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     if first is None:
         raise InputError(f"video {video} has no frames")
     predictor = _make_predictor(args)
+    report_truncation(predictor, expressions)
     n = len(expressions)
-    subdirs = [Path(".")] if n == 1 else [Path(f"expr_{i}") for i in range(n)]
+    subdirs = [Path(f"expr_{i}") for i in range(n)]  # one layout whatever the number of expressions
 
     def all_frames():
         yield first
@@ -226,7 +250,7 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
                         f"video {video}: frame {name} is {rgb.shape[1]}x{rgb.shape[0]} but the first frame is "
                         f"{size[1]}x{size[0]}; all frames must have the same size"
                     )
-                results = predictor.predict_all(expressions, rgb)
+                results = predictor.predict_all(rgb, expressions)
                 for i, r in enumerate(results):
                     save_image(_mask_image(r.mask), stage / subdirs[i] / "masks" / f"{name}.png")
                     overlays[i].append(_gif_frame(overlay(rgb, r.mask)))

@@ -25,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"largest request body in MiB; larger get 413 (default {d.max_bytes / 2**20:g})")
     parser.add_argument("--max-pixels", type=int, default=d.max_pixels,
                         help=f"largest uploaded picture in pixels (default {d.max_pixels:,})")
-    parser.add_argument("--max-size", type=int, default=d.max_size,
-                        help=f"pictures are scaled to this long side in pixels (default {d.max_size})")
+    parser.add_argument("--max-size", type=int, default=None,
+                        help="pictures are scaled down to this long side in pixels (default: the size the "
+                             f"checkpoint was trained at, else {d.max_size})")
     parser.add_argument("--max-frames", type=int, default=d.max_frames, help=f"most frames of a video (default {d.max_frames})")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
@@ -38,33 +39,29 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    import torch
-
     from ..checkpoint import load_checkpoint
     from ..errors import InputError
     from ..serve.app import Limits, make_server
+    from .checks import check_device
 
     for name in ("workers", "max_pixels", "max_frames"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     if args.queue < 0:
         raise InputError("--queue must be at least 0")
-    if args.max_size < 16:
+    if args.max_size is not None and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16 pixels, got {args.max_size}")
     if args.max_upload_mb <= 0:
         raise InputError("--max-upload-mb must be positive")
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port must be in 0..65535, got {args.port}")
-    if args.device not in (None, "auto"):
-        try:
-            torch.device(args.device)
-        except (RuntimeError, ValueError) as e:
-            raise InputError(f"--device {args.device!r} is not a device name (cpu, cuda, cuda:0 ...)") from e
+    check_device(args.device)  # a bad name or a missing GPU: refused before the model is loaded
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    limits = Limits(workers=args.workers, queue=args.queue, max_bytes=int(args.max_upload_mb * 2**20),
-                    max_pixels=args.max_pixels, max_size=args.max_size, max_frames=args.max_frames)
     model = load_checkpoint(args.checkpoint, truncation=args.truncation)  # the Predictor follows model.config
+    max_size = args.max_size or model.config.input_size or Limits().max_size
+    limits = Limits(workers=args.workers, queue=args.queue, max_bytes=int(args.max_upload_mb * 2**20),
+                    max_pixels=args.max_pixels, max_size=max_size, max_frames=args.max_frames)
     server = make_server(model, args.host, args.port, limits, device=args.device, precision=args.precision)
 
     def on_term(signum, frame):  # SIGTERM: stop like Ctrl-C (shutdown() must not run on the serving thread)

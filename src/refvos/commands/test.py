@@ -1,13 +1,17 @@
 """``refvos test``: evaluate a checkpoint on RefCOCO / RefCOCO+ / RefCOCOg, A2D-Sentences or DAVIS-2017.
 
-The seed's command line works as typed: ``test.py --dataset refcoco --resume CKPT --split val
---display`` -> ``refvos test --dataset refcoco --resume CKPT --split val --display``.
+The original's command line works as typed: ``test.py --dataset refcoco --resume CKPT --split val
+--display`` -> ``refvos test --dataset refcoco --resume CKPT --split val --display``
+(``--checkpoint`` is the name the other commands use; ``--results_folder``, ``--submission_path``,
+``-b``, ``-j`` are the original's names of ``--output-dir``, ``--submission``, ``--batch-size``,
+``--workers``).
 
 Outputs (rank 0 under torchrun; all written atomically) in ``--output-dir`` (default
 ``./output/test``):
 
 - ``metrics.json`` (or ``--metrics-json FILE``): every metric as a fraction in 0..1 (see
-  :func:`refvos.engine.evaluator.evaluate`);
+  :func:`refvos.engine.evaluator.evaluate`) and under ``run`` what was evaluated: data set,
+  split, checkpoint, precision, device and the output files and folders;
 - ``samples.jsonl``: one line per (image or frame, expression): identifiers, sentence,
   intersection, union, IoU, predicted / ground-truth area, score (and J, F for DAVIS);
 - ``--display``: ``display/<index:06d>_<sample>.png`` overlays (prediction red, ground-truth
@@ -16,7 +20,8 @@ Outputs (rank 0 under torchrun; all written atomically) in ``--output-dir`` (def
 - ``--submission DIR`` (DAVIS): ``DIR/annotator<a>_<kind>/<video>/<frame>.png`` palette PNGs,
   each a results folder for davis2017-evaluation.
 
-The metrics are also printed x100 as a table.
+The metrics are also printed as a table, as fractions like ``metrics.json`` (the paper's tables
+are x100).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 
 from .data_args import (
@@ -47,8 +53,9 @@ DEFAULT_SPLIT = {"refcoco": "val", "refcoco+": "val", "refcocog": "val", "a2d": 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
-    parser.add_argument("--resume", required=True, metavar="CKPT",
-                        help="checkpoint to evaluate (refvos format or the authors' release)")
+    parser.add_argument("--checkpoint", "--resume", dest="checkpoint", required=True, metavar="CKPT",
+                        help="checkpoint to evaluate (refvos format or the authors' release); "
+                             "--resume is the original's name")
     parser.add_argument("--split", default=None,
                         help="split (default: val for RefCOCO* and DAVIS, test for A2D)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="all",
@@ -72,14 +79,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write overlays to <output-dir>/display/")
     parser.add_argument("--display-limit", type=int, default=50,
                         help="overlays for the first N samples (default 50)")
-    parser.add_argument("--submission", metavar="DIR",
+    parser.add_argument("--submission", "--submission_path", metavar="DIR",
                         help="DAVIS: write palette PNGs for davis2017-evaluation into DIR")
     parser.add_argument("--metrics-json", metavar="FILE",
                         help="also write the metrics JSON here (default <output-dir>/metrics.json)")
     parser.add_argument("--categories", metavar="CSV",
                         help="RefVOS categorisation CSV (A2D / DAVIS): per-difficulty and "
                              "per-category metrics as JSON and a bar chart")
-    parser.add_argument("--output-dir", default="./output/test",
+    parser.add_argument("--output-dir", "--results_folder", default="./output/test",
                         help="folder for metrics.json, samples.jsonl, display/, categories.* "
                              "(default ./output/test)")
     add_mask_rule_argument(parser)
@@ -88,12 +95,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
                         help="numeric precision (default fp32: faithful to the original)")
-    parser.add_argument("--batch-size", type=int, default=1,
+    parser.add_argument("-b", "--batch-size", type=int, default=1,
                         help="samples per forward pass, same-size images only (default 1, as the "
                              "original)")
-    parser.add_argument("--workers", type=int, default=0,
+    parser.add_argument("-j", "--workers", type=int, default=0,
                         help="data-loading worker processes (default 0)")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                        help="a progress bar on stderr (default on; --no-progress turns it off)")
 
 
 def davis_selection(args: argparse.Namespace) -> tuple[str, str]:
@@ -134,6 +142,18 @@ def build_test_dataset(args: argparse.Namespace, legacy_truncation: bool = False
                          **split_options(args), **mask_rule_options(args))
 
 
+def truncated_expressions(dataset) -> tuple[int, int, int]:
+    """``(expressions over the token limit, distinct expressions, limit)`` of an evaluation set
+    (the model reads only the first ``max_tokens`` tokens of the longer ones)."""
+    from ..tokenization import get_tokenizer
+
+    parts = getattr(dataset, "datasets", [dataset])
+    limit = parts[0].max_tokens
+    texts = {s.text for part in parts for t in part.targets for s in t.sentences}
+    tokenizer = get_tokenizer(parts[0].vocab_file)
+    return sum(tokenizer.count_tokens(t) > limit for t in texts), len(texts), limit
+
+
 @contextlib.contextmanager
 def _distributed(args: argparse.Namespace) -> Iterator[tuple[str | None, int]]:
     """Under torchrun (``WORLD_SIZE`` > 1) join the process group (NCCL with CUDA, else gloo)
@@ -160,13 +180,15 @@ def _distributed(args: argparse.Namespace) -> Iterator[tuple[str | None, int]]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import check_checkpoint_file, load_checkpoint
     from ..engine.evaluator import evaluate, print_table
-    from ..errors import CheckpointError, InputError
+    from ..errors import DataFormatError, InputError
     from ..io import atomic_write_json
+    from .checks import check_device
 
-    if not Path(args.resume).is_file():
-        raise CheckpointError(f"--resume {args.resume}: checkpoint file not found")
+    check_checkpoint_file(args.checkpoint, "--checkpoint")
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        check_device(args.device)  # a missing GPU: refused before the model is built
     if args.display_limit < 0:
         raise InputError("--display-limit must be at least 0")
     if args.batch_size < 1:
@@ -182,9 +204,24 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dataset != "davis" and (args.annotator or args.expressions):
         raise InputError("--annotator and --expressions choose DAVIS expressions; use them with --dataset davis")
-    model = load_checkpoint(args.resume, truncation=args.truncation)
+    model = load_checkpoint(args.checkpoint, truncation=args.truncation)
     dataset = build_test_dataset(args, legacy_truncation=model.config.legacy_truncation)
+    split = args.split or DEFAULT_SPLIT[args.dataset]
+    if len(dataset) == 0:
+        raise DataFormatError(f"--split {split}: {args.dataset} has no samples in it under {data_root(args)}")
+    over, distinct, limit = truncated_expressions(dataset)
     out = Path(args.output_dir)
+    run_info = {
+        "dataset": args.dataset, "split": split, "checkpoint": str(args.checkpoint),
+        "precision": args.precision, "device": str(args.device or "auto"), "num_samples": len(dataset),
+        "output_dir": str(out), "samples": str(out / "samples.jsonl"),
+        "display_dir": str(out / "display") if args.display else None,
+        "submission_dir": str(args.submission) if args.submission else None,
+        "expressions_over_token_limit": over, "token_limit": limit,
+    }
+    if over:
+        print(f"note: {over} of {distinct} distinct expressions are longer than {limit} tokens "
+              "([CLS] and [SEP] included); the model reads their first tokens only", file=sys.stderr)
     with _distributed(args) as (device, rank):
         result = evaluate(
             model, dataset, device=device, precision=args.precision,
@@ -192,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
             display_dir=out / "display" if args.display else None,
             display_limit=args.display_limit, submission_dir=args.submission,
             categories=args.categories, output_dir=out, davis_frames=args.davis_frames,
-            progress=args.progress,
+            progress=args.progress, run_info=run_info,
         )
     if rank == 0:
         if args.metrics_json:

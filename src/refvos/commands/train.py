@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from .data_args import (
     MAX_TOKENS,
@@ -127,6 +126,28 @@ def _text_config(value: str | None) -> dict[str, Any] | None:
         raise InputError(f"--text-config: expected a JSON file or inline JSON object, got {value!r} ({e})") from e
     if not isinstance(config, dict):
         raise InputError(f"--text-config: expected a JSON object, got {type(config).__name__}")
+    return complete_text_config(config)
+
+
+def complete_text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """BertConfig fields of ``--text-config`` with the ones that follow from ``hidden_size`` filled
+    in as BERT does (64-wide attention heads, a 4x feed-forward), checked to fit together."""
+    from ..errors import InputError
+    from ..modeling.config import BERT_CONFIG_KEYS
+
+    unknown = sorted(set(config) - set(BERT_CONFIG_KEYS))
+    if unknown:
+        raise InputError(f"--text-config: unknown fields {unknown}; expected some of {list(BERT_CONFIG_KEYS)}")
+    config = dict(config)
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        if key in config and not (isinstance(config[key], int) and config[key] >= 1):
+            raise InputError(f"--text-config: {key} must be a positive integer, got {config[key]!r}")
+    if "hidden_size" in config:
+        config.setdefault("num_attention_heads", max(1, config["hidden_size"] // 64))
+        config.setdefault("intermediate_size", 4 * config["hidden_size"])
+    hidden, heads = config.get("hidden_size", 768), config.get("num_attention_heads", 12)
+    if hidden % heads:
+        raise InputError(f"--text-config: hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
     return config
 
 
@@ -152,16 +173,18 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--fixed_lr is --schedule fixed; it cannot be combined with --schedule {args.schedule}")
     if args.base_size < 8 or args.crop_size < 8:
         raise InputError("--base-size and --crop-size must be at least 8 pixels")
+    _text_config(args.text_config)  # a JSON or BertConfig mistake: refused before anything is built
 
 
-def _new_model(args: argparse.Namespace, max_tokens: int):
-    """Build the network for a fresh run (or from --ck_pretrained_refvos)."""
-    from ..checkpoint import config_of, load_state_into, read_checkpoint
+def _new_model(args: argparse.Namespace, max_tokens: int, pretrained: dict[str, Any] | None = None):
+    """Build the network for a fresh run (or from ``pretrained``, the --ck_pretrained_refvos
+    checkpoint as read)."""
+    from ..checkpoint import config_of, load_state_into
     from ..errors import RefVOSError
     from ..modeling import build_from_config, build_model
 
-    if args.pretrained_refvos:
-        ckpt = read_checkpoint(args.ck_pretrained_refvos)
+    if pretrained is not None:
+        ckpt = pretrained
         config = config_of(ckpt, args.ck_pretrained_refvos, max_tokens=max_tokens, truncation=args.truncation)
         if args.model and MODEL_ALIASES.get(args.model, args.model) != config.variant:
             raise RefVOSError(f"--model {args.model} but {args.ck_pretrained_refvos} holds a {config.variant}")
@@ -212,61 +235,104 @@ def _vocab_file(text_encoder: str | None) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import config_of, read_checkpoint
+def _training_config(args: argparse.Namespace, run_dir: Path):
+    """The :class:`~refvos.engine.trainer.TrainConfig` of the flags, checked (before any model
+    is built)."""
+    from ..engine.trainer import TrainConfig
+
+    config = TrainConfig(
+        output_dir=run_dir, epochs=args.epochs, schedule="fixed" if args.fixed_lr else args.schedule,
+        lr=args.lr, lr_factor=args.lr_specific,
+        batch_size=args.batch_size, momentum=args.momentum, weight_decay=args.weight_decay,
+        accumulate=args.accumulate, workers=args.workers, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, text_encoder_training=args.text_encoder_training,
+        precision=args.precision, print_freq=args.print_freq,
+    )
+    config.check()
+    return config
+
+
+def _datasets(args: argparse.Namespace, root: Path, opts: dict[str, Any]):
+    """The training set and the model-selection set (or None), each checked to hold samples."""
     from ..data import build_dataset
     from ..engine import distributed as du
-    from ..engine.trainer import LAST, TrainConfig, Trainer
+    from ..errors import DataFormatError
+
+    train_set = build_dataset(args.dataset, root, "train", "train", base_size=args.base_size,
+                              crop_size=args.crop_size, **opts)
+    split, is_test = SELECTION_SPLIT[args.dataset]
+    val_set = None
+    if not is_test or args.select_on_test:
+        val_set = build_dataset(args.dataset, root, split, "eval", **opts)
+    elif du.is_main_process():
+        print(f"{args.dataset}: no model selection ({split} is the reported split; "
+              "--select-on-test allows it); only last.pth is kept", flush=True)
+    for name, dataset in (("train", train_set), (split, val_set)):
+        if dataset is not None and len(dataset) == 0:
+            raise DataFormatError(f"{args.dataset} split {name!r} under {root} has no samples; "
+                                  f"training needs {'it' if name == 'train' else 'it for model selection'}")
+    return train_set, val_set, split
+
+
+def input_size_of(val_set, crop_size: int) -> int:
+    """The long side, in pixels, of the images the model is evaluated at: the first model-selection
+    sample's (evaluation runs at the images' own size), else the training crop."""
+    if val_set is None:
+        return crop_size
+    return int(max(val_set[0]["image"].shape[-2:]))
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..checkpoint import config_of, read_checkpoint
+    from ..engine import distributed as du
+    from ..engine.trainer import LAST, Trainer
     from ..errors import InputError
     from ..modeling import build_from_config
+    from .checks import check_device
 
     _check_arguments(args)
     run_dir = Path(args.output_dir) / args.model_id
+    config = _training_config(args, run_dir)
+    if "LOCAL_RANK" not in os.environ:
+        check_device(args.device)  # --device cuda without a GPU: refused before anything is built
     resume = None
     if args.resume == "auto":
         resume = run_dir / LAST if (run_dir / LAST).is_file() else None
     elif args.resume:
         resume = Path(args.resume)
+    ckpt = read_checkpoint(resume) if resume is not None else None
+    pretrained = read_checkpoint(args.ck_pretrained_refvos) if args.pretrained_refvos and ckpt is None else None
+    root = data_root(args)
 
     device = du.init_distributed_mode(args.device)
     try:
-        max_tokens = MAX_TOKENS[args.dataset]
-        if resume is not None:
-            ckpt = read_checkpoint(resume)
+        if ckpt is not None:
             old = ckpt.get("args") or {}
             if old.get("dataset") not in (None, args.dataset):
                 raise InputError(f"--resume {resume} was trained on {old['dataset']}, not --dataset {args.dataset}")
-            model = build_from_config(config_of(ckpt, str(resume)))
-            if args.truncation not in (None, model.config.truncation):
-                raise InputError(f"--resume {resume} was trained with --truncation {model.config.truncation}, "
+            config_then = config_of(ckpt, str(resume))
+            if args.truncation not in (None, config_then.truncation):
+                raise InputError(f"--resume {resume} was trained with --truncation {config_then.truncation}, "
                                  f"not {args.truncation}")
+            max_tokens, truncation = config_then.max_tokens, config_then.truncation
             vocab = old.get("vocab_file")
         else:
-            torch.manual_seed(args.seed)  # the initialisation depends on --seed only
-            model = _new_model(args, max_tokens)
-            vocab = _vocab_file(args.ck_bert or args.text_encoder)
-        root = data_root(args)
-        opts: dict[str, Any] = {"max_tokens": model.config.max_tokens, "vocab_file": vocab,
-                                "legacy_truncation": model.config.legacy_truncation, **split_options(args),
+            max_tokens, vocab = MAX_TOKENS[args.dataset], _vocab_file(args.ck_bert or args.text_encoder)
+            truncation = (config_of(pretrained, args.ck_pretrained_refvos, truncation=args.truncation).truncation
+                          if pretrained is not None else args.truncation or "standard")
+        opts: dict[str, Any] = {"max_tokens": max_tokens, "vocab_file": vocab,
+                                "legacy_truncation": truncation == "original", **split_options(args),
                                 **mask_rule_options(args)}
-        train_set = build_dataset(args.dataset, root, "train", "train", base_size=args.base_size,
-                                  crop_size=args.crop_size, **opts)
-        split, is_test = SELECTION_SPLIT[args.dataset]
-        val_set = None
-        if not is_test or args.select_on_test:
-            val_set = build_dataset(args.dataset, root, split, "eval", **opts)
-        elif du.is_main_process():
-            print(f"{args.dataset}: no model selection ({split} is the reported split; "
-                  "--select-on-test allows it); only last.pth is kept", flush=True)
+        train_set, val_set, split = _datasets(args, root, opts)  # every split checked before the model
+        if ckpt is not None:
+            model = build_from_config(config_of(ckpt, str(resume)))
+        else:
+            torch.manual_seed(args.seed)  # the initialisation depends on --seed only
+            model = _new_model(args, max_tokens, pretrained)
+        model.config.input_size = input_size_of(val_set, args.crop_size)
 
-        config = TrainConfig(
-            output_dir=run_dir, epochs=args.epochs, schedule="fixed" if args.fixed_lr else args.schedule,
-            lr=args.lr, lr_factor=args.lr_specific,
-            batch_size=args.batch_size, momentum=args.momentum, weight_decay=args.weight_decay,
-            accumulate=args.accumulate, workers=args.workers, seed=args.seed,
-            checkpoint_every=args.checkpoint_every, text_encoder_training=args.text_encoder_training,
-            precision=args.precision, print_freq=args.print_freq,
-        )
         info = {"dataset": args.dataset, "data_root": str(root), "variant": model.config.variant,
                 "model_id": args.model_id, "splitBy": args.splitBy, "vocab_file": vocab,
                 "base_size": args.base_size, "crop_size": args.crop_size,
@@ -280,6 +346,10 @@ def run(args: argparse.Namespace) -> int:
                   f"{trainer.steps_per_epoch} steps/epoch, {trainer.epochs} epochs, schedule "
                   f"{trainer.schedule.name}, {du.get_world_size()} process(es) on {device}); {where}; "
                   f"checkpoints in {run_dir}", flush=True)
+            logs = f"log: {trainer.events.jsonl_path}"
+            if trainer.events.has_tensorboard:
+                logs += f"; TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}"
+            print(logs, flush=True)
         result = trainer.fit(resume=resume)
         if du.is_main_process():
             last = result.history[-1] if result.history else {}
@@ -287,7 +357,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{run_dir / LAST}", flush=True)
             if result.best:
                 print(f"best: {result.best['metric']} {result.best['value']:.4f} at epoch "
-                      f"{result.best['epoch']}; {run_dir / 'best.pth'}", flush=True)
+                      f"{result.best['epoch']}; {run_dir / 'best.pth'} (weights only)", flush=True)
     finally:
         du.destroy_distributed_mode()
     return 0

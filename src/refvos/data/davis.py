@@ -105,7 +105,9 @@ class DAVISDataset(ReferringDataset):
         self.root = root = Path(root)
         split_file = root / "DAVIS" / "ImageSets" / "2017" / f"{split}.txt"
         if not split_file.is_file():
-            raise DataFormatError(f"{split_file}: file not found; expected {LAYOUT}")
+            existing = sorted(p.stem for p in split_file.parent.glob("*.txt"))
+            raise DataFormatError(f"split {split!r}: {split_file} not found"
+                                  + (f"; the splits there are {', '.join(existing)}" if existing else f"; expected {LAYOUT}"))
         seqs = [s.strip() for s in split_file.read_text().splitlines() if s.strip()]
         annotators = (1, 2) if annotator == "both" else (annotator,)
         exprs: dict[tuple[str, int], list[Sentence]] = {}

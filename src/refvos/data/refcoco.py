@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import DataFormatError, InputError
 from .base import ReferringDataset, Sentence, Target, read_rgb
 from .refer import LAYOUT, MASK_RULES, REFER
 
@@ -37,7 +37,15 @@ class RefCOCODataset(ReferringDataset):
         self.mask_rule = mask_rule
         split_by = split_by or DEFAULT_SPLIT_BY.get(dataset, "unc")
         self.refer = REFER(root, dataset, split_by)
-        for ref_id in self.refer.getRefIds(split=split):
+        existing = sorted({r["split"] for r in self.refer.data["refs"]})
+        try:
+            ref_ids = self.refer.getRefIds(split=split)
+        except DataFormatError:
+            ref_ids = []
+        if not ref_ids:
+            raise DataFormatError(f"split {split!r} of {dataset} (splitBy {split_by}) under {root} has no "
+                                  f"expressions; its splits are {', '.join(existing) or 'none'}")
+        for ref_id in ref_ids:
             ref = self.refer.Refs[ref_id]
             meta = {"dataset": dataset, "image_id": ref["image_id"], "ref_id": ref_id,
                     "ann_id": ref["ann_id"], "split": ref["split"]}

@@ -391,6 +391,7 @@ def evaluate(
     output_dir: str | os.PathLike | None = None,
     davis_frames: str = "inner",
     progress: bool = False,
+    run_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``dataset`` (eval mode samples; see the module docstring).
 
@@ -412,6 +413,8 @@ def evaluate(
         davis_frames: ``"inner"`` leaves out each video's first and last frame from J / F, as
             davis2017-evaluation's semi-supervised task; ``"all"`` keeps every frame.
         progress: a tqdm bar on rank 0.
+        run_info: what was evaluated (split, checkpoint, precision, output folders...), stored as
+            ``metrics["run"]``.
 
     Returns:
         ``{"metrics": dict, "samples": list}``. ``metrics``: ``dataset``, ``num_samples``,
@@ -496,6 +499,8 @@ def evaluate(
                                 r["intersection"], r["union"]) for r in samples]
         metrics["categories"] = category_analysis(results, records_cat)
     metrics = _finite(metrics)
+    if run_info is not None:
+        metrics["run"] = run_info
     if output_dir is not None and rank == 0:
         out = Path(output_dir)
         atomic_write_json(out / "metrics.json", metrics)
@@ -551,11 +556,12 @@ def _davis_summary(samples: list[dict[str, Any]], frames: str) -> dict[str, Any]
 
 
 def format_table(metrics: dict[str, Any]) -> str:
-    """The metrics x100 as a plain-text table (as the original prints them)."""
+    """The metrics as a plain-text table, as fractions in 0..1 like ``metrics.json`` (the
+    original printed them x100, as the paper's tables)."""
     lines = []
 
     def row(label: str, value: Any) -> None:
-        text = "n/a" if value is None else f"{100 * value:6.2f}"
+        text = "n/a" if value is None else f"{value:6.4f}"
         lines.append(f"  {label:<28s}{text}")
 
     def iou_block(title: str, m: dict[str, Any]) -> None:
@@ -581,19 +587,19 @@ def format_table(metrics: dict[str, Any]) -> str:
         for kind, s in d["summary"].items():
             lines.append(f"DAVIS {kind}: J / F / J&F ({d['frames']} frames)")
             for annotator, a in sorted(s["per_annotator"].items()):
-                lines.append(f"  annotator {annotator:<18s}{100 * a['J']:6.2f} {100 * a['F']:6.2f} "
-                             f"{100 * a['J&F']:6.2f}")
+                lines.append(f"  annotator {annotator:<18s}{a['J']:6.4f} {a['F']:6.4f} "
+                             f"{a['J&F']:6.4f}")
             m = s["mean"]
-            lines.append(f"  {'mean':<28s}{100 * m['J']:6.2f} {100 * m['F']:6.2f} "
-                         f"{100 * m['J&F']:6.2f}")
+            lines.append(f"  {'mean':<28s}{m['J']:6.4f} {m['F']:6.4f} "
+                         f"{m['J&F']:6.4f}")
     if "categories" in metrics:
         c = metrics["categories"]
         lines.append("categories: overall IoU / mean IoU")
         for label, b in [("all", c["all"]), *c["difficulty"].items(),
                          ("uncategorised", c["uncategorised"])]:
             o, m = b["overall_iou"], b["mean_iou"]
-            lines.append(f"  {label:<28s}{'n/a' if o is None else f'{100 * o:6.2f}'} "
-                         f"{'n/a' if m is None else f'{100 * m:6.2f}'}  (n={b['num_samples']})")
+            lines.append(f"  {label:<28s}{'n/a' if o is None else f'{o:6.4f}'} "
+                         f"{'n/a' if m is None else f'{m:6.4f}'}  (n={b['num_samples']})")
     return "\n".join(lines)
 
 

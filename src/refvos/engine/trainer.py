@@ -94,6 +94,10 @@ class TrainConfig:
                           ("print_freq", 1)):
             if getattr(self, name) < low:
                 raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
+        if self.lr is not None and not self.lr > 0:
+            raise InputError(f"--lr must be positive, got {self.lr}")
+        if self.epochs is not None and self.epochs < 1:
+            raise InputError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 2:
             raise InputError(
                 f"--batch-size must be at least 2 (per process), got {self.batch_size}: the ASPP "
@@ -265,6 +269,19 @@ def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, device: 
     return dict(result["metrics"]["refvos"])
 
 
+def epoch_line(summary: dict[str, Any], new_best: dict[str, Any] | None = None) -> str:
+    """One console line per epoch: mean loss, learning rate and the validation metrics, as
+    fractions in 0..1 like ``log.jsonl`` and ``metrics.json``."""
+    line = f"epoch {summary['epoch']}: loss {summary['loss']:.4f}, lr {summary['lr']:.3g}"
+    val = summary.get("val")
+    if val:
+        shown = ("overall_iou", "mean_iou", "precision@0.5", "precision@0.9")
+        line += "; val " + ", ".join(f"{k.replace('_', ' ')} {val[k]:.4f}" for k in shown if k in val)
+    if new_best is not None:
+        line += f" (new best {new_best['metric'].replace('_', ' ')}: best.pth)"
+    return line
+
+
 # ----------------------------------------------------------------------------- trainer
 
 
@@ -402,9 +419,13 @@ class Trainer:
         ckpt_io.load_state_into(self.model, ckpt, str(path))
         self.load_state(ckpt, str(path))
 
-    def save(self, name: str) -> Path:
-        """Write the model and :meth:`state` to ``<run dir>/<name>`` on rank 0 (atomically)."""
+    def save(self, name: str, weights_only: bool = False) -> Path:
+        """Write the model and :meth:`state` to ``<run dir>/<name>`` on rank 0 (atomically);
+        ``weights_only``: without the optimizer, generators and position (a file to evaluate or
+        predict with, a fraction of the size; resuming needs ``last.pth``)."""
         state = self.state()  # collective: every rank takes part
+        if weights_only:
+            state = {k: state[k] for k in ("epoch", "best", "history", "args")}
         path = self.run_dir / name
         du.save_on_master(ckpt_io.save_checkpoint, path, self.model, **state)
         du.barrier()
@@ -503,9 +524,11 @@ class Trainer:
                 improved = True
         self.history.append(summary)
         self.events.write("epoch", self.iteration, **{k: v for k, v in summary.items() if k != "val"})
+        if du.is_main_process():
+            print(epoch_line(summary, self.best if improved else None), flush=True)
         self.epoch, self.step = epoch + 1, 0
         if improved:
-            self.save(BEST)
+            self.save(BEST, weights_only=True)
         self.save(LAST)
         self.set_train_mode()
 

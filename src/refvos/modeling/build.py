@@ -112,6 +112,7 @@ def build_from_config(config: RefVOSConfig | dict[str, Any]) -> RefVOS:
         truncation=config.truncation,
         **lite_options,
     )
+    model.config.input_size = config.input_size  # a record of the data, not a shape
     if model.config != config:
         raise ValueError(f"config {config} does not rebuild (got {model.config})")
     return model

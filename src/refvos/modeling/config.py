@@ -72,6 +72,11 @@ class RefVOSConfig:
             they are cut at inference (:data:`refvos.tokenization.TRUNCATIONS`): ``"original"``
             (the authors' code: the id list is sliced after [CLS] / [SEP] are added) or
             ``"standard"`` (keeps [SEP]; what refvos checkpoints without this field used).
+        input_size: the long side, in pixels, of the images the network was trained and
+            evaluated at (``refvos train`` records it); :class:`~refvos.predictor.Predictor`,
+            ``refvos predict`` and ``refvos serve`` scale larger pictures down to it by default.
+            ``None``: the images' own size (the released checkpoints, evaluated at native
+            resolution as the original's test.py).
     """
 
     variant: str
@@ -85,6 +90,7 @@ class RefVOSConfig:
     output_stride: int = 8
     backbone_stage: int = 4
     truncation: str = "standard"
+    input_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.truncation not in TRUNCATIONS:

@@ -352,7 +352,7 @@ class SegmentService:
         if req.kind == "image":
             rgb = req.frames[0]
             results = []
-            for r in predictor.predict_all(req.expressions, rgb):
+            for r in predictor.predict_all(rgb, req.expressions):
                 results.append({
                     **r.to_json(), "box": list(r.box) if r.box is not None else None,
                     "overlay_png": _png_b64(overlay(rgb, r.mask)),
@@ -370,7 +370,7 @@ class SegmentService:
         masks: list[list[str]] = [[] for _ in range(n)]
         stats: list[list[dict]] = [[] for _ in range(n)]
         for rgb in req.frames:
-            for i, r in enumerate(predictor.predict_all(req.expressions, rgb)):
+            for i, r in enumerate(predictor.predict_all(rgb, req.expressions)):
                 overlays[i].append(overlay(rgb, r.mask))
                 masks[i].append(_png_b64(_mask_picture(r.mask)))
                 stats[i].append({"area": r.area, "box": list(r.box) if r.box is not None else None,
