@@ -153,6 +153,7 @@ def test_davis_protocol_refvos_is_annotator_1_first_frame(roots, tmp_path, monke
     assert rows and {(r["annotator"], r["kind"]) for r in rows} == {(1, "first_frame")}
     m = json.loads((out / "metrics.json").read_text())
     assert m["refvos"]["mean_iou"] == 1.0 and list(m["davis"]["summary"]) == ["first_frame"]
+    capsys.readouterr()  # the run's progress bar
     assert main([*base, "--annotator", "2"]) == 2
     err = capsys.readouterr().err
     assert "--protocol refvos evaluates --annotator 1" in err and len(err.strip().splitlines()) == 1
