@@ -109,11 +109,13 @@ def _params(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _assert_checkpoints_readable(run: Path) -> list[int]:
-    """Every ``*.pth`` in the run folder loads (weights_only, complete); returns their iterations."""
+    """Every ``*.pth`` in the run folder loads (weights_only, complete: last.pth with the state
+    to resume, best.pth weights only); returns their iterations."""
     its = []
     for path in sorted(run.glob("*.pth")):
         ckpt = read_checkpoint(path)  # raises CheckpointError on a truncated / corrupt file
-        assert {"optimizer", "epoch", "step", "iteration", "rng"} <= set(ckpt)
+        resume_state = {"optimizer", "step", "rng"} if path.name == "last.pth" else set()
+        assert {"epoch", "iteration"} | resume_state <= set(ckpt)
         its.append(int(ckpt["iteration"]))
     return its
 

@@ -425,7 +425,7 @@ class Trainer:
         predict with, a fraction of the size; resuming needs ``last.pth``)."""
         state = self.state()  # collective: every rank takes part
         if weights_only:
-            state = {k: state[k] for k in ("epoch", "best", "history", "args")}
+            state = {k: state[k] for k in ("epoch", "iteration", "best", "history", "args")}
         path = self.run_dir / name
         du.save_on_master(ckpt_io.save_checkpoint, path, self.model, **state)
         du.barrier()
