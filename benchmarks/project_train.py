@@ -29,7 +29,7 @@ class _Batch(torch.utils.data.Dataset):
 
 
 class TrainerStep:
-    """``step()``: one optimizer step of refvos's Trainer (precision ``auto``: fp32 on CPU)."""
+    """``step()``: one optimizer step of refvos's Trainer (precision ``auto``: measured, see refvos.runtime)."""
 
     source = "refvos.engine.trainer.Trainer.train_one_epoch"
 

@@ -35,8 +35,8 @@ from original import OriginalTrainStep, original_video  # noqa: E402
 TARGETS = {
     "video_speedup_vs_original": (">=", 2.5),
     "bf16_mask_iou_vs_fp32": (">=", 0.98),
-    "roofline_ratio_fp32": ("<=", 1.1),
-    "roofline_ratio_bf16": ("<=", 1.1),
+    "roofline_ratio_best": ("<=", 1.15),
+    "auto_vs_fastest": ("<=", 1.05),
     "train_speedup_vs_original": (">=", 1.5),
 }
 
@@ -50,6 +50,7 @@ FULL = {
     "lite_repeats": 5, "onnx_size": (480, 480), "onnx_repeats": 2, "lite_onnx_repeats": 5,
     "profile_size": (480, 480),
     "demo_preset": "default", "agreement_clips": 4, "agreement_frames": 12,
+    "compiled_latency": True,
 }
 QUICK = {
     "latency_sizes": [(64, 64), (64, 112)],
@@ -61,6 +62,7 @@ QUICK = {
     "lite_repeats": 1, "onnx_size": (64, 64), "onnx_repeats": 1, "lite_onnx_repeats": 1,
     "profile_size": (64, 64),
     "demo_preset": "tiny", "agreement_clips": 1, "agreement_frames": 3,
+    "compiled_latency": False,
 }
 
 QUICK_TEXT_CONFIG = {
@@ -89,41 +91,79 @@ def bench_matmul(cfg, device) -> dict[str, Any]:
     return out
 
 
+def auto_choice(model, device) -> dict[str, Any]:
+    """What ``Predictor(model, precision="auto")`` chooses on this machine, and why."""
+    from refvos import Predictor
+
+    predictor = Predictor(model, device=device, precision="auto", compile=False)
+    choice = predictor.precision_choice.to_json()
+    del predictor
+    model.segmenter.to(memory_format=torch.contiguous_format)
+    return choice
+
+
 def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor) -> dict[str, Any]:
-    """Per-frame latency (batch 1) of the segmentation network per size, variants alternated."""
+    """Per-frame latency (batch 1) of the segmentation network per size, variants alternated.
+
+    Variants: ``fp32`` / ``bf16`` as the Predictor runs them (channels-last; bf16 on the BN-folded
+    copy), ``*_compiled`` the same through torch.compile (full run), ``fp32_nchw`` (the original's
+    layout) and ``bf16_unfolded`` at the first size. Per size: each precision's roofline (FLOPs
+    over its matmul peak), ``best`` (the fastest variant), ``roofline_ratio_best`` (its latency
+    over the roofline of the fastest precision measured) and ``auto_vs_fastest`` (the variant
+    ``auto`` runs over the fastest)."""
     seg = model.segmenter.eval().to(device)
-    results: dict[str, Any] = {}
+    auto = auto_choice(model, device)
+    results: dict[str, Any] = {"auto": auto}
     for hw in cfg["latency_sizes"]:
         h, w = hw
         flops = workloads.count_flops(seg.to(memory_format=torch.contiguous_format), h, w, text.shape[1])
         # as the Predictor runs them: fp32 channels-last; bf16 channels-last on the BN-folded copy
-        variants = {"fp32": ("fp32", True, False), "bf16": ("bf16", True, True)}
+        variants = {"fp32": ("fp32", True, False, False), "bf16": ("bf16", True, True, False)}
+        if cfg["compiled_latency"]:
+            variants["fp32_compiled"] = ("fp32", True, False, True)
+            variants["bf16_compiled"] = ("bf16", True, True, True)
         if hw in [tuple(s) for s in cfg["nchw_sizes"]]:
-            variants["fp32_nchw"] = ("fp32", False, False)  # the original's layout
-            variants["bf16_unfolded"] = ("bf16", True, False)
+            variants["fp32_nchw"] = ("fp32", False, False, False)  # the original's layout
+            variants["bf16_unfolded"] = ("bf16", True, False, False)
         times: dict[str, list[float]] = {k: [] for k in variants}
         runners = {}
-        for name, (prec, cl, fold) in variants.items():  # warm-up (oneDNN primitive creation)
-            runners[name] = workloads.frame_runner(seg, h, w, text, prec, cl, device, fold)
+        compile_s = {}
+        for name, (prec, cl, fold, comp) in variants.items():  # warm-up (oneDNN primitives, compilation)
+            runners[name] = workloads.frame_runner(seg, h, w, text, prec, cl, device, fold, comp)
             runners[name]()
+            if comp:
+                compile_s[name] = runners[name].runner.report()
         for _ in range(cfg["latency_repeats"]):
-            for name, (_prec, cl, _fold) in variants.items():
+            for name, (_prec, cl, _fold, _comp) in variants.items():
                 fmt = torch.channels_last if cl else torch.contiguous_format
                 seg.to(memory_format=fmt)  # the unfolded variants share seg
                 times[name] += machine.time_calls(runners[name], 1, warmup=0, device=device)
         entry: dict[str, Any] = {"gflop": flops / 1e9}
         for name in variants:
             entry[name] = machine.summary(times[name])
+        if compile_s:
+            entry["compile"] = compile_s
         entry["roofline_fp32_s"] = flops / (peak["fp32"] * 1e9)
         entry["roofline_bf16_s"] = flops / (peak["bf16"] * 1e9)
+        entry["roofline_best_s"] = min(entry["roofline_fp32_s"], entry["roofline_bf16_s"])
         entry["roofline_ratio_fp32"] = entry["fp32"]["median_s"] / entry["roofline_fp32_s"]
         entry["roofline_ratio_bf16"] = entry["bf16"]["median_s"] / entry["roofline_bf16_s"]
         entry["achieved_gflops_fp32"] = flops / entry["fp32"]["median_s"] / 1e9
         entry["achieved_gflops_bf16"] = flops / entry["bf16"]["median_s"] / 1e9
+        entry["best"] = min(variants, key=lambda k: entry[k]["median_s"])
+        entry["roofline_ratio_best"] = entry[entry["best"]]["median_s"] / entry["roofline_best_s"]
+        # auto's steady state on a video: its precision, compiled where compiled variants ran
+        entry["auto_variant"] = auto["precision"] + ("_compiled" if cfg["compiled_latency"] else "")
+        entry["auto_vs_fastest"] = entry[entry["auto_variant"]]["median_s"] / entry[entry["best"]]["median_s"]
         results[size_key(hw)] = entry
-        log(f"latency {size_key(hw)}: fp32 {entry['fp32']['median_s']:.3f}s bf16 {entry['bf16']['median_s']:.3f}s")
+        log(f"latency {size_key(hw)}: " + ", ".join(f"{k} {entry[k]['median_s']:.3f}s" for k in variants))
     seg.to(memory_format=torch.contiguous_format)
     return results
+
+
+def latency_sizes(lat: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-size entries of :func:`bench_latency`'s result."""
+    return [e for k, e in lat.items() if k != "auto"]
 
 
 def bench_video(model, cfg, device, workdir: Path) -> dict[str, Any]:
@@ -164,22 +204,19 @@ def bench_video(model, cfg, device, workdir: Path) -> dict[str, Any]:
     fp32_masks = [r.mask for r in fp32_predictor.predict_video(paths, EXPRESSION, batch_size=cfg["video_batch"])]
     fp32_agreement = workloads.mask_agreement(ref_masks, fp32_masks)
     iou_obj = workloads.mask_agreement([m for m in obj_masks], ref_masks)["mean_iou"]
+    precision_choice = predictor.precision_choice.to_json()
+    compile_report = predictor.compile_report()
     del fast_model, predictor, fp32_predictor
     return {
         "frames": n, "size": size_key((h, w)), "expression": EXPRESSION, "batch_size": cfg["video_batch"],
-        "refvos_precision": Predictor.__init__.__defaults__ and _auto_precision(device),
+        "refvos_precision": precision_choice["precision"], "refvos_precision_choice": precision_choice,
+        "refvos_compile": compile_report,
         "rounds": cfg["video_rounds"],
         "original_s": machine.summary(times["original"]), "refvos_s": machine.summary(times["refvos"]),
         "fps_original": n / t_orig, "fps_refvos": n / t_fast, "speedup": t_orig / t_fast,
         "head_calibration": calibration, "fp32_masks_iou_with_object": iou_obj,
         "bf16_vs_fp32": agreement, "refvos_fp32_vs_original": fp32_agreement,
     }
-
-
-def _auto_precision(device) -> str:
-    from refvos.runtime import resolve_precision
-
-    return resolve_precision("auto", device)
 
 
 def make_train_batch(cfg, text_max_tokens: int) -> dict[str, torch.Tensor]:
@@ -266,11 +303,47 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
         bf16 += [r.mask for r in bf16_path.predict_video(frames, expression)]
         objects += gts
         expressions.append(expression)
+    int8 = bench_int8(model, fp32_path, cfg, device, workdir, size)
     return {"model": f"refvos_lite trained by the demo recipe (preset {preset!r})",
             "demo_overall_iou": demo["overall_iou"], "demo_wall_time_s": demo["wall_time_s"],
             "clips": len(expressions), "frames": len(fp32), "size": size_key((size, size)),
             "expressions": expressions, "bf16_vs_fp32": workloads.mask_agreement(fp32, bf16),
-            "fp32_iou_with_object": workloads.mask_agreement(objects, fp32)["mean_iou"]}
+            "fp32_iou_with_object": workloads.mask_agreement(objects, fp32)["mean_iou"], "int8": int8}
+
+
+def bench_int8(model, fp32_path, cfg, device, workdir: Path, size: int) -> dict[str, Any]:
+    """The opt-in int8 path (``refvos.quantize``, ONNX Runtime QDQ) on the trained network:
+    calibrated on one clip, compared with the fp32 Predictor's masks on the agreement clips."""
+    from refvos.data.synthetic import make_video_clip
+    from refvos.export import export_segmenter, onnx_session
+    from refvos.imaging import to_tensor
+    from refvos.postprocess import foreground_mask
+    from refvos.quantize import quantize_segmenter
+
+    fp32_onnx = export_segmenter(model.cpu().eval(), workdir / "lite_fp32.onnx", size, size)
+
+    def feeds(frames, expression):
+        text = fp32_path.encode_expressions([expression]).cpu().numpy()
+        return [(to_tensor(f)[None].numpy(), text) for f in frames]
+
+    frames, _, expression = make_video_clip(cfg["agreement_frames"], size, seed=999)  # calibration clip
+    int8_onnx = quantize_segmenter(fp32_onnx, workdir / "lite_int8.onnx", feeds(frames, expression))
+    sessions = {"fp32": onnx_session(fp32_onnx), "int8": onnx_session(int8_onnx)}
+    masks: dict[str, list] = {"predictor_fp32": [], "fp32": [], "int8": []}
+    times: dict[str, list[float]] = {"fp32": [], "int8": []}
+    for clip in range(cfg["agreement_clips"]):
+        frames, _, expression = make_video_clip(cfg["agreement_frames"], size, seed=1000 + clip)
+        masks["predictor_fp32"] += fp32_path.predict_video(frames, expression)
+        for x, t in feeds(frames, expression):
+            for name, session in sessions.items():
+                start = time.perf_counter()
+                (logits,) = session.run(None, {"images": x, "text": t})
+                times[name].append(time.perf_counter() - start)
+                masks[name].append(foreground_mask(torch.from_numpy(logits))[0].numpy())
+    return {"calibration_frames": cfg["agreement_frames"], "format": "onnxruntime QDQ, int8 weights per channel",
+            "int8_vs_fp32": workloads.mask_agreement(masks["predictor_fp32"], masks["int8"]),
+            "onnx_fp32_vs_fp32": workloads.mask_agreement(masks["predictor_fp32"], masks["fp32"]),
+            "latency_onnx_fp32": machine.summary(times["fp32"]), "latency_onnx_int8": machine.summary(times["int8"])}
 
 
 def bench_lite(cfg, device) -> dict[str, Any]:
@@ -361,14 +434,23 @@ def table(r: dict[str, Any]) -> str:
                      f"(n={m['fp32']['n']}, best of {m['fp32']['repeats']})")
     lines.append("")
     row("refvos_r101 per frame", "GFLOP", "fp32 NCHW s", "fp32 CL s", "bf16 CL s", "bf16 CL BN-folded s",
-        "roofline fp32 s", "roofline bf16 s", "ratio fp32", "ratio bf16")
-    row(*["---"] * 10)
+        "fp32 compiled s", "bf16 compiled s", "roofline fp32 s", "roofline bf16 s", "ratio fp32", "ratio bf16",
+        "fastest", "ratio fastest", "auto / fastest")
+    row(*["---"] * 15)
+
+    def cell(e, k):
+        return f"{e[k]['median_s']:.3f}" if k in e else "-"
+
     for size, e in r.get("latency", {}).items():
-        nchw = f"{e['fp32_nchw']['median_s']:.3f}" if "fp32_nchw" in e else "-"
-        unfolded = f"{e['bf16_unfolded']['median_s']:.3f}" if "bf16_unfolded" in e else "-"
-        row(size, f"{e['gflop']:.1f}", nchw, f"{e['fp32']['median_s']:.3f}", unfolded, f"{e['bf16']['median_s']:.3f}",
-            f"{e['roofline_fp32_s']:.3f}", f"{e['roofline_bf16_s']:.3f}", f"{e['roofline_ratio_fp32']:.2f}",
-            f"{e['roofline_ratio_bf16']:.2f}")
+        if size == "auto":
+            continue
+        row(size, f"{e['gflop']:.1f}", cell(e, "fp32_nchw"), cell(e, "fp32"), cell(e, "bf16_unfolded"), cell(e, "bf16"),
+            cell(e, "fp32_compiled"), cell(e, "bf16_compiled"), f"{e['roofline_fp32_s']:.3f}",
+            f"{e['roofline_bf16_s']:.3f}", f"{e['roofline_ratio_fp32']:.2f}", f"{e['roofline_ratio_bf16']:.2f}",
+            e["best"], f"{e['roofline_ratio_best']:.2f}", f"{e['auto_vs_fastest']:.2f} ({e['auto_variant']})")
+    if "auto" in r.get("latency", {}):
+        a = r["latency"]["auto"]
+        lines.append(f"auto chose {a['precision']} ({a['source']}: {a['reason']})")
     lines.append("")
     v = r.get("video")
     if v:
@@ -415,10 +497,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench_out/bench.json")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (for tests)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--demo-preset", choices=["default", "quick", "tiny"], default=None,
+                        help="the demo preset that trains the network of the agreement section (default: "
+                             "default, tiny with --quick)")
+    parser.add_argument("--compiled-latency", action="store_true",
+                        help="also time the torch.compile variants in --quick mode (the full run always does)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["latency", "video", "trained", "train", "lite", "onnx", "profile"])
     args = parser.parse_args(argv)
-    cfg = QUICK if args.quick else FULL
+    cfg = dict(QUICK if args.quick else FULL)
+    cfg["compiled_latency"] = cfg["compiled_latency"] or args.compiled_latency
+    cfg["demo_preset"] = args.demo_preset or cfg["demo_preset"]
     device = torch.device(args.device)
     started = time.perf_counter()
     from refvos.io import atomic_write_json
@@ -460,8 +549,12 @@ def main(argv: list[str] | None = None) -> int:
         lat = section("latency", lambda: bench_latency(model, cfg, device, peak, text))
         if lat:
             result["latency"] = lat
-            result["roofline_ratio_fp32"] = max(e["roofline_ratio_fp32"] for e in lat.values())
-            result["roofline_ratio_bf16"] = max(e["roofline_ratio_bf16"] for e in lat.values())
+            sizes = latency_sizes(lat)
+            result["roofline_ratio_fp32"] = max(e["roofline_ratio_fp32"] for e in sizes)
+            result["roofline_ratio_bf16"] = max(e["roofline_ratio_bf16"] for e in sizes)
+            result["roofline_ratio_best"] = max(e["roofline_ratio_best"] for e in sizes)
+            result["auto_vs_fastest"] = max(e["auto_vs_fastest"] for e in sizes)
+            result["auto_precision"] = lat["auto"]["precision"]
             first = lat[size_key(cfg["latency_sizes"][0])]
             result["latency_r101_fp32_s"] = first["fp32"]["median_s"]
             result["latency_r101_bf16_s"] = first["bf16"]["median_s"]
@@ -489,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             result["bf16_mask_iou_vs_fp32"] = trained["bf16_vs_fp32"]["mean_iou"]
             result["bf16_mask_pixel_agreement"] = trained["bf16_vs_fp32"]["pixel_agreement"]
             result["bf16_frames_identical_fraction"] = trained["bf16_vs_fp32"]["frames_identical_fraction"]
+            result["int8_mask_iou_vs_fp32"] = trained["int8"]["int8_vs_fp32"]["mean_iou"]
         lite = section("lite", lambda: bench_lite(cfg, device))
         if lite:
             result["lite"] = lite

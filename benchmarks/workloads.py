@@ -99,23 +99,33 @@ def count_flops(segmenter, height: int, width: int, text_dim: int) -> int:
 
 
 def frame_runner(segmenter, height: int, width: int, text: torch.Tensor, precision: str,
-                 channels_last: bool, device: torch.device, fold_bn: bool = False):
-    """A no-argument callable running one ``height x width`` frame (batch 1); ``fold_bn``: on
-    the BatchNorm-folded copy the Predictor runs in bf16."""
+                 channels_last: bool, device: torch.device, fold_bn: bool = False, compile: bool = False):
+    """A no-argument callable running one ``height x width`` frame (batch 1) through the
+    segmenter's ``encode`` / ``decode`` (the Predictor's path); ``fold_bn``: on the
+    BatchNorm-folded copy the Predictor runs in bf16; ``compile``: through
+    ``torch.compile`` (inductor, freezing) on a copy, compiled by the first call."""
+    import copy
+
+    from refvos.compiling import SegmenterRunner
+
     if fold_bn:
         from refvos.predictor import fold_batchnorm
 
         segmenter = fold_batchnorm(segmenter)
+    elif compile:  # frozen weights: a copy of its own, unaffected by later format changes of seg
+        segmenter = copy.deepcopy(segmenter)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     segmenter.to(memory_format=fmt)
     x = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
     x = x.contiguous(memory_format=fmt)
     text = text.to(device)
+    net = SegmenterRunner(segmenter, compile=compile)
 
     def run() -> None:
         with torch.inference_mode(), autocast(device, precision):
-            segmenter(x, text)
+            net.decode(net.encode(x), text, (height, width))
 
+    run.runner = net
     return run
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,14 @@ from refvos.modeling.config import BERT_BASE_UNCASED
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# precision="auto" calibrations go to a temporary cache (inherited by the CLI subprocesses), never
+# to the user's ~/.cache; one calibration per workload per test session
+_CALIBRATION_CACHE = tempfile.mkdtemp(prefix="refvos-test-cache-")
+os.environ["REFVOS_CACHE_DIR"] = _CALIBRATION_CACHE
+# precision="auto" resolves to fp32 in tests (results alike on every CPU, no calibration per
+# Predictor on a loaded machine); the tests of the calibration itself remove this variable
+os.environ["REFVOS_PRECISION"] = "fp32"
+atexit.register(shutil.rmtree, _CALIBRATION_CACHE, True)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

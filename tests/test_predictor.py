@@ -160,3 +160,111 @@ def test_max_size_defaults_to_the_size_the_checkpoint_records(tiny_model):
     assert Predictor(tiny_model, device="cpu", max_size=None).preprocess(big).shape[-2:] == (64, 96)
     assert Predictor(tiny_model, device="cpu", max_size=80).preprocess(big).shape[-2:] == (53, 80)
     assert p.predict(big, "x").shape == (64, 96)  # the mask at the picture's size
+
+
+def test_iter_video_all_encodes_each_expression_once_and_batches_frames(tiny_model, monkeypatch):
+    frames = [np.random.default_rng(i).integers(0, 256, (24, 32, 3), dtype=np.uint8) for i in range(5)]
+    expressions = ["the square moving left", "the red ball"]
+    p = Predictor(tiny_model, device="cpu", precision="fp32")
+    text_calls, image_batches = [], []
+    encode_text, encode = p.model.encode_text, p.runner.encode
+    monkeypatch.setattr(p.model, "encode_text", lambda *a: text_calls.append(a[0].shape[0]) or encode_text(*a))
+    monkeypatch.setattr(p.runner, "encode", lambda x: image_batches.append(x.shape[0]) or encode(x))
+    out = list(p.iter_video_all(frames, expressions, batch_size=2))
+    assert text_calls == [2] and image_batches == [2, 2, 1]
+    for (rgb, preds), frame in zip(out, frames):
+        assert rgb is not None and [r.expression for r in preds] == expressions
+        for r in preds:
+            np.testing.assert_array_equal(r.mask, _original_pipeline_mask(tiny_model, frame, r.expression))
+            assert r.area == int(r.mask.sum()) and 0 <= r.score <= 1
+    # the same results as one image at a time
+    single = p.predict_all(frames[3], expressions)
+    for a, b in zip(out[3][1], single):
+        np.testing.assert_array_equal(a.mask, b.mask)
+        assert a.score == pytest.approx(b.score, abs=1e-6) and a.box == b.box
+
+
+def test_precision_choice_is_reported(tiny_model):
+    p = Predictor(tiny_model, device="cpu", precision="fp32", compile=False)
+    doc = p.runtime_report()
+    assert doc["precision"]["precision"] == "fp32" and doc["precision"]["source"] == "explicit"
+    assert doc["compile"] == {"setting": False, "compiled": False, "compile_s": 0.0, "compiled_sizes": [],
+                              "fallback": None}
+
+
+def test_auto_precision_is_one_of_the_measured_ones(tiny_model, monkeypatch):
+    monkeypatch.delenv("REFVOS_PRECISION")
+    p = Predictor(tiny_model, device="cpu", max_size=32)
+    c = p.precision_choice
+    assert p.precision == c.precision in ("fp32", "bf16")
+    assert c.source in ("measured", "cached", "no-bf16")
+    if c.source in ("measured", "cached"):
+        assert set(c.seconds) == {"fp32", "bf16"} and "32x32" in c.workload
+
+
+def test_compile_setting_is_checked(tiny_model):
+    with pytest.raises(InputError, match="compile must be"):
+        Predictor(tiny_model, device="cpu", compile="sometimes")
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_model, photo, monkeypatch):
+    p = Predictor(tiny_model, device="cpu", precision="fp32", compile=False)
+    expected = p.predict(photo, "the dog")
+
+    def broken(*a, **k):
+        raise RuntimeError("inductor exploded\nlong trace")
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
+    p = Predictor(tiny_model, device="cpu", precision="fp32", compile=True)
+    with pytest.warns(RuntimeWarning, match="inductor exploded"):
+        got = p.predict(photo, "the dog")
+    np.testing.assert_array_equal(got, expected)
+    assert p.compile_report()["fallback"] == "RuntimeError: inductor exploded" and not p.runner.compiled
+
+
+def test_auto_compiles_a_size_after_enough_frames_of_it(tiny_model, monkeypatch):
+    import refvos.compiling
+
+    monkeypatch.setattr(refvos.compiling, "AUTO_COMPILE_AFTER_FRAMES", 3)
+    compiled, calls = [], []
+
+    def fake_compile(fn, **kw):
+        compiled.append(kw)
+        return lambda *a: calls.append(fn.__name__) or fn(*a)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    p = Predictor(tiny_model, device="cpu", precision="fp32")
+    frames = [np.zeros((24, 32, 3), np.uint8)] * 2
+    p.predict_video(frames, "x", batch_size=1)
+    assert not compiled and not calls
+    p.predict_video(frames, "x", batch_size=1)
+    assert len(compiled) == 2 and compiled[0]["options"] == {"freezing": True}  # encode and decode
+    assert calls == ["encode", "decode"] * 2  # the third and fourth frame ran compiled
+    p.predict(np.zeros((16, 16, 3), np.uint8), "x")  # another size: eager
+    assert len(calls) == 4 and p.compile_report()["compiled_sizes"] == [[24, 32]]
+
+
+@pytest.mark.slow
+def test_compiled_predictor_matches_eager(tiny_model, photo):
+    eager = Predictor(tiny_model, device="cpu", precision="fp32", compile=False)
+    compiled = Predictor(tiny_model, device="cpu", precision="fp32", compile=True)
+    frames = [photo, photo[::-1].copy()]
+    want = [r for _, r in eager.iter_video_all(frames, ["the dog"], batch_size=2)]
+    got = [r for _, r in compiled.iter_video_all(frames, ["the dog"], batch_size=2)]
+    for a, b in zip(want, got):
+        assert (a[0].mask == b[0].mask).mean() > 0.999
+    report = compiled.compile_report()
+    assert report["compiled"] and report["fallback"] is None and report["compile_s"] > 0
+
+
+def test_prediction_score_is_the_mean_foreground_probability_inside_the_mask():
+    from refvos.postprocess import foreground_mask, foreground_probability
+    from refvos.predictor import prediction
+
+    logits = torch.randn(1, 2, 9, 11, generator=torch.Generator().manual_seed(0))
+    mask = foreground_mask(logits)[0]
+    r = prediction("x", mask, logits[0])
+    assert r.score == pytest.approx(float(foreground_probability(logits)[0][mask].mean()), abs=1e-6)
+    assert r.area == int(mask.sum()) and r.mask.dtype == bool
+    empty = prediction("x", torch.zeros(9, 11, dtype=torch.bool), logits[0])
+    assert (empty.score, empty.area, empty.box) == (0.0, 0, None)

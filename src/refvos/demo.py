@@ -23,6 +23,7 @@ time cap stops training early, and says so in ``metrics.json``).
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import platform
@@ -48,7 +49,7 @@ from .metrics import RefSegMetrics, region_similarity
 from .modeling import RefVOS, build_model
 from .postprocess import foreground_mask
 from .predictor import Predictor
-from .runtime import autocast, resolve_precision
+from .runtime import Workload, autocast, choose_precision, module_signature
 from .visualize import overlay, plot_curves, save_gif, save_image
 
 TEST_SPLITS = ("testA", "testB")
@@ -76,7 +77,8 @@ class Recipe:
         weight_decay: AdamW weight decay.
         warmup: warm-up steps.
         time_cap_s: safety cap on the training loop's wall time; reported when hit.
-        precision: autocast precision (``auto``: bf16 on CPUs with native bf16, else fp32).
+        precision: autocast precision (``auto``: the faster of fp32 and bf16 for one training step
+            on this CPU, measured once and cached; ``metrics.json``'s ``precision`` says which and why).
         video_frames: frames of the synthetic video.
         overlays: test overlays written.
     """
@@ -251,19 +253,55 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
     return (images.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
 
 
+def fused_logits(head: nn.Module, tuned: nn.Module, features: torch.Tensor, local: torch.Tensor,
+                 text: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The training step's forward: ``tuned`` blocks and the head's sentence-independent part on
+    cached frozen features ``(G, C, h, w)`` once per image, the language fusion once per sentence
+    (``local (S,)``: each sentence's image row; ``text (S, D)``). Float logits ``(S, 2, *size)``."""
+    visual = head.visual(tuned(features))
+    logits = head.decode(visual[local], text)
+    return F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
+
+
 def head_logits(model: RefVOS, tuned: nn.Module, data: Encoded, images: torch.Tensor, text: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``tuned`` backbone blocks and the head on the cached features of ``images`` (image rows
-    ``(G,)``) for every sentence about them. The sentence-independent part runs once per image, the fusion once per sentence.
-
-    Returns float logits ``(S, 2, H, W)`` at the image size (what ``model.segment`` computes from
+    """:func:`fused_logits` for every sentence about the images ``images`` (rows ``(G,)``);
+    returns float logits ``(S, 2, H, W)`` at the image size (what ``model.segment`` computes from
     the images) and the sample indices ``(S,)`` they belong to."""
     samples, local = data.samples_of(images)
-    head = model.segmenter.classifier
-    visual = head.visual(tuned(data.features[images]))
-    logits = head.decode(visual[local], text[data.text_index[samples]])
-    size = tuple(data.masks.shape[-2:])
-    return F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False), samples
+    logits = fused_logits(model.segmenter.classifier, tuned, data.features[images], local,
+                          text[data.text_index[samples]], tuple(data.masks.shape[-2:]))
+    return logits, samples
+
+
+def train_step_workload(model: RefVOS, frozen: nn.Module, tuned: nn.Module, recipe: Recipe,
+                        sentences_per_image: int = 3) -> Workload:
+    """One training step of :func:`train_head` (forward + backward of copies of the ``tuned``
+    blocks and the head on a random batch of ``recipe.batch_size`` images): what ``auto`` times."""
+    size = recipe.image_size
+    b, s = recipe.batch_size, recipe.batch_size * sentences_per_image
+
+    def runner(precision: str):
+        head = copy.deepcopy(model.segmenter.classifier).train()
+        blocks = copy.deepcopy(tuned).eval()
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            features = frozen.eval()(torch.randn(b, 3, size, size, generator=gen))
+        text = torch.randn(s, model.config.text_dim, generator=gen)
+        local = torch.arange(b).repeat_interleave(sentences_per_image)
+        target = torch.randint(0, 2, (s, size, size), generator=gen)
+
+        def run():
+            with autocast(torch.device("cpu"), precision):
+                logits = fused_logits(head, blocks, features, local, text, (size, size))
+            segmentation_loss(logits, target).backward()
+            head.zero_grad(set_to_none=True)
+            blocks.zero_grad(set_to_none=True)
+
+        return run
+
+    name = f"demo-train:{module_signature(model.segmenter.classifier)}:{b}x{size}x{size}:{recipe.tuned_blocks}blocks"
+    return Workload(name, runner)
 
 
 def lr_factor(step: int, recipe: Recipe) -> float:
@@ -357,9 +395,12 @@ def evaluate(model: RefVOS, tuned: nn.Module, data: Encoded, text: torch.Tensor,
     overall = RefSegMetrics()
     buckets: dict[str, RefSegMetrics] = defaultdict(RefSegMetrics)
     preds = np.zeros(tuple(data.masks.shape), dtype=bool)
+    size = tuple(data.masks.shape[-2:])
     for i in range(0, len(data.features), 16):
-        with autocast(device, precision):
-            logits, samples = head_logits(model, tuned, data, torch.arange(i, min(i + 16, len(data.features))), text)
+        samples, local = data.samples_of(torch.arange(i, min(i + 16, len(data.features))))
+        with autocast(device, precision):  # the model's inference path: decode features of the images
+            features = tuned(data.features[i : i + 16])
+            logits = model.decode(features[local], text[data.text_index[samples]], size)
         pred = foreground_mask(logits).numpy()
         gt = data.masks[samples].numpy()
         ignore = gt == IGNORE_INDEX
@@ -412,7 +453,7 @@ def segment_video(model: RefVOS, out_dir: Path, recipe: Recipe, precision: str, 
     """Segment a synthetic clip with :class:`Predictor` (the ``refvos predict --video`` path) and
     write ``video.gif``; returns its expression, per-frame J and mean J."""
     frames, gts, expression = make_video_clip(recipe.video_frames, recipe.image_size, seed=seed)
-    predictor = Predictor(model, device="cpu", precision=precision)
+    predictor = Predictor(model, device="cpu", precision=precision, compile=False)
     masks = [r.mask for r in predictor.predict_video(frames, expression)]
     j = [region_similarity(m, g) for m, g in zip(masks, gts)]
     factor = _display_factor(recipe.image_size)
@@ -450,7 +491,6 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
     out_dir = Path(out_dir)
     threads = set_threads()
     torch.manual_seed(seed)
-    precision = resolve_precision(recipe.precision, torch.device("cpu"))
     timings: dict[str, float] = {}
 
     def lap(name: str, t0: float) -> float:
@@ -471,6 +511,10 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
     for p in (*tuned.parameters(), *model.segmenter.classifier.parameters()):
         p.requires_grad_(True)
     t = lap("build_model_s", t)
+    choice = choose_precision(recipe.precision, torch.device("cpu"),
+                              train_step_workload(model, frozen, tuned, recipe) if recipe.precision == "auto" else None)
+    precision = choice.precision
+    t = lap("choose_precision_s", t)
     table = SentenceTable()
     train = encode_split(model, root, ("train",), table, precision, frozen)
     test = encode_split(model, root, TEST_SPLITS, table, precision, frozen)
@@ -501,6 +545,7 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
         "checkpoint": "model.pth",
         "preset": preset,
         "seed": seed,
+        "precision": choice.to_json(),
         "recipe": {**asdict(recipe), "precision_used": precision,
                    "frozen": ["text_encoder", f"segmenter.backbone except its last {recipe.tuned_blocks} block(s)"],
                    "trained": [f"segmenter.backbone's last {recipe.tuned_blocks} block(s) (BN statistics kept)",

@@ -1,18 +1,10 @@
-"""From two-class logits to masks, shared by the predictor, the evaluator and the demo."""
+"""From two-class logits to masks and scores, shared by the predictor, the evaluator and the demo.
+
+The logits come from :meth:`refvos.modeling.RefVOS.decode`, already upsampled to the image."""
 
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
-
-
-def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Logits ``(B, C, h, w)`` -> float ``(B, C, H, W)`` at ``size``, bilinear as the original
-    (``align_corners=False``); unchanged but for the cast when already at that size."""
-    logits = logits.float()
-    if tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-    return logits
 
 
 def foreground_mask(logits: torch.Tensor) -> torch.Tensor:
@@ -23,3 +15,8 @@ def foreground_mask(logits: torch.Tensor) -> torch.Tensor:
     70 ms for one 854x480 frame (``benchmarks`` measure the predictor with this function).
     """
     return logits[:, 1] > logits[:, 0]
+
+
+def foreground_probability(logits: torch.Tensor) -> torch.Tensor:
+    """Logits ``(B, 2, H, W)`` -> float foreground probabilities ``(B, H, W)`` (softmax's class 1)."""
+    return logits.float().softmax(dim=1)[:, 1]

@@ -5,19 +5,23 @@
 >>> results = predictor.predict_all("photo.jpg", ["the man", "the dog"])   # [Prediction]
 >>> frames = predictor.predict_video("clip.gif", "the dog running")       # [Prediction] per frame
 
-Like segment-anything's predictor, ``set_image`` runs the visual encoder once and caches its
-features, so several expressions about one image cost one backbone pass. By default the image
-is scaled down to the long side the model was trained and evaluated at
+Like segment-anything's predictor, ``set_image`` runs the visual encoder once
+(:meth:`RefVOS.encode_image`) and caches its features, so several expressions about one image
+cost one backbone pass; each expression is then decoded (:meth:`RefVOS.decode`, upsampling to
+the image's size inside). Videos run frames in batches, the backbone once per batch and every
+expression's head on it, each expression encoded once (:meth:`Predictor.iter_video_all`). By
+default the image is scaled down to the long side the model was trained and evaluated at
 (``model.config.input_size``; the released checkpoints: the image's own resolution, exactly as
 the original test pipeline), with ImageNet normalisation and the model's token limit;
 ``max_size`` overrides the cap (the mask is always resized back to the image). The model given
-is not changed: the predictor works on its own copy.
+is not changed: the predictor works on its own copy. The evaluator, the demo, ``refvos
+predict`` and ``refvos serve`` all run this one path.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,11 +29,19 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from .compiling import SegmenterRunner, check_compile
 from .errors import InputError
 from .imaging import load_image, to_tensor
 from .modeling import RefVOS
-from .postprocess import foreground_mask, upsample_logits
-from .runtime import autocast, resolve_device, resolve_precision
+from .postprocess import foreground_mask
+from .runtime import (
+    PrecisionChoice,
+    Workload,
+    autocast,
+    choose_precision,
+    module_signature,
+    resolve_device,
+)
 from .tokenization import Tokenizer, get_tokenizer
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
@@ -51,6 +63,15 @@ class Prediction:
 
     def to_json(self) -> dict:
         return {"expression": self.expression, "area": self.area, "box": self.box, "score": round(self.score, 6)}
+
+
+def prediction(expression: str, mask: torch.Tensor, logits: torch.Tensor) -> Prediction:
+    """A :class:`Prediction` from a bool mask ``(H, W)`` and its float logits ``(2, H, W)``."""
+    area = int(mask.sum())
+    # softmax's class-1 probability, sigmoid(logit1 - logit0), only where the mask is
+    score = float(torch.sigmoid((logits[1] - logits[0])[mask]).mean()) if area else 0.0
+    mask_np = mask.cpu().numpy()
+    return Prediction(expression, mask_np, score, area, mask_box(mask_np))
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -108,6 +129,33 @@ def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+# the long side of the calibration input of precision="auto" (see :func:`refvos.runtime.choose_precision`)
+CALIBRATION_SIDE = 320
+
+
+def inference_workload(segmenter_for: Callable[[str], torch.nn.Module], text_dim: int, side: int,
+                       device: torch.device, channels_last: bool = True) -> Workload:
+    """One frame (batch 1, ``side`` x ``side``) through ``encode`` + ``decode`` of the segmenter
+    ``segmenter_for(precision)`` each precision would run (e.g. the BN-folded copy for bf16; built
+    only when that precision is timed)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def runner(precision: str):
+        seg = segmenter_for(precision)
+        x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device, memory_format=fmt)
+        text = torch.randn(1, text_dim, generator=torch.Generator().manual_seed(1)).to(device)
+
+        @torch.inference_mode()
+        def run():
+            with autocast(device, precision):
+                return seg.decode(seg.encode(x), text, (side, side))
+
+        return run
+
+    name = f"infer:{module_signature(segmenter_for('fp32'))}:{side}x{side}:{'cl' if channels_last else 'nchw'}"
+    return Workload(name, runner)
+
+
 class Predictor:
     """Runs a :class:`RefVOS` network on images and videos.
 
@@ -115,8 +163,10 @@ class Predictor:
         model: the network; the predictor runs a copy on ``device`` in eval mode (the caller's
             model is left as it was). :meth:`from_checkpoint` loads one without the copy.
         device: ``None``/``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"``...
-        precision: ``"auto"`` (bf16 on CUDA and on CPUs with native bf16, else fp32), ``"fp32"``
-            (bit-faithful to the original pipeline), ``"bf16"`` or ``"fp16"``.
+        precision: ``"auto"`` (bf16 on CUDA; on CPUs the faster of fp32 and bf16 on this network,
+            measured once per CPU model / threads / torch version and cached, see
+            :mod:`refvos.runtime`), ``"fp32"`` (bit-faithful to the original pipeline), ``"bf16"``
+            or ``"fp16"``. :attr:`precision_choice` says what was chosen and why.
         max_size: cap on the long side of the processed image: ``"model"`` (default) the
             model's ``config.input_size``, an int, or None (the image's own resolution).
         legacy_truncation: cut token ids after the special tokens, as the original code
@@ -126,6 +176,12 @@ class Predictor:
             segmentation network (``None``: when the precision is bf16 / fp16; fp32 keeps the
             original's exact arithmetic). The copy is taken here: weights changed on ``model``
             afterwards are not seen by a predictor with folded BN.
+        compile: ``torch.compile`` the segmentation network (inductor, ``freezing``; one graph
+            per image size): ``True`` from the first call, ``False`` never, ``"auto"`` for an
+            image size once :data:`refvos.compiling.AUTO_COMPILE_AFTER_FRAMES` frames of it have
+            run (long videos, a warm server), where its compile time pays back.
+            :meth:`compile_report` gives the time compiling took; a failure falls back to eager
+            with a warning.
     """
 
     def __init__(
@@ -138,25 +194,40 @@ class Predictor:
         channels_last: bool = True,
         tokenizer: Tokenizer | None = None,
         fold_bn: bool | None = None,
+        compile: str | bool = "auto",
         *,
         _owns_model: bool = False,
     ) -> None:
         import copy
 
         self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
-        self.model = (model if _owns_model else copy.deepcopy(model)).to(self.device).eval()
-        self.channels_last = channels_last
-        if channels_last:
-            self.model.segmenter.to(memory_format=torch.channels_last)
-        if fold_bn is None:
-            fold_bn = self.precision != "fp32"
-        # the network that runs images: the model's own segmenter, or its BN-folded copy
-        self.segmenter = fold_batchnorm(self.model.segmenter) if fold_bn else self.model.segmenter
         if max_size == "model":
             max_size = getattr(model.config, "input_size", None)
         if max_size is not None and (isinstance(max_size, str) or max_size < 16):
             raise InputError(f"max_size must be at least 16 pixels, got {max_size}")
+        self.compile = check_compile(compile)
+        self.model = (model if _owns_model else copy.deepcopy(model)).to(self.device).eval()
+        self.channels_last = channels_last
+        if channels_last:
+            self.model.segmenter.to(memory_format=torch.channels_last)
+        self._folded: torch.nn.Module | None = None
+
+        def segmenter_for(precision: str) -> torch.nn.Module:
+            if fold_bn if fold_bn is not None else precision != "fp32":
+                if self._folded is None:
+                    self._folded = fold_batchnorm(self.model.segmenter)
+                return self._folded
+            return self.model.segmenter
+
+        side = min(max_size or CALIBRATION_SIDE, CALIBRATION_SIDE)
+        workload = inference_workload(segmenter_for, self.model.config.text_dim, side, self.device, channels_last)
+        self.precision_choice: PrecisionChoice = choose_precision(precision, self.device, workload)
+        self.precision = self.precision_choice.precision
+        # the network that runs images: the model's own segmenter, or its BN-folded copy
+        self.segmenter = segmenter_for(self.precision)
+        if self._folded is not None and self.segmenter is not self._folded:
+            self._folded = None  # calibration only: free the copy
+        self.runner = SegmenterRunner(self.segmenter, self.compile)
         self.max_size = max_size
         if legacy_truncation is None:
             legacy_truncation = getattr(model.config, "truncation", "standard") == "original"
@@ -164,7 +235,6 @@ class Predictor:
         self.tokenizer = tokenizer or get_tokenizer()
         self._features: torch.Tensor | None = None
         self._image_size: tuple[int, int] | None = None
-        self._input_size: tuple[int, int] | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, truncation: str | None = None, **kwargs) -> Predictor:
@@ -174,6 +244,16 @@ class Predictor:
         from .checkpoint import load_checkpoint
 
         return cls(load_checkpoint(path, truncation=truncation), _owns_model=True, **kwargs)
+
+    # -- reports ---------------------------------------------------------------------------
+    def compile_report(self) -> dict:
+        """``{"setting": "auto" | True | False, "compiled", "compile_s", "compiled_sizes", "fallback"}``."""
+        return self.runner.report()
+
+    def runtime_report(self) -> dict:
+        """The precision choice (and its measured reason) and the compile report, for JSON output."""
+        return {"device": str(self.device), "precision": self.precision_choice.to_json(),
+                "compile": self.compile_report()}
 
     # -- pre / post processing -------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
@@ -187,12 +267,17 @@ class Predictor:
         x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    @staticmethod
-    def postprocess(logits: torch.Tensor, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits ``(B, 2, h, w)`` -> masks ``(B, H, W)`` bool (foreground where logit1 > logit0, the
-        original's argmax) and foreground probabilities ``(B, H, W)``, at the image size."""
-        logits = upsample_logits(logits, image_size)
-        return foreground_mask(logits), logits.softmax(dim=1)[:, 1]
+    # -- the network: the model's encode_image / decode split --------------------------------
+    def encode_images(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, C, h, w)`` of preprocessed images ``(B, 3, h, w)`` (compiled when on)."""
+        with autocast(self.device, self.precision):
+            return self.runner.encode(x)
+
+    def decode(self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Float logits ``(B, 2, *size)`` of features ``(B, C, h, w)`` and sentence vectors
+        ``(B, D)`` or ``(1, D)``, upsampled to ``size`` (the image's own size)."""
+        with autocast(self.device, self.precision):
+            return self.runner.decode(features, text, tuple(size))
 
     # -- text ------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -209,11 +294,8 @@ class Predictor:
     def set_image(self, image: ImageLike) -> None:
         """Load an image and run the visual encoder once; ``predict`` then reuses its features."""
         rgb = load_image(image)
-        x = self.preprocess(rgb)
-        with autocast(self.device, self.precision):
-            self._features = self.segmenter.backbone(x)
+        self._features = self.encode_images(self.preprocess(rgb))
         self._image_size = rgb.shape[:2]
-        self._input_size = tuple(x.shape[-2:])
 
     @torch.inference_mode()
     def predict_all(self, image: ImageLike | None, expressions: str | Sequence[str]) -> list[Prediction]:
@@ -225,20 +307,12 @@ class Predictor:
             self.set_image(image)
         if self._features is None:
             raise InputError("no image: call set_image(image) or pass image=")
-        expressions = [expressions] if isinstance(expressions, str) else list(expressions)
-        if not expressions:
-            raise InputError("no expression given")
+        expressions = _expression_list(expressions)
         text = self.encode_expressions(expressions)
         results = []
         for expression, vector in zip(expressions, text):
-            with autocast(self.device, self.precision):
-                logits = self.segmenter.classifier(self._features, vector[None])
-                logits = upsample_logits(logits, self._input_size)
-            mask, prob = self.postprocess(logits, self._image_size)
-            mask_np = mask[0].cpu().numpy()
-            area = int(mask_np.sum())
-            score = float(prob[0][mask[0]].mean()) if area else 0.0
-            results.append(Prediction(expression, mask_np, score, area, mask_box(mask_np)))
+            logits = self.decode(self._features, vector[None], self._image_size)
+            results.append(prediction(expression, foreground_mask(logits)[0], logits[0]))
         return results
 
     def predict(self, image: ImageLike, expression: str) -> np.ndarray:
@@ -257,23 +331,40 @@ class Predictor:
             from .video import read_video_frames
 
             frames = read_video_frames(frames)
-        results = []
-        for _, mask, score in self.iter_video(frames, expression, batch_size):
-            area = int(mask.sum())
-            results.append(Prediction(expression, mask, score, area, mask_box(mask)))
-        return results
+        return [preds[0] for _, preds in self.iter_video_all(frames, [expression], batch_size)]
 
-    @torch.inference_mode()
     def iter_video(
         self, frames: Iterable[ImageLike], expression: str, batch_size: int = 4
     ) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
         """Yield ``(frame RGB uint8 (H, W, 3), mask bool (H, W), score)`` per frame, in order
         (score: the mean foreground probability inside the mask, 0 when empty)."""
+        for rgb, (p,) in self.iter_video_all(frames, [expression], batch_size):
+            yield rgb, p.mask, p.score
+
+    def iter_video_all(
+        self, frames: Iterable[ImageLike], expressions: str | Sequence[str], batch_size: int = 4
+    ) -> Iterator[tuple[np.ndarray, list[Prediction]]]:
+        """Yield ``(frame RGB uint8 (H, W, 3), [Prediction per expression])`` per frame, in order.
+
+        Each expression is encoded once for the whole video; frames run in batches of
+        ``batch_size`` (the backbone once per batch, the head once per expression on it); frames
+        are read ahead in a thread. Nothing is kept after a frame is yielded, so memory stays flat
+        in the video's length."""
+        expressions = _expression_list(expressions)
+        for rgb, logits in self._video_logits(frames, expressions, batch_size):
+            masks = foreground_mask(logits)
+            yield rgb, [prediction(e, m, lg) for e, m, lg in zip(expressions, masks, logits)]
+
+    def _video_logits(
+        self, frames: Iterable[ImageLike], expressions: list[str], batch_size: int
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """``(frame, float logits (N expressions, 2, H, W))`` per frame."""
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
-        text = self.encode_expressions([expression])  # (1, D): once per video
         from .video import prefetch
 
+        with torch.inference_mode():
+            text = self.encode_expressions(expressions)  # (N, D): once per video
         batch: list[np.ndarray] = []
         for rgb in prefetch((load_image(f) for f in frames), depth=batch_size):
             if batch and rgb.shape != batch[0].shape:
@@ -288,14 +379,18 @@ class Predictor:
         if batch:
             yield from self._run_batch(batch, text)
 
-    def _run_batch(self, batch: list[np.ndarray], text: torch.Tensor) -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
-        x = torch.cat([self.preprocess(rgb) for rgb in batch])
-        with autocast(self.device, self.precision):
-            logits = self.segmenter(x, text)
-        logits = upsample_logits(logits, batch[0].shape[:2])
-        masks = foreground_mask(logits)
-        # softmax's foreground probability of two classes: sigmoid(logit1 - logit0)
-        prob = torch.sigmoid((logits[:, 1] - logits[:, 0]).float())
-        areas = masks.flatten(1).sum(1)
-        scores = (prob * masks).flatten(1).sum(1) / areas.clamp(min=1)
-        yield from zip(batch, masks.cpu().numpy(), scores.tolist())
+    @torch.inference_mode()
+    def _batch_logits(self, batch: list[np.ndarray], text: torch.Tensor) -> torch.Tensor:
+        features = self.encode_images(torch.cat([self.preprocess(rgb) for rgb in batch]))
+        size = batch[0].shape[:2]
+        return torch.stack([self.decode(features, vector[None], size) for vector in text], dim=1)
+
+    def _run_batch(self, batch: list[np.ndarray], text: torch.Tensor) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        yield from zip(batch, self._batch_logits(batch, text))
+
+
+def _expression_list(expressions: str | Sequence[str]) -> list[str]:
+    expressions = [expressions] if isinstance(expressions, str) else list(expressions)
+    if not expressions:
+        raise InputError("no expression given")
+    return expressions

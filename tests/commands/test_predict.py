@@ -148,6 +148,33 @@ def test_gif_with_two_expressions(ckpt, tmp_path, capsys):
     assert "'the cat': 4 frames" in stdout
 
 
+def test_video_goes_through_the_predictors_video_path(ckpt, tmp_path, capsys, monkeypatch):
+    """Each expression encoded once for the whole video, frames batched, results equal to
+    ``Predictor.iter_video_all``; the runtime report names the precision and the compile setting."""
+    from refvos import Predictor, load_checkpoint
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    frames = _frames(6)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i:05d}.png")
+    calls = []
+    original = Predictor.iter_video_all
+    monkeypatch.setattr(Predictor, "iter_video_all", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    out_dir = tmp_path / "out"
+    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--video", folder, "-e", "the cat", "-e", "the dog",
+                             "--out-dir", out_dir, "--json", "--precision", "fp32", "--compile", "off")
+    assert code == 0, err
+    assert calls == [1]
+    doc = json.loads(stdout)
+    assert doc["runtime"]["precision"]["precision"] == "fp32" and doc["runtime"]["compile"]["setting"] is False
+    want = Predictor(load_checkpoint(ckpt), device="cpu", precision="fp32", compile=False)
+    for k, (_, preds) in enumerate(want.iter_video_all(frames, ["the cat", "the dog"])):
+        for i, p in enumerate(preds):
+            np.testing.assert_array_equal(_mask(out_dir / f"expr_{i}" / "masks" / f"{k:05d}.png"), p.mask)
+            assert doc["results"][i]["frames"][k]["score"] == round(p.score, 6)
+
+
 # -- bad input: one clear line on stderr, status 2, nothing written ----------------------------------
 def _bad(capsys, *argv) -> str:
     code, stdout, err = _run(capsys, *argv)

@@ -21,6 +21,7 @@ from refvos.engine.evaluator import (
     sample_meta,
     shard_indices,
 )
+from refvos.modeling.refvos import Segmenter
 from tests.conftest import make_tiny_model, make_tiny_synthetic
 
 
@@ -41,7 +42,7 @@ class _Lookup(nn.Module):
 
 class TableModel(nn.Module):
     """A stand-in network that predicts a given mask for each (image, sentence): the RefVOS
-    contract (``encode_text``, ``segmenter.backbone``, ``segmenter.classifier``, ``config``).
+    contract (``encode_text``, ``segmenter.encode`` / ``decode``, ``config``).
     ``TableModel.oracle(dataset)`` predicts the ground truth; ``predict`` maps a sample to its
     mask otherwise."""
 
@@ -55,9 +56,7 @@ class TableModel(nn.Module):
             sid = self.sentences.setdefault(tuple(s["input_ids"].tolist()), len(self.sentences))
             mask = (s["mask"] == 1).numpy() if predict is None else predict(s)
             self.table[(_digest(s["image"]), sid)] = mask
-        self.segmenter = nn.Module()
-        self.segmenter.backbone = nn.Identity()
-        self.segmenter.classifier = _Lookup(self.table)
+        self.segmenter = Segmenter(nn.Identity(), _Lookup(self.table))
         self.text_calls = 0
 
     def encode_text(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
@@ -156,6 +155,8 @@ def test_perfect_model_refcoco_and_records(data, tmp_path):
     assert [r["index"] for r in rows] == list(range(len(ds)))
     assert {"image_id", "ref_id", "sent_id", "sentence", "intersection", "union", "iou"} <= set(rows[0])
     assert json.loads((tmp_path / "metrics.json").read_text()) == m
+    assert m["runtime"]["precision"]["precision"] == "fp32" and m["runtime"]["precision"]["source"] == "explicit"
+    assert m["runtime"]["compile"]["setting"] == "auto" and not m["runtime"]["compile"]["compiled"]
     assert len(list((tmp_path / "d").glob("*.png"))) == 3
     # every distinct sentence encoded once
     assert model.text_calls == len({tuple(ds[i]["input_ids"].tolist()) for i in range(len(ds))})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -150,6 +151,30 @@ def test_short_run_lowers_the_loss_and_writes_checkpoints(refcoco_root, tmp_path
     log = (tmp_path / "log.jsonl").read_text().splitlines()
     assert sum('"kind": "epoch"' in line for line in log) == 4
     assert any((tmp_path / "tensorboard").iterdir())
+    (precision,) = [json.loads(line) for line in log if '"kind": "precision"' in line]
+    assert precision["precision"] == ckpt["args"]["precision"] and precision["source"] and precision["reason"]
+
+
+def test_auto_precision_measures_forward_and_backward_of_the_network(refcoco_root, tmp_path, monkeypatch):
+    """Which precision wins is the machine's business; the trainer times its own network's step."""
+    from refvos import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(runtime.PRECISION_ENV)
+    timed = []
+    monkeypatch.setattr(runtime, "measure",
+                        lambda w, p, budget_s=4.0: timed.append(w) or {"fp32": 1.0, "bf16": 2.0})
+    model = make_tiny_model()
+    trainer = Trainer(model, train_subset(refcoco_root, 4), config(tmp_path, precision="auto"))
+    (workload,) = timed
+    assert workload.name.startswith("train:") and trainer.precision == "fp32"
+    assert trainer.precision_choice.source == "measured" and trainer.precision_choice.seconds["bf16"] == 2.0
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for precision in ("fp32", "bf16"):  # a forward + backward of a copy: the model is untouched
+        workload.runner(precision)()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
 
 
 def _uninterrupted(root, tmp_path, **kw):

@@ -165,3 +165,22 @@ def test_lite_stage_head_width_and_rates_are_kept_by_checkpoints(tmp_path):
     images = torch.randn(1, 3, 48, 40)
     with torch.no_grad():
         torch.testing.assert_close(loaded(images, ids, torch.ones_like(ids)), model(images, ids, torch.ones_like(ids)))
+
+
+def test_encode_image_then_decode_is_the_forward(tiny_model):
+    """The SAM-style split reproduces the released pipeline: backbone, head, bilinear upsampling
+    to the image; features serve several sentences and other output sizes."""
+    images, ids = torch.randn(2, 3, 40, 56), torch.randint(1000, 2000, (2, 6))
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        ref = tiny_model(images, ids, mask)
+        features = tiny_model.encode_image(images)
+        text = tiny_model.encode_text(ids, mask)
+        got = tiny_model.decode(features, text, (40, 56))
+        small = tiny_model.decode(features, text[:1], (20, 28))
+    assert features.shape[-2:] == (5, 7) and got.dtype == torch.float32
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    assert small.shape == (2, 2, 20, 28)
+    with torch.no_grad():
+        head = tiny_model.segmenter.classifier(features, text[:1].expand(2, -1))
+    torch.testing.assert_close(small, torch.nn.functional.interpolate(head, size=(20, 28), mode="bilinear"))

@@ -14,15 +14,21 @@ Outputs (all written atomically; nothing is written when an input is bad):
   ... for a video file) and ``overlay.gif`` (long side at most 480 pixels).
 - expressions longer than the model's token limit are reported on stderr (the model reads the
   first tokens only).
+  Frames run through ``Predictor.iter_video_all`` (each expression encoded once, frames batched)
+  and the outputs are streamed: each mask PNG is written as its frame comes and the GIF is
+  appended frame by frame, so memory stays flat in the video's length.
 - ``--json``: one JSON document on stdout with each result's area (mask pixels), box
   (``[x0, y0, x1, y1]`` inclusive, or null) and score (mean foreground probability in the mask),
-  per frame for a video, plus the paths written.
+  per frame for a video, plus the paths written and ``runtime``: the precision chosen and why
+  (``precision="auto"`` is measured, see :mod:`refvos.runtime`) and the compile report.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -48,7 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print areas, boxes and scores as one JSON document")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                        help="numeric precision (default auto: bf16 where the hardware has it, else fp32)")
+                        help="numeric precision (default auto: bf16 on GPUs; on CPUs the faster of fp32 and bf16, "
+                             "measured once and cached; env REFVOS_PRECISION overrides auto)")
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="torch.compile the network (auto: once a video has run enough frames to pay back "
+                             "the compile time; on: always; off: never)")
     parser.add_argument("--max-size", type=max_size_arg, default="model",
                         help="cap on the long side of the processed picture in pixels, or 'native' "
                              "(default: the size the checkpoint was trained at, native for the released ones)")
@@ -104,7 +114,8 @@ def _make_predictor(args: argparse.Namespace):
     if isinstance(args.max_size, int) and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16 pixels, got {args.max_size}")
     return Predictor.from_checkpoint(args.checkpoint, truncation=args.truncation, device=args.device,
-                                     precision=args.precision, max_size=args.max_size)
+                                     precision=args.precision, max_size=args.max_size,
+                                     compile=getattr(args, "compile", "auto"))
 
 
 def report_truncation(predictor, expressions: list[str]) -> list[str]:
@@ -186,7 +197,7 @@ def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
             written.append(entry)
     if args.json:
         _print_json({"image": str(args.image), "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
-                     "results": written})
+                     "results": written, "runtime": predictor.runtime_report()})
     else:
         for e in written:
             paths = ", ".join(e[k] for k in ("overlay", "mask") if k in e)
@@ -196,11 +207,15 @@ def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
 
 
 # -- video ----------------------------------------------------------------------------------------
+VIDEO_BATCH = 4  # frames per forward pass of the video path
+
+
 def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     from ..errors import InputError
+    from ..gifstream import GifWriter
     from ..imaging import load_image
-    from ..video import prefetch, read_video_frames
-    from ..visualize import caption, overlay, save_gif, save_image
+    from ..video import read_video_frames
+    from ..visualize import caption, overlay, save_image
 
     if args.out or args.mask_out:
         raise InputError("--out and --mask-out are for --image; with --video give --out-dir")
@@ -221,46 +236,47 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     report_truncation(predictor, expressions)
     n = len(expressions)
     subdirs = [Path(f"expr_{i}") for i in range(n)]  # one layout whatever the number of expressions
+    names: collections.deque[str] = collections.deque()  # of frames read, not yet written
+    size: list[tuple[int, int]] = []
 
-    def all_frames():
-        yield first
-        yield from frames
+    def decoded_frames():
+        """The frames as RGB arrays (decoded in the predictor's read-ahead thread), each name
+        queued before its frame goes out; sizes checked against the first frame."""
+        seen: set[str] = set()
+        for index, frame in enumerate(itertools.chain([first], frames)):
+            name = Path(frame).stem if isinstance(frame, (str, os.PathLike)) else f"{index:05d}"
+            if name in seen:  # e.g. 001.jpg and 001.png in one folder
+                name = f"{index:05d}_{name}"
+            seen.add(name)
+            rgb = load_image(frame)
+            if not size:
+                size.append(rgb.shape[:2])
+            elif rgb.shape[:2] != size[0]:
+                raise InputError(
+                    f"video {video}: frame {name} is {rgb.shape[1]}x{rgb.shape[0]} but the first frame is "
+                    f"{size[0][1]}x{size[0][0]}; all frames must have the same size"
+                )
+            names.append(name)
+            yield rgb
 
     # Stage everything in a temporary folder beside --out-dir; move into place only on success,
     # so a bad frame half-way leaves no partial output.
     with _writing(f"--out-dir {out_dir}"):
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    per_frame: list[list[dict]] = [[] for _ in range(n)]
     try:
-        with _writing(f"--out-dir {out_dir}"):
-            overlays: list[list] = [[] for _ in range(n)]
-            per_frame: list[list[dict]] = [[] for _ in range(n)]
-            size = None
-            seen: set[str] = set()
-            for index, frame in enumerate(prefetch(all_frames(), depth=2)):
-                name = Path(frame).stem if isinstance(frame, (str, os.PathLike)) else f"{index:05d}"
-                if name in seen:  # e.g. 001.jpg and 001.png in one folder
-                    name = f"{index:05d}_{name}"
-                seen.add(name)
-                rgb = load_image(frame)
-                if size is None:
-                    size = rgb.shape[:2]
-                elif rgb.shape[:2] != size:
-                    raise InputError(
-                        f"video {video}: frame {name} is {rgb.shape[1]}x{rgb.shape[0]} but the first frame is "
-                        f"{size[1]}x{size[0]}; all frames must have the same size"
-                    )
-                results = predictor.predict_all(rgb, expressions)
+        with _writing(f"--out-dir {out_dir}"), contextlib.ExitStack() as gifs:
+            writers = [gifs.enter_context(GifWriter(stage / d / "overlay.gif", fps=args.fps)) for d in subdirs]
+            for rgb, results in predictor.iter_video_all(decoded_frames(), expressions, batch_size=VIDEO_BATCH):
+                name = names.popleft()
                 for i, r in enumerate(results):
                     save_image(_mask_image(r.mask), stage / subdirs[i] / "masks" / f"{name}.png")
-                    overlays[i].append(_gif_frame(overlay(rgb, r.mask)))
+                    writers[i].add(caption(_gif_frame(overlay(rgb, r.mask)), expressions[i]))
                     per_frame[i].append({"frame": name, "area": r.area,
                                          "box": list(r.box) if r.box is not None else None,
                                          "score": round(r.score, 6)})
-            for i in range(n):
-                frames_i = [caption(o, expressions[i]) for o in overlays[i]]
-                save_gif(frames_i, stage / subdirs[i] / "overlay.gif", fps=args.fps)
-                overlays[i] = []
+        with _writing(f"--out-dir {out_dir}"):
             # move into place (file by file, each an atomic rename)
             out_dir.mkdir(parents=True, exist_ok=True)
             for src in sorted(stage.rglob("*")):
@@ -278,8 +294,8 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
         results_doc.append({"expression": e, "masks": str(d / "masks"), "overlay": str(d / "overlay.gif"),
                             "frames": per_frame[i]})
     if args.json:
-        _print_json({"video": str(video), "num_frames": len(per_frame[0]), "width": int(size[1]),
-                     "height": int(size[0]), "results": results_doc})
+        _print_json({"video": str(video), "num_frames": len(per_frame[0]), "width": int(size[0][1]),
+                     "height": int(size[0][0]), "results": results_doc, "runtime": predictor.runtime_report()})
     else:
         for r in results_doc:
             areas = [f["area"] for f in r["frames"]]

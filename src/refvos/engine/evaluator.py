@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.nn import functional as F
 
 from ..analysis import (
     SampleResult,
@@ -47,6 +46,7 @@ from ..analysis import (
     plot_category_analysis,
     write_category_analysis,
 )
+from ..compiling import SegmenterRunner, check_compile
 from ..data.annotations import load_categorization
 from ..data.base import ReferringDataset
 from ..data.transforms import IGNORE_INDEX
@@ -61,8 +61,9 @@ from ..metrics import (
     mask_score,
     region_similarity,
 )
-from ..postprocess import foreground_mask
-from ..runtime import autocast, resolve_device, resolve_precision
+from ..postprocess import foreground_mask, foreground_probability
+from ..predictor import CALIBRATION_SIDE, inference_workload
+from ..runtime import agree_across_ranks, autocast, choose_precision, resolve_device
 from ..visualize import overlay, save_image
 
 DAVIS_FRAMES = ("inner", "all")
@@ -289,11 +290,14 @@ def _first(batch: list) -> Any:
 
 class _Runner:
     """Runs the network on groups of same-size samples, reusing image features and sentence
-    vectors. ``model`` follows the RefVOS contract: ``segmenter.backbone(images)``,
-    ``segmenter.classifier(features, text)`` and ``encode_text(ids, mask)``."""
+    vectors: the model's own inference path, ``encode_image`` once per distinct picture (through a
+    :class:`~refvos.compiling.SegmenterRunner`, compiled as ``compile`` says) and ``decode`` per
+    sample, upsampled to the image inside. ``model`` is a RefVOS network."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str) -> None:
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str,
+                 compile: str | bool = False) -> None:
         self.model, self.device, self.precision = model, device, precision
+        self.segmenter = SegmenterRunner(model.segmenter, compile)
         self._text: dict[tuple, torch.Tensor] = {}
         self._features: dict[tuple, torch.Tensor] = {}
         self.backbone_runs = 0
@@ -316,7 +320,7 @@ class _Runner:
         return torch.stack([self._text[k] for k in keys])
 
     def _backbone(self, samples: list[dict[str, Any]]) -> torch.Tensor:
-        """Backbone features ``(B, C, h, w)``, one backbone pass per distinct picture."""
+        """Image features ``(B, C, h, w)``, one ``encode_image`` pass per distinct picture."""
         keys = []
         for i, s in enumerate(samples):
             k = image_key(s["meta"])
@@ -328,7 +332,7 @@ class _Runner:
             first = {k: s for k, s in zip(keys, samples)}
             images = torch.stack([first[k]["image"] for k in todo]).to(self.device)
             with autocast(self.device, self.precision):
-                feats = self.model.segmenter.backbone(images)
+                feats = self.segmenter.encode(images)
             cache.update(zip(todo, feats))
             self.backbone_runs += len(todo)
         self._features = cache  # keep only this group's pictures for the next group
@@ -342,9 +346,8 @@ class _Runner:
         text = self._encode(samples)
         features = self._backbone(samples)
         with autocast(self.device, self.precision):
-            logits = self.model.segmenter.classifier(features, text)
-        logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
-        return foreground_mask(logits), logits.softmax(dim=1)[:, 1]
+            logits = self.segmenter.decode(features, text, size)
+        return foreground_mask(logits), foreground_probability(logits)
 
 
 def _groups(items: Iterable[tuple[int, dict]], batch_size: int) -> Iterator[list[tuple[int, dict]]]:
@@ -392,6 +395,7 @@ def evaluate(
     davis_frames: str = "inner",
     progress: bool = False,
     run_info: dict[str, Any] | None = None,
+    compile: str | bool = "auto",
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``dataset`` (eval mode samples; see the module docstring).
 
@@ -399,7 +403,8 @@ def evaluate(
         model: a RefVOS network (a DDP wrapper is unwrapped); it is put in eval mode.
         dataset: a referring Dataset in ``mode="eval"`` (or a ``ConcatDataset`` of them, e.g.
             DAVIS first-frame + full-video); samples as in ``refvos.data``.
-        device, precision: as :mod:`refvos.runtime` (``"fp32"`` is faithful to the original).
+        device, precision: as :mod:`refvos.runtime` (``"fp32"`` is faithful to the original;
+            ``"auto"`` is measured on the first sample's size).
         batch_size: samples per forward pass (consecutive samples of one image size).
         workers: DataLoader worker processes.
         display_dir: write overlays (prediction tinted red, ground-truth outline green,
@@ -415,12 +420,15 @@ def evaluate(
         progress: a tqdm bar on rank 0.
         run_info: what was evaluated (split, checkpoint, precision, output folders...), stored as
             ``metrics["run"]``.
+        compile: ``torch.compile`` the segmentation network per image size (``"auto"``: sizes
+            with enough samples to pay back the compile time; see :mod:`refvos.compiling`).
 
     Returns:
         ``{"metrics": dict, "samples": list}``. ``metrics``: ``dataset``, ``num_samples``,
         ``refvos`` (overall_iou, mean_iou, precision@0.5..0.9, ...); A2D adds ``mttr`` (same keys)
         and ``a2d_map`` (mAP, AP50, AP75, AP_small, AP_medium, AP_large), both without the
-        samples whose meta says ``present: False``; DAVIS adds ``davis``
+        samples whose meta says ``present: False``; ``runtime``: the precision chosen and why, and
+        the compile report; DAVIS adds ``davis``
         (``frames``, ``summary`` {kind: {per_annotator, mean}}, ``per_object``, ``iou_by_kind``
         {kind: refvos keys}); ``categories`` with a CSV. ``samples``: one dict per sample in
         dataset order: ``index``, the sample's meta, ``sentence``, ``intersection``, ``union``,
@@ -445,9 +453,14 @@ def evaluate(
 
     rank, world = _dist()
     device = resolve_device(device)
-    precision = resolve_precision(precision, device)
+    compile = check_compile(compile)
     net = getattr(model, "module", model).to(device).eval()
-    runner = _Runner(net, device, precision)
+    workload = None
+    if precision == "auto":  # measured on the first sample's size (capped: a few seconds at most)
+        side = min(max(dataset[0]["image"].shape[-2:]), CALIBRATION_SIDE)
+        workload = inference_workload(lambda _: net.segmenter, net.config.text_dim, side, device, channels_last=False)
+    choice = agree_across_ranks(choose_precision(precision, device, workload))
+    runner = _Runner(net, device, choice.precision, compile)
     indices = shard_indices(dataset, rank, world)
     loader = torch.utils.data.DataLoader(
         _Indexed(dataset, indices), batch_size=1, shuffle=False, num_workers=workers,
@@ -498,6 +511,8 @@ def evaluate(
         results = [SampleResult(str(r["video"]), int(r["object_id"]), r["sentence"],
                                 r["intersection"], r["union"]) for r in samples]
         metrics["categories"] = category_analysis(results, records_cat)
+    metrics["runtime"] = {"device": str(device), "precision": choice.to_json(),
+                          "compile": runner.segmenter.report()}
     metrics = _finite(metrics)
     if run_info is not None:
         metrics["run"] = run_info

@@ -33,6 +33,7 @@ parameters as one never stopped (CPU, same seed, same number of processes).
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import random
 import time
@@ -47,7 +48,14 @@ from torch.nn import functional as F
 from .. import checkpoint as ckpt_io
 from ..data import collate
 from ..errors import CheckpointError, InputError, RefVOSError
-from ..runtime import autocast, resolve_precision
+from ..runtime import (
+    PrecisionChoice,
+    Workload,
+    agree_across_ranks,
+    autocast,
+    choose_precision,
+    module_signature,
+)
 from . import distributed as du
 from .logger import EventWriter, MetricLogger
 from .schedules import build_schedule
@@ -285,14 +293,51 @@ def epoch_line(summary: dict[str, Any], new_best: dict[str, Any] | None = None) 
 # ----------------------------------------------------------------------------- trainer
 
 
-def resolve_train_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 on CUDA (fp16 where bf16 is missing) and on CPUs with native bf16, else fp32.
+# forward + backward calibration of precision="auto": a batch of two at this side (seconds, cached)
+TRAIN_CALIBRATION_SIDE = 192
+
+
+def train_workload(model: torch.nn.Module, device: torch.device, side: int = TRAIN_CALIBRATION_SIDE) -> Workload:
+    """One forward + backward of a copy of ``model.segmenter`` (train mode, channels-last, as the
+    trainer runs it) on a random batch of two ``side`` x ``side`` images: what ``auto`` times."""
+    net = getattr(model, "module", model)
+    text_dim = net.config.text_dim
+
+    def runner(precision: str):
+        seg = copy.deepcopy(net.segmenter).to(device, memory_format=torch.channels_last).train()
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(2, 3, side, side, generator=gen).to(device, memory_format=torch.channels_last)
+        text = torch.randn(2, text_dim, generator=gen).to(device)
+        target = torch.randint(0, 2, (2, side, side), generator=gen).to(device)
+
+        def run():
+            with autocast(device, precision):
+                logits = seg(x, text)
+            F.cross_entropy(logits.float(), target).backward()
+            seg.zero_grad(set_to_none=True)
+
+        return run
+
+    return Workload(f"train:{module_signature(net.segmenter)}:2x{side}x{side}:cl", runner)
+
+
+def choose_train_precision(precision: str, device: torch.device, model: torch.nn.Module | None = None
+                           ) -> PrecisionChoice:
+    """``auto``: bf16 on CUDA (fp16 where bf16 is missing); on a CPU the faster of fp32 and bf16
+    for ``model``'s forward + backward (:func:`train_workload`, measured once and cached; without
+    a model, :func:`refvos.runtime.conv_workload`). fp16 needs CUDA.
 
     Resume stays bitwise exact at every precision (the same kernels run in the same order)."""
-    precision = resolve_precision(precision, device)
-    if precision == "fp16" and device.type != "cuda":
+    workload = train_workload(model, device) if model is not None and precision == "auto" else None
+    choice = choose_precision(precision, device, workload)
+    if choice.precision == "fp16" and device.type != "cuda":
         raise InputError("--precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
-    return precision
+    return choice
+
+
+def resolve_train_precision(precision: str, device: torch.device, model: torch.nn.Module | None = None) -> str:
+    """:func:`choose_train_precision`'s precision alone."""
+    return choose_train_precision(precision, device, model).precision
 
 
 @dataclass
@@ -319,7 +364,8 @@ class Trainer:
         config.check()
         self.config = config
         self.device = torch.device(device)
-        self.precision = resolve_train_precision(config.precision, self.device)
+        self.precision_choice = agree_across_ranks(choose_train_precision(config.precision, self.device, model))
+        self.precision = self.precision_choice.precision
         self.run_dir = Path(config.output_dir)
         self.schedule = build_schedule(config.schedule, config.lr, config.epochs, config.lr_factor)
         self.epochs = self.schedule.epochs
@@ -548,6 +594,10 @@ class Trainer:
             seed_everything(self.config.seed + self.rank)
             self.events.write("start", 0, **{k: v for k, v in self.args.items()
                                              if isinstance(v, (str, int, float, bool)) or v is None})
+        self.events.write("precision", self.iteration, **self.precision_choice.to_json())
+        if du.is_main_process():
+            print(f"precision: {self.precision} ({self.precision_choice.source}: {self.precision_choice.reason})",
+                  flush=True)
         try:
             while self.epoch < self.epochs:
                 summary = self.train_one_epoch(self.epoch)

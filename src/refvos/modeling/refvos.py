@@ -14,7 +14,10 @@ from .text_encoder import cls_embedding
 class Segmenter(nn.Module):
     """The segmentation part (``model`` in the released checkpoints): ``backbone`` + ``classifier``.
 
-    ``forward(images (B,3,H,W), text (B,D) or (1,D)) -> logits (B, classes, H, W)``.
+    Split as segment-anything's predictor: :meth:`encode` (the image's features, computed once)
+    and :meth:`decode` (a sentence's logits at a requested size). ``forward(images (B,3,H,W),
+    text (B,D) or (1,D)) -> logits (B, classes, H, W)`` is ``decode(encode(images), text, (H, W))``,
+    the released pipeline's output.
     """
 
     def __init__(self, backbone: nn.Module, classifier: RefVOSHead) -> None:
@@ -22,12 +25,21 @@ class Segmenter(nn.Module):
         self.backbone = backbone
         self.classifier = classifier
 
-    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        features = self.backbone(images)
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features ``(B, C, h, w)`` (stride 8) of normalised images ``(B, 3, H, W)``."""
+        return self.backbone(images)
+
+    def decode(self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Logits ``(B, classes, *size)`` from features ``(B, C, h, w)`` and sentence vectors
+        ``(B, D)`` (or one ``(1, D)`` shared by all), upsampled bilinearly (``align_corners=False``,
+        as the original) to ``size``. The head's logits are cast to float before upsampling."""
         if text.shape[0] == 1 and features.shape[0] > 1:
             text = text.expand(features.shape[0], -1)
         logits = self.classifier(features, text)
-        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(images), text, tuple(images.shape[-2:]))
 
 
 class RefVOS(nn.Module):
@@ -54,6 +66,16 @@ class RefVOS(nn.Module):
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Sentence vectors: ids and mask ``(B, T)`` -> ``(B, D)`` (last-layer [CLS] state)."""
         return cls_embedding(self.text_encoder, input_ids, attention_mask)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Image features ``(B, C, h, w)`` of normalised images ``(B, 3, H, W)``; computed once per
+        image, they serve every sentence about it (:meth:`decode`)."""
+        return self.segmenter.encode(images)
+
+    def decode(self, features: torch.Tensor, text_embedding: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Float logits ``(B, 2, *size)`` of :meth:`encode_image`'s features ``(B, C, h, w)`` for
+        sentence vectors ``(B, D)`` (or one ``(1, D)`` shared by all), upsampled to ``size``."""
+        return self.segmenter.decode(features, text_embedding, size)
 
     def segment(self, images: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, 2, H, W)`` of normalised images ``(B, 3, H, W)`` for sentence vectors

@@ -1,0 +1,167 @@
+"""precision="auto": explicit flags and the environment win; otherwise a cached calibration.
+
+Nothing here asserts which precision is faster: the calibration's timings are replaced by fixed
+ones where a test needs a given outcome."""
+
+import json
+
+import pytest
+import torch
+
+from refvos import runtime
+from refvos.errors import InputError
+from refvos.runtime import PRECISION_ENV, Workload, choose_precision
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "machine_load", lambda: 0.0)  # a quiet machine
+    return tmp_path
+
+
+def counting_workload(name="w"):
+    calls = {"fp32": 0, "bf16": 0}
+
+    def runner(precision):
+        def run():
+            calls[precision] += 1
+            with runtime.autocast(CPU, precision):
+                return torch.ones(8, 8) @ torch.ones(8, 8)
+
+        return run
+
+    return Workload(name, runner), calls
+
+
+def fixed_seconds(monkeypatch, fp32, bf16):
+    monkeypatch.setattr(runtime, "measure", lambda w, p, budget_s=4.0: {"fp32": fp32, "bf16": bf16})
+
+
+def test_explicit_precision_wins_over_env_and_is_not_measured(cache, monkeypatch):
+    monkeypatch.setenv(PRECISION_ENV, "bf16")
+    workload, calls = counting_workload()
+    c = choose_precision("fp32", CPU, workload)
+    assert (c.precision, c.source) == ("fp32", "explicit") and calls == {"fp32": 0, "bf16": 0}
+
+
+def test_env_overrides_auto(cache, monkeypatch):
+    monkeypatch.setenv(PRECISION_ENV, "fp32")
+    c = choose_precision("auto", CPU, counting_workload()[0])
+    assert (c.precision, c.source) == ("fp32", "env") and PRECISION_ENV in c.reason
+    monkeypatch.setenv(PRECISION_ENV, "fast")
+    with pytest.raises(InputError, match=PRECISION_ENV):
+        choose_precision("auto", CPU)
+
+
+def test_bad_precision_is_refused():
+    with pytest.raises(InputError, match="precision must be one of"):
+        choose_precision("int4", CPU)
+
+
+def test_cpu_without_bf16_instructions_is_fp32_without_measuring(cache, monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    workload, calls = counting_workload()
+    c = choose_precision("auto", CPU, workload)
+    assert (c.precision, c.source) == ("fp32", "no-bf16") and sum(calls.values()) == 0
+
+
+@pytest.mark.parametrize(("fp32", "bf16", "expected"), [(1.0, 0.5, "bf16"), (1.0, 2.0, "fp32"), (1.0, 0.99, "fp32")])
+def test_auto_takes_the_measured_faster_and_caches_it(cache, monkeypatch, fp32, bf16, expected):
+    fixed_seconds(monkeypatch, fp32, bf16)
+    workload, _ = counting_workload()
+    c = choose_precision("auto", CPU, workload)
+    assert (c.precision, c.source, c.seconds) == (expected, "measured", {"fp32": fp32, "bf16": bf16})
+    assert "fp32" in c.reason and "bf16" in c.reason
+    # the second time comes from the cache, without measuring
+    monkeypatch.setattr(runtime, "measure", lambda *a, **k: pytest.fail("measured twice"))
+    again = choose_precision("auto", CPU, workload)
+    assert (again.precision, again.source, again.seconds) == (expected, "cached", c.seconds)
+    stored = json.loads((cache / runtime.CACHE_FILE).read_text())
+    (key,) = stored
+    assert torch.__version__ in key and f"threads={torch.get_num_threads()}" in key and key.endswith("|w")
+
+
+def test_the_cache_is_keyed_by_workload_and_threads(cache, monkeypatch):
+    fixed_seconds(monkeypatch, 1.0, 0.5)
+    choose_precision("auto", CPU, counting_workload("a")[0])
+    fixed_seconds(monkeypatch, 1.0, 2.0)
+    assert choose_precision("auto", CPU, counting_workload("b")[0]).source == "measured"
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert choose_precision("auto", CPU, counting_workload("a")[0]).source == "measured"
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_measurement_under_load_is_used_but_not_cached(cache, monkeypatch):
+    fixed_seconds(monkeypatch, 1.0, 0.5)
+    monkeypatch.setattr(runtime, "machine_load", lambda: 100.0)
+    c = choose_precision("auto", CPU, counting_workload()[0])
+    assert (c.precision, c.source) == ("bf16", "measured") and "not cached" in c.reason
+    assert not (cache / runtime.CACHE_FILE).exists()
+    monkeypatch.setattr(runtime, "machine_load", lambda: 0.0)
+    assert choose_precision("auto", CPU, counting_workload()[0]).source == "measured"
+    assert choose_precision("auto", CPU, counting_workload()[0]).source == "cached"
+
+
+def test_a_corrupt_or_unwritable_cache_is_not_an_error(cache, monkeypatch):
+    (cache / runtime.CACHE_FILE).write_text("{not json")
+    fixed_seconds(monkeypatch, 1.0, 2.0)
+    assert choose_precision("auto", CPU, counting_workload()[0]).precision == "fp32"
+    monkeypatch.setenv(runtime.CACHE_ENV, str(cache / runtime.CACHE_FILE / "below-a-file"))
+    assert choose_precision("auto", CPU, counting_workload()[0]).source == "measured"
+
+
+def test_measure_warms_up_then_alternates_within_the_budget(cache):
+    workload, calls = counting_workload()
+    seconds = runtime.measure(workload, ("fp32", "bf16"), budget_s=10.0, repeats=3)
+    assert set(seconds) == {"fp32", "bf16"} and all(s > 0 for s in seconds.values())
+    assert calls == {"fp32": 4, "bf16": 4}  # one warm-up + three timed runs each
+    workload, calls = counting_workload()
+    runtime.measure(workload, ("fp32", "bf16"), budget_s=0.0, repeats=3)
+    assert calls == {"fp32": 2, "bf16": 2}  # at least one timed run each
+
+
+def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv(runtime.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert runtime.cache_dir() == tmp_path / "refvos"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert runtime.cache_dir() == tmp_path / ".cache" / "refvos"
+
+
+def test_choice_to_json_names_precision_source_and_reason(cache, monkeypatch):
+    fixed_seconds(monkeypatch, 1.0, 0.5)
+    doc = choose_precision("auto", CPU, counting_workload()[0]).to_json()
+    assert doc["precision"] == "bf16" and doc["source"] == "measured" and doc["workload"] == "w"
+    json.dumps(doc)
+
+
+def _agree_worker(rank: int, init_file: str, out_dir: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        mine = runtime.PrecisionChoice(["bf16", "fp32"][rank], "measured", f"rank {rank}")
+        agreed = runtime.agree_across_ranks(mine)
+        with open(f"{out_dir}/{rank}.json", "w") as f:
+            json.dump(agreed.to_json(), f)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ranks_of_a_distributed_run_take_rank_0s_choice(tmp_path):
+    torch.multiprocessing.spawn(_agree_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    docs = [json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1)]
+    assert docs[0] == docs[1] and docs[0]["precision"] == "bf16" and docs[0]["reason"] == "rank 0"
+
+
+def test_a_single_process_keeps_its_choice():
+    c = runtime.PrecisionChoice("fp32", "explicit", "x")
+    assert runtime.agree_across_ranks(c) is c
