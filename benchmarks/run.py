@@ -333,7 +333,7 @@ def bench_int8(model, fp32_path, cfg, device, workdir: Path, size: int) -> dict[
     times: dict[str, list[float]] = {"fp32": [], "int8": []}
     for clip in range(cfg["agreement_clips"]):
         frames, _, expression = make_video_clip(cfg["agreement_frames"], size, seed=1000 + clip)
-        masks["predictor_fp32"] += fp32_path.predict_video(frames, expression)
+        masks["predictor_fp32"] += [r.mask for r in fp32_path.predict_video(frames, expression)]
         for x, t in feeds(frames, expression):
             for name, session in sessions.items():
                 start = time.perf_counter()
