@@ -91,7 +91,7 @@ def test_text_config_example_of_the_help_works(refcoco_root, tmp_path):
 
     config = train_command._text_config(example)
     encoder = build_text_encoder({**TINY_TEXT_CONFIG, **config})
-    assert encoder.config.hidden_size == 64 and encoder.config.num_hidden_layers == 2
+    assert encoder.config["hidden_size"] == 64 and len(encoder.encoder.layer) == 2
 
 
 def test_text_config_that_cannot_fit_is_one_line(refcoco_root, tmp_path, capsys, no_model):
