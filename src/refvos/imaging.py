@@ -23,23 +23,30 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_PIXELS = 8192 * 8192  # larger images are refused (a 10000 x 10000 photo is 100 MP)
 
 
-def _check_size(width: int, height: int, source: str) -> None:
+def check_pixels(width: int, height: int, source: str, max_pixels: int = MAX_PIXELS) -> None:
+    """Refuse an image of no pixels or of more than ``max_pixels`` (read from a header, before decoding)."""
     if width < 1 or height < 1:
         raise InputError(f"{source}: image has no pixels ({width}x{height})")
-    if width * height > MAX_PIXELS:
+    if width * height > max_pixels:
         raise InputError(
-            f"{source}: image is {width}x{height} pixels, more than the limit of {MAX_PIXELS:,}; "
+            f"{source}: image is {width}x{height} pixels, more than the limit of {max_pixels:,}; "
             "downscale it first"
         )
 
 
+
 def _from_pil(img: Image.Image, source: str) -> np.ndarray:
-    _check_size(img.width, img.height, source)
+    check_pixels(img.width, img.height, source)
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise InputError(f"{source}: image contains NaN or infinite values")
         hi = arr.max() if arr.size and arr.max() > 0 else 1.0
-        scale = 65535.0 if img.mode.startswith("I;16") or hi > 255 else 255.0
+        if img.mode == "F" and hi <= 1.0:
+            scale = 1.0  # float image in [0, 1], as the array path reads floats
+        else:
+            scale = 65535.0 if img.mode.startswith("I;16") or hi > 255 else 255.0
         arr = np.clip(arr / scale * 255.0, 0, 255).astype(np.uint8)
         return np.repeat(arr[:, :, None], 3, axis=2)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -67,7 +74,7 @@ def load_image(image: str | os.PathLike | Image.Image | np.ndarray) -> np.ndarra
                 # below, which reads the size from the header, before anything is decoded.
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 with Image.open(path) as img:
-                    _check_size(img.width, img.height, str(path))
+                    check_pixels(img.width, img.height, str(path))
                     img.load()
                     return _from_pil(img, str(path))
         except InputError:
@@ -92,7 +99,7 @@ def _from_array(arr: np.ndarray) -> np.ndarray:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
         raise InputError(f"image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {arr.shape}")
-    _check_size(arr.shape[1], arr.shape[0], "image array")
+    check_pixels(arr.shape[1], arr.shape[0], "image array")
     if arr.dtype == np.uint16:
         arr = (arr.astype(np.float64) / 65535.0 * 255.0).round().astype(np.uint8)
     elif np.issubdtype(arr.dtype, np.floating):

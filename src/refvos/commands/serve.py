@@ -12,7 +12,7 @@ HELP = "serve a web page and JSON API that segment what a sentence refers to in 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..serve.app import Limits
+    from ..serve.limits import Limits
 
     d = Limits()
     parser.add_argument("--checkpoint", required=True, help="model file (refvos format or the authors' release)")
@@ -32,16 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     add_truncation_argument(parser)
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="a name the browser may use to reach the server besides localhost / 127.0.0.1 / ::1 "
+                             "and --host (repeatable); other Host headers are refused (DNS rebinding guard)")
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
-    import signal
-    import threading
+    import math
 
     from ..checkpoint import load_checkpoint
     from ..errors import InputError
-    from ..serve.app import Limits, make_server
+    from ..serve import Limits, make_server
     from .checks import check_device
 
     for name in ("workers", "max_pixels", "max_frames"):
@@ -51,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--queue must be at least 0")
     if args.max_size is not None and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16 pixels, got {args.max_size}")
-    if args.max_upload_mb <= 0:
-        raise InputError("--max-upload-mb must be positive")
+    if not math.isfinite(args.max_upload_mb) or not 0 < args.max_upload_mb <= 4096:
+        raise InputError(f"--max-upload-mb must be a number of MiB in (0, 4096], got {args.max_upload_mb}")
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port must be in 0..65535, got {args.port}")
     check_device(args.device)  # a bad name or a missing GPU: refused before the model is loaded
@@ -62,20 +64,10 @@ def run(args: argparse.Namespace) -> int:
     max_size = args.max_size or model.config.input_size or Limits().max_size
     limits = Limits(workers=args.workers, queue=args.queue, max_bytes=int(args.max_upload_mb * 2**20),
                     max_pixels=args.max_pixels, max_size=max_size, max_frames=args.max_frames)
-    server = make_server(model, args.host, args.port, limits, device=args.device, precision=args.precision)
-
-    def on_term(signum, frame):  # SIGTERM: stop like Ctrl-C (shutdown() must not run on the serving thread)
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    previous = signal.signal(signal.SIGTERM, on_term)
+    limits.max_buffered_bytes = max(limits.max_buffered_bytes, limits.max_bytes)
+    server = make_server(model, args.host, args.port, limits, device=args.device, precision=args.precision,
+                         allowed_hosts=set(args.allowed_host))
     print(f"refvos serve: open {server.url}/ in a browser (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        print("refvos serve: stopping (finishing open requests)", flush=True)
-        server.stop(drain_timeout=10.0)
+    server.serve_forever()  # uvicorn stops on Ctrl-C / SIGTERM after finishing open requests
     print("refvos serve: stopped", flush=True)
     return 0

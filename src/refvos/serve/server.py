@@ -1,0 +1,173 @@
+"""The HTTP server of ``refvos serve``: uvicorn (h11) running the ASGI app, with the guards
+uvicorn leaves to its user: a deadline for a request's headers (a client trickling them is
+dropped), a cap on open connections (more are answered 503 at once), and JSON bodies for the
+errors uvicorn answers itself (malformed HTTP, duplicate conflicting Content-Length ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from ..errors import InputError
+from .app import SECURITY_HEADERS, create_app
+from .limits import Limits
+from .pool import WorkerPool
+
+
+def _raw_json_response(status: int, reason: bytes, message: str, extra: bytes = b"") -> bytes:
+    body = json.dumps({"error": message, "status": status}).encode()
+    head = b"".join(k + b": " + v + b"\r\n" for k, v in SECURITY_HEADERS)
+    return (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n"
+            % (status, reason, len(body)) + extra + head + b"\r\n" + body)
+
+
+def protocol_class(limits: Limits) -> type[H11Protocol]:
+    """An :class:`H11Protocol` with the header deadline and connection cap of ``limits``."""
+
+    class GuardedH11Protocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > limits.max_connections:
+                transport.write(_raw_json_response(503, b"Service Unavailable",
+                                                   "server busy: too many open connections", b"retry-after: 2\r\n"))
+                transport.close()
+                return
+            self._arm_header_timer()
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
+            self._header_timer = self.loop.call_later(limits.header_timeout, self._headers_too_slow)
+
+        def _cancel_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                if self.conn.our_state is h11.IDLE:  # nothing sent yet on this request
+                    self.transport.write(_raw_json_response(
+                        408, b"Request Timeout", f"request headers did not arrive within {limits.header_timeout:g} s"))
+                self.transport.close()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.conn.their_state is not h11.IDLE:
+                self._cancel_header_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_header_timer()
+
+        def connection_lost(self, exc) -> None:
+            self._cancel_header_timer()
+            super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:
+            self.transport.write(_raw_json_response(400, b"Bad Request", f"malformed HTTP request: {msg}"))
+            self.transport.close()
+
+    return GuardedH11Protocol
+
+
+class RefVOSServer:
+    """A bound (not yet serving) server: ``serve_forever()`` in the main thread (Ctrl-C / SIGTERM
+    stop it, finishing open requests), or ``start()`` / ``stop()`` in a background thread."""
+
+    def __init__(self, app: Any, pool: WorkerPool, host: str, port: int, drain_timeout: float = 10.0) -> None:
+        self.pool = pool
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((host, port))
+        except OSError as e:
+            self._socket.close()
+            raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+        self._socket.listen(128)
+        self.server_address = self._socket.getsockname()[:2]
+        limits = pool.limits
+        config = uvicorn.Config(
+            app, http=protocol_class(limits), ws="none", lifespan="off", interface="asgi3",
+            log_config=None, access_log=False, server_header=False, proxy_headers=False,
+            timeout_keep_alive=max(1, round(limits.header_timeout)),
+            limit_concurrency=limits.max_connections + 1,  # backstop; the protocol answers the cap in JSON
+            timeout_graceful_shutdown=max(1, round(drain_timeout)),
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def serve_forever(self) -> None:
+        """Serve until Ctrl-C or SIGTERM (uvicorn handles both when run in the main thread)."""
+        try:
+            self._server.run(sockets=[self._socket])
+        finally:
+            self._close()
+
+    def start(self) -> threading.Thread:
+        """Serve in a background thread (tests, embedding); ``stop()`` ends it."""
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name="refvos-serve", daemon=True)
+        self._thread.start()
+        while not self._server.started and self._thread.is_alive():
+            self._thread.join(0.02)
+        return self._thread
+
+    def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop accepting, let open requests finish (up to ``drain_timeout`` s), free the port."""
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=drain_timeout + 5)
+        self._close()
+
+    def _close(self) -> None:
+        self._socket.close()
+        self.pool.close()
+
+
+def make_server(
+    model,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    limits: Limits | None = None,
+    device: str | None = None,
+    precision: str = "auto",
+    predictor_factory: Callable[[], Any] | None = None,
+    allowed_hosts: set[str] | None = None,
+) -> RefVOSServer:
+    """A ready (bound, not yet serving) server for ``model``; ``port=0`` picks a free port.
+    ``allowed_hosts``: names the ``Host`` header may carry besides the loopback names (and
+    ``host`` itself when it is a specific address)."""
+    limits = (limits or Limits()).check()
+    if predictor_factory is None:
+        from ..predictor import Predictor
+
+        def predictor_factory():
+            return Predictor(model, device=device, precision=precision, max_size=limits.max_size)
+
+    pool = WorkerPool(predictor_factory, limits)
+    config = getattr(model, "config", None)
+    info = {"variant": getattr(config, "variant", None), "max_tokens": getattr(config, "max_tokens", None)} \
+        if config is not None else {}
+    hosts = set(allowed_hosts or ())
+    if host not in ("0.0.0.0", "::", ""):
+        hosts.add(host)
+    return RefVOSServer(create_app(pool, info, hosts), pool, host, port)
