@@ -47,7 +47,7 @@ def _from_pil(img: Image.Image, source: str) -> np.ndarray:
             scale = 1.0  # float image in [0, 1], as the array path reads floats
         else:
             scale = 65535.0 if img.mode.startswith("I;16") or hi > 255 else 255.0
-        arr = np.clip(arr / scale * 255.0, 0, 255).astype(np.uint8)
+        arr = np.clip(arr / scale * 255.0, 0, 255).round().astype(np.uint8)  # as the array path
         return np.repeat(arr[:, :, None], 3, axis=2)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")

@@ -96,8 +96,6 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
 def read_video_frames(path: str | os.PathLike) -> Iterator:
     """Frames of a folder (paths) or of a video file (RGB arrays). GIF is read with Pillow; other
     containers need imageio with an ffmpeg plugin and give a clear error without it."""
-    import numpy as np
-    from PIL import Image
 
     path = Path(path)
     if path.is_dir():
@@ -123,13 +121,17 @@ def video_file_frames(file: Path | bytes, source: str, max_pixels: int, suffix: 
     :func:`pil_frames`, which checks each frame before decoding it; other files only through
     imageio's PyAV or ffmpeg plugins (named explicitly: imageio's own format guessing would hand a
     renamed TIFF to a reader with no size limit), their stream size checked before reading."""
+    import warnings
+
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     from .imaging import check_pixels
 
     try:
-        img = Image.open(io.BytesIO(file) if isinstance(file, bytes) else file)
+        with warnings.catch_warnings():  # the size of every frame is checked in pil_frames
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(file) if isinstance(file, bytes) else file)
     except UnidentifiedImageError:
         img = None
     except Image.DecompressionBombError as e:

@@ -67,3 +67,34 @@ def frames_folder(folder: Path, sizes: list[tuple[int, int]], bad: int | None = 
 def tree(root: Path) -> list[str]:
     """Every path under ``root`` (relative, sorted): to check that nothing was written."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def gif_with_huge_second_frame(side: int = 13300) -> bytes:
+    """A two-frame GIF (~1 kB) whose second frame's descriptor claims ``side x side`` pixels (its
+    pixel data is a stub): a decoder that trusts the frame allocates ``side**2`` bytes or more."""
+    import io
+
+    small = [Image.fromarray(rgb(8, 8, seed=i)) for i in range(2)]
+    buf = io.BytesIO()
+    small[0].save(buf, format="GIF", save_all=True, append_images=small[1:], duration=100, loop=0)
+    data = buf.getvalue()
+    descriptor = b"\x2c" + struct.pack("<HHHH", 0, 0, 8, 8)
+    second = data.index(descriptor, data.index(descriptor) + 1)
+    return data[:second] + b"\x2c" + struct.pack("<HHHH", 0, 0, side, side) + data[second + 9:]
+
+
+def tiff_pages(pages: list[tuple[int, int]], dtype: str = "uint8", value: float = 0.0) -> bytes:
+    """A multi-page, tiled, zlib-compressed TIFF with pages of the given ``(h, w)``, every pixel
+    ``value``; written tile by tile, so a 13300 x 13300 float page costs a few MB to build."""
+    import io
+
+    import tifffile
+
+    tile = zlib.compress(np.full((512, 512), value, dtype=dtype).tobytes())  # encoded once, reused
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf) as tif:
+        for h, w in pages:
+            n = -(-h // 512) * -(-w // 512)
+            tif.write((tile for _ in range(n)), shape=(h, w), dtype=dtype, tile=(512, 512),
+                      compression="zlib", photometric="minisblack")
+    return buf.getvalue()

@@ -72,6 +72,7 @@ def test_upload_type_click_get_mask(server, tmp_path):
             page = browser.new_page(viewport={"width": 1100, "height": 800})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: "Content Security Policy" in m.text and errors.append(m.text))
             page.goto(server.url + "/", timeout=60_000)
             assert "refvos" in page.title()
 
@@ -82,9 +83,8 @@ def test_upload_type_click_get_mask(server, tmp_path):
             page.set_input_files("#file", str(photo))
             page.fill("#expression", "the red ball on the right")
             page.click("#submit")
-            page.wait_for_function(
-                "document.getElementById('result').src.startsWith('data:image/png;base64,')", timeout=120_000
-            )
+            # (selectors, not JavaScript predicates: the page's CSP forbids eval, and stays in force here)
+            page.wait_for_selector('#result[src^="data:image/png;base64,"]', state="attached", timeout=120_000)
             src = page.get_attribute("#result", "src")
             data = base64.b64decode(src.split(",", 1)[1])
             assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -107,7 +107,7 @@ def test_upload_type_click_get_mask(server, tmp_path):
             page.set_input_files("#file", str(bad))
             page.fill("#expression", "the ball")
             page.click("#submit")
-            page.wait_for_function("!document.getElementById('error').hidden", timeout=60_000)
+            page.wait_for_selector("#error:not([hidden])", timeout=60_000)
             assert "broken.png is not a readable image" in page.inner_text("#error")
 
             # A short video (animated GIF) comes back as an overlaid GIF.
@@ -117,9 +117,7 @@ def test_upload_type_click_get_mask(server, tmp_path):
             frames[0].save(clip, save_all=True, append_images=frames[1:], duration=100, loop=0)
             page.set_input_files("#file", str(clip))
             page.click("#submit")
-            page.wait_for_function(
-                "document.getElementById('result').src.startsWith('data:image/gif;base64,')", timeout=120_000
-            )
+            page.wait_for_selector('#result[src^="data:image/gif;base64,"]', state="attached", timeout=120_000)
             gif = Image.open(io.BytesIO(base64.b64decode(page.get_attribute("#result", "src").split(",", 1)[1])))
             assert gif.n_frames == 3 and gif.width == W
             assert "3 frames" in page.inner_text("#result-caption")
@@ -128,10 +126,11 @@ def test_upload_type_click_get_mask(server, tmp_path):
             page.set_input_files("#file", str(photo))
             page.fill("#expression", "the red ball on the right")
             page.click("#submit")
-            page.wait_for_function(
-                "document.getElementById('status').textContent === 'Done.' && "
-                "document.getElementById('result').src.startsWith('data:image/png;base64,')", timeout=120_000
-            )
+            page.wait_for_selector('#result[src^="data:image/png;base64,"]', state="attached", timeout=120_000)
+            for _ in range(600):  # the status line says Done. once the answer is shown
+                if page.inner_text("#status") == "Done.":
+                    break
+                page.wait_for_timeout(100)
             page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
             assert not errors, errors
         finally:
