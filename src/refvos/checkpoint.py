@@ -26,12 +26,13 @@ from typing import Any
 
 import torch
 
+from .checkpoint_checks import MAX_PARAMETERS, check_tensors, check_weights
 from .errors import CheckpointError
 from .io import atomic_open
 from .modeling import RefVOS, RefVOSConfig, build_from_config
 from .modeling.config import BERT_BASE_UNCASED
-from .modeling.state_dict import load_strict
-from .modeling.text_encoder import infer_text_config, load_text_state_dict
+from .modeling.state_dict import check_fits, load_strict
+from .modeling.text_encoder import TEXT_OPTIONAL_KEYS, infer_text_config, load_text_state_dict
 from .tokenization import check_truncation
 
 FORMAT = "refvos"
@@ -75,7 +76,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Load a checkpoint file as a dict, with ``weights_only=True`` and the minimal allow-list.
 
     Raises :class:`CheckpointError` naming the file for a missing, truncated, unsafe or
-    non-checkpoint file (saying what the file is when it is not a checkpoint at all).
+    non-checkpoint file (saying what the file is when it is not a checkpoint at all), and for
+    tensors that could exhaust memory (:func:`check_tensors`).
     """
     path = check_checkpoint_file(path)
     try:
@@ -98,6 +100,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         )
     if "bert_model" not in obj:
         raise CheckpointError(f"checkpoint {path} has no 'bert_model' (the sentence encoder's weights)")
+    check_tensors(obj, f"checkpoint {path}")
+    check_weights(obj["model"], f"checkpoint {path}", "model")
+    check_weights(obj["bert_model"], f"checkpoint {path}", "bert_model")
     return obj
 
 
@@ -117,19 +122,24 @@ def config_of(
     ckpt: dict[str, Any], source: str = "checkpoint", max_tokens: int | None = None,
     truncation: str | None = None,
 ) -> RefVOSConfig:
-    """The network configuration of a loaded checkpoint (read off the shapes for released files).
+    """The network configuration of a loaded checkpoint (read off the shapes for released files),
+    its types and ranges checked, and checked to describe exactly the checkpoint's weights (names
+    and shapes, on a network built on the meta device: nothing is allocated).
 
     ``truncation``: overrides the expression-cutting rule; otherwise a refvos checkpoint's own
     (``"standard"`` when it predates the field) and ``"original"`` for a released file, whose
     models the authors' code trained with that rule.
     """
     if not is_released_format(ckpt):
-        if ckpt.get("version", 0) > VERSION:
-            raise CheckpointError(f"{source}: refvos format version {ckpt['version']} is newer than {VERSION}")
+        version = ckpt.get("version", 0)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise CheckpointError(f"{source}: 'version' must be a positive integer, got {str(version)[:40]!r}")
+        if version > VERSION:
+            raise CheckpointError(f"{source}: refvos format version {version} is newer than {VERSION}")
         try:
-            config = RefVOSConfig.from_dict(ckpt["config"])
+            config = RefVOSConfig.from_dict(ckpt.get("config")).validate()
         except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{source}: invalid 'config' entry: {e}") from e
+            raise CheckpointError(f"{source}: invalid 'config' entry: {e}"[:400]) from e
     else:
         text_config = infer_text_config(ckpt["bert_model"])
         model = ckpt["model"]
@@ -152,7 +162,39 @@ def config_of(
         config.max_tokens = int(max_tokens)
     if truncation is not None:
         config.truncation = check_truncation(truncation)
+    try:
+        config.validate()
+    except ValueError as e:
+        raise CheckpointError(f"{source}: {'' if is_released_format(ckpt) else 'invalid config: '}{e}"[:400]) from e
+    _check_describes(config, ckpt, source)
     return config
+
+
+def _segmenter_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """``model`` without DDP's ``module.`` prefix and the unused auxiliary classifier."""
+    seg_state = ckpt["model"]
+    if any(k.startswith("module.") for k in seg_state):
+        seg_state = {k.removeprefix("module."): v for k, v in seg_state.items()}
+    return {k: v for k, v in seg_state.items() if not k.startswith("aux_classifier.")}
+
+
+def _check_describes(config: RefVOSConfig, ckpt: dict[str, Any], source: str) -> None:
+    try:
+        with torch.device("meta"):
+            skeleton = build_from_config(config)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{source}: its config does not build a network: {str(e).splitlines()[0][:200]}") from e
+    count = sum(p.numel() for p in skeleton.parameters())
+    if count > MAX_PARAMETERS:
+        raise CheckpointError(f"{source}: its config describes {count:,} parameters, more than the limit of "
+                              f"{MAX_PARAMETERS:,}")
+    _check_parts_fit(skeleton, ckpt, source)
+
+
+def _check_parts_fit(model: RefVOS, ckpt: dict[str, Any], source: str) -> None:
+    check_fits(model.segmenter, _segmenter_state(ckpt),
+               f"{source}: the segmentation weights of a {model.config.variant} network")
+    check_fits(model.text_encoder, ckpt["bert_model"], f"{source}: the text encoder's weights", TEXT_OPTIONAL_KEYS)
 
 
 def _check_finite(state: dict[str, torch.Tensor], source: str, part: str) -> None:
@@ -162,11 +204,10 @@ def _check_finite(state: dict[str, torch.Tensor], source: str, part: str) -> Non
 
 
 def load_state_into(model: RefVOS, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
-    """Load ``model`` / ``bert_model`` into an existing network (strict; clear error on mismatch)."""
-    seg_state = ckpt["model"]
-    if any(k.startswith("module.") for k in seg_state):
-        seg_state = {k.removeprefix("module."): v for k, v in seg_state.items()}
-    seg_state = {k: v for k, v in seg_state.items() if not k.startswith("aux_classifier.")}
+    """Load ``model`` / ``bert_model`` into an existing network (strict; clear error on mismatch).
+    Names and shapes are checked before any value is read (NaN check, copy)."""
+    _check_parts_fit(model, ckpt, source)
+    seg_state = _segmenter_state(ckpt)
     _check_finite(seg_state, source, "model")
     _check_finite(ckpt["bert_model"], source, "bert_model")
     load_strict(model.segmenter, seg_state, f"{source}: the segmentation weights of a {model.config.variant} network")

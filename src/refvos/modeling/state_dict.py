@@ -11,12 +11,13 @@ def _listed(keys: list[str], limit: int = 8) -> str:
     return f"{keys[:limit]}{' ...' if len(keys) > limit else ''} ({len(keys)})"
 
 
-def load_strict(
+def check_fits(
     module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, optional: frozenset[str] = frozenset()
-) -> None:
-    """Load ``state`` into ``module``; every key must match in name and shape, except the
-    ``optional`` buffers, which may be absent. Raises :class:`CheckpointError` naming ``what``
-    with the missing, unexpected and wrongly shaped keys."""
+) -> dict[str, torch.Tensor]:
+    """Compare names and shapes only (no value is read; ``module`` may live on the meta device):
+    every key must match, except the ``optional`` buffers, which may be absent. Raises
+    :class:`CheckpointError` naming ``what`` with the missing, unexpected and wrongly shaped keys;
+    returns ``state`` without optional keys ``module`` lacks."""
     own = module.state_dict()
     state = {k: v for k, v in state.items() if k not in optional or k in own}
     missing = sorted(set(own) - set(state) - optional)
@@ -27,4 +28,12 @@ def load_strict(
             f"{what} do not fit: missing {_listed(missing)}, unexpected {_listed(unexpected)}, "
             f"wrong shape {_listed(wrong)}"
         )
+    return state
+
+
+def load_strict(
+    module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, optional: frozenset[str] = frozenset()
+) -> None:
+    """Load ``state`` into ``module`` after :func:`check_fits`."""
+    state = check_fits(module, state, what, optional)
     module.load_state_dict(state, strict=not optional)

@@ -121,11 +121,13 @@ def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch
     return encoder, text_config
 
 
+# a buffer that old transformers versions did not save and new ones may not keep
+TEXT_OPTIONAL_KEYS = frozenset({"embeddings.position_ids"})
+
+
 def load_text_state_dict(encoder: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load a ``BertModel`` state dict strictly, tolerating only ``embeddings.position_ids``
-    (a buffer that old transformers versions did not save and new ones may not keep)."""
-    load_strict(encoder, state, f"{source}: the text encoder's weights",
-                optional=frozenset({"embeddings.position_ids"}))
+    """Load a ``BertModel`` state dict strictly, tolerating only :data:`TEXT_OPTIONAL_KEYS`."""
+    load_strict(encoder, state, f"{source}: the text encoder's weights", optional=TEXT_OPTIONAL_KEYS)
 
 
 def cls_embedding(encoder: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
