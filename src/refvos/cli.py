@@ -112,11 +112,22 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _refuse_nul(args) -> None:
+    """A NUL character cannot be in a path or a sentence: one line, not a ValueError traceback."""
+    from .errors import InputError
+
+    for name, value in vars(args).items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and "\x00" in v:
+                raise InputError(f"--{name.replace('_', '-')} contains a NUL character")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), "")
     try:
         args = parse(argv)
+        _refuse_nul(args)
         return int(args._run(args) or 0)
     except RefVOSError as e:
         print(f"refvos {command}: error: {e}", file=sys.stderr)

@@ -56,3 +56,26 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], Any], mode: str 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=True), mode="w")
+
+
+def check_writable(paths: list[Path], inputs: list[Path] = ()) -> None:
+    """Before any work: every output can be written (its nearest existing folder is writable, it
+    is not a folder), no two outputs are the same file and none is an input. One-line InputError."""
+    from .errors import InputError
+
+    seen: dict[Path, Path] = {}
+    resolved_inputs = {q.resolve() for q in inputs}
+    for path in paths:
+        key = path.resolve()
+        if key in resolved_inputs:
+            raise InputError(f"output {path} is the input file; choose another name")
+        if key in seen:
+            raise InputError(f"outputs {seen[key]} and {path} are the same file; give them different names")
+        seen[key] = path
+        if path.exists() and (path.is_dir() or not os.access(path, os.W_OK)):
+            raise InputError(f"cannot write {path}: {'it is a folder' if path.is_dir() else 'permission denied'}")
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"cannot write {path}: folder {folder} is not writable")

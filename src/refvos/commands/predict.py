@@ -179,22 +179,34 @@ def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
     if out is None and mask_out is None and not args.json:
         out = Path(f"{Path(args.image).stem}_refvos.png")
 
+    outputs = [suffixed(o, i, n) for o in (out, mask_out) if o is not None for i in range(n)]
+    from ..io import check_writable
+
+    check_writable(outputs, [Path(args.image), Path(args.checkpoint)])
     rgb = load_image(args.image)  # before the (slow) model load: a bad image fails fast
     predictor = _make_predictor(args)
     report_truncation(predictor, expressions)
     results = predictor.predict_all(rgb, expressions)
 
-    # everything computed: now write (each file atomically)
-    written = []
-    with _writing("the output files"):
-        for i, r in enumerate(results):
-            entry = {"expression": r.expression, **r.to_json()}
-            entry["box"] = list(r.box) if r.box is not None else None
-            if out is not None:
-                entry["overlay"] = str(save_image(overlay(rgb, r.mask, r.expression), suffixed(out, i, n)))
-            if mask_out is not None:
-                entry["mask"] = str(save_image(_mask_image(r.mask), suffixed(mask_out, i, n)))
-            written.append(entry)
+    # everything computed: now write (each file atomically; if one fails, none is left)
+    written, files = [], []
+    try:
+        with _writing("the output files"):
+            for i, r in enumerate(results):
+                entry = {"expression": r.expression, **r.to_json()}
+                entry["box"] = list(r.box) if r.box is not None else None
+                if out is not None:
+                    files.append(save_image(overlay(rgb, r.mask, r.expression), suffixed(out, i, n)))
+                    entry["overlay"] = str(files[-1])
+                if mask_out is not None:
+                    files.append(save_image(_mask_image(r.mask), suffixed(mask_out, i, n)))
+                    entry["mask"] = str(files[-1])
+                written.append(entry)
+    except BaseException:
+        for f in files:
+            with contextlib.suppress(OSError):
+                Path(f).unlink()
+        raise
     if args.json:
         _print_json({"image": str(args.image), "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
                      "results": written, "runtime": predictor.runtime_report()})
@@ -277,8 +289,15 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
                                          "box": list(r.box) if r.box is not None else None,
                                          "score": round(r.score, 6)})
         with _writing(f"--out-dir {out_dir}"):
-            # move into place (file by file, each an atomic rename)
+            # move into place (file by file, each an atomic rename); masks a previous run left in
+            # the same folders (other frame names) are removed, so masks/ holds this video's only
             out_dir.mkdir(parents=True, exist_ok=True)
+            for sub in subdirs:
+                old_masks = out_dir / sub / "masks"
+                if old_masks.is_dir():
+                    for stale in old_masks.glob("*.png"):
+                        if not (stage / sub / "masks" / stale.name).exists():
+                            stale.unlink()
             for src in sorted(stage.rglob("*")):
                 if src.is_file():
                     dst = out_dir / src.relative_to(stage)

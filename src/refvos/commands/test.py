@@ -208,6 +208,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dataset != "davis" and (args.annotator or args.expressions):
         raise InputError("--annotator and --expressions choose DAVIS expressions; use them with --dataset davis")
+    if args.metrics_json:  # checked before the (long) evaluation, not after it
+        from ..io import check_writable
+
+        check_writable([Path(args.metrics_json)], [Path(args.checkpoint)])
     model = load_checkpoint(args.checkpoint, truncation=args.truncation)
     dataset = build_test_dataset(args, legacy_truncation=model.config.legacy_truncation)
     split = args.split or DEFAULT_SPLIT[args.dataset]

@@ -104,6 +104,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--output-dir", default="checkpoints", help="default ./checkpoints")
     r.add_argument("--model_id", default="model", help="run name: the sub-folder of --output-dir (default model)")
     r.add_argument("--resume", help="PATH of a training checkpoint, or 'auto' (last.pth of this run if any)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="start a new run even where last.pth / best.pth of a previous run exist (replacing them)")
     r.add_argument("--checkpoint-every", type=int, default=0,
                    help="also write last.pth every N optimizer steps (default: only each epoch)")
     r.add_argument("--select-on-test", action="store_true",
@@ -174,6 +176,38 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.base_size < 8 or args.crop_size < 8:
         raise InputError("--base-size and --crop-size must be at least 8 pixels")
     _text_config(args.text_config)  # a JSON or BertConfig mistake: refused before anything is built
+    if not 0 <= args.seed < 2**32:
+        raise InputError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
+    if args.resume and args.overwrite:
+        raise InputError("--overwrite starts a new run; --resume continues one: pass one of them")
+    run_dir = (Path(args.output_dir) / args.model_id).resolve()
+    if Path(args.model_id).is_absolute() or not run_dir.is_relative_to(Path(args.output_dir).resolve()) \
+            or run_dir == Path(args.output_dir).resolve():
+        raise InputError(f"--model_id {args.model_id!r} must name a sub-folder of --output-dir {args.output_dir}")
+
+
+def _check_new_run(run_dir: Path, args: argparse.Namespace) -> None:
+    """A new run must not silently replace a previous run's checkpoints."""
+    from ..engine.trainer import BEST, LAST
+    from ..errors import InputError
+
+    existing = [name for name in (LAST, BEST) if (run_dir / name).exists()]
+    if existing and not args.overwrite:
+        raise InputError(f"{run_dir} already holds a run ({', '.join(existing)}); pass --resume auto to continue "
+                         "it, --overwrite to replace it, or another --model_id")
+
+
+def _check_resume_matches(config, resume: Path, args: argparse.Namespace) -> None:
+    """--model / --text-config given with --resume must describe the checkpoint's network."""
+    from ..errors import InputError
+
+    if args.model and MODEL_ALIASES.get(args.model, args.model) != config.variant:
+        raise InputError(f"--resume {resume} holds a {config.variant}, not --model {args.model}")
+    if args.text_config:
+        wanted = _text_config(args.text_config)
+        differ = sorted(k for k, v in wanted.items() if config.text_config.get(k) != v)
+        if differ:
+            raise InputError(f"--resume {resume}: its text encoder differs from --text-config in {differ}")
 
 
 def _new_model(args: argparse.Namespace, max_tokens: int, pretrained: dict[str, Any] | None = None):
@@ -313,12 +347,14 @@ def run(args: argparse.Namespace) -> int:
             if old.get("dataset") not in (None, args.dataset):
                 raise InputError(f"--resume {resume} was trained on {old['dataset']}, not --dataset {args.dataset}")
             config_then = config_of(ckpt, str(resume))
+            _check_resume_matches(config_then, resume, args)
             if args.truncation not in (None, config_then.truncation):
                 raise InputError(f"--resume {resume} was trained with --truncation {config_then.truncation}, "
                                  f"not {args.truncation}")
             max_tokens, truncation = config_then.max_tokens, config_then.truncation
             vocab = old.get("vocab_file")
         else:
+            _check_new_run(run_dir, args)
             max_tokens, vocab = MAX_TOKENS[args.dataset], _vocab_file(args.ck_bert or args.text_encoder)
             truncation = (config_of(pretrained, args.ck_pretrained_refvos, truncation=args.truncation).truncation
                           if pretrained is not None else args.truncation or "standard")

@@ -58,6 +58,7 @@ from ..runtime import (
 )
 from . import distributed as du
 from .logger import EventWriter, MetricLogger
+from .run_lock import run_lock
 from .schedules import build_schedule
 
 IGNORE_INDEX = 255
@@ -585,7 +586,12 @@ class Trainer:
                 tmp.unlink(missing_ok=True)
 
     def fit(self, resume: str | Path | None = None) -> TrainResult:
-        """Train until ``epochs``; ``resume``: a checkpoint to continue from. Returns the history."""
+        """Train until ``epochs``; ``resume``: a checkpoint to continue from. Returns the history.
+        The run folder is locked meanwhile (:func:`~refvos.engine.run_lock.run_lock`, main process)."""
+        with run_lock(self.run_dir) if du.is_main_process() else contextlib.nullcontext():
+            return self._fit(resume)
+
+    def _fit(self, resume: str | Path | None) -> TrainResult:
         self.remove_stale_temporaries()
         if resume is not None:
             self.resume(resume)

@@ -1,0 +1,141 @@
+"""CLI footguns of the second hostile-input round: every output checked writable before any
+work, outputs that would overwrite an input or each other refused, stale video masks removed,
+run folders locked, finished runs not silently overwritten, resume with another network refused,
+out-of-range / NUL arguments refused, all as one line and status 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from refvos.checkpoint import save_checkpoint
+from refvos.cli import main
+from refvos.data import synthetic
+from refvos.engine.run_lock import LOCK_NAME, run_lock
+from tests.conftest import TINY_TEXT_CONFIG, make_tiny_model
+from tests.reliability.helpers import frames_folder, rgb
+
+SIZE = 48
+TINY = ["--model", "refvos_lite", "--backbone-weights", "none", "--text-encoder", "none",
+        "--text-config", json.dumps(TINY_TEXT_CONFIG)]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth", make_tiny_model())
+
+
+@pytest.fixture(scope="module")
+def refcoco_root(tmp_path_factory):
+    return synthetic.make_refcoco(tmp_path_factory.mktemp("refcoco"), num_images=20, image_size=SIZE, seed=0)
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def image(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(rgb(32, 40)).save(path)
+    return path
+
+
+def test_unwritable_mask_out_leaves_no_overlay(tmp_path, checkpoint, capsys):
+    (tmp_path / "ro").write_text("a file where a folder should be")  # unwritable even for root
+    argv = ["predict", "--checkpoint", str(checkpoint), "--image", str(image(tmp_path)), "-e", "x",
+            "--out", str(tmp_path / "o.png"), "--mask-out", str(tmp_path / "ro" / "m.png")]
+    assert main(argv) == 2
+    assert "ro" in one_error_line(capsys) and not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("which", ["out_is_image", "out_is_mask", "out_is_mask_suffixed"])
+def test_outputs_that_collide_are_refused(tmp_path, checkpoint, capsys, which):
+    photo = image(tmp_path)
+    before = photo.read_bytes()
+    extra = {"out_is_image": ["--out", str(photo)],
+             "out_is_mask": ["--out", str(tmp_path / "a.png"), "--mask-out", str(tmp_path / "a.png")],
+             "out_is_mask_suffixed": ["-e", "y", "--out", str(tmp_path / "a.png"),
+                                      "--mask-out", str(tmp_path / "sub" / ".." / "a.png")]}[which]
+    assert main(["predict", "--checkpoint", str(checkpoint), "--image", str(photo), "-e", "x", *extra]) == 2
+    line = one_error_line(capsys)
+    assert "input file" in line if which == "out_is_image" else "same file" in line
+    assert photo.read_bytes() == before and not (tmp_path / "a.png").exists()
+
+
+def test_reused_video_out_dir_keeps_no_stale_masks(tmp_path, checkpoint):
+    out = tmp_path / "out"
+    long = frames_folder(tmp_path / "long", [(32, 40)] * 3)
+    short = frames_folder(tmp_path / "short", [(32, 40)] * 2)
+    (short / "00000.png").rename(short / "a.png")
+    (short / "00001.png").rename(short / "b.png")
+    base = ["predict", "--checkpoint", str(checkpoint), "-e", "x", "--out-dir", str(out), "--max-size", "32"]
+    assert main([*base, "--video", str(long)]) == 0
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    assert main([*base, "--video", str(short)]) == 0
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["train", "--dataset", "refcoco", "--seed", "-1"], "--seed must be in 0.."),
+    (["train", "--dataset", "refcoco", "--seed", str(2**70)], "--seed must be in 0.."),
+    (["train", "--dataset", "refcoco", "--model_id", "../../x"], "--model_id '../../x' must name a sub-folder"),
+    (["train", "--dataset", "refcoco", "--model_id", "/abs"], "must name a sub-folder"),
+    (["serve", "--checkpoint", "c.pth", "--max-upload-mb", "nan"], "--max-upload-mb must be"),
+    (["serve", "--checkpoint", "c.pth", "--max-upload-mb", "inf"], "--max-upload-mb must be"),
+    (["predict", "--checkpoint", "c.pth", "--image", "p.png", "-e", "x", "--out", "o\x00.png"], "NUL"),
+])
+def test_bad_arguments_one_line(tmp_path, capsys, monkeypatch, argv, words):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert words in one_error_line(capsys)
+    assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
+
+
+def test_metrics_json_checked_before_evaluating(tmp_path, checkpoint, capsys):
+    (tmp_path / "ro").write_text("a file")
+    argv = ["test", "--dataset", "refcoco", "--resume", str(checkpoint), "--data-root", str(tmp_path / "nodata"),
+            "--metrics-json", str(tmp_path / "ro" / "m.json"), "--output-dir", str(tmp_path / "eval")]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert "m.json" in line and "nodata" not in line  # refused before the data set is even opened
+
+
+def _train(root, out, *extra):
+    return ["train", "--dataset", "refcoco", "--data-root", str(root), *TINY, "--base-size", str(SIZE),
+            "--crop-size", str(SIZE), "-b", "4", "--workers", "0", "--device", "cpu", "--output-dir", str(out),
+            "--model_id", "run", "--epochs", "1", *extra]
+
+
+@pytest.mark.slow
+def test_run_folder_lock_overwrite_and_resume_mismatch(tmp_path, refcoco_root, capsys):
+    run = tmp_path / "run"
+    with run_lock(run):  # another training holds the folder
+        assert main(_train(refcoco_root, tmp_path)) == 2
+        line = one_error_line(capsys)
+        assert "in use by another training" in line and LOCK_NAME in line
+    assert not (run / "last.pth").exists() and not (run / "log.jsonl").exists()
+
+    assert main(_train(refcoco_root, tmp_path)) == 0  # the lock is free again
+    capsys.readouterr()
+    finished = (run / "last.pth").read_bytes()
+    assert main(_train(refcoco_root, tmp_path)) == 2  # a plain new run over a finished one
+    assert "already holds a run (last.pth" in one_error_line(capsys)
+    assert (run / "last.pth").read_bytes() == finished
+
+    wrong_model = _train(refcoco_root, tmp_path, "--resume", "auto")
+    wrong_model[wrong_model.index("refvos_lite")] = "refvos_r101"
+    assert main(wrong_model) == 2
+    assert "holds a refvos_lite, not --model refvos_r101" in one_error_line(capsys)
+    other = json.dumps({**TINY_TEXT_CONFIG, "num_hidden_layers": 3})
+    wrong_text = _train(refcoco_root, tmp_path, "--resume", "auto")
+    wrong_text[wrong_text.index("--text-config") + 1] = other
+    assert main(wrong_text) == 2
+    assert "num_hidden_layers" in one_error_line(capsys)
+    assert (run / "last.pth").read_bytes() == finished
+
+    assert main(_train(refcoco_root, tmp_path, "--overwrite")) == 0
