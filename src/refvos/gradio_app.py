@@ -40,8 +40,8 @@ def segment_image(predictor: Any, image: np.ndarray | None, expression: str) -> 
         raise InputError("type an expression that describes one object")
     (result,) = predictor.predict_all([expression.strip()], image)
     picture = np.asarray(overlay(image, result.mask).convert("RGB"))
-    box = "none" if result.box is None else "x{}-{} y{}-{}".format(result.box[0], result.box[2], result.box[1],
-                                                                   result.box[3])
+    x0, y0, x1, y1 = result.box or (0, 0, 0, 0)
+    box = "none" if result.box is None else f"x{x0}-{x1} y{y0}-{y1}"
     summary = f"area {result.area} px, box {box}, score {result.score:.3f}"
     return picture, result.mask.astype(np.uint8) * 255, summary
 
@@ -68,6 +68,7 @@ def segment_video(predictor: Any, video_path: str | None, expression: str, out_p
 def build_interface(predictor: Any):
     """A ``gradio.Blocks`` app with an image tab and a video tab."""
     import tempfile
+    from pathlib import Path
 
     import gradio as gr
 
@@ -79,8 +80,8 @@ def build_interface(predictor: Any):
 
     def on_video(video, expression):
         try:
-            out = tempfile.NamedTemporaryFile(suffix=".gif", delete=False).name
-            return segment_video(predictor, video, expression, out)
+            out = Path(tempfile.mkdtemp(prefix="refvos-gradio-")) / "overlay.gif"
+            return segment_video(predictor, video, expression, str(out))
         except RefVOSError as e:
             raise gr.Error(str(e)) from None
 
