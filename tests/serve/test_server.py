@@ -177,3 +177,48 @@ def test_slow_clients_do_not_starve_a_legitimate_request(server):
             t.join(timeout=30)
     assert sum(b" 408 " in r.split(b"\r\n", 1)[0] and b'"error"' in r for r in replies) >= 4, replies
     assert request(server.url + "/healthz")[1]["active"] == 0
+
+
+@pytest.mark.slow
+def test_server_peak_memory_under_bombs():
+    """A server in a fresh process, warmed up by one real request, answers a GIF with a huge second
+    frame, a multi-page TIFF bomb and a float TIFF sent as .mp4 (each under 20 MB, as multipart and as
+    base64 JSON) with 400, and its peak RSS rises by less than 1 GB."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    script = textwrap.dedent("""
+        import base64, json, resource, sys
+        sys.path.insert(0, sys.argv[1])
+        from refvos.serve import Limits, make_server
+        from tests.conftest import make_tiny_model
+        from tests.reliability.helpers import gif_with_huge_second_frame, tiff_pages
+        from tests.serve.test_serve import png_bytes, post_files, post_json
+        srv = make_server(make_tiny_model().eval(), "127.0.0.1", 0, Limits(max_size=64), device="cpu",
+                          precision="fp32")
+        srv.start()
+        assert post_files(srv.url, [("image", "p.png", png_bytes()), ("expression", "", "x")])[0] == 200
+        bombs = [("image", "a.gif", gif_with_huge_second_frame()),
+                 ("image", "b.tif", tiff_pages([(40, 48), (13300, 13300)])),
+                 ("video", "c.mp4", tiff_pages([(13300, 13300)], "float32"))]
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        statuses = []
+        for field, name, data in bombs:
+            assert len(data) <= 20 * 2**20
+            statuses.append(post_files(srv.url, [(field, name, data), ("expression", "", "x")])[0])
+            doc = {field: base64.b64encode(data).decode(), "filename": name, "expression": "x"}
+            statuses.append(post_json(srv.url, doc)[0])
+        rise = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+        srv.stop()
+        print(json.dumps({"statuses": statuses, "rise_kb": rise}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, str(repo)], capture_output=True, text=True, timeout=600,
+                          env={"PYTHONPATH": f"{repo / 'src'}:{repo}", "PATH": "/usr/bin:/bin",
+                               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["statuses"] == [400] * 6, out
+    assert out["rise_kb"] < 1024 * 1024, out
