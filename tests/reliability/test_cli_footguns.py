@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from refvos.checkpoint import save_checkpoint
@@ -20,6 +21,15 @@ from tests.reliability.helpers import frames_folder, rgb
 SIZE = 48
 TINY = ["--model", "refvos_lite", "--backbone-weights", "none", "--text-encoder", "none",
         "--text-config", json.dumps(TINY_TEXT_CONFIG)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: the tiny models gain nothing from more on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +121,7 @@ def _train(root, out, *extra):
 
 
 @pytest.mark.slow
-def test_run_folder_lock_overwrite_and_resume_mismatch(tmp_path, refcoco_root, capsys):
+def test_run_folder_lock_overwrite_and_resume_mismatch(tmp_path, refcoco_root, checkpoint, capsys):
     run = tmp_path / "run"
     with run_lock(run):  # another training holds the folder
         assert main(_train(refcoco_root, tmp_path)) == 2
@@ -119,22 +129,20 @@ def test_run_folder_lock_overwrite_and_resume_mismatch(tmp_path, refcoco_root, c
         assert "in use by another training" in line and LOCK_NAME in line
     assert not (run / "last.pth").exists() and not (run / "log.jsonl").exists()
 
-    assert main(_train(refcoco_root, tmp_path)) == 0  # the lock is free again
-    capsys.readouterr()
+    (run / "last.pth").write_bytes(checkpoint.read_bytes())  # a previous run's refvos_lite checkpoint
     finished = (run / "last.pth").read_bytes()
-    assert main(_train(refcoco_root, tmp_path)) == 2  # a plain new run over a finished one
+    assert main(_train(refcoco_root, tmp_path)) == 2  # a plain new run over it
     assert "already holds a run (last.pth" in one_error_line(capsys)
-    assert (run / "last.pth").read_bytes() == finished
 
     wrong_model = _train(refcoco_root, tmp_path, "--resume", "auto")
     wrong_model[wrong_model.index("refvos_lite")] = "refvos_r101"
     assert main(wrong_model) == 2
     assert "holds a refvos_lite, not --model refvos_r101" in one_error_line(capsys)
-    other = json.dumps({**TINY_TEXT_CONFIG, "num_hidden_layers": 3})
     wrong_text = _train(refcoco_root, tmp_path, "--resume", "auto")
-    wrong_text[wrong_text.index("--text-config") + 1] = other
+    wrong_text[wrong_text.index("--text-config") + 1] = json.dumps({**TINY_TEXT_CONFIG, "num_hidden_layers": 3})
     assert main(wrong_text) == 2
     assert "num_hidden_layers" in one_error_line(capsys)
     assert (run / "last.pth").read_bytes() == finished
 
-    assert main(_train(refcoco_root, tmp_path, "--overwrite")) == 0
+    assert main(_train(refcoco_root, tmp_path, "--overwrite")) == 0  # asked for: replaced
+    assert (run / "last.pth").read_bytes() != finished
