@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -116,10 +117,16 @@ class RefVOSServer:
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def serve_forever(self) -> None:
-        """Serve until Ctrl-C or SIGTERM (uvicorn handles both when run in the main thread)."""
+        """Serve until Ctrl-C or SIGTERM (uvicorn handles both when run in the main thread, finishing
+        open requests). After a SIGTERM it re-raises the signal to the handler it found: a no-op
+        here, so the caller returns normally (Ctrl-C still ends in KeyboardInterrupt)."""
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: None) if main else None
         try:
             self._server.run(sockets=[self._socket])
         finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
             self._close()
 
     def start(self) -> threading.Thread:
