@@ -131,7 +131,11 @@ def test_many_parts_refused_by_the_parser(server):
 def test_log_lines_escape_control_characters(server, caplog):
     with caplog.at_level(logging.INFO, logger="refvos.serve"):
         request(server.url + "/x%0aFAKE%20200%1b[31m")
-    lines = [r.getMessage() for r in caplog.records if r.name == "refvos.serve"]
+        for _ in range(100):  # the line is written once the response has gone out
+            lines = [r.getMessage() for r in caplog.records if r.name == "refvos.serve"]
+            if any("FAKE" in m for m in lines):
+                break
+            time.sleep(0.1)
     assert any("/x?FAKE 200?[31m" in m for m in lines), lines
     assert not any("\n" in m or "\x1b" in m for m in lines)
 
