@@ -65,6 +65,7 @@ def test_security_headers_on_pages_and_errors(server):
 
 @pytest.mark.parametrize("head", [
     b"Content-Length: 5\r\nContent-Length: 7\r\n",  # conflicting lengths (h11 refuses)
+    b"Content-Length: 5\r\ncontent-length: 5\r\n",  # repeated, equal (the protocol refuses)
     b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",  # smuggling shape (the app refuses)
     b"X-Bad Header: 1\r\n",  # malformed header line (h11 refuses)
 ])

@@ -36,6 +36,21 @@ def protocol_class(limits: Limits) -> type[H11Protocol]:
 
     class GuardedH11Protocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
+        _head = b""  # the request head received so far (until its blank line)
+
+        def data_received(self, data: bytes) -> None:
+            # h11 merges repeated identical Content-Length headers into one; a request carrying
+            # several is refused here, as a proxy in front could frame it differently.
+            if self.conn.their_state is h11.IDLE and len(self._head) < 65536:
+                self._head += data
+                end = self._head.find(b"\r\n\r\n")
+                if end >= 0:
+                    lines = self._head[:end].lower().split(b"\r\n")
+                    self._head = b""
+                    if sum(line.startswith(b"content-length:") for line in lines) > 1:
+                        self.send_400_response("repeated Content-Length header")
+                        return
+            super().data_received(data)
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
@@ -69,6 +84,7 @@ def protocol_class(limits: Limits) -> type[H11Protocol]:
                 self._cancel_header_timer()
 
         def on_response_complete(self) -> None:
+            self._head = b""
             super().on_response_complete()
             if not self.transport.is_closing():
                 self._arm_header_timer()
