@@ -38,7 +38,7 @@ def segment_image(predictor: Any, image: np.ndarray | None, expression: str) -> 
         raise InputError("upload an image first")
     if not (expression or "").strip():
         raise InputError("type an expression that describes one object")
-    (result,) = predictor.predict_all([expression.strip()], image)
+    (result,) = predictor.predict_all(image, [expression.strip()])
     picture = np.asarray(overlay(image, result.mask).convert("RGB"))
     x0, y0, x1, y1 = result.box or (0, 0, 0, 0)
     box = "none" if result.box is None else f"x{x0}-{x1} y{y0}-{y1}"
@@ -61,7 +61,7 @@ def segment_video(predictor: Any, video_path: str | None, expression: str, out_p
             raise InputError(f"the video has more than {MAX_VIDEO_FRAMES} frames; trim it first")
         frames.append(frame)
     pictures = [caption(overlay(rgb, mask), expression.strip())
-                for rgb, mask in predictor.iter_video(frames, expression.strip())]
+                for rgb, mask, _ in predictor.iter_video(frames, expression.strip())]
     return str(save_gif(pictures, out_path))
 
 

@@ -84,9 +84,9 @@ def test_reused_video_out_dir_keeps_no_stale_masks(tmp_path, checkpoint):
     (short / "00001.png").rename(short / "b.png")
     base = ["predict", "--checkpoint", str(checkpoint), "-e", "x", "--out-dir", str(out), "--max-size", "32"]
     assert main([*base, "--video", str(long)]) == 0
-    assert sorted(p.name for p in (out / "masks").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    assert sorted(p.name for p in (out / "expr_0" / "masks").iterdir()) == ["00000.png", "00001.png", "00002.png"]
     assert main([*base, "--video", str(short)]) == 0
-    assert sorted(p.name for p in (out / "masks").iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in (out / "expr_0" / "masks").iterdir()) == ["a.png", "b.png"]
 
 
 @pytest.mark.parametrize("argv,words", [

@@ -34,7 +34,7 @@ def test_segment_image_matches_the_predictor(predictor):
 
     image = rgb(40, 52)
     overlay, mask, summary = segment_image(predictor, image, "  the dog ")
-    expected = predictor.predict_all(["the dog"], image)[0]
+    expected = predictor.predict_all(image, ["the dog"])[0]
     assert overlay.shape == (40, 52, 3) and mask.dtype == np.uint8
     np.testing.assert_array_equal(mask > 0, expected.mask)
     assert f"area {expected.area} px" in summary

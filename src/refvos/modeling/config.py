@@ -126,6 +126,8 @@ class RefVOSConfig:
         _int_in("head_channels", self.head_channels, 1, 2048)
         _int_in("output_stride", self.output_stride, 8, 8)
         _int_in("backbone_stage", self.backbone_stage, 0, 4)
+        if self.input_size is not None:
+            _int_in("input_size", self.input_size, 16, 8192)
         if not isinstance(self.atrous_rates, (tuple, list)) or len(self.atrous_rates) != 3:
             raise ValueError(f"atrous_rates must be 3 integers, got {self.atrous_rates!r}")
         for r in self.atrous_rates:
