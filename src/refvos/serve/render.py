@@ -1,6 +1,7 @@
 """A parsed request through the :class:`~refvos.predictor.Predictor` -> the JSON answer
 (overlays and masks as base64 PNG / GIF). Uses only the predictor's public methods:
-``predict_all`` for a picture, ``predict_video`` for a video (once per expression)."""
+``predict_all`` for a picture, ``iter_video_all`` for a video (the backbone once per frame
+batch, every expression decoded on it)."""
 
 from __future__ import annotations
 
@@ -47,16 +48,15 @@ def render(predictor: Any, req: SegmentRequest) -> dict:
             for r in predictor.predict_all(rgb, req.expressions)
         ]
         return doc
-    results = []
-    for expression in req.expressions:
-        overlays, masks, stats = [], [], []
-        for rgb, r in zip(req.frames, predictor.predict_video(req.frames, expression)):
-            overlays.append(caption(overlay(rgb, r.mask), expression))
-            masks.append(png_b64(mask_picture(r.mask)))
-            stats.append({"area": r.area, "box": list(r.box) if r.box is not None else None,
-                          "score": round(r.score, 6)})
-        results.append({"expression": expression, "overlay_gif": gif_b64(overlays), "mask_pngs": masks,
-                        "frames": stats})
+    per_expression = [{"expression": e, "overlays": [], "mask_pngs": [], "frames": []} for e in req.expressions]
+    for rgb, predictions in predictor.iter_video_all(req.frames, req.expressions):
+        for out, r in zip(per_expression, predictions):
+            out["overlays"].append(caption(overlay(rgb, r.mask), r.expression))
+            out["mask_pngs"].append(png_b64(mask_picture(r.mask)))
+            out["frames"].append({"area": r.area, "box": list(r.box) if r.box is not None else None,
+                                  "score": round(r.score, 6)})
+    results = [{"expression": out["expression"], "overlay_gif": gif_b64(out.pop("overlays")),
+                "mask_pngs": out["mask_pngs"], "frames": out["frames"]} for out in per_expression]
     doc["num_frames"] = len(req.frames)
     doc["results"] = results
     return doc

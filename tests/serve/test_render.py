@@ -1,0 +1,52 @@
+"""serve's renderer: a video request with several expressions, one backbone pass per frame batch."""
+
+import base64
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from refvos.predictor import Predictor
+from refvos.serve.parsing import SegmentRequest
+from refvos.serve.render import render
+from tests.conftest import make_tiny_model
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    model = make_tiny_model().eval()
+    last = [m for m in model.segmenter.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():  # masks mixed, not one class everywhere: foreground on about half the pixels
+        last.weight.mul_(40.0)
+        image = torch.randn(1, 3, 40, 56)
+        ids = torch.tensor([[101, 1996, 2417, 4418, 102]])
+        diff = model(image, ids, torch.ones_like(ids))
+        last.bias[1] -= (diff[:, 1] - diff[:, 0]).median()
+    return Predictor(model, device="cpu", precision="fp32", max_size=64)
+
+
+def test_video_with_two_expressions_matches_the_predictor_per_expression(predictor):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(3)]
+    expressions = ["the red circle", "the dog on the left"]
+    calls = []
+    encode = predictor.encode_images
+    predictor.encode_images = lambda *a, **k: calls.append(1) or encode(*a, **k)
+    try:
+        doc = render(predictor, SegmentRequest("video", frames, expressions))
+    finally:
+        del predictor.encode_images
+    assert len(calls) == 1  # three frames, one batch, one backbone pass for both expressions
+    assert [r["expression"] for r in doc["results"]] == expressions
+    areas = []
+    for result, expression in zip(doc["results"], expressions):
+        expected = predictor.predict_video(frames, expression)
+        got = [np.asarray(Image.open(io.BytesIO(base64.b64decode(b)))) > 127 for b in result["mask_pngs"]]
+        assert len(got) == 3
+        for g, e, stats in zip(got, expected, result["frames"]):
+            np.testing.assert_array_equal(g, e.mask)
+            assert stats["area"] == e.area
+        areas += [int(g.sum()) for g in got]
+    assert min(areas) > 0 and max(areas) < 40 * 56  # mixed masks: the comparison can fail
