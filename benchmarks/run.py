@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import statistics
 import sys
@@ -290,9 +291,14 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
     from refvos.data.synthetic import make_video_clip
     from refvos.demo import PRESETS, run_demo
 
-    preset = cfg["demo_preset"]
-    demo = run_demo(workdir / "demo", preset=preset, seed=0)
-    model = load_checkpoint(workdir / "demo" / "model.pth").eval()
+    if cfg.get("demo_dir"):  # a finished `refvos demo` run: its network, not a second training
+        demo_dir = Path(cfg["demo_dir"])
+        demo = json.loads((demo_dir / "metrics.json").read_text())
+        preset = demo["preset"]
+    else:
+        preset, demo_dir = cfg["demo_preset"], workdir / "demo"
+        demo = run_demo(demo_dir, preset=preset, seed=0)
+    model = load_checkpoint(demo_dir / "model.pth").eval()
     size = PRESETS[preset].image_size
     fp32_path = Predictor(model, device=device, precision="fp32")
     bf16_path = Predictor(model, device=device, precision="bf16")
@@ -500,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-preset", choices=["default", "quick", "tiny"], default=None,
                         help="the demo preset that trains the network of the agreement section (default: "
                              "default, tiny with --quick)")
+    parser.add_argument("--demo-dir", default=None,
+                        help="a finished `refvos demo --out DIR` run whose network the agreement section "
+                             "uses instead of training one (after `make demo`: demo_out)")
     parser.add_argument("--compiled-latency", action="store_true",
                         help="also time the torch.compile variants in --quick mode (the full run always does)")
     parser.add_argument("--skip", nargs="*", default=[],
@@ -508,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = dict(QUICK if args.quick else FULL)
     cfg["compiled_latency"] = cfg["compiled_latency"] or args.compiled_latency
     cfg["demo_preset"] = args.demo_preset or cfg["demo_preset"]
+    cfg["demo_dir"] = args.demo_dir
     device = torch.device(args.device)
     started = time.perf_counter()
     from refvos.io import atomic_write_json

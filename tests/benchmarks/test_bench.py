@@ -101,3 +101,21 @@ def test_sections_are_consistent(bench):
     assert t["refvos_precision"] == r["train_precision_refvos"]
     assert r["profile"]["bf16"]["top_self"]
     assert "| target |" in stdout and "video_speedup_vs_original" in stdout
+
+
+@pytest.mark.slow
+def test_agreement_section_uses_a_finished_demo_run(tmp_path, monkeypatch):
+    """``--demo-dir``: the agreement section loads that run's network and reports its figures,
+    and trains nothing itself."""
+    import refvos.demo
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks import run
+
+    demo = refvos.demo.run_demo(tmp_path / "demo", preset="tiny", seed=0)
+    monkeypatch.setattr(refvos.demo, "run_demo", lambda *a, **k: pytest.fail("trained a second network"))
+    cfg = {**run.QUICK, "demo_dir": str(tmp_path / "demo")}
+    out = run.bench_trained_agreement(cfg, run.torch.device("cpu"), tmp_path / "work")
+    assert out["demo_overall_iou"] == demo["overall_iou"]
+    assert "'tiny'" in out["model"]
+    assert out["frames"] == cfg["agreement_clips"] * cfg["agreement_frames"]
