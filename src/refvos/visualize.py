@@ -63,16 +63,20 @@ def overlay(
         raise ValueError(f"overlay: image {image.shape[:2]} and mask {mask.shape} differ in size")
     m = mask.astype(bool)
     color = color or fill_color(image, m)
-    out = image.astype(np.float32).copy()
-    out[m] = out[m] * (1 - alpha) + np.array(color, np.float32) * alpha
+    out = np.array(image, dtype=np.uint8, copy=True)
     w = line_width(*m.shape)
-    if m.any():
-        out[_dilate(m, 2 * w) & ~_dilate(m, w)] = (0, 0, 0)  # dark edge outside
-        out[_dilate(m, w) & ~m | _contour(m, w)] = (255, 255, 255)  # white band on the boundary
+    ys, xs = np.nonzero(m)
+    if ys.size:  # work in the mask's bounding box grown by the outline (a video frame's cost)
+        pad = 2 * w + 1
+        win = (slice(max(0, ys.min() - pad), ys.max() + pad + 1), slice(max(0, xs.min() - pad), xs.max() + pad + 1))
+        mw, region = m[win], out[win].astype(np.float32)
+        region[mw] = region[mw] * (1 - alpha) + np.array(color, np.float32) * alpha
+        region[_dilate(mw, 2 * w) & ~_dilate(mw, w)] = (0, 0, 0)  # dark edge outside
+        region[_dilate(mw, w) & ~mw | _contour(mw, w)] = (255, 255, 255)  # white band on the boundary
+        out[win] = region.round().astype(np.uint8)
     if gt is not None and gt.any():
-        g = gt.astype(bool)
-        out[_contour(g, w)] = GT_COLOR
-    picture = Image.fromarray(out.round().astype(np.uint8))
+        out[_contour(gt.astype(bool), w)] = GT_COLOR
+    picture = Image.fromarray(out)
     if not expression:
         return picture
     return caption(picture, expression)
