@@ -5,16 +5,13 @@ from PIL import Image
 
 from refvos import Predictor
 from refvos.errors import InputError
-from refvos.imaging import to_tensor
-from refvos.tokenization import get_tokenizer
+
+from .helpers import assert_mixed, make_mixed_model, reference_mask
 
 
-def _original_pipeline_mask(model, image: np.ndarray, expression: str) -> np.ndarray:
-    """The original test.py: own resolution, ImageNet normalisation, 20 tokens, argmax."""
-    ids, mask = get_tokenizer().encode(expression, model.config.max_tokens)
-    with torch.no_grad():
-        out = model(to_tensor(image)[None], ids, mask)
-    return out.argmax(1)[0].numpy().astype(bool)
+@pytest.fixture(scope="module")
+def mixed_model():
+    return make_mixed_model()
 
 
 @pytest.fixture
@@ -23,22 +20,26 @@ def photo():
     return rng.integers(0, 256, size=(45, 61, 3), dtype=np.uint8)
 
 
-def test_predict_equals_original_pipeline_in_fp32(tiny_model, photo):
-    p = Predictor(tiny_model, device="cpu", precision="fp32")
+def test_predict_equals_original_pipeline_in_fp32(mixed_model, photo):
+    p = Predictor(mixed_model, device="cpu", precision="fp32")
     got = p.predict(photo, "the man on the left")
     assert got.dtype == bool and got.shape == (45, 61)
-    np.testing.assert_array_equal(got, _original_pipeline_mask(tiny_model, photo, "the man on the left"))
+    expected = reference_mask(mixed_model, photo, "the man on the left")
+    assert_mixed([expected])
+    np.testing.assert_array_equal(got, expected)
 
 
-def test_several_expressions_reuse_the_image_features(tiny_model, photo, monkeypatch):
-    p = Predictor(tiny_model, device="cpu", precision="fp32")
+def test_several_expressions_reuse_the_image_features(mixed_model, photo, monkeypatch):
+    p = Predictor(mixed_model, device="cpu", precision="fp32")
     calls = []
     backbone_forward = p.model.segmenter.backbone.forward
     monkeypatch.setattr(p.model.segmenter.backbone, "forward", lambda x: calls.append(1) or backbone_forward(x))
     results = p.predict_all(photo, ["the cat", "a dog on the right"])
     assert len(calls) == 1 and len(results) == 2
     for r in results:
-        np.testing.assert_array_equal(r.mask, _original_pipeline_mask(tiny_model, photo, r.expression))
+        expected = reference_mask(mixed_model, photo, r.expression)
+        assert_mixed([expected])
+        np.testing.assert_array_equal(r.mask, expected)
         assert r.area == int(r.mask.sum())
 
 
@@ -70,16 +71,18 @@ def test_max_size_caps_the_processed_image_but_returns_full_size(tiny_model, pho
     assert p.predict(photo, "the dog").shape == photo.shape[:2]
 
 
-def test_predict_video_encodes_the_sentence_once(tiny_model, monkeypatch):
-    frames = [np.random.default_rng(i).integers(0, 256, (24, 32, 3), dtype=np.uint8) for i in range(5)]
-    p = Predictor(tiny_model, device="cpu", precision="fp32")
+def test_predict_video_encodes_the_sentence_once(mixed_model, monkeypatch):
+    frames = [np.random.default_rng(i).integers(0, 256, (40, 56, 3), dtype=np.uint8) for i in range(5)]
+    p = Predictor(mixed_model, device="cpu", precision="fp32")
     calls = []
     encode = p.model.encode_text
     monkeypatch.setattr(p.model, "encode_text", lambda *a: calls.append(1) or encode(*a))
     masks = [r.mask for r in p.predict_video(frames, "the square moving left", batch_size=2)]
     assert len(calls) == 1 and len(masks) == 5
     for frame, mask in zip(frames, masks):
-        np.testing.assert_array_equal(mask, _original_pipeline_mask(tiny_model, frame, "the square moving left"))
+        expected = reference_mask(mixed_model, frame, "the square moving left")
+        assert_mixed([expected])
+        np.testing.assert_array_equal(mask, expected)
 
 
 def test_video_frames_of_different_sizes_are_refused(tiny_model):
@@ -109,20 +112,22 @@ def test_corrupt_image_file(tiny_model, tmp_path):
 
 
 # -- the SAM-style API -----------------------------------------------------------------------------
-def test_from_checkpoint_and_argument_order(tiny_model, photo, tmp_path):
+def test_from_checkpoint_and_argument_order(mixed_model, photo, tmp_path):
     from refvos.checkpoint import save_checkpoint
 
-    path = save_checkpoint(tmp_path / "m.pth", tiny_model)
+    path = save_checkpoint(tmp_path / "m.pth", mixed_model)
     p = Predictor.from_checkpoint(path, device="cpu", precision="fp32")
     (r,) = p.predict_all(photo, ["the dog"])  # image first, as predict(image, expression)
     np.testing.assert_array_equal(r.mask, p.predict(photo, "the dog"))
-    np.testing.assert_array_equal(r.mask, _original_pipeline_mask(tiny_model, photo, "the dog"))
+    expected = reference_mask(mixed_model, photo, "the dog")
+    assert_mixed([expected])
+    np.testing.assert_array_equal(r.mask, expected)
     with pytest.raises(TypeError, match="image comes first"):
         p.predict_all(["the dog"], photo)
 
 
-def test_predict_video_from_a_path_with_scores(tiny_model, tmp_path):
-    frames = [np.random.default_rng(i).integers(0, 256, (24, 32, 3), dtype=np.uint8) for i in range(3)]
+def test_predict_video_from_a_path_with_scores(mixed_model, tmp_path):
+    frames = [np.random.default_rng(i).integers(0, 256, (40, 56, 3), dtype=np.uint8) for i in range(3)]
     gif = tmp_path / "clip.gif"
     pictures = [Image.fromarray(f) for f in frames]
     pictures[0].save(gif, save_all=True, append_images=pictures[1:], duration=100, loop=0)
@@ -130,12 +135,13 @@ def test_predict_video_from_a_path_with_scores(tiny_model, tmp_path):
     folder.mkdir()
     for i, f in enumerate(frames):
         Image.fromarray(f).save(folder / f"{i:05d}.png")
-    p = Predictor(tiny_model, device="cpu", precision="fp32")
+    p = Predictor(mixed_model, device="cpu", precision="fp32")
     from_folder = p.predict_video(folder, "the cat", batch_size=2)
     assert len(p.predict_video(gif, "the cat")) == 3 and len(p.predict_video(str(folder), "the cat")) == 3
     for frame, r in zip(frames, from_folder):
         (single,) = p.predict_all(frame, ["the cat"])  # the same definitions as for an image
         np.testing.assert_array_equal(r.mask, single.mask)
+        assert_mixed([single.mask])
         assert r.area == single.area and r.box == single.box
         assert r.score == pytest.approx(single.score, abs=1e-5) and 0.0 <= r.score <= 1.0
 
@@ -162,10 +168,10 @@ def test_max_size_defaults_to_the_size_the_checkpoint_records(tiny_model):
     assert p.predict(big, "x").shape == (64, 96)  # the mask at the picture's size
 
 
-def test_iter_video_all_encodes_each_expression_once_and_batches_frames(tiny_model, monkeypatch):
-    frames = [np.random.default_rng(i).integers(0, 256, (24, 32, 3), dtype=np.uint8) for i in range(5)]
+def test_iter_video_all_encodes_each_expression_once_and_batches_frames(mixed_model, monkeypatch):
+    frames = [np.random.default_rng(i).integers(0, 256, (40, 56, 3), dtype=np.uint8) for i in range(5)]
     expressions = ["the square moving left", "the red ball"]
-    p = Predictor(tiny_model, device="cpu", precision="fp32")
+    p = Predictor(mixed_model, device="cpu", precision="fp32")
     text_calls, image_batches = [], []
     encode_text, encode = p.model.encode_text, p.runner.encode
     monkeypatch.setattr(p.model, "encode_text", lambda *a: text_calls.append(a[0].shape[0]) or encode_text(*a))
@@ -175,7 +181,9 @@ def test_iter_video_all_encodes_each_expression_once_and_batches_frames(tiny_mod
     for (rgb, preds), frame in zip(out, frames):
         assert rgb is not None and [r.expression for r in preds] == expressions
         for r in preds:
-            np.testing.assert_array_equal(r.mask, _original_pipeline_mask(tiny_model, frame, r.expression))
+            expected = reference_mask(mixed_model, frame, r.expression)
+            assert_mixed([expected])
+            np.testing.assert_array_equal(r.mask, expected)
             assert r.area == int(r.mask.sum()) and 0 <= r.score <= 1
     # the same results as one image at a time
     single = p.predict_all(frames[3], expressions)

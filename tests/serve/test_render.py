@@ -5,26 +5,17 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from refvos.predictor import Predictor
 from refvos.serve.parsing import SegmentRequest
 from refvos.serve.render import render
-from tests.conftest import make_tiny_model
+from tests.helpers import make_mixed_model
 
 
 @pytest.fixture(scope="module")
 def predictor():
-    model = make_tiny_model().eval()
-    last = [m for m in model.segmenter.modules() if isinstance(m, torch.nn.Conv2d)][-1]
-    with torch.no_grad():  # masks mixed, not one class everywhere: foreground on about half the pixels
-        last.weight.mul_(40.0)
-        image = torch.randn(1, 3, 40, 56)
-        ids = torch.tensor([[101, 1996, 2417, 4418, 102]])
-        diff = model(image, ids, torch.ones_like(ids))
-        last.bias[1] -= (diff[:, 1] - diff[:, 0]).median()
-    return Predictor(model, device="cpu", precision="fp32", max_size=64)
+    return Predictor(make_mixed_model(), device="cpu", precision="fp32", max_size=64)
 
 
 def test_video_with_two_expressions_matches_the_predictor_per_expression(predictor):
