@@ -153,10 +153,15 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
         load_checkpoint(tmp_path / "other.pth")
 
 
-def test_nan_weights_are_refused(tmp_path):
+@pytest.mark.parametrize("part, weight", [
+    ("model", lambda m: m.segmenter.classifier.conv.weight),
+    ("bert_model", lambda m: m.text_encoder.encoder.layer[1].output.dense.weight),
+])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_nan_weights_are_refused(tmp_path, part, weight, value):
     model = make_tiny_model()
     with torch.no_grad():
-        model.segmenter.classifier.conv.weight[0, 0, 0, 0] = float("nan")
+        weight(model)[0, 0] = value
     path = save_checkpoint(tmp_path / "nan.pth", model)
-    with pytest.raises(CheckpointError, match="NaN"):
+    with pytest.raises(CheckpointError, match=rf"'{part}' weight .* contains NaN or infinite values"):
         load_checkpoint(path)
