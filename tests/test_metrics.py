@@ -391,3 +391,15 @@ def test_davis_accumulator():
     assert merged["summary"]["k"]["per_annotator"]["1"]["J"] == pytest.approx((0.5 + 0.4) / 2)
     with pytest.raises(InputError):
         acc.add(("v", 1), 1.0, 1.0)
+
+
+def test_f_boundary_tolerance_is_davis2017s_at_a_davis_frame_size():
+    """davis2017's bound_th = 0.008 of the diagonal: radius ceil(0.008 * 979.7) = 8 on a 480x854
+    frame (0.007 gives 7, 0.009 gives 9), so a box shifted by 8 columns has F = 1 and by 9 not."""
+    gt = box((480, 854), 100, 300, 200, 400)
+    shifted = {d: box((480, 854), 100, 300, 200 + d, 400 + d) for d in (8, 9)}
+    assert contour_accuracy(shifted[8], gt) == 1.0
+    assert contour_accuracy(shifted[9], gt) < 0.7
+    metrics = DavisMetrics()
+    assert metrics.update(("v", 1, 0, "full"), shifted[8], gt)[1] == 1.0
+    assert metrics.update(("v", 1, 0, "full"), shifted[9], gt)[1] < 0.7
