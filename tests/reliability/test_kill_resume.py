@@ -204,17 +204,28 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(bad, data_root
 
 
 def test_diverging_weights_never_reach_last_pth(data_root, tmp_path):
-    """An absurd learning rate makes the *weights* non-finite after an update whose loss was
-    still finite; the checkpoint written after that step must not be a poisoned one that then
-    refuses to load ("contains NaN") -- it must stay the last good one."""
+    """An update whose loss was finite makes a *weight* non-finite (here: the third update sets
+    one to NaN); the checkpoint due after that step is not written (it would refuse to load,
+    "contains NaN"): training stops and last.pth stays the one of iteration 2."""
     from refvos.checkpoint import load_checkpoint
 
-    trainer = _trainer(data_root, tmp_path / "run", lr=1e38)
-    with pytest.raises(RefVOSError):
+    trainer = _trainer(data_root, tmp_path / "run")
+    steps = []
+
+    def diverge(optimizer, args, kwargs):
+        steps.append(1)
+        if len(steps) == 3:
+            with torch.no_grad():
+                trainer.model.segmenter.classifier.conv_2.weight[0, 0] = float("nan")
+
+    trainer.optimizer.register_step_post_hook(diverge)
+    with pytest.raises(RefVOSError, match=r"weights became non-finite \(segmenter\.classifier\.conv_2\.weight\) "
+                                          r"at iteration 3.*last good checkpoint is .*last\.pth"):
         trainer.fit()
+    assert len(steps) == 3
     last = tmp_path / "run" / "last.pth"
-    if last.exists():
-        load_checkpoint(last)  # CheckpointError if it holds NaN / inf weights
+    assert read_checkpoint(last)["iteration"] == 2
+    load_checkpoint(last)  # CheckpointError if it held NaN / inf weights
 
 
 def test_disk_full_during_a_save_keeps_the_previous_checkpoint(data_root, tmp_path, monkeypatch):

@@ -70,7 +70,8 @@ RESUME_INVARIANTS = ("seed", "batch_size", "accumulate", "world_size", "text_enc
 
 
 class NonFiniteLossError(RefVOSError):
-    """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+    """The loss (or, after an update, a weight) became NaN or infinite; training stopped and the
+    last good checkpoint was kept."""
 
 
 @dataclass
@@ -470,6 +471,7 @@ class Trainer:
         """Write the model and :meth:`state` to ``<run dir>/<name>`` on rank 0 (atomically);
         ``weights_only``: without the optimizer, generators and position (a file to evaluate or
         predict with, a fraction of the size; resuming needs ``last.pth``)."""
+        self.check_finite_weights()
         state = self.state()  # collective: every rank takes part
         if weights_only:
             state = {k: state[k] for k in ("epoch", "iteration", "best", "history", "args")}
@@ -477,6 +479,20 @@ class Trainer:
         du.save_on_master(ckpt_io.save_checkpoint, path, self.model, **state)
         du.barrier()
         return path
+
+    def check_finite_weights(self) -> None:
+        """Raise :class:`NonFiniteLossError` if an update made a weight NaN or infinite (its loss
+        was still finite), so that no checkpoint is written with such weights: the last one
+        written stays the last good one (every rank holds the same weights and raises alike)."""
+        bad = next((name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()), None)
+        if bad is None:
+            return
+        last = self.run_dir / LAST
+        raise NonFiniteLossError(
+            f"the weights became non-finite ({bad}) at iteration {self.iteration}; training stopped. "
+            + (f"The last good checkpoint is {last}; resume from it with --resume {last} "
+               "(perhaps with a lower --lr)." if last.is_file() else "No checkpoint was written yet.")
+        )
 
     # -------------------------------------------------------------- training
 
