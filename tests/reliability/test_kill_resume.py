@@ -50,7 +50,7 @@ def _argv(root: Path, out: Path) -> list[str]:
 
 def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore",
-            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "REFVOS_TEST_SEED": "3"}
+            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
 def _start(root: Path, out: Path, pause: float = 0.15) -> subprocess.Popen:
