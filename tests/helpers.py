@@ -9,14 +9,18 @@ argmax) by hand, without the package's ``decode``, so changing the upsampling fa
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 from torch.nn import functional as F
 
 from refvos.imaging import to_tensor
 from refvos.tokenization import get_tokenizer
 
-from .conftest import make_tiny_model
+from .conftest import SHARED, make_tiny_model
 
 
 def make_mixed_model(seed: int = 0, max_tokens: int = 20):
@@ -64,3 +68,16 @@ def assert_mixed(masks) -> None:
     for m in masks:
         m = np.asarray(m)
         assert 0 < m.sum() < m.size, "a test mask is all one class: the comparison could not fail"
+
+
+def shared_dataset_file(*parts: str) -> Path:
+    """A file of RefVOS's released annotation folder, found beside the repository
+    (``../shared/refvos-dataset/<parts>``). Missing: the test is skipped on a developer's
+    machine, and fails under CI (``CI`` set), where the data must be there."""
+    path = SHARED.joinpath("refvos-dataset", *parts)
+    if not path.exists():
+        message = f"{path} is not there (RefVOS's annotation files, expected beside the repository)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from refvos.analysis import (
 )
 from refvos.data.annotations import CATEGORIES, ExpressionCategory, load_categorization
 
-REAL_CSV_DIR = Path("/work/shared/refvos-dataset/RE_categorization")
+from .helpers import shared_dataset_file
 
 
 def cats(**present):
@@ -120,9 +119,7 @@ def test_write_json_and_plot(tmp_path):
 
 @pytest.mark.parametrize("name", ["DAVIS17_RE_categorization.csv", "A2D_RE_categorization.csv"])
 def test_real_categorisation_files(name):
-    path = REAL_CSV_DIR / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+    path = shared_dataset_file("RE_categorization", name)
     records = load_categorization(path)
     results = [SampleResult(r.video, r.instance_id, r.expression, i % 3, 3)
                for i, r in enumerate(records)]

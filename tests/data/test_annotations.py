@@ -1,5 +1,4 @@
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -11,14 +10,11 @@ from refvos.data.annotations import (
     write_categorization,
 )
 from refvos.errors import DataFormatError
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "refvos-dataset"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="shared/refvos-dataset not present")
+from tests.helpers import shared_dataset_file
 
 
-@needs_shared
 def test_real_a2d_categorization_counts():
-    recs = load_categorization(SHARED / "RE_categorization" / "A2D_RE_categorization.csv")
+    recs = load_categorization(shared_dataset_file("RE_categorization", "A2D_RE_categorization.csv"))
     assert len(recs) == 1295
     assert len({r.video for r in recs}) == 737
     assert Counter(r.difficulty for r in recs) == {
@@ -39,17 +35,16 @@ def test_real_a2d_categorization_counts():
     assert incorrect.information is None and incorrect.categories == {}
 
 
-@needs_shared
 def test_real_davis_categorization_counts():
-    recs = load_categorization(SHARED / "RE_categorization" / "DAVIS17_RE_categorization.csv")
+    recs = load_categorization(shared_dataset_file("RE_categorization", "DAVIS17_RE_categorization.csv"))
     assert len(recs) == 61
     assert all(set(r.categories) == set(CATEGORIES) for r in recs)
     assert recs[0].video == "blackswan" and recs[0].instance_id == 1
 
 
-@needs_shared
 def test_real_augmented_expressions():
-    d = load_augmented_expressions(SHARED / "New_REs" / "A2D_appearance_new_format_all_non_trivial.txt")
+    d = load_augmented_expressions(
+        shared_dataset_file("New_REs", "A2D_appearance_new_format_all_non_trivial.txt"))
     assert len(d) == 428
     assert d[("XQ2WJo8sLEw", 2)] == "the person in gray is walking"
 
