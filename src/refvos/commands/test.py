@@ -27,10 +27,7 @@ are x100).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-from collections.abc import Iterator
 
 from .data_args import (
     add_data_arguments,
@@ -158,40 +155,18 @@ def truncated_expressions(dataset) -> tuple[int, int, int]:
     return sum(tokenizer.count_tokens(t) > limit for t in texts), len(texts), limit
 
 
-@contextlib.contextmanager
-def _distributed(args: argparse.Namespace) -> Iterator[tuple[str | None, int]]:
-    """Under torchrun (``WORLD_SIZE`` > 1) join the process group (NCCL with CUDA, else gloo)
-    for the evaluation; yields ``(device, rank)``."""
-    import torch
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    dist = torch.distributed
-    if world == 1 or dist.is_initialized():
-        yield args.device, dist.get_rank() if dist.is_initialized() else 0
-        return
-    device = args.device
-    cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
-    if cuda and device is None:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        torch.cuda.set_device(device)
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
-    try:
-        yield device, dist.get_rank()
-    finally:
-        dist.destroy_process_group()
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..checkpoint import check_checkpoint_file, load_checkpoint
+    from ..engine import distributed as du
     from ..engine.evaluator import evaluate, print_table
     from ..errors import DataFormatError, InputError
     from ..io import atomic_write_json
     from .checks import check_device
 
     check_checkpoint_file(args.checkpoint, "--checkpoint")
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    if not du.launched_by_torchrun():
         check_device(args.device)  # a missing GPU: refused before the model is built
     if args.display_limit < 0:
         raise InputError("--display-limit must be at least 0")
@@ -230,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
     if over:
         print(f"note: {over} of {distinct} distinct expressions are longer than {limit} tokens "
               "([CLS] and [SEP] included); the model reads their first tokens only", file=sys.stderr)
-    with _distributed(args) as (device, rank):
+    with du.distributed_mode(args.device) as device:
+        rank = du.get_rank()
         result = evaluate(
             model, dataset, device=device, precision=args.precision,
             batch_size=args.batch_size, workers=args.workers,

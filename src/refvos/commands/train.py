@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -329,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
     _check_arguments(args)
     run_dir = Path(args.output_dir) / args.model_id
     config = _training_config(args, run_dir)
-    if "LOCAL_RANK" not in os.environ:
+    if not du.launched_by_torchrun():
         check_device(args.device)  # --device cuda without a GPU: refused before anything is built
     resume = None
     if args.resume == "auto":
@@ -340,8 +339,7 @@ def run(args: argparse.Namespace) -> int:
     pretrained = read_checkpoint(args.ck_pretrained_refvos) if args.pretrained_refvos and ckpt is None else None
     root = data_root(args)
 
-    device = du.init_distributed_mode(args.device)
-    try:
+    with du.distributed_mode(args.device) as device:
         if ckpt is not None:
             old = ckpt.get("args") or {}
             if old.get("dataset") not in (None, args.dataset):
@@ -394,6 +392,4 @@ def run(args: argparse.Namespace) -> int:
             if result.best:
                 print(f"best: {result.best['metric']} {result.best['value']:.4f} at epoch "
                       f"{result.best['epoch']}; {run_dir / 'best.pth'} (weights only)", flush=True)
-    finally:
-        du.destroy_distributed_mode()
     return 0

@@ -12,7 +12,9 @@ process and every helper degrades to the single-process answer.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -71,6 +73,20 @@ def init_distributed_mode(device: str | torch.device | None = None) -> torch.dev
     return device
 
 
+@contextlib.contextmanager
+def distributed_mode(device: str | torch.device | None = None) -> Iterator[torch.device]:
+    """:func:`init_distributed_mode` for the duration of a command (``refvos train``,
+    ``refvos test``); yields this process's device and leaves the process group it joined
+    (one joined earlier, e.g. by a test harness, is left in place)."""
+    joined = launched_by_torchrun() and not is_dist_avail_and_initialized()
+    device = init_distributed_mode(device)
+    try:
+        yield device
+    finally:
+        if joined:
+            destroy_distributed_mode()
+
+
 def _local_device(device: torch.device) -> torch.device:
     if device.type != "cuda":
         return device
@@ -112,12 +128,3 @@ def all_gather_object(obj: Any) -> list[Any]:
     out: list[Any] = [None] * get_world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Rank ``src``'s ``obj`` on every process."""
-    if not is_dist_avail_and_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]

@@ -65,6 +65,7 @@ from ..postprocess import foreground_mask, foreground_probability
 from ..predictor import CALIBRATION_SIDE, inference_workload
 from ..runtime import agree_across_ranks, autocast, choose_precision, resolve_device
 from ..visualize import overlay, save_image
+from . import distributed as du
 
 DAVIS_FRAMES = ("inner", "all")
 TEXT_CACHE_SIZE = 20000
@@ -366,12 +367,6 @@ def _groups(items: Iterable[tuple[int, dict]], batch_size: int) -> Iterator[list
 # ------------------------------------------------------------------------------ evaluate
 
 
-def _dist() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def _progress(iterable: Iterable, total: int, enabled: bool) -> Iterable:
     if not enabled:
         return iterable
@@ -451,7 +446,7 @@ def evaluate(
     if submission_dir is not None and name != "davis":
         raise InputError(f"--submission writes DAVIS-format results; data set {name!r} is not DAVIS")
 
-    rank, world = _dist()
+    rank, world = du.get_rank(), du.get_world_size()
     device = resolve_device(device)
     compile = check_compile(compile)
     net = getattr(model, "module", model).to(device).eval()
@@ -500,8 +495,7 @@ def evaluate(
 
     ap_state = ap.state() if ap is not None else []
     if world > 1:
-        gathered: list[Any] = [None] * world
-        torch.distributed.all_gather_object(gathered, (samples, ap_state))
+        gathered = du.all_gather_object((samples, ap_state))
         samples = [r for part, _ in gathered for r in part]
         ap_state = [a for _, part in gathered for a in part]
     samples.sort(key=lambda r: r["index"])
