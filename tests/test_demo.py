@@ -50,8 +50,9 @@ def test_writes_metrics(demo_run):
 
 
 def test_auto_precision_times_one_training_step_on_copies():
-    from refvos.demo import split_backbone, train_step_workload
+    from refvos.demo import train_step_workload
     from refvos.modeling import build_model
+    from refvos.modeling.surgery import split_backbone
 
     recipe = PRESETS["tiny"]
     model = build_model("refvos_lite", backbone_stage=recipe.backbone_stage, head_channels=recipe.head_channels,
@@ -123,20 +124,3 @@ def test_cli_tiny(tmp_path, capsys):
     assert "overall IoU" in printed and (tmp_path / "o" / "metrics.json").is_file()
 
 
-def test_set_dropout_zero_removes_the_dropout_and_keeps_the_output():
-    from torch import nn
-
-    from refvos.demo import set_dropout
-    from tests.conftest import make_tiny_model
-
-    head = make_tiny_model().segmenter.classifier
-    set_dropout(head, 0.2)
-    assert [m.p for m in head.modules() if isinstance(m, nn.Dropout)] == [0.2, 0.2]
-    set_dropout(head, 0.0)
-    assert not any(isinstance(m, nn.Dropout) for m in head.modules())
-    head.train()
-    x, text = torch.randn(2, head.aspp.convs[0][0].in_channels, 6, 6), torch.randn(2, head.aspp.embedding_project[0].in_features)
-    torch.manual_seed(0)
-    a = head(x, text)
-    torch.manual_seed(1)
-    assert torch.equal(a, head(x, text))  # nothing random left in training mode

@@ -47,6 +47,7 @@ from .imaging import IMAGENET_MEAN, IMAGENET_STD, denormalize
 from .io import atomic_write_json
 from .metrics import RefSegMetrics, region_similarity
 from .modeling import RefVOS, build_model
+from .modeling.surgery import set_dropout, split_backbone
 from .postprocess import foreground_mask
 from .predictor import Predictor
 from .runtime import Workload, autocast, choose_precision, module_signature
@@ -183,29 +184,6 @@ def set_threads() -> int:
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(n)
     return n
-
-
-def set_dropout(module: nn.Module, p: float) -> None:
-    """Set every ``nn.Dropout`` in ``module`` to probability ``p``; ``p == 0`` swaps them for
-    ``nn.Identity`` (a zero-probability dropout still copies its input in training mode)."""
-    for parent in module.modules():
-        for name, child in parent.named_children():
-            if isinstance(child, nn.Dropout):
-                if p == 0:
-                    setattr(parent, name, nn.Identity())
-                else:
-                    child.p = p
-
-
-def split_backbone(model: RefVOS, tuned_blocks: int) -> tuple[nn.Module, nn.Module]:
-    """``model.segmenter.backbone`` (timm EfficientNet-Lite0) as ``(frozen, tuned)``: the stem and
-    all but the last ``tuned_blocks`` blocks, then those blocks; ``tuned(frozen(x)) == backbone(x)``."""
-    body = model.segmenter.backbone.body
-    blocks = list(body.blocks)
-    if not 0 <= tuned_blocks <= len(blocks):
-        raise InputError(f"tuned_blocks must be in 0..{len(blocks)}, got {tuned_blocks}")
-    cut = len(blocks) - tuned_blocks
-    return nn.Sequential(body.conv_stem, body.bn1, *blocks[:cut]), nn.Sequential(*blocks[cut:])
 
 
 @torch.inference_mode()

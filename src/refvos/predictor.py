@@ -33,6 +33,7 @@ from .compiling import SegmenterRunner, check_compile
 from .errors import InputError
 from .imaging import load_image, to_tensor
 from .modeling import RefVOS
+from .modeling.surgery import fold_batchnorm
 from .postprocess import foreground_mask
 from .runtime import (
     PrecisionChoice,
@@ -80,53 +81,6 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     if ys.size == 0:
         return None
     return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
-
-
-# (conv, bn) attribute pairs applied in sequence, with nothing between them, in forward:
-# torchvision's ResNet stem (ResNetFeatures) and Bottleneck / BasicBlock, RefVOSHead.
-_CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("conv", "bn"))
-_PAIR_OWNERS = ("ResNetFeatures", "ResNet", "Bottleneck", "BasicBlock", "RefVOSHead")
-# nn.Sequential subclasses whose own forward still applies the children in order (ASPP pooling)
-_SEQUENTIAL_FORWARDS = ("ASPPPooling",)
-
-
-def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
-    """An inference copy of ``module`` (eval mode) with every ``BatchNorm2d`` that directly
-    follows a ``Conv2d`` folded into the convolution's weights (in fp32) and replaced by
-    ``Identity``: adjacent pairs in ``nn.Sequential`` and the ``convN``/``bnN`` pairs of the ResNet
-    blocks and the RefVOS head. Under bf16 autocast this removes the BN passes and their
-    bf16 <-> fp32 conversions (about a third of the time of a ResNet-101 frame on CPU); in fp32
-    it would change results in the last bits, so :class:`Predictor` folds only for bf16 / fp16.
-    Subclasses of ``BatchNorm2d`` (timm's BatchNormAct2d, which also applies the activation) are
-    left alone."""
-    import copy
-
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    def foldable(conv, bn) -> bool:
-        return type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.track_running_stats
-
-    def sequential_forward(seq: nn.Sequential) -> bool:
-        # nn.Sequential's own forward, or a subclass known to apply its children in order
-        return type(seq).forward is nn.Sequential.forward or type(seq).__name__ in _SEQUENTIAL_FORWARDS
-
-    module = copy.deepcopy(module).eval()
-    for parent in list(module.modules()):
-        if isinstance(parent, nn.Sequential):
-            names = list(parent._modules)
-            for a, b in zip(names, names[1:]):
-                conv, bn = parent._modules[a], parent._modules[b]
-                if foldable(conv, bn) and sequential_forward(parent):
-                    parent._modules[a] = fuse_conv_bn_eval(conv, bn)
-                    parent._modules[b] = nn.Identity()
-        elif type(parent).__name__ in _PAIR_OWNERS:
-            for c, b in _CONV_BN_PAIRS:
-                conv, bn = getattr(parent, c, None), getattr(parent, b, None)
-                if conv is not None and bn is not None and foldable(conv, bn):
-                    setattr(parent, c, fuse_conv_bn_eval(conv, bn))
-                    setattr(parent, b, nn.Identity())
-    return module
 
 
 # the long side of the calibration input of precision="auto" (see :func:`refvos.runtime.choose_precision`)

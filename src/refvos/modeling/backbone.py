@@ -29,6 +29,10 @@ class ResNetFeatures(nn.Module):
             setattr(self, name, getattr(resnet, name))
         self.out_channels = resnet.fc.in_features
 
+    def conv_bn_pairs(self) -> tuple[tuple[str, str], ...]:
+        """The stem's conv/BN pair (see :mod:`refvos.modeling.surgery`)."""
+        return (("conv1", "bn1"),)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))

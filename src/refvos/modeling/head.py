@@ -32,6 +32,10 @@ class ASPPPooling(nn.Sequential):
             nn.ReLU(),
         )
 
+    def conv_bn_pairs(self) -> tuple[tuple[str, str], ...]:
+        """The conv/BN pair its forward applies in sequence (see :mod:`refvos.modeling.surgery`)."""
+        return (("1", "2"),)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         for module in self:
@@ -103,6 +107,10 @@ class RefVOSHead(nn.Module):
         self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(channels)
         self.conv_2 = nn.Conv2d(channels, num_classes, 1)
+
+    def conv_bn_pairs(self) -> tuple[tuple[str, str], ...]:
+        """The conv/BN pair :meth:`decode` applies in sequence (see :mod:`refvos.modeling.surgery`)."""
+        return (("conv", "bn"),)
 
     def visual(self, features: torch.Tensor) -> torch.Tensor:
         """The sentence-independent part ``(B, C, h, w) -> (B, 256, h, w)``; computed once per
