@@ -28,6 +28,7 @@ browser:
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: venv browser lint
 	$(BIN)/python -m pytest -q

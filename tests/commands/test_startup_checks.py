@@ -13,6 +13,7 @@ from PIL import Image
 import refvos.commands.train as train_command
 from refvos.checkpoint import save_checkpoint
 from refvos.cli import build_parser, main
+from refvos.commands.checks import parse_text_config
 from refvos.data import synthetic
 from tests.conftest import TINY_TEXT_CONFIG, make_tiny_model
 
@@ -89,7 +90,7 @@ def test_text_config_example_of_the_help_works(refcoco_root, tmp_path):
     example = re.search(r"'(\{.*\})'", help_text).group(1)
     from refvos.modeling.text_encoder import build_text_encoder
 
-    config = train_command._text_config(example)
+    config = parse_text_config(example)
     encoder = build_text_encoder({**TINY_TEXT_CONFIG, **config})
     assert encoder.config["hidden_size"] == 64 and len(encoder.encoder.layer) == 2
 
@@ -121,3 +122,23 @@ def test_unknown_split_is_named_with_the_existing_ones(refcoco_root, ckpt, tmp_p
     err = _error(capsys, ["test", "--checkpoint", ckpt, "--refer_data_root", refcoco_root, "--split", "testC",
                           "--output-dir", tmp_path])
     assert "'testC'" in err and "testA, testB, train, val" in err
+
+
+def test_device_and_precision_flags_come_from_one_helper():
+    import argparse
+    from pathlib import Path
+
+    import refvos.commands
+    from refvos.commands.checks import add_runtime_arguments
+    from refvos.runtime import PRECISIONS
+
+    parser = argparse.ArgumentParser()
+    add_runtime_arguments(parser, "fp32")
+    actions = {a.dest: a for a in parser._actions}
+    assert tuple(actions["precision"].choices) == PRECISIONS and actions["precision"].default == "fp32"
+    assert actions["device"].default is None
+    # no command spells the flags (or the precisions) out itself
+    for source in Path(refvos.commands.__file__).parent.glob("*.py"):
+        text = source.read_text()
+        assert '"--precision"' not in text or source.name == "checks.py", source.name
+        assert '"bf16", "fp16")' not in text, source.name

@@ -36,9 +36,15 @@ def test_train_cli_resume_auto_and_export(refcoco_root, tmp_path, capsys):
     assert ckpt["epoch"] == 1 and ckpt["args"]["dataset"] == "refcoco"
     assert ckpt["lr_scheduler"]["name"] == "refcoco" and ckpt["optimizer"]["param_groups"][0]["lr"] == 0.01
     assert (run / "best.pth").is_file() and (run / "log.jsonl").is_file()
-    # --resume auto continues the run to a second epoch (refcoco recipe: 0.0096)
-    assert main(train_args(refcoco_root, tmp_path, "--epochs", "2", "--schedule", "refcoco",
-                           "--resume", "auto")) == 0
+    # --resume auto continues the run to a second epoch (refcoco recipe: 0.0096), reading last.pth once
+    from refvos import checkpoint
+
+    reads, read = [], checkpoint.read_checkpoint
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(checkpoint, "read_checkpoint", lambda path, *a, **k: reads.append(path) or read(path, *a, **k))
+        assert main(train_args(refcoco_root, tmp_path, "--epochs", "2", "--schedule", "refcoco",
+                               "--resume", "auto")) == 0
+    assert reads == [run / "last.pth"]
     ckpt = read_checkpoint(run / "last.pth")
     assert ckpt["epoch"] == 2 and ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0096)
     assert "resuming from" in capsys.readouterr().out

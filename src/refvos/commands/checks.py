@@ -1,6 +1,67 @@
-"""Checks of flags shared by several commands, run before anything slow is built."""
+"""Flags shared by several commands (``--device``, ``--precision``, ``--text-config``) and their
+checks, run before anything slow is built."""
 
 from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: CUDA if available)"
+
+
+def add_device_argument(parser: argparse.ArgumentParser | Any) -> None:
+    """``--device`` (checked by :func:`check_device`)."""
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser | Any, precision_default: str = "auto",
+                          precision_help: str | None = None) -> None:
+    """``--device`` and ``--precision`` (one of :data:`refvos.runtime.PRECISIONS`)."""
+    from ..runtime import PRECISIONS
+
+    add_device_argument(parser)
+    parser.add_argument("--precision", choices=PRECISIONS, default=precision_default,
+                        help=precision_help or f"numeric precision (default {precision_default})")
+
+
+def parse_text_config(value: str | None) -> dict[str, Any] | None:
+    """``--text-config``: a JSON file or inline JSON object of BertConfig fields (a random text
+    encoder's shape), completed by :func:`complete_text_config`; None when not given."""
+    from ..errors import InputError
+
+    if value is None:
+        return None
+    try:
+        config = json.loads(value if value.lstrip().startswith("{") else Path(value).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"--text-config: expected a JSON file or inline JSON object, got {value!r} ({e})") from e
+    if not isinstance(config, dict):
+        raise InputError(f"--text-config: expected a JSON object, got {type(config).__name__}")
+    return complete_text_config(config)
+
+
+def complete_text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """BertConfig fields of ``--text-config`` with the ones that follow from ``hidden_size`` filled
+    in as BERT does (64-wide attention heads, a 4x feed-forward), checked to fit together."""
+    from ..errors import InputError
+    from ..modeling.config import BERT_CONFIG_KEYS
+
+    unknown = sorted(set(config) - set(BERT_CONFIG_KEYS))
+    if unknown:
+        raise InputError(f"--text-config: unknown fields {unknown}; expected some of {list(BERT_CONFIG_KEYS)}")
+    config = dict(config)
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        if key in config and not (isinstance(config[key], int) and config[key] >= 1):
+            raise InputError(f"--text-config: {key} must be a positive integer, got {config[key]!r}")
+    if "hidden_size" in config:
+        config.setdefault("num_attention_heads", max(1, config["hidden_size"] // 64))
+        config.setdefault("intermediate_size", 4 * config["hidden_size"])
+    hidden, heads = config.get("hidden_size", 768), config.get("num_attention_heads", 12)
+    if hidden % heads:
+        raise InputError(f"--text-config: hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
+    return config
 
 
 def check_device(value: str | None) -> None:

@@ -36,6 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .checks import add_runtime_arguments
 from .data_args import add_truncation_argument
 
 HELP = "segment what an expression refers to in an image or a video (overlay, mask PNG, JSON)"
@@ -52,9 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-out", help="binary mask PNG for --image (0/255; suffixed like --out)")
     parser.add_argument("--out-dir", help="output folder for --video (default: <video stem>_refvos)")
     parser.add_argument("--json", action="store_true", help="print areas, boxes and scores as one JSON document")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                        help="numeric precision (default auto: bf16 on GPUs; on CPUs the faster of fp32 and bf16, "
+    add_runtime_arguments(parser, "auto",
+                          "numeric precision (default auto: bf16 on GPUs; on CPUs the faster of fp32 and bf16, "
                              "measured once and cached; env REFVOS_PRECISION overrides auto)")
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help="torch.compile the network (auto: once a video has run enough frames to pay back "

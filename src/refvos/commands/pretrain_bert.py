@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from .checks import add_device_argument, check_device, parse_text_config
 from .data_args import MAX_TOKENS, add_data_arguments, data_root, split_options
 
 HELP = "fine-tune BERT as a masked language model on training expressions (for --ck_bert)"
@@ -30,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mlm-probability", type=float, default=0.15, help="masked token fraction (default 0.15)")
     p.add_argument("--max-tokens", type=int, help="token limit (default: 20 for RefCOCO, 10 for A2D / DAVIS)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    add_device_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,17 +39,18 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.pretrain_bert import pretrain_bert, training_expressions
     from ..errors import InputError
     from ..runtime import resolve_device
-    from .train import _text_config
 
+    check_device(args.device)  # a bad name or a missing GPU: refused before the data is read
     bert = None if args.bert.lower() == "none" else args.bert
     if args.text_config and bert is not None:
         raise InputError("--text-config shapes a random BERT: use it with --bert none")
+    text_config = parse_text_config(args.text_config)
     dataset = build_dataset(args.dataset, data_root(args), "train", "eval", **split_options(args))
     expressions = training_expressions(dataset)
     max_tokens = args.max_tokens or MAX_TOKENS[args.dataset]
     print(f"{len(expressions)} distinct training expressions of {args.dataset}", flush=True)
     result = pretrain_bert(
-        expressions, args.out, bert=bert, text_config=_text_config(args.text_config), epochs=args.epochs,
+        expressions, args.out, bert=bert, text_config=text_config, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         mlm_probability=args.mlm_probability, max_tokens=max_tokens, seed=args.seed,
         device=resolve_device(args.device), progress=True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from .checks import add_runtime_arguments
 from .data_args import add_truncation_argument
 
 HELP = "serve a web page and JSON API that segment what a sentence refers to in an uploaded image or video"
@@ -29,8 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pictures are scaled down to this long side in pixels (default: the size the "
                              f"checkpoint was trained at, else {d.max_size})")
     parser.add_argument("--max-frames", type=int, default=d.max_frames, help=f"most frames of a video (default {d.max_frames})")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    add_runtime_arguments(parser, "auto")
     add_truncation_argument(parser)
     parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                         help="a name the browser may use to reach the server besides localhost / 127.0.0.1 / ::1 "

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .checks import add_runtime_arguments
 from .data_args import (
     add_data_arguments,
     add_mask_rule_argument,
@@ -88,10 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default ./output/test)")
     add_mask_rule_argument(parser)
     add_truncation_argument(parser)
-    parser.add_argument("--device", default=None,
-                        help="cpu, cuda, cuda:1 ... (default: CUDA if available)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
-                        help="numeric precision (default fp32: faithful to the original; auto: the faster of "
+    add_runtime_arguments(parser, "fp32",
+                          "numeric precision (default fp32: faithful to the original; auto: the faster of "
                              "fp32 and bf16 on this CPU, measured and cached)")
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help="torch.compile the network per image size (auto: sizes with enough samples to pay "

@@ -21,10 +21,10 @@ unless ``--select-on-test`` is given (otherwise no ``best.pth`` is written).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from .checks import add_runtime_arguments, parse_text_config
 from .data_args import (
     MAX_TOKENS,
     add_data_arguments,
@@ -109,47 +109,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write last.pth every N optimizer steps (default: only each epoch)")
     r.add_argument("--select-on-test", action="store_true",
                    help="A2D / DAVIS: pick best.pth on the reported split (A2D test, DAVIS val)")
-    r.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-    r.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-                   help="auto (default): bf16 autocast on CUDA (fp16 + GradScaler without bf16) and on CPUs with "
-                        "native bf16 (AVX512-BF16 / AMX), fp32 on other CPUs")
+    add_runtime_arguments(r, "auto", "auto (default): bf16 autocast on CUDA (fp16 + GradScaler without bf16) and on "
+                                     "CPUs with native bf16 (AVX512-BF16 / AMX), fp32 on other CPUs")
     r.add_argument("--print-freq", type=int, default=10, help="log every N steps (default 10)")
-
-
-def _text_config(value: str | None) -> dict[str, Any] | None:
-    from ..errors import InputError
-
-    if value is None:
-        return None
-    try:
-        config = json.loads(value if value.lstrip().startswith("{") else Path(value).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"--text-config: expected a JSON file or inline JSON object, got {value!r} ({e})") from e
-    if not isinstance(config, dict):
-        raise InputError(f"--text-config: expected a JSON object, got {type(config).__name__}")
-    return complete_text_config(config)
-
-
-def complete_text_config(config: dict[str, Any]) -> dict[str, Any]:
-    """BertConfig fields of ``--text-config`` with the ones that follow from ``hidden_size`` filled
-    in as BERT does (64-wide attention heads, a 4x feed-forward), checked to fit together."""
-    from ..errors import InputError
-    from ..modeling.config import BERT_CONFIG_KEYS
-
-    unknown = sorted(set(config) - set(BERT_CONFIG_KEYS))
-    if unknown:
-        raise InputError(f"--text-config: unknown fields {unknown}; expected some of {list(BERT_CONFIG_KEYS)}")
-    config = dict(config)
-    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
-        if key in config and not (isinstance(config[key], int) and config[key] >= 1):
-            raise InputError(f"--text-config: {key} must be a positive integer, got {config[key]!r}")
-    if "hidden_size" in config:
-        config.setdefault("num_attention_heads", max(1, config["hidden_size"] // 64))
-        config.setdefault("intermediate_size", 4 * config["hidden_size"])
-    hidden, heads = config.get("hidden_size", 768), config.get("num_attention_heads", 12)
-    if hidden % heads:
-        raise InputError(f"--text-config: hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
-    return config
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -174,7 +136,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--fixed_lr is --schedule fixed; it cannot be combined with --schedule {args.schedule}")
     if args.base_size < 8 or args.crop_size < 8:
         raise InputError("--base-size and --crop-size must be at least 8 pixels")
-    _text_config(args.text_config)  # a JSON or BertConfig mistake: refused before anything is built
+    parse_text_config(args.text_config)  # a JSON or BertConfig mistake: refused before anything is built
     if not 0 <= args.seed < 2**32:
         raise InputError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     if args.resume and args.overwrite:
@@ -203,7 +165,7 @@ def _check_resume_matches(config, resume: Path, args: argparse.Namespace) -> Non
     if args.model and MODEL_ALIASES.get(args.model, args.model) != config.variant:
         raise InputError(f"--resume {resume} holds a {config.variant}, not --model {args.model}")
     if args.text_config:
-        wanted = _text_config(args.text_config)
+        wanted = parse_text_config(args.text_config)
         differ = sorted(k for k, v in wanted.items() if config.text_config.get(k) != v)
         if differ:
             raise InputError(f"--resume {resume}: its text encoder differs from --text-config in {differ}")
@@ -226,39 +188,19 @@ def _new_model(args: argparse.Namespace, max_tokens: int, pretrained: dict[str, 
         return model
     name = MODEL_ALIASES.get(args.model or "refvos_r101", args.model or "refvos_r101")
     weights = None if args.backbone_weights.lower() == "none" else args.backbone_weights
-    if name == "refvos_r101" and weights == "imagenet":
-        _fetch_resnet101_imagenet()
     if name == "refvos_lite" and weights not in (None, "imagenet"):
         raise RefVOSError("--backbone-weights: refvos_lite takes 'imagenet' (shipped) or 'none'")
     text = args.ck_bert or args.text_encoder or DEFAULT_TEXT_ENCODER[name]
     text = None if text.lower() == "none" else text
     try:
         return build_model(name, backbone_weights=weights, text_encoder=text,
-                           text_config=_text_config(args.text_config), max_tokens=max_tokens,
+                           text_config=parse_text_config(args.text_config), max_tokens=max_tokens,
                            truncation=args.truncation or "standard")
     except RefVOSError as e:
         if text is None or Path(text).is_dir() or "model hub" not in str(e):
             raise
         raise RefVOSError(f"{e} With refvos train: --ck_bert DIR, --text-encoder minilm-l6, or "
                           "--text-encoder none (random).") from e
-
-
-def _fetch_resnet101_imagenet() -> None:
-    """Make sure torchvision's ImageNet ResNet-101 is in the torch hub cache (a clear error offline)."""
-    import torch
-
-    from ..errors import RefVOSError
-    from ..modeling.backbone import RESNET101_IMAGENET_URL
-
-    try:
-        torch.hub.load_state_dict_from_url(RESNET101_IMAGENET_URL, map_location="cpu", progress=False,
-                                           weights_only=True)
-    except Exception as e:
-        raise RefVOSError(
-            f"refvos_r101 needs torchvision's ImageNet ResNet-101 weights ({RESNET101_IMAGENET_URL}), which "
-            f"could not be fetched ({type(e).__name__}). Pass --backbone-weights PATH (that file, downloaded "
-            "elsewhere) or --backbone-weights none (random initialisation)."
-        ) from e
 
 
 def _vocab_file(text_encoder: str | None) -> str | None:
@@ -384,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
             if trainer.events.has_tensorboard:
                 logs += f"; TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}"
             print(logs, flush=True)
-        result = trainer.fit(resume=resume)
+        result = trainer.fit(resume=resume, checkpoint=ckpt)
         if du.is_main_process():
             last = result.history[-1] if result.history else {}
             print(f"done: {result.iteration} steps; last epoch loss {last.get('loss', float('nan')):.4f}; "

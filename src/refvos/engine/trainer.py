@@ -458,9 +458,11 @@ class Trainer:
         rngs = ckpt["rng"]
         set_rng_state(rngs[self.rank] if len(rngs) == self.world_size else rngs[0])
 
-    def resume(self, path: str | Path) -> None:
-        """Load weights and training state from ``path`` (a refvos training checkpoint)."""
-        ckpt = ckpt_io.read_checkpoint(path, map_location="cpu")
+    def resume(self, path: str | Path, ckpt: dict[str, Any] | None = None) -> None:
+        """Load weights and training state from ``path`` (a refvos training checkpoint);
+        ``ckpt``: its contents when the caller has read them already (not read again)."""
+        if ckpt is None:
+            ckpt = ckpt_io.read_checkpoint(path, map_location="cpu")
         if ckpt_io.is_released_format(ckpt):
             raise CheckpointError(f"{path} is in the released format (weights only); use it with "
                                   "--pretrained_refvos --ck_pretrained_refvos to start a new run")
@@ -601,16 +603,17 @@ class Trainer:
             for tmp in self.run_dir.glob(".*.pth.*.tmp"):
                 tmp.unlink(missing_ok=True)
 
-    def fit(self, resume: str | Path | None = None) -> TrainResult:
-        """Train until ``epochs``; ``resume``: a checkpoint to continue from. Returns the history.
-        The run folder is locked meanwhile (:func:`~refvos.engine.run_lock.run_lock`, main process)."""
+    def fit(self, resume: str | Path | None = None, checkpoint: dict[str, Any] | None = None) -> TrainResult:
+        """Train until ``epochs``; ``resume``: a checkpoint to continue from (``checkpoint``: its
+        contents, if already read). Returns the history. The run folder is locked meanwhile
+        (:func:`~refvos.engine.run_lock.run_lock`, main process)."""
         with run_lock(self.run_dir) if du.is_main_process() else contextlib.nullcontext():
-            return self._fit(resume)
+            return self._fit(resume, checkpoint)
 
-    def _fit(self, resume: str | Path | None) -> TrainResult:
+    def _fit(self, resume: str | Path | None, checkpoint: dict[str, Any] | None) -> TrainResult:
         self.remove_stale_temporaries()
         if resume is not None:
-            self.resume(resume)
+            self.resume(resume, checkpoint)
             self.events.write("resume", self.iteration, source=str(resume), epoch=self.epoch, epoch_step=self.step)
         else:
             seed_everything(self.config.seed + self.rank)
