@@ -26,6 +26,13 @@ def add_runtime_arguments(parser: argparse.ArgumentParser | Any, precision_defau
                         help=precision_help or f"numeric precision (default {precision_default})")
 
 
+def add_compile_argument(parser: argparse.ArgumentParser | Any, auto_means: str) -> None:
+    """``--compile {auto,on,off}`` (torch.compile of the segmentation network); ``auto_means``
+    says when ``auto`` compiles for this command."""
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help=f"torch.compile the network (auto: {auto_means}; on: always; off: never)")
+
+
 def parse_text_config(value: str | None) -> dict[str, Any] | None:
     """``--text-config``: a JSON file or inline JSON object of BertConfig fields (a random text
     encoder's shape), completed by :func:`complete_text_config`; None when not given."""

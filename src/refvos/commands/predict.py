@@ -36,7 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .checks import add_runtime_arguments
+from .checks import add_compile_argument, add_runtime_arguments
 from .data_args import add_truncation_argument
 
 HELP = "segment what an expression refers to in an image or a video (overlay, mask PNG, JSON)"
@@ -56,9 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_runtime_arguments(parser, "auto",
                           "numeric precision (default auto: bf16 on GPUs; on CPUs the faster of fp32 and bf16, "
                              "measured once and cached; env REFVOS_PRECISION overrides auto)")
-    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
-                        help="torch.compile the network (auto: once a video has run enough frames to pay back "
-                             "the compile time; on: always; off: never)")
+    add_compile_argument(parser, "once a video has run enough frames to pay back the compile time")
     parser.add_argument("--max-size", type=max_size_arg, default="model",
                         help="cap on the long side of the processed picture in pixels, or 'native' "
                              "(default: the size the checkpoint was trained at, native for the released ones)")

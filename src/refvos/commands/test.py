@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .checks import add_runtime_arguments
+from .checks import add_compile_argument, add_runtime_arguments
 from .data_args import (
     add_data_arguments,
     add_mask_rule_argument,
@@ -92,9 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_runtime_arguments(parser, "fp32",
                           "numeric precision (default fp32: faithful to the original; auto: the faster of "
                              "fp32 and bf16 on this CPU, measured and cached)")
-    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
-                        help="torch.compile the network per image size (auto: sizes with enough samples to pay "
-                             "back the compile time)")
+    add_compile_argument(parser, "per image size, sizes with enough samples to pay back the compile time")
     parser.add_argument("-b", "--batch-size", type=int, default=1,
                         help="samples per forward pass, same-size images only (default 1, as the "
                              "original)")
