@@ -128,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse(argv)
         _refuse_nul(args)
+        from .commands.checks import check_runtime_arguments
+
+        check_runtime_arguments(args)  # --device: refused before anything slow is built
         return int(args._run(args) or 0)
     except RefVOSError as e:
         print(f"refvos {command}: error: {e}", file=sys.stderr)

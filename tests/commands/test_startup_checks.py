@@ -15,6 +15,7 @@ from refvos.checkpoint import save_checkpoint
 from refvos.cli import build_parser, main
 from refvos.commands.checks import parse_text_config
 from refvos.data import synthetic
+from refvos.errors import InputError
 from tests.conftest import TINY_TEXT_CONFIG, make_tiny_model
 
 TINY = ["--model", "refvos_lite", "--backbone-weights", "none", "--text-encoder", "none",
@@ -68,7 +69,7 @@ def test_bad_numbers_refused_before_the_model(refcoco_root, tmp_path, capsys, no
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-@pytest.mark.parametrize("command", ["train", "test", "predict"])
+@pytest.mark.parametrize("command", ["train", "test", "predict", "serve", "pretrain-bert"])
 def test_cuda_without_gpu_refused_before_the_model(refcoco_root, ckpt, tmp_path, capsys, no_model, monkeypatch,
                                                    command):
     import refvos.checkpoint
@@ -79,9 +80,24 @@ def test_cuda_without_gpu_refused_before_the_model(refcoco_root, ckpt, tmp_path,
         "test": ["test", "--checkpoint", ckpt, "--refer_data_root", refcoco_root, "--device", "cuda"],
         "predict": ["predict", "--checkpoint", ckpt, "--image", next((refcoco_root / "images").rglob("*.png")),
                     "-e", "x", "--device", "cuda"],
+        "serve": ["serve", "--checkpoint", ckpt, "--device", "cuda"],
+        "pretrain-bert": ["pretrain-bert", "--refer_data_root", refcoco_root, "--bert", "none",
+                          "--out", tmp_path / "bert", "--device", "cuda"],
     }[command]
     err = _error(capsys, argv)
     assert "--device cuda" in err and "GPU" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_device_check_left_to_each_process_under_torchrun(monkeypatch):
+    from refvos.commands.checks import check_runtime_arguments
+
+    args = build_parser(["test"]).parse_args(["test", "--checkpoint", "m.pth", "--device", "cuda"])
+    with pytest.raises(InputError, match="--device cuda"):
+        check_runtime_arguments(args)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    check_runtime_arguments(args)  # each torchrun process resolves cuda:LOCAL_RANK itself
 
 
 def test_text_config_example_of_the_help_works(refcoco_root, tmp_path):

@@ -71,6 +71,16 @@ def complete_text_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def check_runtime_arguments(args: argparse.Namespace) -> None:
+    """The shared flags' checks, run once by ``refvos`` for every command after parsing and
+    before the command starts: ``--device`` names a device this machine has. Under torchrun each
+    process takes its own GPU (``LOCAL_RANK``), so the name is checked there instead."""
+    from ..engine.distributed import launched_by_torchrun
+
+    if hasattr(args, "device") and not launched_by_torchrun():
+        check_device(args.device)
+
+
 def check_device(value: str | None) -> None:
     """``--device``: a device name this machine has (``cuda`` without a GPU is refused)."""
     if value in (None, "auto"):

@@ -106,9 +106,7 @@ def max_size_arg(value: str) -> int | str | None:
 def _make_predictor(args: argparse.Namespace):
     from ..errors import InputError
     from ..predictor import Predictor
-    from .checks import check_device
 
-    check_device(args.device)  # a bad name or a missing GPU: refused before the model is loaded
     if isinstance(args.max_size, int) and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16 pixels, got {args.max_size}")
     return Predictor.from_checkpoint(args.checkpoint, truncation=args.truncation, device=args.device,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from .checks import add_device_argument, check_device, parse_text_config
+from .checks import add_device_argument, parse_text_config
 from .data_args import MAX_TOKENS, add_data_arguments, data_root, split_options
 
 HELP = "fine-tune BERT as a masked language model on training expressions (for --ck_bert)"
@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..runtime import resolve_device
 
-    check_device(args.device)  # a bad name or a missing GPU: refused before the data is read
     bert = None if args.bert.lower() == "none" else args.bert
     if args.text_config and bert is not None:
         raise InputError("--text-config shapes a random BERT: use it with --bert none")

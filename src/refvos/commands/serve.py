@@ -44,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_checkpoint
     from ..errors import InputError
     from ..serve import Limits, make_server
-    from .checks import check_device
 
     for name in ("workers", "max_pixels", "max_frames"):
         if getattr(args, name) < 1:
@@ -57,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-upload-mb must be a number of MiB in (0, 4096], got {args.max_upload_mb}")
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port must be in 0..65535, got {args.port}")
-    check_device(args.device)  # a bad name or a missing GPU: refused before the model is loaded
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     model = load_checkpoint(args.checkpoint, truncation=args.truncation)  # the Predictor follows model.config

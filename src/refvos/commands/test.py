@@ -160,11 +160,8 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.evaluator import evaluate, print_table
     from ..errors import DataFormatError, InputError
     from ..io import atomic_write_json
-    from .checks import check_device
 
     check_checkpoint_file(args.checkpoint, "--checkpoint")
-    if not du.launched_by_torchrun():
-        check_device(args.device)  # a missing GPU: refused before the model is built
     if args.display_limit < 0:
         raise InputError("--display-limit must be at least 0")
     if args.batch_size < 1:

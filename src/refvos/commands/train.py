@@ -265,13 +265,10 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.trainer import LAST, Trainer
     from ..errors import InputError
     from ..modeling import build_from_config
-    from .checks import check_device
 
     _check_arguments(args)
     run_dir = Path(args.output_dir) / args.model_id
     config = _training_config(args, run_dir)
-    if not du.launched_by_torchrun():
-        check_device(args.device)  # --device cuda without a GPU: refused before anything is built
     resume = None
     if args.resume == "auto":
         resume = run_dir / LAST if (run_dir / LAST).is_file() else None
