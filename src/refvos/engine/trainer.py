@@ -11,7 +11,8 @@ text-encoder parameter, ``"frozen"`` none.
 
 Checkpoints (refvos format, :mod:`refvos.checkpoint`), written atomically by rank 0 into the run
 directory: ``last.pth`` at the end of every epoch (and every ``checkpoint_every`` optimizer steps)
-and ``best.pth`` when the validation metric improves. They hold everything needed to resume:
+and ``best.pth`` (the weights, config and metrics only) when the validation metric improves.
+``last.pth`` holds everything needed to resume:
 
 - ``model`` / ``bert_model`` / ``config``; ``optimizer`` (SGD momentum buffers); ``scaler``
   (fp16 only); ``lr_scheduler`` (schedule name, base rate, length and the epoch it is at; the
