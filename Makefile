@@ -41,6 +41,7 @@ demo: venv
 
 bench: venv
 	$(BIN)/python benchmarks/run.py --out bench_out/bench.json
+	$(BIN)/python benchmarks/video_cli.py --out bench_out/video_cli.json
 
 clean:
 	rm -rf demo_out bench_out .pytest_cache
