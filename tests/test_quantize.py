@@ -28,3 +28,27 @@ def test_int8_graph_runs_and_follows_the_fp32_logits(tiny_model, tmp_path):
 def test_no_calibration_frame_is_refused(tmp_path):
     with pytest.raises(RefVOSError, match="calibration"):
         quantize_segmenter(tmp_path / "x.onnx", tmp_path / "y.onnx", [])
+
+
+def _quantized_convs(path) -> dict[str, bool]:
+    """Conv node name -> whether its weight comes through a DequantizeLinear (int8)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return {n.name: n.input[1] in dequantized for n in graph.node if n.op_type == "Conv"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("float_head", [True, False])
+def test_head_left_float_and_backbone_quantized(tiny_model, tmp_path, float_head):
+    fp32 = export_segmenter(tiny_model, tmp_path / "fp32.onnx", 32, 32)
+    rng = np.random.default_rng(0)
+    frames = [(rng.standard_normal((1, 3, 32, 32)).astype(np.float32),
+               rng.standard_normal((1, tiny_model.config.text_dim)).astype(np.float32)) for _ in range(2)]
+    convs = _quantized_convs(quantize_segmenter(fp32, tmp_path / "int8.onnx", frames, float_head=float_head))
+    head = {name: q for name, q in convs.items() if name.startswith("/classifier/")}
+    backbone = {name: q for name, q in convs.items() if not name.startswith("/classifier/")}
+    assert head and backbone
+    assert all(backbone.values())  # BN folded into them by the pre-processing, then int8 per channel
+    assert not any(head.values()) if float_head else all(head.values())
