@@ -43,11 +43,16 @@ Plain schedules with a base rate (``--lr``):
   default 3e-5 as the original's).
 - ``constant``: ``lr`` at every step.
 
+:class:`CosineSchedule` (linear warm-up, then half a cosine to 0 at the end of the run, per
+iteration) is the head trainer's (:mod:`refvos.engine.head_trainer`, ``make demo``); it is not a
+``--schedule`` of ``refvos train``.
+
 A base rate given with a recipe rescales the whole recipe (``recipe(e) * lr / recipe(0)``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -158,6 +163,32 @@ class ConstantSchedule:
     def describe(self) -> dict:
         out = {"name": self.name, "epochs": self.epochs, "base_lr": self.base_lr}
         return {**out, "factor": self.factor} if self.name == "fixed" else out
+
+
+@dataclass(frozen=True)
+class CosineSchedule:
+    """Linear warm-up then cosine decay to 0, per iteration (SGDR's cosine, Loshchilov & Hutter
+    2017, without restarts): :meth:`rate` of iteration ``i`` (from 0) in a run of ``total``.
+
+    - ``i < warmup``: ``base_lr * (i + 1) / warmup``;
+    - else ``base_lr * (1 + cos(pi * p)) / 2`` with ``p = min(1, (i - warmup) / max(1, total - warmup))``,
+
+    so the rate reaches 0 at ``i = total`` (the position after the last step) and stays there.
+    The run's length is an argument, not a field: the head trainer knows it only once it has
+    planned its run to a time budget. Rates are not rounded (:func:`_clean`): they are the exact
+    products a ``LambdaLR`` of the same factor gives.
+    """
+
+    base_lr: float
+    warmup: int = 0
+
+    def rate(self, i: int, total: int) -> float:
+        if i < 0:
+            raise InputError(f"cosine schedule: position must be >= 0, got {i}")
+        if i < self.warmup:
+            return self.base_lr * ((i + 1) / self.warmup)
+        progress = (i - self.warmup) / max(1, total - self.warmup)
+        return self.base_lr * (0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 Schedule = PiecewiseLinearSchedule | PolySchedule | ConstantSchedule
