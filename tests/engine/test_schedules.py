@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from refvos.engine.schedules import SCHEDULES, build_schedule
+from refvos.engine.schedules import SCHEDULES, CosineSchedule, build_schedule
 from refvos.errors import InputError
 
 REFCOCO = (
@@ -88,3 +89,22 @@ def test_base_lr_rescales_a_recipe_and_epochs_override():
 def test_bad_arguments(kwargs):
     with pytest.raises(InputError):
         build_schedule(**kwargs)
+
+
+def test_cosine_warms_up_then_decays_to_zero_at_the_end_of_the_run():
+    s = CosineSchedule(base_lr=3e-3, warmup=4)
+    total = 24
+    assert [s.rate(i, total) for i in range(4)] == pytest.approx([3e-3 * k / 4 for k in (1, 2, 3, 4)])
+    # after the warm-up: torch's own cosine annealing (eta_min 0) over the remaining 20 steps
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=3e-3)
+    annealing = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - 4)
+    expected = []
+    for _ in range(4, total + 1):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        annealing.step()
+    assert [s.rate(i, total) for i in range(4, total + 1)] == pytest.approx(expected, abs=1e-12)
+    assert s.rate(total, total) == 0.0 and s.rate(total + 5, total) == 0.0  # 0 at the end, and after
+    assert s.rate(10, total) < s.rate(10, 2 * total)  # a shorter run decays sooner
+    with pytest.raises(InputError):
+        s.rate(-1, total)
