@@ -36,11 +36,11 @@ def test_writes_metrics(demo_run):
         assert all(0.0 <= bucket[k] <= 1.0 for k in METRIC_KEYS)
     assert {"split/testA", "split/testB"} <= set(metrics["breakdown"])
     recipe = PRESETS["tiny"]
-    assert metrics["iterations"] == recipe.iterations and not metrics["time_cap_hit"]
+    assert metrics["iterations"] == recipe.training.iterations and not metrics["time_cap_hit"]
     # the run's plan: the tiny preset is shorter than the timed steps, so it keeps its iterations
-    assert metrics["iterations_planned"] == recipe.iterations and not metrics["plan_shortened"]
+    assert metrics["iterations_planned"] == recipe.training.iterations and not metrics["plan_shortened"]
     assert metrics["seconds_per_step"] is None
-    assert metrics["train_images_seen"] == recipe.iterations * recipe.batch_size
+    assert metrics["train_images_seen"] == recipe.training.iterations * recipe.training.batch_size
     assert metrics["wall_time_s"] > 0 and metrics["device"] == "cpu"
     assert metrics["recipe"]["image_size"] == recipe.image_size
     assert metrics["test_splits"] == list(TEST_SPLITS)
@@ -107,3 +107,17 @@ def test_cli_tiny(tmp_path, capsys):
     assert "overall IoU" in printed and (tmp_path / "o" / "metrics.json").is_file()
 
 
+
+
+def test_cli_says_when_the_plan_shortened_the_run(demo_run, monkeypatch, capsys, tmp_path):
+    """A slower machine's metrics (the plan cut 6,000 steps to 3,100): the summary says so."""
+    import refvos.demo
+    from refvos.cli import main
+
+    _, result = demo_run
+    slow = {**result, "iterations": 3100, "iterations_planned": 3100, "plan_shortened": True,
+            "seconds_per_step": 0.147, "recipe": {**result["recipe"], "training": {"iterations": 6000, "time_cap_s": 480.0}}}
+    monkeypatch.setattr(refvos.demo, "run_demo", lambda *a, **k: slow)
+    assert main(["demo", "--out", str(tmp_path / "o"), "--preset", "tiny"]) == 0
+    printed = capsys.readouterr().out
+    assert "trained 3100 iterations (planned to 3100 of 6000 to fit the 480 s budget at 0.147 s a step)" in printed

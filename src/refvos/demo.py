@@ -74,20 +74,15 @@ class Recipe:
         dropout: dropout probability in the head while training (RefVOS uses 0.5).
         tuned_blocks: trailing blocks of the backbone trained with the head (their ImageNet BN
             statistics are kept); the blocks before them are frozen and run once per image.
-        iterations: optimiser steps at most. Training times its steps 10 to 40
-            (:data:`~refvos.engine.head_trainer.PLAN_WINDOW`) and then plans ``min(iterations,
-            the steps that fit in 95% of time_cap_s)``, so that on a slower CPU too the cosine
-            decay ends at 0 instead of being cut by the cap (``metrics.json``:
-            ``iterations_planned``, ``iterations`` run, ``seconds_per_step``, ``plan_shortened``,
-            ``time_cap_hit``).
-        batch_size: images per step, each with every training expression about it.
-        lr: AdamW peak learning rate (linear warm-up over ``warmup`` steps, then cosine to 0 at
-            the planned last step).
-        weight_decay: AdamW weight decay.
-        warmup: warm-up steps.
-        time_cap_s: the training loop's time budget: the run is planned to it, and stopped at it
-            should it be reached all the same (a machine slowed down after the timed steps;
-            ``time_cap_hit`` in ``metrics.json``).
+        training: the head trainer's optimisation
+            (:class:`~refvos.engine.head_trainer.HeadTrainConfig`): AdamW, ``batch_size`` images
+            a step (each with every training expression about it), linear warm-up over
+            ``warmup`` steps then cosine to 0 at the last step, ``iterations`` steps at most in a
+            ``time_cap_s`` training budget. The trainer times its steps 10 to 40 and then plans
+            ``min(iterations, the steps that fit in 95% of time_cap_s)``, so that on a slower
+            CPU the run is shorter but its decay still ends at 0 instead of being cut by the cap,
+            which stays as a safety net (``metrics.json``: ``iterations_planned``,
+            ``iterations`` run, ``seconds_per_step``, ``plan_shortened``, ``time_cap_hit``).
         precision: autocast precision (``auto``: the faster of fp32 and bf16 for one training step
             on this CPU, measured once and cached; ``metrics.json``'s ``precision`` says which and why).
         video_frames: frames of the synthetic video.
@@ -101,36 +96,32 @@ class Recipe:
     atrous_rates: tuple[int, int, int]
     dropout: float
     tuned_blocks: int
-    iterations: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    warmup: int
-    time_cap_s: float
+    training: HeadTrainConfig
     precision: str
     video_frames: int
     overlays: int
-
-    def head_training(self) -> HeadTrainConfig:
-        """The trainer's part of the recipe."""
-        return HeadTrainConfig(iterations=self.iterations, batch_size=self.batch_size, lr=self.lr,
-                               weight_decay=self.weight_decay, warmup=self.warmup, time_cap_s=self.time_cap_s)
 
 
 PRESETS: dict[str, Recipe] = {
     # 128-pixel images give 16x16 stride-8 maps: ASPP rates 3/6/9 are RefVOS's 12/24/36 at 60x60
     "default": Recipe(num_images=1000, image_size=128, backbone_stage=2, head_channels=64,
                       atrous_rates=(3, 6, 9), dropout=0.0,
-                      tuned_blocks=1, iterations=6000, batch_size=6, lr=3e-3, weight_decay=1e-4,
-                      warmup=20, time_cap_s=480.0, precision="auto", video_frames=12, overlays=8),
+                      tuned_blocks=1,
+                      training=HeadTrainConfig(iterations=6000, batch_size=6, lr=3e-3, weight_decay=1e-4,
+                                               warmup=20, time_cap_s=480.0),
+                      precision="auto", video_frames=12, overlays=8),
     "quick": Recipe(num_images=400, image_size=128, backbone_stage=2, head_channels=64,
                     atrous_rates=(3, 6, 9), dropout=0.0,
-                    tuned_blocks=1, iterations=1500, batch_size=6, lr=3e-3, weight_decay=1e-4,
-                    warmup=20, time_cap_s=240.0, precision="auto", video_frames=12, overlays=8),
+                    tuned_blocks=1,
+                    training=HeadTrainConfig(iterations=1500, batch_size=6, lr=3e-3, weight_decay=1e-4,
+                                             warmup=20, time_cap_s=240.0),
+                    precision="auto", video_frames=12, overlays=8),
     "tiny": Recipe(num_images=20, image_size=64, backbone_stage=2, head_channels=16,
                    atrous_rates=(2, 4, 6), dropout=0.0,
-                   tuned_blocks=1, iterations=3, batch_size=4, lr=1e-3, weight_decay=1e-4, warmup=1,
-                   time_cap_s=60.0, precision="fp32", video_frames=4, overlays=2),
+                   tuned_blocks=1,
+                   training=HeadTrainConfig(iterations=3, batch_size=4, lr=1e-3, weight_decay=1e-4, warmup=1,
+                                            time_cap_s=60.0),
+                   precision="fp32", video_frames=4, overlays=2),
 }
 
 
@@ -223,7 +214,7 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
         p.requires_grad_(True)
     t = lap("build_model_s", t)
     choice = choose_precision(recipe.precision, torch.device("cpu"),
-                              head_step_workload(model, frozen, tuned, recipe.batch_size, recipe.image_size)
+                              head_step_workload(model, frozen, tuned, recipe.training.batch_size, recipe.image_size)
                               if recipe.precision == "auto" else None)
     precision = choice.precision
     t = lap("choose_precision_s", t)
@@ -232,7 +223,7 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
     test = encode_split(model, root, TEST_SPLITS, table, precision, frozen)
     text = table.encode(model)
     t = lap("encode_s", t)
-    log = train_head(model, tuned, train, text, recipe.head_training(), precision, seed)
+    log = train_head(model, tuned, train, text, recipe.training, precision, seed)
     t = lap("train_s", t)
     metrics, preds = score_split(model, tuned, test, text, precision, _sentence_categories(root, TEST_SPLITS))
     overlays = write_overlays(out_dir, test, preds, recipe.overlays)

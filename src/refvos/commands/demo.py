@@ -26,8 +26,11 @@ def run(args: argparse.Namespace) -> int:
           f"overall IoU {m['overall_iou']:.3f}, mean IoU {m['mean_iou']:.3f}, "
           f"precision@0.5 {m['precision@0.5']:.3f}, precision@0.9 {m['precision@0.9']:.3f}")
     print(f"video ({m['video']['expression']!r}): mean J {m['video']['mean_j']:.3f}")
+    plan = (f" (planned to {m['iterations_planned']} of {m['recipe']['training']['iterations']} to fit the "
+            f"{m['recipe']['training']['time_cap_s']:g} s budget at {m['seconds_per_step']:.3f} s a step)"
+            if m["plan_shortened"] else "")
     cap = " (training stopped by the time cap)" if m["time_cap_hit"] else ""
-    print(f"trained {m['iterations']} iterations: {m['train_images_seen']} images, "
+    print(f"trained {m['iterations']} iterations{plan}: {m['train_images_seen']} images, "
           f"{m['train_samples_seen']} (image, expression) samples{cap}; "
           f"wall time {m['wall_time_s']:.0f} s")
     print(f"wrote {args.out}/: metrics.json, overlays/, training_curve.png, video.gif, model.pth")
