@@ -79,7 +79,8 @@ class Recipe:
             a step (each with every training expression about it), linear warm-up over
             ``warmup`` steps then cosine to 0 at the last step, ``iterations`` steps at most in a
             ``time_cap_s`` training budget. The trainer times its steps 10 to 40 and then plans
-            ``min(iterations, the steps that fit in 95% of time_cap_s)``, so that on a slower
+            ``min(iterations, the steps that fit in 95% of time_cap_s)`` (:data:`PLAN_WINDOW`,
+            :data:`PLAN_SHARE` of :mod:`refvos.engine.head_trainer`), so that on a slower
             CPU the run is shorter but its decay still ends at 0 instead of being cut by the cap,
             which stays as a safety net (``metrics.json``: ``iterations_planned``,
             ``iterations`` run, ``seconds_per_step``, ``plan_shortened``, ``time_cap_hit``).
