@@ -1,9 +1,8 @@
-"""Shared fixtures: tiny networks that build in well under a second, offline."""
+"""Fixtures shared by the whole suite (each defined once, here); helpers are in tests/helpers.py."""
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import shutil
 import tempfile
@@ -11,8 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from refvos.modeling.config import BERT_BASE_UNCASED
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -25,45 +22,33 @@ os.environ["REFVOS_CACHE_DIR"] = _CALIBRATION_CACHE
 os.environ["REFVOS_PRECISION"] = "fp32"
 atexit.register(shutil.rmtree, _CALIBRATION_CACHE, True)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-
-# A 2-layer, 64-wide BERT with the real vocabulary: shapes of a real encoder at toy size.
-TINY_TEXT_CONFIG = {
-    **BERT_BASE_UNCASED,
-    "hidden_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 128,
-    "max_position_embeddings": 64,
-}
+# (imported after the environment above is set: refvos reads it)
+# also imported from here by tests not yet moved to tests.helpers: test_demo.py (TINY_TEXT_CONFIG) and
+# tests/serve/ (make_tiny_model)
+from tests.helpers import IMAGE_SIZE, TINY_TEXT_CONFIG, make_tiny_model, make_tiny_synthetic  # noqa: E402, F401
 
 
-@contextlib.contextmanager
-def one_torch_thread():
-    """One intra-op thread: tiny networks gain nothing from more, and on a shared machine
-    oversubscribed threads make them many times slower."""
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """One intra-op thread for the whole session: tiny networks gain nothing from more, and on a
+    shared machine oversubscribed threads make them many times slower."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def make_tiny_model(max_tokens: int = 20, seed: int = 0):
-    """refvos_lite with random weights and a tiny BERT (for fast CPU tests)."""
-    from refvos.modeling import build_model
-
-    torch.manual_seed(seed)
-    return build_model(
-        "refvos_lite", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG, max_tokens=max_tokens
-    )
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
 def tiny_model():
     return make_tiny_model().eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """``make_tiny_model()`` saved in the refvos format (read only: tests must not change it)."""
+    from refvos.checkpoint import save_checkpoint
+
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth", make_tiny_model().eval())
 
 
 @pytest.fixture(scope="session")
@@ -75,12 +60,16 @@ def r101_model():
     return build_model("refvos_r101", backbone_weights=None, text_encoder=None).eval()
 
 
-def make_tiny_synthetic(root: Path) -> dict[str, Path]:
-    """The built-in synthetic data at toy size in all three layouts: ``{"refcoco", "davis", "a2d"}`` roots."""
+@pytest.fixture(scope="session")
+def refcoco_root(tmp_path_factory) -> Path:
+    """A synthetic RefCOCO-layout data set of 20 images of IMAGE_SIZE x IMAGE_SIZE pixels (read only)."""
     from refvos.data import synthetic
 
-    return {
-        "refcoco": synthetic.make_refcoco(root / "refer", num_images=20, image_size=48),
-        "davis": synthetic.make_davis(root / "davis2017", num_videos=5, num_frames=4, image_size=48),
-        "a2d": synthetic.make_a2d(root / "a2d", num_videos=5, num_frames=4, image_size=48, annotated_every=2),
-    }
+    return synthetic.make_refcoco(tmp_path_factory.mktemp("refcoco"), num_images=20,
+                                  image_size=IMAGE_SIZE, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory) -> dict[str, Path]:
+    """:func:`tests.helpers.make_tiny_synthetic`'s three data sets, written once (read only)."""
+    return make_tiny_synthetic(tmp_path_factory.mktemp("synthetic"))

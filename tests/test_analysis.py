@@ -15,8 +15,7 @@ from refvos.analysis import (
     write_category_analysis,
 )
 from refvos.data.annotations import CATEGORIES, ExpressionCategory, load_categorization
-
-from .helpers import shared_dataset_file
+from tests.helpers import shared_dataset_file
 
 
 def cats(**present):

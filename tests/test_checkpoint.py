@@ -7,7 +7,7 @@ import torch
 
 from refvos.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint, to_released_format
 from refvos.errors import CheckpointError
-from tests.conftest import make_tiny_model
+from tests.helpers import make_tiny_model
 
 
 def _released(model) -> dict:

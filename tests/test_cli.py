@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from refvos.cli import COMMANDS, main, parse
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 
 def _python(code: str) -> subprocess.CompletedProcess:

@@ -7,8 +7,7 @@ import torch
 from refvos.checkpoint import save_checkpoint
 from refvos.cli import main
 from refvos.export import export_onnx, onnx_session, segmenter_parity
-
-from .conftest import make_tiny_model
+from tests.helpers import make_tiny_model
 
 pytest.importorskip("onnxruntime")
 

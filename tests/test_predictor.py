@@ -5,8 +5,7 @@ from PIL import Image
 
 from refvos import Predictor
 from refvos.errors import InputError
-
-from .helpers import assert_mixed, make_mixed_model, reference_mask
+from tests.helpers import assert_mixed, make_mixed_model, reference_mask
 
 
 @pytest.fixture(scope="module")
@@ -15,29 +14,29 @@ def mixed_model():
 
 
 @pytest.fixture
-def photo():
+def picture():
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, size=(45, 61, 3), dtype=np.uint8)
 
 
-def test_predict_equals_original_pipeline_in_fp32(mixed_model, photo):
+def test_predict_equals_original_pipeline_in_fp32(mixed_model, picture):
     p = Predictor(mixed_model, device="cpu", precision="fp32")
-    got = p.predict(photo, "the man on the left")
+    got = p.predict(picture, "the man on the left")
     assert got.dtype == bool and got.shape == (45, 61)
-    expected = reference_mask(mixed_model, photo, "the man on the left")
+    expected = reference_mask(mixed_model, picture, "the man on the left")
     assert_mixed([expected])
     np.testing.assert_array_equal(got, expected)
 
 
-def test_several_expressions_reuse_the_image_features(mixed_model, photo, monkeypatch):
+def test_several_expressions_reuse_the_image_features(mixed_model, picture, monkeypatch):
     p = Predictor(mixed_model, device="cpu", precision="fp32")
     calls = []
     backbone_forward = p.model.segmenter.backbone.forward
     monkeypatch.setattr(p.model.segmenter.backbone, "forward", lambda x: calls.append(1) or backbone_forward(x))
-    results = p.predict_all(photo, ["the cat", "a dog on the right"])
+    results = p.predict_all(picture, ["the cat", "a dog on the right"])
     assert len(calls) == 1 and len(results) == 2
     for r in results:
-        expected = reference_mask(mixed_model, photo, r.expression)
+        expected = reference_mask(mixed_model, picture, r.expression)
         assert_mixed([expected])
         np.testing.assert_array_equal(r.mask, expected)
         assert r.area == int(r.mask.sum())
@@ -65,10 +64,10 @@ def test_exif_orientation_is_applied(tiny_model, tmp_path):
     assert Predictor(tiny_model, device="cpu").predict(tmp_path / "r.jpg", "x").shape == (30, 20)
 
 
-def test_max_size_caps_the_processed_image_but_returns_full_size(tiny_model, photo, monkeypatch):
+def test_max_size_caps_the_processed_image_but_returns_full_size(tiny_model, picture, monkeypatch):
     p = Predictor(tiny_model, device="cpu", max_size=32)
-    assert max(p.preprocess(photo).shape[-2:]) == 32
-    assert p.predict(photo, "the dog").shape == photo.shape[:2]
+    assert max(p.preprocess(picture).shape[-2:]) == 32
+    assert p.predict(picture, "the dog").shape == picture.shape[:2]
 
 
 def test_predict_video_encodes_the_sentence_once(mixed_model, monkeypatch):
@@ -112,18 +111,18 @@ def test_corrupt_image_file(tiny_model, tmp_path):
 
 
 # -- the SAM-style API -----------------------------------------------------------------------------
-def test_from_checkpoint_and_argument_order(mixed_model, photo, tmp_path):
+def test_from_checkpoint_and_argument_order(mixed_model, picture, tmp_path):
     from refvos.checkpoint import save_checkpoint
 
     path = save_checkpoint(tmp_path / "m.pth", mixed_model)
     p = Predictor.from_checkpoint(path, device="cpu", precision="fp32")
-    (r,) = p.predict_all(photo, ["the dog"])  # image first, as predict(image, expression)
-    np.testing.assert_array_equal(r.mask, p.predict(photo, "the dog"))
-    expected = reference_mask(mixed_model, photo, "the dog")
+    (r,) = p.predict_all(picture, ["the dog"])  # image first, as predict(image, expression)
+    np.testing.assert_array_equal(r.mask, p.predict(picture, "the dog"))
+    expected = reference_mask(mixed_model, picture, "the dog")
     assert_mixed([expected])
     np.testing.assert_array_equal(r.mask, expected)
     with pytest.raises(TypeError, match="image comes first"):
-        p.predict_all(["the dog"], photo)
+        p.predict_all(["the dog"], picture)
 
 
 def test_predict_video_from_a_path_with_scores(mixed_model, tmp_path):
@@ -146,11 +145,11 @@ def test_predict_video_from_a_path_with_scores(mixed_model, tmp_path):
         assert r.score == pytest.approx(single.score, abs=1e-5) and 0.0 <= r.score <= 1.0
 
 
-def test_predictor_does_not_change_the_model_it_is_given(tiny_model, photo):
+def test_predictor_does_not_change_the_model_it_is_given(tiny_model, picture):
     tiny_model.train()
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     p = Predictor(tiny_model, device="cpu", precision="bf16", channels_last=True)
-    p.predict(photo, "the dog")
+    p.predict(picture, "the dog")
     assert tiny_model.training
     for k, v in tiny_model.state_dict().items():
         assert torch.equal(v, before[k]), k
@@ -215,9 +214,9 @@ def test_compile_setting_is_checked(tiny_model):
         Predictor(tiny_model, device="cpu", compile="sometimes")
 
 
-def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_model, photo, monkeypatch):
+def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_model, picture, monkeypatch):
     p = Predictor(tiny_model, device="cpu", precision="fp32", compile=False)
-    expected = p.predict(photo, "the dog")
+    expected = p.predict(picture, "the dog")
 
     def broken(*a, **k):
         raise RuntimeError("inductor exploded\nlong trace")
@@ -225,7 +224,7 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_model, photo, m
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
     p = Predictor(tiny_model, device="cpu", precision="fp32", compile=True)
     with pytest.warns(RuntimeWarning, match="inductor exploded"):
-        got = p.predict(photo, "the dog")
+        got = p.predict(picture, "the dog")
     np.testing.assert_array_equal(got, expected)
     assert p.compile_report()["fallback"] == "RuntimeError: inductor exploded" and not p.runner.compiled
 
@@ -253,10 +252,10 @@ def test_auto_compiles_a_size_after_enough_frames_of_it(tiny_model, monkeypatch)
 
 
 @pytest.mark.slow
-def test_compiled_predictor_matches_eager(tiny_model, photo):
+def test_compiled_predictor_matches_eager(tiny_model, picture):
     eager = Predictor(tiny_model, device="cpu", precision="fp32", compile=False)
     compiled = Predictor(tiny_model, device="cpu", precision="fp32", compile=True)
-    frames = [photo, photo[::-1].copy()]
+    frames = [picture, picture[::-1].copy()]
     want = [r for _, r in eager.iter_video_all(frames, ["the dog"], batch_size=2)]
     got = [r for _, r in compiled.iter_video_all(frames, ["the dog"], batch_size=2)]
     for a, b in zip(want, got):

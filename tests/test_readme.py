@@ -14,11 +14,9 @@ import pytest
 from PIL import Image
 
 from refvos.cli import main, parse
-from tests.conftest import REPO_ROOT, TINY_TEXT_CONFIG, one_torch_thread
+from tests.helpers import REPO_ROOT, TINY_MODEL_ARGS, TINY_TEXT_CONFIG
 
 MARK = "<!-- readme-test: run -->"
-TINY_NETWORK = ["--model", "refvos_lite", "--backbone-weights", "none", "--text-encoder", "none",
-                "--text-config", json.dumps(TINY_TEXT_CONFIG)]
 SMALL_RUN = ["--base-size", "48", "--crop-size", "48", "-b", "4", "-j", "0", "--epochs", "1", "--device", "cpu"]
 
 
@@ -56,7 +54,7 @@ def _ci_argv(argv: list[str], r101_checkpoint: Path) -> list[str]:
     """A README command as CI runs it: tiny networks, 48-pixel crops, one epoch, the CPU."""
     command, flags = argv[0], argv[1:]
     if command == "train" and "refvos_lite" not in flags:  # the real-data recipes
-        network = TINY_NETWORK[:4] if "--ck_bert" in flags else [] if "--pretrained_refvos" in flags else TINY_NETWORK
+        network = TINY_MODEL_ARGS[:4] if "--ck_bert" in flags else [] if "--pretrained_refvos" in flags else TINY_MODEL_ARGS
         return argv + network + SMALL_RUN
     if command == "pretrain-bert":
         return argv + ["--bert", "none", "--text-config", json.dumps(TINY_TEXT_CONFIG), "--epochs", "1",
@@ -70,14 +68,8 @@ def _ci_argv(argv: list[str], r101_checkpoint: Path) -> list[str]:
     return argv
 
 
-@pytest.fixture
-def one_thread():
-    with one_torch_thread():
-        yield
-
-
 @pytest.mark.slow
-def test_readme_workflows_run_on_synthetic_data(tmp_path, monkeypatch, r101_model, capsys, one_thread):
+def test_readme_workflows_run_on_synthetic_data(tmp_path, monkeypatch, r101_model, capsys):
     from refvos.checkpoint import save_checkpoint
     from refvos.data import synthetic
 

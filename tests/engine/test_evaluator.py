@@ -3,13 +3,11 @@ submission PNGs, sharding."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from refvos.data.build import build_dataset
 from refvos.data.davis import read_object_ids
@@ -21,48 +19,13 @@ from refvos.engine.evaluator import (
     sample_meta,
     shard_indices,
 )
-from refvos.modeling.refvos import Segmenter
-from tests.conftest import make_tiny_model, make_tiny_synthetic
-from tests.helpers import assert_mixed, make_mixed_model, reference_logits
-
-
-def _digest(image: torch.Tensor) -> str:
-    return hashlib.sha1(image.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
-
-
-class _Lookup(nn.Module):
-    def __init__(self, table: dict) -> None:
-        super().__init__()
-        self.table = table
-
-    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        masks = [self.table[(_digest(f), int(t[0]))] for f, t in zip(features, text)]
-        fg = torch.stack([torch.as_tensor(m, dtype=torch.float32) for m in masks])
-        return torch.stack([1 - fg, fg], dim=1) * 8 - 4  # logits +-4
-
-
-class TableModel(nn.Module):
-    """A stand-in network that predicts a given mask for each (image, sentence): the RefVOS
-    contract (``encode_text``, ``segmenter.encode`` / ``decode``, ``config``).
-    ``TableModel.oracle(dataset)`` predicts the ground truth; ``predict`` maps a sample to its
-    mask otherwise."""
-
-    def __init__(self, dataset, predict=None) -> None:
-        super().__init__()
-        self.config = type("Config", (), {"max_tokens": 20, "truncation": "standard", "legacy_truncation": False})()
-        self.sentences: dict[tuple, int] = {}
-        self.table: dict[tuple, np.ndarray] = {}
-        for i in range(len(dataset)):
-            s = dataset[i]
-            sid = self.sentences.setdefault(tuple(s["input_ids"].tolist()), len(self.sentences))
-            mask = (s["mask"] == 1).numpy() if predict is None else predict(s)
-            self.table[(_digest(s["image"]), sid)] = mask
-        self.segmenter = Segmenter(nn.Identity(), _Lookup(self.table))
-        self.text_calls = 0
-
-    def encode_text(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-        self.text_calls += len(ids)
-        return torch.tensor([[float(self.sentences[tuple(r.tolist())])] for r in ids.cpu()])
+from tests.helpers import (
+    TableModel,
+    assert_mixed,
+    make_mixed_model,
+    make_tiny_model,
+    reference_logits,
+)
 
 
 class ListDataset(torch.utils.data.Dataset):
@@ -136,14 +99,8 @@ def test_metric_edge_cases(name):
     json.dumps(m, allow_nan=False)
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    return make_tiny_synthetic(root)
-
-
-def test_perfect_model_refcoco_and_records(data, tmp_path):
-    ds = build_dataset("refcoco", data["refcoco"], "val", mode="eval")
+def test_perfect_model_refcoco_and_records(tiny_synthetic, tmp_path):
+    ds = build_dataset("refcoco", tiny_synthetic["refcoco"], "val", mode="eval")
     model = TableModel(ds)
     result = evaluate(model, ds, device="cpu", output_dir=tmp_path, display_dir=tmp_path / "d",
                       display_limit=3)
@@ -163,8 +120,8 @@ def test_perfect_model_refcoco_and_records(data, tmp_path):
     assert model.text_calls == len({tuple(ds[i]["input_ids"].tolist()) for i in range(len(ds))})
 
 
-def test_records_aggregate_consistently_and_batching(data):
-    full = build_dataset("refcoco", data["refcoco"], "val", mode="eval")
+def test_records_aggregate_consistently_and_batching(tiny_synthetic):
+    full = build_dataset("refcoco", tiny_synthetic["refcoco"], "val", mode="eval")
     ds = torch.utils.data.Subset(full, range(6))
     model = make_tiny_model(seed=3)
     one = evaluate(model, ds, device="cpu")
@@ -179,8 +136,8 @@ def test_records_aggregate_consistently_and_batching(data):
         assert a["sent_id"] == b["sent_id"]
 
 
-def test_backbone_once_per_picture(data):
-    ds = build_dataset("refcoco", data["refcoco"], "val", mode="eval")
+def test_backbone_once_per_picture(tiny_synthetic):
+    ds = build_dataset("refcoco", tiny_synthetic["refcoco"], "val", mode="eval")
     model = make_mixed_model()
     runner = evaluator._Runner(model, torch.device("cpu"), "fp32")
     samples = [ds[i] for i in range(min(8, len(ds)))]
@@ -197,8 +154,8 @@ def test_backbone_once_per_picture(data):
         assert torch.equal(masks, expected)
 
 
-def test_perfect_model_davis_submission_round_trip(data, tmp_path):
-    root = data["davis"]
+def test_perfect_model_davis_submission_round_trip(tiny_synthetic, tmp_path):
+    root = tiny_synthetic["davis"]
     parts = [build_dataset("davis", root, "val", mode="eval", annotator="both", kind=k)
              for k in ("first_frame", "full_video")]
     ds = torch.utils.data.ConcatDataset(parts)
@@ -222,8 +179,8 @@ def test_perfect_model_davis_submission_round_trip(data, tmp_path):
         assert im.mode == "P" and im.getpalette()[:9] == davis_palette()[:9]
 
 
-def test_perfect_model_a2d_map(data):
-    ds = build_dataset("a2d", data["a2d"], "test", mode="eval")
+def test_perfect_model_a2d_map(tiny_synthetic):
+    ds = build_dataset("a2d", tiny_synthetic["a2d"], "test", mode="eval")
     m = evaluate(TableModel(ds), ds, device="cpu")["metrics"]
     assert m["a2d_map"]["mAP"] == pytest.approx(1.0) and m["a2d_map"]["AP50"] == pytest.approx(1.0)
     present = [sample_meta(ds, i)["present"] for i in range(len(ds))]
@@ -298,16 +255,16 @@ def test_davis_j_and_f_score_the_merged_label_map_of_a_frame():
     assert by[(2, 1)]["J"] == by[(2, 2)]["J"] == by[(2, 2)]["F"] == 1.0
 
 
-def test_shards_keep_videos_whole_and_cover_everything(data):
-    ds = build_dataset("davis", data["davis"], "train", mode="eval", annotator="both")
+def test_shards_keep_videos_whole_and_cover_everything(tiny_synthetic):
+    ds = build_dataset("davis", tiny_synthetic["davis"], "train", mode="eval", annotator="both")
     shards = [shard_indices(ds, r, 3) for r in range(3)]
     assert sorted(i for s in shards for i in s) == list(range(len(ds)))
     videos = [{evaluator.sample_meta(ds, i)["video"] for i in s} for s in shards]
     assert not (videos[0] & videos[1]) and not (videos[1] & videos[2]) and all(videos)
 
 
-def test_bad_inputs(data):
-    ds = build_dataset("refcoco", data["refcoco"], "val", mode="eval")
+def test_bad_inputs(tiny_synthetic):
+    ds = build_dataset("refcoco", tiny_synthetic["refcoco"], "val", mode="eval")
     from refvos.errors import InputError
 
     with pytest.raises(InputError, match="DAVIS"):

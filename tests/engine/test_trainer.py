@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from refvos.checkpoint import read_checkpoint
+from refvos.data import build_dataset
 from refvos.engine.trainer import (
     BEST,
     LAST,
@@ -22,8 +23,18 @@ from refvos.engine.trainer import (
     set_rng_state,
 )
 from refvos.errors import InputError
-from tests.conftest import make_tiny_model
-from tests.engine.conftest import train_subset, val_subset
+from tests.helpers import IMAGE_SIZE, TINY_TEXT_CONFIG, make_tiny_model
+
+
+def train_subset(root, n: int = 6) -> torch.utils.data.Dataset:
+    """The first ``n`` training samples, cropped to the image size."""
+    ds = build_dataset("refcoco", root, "train", "train", base_size=IMAGE_SIZE, crop_size=IMAGE_SIZE)
+    return torch.utils.data.Subset(ds, range(min(n, len(ds))))
+
+
+def val_subset(root, n: int = 2) -> torch.utils.data.Dataset:
+    ds = build_dataset("refcoco", root, "val", "eval")
+    return torch.utils.data.Subset(ds, range(min(n, len(ds))))
 
 
 def config(tmp_path, **kw) -> TrainConfig:
@@ -63,7 +74,6 @@ def test_param_groups_original_full_frozen():
     model = make_tiny_model()
     # a 4-layer encoder: layers 0-1 train, 2-3 and the embeddings are frozen
     from refvos.modeling import build_model
-    from tests.conftest import TINY_TEXT_CONFIG
 
     model = build_model("refvos_lite", backbone_weights=None, text_encoder=None,
                         text_config={**TINY_TEXT_CONFIG, "num_hidden_layers": 4})

@@ -3,6 +3,7 @@ import torch
 
 from refvos.modeling import MODEL_REGISTRY, RefVOSConfig, build_from_config, build_model
 from refvos.modeling.config import BERT_BASE_UNCASED
+from tests.helpers import TINY_TEXT_CONFIG
 
 
 def _released_key_names() -> dict[str, tuple[int, ...]]:
@@ -152,7 +153,6 @@ def test_r101_backbone_weights_from_path(tmp_path):
 
 def test_lite_stage_head_width_and_rates_are_kept_by_checkpoints(tmp_path):
     from refvos.checkpoint import load_checkpoint, save_checkpoint
-    from tests.conftest import TINY_TEXT_CONFIG
 
     model = build_model("refvos_lite", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG,
                         backbone_stage=2, head_channels=32, atrous_rates=(2, 3, 5)).eval()

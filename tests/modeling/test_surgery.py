@@ -10,8 +10,7 @@ from refvos import Predictor
 from refvos.errors import InputError
 from refvos.modeling.head import ASPPPooling, RefVOSHead
 from refvos.modeling.surgery import declared_pairs, fold_batchnorm, set_dropout
-
-from ..conftest import make_tiny_model
+from tests.helpers import make_tiny_model
 
 
 def test_fold_batchnorm_keeps_the_function_and_leaves_the_model_alone(tiny_model):

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 from refvos.errors import CheckpointError, DataFormatError, InputError, RefVOSError
-from tests.conftest import REPO_ROOT, make_tiny_model
+from tests.helpers import REPO_ROOT, TINY_MODEL_ARGS, make_tiny_model
 from tests.reliability.helpers import (
     frames_folder,
     rgb,
@@ -603,13 +603,8 @@ def test_cli_train_bad_input(name, env, tmp_path, monkeypatch, capsys):
         root, resume, expect = refer_without_instances(tmp_path, env), [], r"instances\.json"
     else:
         root, resume, expect = env.refer, ["--resume", str(truncated_ckpt(tmp_path, env))], r"cut\.pth"
-    import json
-
-    from tests.conftest import TINY_TEXT_CONFIG
-
     argv = ["train", "--dataset", "refcoco", "--refer_data_root", str(root), "--output-dir",
-            str(tmp_path / "run"), "--device", "cpu", "--model", "refvos_lite", "--backbone-weights", "none",
-            "--text-encoder", "none", "--text-config", json.dumps(TINY_TEXT_CONFIG), "-j", "0", *resume]
+            str(tmp_path / "run"), "--device", "cpu", *TINY_MODEL_ARGS, "-j", "0", *resume]
     before = tree(tmp_path)
     rc, out, err = _run_cli(argv, tmp_path, monkeypatch, capsys)
     assert rc == 2, err

@@ -8,38 +8,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from PIL import Image
 
-from refvos.checkpoint import save_checkpoint
 from refvos.cli import main
-from refvos.data import synthetic
 from refvos.engine.run_lock import LOCK_NAME, run_lock
-from tests.conftest import TINY_TEXT_CONFIG, make_tiny_model
+from tests.helpers import TINY_TEXT_CONFIG, train_argv
 from tests.reliability.helpers import frames_folder, rgb
-
-SIZE = 48
-TINY = ["--model", "refvos_lite", "--backbone-weights", "none", "--text-encoder", "none",
-        "--text-config", json.dumps(TINY_TEXT_CONFIG)]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: the tiny models gain nothing from more on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth", make_tiny_model())
-
-
-@pytest.fixture(scope="module")
-def refcoco_root(tmp_path_factory):
-    return synthetic.make_refcoco(tmp_path_factory.mktemp("refcoco"), num_images=20, image_size=SIZE, seed=0)
 
 
 def one_error_line(capsys) -> str:
@@ -54,35 +28,35 @@ def image(tmp_path):
     return path
 
 
-def test_unwritable_mask_out_leaves_no_overlay(tmp_path, checkpoint, capsys):
+def test_unwritable_mask_out_leaves_no_overlay(tmp_path, tiny_checkpoint, capsys):
     (tmp_path / "ro").write_text("a file where a folder should be")  # unwritable even for root
-    argv = ["predict", "--checkpoint", str(checkpoint), "--image", str(image(tmp_path)), "-e", "x",
+    argv = ["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(image(tmp_path)), "-e", "x",
             "--out", str(tmp_path / "o.png"), "--mask-out", str(tmp_path / "ro" / "m.png")]
     assert main(argv) == 2
     assert "ro" in one_error_line(capsys) and not (tmp_path / "o.png").exists()
 
 
 @pytest.mark.parametrize("which", ["out_is_image", "out_is_mask", "out_is_mask_suffixed"])
-def test_outputs_that_collide_are_refused(tmp_path, checkpoint, capsys, which):
+def test_outputs_that_collide_are_refused(tmp_path, tiny_checkpoint, capsys, which):
     photo = image(tmp_path)
     before = photo.read_bytes()
     extra = {"out_is_image": ["--out", str(photo)],
              "out_is_mask": ["--out", str(tmp_path / "a.png"), "--mask-out", str(tmp_path / "a.png")],
              "out_is_mask_suffixed": ["-e", "y", "--out", str(tmp_path / "a.png"),
                                       "--mask-out", str(tmp_path / "sub" / ".." / "a.png")]}[which]
-    assert main(["predict", "--checkpoint", str(checkpoint), "--image", str(photo), "-e", "x", *extra]) == 2
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(photo), "-e", "x", *extra]) == 2
     line = one_error_line(capsys)
     assert "input file" in line if which == "out_is_image" else "same file" in line
     assert photo.read_bytes() == before and not (tmp_path / "a.png").exists()
 
 
-def test_reused_video_out_dir_keeps_no_stale_masks(tmp_path, checkpoint):
+def test_reused_video_out_dir_keeps_no_stale_masks(tmp_path, tiny_checkpoint):
     out = tmp_path / "out"
     long = frames_folder(tmp_path / "long", [(32, 40)] * 3)
     short = frames_folder(tmp_path / "short", [(32, 40)] * 2)
     (short / "00000.png").rename(short / "a.png")
     (short / "00001.png").rename(short / "b.png")
-    base = ["predict", "--checkpoint", str(checkpoint), "-e", "x", "--out-dir", str(out), "--max-size", "32"]
+    base = ["predict", "--checkpoint", str(tiny_checkpoint), "-e", "x", "--out-dir", str(out), "--max-size", "32"]
     assert main([*base, "--video", str(long)]) == 0
     assert sorted(p.name for p in (out / "expr_0" / "masks").iterdir()) == ["00000.png", "00001.png", "00002.png"]
     assert main([*base, "--video", str(short)]) == 0
@@ -105,9 +79,9 @@ def test_bad_arguments_one_line(tmp_path, capsys, monkeypatch, argv, words):
     assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
 
 
-def test_metrics_json_checked_before_evaluating(tmp_path, checkpoint, capsys):
+def test_metrics_json_checked_before_evaluating(tmp_path, tiny_checkpoint, capsys):
     (tmp_path / "ro").write_text("a file")
-    argv = ["test", "--dataset", "refcoco", "--resume", str(checkpoint), "--data-root", str(tmp_path / "nodata"),
+    argv = ["test", "--dataset", "refcoco", "--resume", str(tiny_checkpoint), "--data-root", str(tmp_path / "nodata"),
             "--metrics-json", str(tmp_path / "ro" / "m.json"), "--output-dir", str(tmp_path / "eval")]
     assert main(argv) == 2
     line = one_error_line(capsys)
@@ -115,13 +89,11 @@ def test_metrics_json_checked_before_evaluating(tmp_path, checkpoint, capsys):
 
 
 def _train(root, out, *extra):
-    return ["train", "--dataset", "refcoco", "--data-root", str(root), *TINY, "--base-size", str(SIZE),
-            "--crop-size", str(SIZE), "-b", "4", "--workers", "0", "--device", "cpu", "--output-dir", str(out),
-            "--model_id", "run", "--epochs", "1", *extra]
+    return train_argv(root, out, "--epochs", "1", *extra)
 
 
 @pytest.mark.slow
-def test_run_folder_lock_overwrite_and_resume_mismatch(tmp_path, refcoco_root, checkpoint, capsys):
+def test_run_folder_lock_overwrite_and_resume_mismatch(tmp_path, refcoco_root, tiny_checkpoint, capsys):
     run = tmp_path / "run"
     with run_lock(run):  # another training holds the folder
         assert main(_train(refcoco_root, tmp_path)) == 2
@@ -129,7 +101,7 @@ def test_run_folder_lock_overwrite_and_resume_mismatch(tmp_path, refcoco_root, c
         assert "in use by another training" in line and LOCK_NAME in line
     assert not (run / "last.pth").exists() and not (run / "log.jsonl").exists()
 
-    (run / "last.pth").write_bytes(checkpoint.read_bytes())  # a previous run's refvos_lite checkpoint
+    (run / "last.pth").write_bytes(tiny_checkpoint.read_bytes())  # a previous run's refvos_lite checkpoint
     finished = (run / "last.pth").read_bytes()
     assert main(_train(refcoco_root, tmp_path)) == 2  # a plain new run over it
     assert "already holds a run (last.pth" in one_error_line(capsys)

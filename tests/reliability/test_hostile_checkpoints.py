@@ -19,7 +19,7 @@ from PIL import Image
 from refvos.checkpoint import checkpoint_dict, load_checkpoint
 from refvos.cli import main
 from refvos.errors import CheckpointError
-from tests.conftest import make_tiny_model
+from tests.helpers import make_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 

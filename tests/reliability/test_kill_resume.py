@@ -11,7 +11,6 @@ with a tiny network on the CPU.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import signal
 import subprocess
@@ -24,7 +23,7 @@ import torch
 
 from refvos.checkpoint import read_checkpoint
 from refvos.errors import RefVOSError
-from tests.conftest import REPO_ROOT, TINY_TEXT_CONFIG, make_tiny_model
+from tests.helpers import REPO_ROOT, TINY_MODEL_ARGS, make_tiny_model
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +40,7 @@ def data_root(tmp_path_factory) -> Path:
 
 
 def _argv(root: Path, out: Path) -> list[str]:
-    return ["train", "--dataset", "refcoco", "--refer_data_root", str(root), "--model", "refvos_lite",
-            "--backbone-weights", "none", "--text-encoder", "none", "--text-config", json.dumps(TINY_TEXT_CONFIG),
+    return ["train", "--dataset", "refcoco", "--refer_data_root", str(root), *TINY_MODEL_ARGS,
             "--base-size", "40", "--crop-size", "48", "-j", "0", "-b", "4", "--epochs", str(EPOCHS),
             "--schedule", "constant", "--lr", "0.01", "--seed", "3", "--output-dir", str(out), "--model_id", "run",
             "--checkpoint-every", "1", "--device", "cpu", "--print-freq", "1000", "--resume", "auto"]

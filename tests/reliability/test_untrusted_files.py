@@ -26,7 +26,7 @@ import torch
 
 from refvos.errors import CheckpointError, DataFormatError, RefVOSError, UnsafePickleError
 from refvos.safe_pickle import safe_load
-from tests.conftest import REPO_ROOT, TINY_TEXT_CONFIG, make_tiny_model
+from tests.helpers import REPO_ROOT, TINY_TEXT_CONFIG, make_tiny_model
 
 # ------------------------------------------------------------------------------ payloads
 

@@ -10,23 +10,19 @@ import torch
 from PIL import Image
 
 import refvos.checkpoint
-from refvos.checkpoint import save_checkpoint
 from refvos.cli import main
 from refvos.data.build import build_dataset
 from refvos.data.davis import read_object_ids
-from tests.conftest import make_tiny_model, make_tiny_synthetic
-from tests.engine.test_evaluator import TableModel
+from tests.helpers import TableModel
 
 IOU_KEYS = {"overall_iou", "mean_iou", "precision@0.5", "precision@0.6", "precision@0.7",
             "precision@0.8", "precision@0.9", "num_samples", "cum_intersection", "cum_union"}
 
 
 @pytest.fixture(scope="module")
-def roots(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    ckpt = root / "tiny.pth"
-    save_checkpoint(ckpt, make_tiny_model())
-    return {"ckpt": ckpt, **make_tiny_synthetic(root)}
+def roots(tiny_synthetic, tiny_checkpoint):
+    """The synthetic data sets (``refcoco``, ``davis``, ``a2d``) and the tiny checkpoint (``ckpt``)."""
+    return {"ckpt": tiny_checkpoint, **tiny_synthetic}
 
 
 def _oracle(monkeypatch, dataset):

@@ -1,5 +1,4 @@
-"""``refvos train``, ``refvos pretrain-bert`` and ``refvos export-original`` end to end on
-synthetic data, and ``refvos train`` under torchrun with 2 CPU processes (gloo)."""
+"""``refvos train`` end to end on synthetic RefCOCO, and under torchrun with 2 CPU processes (gloo)."""
 
 from __future__ import annotations
 
@@ -8,29 +7,18 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from refvos.checkpoint import is_released_format, load_checkpoint, read_checkpoint
+from refvos.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from refvos.cli import main
-from tests.conftest import TINY_TEXT_CONFIG
-from tests.engine.conftest import IMAGE_SIZE
-
-TINY = ["--model", "refvos_lite", "--backbone-weights", "none", "--text-encoder", "none",
-        "--text-config", json.dumps(TINY_TEXT_CONFIG)]
-
-
-def train_args(root, out, *extra):
-    return ["train", "--dataset", "refcoco", "--data-root", str(root), *TINY,
-            "--base-size", str(IMAGE_SIZE), "--crop-size", str(IMAGE_SIZE), "-b", "4",
-            "--workers", "0", "--device", "cpu", "--output-dir", str(out), "--model_id", "run", *extra]
+from tests.helpers import IMAGE_SIZE, REPO_ROOT, TINY_MODEL_ARGS, make_tiny_model, train_argv
 
 
 @pytest.mark.slow
-def test_train_cli_resume_auto_and_export(refcoco_root, tmp_path, capsys):
-    assert main(train_args(refcoco_root, tmp_path, "--epochs", "1", "--schedule", "refcoco")) == 0
+def test_train_cli_resume_auto(refcoco_root, tmp_path, capsys):
+    assert main(train_argv(refcoco_root, tmp_path, "--epochs", "1", "--schedule", "refcoco")) == 0
     run = tmp_path / "run"
     ckpt = read_checkpoint(run / "last.pth")
     assert ckpt["epoch"] == 1 and ckpt["args"]["dataset"] == "refcoco"
@@ -42,55 +30,34 @@ def test_train_cli_resume_auto_and_export(refcoco_root, tmp_path, capsys):
     reads, read = [], checkpoint.read_checkpoint
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(checkpoint, "read_checkpoint", lambda path, *a, **k: reads.append(path) or read(path, *a, **k))
-        assert main(train_args(refcoco_root, tmp_path, "--epochs", "2", "--schedule", "refcoco",
+        assert main(train_argv(refcoco_root, tmp_path, "--epochs", "2", "--schedule", "refcoco",
                                "--resume", "auto")) == 0
     assert reads == [run / "last.pth"]
     ckpt = read_checkpoint(run / "last.pth")
     assert ckpt["epoch"] == 2 and ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0096)
     assert "resuming from" in capsys.readouterr().out
 
-    # export-original refuses lite networks (no released layout) with a clear message
-    assert main(["export-original", str(run / "last.pth"), str(tmp_path / "x.pth")]) == 2
-    assert "refvos_r101" in capsys.readouterr().err
-
-
-def test_export_original_r101(tmp_path, r101_model):
-    from refvos.checkpoint import save_checkpoint
-
-    src = save_checkpoint(tmp_path / "r101.pth", r101_model, epoch=3, args={"dataset": "davis"})
-    assert main(["export-original", str(src), str(tmp_path / "released.pth")]) == 0
-    released = read_checkpoint(tmp_path / "released.pth")
-    assert is_released_format(released) and released["epoch"] == 3
-    assert released["args"].model == "deeplabv3_resnet101" and released["args"].dataset == "davis"
-    model = load_checkpoint(tmp_path / "released.pth")
-    assert model.config.max_tokens == 10
-    for k, v in r101_model.segmenter.state_dict().items():
-        assert torch.equal(model.segmenter.state_dict()[k], v)
-
 
 def test_train_cli_errors(refcoco_root, tmp_path, capsys):
-    assert main(train_args(refcoco_root, tmp_path, "--ck_pretrained_refvos", "x.pth")) == 2
+    assert main(train_argv(refcoco_root, tmp_path, "--ck_pretrained_refvos", "x.pth")) == 2
     assert "--pretrained_refvos" in capsys.readouterr().err
-    assert main(train_args(refcoco_root, tmp_path, "--batch-size", "1")) == 2
+    assert main(train_argv(refcoco_root, tmp_path, "--batch-size", "1")) == 2
     assert "--batch-size" in capsys.readouterr().err
-    assert main(train_args(refcoco_root, tmp_path, "--resume", str(tmp_path / "nope.pth"))) == 2
+    assert main(train_argv(refcoco_root, tmp_path, "--resume", str(tmp_path / "nope.pth"))) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(train_args(refcoco_root, tmp_path, "--fixed_lr", "--schedule", "a2d")) == 2
+    assert main(train_argv(refcoco_root, tmp_path, "--fixed_lr", "--schedule", "a2d")) == 2
     assert "--fixed_lr is --schedule fixed" in capsys.readouterr().err
-    assert main(train_args(refcoco_root, tmp_path, "--lr_specific", "0.5")) == 2
+    assert main(train_argv(refcoco_root, tmp_path, "--lr_specific", "0.5")) == 2
     assert "--lr_specific is the factor of the fixed schedule" in capsys.readouterr().err
 
 
 def test_train_cli_pretrained_refvos(refcoco_root, tmp_path, capsys):
-    from refvos.checkpoint import save_checkpoint
-    from tests.conftest import make_tiny_model
-
     init = make_tiny_model(seed=5)
     init.config.truncation = "original"  # e.g. a released A2D / DAVIS model
     src = save_checkpoint(tmp_path / "init.pth", init)
-    args = train_args(refcoco_root, tmp_path, "--epochs", "1", "--pretrained_refvos",
+    args = train_argv(refcoco_root, tmp_path, "--epochs", "1", "--pretrained_refvos",
                       "--ck_pretrained_refvos", str(src))
-    args = [a for a in args if a not in TINY]  # the network comes from the checkpoint
+    args = [a for a in args if a not in TINY_MODEL_ARGS]  # the network comes from the checkpoint
     assert main(args) == 0
     last = read_checkpoint(tmp_path / "run" / "last.pth")
     assert last["config"]["text_config"]["hidden_size"] == 64
@@ -112,37 +79,14 @@ def test_train_cli_pretrained_refvos(refcoco_root, tmp_path, capsys):
 
 
 def test_train_cli_original_flags_truncation_and_fixed_lr(refcoco_root, tmp_path, capsys):
-    assert main(train_args(refcoco_root, tmp_path, "--epochs", "1", "--truncation", "original",
+    assert main(train_argv(refcoco_root, tmp_path, "--epochs", "1", "--truncation", "original",
                            "--fixed_lr", "--lr", "1", "--lr_specific", "3e-5")) == 0
     ckpt = read_checkpoint(tmp_path / "run" / "last.pth")
     assert ckpt["config"]["truncation"] == "original"
     assert ckpt["lr_scheduler"]["name"] == "fixed" and ckpt["optimizer"]["param_groups"][0]["lr"] == 3e-5
-    assert main(train_args(refcoco_root, tmp_path, "--epochs", "2", "--resume", "auto",
+    assert main(train_argv(refcoco_root, tmp_path, "--epochs", "2", "--resume", "auto",
                            "--truncation", "standard")) == 2
     assert "trained with --truncation original, not standard" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_pretrain_bert_lowers_mlm_loss_and_loads_as_ck_bert(refcoco_root, tmp_path, capsys):
-    out = tmp_path / "bert"
-    assert main(["pretrain-bert", "--dataset", "refcoco", "--refer_data_root", str(refcoco_root),
-                 "--out", str(out), "--bert", "none", "--text-config", json.dumps(TINY_TEXT_CONFIG),
-                 "--epochs", "3", "-b", "16", "--lr", "3e-3", "--device", "cpu"]) == 0
-    summary = json.loads((out / "pretrain_bert.json").read_text())
-    losses = [e["loss"] for e in summary["epochs"]]
-    assert losses[-1] < losses[0] and summary["eval_loss_after"] < summary["eval_loss_before"]
-    assert (out / "vocab.txt").is_file() and (out / "config.json").is_file()
-    from refvos.modeling import build_model
-
-    model = build_model("refvos_lite", backbone_weights=None, text_encoder=out)
-    assert model.config.text_config["hidden_size"] == 64
-    # ... and through refvos train --ck_bert
-    args = train_args(refcoco_root, tmp_path, "--epochs", "1")
-    i = args.index("--text-encoder")
-    args = args[:i] + ["--ck_bert", str(out)] + args[i + 4 :]
-    assert main(args) == 0
-    ckpt = read_checkpoint(tmp_path / "run" / "last.pth")
-    assert ckpt["args"]["vocab_file"] == str(out / "vocab.txt")
 
 
 def _free_port() -> int:
@@ -156,9 +100,9 @@ def test_torchrun_two_cpu_processes(refcoco_root, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "--master_port", str(_free_port()), "-m", "refvos",
-           *train_args(refcoco_root, out, "--epochs", "1", "-b", "2")]
+           *train_argv(refcoco_root, out, "--epochs", "1", "-b", "2")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+           "PYTHONPATH": str(REPO_ROOT / "src")}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = out / "run"

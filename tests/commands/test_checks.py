@@ -3,7 +3,6 @@ names the argument or file and what was expected (before any model is built)."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -11,25 +10,11 @@ import torch
 from PIL import Image
 
 import refvos.commands.train as train_command
-from refvos.checkpoint import save_checkpoint
 from refvos.cli import build_parser, main
 from refvos.commands.checks import parse_text_config
 from refvos.data import synthetic
 from refvos.errors import InputError
-from tests.conftest import TINY_TEXT_CONFIG, make_tiny_model
-
-TINY = ["--model", "refvos_lite", "--backbone-weights", "none", "--text-encoder", "none",
-        "--text-config", json.dumps(TINY_TEXT_CONFIG)]
-
-
-@pytest.fixture(scope="module")
-def refcoco_root(tmp_path_factory):
-    return synthetic.make_refcoco(tmp_path_factory.mktemp("refcoco"), num_images=20, image_size=48)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth", make_tiny_model())
+from tests.helpers import TINY_TEXT_CONFIG, train_argv
 
 
 @pytest.fixture
@@ -48,8 +33,7 @@ def _error(capsys, argv) -> str:
 
 
 def _train(root, out, *extra):
-    return ["train", "--dataset", "refcoco", "--data-root", root, *TINY, "--base-size", "48", "--crop-size", "48",
-            "-b", "2", "--workers", "0", "--device", "cpu", "--output-dir", out, *extra]
+    return train_argv(root, out, "-b", "2", *extra)
 
 
 def test_empty_validation_split_is_named_before_training(tmp_path, capsys, no_model):
@@ -70,17 +54,17 @@ def test_bad_numbers_refused_before_the_model(refcoco_root, tmp_path, capsys, no
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 @pytest.mark.parametrize("command", ["train", "test", "predict", "serve", "pretrain-bert"])
-def test_cuda_without_gpu_refused_before_the_model(refcoco_root, ckpt, tmp_path, capsys, no_model, monkeypatch,
+def test_cuda_without_gpu_refused_before_the_model(refcoco_root, tiny_checkpoint, tmp_path, capsys, no_model, monkeypatch,
                                                    command):
     import refvos.checkpoint
 
     monkeypatch.setattr(refvos.checkpoint, "load_checkpoint", lambda *a, **k: pytest.fail("model loaded"))
     argv = {
         "train": _train(refcoco_root, tmp_path) + ["--device", "cuda"],
-        "test": ["test", "--checkpoint", ckpt, "--refer_data_root", refcoco_root, "--device", "cuda"],
-        "predict": ["predict", "--checkpoint", ckpt, "--image", next((refcoco_root / "images").rglob("*.png")),
+        "test": ["test", "--checkpoint", tiny_checkpoint, "--refer_data_root", refcoco_root, "--device", "cuda"],
+        "predict": ["predict", "--checkpoint", tiny_checkpoint, "--image", next((refcoco_root / "images").rglob("*.png")),
                     "-e", "x", "--device", "cuda"],
-        "serve": ["serve", "--checkpoint", ckpt, "--device", "cuda"],
+        "serve": ["serve", "--checkpoint", tiny_checkpoint, "--device", "cuda"],
         "pretrain-bert": ["pretrain-bert", "--refer_data_root", refcoco_root, "--bert", "none",
                           "--out", tmp_path / "bert", "--device", "cuda"],
     }[command]
@@ -134,8 +118,8 @@ def test_wrong_file_as_checkpoint_says_what_it_is(refcoco_root, tmp_path, capsys
     assert ".pth checkpoint" in err and "weights_only" not in err
 
 
-def test_unknown_split_is_named_with_the_existing_ones(refcoco_root, ckpt, tmp_path, capsys):
-    err = _error(capsys, ["test", "--checkpoint", ckpt, "--refer_data_root", refcoco_root, "--split", "testC",
+def test_unknown_split_is_named_with_the_existing_ones(refcoco_root, tiny_checkpoint, tmp_path, capsys):
+    err = _error(capsys, ["test", "--checkpoint", tiny_checkpoint, "--refer_data_root", refcoco_root, "--split", "testC",
                           "--output-dir", tmp_path])
     assert "'testC'" in err and "testA, testB, train, val" in err
 
