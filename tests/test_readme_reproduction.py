@@ -65,11 +65,14 @@ def test_readme_reproduction_commands_run_on_synthetic_data(tmp_path, monkeypatc
             ckpt = read_checkpoint(f"checkpoints/{_flag(argv, '--model_id')}/last.pth")
             assert ckpt["config"]["truncation"] == "original"  # given, or inherited (DAVIS)
             assert ckpt["lr_scheduler"]["name"] == _flag(argv, "--schedule")
+            assert ckpt["args"]["a2d_query"] == ("original" if dataset == "a2d" else None)
             continue
         metrics = json.loads((tmp_path / "output" / "test" / "metrics.json").read_text())
         assert metrics["dataset"] == dataset and metrics["refvos"]["num_samples"] > 0
         if dataset == "a2d":  # both protocols; MTTR's leaves out the absent-instance frames
             assert 0 < metrics["mttr"]["num_samples"] < metrics["refvos"]["num_samples"]
+            # --protocol refvos: queries cut at their first comma (the synthetic data have some)
+            assert metrics["run"]["a2d_query"] == "original" and metrics["run"]["a2d_queries_cut"] > 0
         if dataset == "davis":  # annotator 1's first-frame expressions
             assert list(metrics["davis"]["summary"]) == ["first_frame"]
             assert list(metrics["davis"]["summary"]["first_frame"]["per_annotator"]) == ["1"]

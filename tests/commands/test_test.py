@@ -138,6 +138,32 @@ def test_a2d_perfect_model(roots, tmp_path, monkeypatch, capsys):
     assert (out / "categories.png").is_file()
 
 
+def test_a2d_protocol_refvos_reads_queries_as_the_authors(roots, tmp_path, monkeypatch, capsys):
+    """--protocol refvos cuts A2D queries at their first comma (the authors' reader, which the
+    paper's numbers went through); the run records the rule; categories match the annotated query."""
+    out = tmp_path / "out"
+    base = ["test", "--dataset", "a2d", "--resume", str(roots["ckpt"]), "--a2d_root", str(roots["a2d"]),
+            "--output-dir", str(out), "--device", "cpu", "--protocol", "refvos",
+            "--categories", str(roots["a2d"] / "RE_categorization.csv")]
+    # the oracle knows the cut queries only: a run on whole queries would fail
+    _oracle(monkeypatch, build_dataset("a2d", roots["a2d"], "test", mode="eval", query_rule="original"))
+    assert main(base) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["run"]["a2d_query"] == "original" and m["run"]["a2d_queries_cut"] == 1
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    cut = [r for r in rows if "full_query" in r]
+    assert cut and all(r["sentence"] == '"' + r["full_query"].split(",")[0] for r in cut)
+    assert "note: 1 A2D queries are cut at their first comma (--a2d-query original" in capsys.readouterr().err
+    assert m["categories"]["uncategorised"]["num_samples"] == 0 and m["refvos"]["num_samples"] == len(rows)
+
+    _oracle(monkeypatch, build_dataset("a2d", roots["a2d"], "test", mode="eval"))
+    assert main([*base, "--a2d-query", "full"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["run"]["a2d_query"] == "full" and m["run"]["a2d_queries_cut"] == 0
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert any("," in r["sentence"] for r in rows) and not any("full_query" in r for r in rows)
+
+
 def test_davis_protocol_refvos_is_annotator_1_first_frame(roots, tmp_path, monkeypatch, capsys):
     _oracle(monkeypatch, build_dataset("davis", roots["davis"], "val", mode="eval", annotator=1,
                                        kind="first_frame"))
@@ -183,6 +209,7 @@ def test_truncation_flag_reaches_the_test_set(roots, tmp_path, monkeypatch, trun
     (["--refer_data_root", "no/such/root"], "no/such/root"),
     (["--submission", "sub"], "--dataset davis"),
     (["--categories", "nope.csv"], "nope.csv"),
+    (["--a2d-query", "original"], "--a2d-query applies to A2D-Sentences (--dataset a2d), not refcoco"),
 ])
 def test_user_errors(roots, tmp_path, capsys, extra, message):
     base = {"--resume": str(roots["ckpt"]), "--refer_data_root": str(roots["refcoco"]),

@@ -114,3 +114,36 @@ def test_torchrun_two_cpu_processes(refcoco_root, tmp_path):
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [e["kind"] for e in log].count("epoch") == 1 and [e["kind"] for e in log].count("start") == 1
     assert proc.stdout.count("done:") == 1  # rank 0 reports once
+
+
+def test_train_cli_a2d_query_is_recorded_and_kept_on_resume(tiny_synthetic, tmp_path, capsys):
+    """--a2d-query original trains on the cut queries and is recorded; resuming keeps the rule."""
+    a2d = ["--dataset", "a2d", "--data-root", str(tiny_synthetic["a2d"])]
+    assert main(train_argv(tiny_synthetic["refcoco"], tmp_path, *a2d, "--epochs", "1",
+                           "--a2d-query", "original")) == 0
+    assert read_checkpoint(tmp_path / "run" / "last.pth")["args"]["a2d_query"] == "original"
+    assert main(train_argv(tiny_synthetic["refcoco"], tmp_path, *a2d, "--epochs", "2", "--resume", "auto",
+                           "--a2d-query", "full")) == 2
+    assert "was trained with --a2d-query original, not full" in capsys.readouterr().err
+    # the flag belongs to A2D: refused for another data set before anything is built
+    assert main(train_argv(tiny_synthetic["refcoco"], tmp_path / "x", "--a2d-query", "full")) == 2
+    assert "--a2d-query applies to A2D-Sentences" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_cli_a2d_query_reaches_the_training_set(tiny_synthetic, tmp_path, monkeypatch):
+    import refvos.commands.train as train_command
+    from refvos.cli import parse
+
+    seen = {}
+
+    def datasets(args, root, opts):
+        seen.update(opts)
+        raise SystemExit(0)  # stop before the model is built
+
+    monkeypatch.setattr(train_command, "_datasets", datasets)
+    for extra, rule in (([], "full"), (["--a2d-query", "original"], "original")):
+        argv = train_argv(tiny_synthetic["a2d"], tmp_path, "--dataset", "a2d", *extra)
+        with pytest.raises(SystemExit):
+            train_command.run(parse(argv))
+        assert seen["query_rule"] == rule

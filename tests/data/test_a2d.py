@@ -6,10 +6,12 @@ import logging
 import h5py
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from refvos.data import build_dataset
-from refvos.errors import DataFormatError
+from refvos.data.a2d import read_queries
+from refvos.errors import DataFormatError, InputError
 
 FH, FW = 24, 32  # non-square, so a missing transpose would fail
 
@@ -63,6 +65,57 @@ def test_a2d_samples_masks_and_queries(tmp_path):
     assert ds[0]["input_ids"].shape == (10,) and ds[0]["meta"]["video"] == "vidA"
     test = build_dataset("a2d", tmp_path, "test", "eval")
     assert [s["meta"]["video"] for s in test] == ["vidB"]
+
+
+def test_a2d_query_rule_original_cuts_at_the_first_comma_as_the_authors_split(tmp_path):
+    """The authors' reader: ``l.split(',')[2]`` of each line, so a query is cut at its first
+    comma and a CSV-quoted one keeps its opening quote; ``full`` keeps the annotated query."""
+    write_a2d(tmp_path)
+    path = tmp_path / "a2d_annotation.txt"
+    full = read_queries(path)
+    original = read_queries(path, "original")
+    assert full == {("vidA", 0): [("man in red, running left",) * 2], ("vidA", 1): [("a dog, jumping",) * 2],
+                    ("vidB", 0): [("a bird flying",) * 2]}
+    assert original == {("vidA", 0): [('"man in red', "man in red, running left")],
+                        ("vidA", 1): [("a dog", "a dog, jumping")],
+                        ("vidB", 0): [("a bird flying", "a bird flying")]}
+    # what the authors' code reads from the same lines
+    authors = {tuple(w[:2]): w[2].split("\n")[0] for w in (line.split(",") for line in path.read_text().splitlines(True))
+               if len(w) > 1 and len(w[1]) < 3}
+    assert {(v, str(i)): [q for q, _ in qs] for (v, i), qs in original.items()} == \
+        {k: [v] for k, v in authors.items()}
+
+
+def test_a2d_query_rule_through_the_dataset(tmp_path):
+    write_a2d(tmp_path)
+    full = build_dataset("a2d", tmp_path, "train", "eval")
+    cut = build_dataset("a2d", tmp_path, "train", "eval", query_rule="original")
+    assert [s["sentence"] for s in cut] == ['"man in red', "a dog"] * 2
+    # the annotated query stays in the meta (the categorisation matches on it)
+    assert [s["meta"]["full_query"] for s in cut] == [s["sentence"] for s in full]
+    assert all("full_query" not in s["meta"] for s in full)
+    assert not torch.equal(cut[1]["input_ids"], full[1]["input_ids"])
+    untouched = build_dataset("a2d", tmp_path, "test", "eval", query_rule="original")
+    assert [(s["sentence"], "full_query" in s["meta"]) for s in untouched] == [("a bird flying", False)]
+    with pytest.raises(InputError, match="A2D query rule must be one of"):
+        build_dataset("a2d", tmp_path, "train", "eval", query_rule="first")
+
+
+def test_a2d_query_rule_original_reads_each_rows_own_line(tmp_path):
+    """A quoted query over two lines, CRLF line ends: the cut of every row comes from its first line."""
+    write_a2d(tmp_path)
+    path = tmp_path / "a2d_annotation.txt"
+    path.write_bytes(b'video_id,instance_id,query\r\nvidA,0,"two\r\nlines, here"\r\nvidA,1,a dog, jumping\r\n'
+                     b"vidB,0,a bird\r\n")
+    assert read_queries(path) == {("vidA", 0): [("two\r\nlines, here",) * 2], ("vidA", 1): [("a dog, jumping",) * 2],
+                                  ("vidB", 0): [("a bird",) * 2]}
+    assert read_queries(path, "original") == {("vidA", 0): [('"two', "two\r\nlines, here")],
+                                              ("vidA", 1): [("a dog", "a dog, jumping")],
+                                              ("vidB", 0): [("a bird", "a bird")]}
+    path.write_text('video_id,instance_id,query\nvidA,0,a dog\nvidA,"1\n",a cat\n')
+    with pytest.raises(DataFormatError, match=r"a2d_annotation.txt:3: no third comma-separated piece"):
+        read_queries(path, "original")
+    assert read_queries(path)[("vidA", 1)] == [("a cat", "a cat")]
 
 
 def test_a2d_known_copy_row_is_skipped_once_in_the_log(tmp_path, caplog):

@@ -1,5 +1,6 @@
 """The data-set flags shared by ``refvos train``, ``refvos test`` and ``refvos pretrain-bert``,
-``--refcoco-mask`` (train, test) and ``--truncation`` (train, test, predict, serve).
+``--refcoco-mask`` (train, test), ``--a2d-query`` (train, test, pretrain-bert) and ``--truncation``
+(train, test, predict, serve).
 
 The original's names where it had them: ``--refer_data_root`` (the REFER ``data`` folder),
 ``--a2d_root`` (A2D-Sentences' ``Release`` folder; the original's ``--a2d_data_root`` too),
@@ -19,6 +20,8 @@ MAX_TOKENS = {"refcoco": 20, "refcoco+": 20, "refcocog": 20, "a2d": 10, "davis":
 DEFAULT_ROOTS = {"refcoco": "./refer/data", "a2d": "./a2d/Release", "davis": "./davis2017"}
 # refvos.tokenization.TRUNCATIONS, spelled out so that building the parser imports no torch
 TRUNCATION_CHOICES = ("original", "standard")
+# refvos.data.a2d.QUERY_RULES, spelled out for the same reason
+A2D_QUERY_CHOICES = ("full", "original")
 ROOT_FLAGS = {"refcoco": "refer_data_root", "a2d": "a2d_root", "davis": "davis_root"}
 
 
@@ -56,6 +59,17 @@ def add_mask_rule_argument(parser: argparse.ArgumentParser | argparse._ArgumentG
                              "background), for exact reproduction")
 
 
+def add_a2d_query_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                           protocol: bool = False) -> None:
+    """``--a2d-query {full,original}``: how A2D-Sentences' ``a2d_annotation.txt`` queries are read."""
+    default = "original with --protocol refvos, else full" if protocol else "full"
+    parser.add_argument("--a2d-query", choices=A2D_QUERY_CHOICES, default=None,
+                        help="A2D-Sentences queries with a comma: full keeps the whole query (a quoted CSV "
+                             "field); original cuts it at its first comma, as the authors' code reads the file "
+                             "(l.split(',')), the text the paper's A2D numbers were computed on "
+                             f"(default: {default})")
+
+
 def _refcoco_option(args: argparse.Namespace, flag: str, key: str, value: str | None) -> dict:
     """``{key: value}`` when ``--flag`` is given for the RefCOCO family; refused for other data sets."""
     if not value:
@@ -63,6 +77,21 @@ def _refcoco_option(args: argparse.Namespace, flag: str, key: str, value: str | 
     if not args.dataset.startswith("refcoco"):
         raise DataFormatError(f"--{flag} applies to the RefCOCO family, not {args.dataset}")
     return {key: value}
+
+
+def a2d_query_rule(args: argparse.Namespace, default: str = "full") -> str | None:
+    """The A2D query rule (``--a2d-query``, else ``default``); None for other data sets, where
+    the flag is refused."""
+    if args.dataset != "a2d":
+        if args.a2d_query:
+            raise DataFormatError(f"--a2d-query applies to A2D-Sentences (--dataset a2d), not {args.dataset}")
+        return None
+    return args.a2d_query or default
+
+
+def a2d_query_options(rule: str | None) -> dict:
+    """``query_rule`` for :func:`refvos.data.build_dataset` (nothing for other data sets)."""
+    return {"query_rule": rule} if rule else {}
 
 
 def mask_rule_options(args: argparse.Namespace) -> dict:

@@ -12,13 +12,22 @@ from __future__ import annotations
 import argparse
 
 from .checks import add_device_argument, parse_text_config
-from .data_args import MAX_TOKENS, add_data_arguments, data_root, split_options
+from .data_args import (
+    MAX_TOKENS,
+    a2d_query_options,
+    a2d_query_rule,
+    add_a2d_query_argument,
+    add_data_arguments,
+    data_root,
+    split_options,
+)
 
 HELP = "fine-tune BERT as a masked language model on training expressions (for --ck_bert)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_arguments(p)
+    add_a2d_query_argument(p)
     p.add_argument("--out", required=True, help="output directory (replaced atomically if it exists)")
     p.add_argument("--bert", default="bert-base-uncased",
                    help="starting BERT: hub name (default bert-base-uncased), save_pretrained directory, "
@@ -44,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if args.text_config and bert is not None:
         raise InputError("--text-config shapes a random BERT: use it with --bert none")
     text_config = parse_text_config(args.text_config)
-    dataset = build_dataset(args.dataset, data_root(args), "train", "eval", **split_options(args))
+    dataset = build_dataset(args.dataset, data_root(args), "train", "eval", **split_options(args),
+                            **a2d_query_options(a2d_query_rule(args)))
     expressions = training_expressions(dataset)
     max_tokens = args.max_tokens or MAX_TOKENS[args.dataset]
     print(f"{len(expressions)} distinct training expressions of {args.dataset}", flush=True)

@@ -31,6 +31,9 @@ import sys
 
 from .checks import add_compile_argument, add_runtime_arguments
 from .data_args import (
+    a2d_query_options,
+    a2d_query_rule,
+    add_a2d_query_argument,
     add_data_arguments,
     add_mask_rule_argument,
     add_truncation_argument,
@@ -59,9 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=PROTOCOLS, default="all",
                         help="refvos: the paper's setting in one flag (DAVIS: annotator 1's first-frame "
                              "expressions, scored with the IoU protocol; --expressions full_video for the "
-                             "paper's full-video column; RefCOCO and A2D: as the default, whose RefVOS block "
-                             "is the paper's); all (default): every annotator and expression kind the other "
-                             "flags allow")
+                             "paper's full-video column; A2D: queries read as the authors' code reads them, "
+                             "--a2d-query original; RefCOCO: as the default, whose RefVOS block is the "
+                             "paper's); all (default): every annotator and expression kind the other flags "
+                             "allow")
     parser.add_argument("--annotator", choices=("1", "2", "both"), default=None,
                         help="DAVIS: whose expressions (default both: per annotator and averaged; 1 with "
                              "--protocol refvos)")
@@ -88,6 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for metrics.json, samples.jsonl, display/, categories.* "
                              "(default ./output/test)")
     add_mask_rule_argument(parser)
+    add_a2d_query_argument(parser, protocol=True)
     add_truncation_argument(parser)
     add_runtime_arguments(parser, "fp32",
                           "numeric precision (default fp32: faithful to the original; auto: the faster of "
@@ -118,6 +123,20 @@ def davis_selection(args: argparse.Namespace) -> tuple[str, str]:
     return annotator or "both", expressions or "both"
 
 
+def a2d_query(args: argparse.Namespace) -> str | None:
+    """The A2D query rule: ``--a2d-query``, else ``original`` under ``--protocol refvos`` (the
+    paper's A2D numbers were computed on queries cut at their first comma) and ``full`` otherwise;
+    None for other data sets."""
+    return a2d_query_rule(args, "original" if getattr(args, "protocol", "all") == "refvos" else "full")
+
+
+def cut_queries(dataset) -> int:
+    """How many distinct A2D queries the query rule cut (their samples carry ``full_query``)."""
+    parts = getattr(dataset, "datasets", [dataset])
+    return len({s.meta["full_query"] for part in parts for t in part.targets for s in t.sentences
+                if "full_query" in s.meta})
+
+
 def build_test_dataset(args: argparse.Namespace, legacy_truncation: bool = False):
     """The evaluation Dataset the flags ask for (DAVIS kinds concatenated); expressions are cut
     with the original's rule when ``legacy_truncation``."""
@@ -137,7 +156,7 @@ def build_test_dataset(args: argparse.Namespace, legacy_truncation: bool = False
                  for k in kinds]
         return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
     return build_dataset(args.dataset, root, split, mode="eval", legacy_truncation=legacy_truncation,
-                         **split_options(args), **mask_rule_options(args))
+                         **split_options(args), **mask_rule_options(args), **a2d_query_options(a2d_query(args)))
 
 
 def truncated_expressions(dataset) -> tuple[int, int, int]:
@@ -175,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     if args.categories and args.dataset not in ("a2d", "davis"):
         raise InputError("--categories: RefVOS's categorisation files cover A2D and DAVIS only")
 
+    a2d_query(args)  # --a2d-query with another data set: refused before the model is loaded
     if args.dataset != "davis" and (args.annotator or args.expressions):
         raise InputError("--annotator and --expressions choose DAVIS expressions; use them with --dataset davis")
     if args.metrics_json:  # checked before the (long) evaluation, not after it
@@ -196,6 +216,12 @@ def run(args: argparse.Namespace) -> int:
         "submission_dir": str(args.submission) if args.submission else None,
         "expressions_over_token_limit": over, "token_limit": limit,
     }
+    if args.dataset == "a2d":
+        run_info["a2d_query"], run_info["a2d_queries_cut"] = a2d_query(args), cut_queries(dataset)
+        if run_info["a2d_queries_cut"]:
+            print(f"note: {run_info['a2d_queries_cut']} A2D queries are cut at their first comma "
+                  f"(--a2d-query {run_info['a2d_query']}, as the authors' code reads a2d_annotation.txt)",
+                  file=sys.stderr)
     if over:
         print(f"note: {over} of {distinct} distinct expressions are longer than {limit} tokens "
               "([CLS] and [SEP] included); the model reads their first tokens only", file=sys.stderr)

@@ -27,6 +27,9 @@ from typing import Any
 from .checks import add_runtime_arguments, parse_text_config
 from .data_args import (
     MAX_TOKENS,
+    a2d_query_options,
+    a2d_query_rule,
+    add_a2d_query_argument,
     add_data_arguments,
     add_mask_rule_argument,
     add_truncation_argument,
@@ -57,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="square training crop (default 480)")
     d.add_argument("-j", "--workers", type=int, default=4, help="DataLoader processes (default 4)")
     add_mask_rule_argument(d)
+    add_a2d_query_argument(d)
     add_truncation_argument(d, training=True)
 
     m = p.add_argument_group("model")
@@ -137,6 +141,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.base_size < 8 or args.crop_size < 8:
         raise InputError("--base-size and --crop-size must be at least 8 pixels")
     parse_text_config(args.text_config)  # a JSON or BertConfig mistake: refused before anything is built
+    a2d_query_rule(args)  # --a2d-query with another data set
     if not 0 <= args.seed < 2**32:
         raise InputError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     if args.resume and args.overwrite:
@@ -290,14 +295,20 @@ def run(args: argparse.Namespace) -> int:
                                  f"not {args.truncation}")
             max_tokens, truncation = config_then.max_tokens, config_then.truncation
             vocab = old.get("vocab_file")
+            # the run's recorded A2D query rule (runs from before the flag read queries whole)
+            query_rule = old.get("a2d_query") or a2d_query_rule(args, "full")
+            if args.a2d_query not in (None, query_rule):
+                raise InputError(f"--resume {resume} was trained with --a2d-query {query_rule}, "
+                                 f"not {args.a2d_query}")
         else:
             _check_new_run(run_dir, args)
             max_tokens, vocab = MAX_TOKENS[args.dataset], _vocab_file(args.ck_bert or args.text_encoder)
             truncation = (config_of(pretrained, args.ck_pretrained_refvos, truncation=args.truncation).truncation
                           if pretrained is not None else args.truncation or "standard")
+            query_rule = a2d_query_rule(args)
         opts: dict[str, Any] = {"max_tokens": max_tokens, "vocab_file": vocab,
                                 "legacy_truncation": truncation == "original", **split_options(args),
-                                **mask_rule_options(args)}
+                                **mask_rule_options(args), **a2d_query_options(query_rule)}
         train_set, val_set, split = _datasets(args, root, opts)  # every split checked before the model
         if ckpt is not None:
             model = build_from_config(config_of(ckpt, str(resume)))
@@ -310,6 +321,7 @@ def run(args: argparse.Namespace) -> int:
                 "model_id": args.model_id, "splitBy": args.splitBy, "vocab_file": vocab,
                 "base_size": args.base_size, "crop_size": args.crop_size,
                 "truncation": model.config.truncation,
+                "a2d_query": query_rule,
                 "selection_split": split if val_set is not None else None}
         trainer = Trainer(model, train_set, config, val_set=val_set, device=device, args=info)
         if du.is_main_process():

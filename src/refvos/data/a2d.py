@@ -13,6 +13,13 @@ Two facts of the published files, handled as the authors' code (miriambellver/re
   is ``1 (copy)``. The original drops it (it keeps only rows whose instance id is shorter than 3
   characters) and MTTR filters ``instance_id != '1 (copy)'``; it is skipped here with one log
   message. Any other row without a numeric instance id is a :class:`DataFormatError`.
+- A query containing a comma: the original reads the file with ``l.split(',')`` and takes the
+  third piece, so such a query is cut at its first comma (a CSV-quoted one also keeps its opening
+  ``"``). ``query_rule="original"`` reads the queries that way, the text the released A2D models
+  were trained and scored on; ``"full"`` (the default) parses the CSV and keeps the whole query.
+  Where the two differ, the sentence's meta holds the annotated query as ``full_query``. The
+  rule applies to ``a2d_annotation.txt``; the augmented files (``queries_file``, ``;``-separated,
+  which the original's reader cannot parse) are read whole.
 - Every annotated frame of a video is a sample for every instance of that video. Where the
   instance is not among the frame's ``.h5`` instances, the mask is all zero and ``meta["present"]``
   is False: the original trains on such frames and scores them with IoU 0 (their predicted
@@ -41,6 +48,8 @@ LAYOUT = (
     "Release/a2d_annotation_with_instances/<video>/<frame>.h5"
 )
 SPLITS = {"train": 0, "test": 1}
+# How a query is read from a2d_annotation.txt: the whole CSV field, or the authors' l.split(',')[2]
+QUERY_RULES = ("full", "original")
 # The published file's one annotation mistake (video T6bNPuKV-wY), dropped by the original and MTTR.
 KNOWN_BAD_INSTANCE_ID = "1 (copy)"
 
@@ -57,29 +66,48 @@ def _read_utf8(path: Path) -> str:
         raise DataFormatError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})") from e
 
 
-def read_queries(path: Path) -> dict[tuple[str, int], list[str]]:
-    """``{(video, instance_id): [query, ...]}`` from ``a2d_annotation.txt``."""
+def read_queries(path: Path, rule: str = "full") -> dict[tuple[str, int], list[tuple[str, str]]]:
+    """``{(video, instance_id): [(query, full query), ...]}`` from ``a2d_annotation.txt``.
+
+    ``rule`` (:data:`QUERY_RULES`): ``"full"`` parses the CSV (a quoted query keeps its commas, an
+    unquoted one is put back together), so both texts are the annotated query; ``"original"``
+    gives as query what the authors' ``l.split(',')[2]`` gives: the text before the query's first
+    comma, CSV quotes left in place."""
+    if rule not in QUERY_RULES:
+        raise InputError(f"A2D query rule must be one of {list(QUERY_RULES)}, got {rule!r}")
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found; expected {LAYOUT}")
-    out: dict[tuple[str, int], list[str]] = {}
+    text = _read_utf8(path)
+    # the original's view: universal-newline lines, each split at every comma
+    lines = io.StringIO(text, newline=None).readlines() if rule == "original" else []
+    out: dict[tuple[str, int], list[tuple[str, str]]] = {}
     skipped: list[str] = []
-    with io.StringIO(_read_utf8(path), newline="") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or not "".join(row).strip():
-                continue
-            if lineno == 1 and row[0].strip() == "video_id":
-                continue
-            if len(row) >= 2 and row[1].strip() == KNOWN_BAD_INSTANCE_ID:
-                skipped.append(f"{row[0].strip()} (line {lineno})")
-                continue
-            # An unquoted query with commas is split by the CSV reader: put it back together.
-            if len(row) < 3 or not row[1].strip().isascii() or not row[1].strip().isdigit() \
-                    or not ",".join(row[2:]).strip():
-                raise DataFormatError(
-                    f"{path}:{lineno}: expected 'video_id,instance_id,query', got {row!r}"
-                )
-            key = (row[0].strip(), int(row[1]))
-            out.setdefault(key, []).append(",".join(row[2:]).strip())
+    reader = csv.reader(io.StringIO(text, newline=""))
+    start = 1
+    for row in reader:
+        lineno, start = start, reader.line_num + 1  # the row's first line (a quoted field may span lines)
+        if not row or not "".join(row).strip():
+            continue
+        if lineno == 1 and row[0].strip() == "video_id":
+            continue
+        if len(row) >= 2 and row[1].strip() == KNOWN_BAD_INSTANCE_ID:
+            skipped.append(f"{row[0].strip()} (line {lineno})")
+            continue
+        # An unquoted query with commas is split by the CSV reader: put it back together.
+        if len(row) < 3 or not row[1].strip().isascii() or not row[1].strip().isdigit() \
+                or not ",".join(row[2:]).strip():
+            raise DataFormatError(
+                f"{path}:{lineno}: expected 'video_id,instance_id,query', got {row!r}"
+            )
+        key = (row[0].strip(), int(row[1]))
+        full = query = ",".join(row[2:]).strip()
+        if rule == "original":
+            pieces = lines[lineno - 1].rstrip("\n").split(",")
+            if len(pieces) < 3:
+                raise DataFormatError(f"{path}:{lineno}: no third comma-separated piece on the line, which "
+                                      "--a2d-query original reads as the query (as the authors' code)")
+            query = pieces[2].strip()
+        out.setdefault(key, []).append((query, full))
     if skipped and str(path) not in _reported:
         _reported.add(str(path))
         log.warning("%s: skipped %d row(s) with instance id %r, the published file's known "
@@ -133,7 +161,8 @@ class A2DDataset(ReferringDataset):
     """Samples are (annotated frame, instance, query) for every annotated frame of a video and
     every instance of that video with a query. ``meta``: dataset, video, frame, object_id,
     sent_id (index of the query of that instance), split, present (False: the instance is not
-    annotated in that frame, its mask is all zero)."""
+    annotated in that frame, its mask is all zero), and ``full_query`` where ``query_rule``
+    (:data:`QUERY_RULES`) cut the query the model reads."""
 
     def __init__(
         self,
@@ -142,16 +171,18 @@ class A2DDataset(ReferringDataset):
         mode: str = "train",
         max_tokens: int = 10,
         queries_file: str | os.PathLike | None = None,
+        query_rule: str = "full",
         **kwargs,
     ) -> None:
         super().__init__(mode, max_tokens, **kwargs)
         if split not in SPLITS:
             raise InputError(f"A2D split must be one of {list(SPLITS)}, got {split!r}")
         self.root = root = Path(root)
-        queries = read_queries(root / "a2d_annotation.txt")
+        self.query_rule = query_rule
+        queries = read_queries(root / "a2d_annotation.txt", query_rule)
         if queries_file is not None:
             # The augmented sets replace the queries of the (video, instance) pairs they cover.
-            queries = {k: [v] if isinstance(v, str) else list(v)
+            queries = {k: [(q, q) for q in ([v] if isinstance(v, str) else v)]
                        for k, v in load_augmented_expressions(queries_file).items()}
         videoset = read_videoset(root / "videoset.csv")
         by_video: dict[str, dict[int, list[str]]] = {}
@@ -177,7 +208,8 @@ class A2DDataset(ReferringDataset):
                 for inst in sorted(by_video[video]):
                     meta = {"dataset": "a2d", "video": video, "frame": frame,
                             "object_id": inst, "split": split, "present": inst in ids}
-                    sents = [Sentence(q, {"sent_id": j}) for j, q in enumerate(by_video[video][inst])]
+                    sents = [Sentence(q, {"sent_id": j, **({"full_query": full} if full != q else {})})
+                             for j, (q, full) in enumerate(by_video[video][inst])]
                     self.targets.append(Target(meta, sents, (image_path, h5, inst)))
         self._finalize()
 

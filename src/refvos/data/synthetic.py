@@ -454,7 +454,9 @@ def make_a2d(
 
     Every ``annotated_every``-th frame gets ``Annotations/col`` and an ``.h5`` with the visible
     instances (a single 2-D ``reMask`` when only one is visible); every fifth video is ``test``.
-    Some queries contain commas (quoted in the CSV). ``RE_categorization.csv`` tags them.
+    The first instance of a moving object has a query with a comma (quoted in the CSV), which the
+    authors' reader cuts at the comma (``query_rule="original"``); at the default sizes some of
+    them are in each split. ``RE_categorization.csv`` tags the whole queries.
 
     Two quirks of the published data are reproduced: the first video has an extra row whose
     instance id is ``1 (copy)`` (the published file's one mistake), and in every video with
@@ -473,7 +475,7 @@ def make_a2d(
         for k, tr in enumerate(tracks):
             e = motion_expressions(tracks, tr)[0]
             text = e.text
-            if k == 0 and tr.motion in _DIRS:  # a query with a comma, as in the real file
+            if k == 0 and tr.motion in _DIRS:  # a query with a comma (--a2d-query original cuts it there)
                 text = f"the {tr.shape.color} {tr.shape.shape}, moving {tr.motion}"
             queries.append([video, str(k), text])
             records.append(_categorization_rows(video, k, Expression(text, e.categories), 0))

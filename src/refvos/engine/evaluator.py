@@ -502,7 +502,8 @@ def evaluate(
 
     metrics = summarize(samples, name, ap_state if name == "a2d" else None, davis_frames)
     if records_cat is not None:
-        results = [SampleResult(str(r["video"]), int(r["object_id"]), r["sentence"],
+        # matched on the annotated expression (A2D's full_query where the original's rule cut it)
+        results = [SampleResult(str(r["video"]), int(r["object_id"]), r.get("full_query", r["sentence"]),
                                 r["intersection"], r["union"]) for r in samples]
         metrics["categories"] = category_analysis(results, records_cat)
     metrics["runtime"] = {"device": str(device), "precision": choice.to_json(),
