@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from refvos.checkpoint import save_checkpoint
-from refvos.cli import main
 from refvos.export import export_onnx, onnx_session, segmenter_parity
 from tests.helpers import make_tiny_model
 
@@ -50,18 +48,3 @@ def test_static_export_has_fixed_shape(tmp_path):
     out = sess.run(None, {"images": np.zeros((1, 3, 32, 48), np.float32),
                           "text": np.zeros((1, model.config.text_dim), np.float32)})[0]
     assert out.shape == (1, 2, 32, 48)
-
-
-def test_export_command(tmp_path, capsys):
-    ckpt = save_checkpoint(tmp_path / "tiny.pth", _non_trivial(make_tiny_model()))
-    rc = main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx"),
-               "--height", "48", "--width", "64", "--dynamic"])
-    out = capsys.readouterr().out
-    assert rc == 0 and (tmp_path / "m.onnx").is_file()
-    assert "parity check passed" in out and "max_abs_logit_diff" in out
-
-
-def test_export_command_rejects_tiny_sizes(tmp_path, capsys):
-    ckpt = save_checkpoint(tmp_path / "tiny.pth", make_tiny_model())
-    rc = main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--height", "8"])
-    assert rc == 2 and "at least 16" in capsys.readouterr().err
