@@ -11,7 +11,8 @@ Outputs (rank 0 under torchrun; all written atomically) in ``--output-dir`` (def
 
 - ``metrics.json`` (or ``--metrics-json FILE``): every metric as a fraction in 0..1 (see
   :func:`refvos.engine.evaluator.evaluate`) and under ``run`` what was evaluated: data set,
-  split, checkpoint, precision, device and the output files and folders;
+  split, checkpoint, precision, device, the output files and folders, and for A2D the query rule
+  (``a2d_query``) with the number of queries it cut (``a2d_queries_cut``);
 - ``samples.jsonl``: one line per (image or frame, expression): identifiers, sentence,
   intersection, union, IoU, predicted / ground-truth area, score (and J, F for DAVIS);
 - ``--display``: ``display/<index:06d>_<sample>.png`` overlays (prediction red, ground-truth
