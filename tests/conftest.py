@@ -22,10 +22,9 @@ os.environ["REFVOS_CACHE_DIR"] = _CALIBRATION_CACHE
 os.environ["REFVOS_PRECISION"] = "fp32"
 atexit.register(shutil.rmtree, _CALIBRATION_CACHE, True)
 
-# (imported after the environment above is set: refvos reads it)
-# also imported from here by tests not yet moved to tests.helpers: test_demo.py (TINY_TEXT_CONFIG) and
-# tests/serve/ (make_tiny_model)
-from tests.helpers import IMAGE_SIZE, TINY_TEXT_CONFIG, make_tiny_model, make_tiny_synthetic  # noqa: E402, F401
+# (imported after the environment above is set: refvos reads it; tests/serve/ still imports
+# make_tiny_model from here, to move to tests.helpers with the serve split)
+from tests.helpers import IMAGE_SIZE, make_tiny_model, make_tiny_synthetic  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

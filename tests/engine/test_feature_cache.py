@@ -9,7 +9,7 @@ from refvos.data import build_dataset
 from refvos.engine.feature_cache import SentenceTable, encode_split
 from refvos.modeling import build_model
 from refvos.modeling.surgery import split_backbone
-from tests.conftest import TINY_TEXT_CONFIG
+from tests.helpers import TINY_TEXT_CONFIG
 
 
 def test_encode_split_caches_each_picture_and_sentence_once(refcoco_root):

@@ -14,7 +14,7 @@ from refvos.engine.schedules import CosineSchedule
 from refvos.imaging import to_tensor
 from refvos.modeling import build_model
 from refvos.modeling.surgery import split_backbone
-from tests.conftest import TINY_TEXT_CONFIG
+from tests.helpers import TINY_TEXT_CONFIG
 
 SIZE = 32
 
