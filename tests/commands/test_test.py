@@ -232,6 +232,6 @@ def test_expressions_over_the_token_limit_are_counted(roots):
     assert (distinct, limit) == (len(texts), 4)
     from refvos.tokenization import get_tokenizer
 
-    word_pieces = get_tokenizer().backend.tokenize
+    word_pieces = get_tokenizer().word_pieces
     assert over == sum(len(word_pieces(t)) + 2 > 4 for t in texts) > 0  # + [CLS], [SEP]
     assert truncated_expressions(build_dataset("refcoco", roots["refcoco"], "val", mode="eval"))[0] == 0
