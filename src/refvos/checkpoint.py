@@ -130,6 +130,19 @@ def config_of(
     (``"standard"`` when it predates the field) and ``"original"`` for a released file, whose
     models the authors' code trained with that rule.
     """
+    return _config_and_skeleton(ckpt, source, max_tokens, truncation)[0]
+
+
+def _config_and_skeleton(
+    ckpt: dict[str, Any], source: str = "checkpoint", max_tokens: int | None = None,
+    truncation: str | None = None,
+) -> tuple[RefVOSConfig, RefVOS]:
+    """:func:`config_of` and the meta-device network it was checked on."""
+    config = _read_config(ckpt, source, max_tokens, truncation)
+    return config, _check_describes(config, ckpt, source)
+
+
+def _read_config(ckpt: dict[str, Any], source: str, max_tokens: int | None, truncation: str | None) -> RefVOSConfig:
     if not is_released_format(ckpt):
         version = ckpt.get("version", 0)
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -166,7 +179,6 @@ def config_of(
         config.validate()
     except ValueError as e:
         raise CheckpointError(f"{source}: {'' if is_released_format(ckpt) else 'invalid config: '}{e}"[:400]) from e
-    _check_describes(config, ckpt, source)
     return config
 
 
@@ -178,7 +190,9 @@ def _segmenter_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in seg_state.items() if not k.startswith("aux_classifier.")}
 
 
-def _check_describes(config: RefVOSConfig, ckpt: dict[str, Any], source: str) -> None:
+def _check_describes(config: RefVOSConfig, ckpt: dict[str, Any], source: str) -> RefVOS:
+    """The network ``config`` describes, built on the meta device, checked to hold exactly the
+    checkpoint's tensor names and shapes."""
     try:
         with torch.device("meta"):
             skeleton = build_from_config(config)
@@ -189,6 +203,18 @@ def _check_describes(config: RefVOSConfig, ckpt: dict[str, Any], source: str) ->
         raise CheckpointError(f"{source}: its config describes {count:,} parameters, more than the limit of "
                               f"{MAX_PARAMETERS:,}")
     _check_parts_fit(skeleton, ckpt, source)
+    return skeleton
+
+
+def _allocate(skeleton: RefVOS, ckpt: dict[str, Any], config: RefVOSConfig) -> RefVOS:
+    """A CPU network to load ``ckpt`` into: the meta ``skeleton`` given uninitialised storage when
+    loading overwrites every tensor it holds (no random initialisation, which for ResNet-101 +
+    BERT-base takes seconds), else one built afresh."""
+    loaded = {f"segmenter.{k}" for k in _segmenter_state(ckpt)} | {f"text_encoder.{k}" for k in ckpt["bert_model"]}
+    held = [name for name, _ in skeleton.named_parameters()] + [name for name, _ in skeleton.named_buffers()]
+    if all(name in loaded for name in held):  # (a non-persistent buffer is never loaded)
+        return skeleton.to_empty(device="cpu")
+    return build_from_config(config)
 
 
 def _check_parts_fit(model: RefVOS, ckpt: dict[str, Any], source: str) -> None:
@@ -199,7 +225,10 @@ def _check_parts_fit(model: RefVOS, ckpt: dict[str, Any], source: str) -> None:
 
 def _check_finite(state: dict[str, torch.Tensor], source: str, part: str) -> None:
     for k, v in state.items():
-        if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all():
+        # a NaN or an infinity makes the sum non-finite; only then (or when finite values
+        # overflow the sum) is every element tested, which costs seconds on BERT-base
+        if torch.is_tensor(v) and v.is_floating_point() and not (
+                torch.isfinite(v.sum()) or torch.isfinite(v).all()):
             raise CheckpointError(f"{source}: '{part}' weight {k} contains NaN or infinite values")
 
 
@@ -226,8 +255,8 @@ def load_checkpoint(
     """
     source = str(path)
     ckpt = read_checkpoint(path, map_location="cpu")
-    config = config_of(ckpt, source, max_tokens, truncation)
-    model = build_from_config(config)
+    config, skeleton = _config_and_skeleton(ckpt, source, max_tokens, truncation)
+    model = _allocate(skeleton, ckpt, config)
     load_state_into(model, ckpt, source)
     return model.to(map_location).eval()
 
