@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -159,6 +160,34 @@ class Tokenizer:
             ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
             mask[i, : len(row)] = 1
         return ids, mask
+
+
+def truncation_report(expressions: Iterable[str], max_tokens: int, vocab_file: str | os.PathLike | None = None,
+                      examples: int = 3) -> dict[str, Any]:
+    """Which distinct expressions are longer than ``max_tokens`` ([CLS] and [SEP] included): the
+    model reads only their first tokens.
+
+    Returns ``{"token_limit", "distinct_expressions", "over_token_limit", "examples": [{"expression",
+    "tokens"}]}``, the examples the ``examples`` longest (the most cut) -- the JSON that train,
+    test and pretrain-bert record; :func:`truncation_note` is its line for the log.
+    """
+    tok = get_tokenizer(vocab_file)
+    lengths = [(text, tok.count_tokens(text)) for text in dict.fromkeys(expressions)]
+    over = sorted(((t, n) for t, n in lengths if n > max_tokens), key=lambda item: -item[1])
+    return {"token_limit": max_tokens, "distinct_expressions": len(lengths), "over_token_limit": len(over),
+            "examples": [{"expression": t, "tokens": n} for t, n in over[:examples]]}
+
+
+def truncation_note(report: dict[str, Any], what: str = "") -> str | None:
+    """The log line of a :func:`truncation_report` (``what``: e.g. "training"), None when no
+    expression is over the limit."""
+    if not report["over_token_limit"]:
+        return None
+    examples = ", ".join(f"{e['expression'][:80]!r} ({e['tokens']} tokens)" for e in report["examples"])
+    return (f"note: {report['over_token_limit']} of {report['distinct_expressions']} distinct "
+            f"{what + ' ' if what else ''}expressions are longer than {report['token_limit']} tokens "
+            f"([CLS] and [SEP] included); the model reads their first {report['token_limit']} only, "
+            f"e.g. {examples}")
 
 
 @functools.lru_cache(maxsize=8)

@@ -57,7 +57,9 @@ def test_refcoco_seed_command_line(roots, tmp_path, capsys):
                         "precision": "fp32", "device": "cpu", "num_samples": m["num_samples"],
                         "output_dir": str(out), "samples": str(out / "samples.jsonl"),
                         "display_dir": str(out / "display"), "submission_dir": None,
-                        "expressions_over_token_limit": 0, "token_limit": 20}
+                        "truncation": {"token_limit": 20, "distinct_expressions": m["run"]["truncation"][
+                            "distinct_expressions"], "over_token_limit": 0, "examples": []}}
+    assert m["run"]["truncation"]["distinct_expressions"] > 1
     assert f"/{m['num_samples']}" in captured.err  # the progress bar, on by default
 
 
@@ -221,17 +223,3 @@ def test_user_errors(roots, tmp_path, capsys, extra, message):
                *[x for kv in args.items() for x in kv]])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
-
-
-def test_expressions_over_the_token_limit_are_counted(roots):
-    from refvos.commands.test import truncated_expressions
-
-    dataset = build_dataset("refcoco", roots["refcoco"], "val", mode="eval", max_tokens=4)
-    texts = {s.text for t in dataset.targets for s in t.sentences}
-    over, distinct, limit = truncated_expressions(dataset)
-    assert (distinct, limit) == (len(texts), 4)
-    from refvos.tokenization import get_tokenizer
-
-    word_pieces = get_tokenizer().word_pieces
-    assert over == sum(len(word_pieces(t)) + 2 > 4 for t in texts) > 0  # + [CLS], [SEP]
-    assert truncated_expressions(build_dataset("refcoco", roots["refcoco"], "val", mode="eval"))[0] == 0

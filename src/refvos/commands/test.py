@@ -160,26 +160,16 @@ def build_test_dataset(args: argparse.Namespace, legacy_truncation: bool = False
                          **split_options(args), **mask_rule_options(args), **a2d_query_options(a2d_query(args)))
 
 
-def truncated_expressions(dataset) -> tuple[int, int, int]:
-    """``(expressions over the token limit, distinct expressions, limit)`` of an evaluation set
-    (the model reads only the first ``max_tokens`` tokens of the longer ones)."""
-    from ..tokenization import get_tokenizer
-
-    parts = getattr(dataset, "datasets", [dataset])
-    limit = parts[0].max_tokens
-    texts = {s.text for part in parts for t in part.targets for s in t.sentences}
-    tokenizer = get_tokenizer(parts[0].vocab_file)
-    return sum(tokenizer.count_tokens(t) > limit for t in texts), len(texts), limit
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..checkpoint import check_checkpoint_file, load_checkpoint
+    from ..data.base import dataset_truncation
     from ..engine import distributed as du
     from ..engine.evaluator import evaluate, print_table
     from ..errors import DataFormatError, InputError
     from ..io import atomic_write_json
+    from ..tokenization import truncation_note
 
     check_checkpoint_file(args.checkpoint, "--checkpoint")
     if args.display_limit < 0:
@@ -207,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     split = args.split or DEFAULT_SPLIT[args.dataset]
     if len(dataset) == 0:
         raise DataFormatError(f"--split {split}: {args.dataset} has no samples in it under {data_root(args)}")
-    over, distinct, limit = truncated_expressions(dataset)
+    truncation = dataset_truncation(dataset)
     out = Path(args.output_dir)
     run_info = {
         "dataset": args.dataset, "split": split, "checkpoint": str(args.checkpoint),
@@ -215,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         "output_dir": str(out), "samples": str(out / "samples.jsonl"),
         "display_dir": str(out / "display") if args.display else None,
         "submission_dir": str(args.submission) if args.submission else None,
-        "expressions_over_token_limit": over, "token_limit": limit,
+        "truncation": truncation,
     }
     if args.dataset == "a2d":
         run_info["a2d_query"], run_info["a2d_queries_cut"] = a2d_query(args), cut_queries(dataset)
@@ -223,9 +213,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {run_info['a2d_queries_cut']} A2D queries are cut at their first comma "
                   f"(--a2d-query {run_info['a2d_query']}, as the authors' code reads a2d_annotation.txt)",
                   file=sys.stderr)
-    if over:
-        print(f"note: {over} of {distinct} distinct expressions are longer than {limit} tokens "
-              "([CLS] and [SEP] included); the model reads their first tokens only", file=sys.stderr)
+    if (note := truncation_note(truncation)) is not None:
+        print(note, file=sys.stderr)
     with du.distributed_mode(args.device) as device:
         rank = du.get_rank()
         result = evaluate(

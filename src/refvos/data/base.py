@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from ..errors import DataFormatError, InputError
-from ..tokenization import get_tokenizer
+from ..tokenization import get_tokenizer, truncation_report
 from .transforms import EvalTransform, TrainTransform
 
 MODES = ("train", "eval")
@@ -119,6 +119,36 @@ class ReferringDataset(torch.utils.data.Dataset):
             "sentence": sentence.text,
             "meta": meta,
         }
+
+
+def dataset_expressions(dataset: torch.utils.data.Dataset) -> list[str] | None:
+    """Distinct expressions, in order, of a :class:`ReferringDataset` or a ``Subset`` /
+    ``ConcatDataset`` of them (no image is read); None for any other Dataset."""
+    if isinstance(dataset, torch.utils.data.ConcatDataset):
+        parts = [dataset_expressions(d) for d in dataset.datasets]
+        return None if any(p is None for p in parts) else list(dict.fromkeys(e for p in parts for e in p))
+    if isinstance(dataset, torch.utils.data.Subset):
+        if not isinstance(dataset.dataset, ReferringDataset):
+            return None
+        keep = {dataset.dataset._index[i][0] for i in dataset.indices}
+        targets = [t for i, t in enumerate(dataset.dataset.targets) if i in keep]
+    elif isinstance(dataset, ReferringDataset):
+        targets = dataset.targets
+    else:
+        return None
+    return list(dict.fromkeys(s.text for t in targets for s in t.sentences))
+
+
+def dataset_truncation(dataset: torch.utils.data.Dataset) -> dict[str, Any] | None:
+    """:func:`~refvos.tokenization.truncation_report` of a data set's expressions at its own
+    token limit and vocabulary (None for a Dataset :func:`dataset_expressions` cannot read)."""
+    expressions = dataset_expressions(dataset)
+    if expressions is None:
+        return None
+    first = dataset
+    while not isinstance(first, ReferringDataset):
+        first = first.datasets[0] if isinstance(first, torch.utils.data.ConcatDataset) else first.dataset
+    return truncation_report(expressions, first.max_tokens, first.vocab_file)
 
 
 def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:

@@ -20,16 +20,18 @@ import json
 import math
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..data.base import dataset_expressions
 from ..errors import InputError, RefVOSError
 from ..io import atomic_write_json
 from ..modeling.text_encoder import SHIPPED_MINILM, bert_config, shipped_minilm_path
-from ..tokenization import get_tokenizer
+from ..tokenization import get_tokenizer, truncation_note, truncation_report
 
 IGNORE_LABEL = -100
 
@@ -37,16 +39,12 @@ IGNORE_LABEL = -100
 def training_expressions(dataset: torch.utils.data.Dataset) -> list[str]:
     """Distinct expressions of a referring Dataset, in order (no image is read).
 
-    Works on :class:`~refvos.data.base.ReferringDataset` (its ``targets``) and ``Subset`` of one.
+    Works on :class:`~refvos.data.base.ReferringDataset` and ``Subset`` / ``ConcatDataset`` of them.
     """
-    if isinstance(dataset, torch.utils.data.Subset):
-        targets = {dataset.dataset._index[i][0] for i in dataset.indices}
-        source = [t for i, t in enumerate(dataset.dataset.targets) if i in targets]
-    elif hasattr(dataset, "targets"):
-        source = dataset.targets
-    else:
+    expressions = dataset_expressions(dataset)
+    if expressions is None:
         raise InputError(f"cannot read expressions from a {type(dataset).__name__}")
-    return list(dict.fromkeys(s.text for t in source for s in t.sentences))
+    return expressions
 
 
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: Sequence[int],
@@ -200,6 +198,9 @@ def pretrain_bert(
     if tok.vocab_size > mlm.config.vocab_size:
         raise InputError(f"the vocabulary ({tok.vocab_size} tokens) is larger than the BERT's "
                          f"({mlm.config.vocab_size})")
+    truncation = truncation_report(expressions, max_tokens, tok.vocab_file)
+    if (note := truncation_note(truncation)) is not None:
+        print(note, file=sys.stderr, flush=True)
     ids, att = tok.encode(list(expressions), max_tokens)
     special = [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]
     mlm.to(device).train()
@@ -240,7 +241,7 @@ def pretrain_bert(
     summary = {"source": str(bert) if bert is not None else None, "expressions": len(expressions),
                "epochs": history, "eval_loss_before": before, "eval_loss_after": after,
                "lr": lr, "batch_size": batch_size, "mlm_probability": mlm_probability,
-               "max_tokens": max_tokens, "seed": seed}
+               "max_tokens": max_tokens, "truncation": truncation, "seed": seed}
     with contextlib.suppress(AttributeError):
         mlm.to("cpu")
     save_bert_directory(mlm, pooler, tok.vocab_file, out, summary)

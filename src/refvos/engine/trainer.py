@@ -37,6 +37,7 @@ import contextlib
 import copy
 import math
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ from torch.nn import functional as F
 
 from .. import checkpoint as ckpt_io
 from ..data import collate
+from ..data.base import dataset_truncation
 from ..errors import CheckpointError, InputError, RefVOSError
 from ..runtime import (
     PrecisionChoice,
@@ -57,6 +59,7 @@ from ..runtime import (
     choose_precision,
     module_signature,
 )
+from ..tokenization import truncation_note
 from . import distributed as du
 from .logger import EventWriter, MetricLogger
 from .run_lock import run_lock
@@ -604,6 +607,23 @@ class Trainer:
             for tmp in self.run_dir.glob(".*.pth.*.tmp"):
                 tmp.unlink(missing_ok=True)
 
+    def truncation_reports(self) -> dict[str, dict[str, Any]]:
+        """``{"training": report, "validation": report}``
+        (:func:`~refvos.data.base.dataset_truncation`) for the data sets whose expressions can be read."""
+        sets = {"training": self.train_set, "validation": self.val_set}
+        reports = {name: dataset_truncation(d) for name, d in sets.items() if d is not None}
+        return {name: r for name, r in reports.items() if r is not None}
+
+    def report_truncation(self) -> None:
+        """Log how many expressions are longer than the token limit (event ``truncation``) and
+        print a note with examples for each data set that has some."""
+        reports = self.truncation_reports()
+        if reports:
+            self.events.write("truncation", self.iteration, **reports)
+        for name, report in reports.items():
+            if (note := truncation_note(report, name)) is not None:
+                print(note, file=sys.stderr, flush=True)
+
     def fit(self, resume: str | Path | None = None, checkpoint: dict[str, Any] | None = None) -> TrainResult:
         """Train until ``epochs``; ``resume``: a checkpoint to continue from (``checkpoint``: its
         contents, if already read). Returns the history. The run folder is locked meanwhile
@@ -624,6 +644,7 @@ class Trainer:
         if du.is_main_process():
             print(f"precision: {self.precision} ({self.precision_choice.source}: {self.precision_choice.reason})",
                   flush=True)
+            self.report_truncation()
         try:
             while self.epoch < self.epochs:
                 summary = self.train_one_epoch(self.epoch)
