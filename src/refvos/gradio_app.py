@@ -49,7 +49,7 @@ def segment_image(predictor: Any, image: np.ndarray | None, expression: str) -> 
 def segment_video(predictor: Any, video_path: str | None, expression: str, out_path: str) -> str:
     """A video file (GIF, or mp4 with imageio + PyAV) and a sentence -> an overlaid GIF at ``out_path``."""
     from .video import read_video_frames
-    from .visualize import caption, overlay, save_gif
+    from .visualize import VideoFill, caption, overlay, save_gif
 
     if not video_path:
         raise InputError("upload a video first")
@@ -60,7 +60,8 @@ def segment_video(predictor: Any, video_path: str | None, expression: str, out_p
         if len(frames) >= MAX_VIDEO_FRAMES:
             raise InputError(f"the video has more than {MAX_VIDEO_FRAMES} frames; trim it first")
         frames.append(frame)
-    pictures = [caption(overlay(rgb, mask), expression.strip())
+    fill = VideoFill()  # one colour through the video
+    pictures = [caption(overlay(rgb, mask, color=fill(rgb, mask)), expression.strip())
                 for rgb, mask, _ in predictor.iter_video(frames, expression.strip())]
     return str(save_gif(pictures, out_path))
 

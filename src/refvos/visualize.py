@@ -45,6 +45,25 @@ def fill_color(image: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
     return max(FILL_COLORS, key=lambda c: float(((np.array(c) - mean) ** 2).sum()))
 
 
+class VideoFill:
+    """One expression's fill colour through a video, chosen once so that it does not flicker:
+    :func:`fill_color` of the first frame where the mask is non-empty, kept for every later frame
+    (frames before it have nothing to fill). Holds one colour: streaming, memory flat. Use::
+
+        fill = VideoFill()
+        pictures = (overlay(rgb, mask, color=fill(rgb, mask)) for rgb, mask in frames)
+    """
+
+    def __init__(self) -> None:
+        self.color: tuple[int, int, int] | None = None
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
+        """The colour for this frame (image RGB uint8 ``(H, W, 3)``, mask bool ``(H, W)``)."""
+        if self.color is None and mask.any():
+            self.color = fill_color(image, mask.astype(bool))
+        return self.color or FILL_COLORS[0]
+
+
 def overlay(
     image: np.ndarray,
     mask: np.ndarray,

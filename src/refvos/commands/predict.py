@@ -223,7 +223,7 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     from ..gifstream import GifWriter
     from ..imaging import load_image
     from ..video import read_video_frames
-    from ..visualize import caption, overlay, save_image
+    from ..visualize import VideoFill, caption, overlay, save_image
 
     if args.out or args.mask_out:
         raise InputError("--out and --mask-out are for --image; with --video give --out-dir")
@@ -276,11 +276,13 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     try:
         with _writing(f"--out-dir {out_dir}"), contextlib.ExitStack() as gifs:
             writers = [gifs.enter_context(GifWriter(stage / d / "overlay.gif", fps=args.fps)) for d in subdirs]
+            fills = [VideoFill() for _ in subdirs]  # one colour per expression through the video
             for rgb, results in predictor.iter_video_all(decoded_frames(), expressions, batch_size=VIDEO_BATCH):
                 name = names.popleft()
                 for i, r in enumerate(results):
                     save_image(_mask_image(r.mask), stage / subdirs[i] / "masks" / f"{name}.png")
-                    writers[i].add(caption(_gif_frame(overlay(rgb, r.mask)), expressions[i]))
+                    picture = overlay(rgb, r.mask, color=fills[i](rgb, r.mask))
+                    writers[i].add(caption(_gif_frame(picture), expressions[i]))
                     per_frame[i].append({"frame": name, "area": r.area,
                                          "box": list(r.box) if r.box is not None else None,
                                          "score": round(r.score, 6)})

@@ -36,7 +36,7 @@ def render(predictor: Any, req: SegmentRequest) -> dict:
     """``{"kind", "width", "height", "results"}``: per expression on a picture ``expression, area,
     box, score, overlay_png, mask_png``; on a video ``expression, overlay_gif, mask_pngs, frames``
     (``area, box, score`` per frame) and ``num_frames``."""
-    from ..visualize import caption, overlay
+    from ..visualize import VideoFill, caption, overlay
 
     h, w = req.frames[0].shape[:2]
     doc: dict[str, Any] = {"kind": req.kind, "width": int(w), "height": int(h)}
@@ -49,9 +49,10 @@ def render(predictor: Any, req: SegmentRequest) -> dict:
         ]
         return doc
     per_expression = [{"expression": e, "overlays": [], "mask_pngs": [], "frames": []} for e in req.expressions]
+    fills = [VideoFill() for _ in req.expressions]  # one colour per expression through the video
     for rgb, predictions in predictor.iter_video_all(req.frames, req.expressions):
-        for out, r in zip(per_expression, predictions):
-            out["overlays"].append(caption(overlay(rgb, r.mask), r.expression))
+        for out, fill, r in zip(per_expression, fills, predictions):
+            out["overlays"].append(caption(overlay(rgb, r.mask, color=fill(rgb, r.mask)), r.expression))
             out["mask_pngs"].append(png_b64(mask_picture(r.mask)))
             out["frames"].append({"area": r.area, "box": list(r.box) if r.box is not None else None,
                                   "score": round(r.score, 6)})
