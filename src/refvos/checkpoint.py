@@ -206,15 +206,16 @@ def _check_describes(config: RefVOSConfig, ckpt: dict[str, Any], source: str) ->
     return skeleton
 
 
-def _allocate(skeleton: RefVOS, ckpt: dict[str, Any], config: RefVOSConfig) -> RefVOS:
-    """A CPU network to load ``ckpt`` into: the meta ``skeleton`` given uninitialised storage when
-    loading overwrites every tensor it holds (no random initialisation, which for ResNet-101 +
-    BERT-base takes seconds), else one built afresh."""
+def _network_for(skeleton: RefVOS, ckpt: dict[str, Any], config: RefVOSConfig) -> tuple[RefVOS, bool]:
+    """The network to load ``ckpt`` into and whether it takes the checkpoint's tensors: the meta
+    ``skeleton`` when the checkpoint holds every tensor it has (no allocation, no random
+    initialisation and no copy, which for ResNet-101 + BERT-base take seconds), else a network
+    built afresh that the weights are copied into."""
     loaded = {f"segmenter.{k}" for k in _segmenter_state(ckpt)} | {f"text_encoder.{k}" for k in ckpt["bert_model"]}
     held = [name for name, _ in skeleton.named_parameters()] + [name for name, _ in skeleton.named_buffers()]
     if all(name in loaded for name in held):  # (a non-persistent buffer is never loaded)
-        return skeleton.to_empty(device="cpu")
-    return build_from_config(config)
+        return skeleton, True
+    return build_from_config(config), False
 
 
 def _check_parts_fit(model: RefVOS, ckpt: dict[str, Any], source: str) -> None:
@@ -232,15 +233,17 @@ def _check_finite(state: dict[str, torch.Tensor], source: str, part: str) -> Non
             raise CheckpointError(f"{source}: '{part}' weight {k} contains NaN or infinite values")
 
 
-def load_state_into(model: RefVOS, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
+def load_state_into(model: RefVOS, ckpt: dict[str, Any], source: str = "checkpoint", assign: bool = False) -> None:
     """Load ``model`` / ``bert_model`` into an existing network (strict; clear error on mismatch).
-    Names and shapes are checked before any value is read (NaN check, copy)."""
+    Names and shapes are checked before any value is read (NaN check, copy). ``assign``: the
+    network takes the checkpoint's tensors (a network on the meta device)."""
     _check_parts_fit(model, ckpt, source)
     seg_state = _segmenter_state(ckpt)
     _check_finite(seg_state, source, "model")
     _check_finite(ckpt["bert_model"], source, "bert_model")
-    load_strict(model.segmenter, seg_state, f"{source}: the segmentation weights of a {model.config.variant} network")
-    load_text_state_dict(model.text_encoder, ckpt["bert_model"], source)
+    load_strict(model.segmenter, seg_state, f"{source}: the segmentation weights of a {model.config.variant} network",
+                assign=assign)
+    load_text_state_dict(model.text_encoder, ckpt["bert_model"], source, assign=assign)
 
 
 def load_checkpoint(
@@ -256,8 +259,8 @@ def load_checkpoint(
     source = str(path)
     ckpt = read_checkpoint(path, map_location="cpu")
     config, skeleton = _config_and_skeleton(ckpt, source, max_tokens, truncation)
-    model = _allocate(skeleton, ckpt, config)
-    load_state_into(model, ckpt, source)
+    model, assign = _network_for(skeleton, ckpt, config)
+    load_state_into(model, ckpt, source, assign=assign)
     return model.to(map_location).eval()
 
 

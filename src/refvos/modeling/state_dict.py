@@ -32,8 +32,14 @@ def check_fits(
 
 
 def load_strict(
-    module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, optional: frozenset[str] = frozenset()
+    module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, optional: frozenset[str] = frozenset(),
+    assign: bool = False,
 ) -> None:
-    """Load ``state`` into ``module`` after :func:`check_fits`."""
+    """Load ``state`` into ``module`` after :func:`check_fits`. ``assign``: the module takes the
+    state's tensors (converted to its dtypes) instead of copying them into its own -- for a
+    module built on the meta device, which has no storage to copy into."""
     state = check_fits(module, state, what, optional)
-    module.load_state_dict(state, strict=not optional)
+    if assign:
+        own = module.state_dict()
+        state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
+    module.load_state_dict(state, strict=not optional, assign=assign)

@@ -125,9 +125,11 @@ def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch
 TEXT_OPTIONAL_KEYS = frozenset({"embeddings.position_ids"})
 
 
-def load_text_state_dict(encoder: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load a ``BertModel`` state dict strictly, tolerating only :data:`TEXT_OPTIONAL_KEYS`."""
-    load_strict(encoder, state, f"{source}: the text encoder's weights", optional=TEXT_OPTIONAL_KEYS)
+def load_text_state_dict(encoder: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
+                         assign: bool = False) -> None:
+    """Load a ``BertModel`` state dict strictly, tolerating only :data:`TEXT_OPTIONAL_KEYS`
+    (``assign``: see :func:`~refvos.modeling.state_dict.load_strict`)."""
+    load_strict(encoder, state, f"{source}: the text encoder's weights", optional=TEXT_OPTIONAL_KEYS, assign=assign)
 
 
 def cls_embedding(encoder: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
