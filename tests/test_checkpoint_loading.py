@@ -7,7 +7,7 @@ import torch
 
 from refvos.checkpoint import load_checkpoint, save_checkpoint
 from refvos.errors import CheckpointError
-from tests.conftest import make_tiny_model
+from tests.helpers import make_tiny_model
 
 
 def test_every_tensor_comes_from_the_file(tmp_path):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from refvos.checkpoint import save_checkpoint
-from tests.conftest import REPO_ROOT, make_tiny_model
+from tests.helpers import REPO_ROOT, make_tiny_model
 
 WATCHED = ("transformers", "timm", "torchvision", "matplotlib", "scipy", "skimage")
 

@@ -8,7 +8,7 @@ from refvos import save_checkpoint
 from refvos.cli import main
 from refvos.predictor import Predictor, prediction
 from refvos.visualize import fill_color
-from tests.conftest import make_tiny_model
+from tests.helpers import make_tiny_model
 
 RED, BLUE = (200, 30, 30), (30, 30, 200)
 

@@ -10,7 +10,7 @@ import refvos.serve
 from refvos.checkpoint import save_checkpoint
 from refvos.cli import main
 from refvos.serve.limits import Limits
-from tests.conftest import make_tiny_model
+from tests.helpers import make_tiny_model
 
 
 class NotServing:

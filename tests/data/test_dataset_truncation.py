@@ -1,16 +1,10 @@
 """Expressions of a data set (plain, Subset, ConcatDataset) and its truncation report."""
 
-import pytest
 import torch
 
-from refvos.data import build_dataset, synthetic
+from refvos.data import build_dataset
 from refvos.data.base import dataset_expressions, dataset_truncation
 from refvos.tokenization import get_tokenizer
-
-
-@pytest.fixture(scope="module")
-def refcoco_root(tmp_path_factory):
-    return synthetic.make_refcoco(tmp_path_factory.mktemp("refcoco"), num_images=20, image_size=48)
 
 
 def test_expressions_of_plain_subset_and_concatenated_sets(refcoco_root):

@@ -5,7 +5,7 @@ import json
 
 from refvos.engine.pretrain_bert import pretrain_bert
 from refvos.tokenization import get_tokenizer
-from tests.conftest import TINY_TEXT_CONFIG
+from tests.helpers import TINY_TEXT_CONFIG
 
 EXPRESSIONS = ["the red circle", "the big blue square on the left of the green star", "a dog",
                "the small yellow triangle below the red circle"]

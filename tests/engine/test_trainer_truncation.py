@@ -7,9 +7,8 @@ import torch
 
 from refvos.data import build_dataset
 from refvos.engine.trainer import Trainer
-from tests.conftest import make_tiny_model
-from tests.engine.conftest import IMAGE_SIZE, train_subset, val_subset
-from tests.engine.test_trainer import config
+from tests.engine.test_trainer import config, train_subset, val_subset
+from tests.helpers import IMAGE_SIZE, make_tiny_model
 
 
 def test_training_logs_expressions_over_the_token_limit(refcoco_root, tmp_path, capsys):
