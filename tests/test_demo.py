@@ -121,3 +121,25 @@ def test_cli_says_when_the_plan_shortened_the_run(demo_run, monkeypatch, capsys,
     assert main(["demo", "--out", str(tmp_path / "o"), "--preset", "tiny"]) == 0
     printed = capsys.readouterr().out
     assert "trained 3100 iterations (planned to 3100 of 6000 to fit the 480 s budget at 0.147 s a step)" in printed
+
+
+def test_video_overlay_keeps_one_colour_through_the_clip(tmp_path, monkeypatch):
+    import refvos.demo
+    from refvos.predictor import Prediction
+    from refvos.visualize import fill_color
+    from tests.helpers import make_tiny_model
+
+    recipe = PRESETS["tiny"]
+    frames, _, _ = make_video_clip(recipe.video_frames, recipe.image_size, seed=1)
+    half = np.zeros(frames[0].shape[:2], bool)
+    half[:, : half.shape[1] // 2] = True
+    monkeypatch.setattr(Predictor, "predict_video", lambda self, frames, expression: [
+        Prediction(expression, half, 1.0, int(half.sum()), None) for _ in frames])
+    colours = []
+    original = refvos.demo.overlay
+    monkeypatch.setattr(refvos.demo, "overlay", lambda *a, **k: colours.append(k["color"]) or original(*a, **k))
+    refvos.demo.segment_video(make_tiny_model().eval(), tmp_path, recipe, "fp32", seed=1)
+    factor = refvos.demo._display_factor(recipe.image_size)
+    per_frame = {fill_color(refvos.demo._upscale(f, factor), refvos.demo._upscale(half, factor)) for f in frames}
+    assert len(colours) == recipe.video_frames and len(set(colours)) == 1
+    assert colours[0] in per_frame

@@ -54,7 +54,7 @@ from .modeling import RefVOS, build_model
 from .modeling.surgery import set_dropout, split_backbone
 from .predictor import Predictor
 from .runtime import choose_precision, cpu_model
-from .visualize import overlay, plot_curves, save_gif, save_image
+from .visualize import VideoFill, overlay, plot_curves, save_gif, save_image
 
 TEST_SPLITS = ("testA", "testB")
 
@@ -166,7 +166,11 @@ def segment_video(model: RefVOS, out_dir: Path, recipe: Recipe, precision: str, 
     masks = [r.mask for r in predictor.predict_video(frames, expression)]
     j = [region_similarity(m, g) for m, g in zip(masks, gts)]
     factor = _display_factor(recipe.image_size)
-    pictures = [overlay(_upscale(f, factor), _upscale(m, factor), expression) for f, m in zip(frames, masks)]
+    fill = VideoFill()  # one colour through the clip
+    pictures = []
+    for f, m in zip(frames, masks):
+        image, mask = _upscale(f, factor), _upscale(m, factor)
+        pictures.append(overlay(image, mask, expression, color=fill(image, mask)))
     save_gif(pictures, out_dir / "video.gif", fps=4)
     return {"expression": expression, "frames": len(frames), "mean_j": round(float(np.mean(j)), 4),
             "j_per_frame": [round(float(x), 4) for x in j], "gif": "video.gif"}
