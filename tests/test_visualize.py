@@ -4,6 +4,7 @@ outline at the picture's scale, captions in DejaVu Sans sized to the picture."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from refvos.imaging import load_image
@@ -65,3 +66,18 @@ def test_transparency_is_composited_on_white(tmp_path):
     for source in (tmp_path / "logo.png", rgba):
         rgb = load_image(source)
         assert (rgb[:4] == (255, 0, 0)).all() and (rgb[4:] == 255).all()
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 5])
+def test_dilation_matches_pils_square_max_filter(radius):
+    from PIL import ImageFilter
+
+    from refvos.visualize import _dilate
+
+    rng = np.random.default_rng(radius)
+    for shape in [(1, 7), (6, 1), (3, 4), (37, 53)]:
+        for density in (0.02, 0.3):
+            mask = rng.random(shape) < density
+            mask[0, 0] = True  # something at the border
+            ref = Image.fromarray(mask.astype(np.uint8) * 255, mode="L").filter(ImageFilter.MaxFilter(2 * radius + 1))
+            np.testing.assert_array_equal(_dilate(mask, radius), np.asarray(ref) > 127)

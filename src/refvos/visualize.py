@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 from .io import atomic_open
 
@@ -19,11 +19,22 @@ FILL_ALPHA = 0.5
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``mask`` grown by ``radius`` pixels (square neighbourhood)."""
+    """``mask`` (bool ``(H, W)``) grown by ``radius`` pixels (a square neighbourhood: what PIL's
+    ``MaxFilter(2 * radius + 1)`` gives), as two 1-D passes of shifted ORs: a few bool operations
+    per pixel, where PIL's rank filter sorts every window (30 ms of a 427x240 video frame)."""
     if radius <= 0:
         return mask
-    img = Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
-    return np.asarray(img.filter(ImageFilter.MaxFilter(2 * radius + 1))) > 127
+    out = mask.astype(bool, copy=True)
+    for axis in (1, 0):
+        src = out.copy()
+        n = src.shape[axis]
+        for shift in range(1, min(radius, n - 1) + 1):
+            ahead = [slice(None)] * 2
+            behind = [slice(None)] * 2
+            ahead[axis], behind[axis] = slice(shift, None), slice(None, -shift)
+            out[tuple(ahead)] |= src[tuple(behind)]
+            out[tuple(behind)] |= src[tuple(ahead)]
+    return out
 
 
 def _contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
