@@ -22,8 +22,7 @@ os.environ["REFVOS_CACHE_DIR"] = _CALIBRATION_CACHE
 os.environ["REFVOS_PRECISION"] = "fp32"
 atexit.register(shutil.rmtree, _CALIBRATION_CACHE, True)
 
-# (imported after the environment above is set: refvos reads it; tests/serve/ still imports
-# make_tiny_model from here, to move to tests.helpers with the serve split)
+# (imported after the environment above is set: refvos reads it)
 from tests.helpers import IMAGE_SIZE, make_tiny_model, make_tiny_synthetic  # noqa: E402
 
 

@@ -12,20 +12,35 @@
   the package's ``decode``, so changing the upsampling fails a test.
 - :class:`TableModel`: a stand-in network that predicts a given mask per (image, sentence).
 - RefVOS's annotation files beside the repository: :func:`shared_dataset_file`.
+- Bad (and odd-but-valid) inputs for the reliability and serve tests: constant, truncated or
+  oddly-moded pictures, frame folders, GIF / TIFF bombs (:func:`gif_with_huge_second_frame`,
+  :func:`tiff_pages`), and :func:`tree` (the files under a folder).
+- A ``refvos serve`` server started and stopped around a block: :func:`running_server`; an
+  HTTP client for it (:func:`request`, :func:`post_json`, :func:`post_files`, :func:`multipart`)
+  and its inputs / outputs (:func:`png_bytes`, :func:`gif_bytes`, :func:`decode_png`).
 
 Imported one way everywhere: ``from tests.helpers import ...``.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
+import io
 import json
 import os
+import struct
+import urllib.error
+import urllib.request
+import uuid
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
@@ -179,3 +194,178 @@ def shared_dataset_file(*parts: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# -- bad (and odd-but-valid) inputs ----------------------------------------------------------------
+def write_constant_png(path: Path, width: int, height: int, value: int = 0) -> Path:
+    """A ``width x height`` 8-bit grayscale PNG of one value, written without ever holding the
+    pixels in memory (a 10000 x 10000 one is about 100 kB and takes well under a second)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes([value]) * width  # filter byte 0, then the row
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def rgb(h: int = 40, w: int = 48, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def write_image(path: Path, mode: str, h: int = 40, w: int = 48) -> Path:
+    """An image of PIL ``mode`` (L, RGBA, P, I;16, CMYK, RGB) saved to ``path``."""
+    base = Image.fromarray(rgb(h, w))
+    if mode == "I;16":
+        arr = (np.random.default_rng(1).integers(0, 65536, (h, w))).astype(np.uint16)
+        img = Image.fromarray(arr)  # mode I;16
+    elif mode == "P":
+        img = base.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    else:
+        img = base.convert(mode)
+    img.save(path)
+    return path
+
+
+def truncated_png(path: Path) -> Path:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb()).save(buf, "PNG")
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    return path
+
+
+def frames_folder(folder: Path, sizes: list[tuple[int, int]], bad: int | None = None) -> Path:
+    """A folder of PNG frames ``00000.png ...`` of the given ``(h, w)``; frame ``bad`` is text."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (h, w) in enumerate(sizes):
+        path = folder / f"{i:05d}.png"
+        if i == bad:
+            path.write_text("not a frame")
+        else:
+            Image.fromarray(rgb(h, w, seed=i)).save(path)
+    return folder
+
+
+def tree(root: Path) -> list[str]:
+    """Every path under ``root`` (relative, sorted): to check that nothing was written."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def gif_with_huge_second_frame(side: int = 13300) -> bytes:
+    """A two-frame GIF (~1 kB) whose second frame's descriptor claims ``side x side`` pixels (its
+    pixel data is a stub): a decoder that trusts the frame allocates ``side**2`` bytes or more."""
+    import io
+
+    small = [Image.fromarray(rgb(8, 8, seed=i)) for i in range(2)]
+    buf = io.BytesIO()
+    small[0].save(buf, format="GIF", save_all=True, append_images=small[1:], duration=100, loop=0)
+    data = buf.getvalue()
+    descriptor = b"\x2c" + struct.pack("<HHHH", 0, 0, 8, 8)
+    second = data.index(descriptor, data.index(descriptor) + 1)
+    return data[:second] + b"\x2c" + struct.pack("<HHHH", 0, 0, side, side) + data[second + 9:]
+
+
+def tiff_pages(pages: list[tuple[int, int]], dtype: str = "uint8", value: float = 0.0) -> bytes:
+    """A multi-page, tiled, zlib-compressed TIFF with pages of the given ``(h, w)``, every pixel
+    ``value``; written tile by tile, so a 13300 x 13300 float page costs a few MB to build."""
+    import io
+
+    import tifffile
+
+    tile = zlib.compress(np.full((512, 512), value, dtype=dtype).tobytes())  # encoded once, reused
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf) as tif:
+        for h, w in pages:
+            n = -(-h // 512) * -(-w // 512)
+            tif.write((tile for _ in range(n)), shape=(h, w), dtype=dtype, tile=(512, 512),
+                      compression="zlib", photometric="minisblack")
+    return buf.getvalue()
+
+
+@contextlib.contextmanager
+def running_server(model, limits, drain_timeout: float = 30, **kwargs):
+    """``refvos serve``'s server for ``model`` on a free localhost port, stopped on exit
+    (``kwargs`` as :func:`refvos.serve.make_server`'s; fp32 on the CPU unless given)."""
+    from refvos.serve import make_server
+
+    kwargs = {"device": "cpu", "precision": "fp32", **kwargs}
+    server = make_server(model, "127.0.0.1", 0, limits, **kwargs)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(drain_timeout=drain_timeout)
+
+
+# -- an HTTP client for refvos serve -------------------------------------------------------------
+SERVE_H, SERVE_W = 36, 52  # the serve tests' picture size
+HTTP_TIMEOUT = 120
+
+
+def png_bytes(h=SERVE_H, w=SERVE_W, seed=0, fmt="PNG") -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def gif_bytes(n=3, h=SERVE_H, w=SERVE_W) -> bytes:
+    rng = np.random.default_rng(5)
+    frames = [Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)) for _ in range(n)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buf.getvalue()
+
+
+def multipart(fields: list[tuple[str, str, bytes | str]]) -> tuple[bytes, str]:
+    """``[(name, filename or "", data)]`` -> (body, content type)."""
+    boundary = uuid.uuid4().hex
+    out = io.BytesIO()
+    for name, filename, data in fields:
+        out.write(f"--{boundary}\r\n".encode())
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out.write(f"Content-Disposition: {disp}\r\n".encode())
+        if filename:
+            out.write(b"Content-Type: application/octet-stream\r\n")
+        out.write(b"\r\n")
+        out.write(data.encode() if isinstance(data, str) else data)
+        out.write(b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+def request(url: str, body: bytes | None = None, ctype: str | None = None, method: str | None = None):
+    """(status, parsed JSON or bytes, headers)."""
+    req = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"))
+    if ctype:
+        req.add_header("Content-Type", ctype)
+    try:
+        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:
+            status, data, headers = resp.status, resp.read(), resp.headers
+    except urllib.error.HTTPError as e:
+        status, data, headers = e.code, e.read(), e.headers
+    if headers.get("Content-Type", "").startswith("application/json"):
+        return status, json.loads(data), headers
+    return status, data, headers
+
+
+def post_json(url: str, doc: dict):
+    return request(url + "/api/segment", json.dumps(doc).encode(), "application/json")
+
+
+def post_files(url: str, fields):
+    body, ctype = multipart(fields)
+    return request(url + "/api/segment", body, ctype)
+
+
+def decode_png(b64: str) -> Image.Image:
+    data = base64.b64decode(b64)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img

@@ -30,9 +30,11 @@ import torch
 from PIL import Image
 
 from refvos.errors import CheckpointError, DataFormatError, InputError, RefVOSError
-from tests.helpers import REPO_ROOT, TINY_MODEL_ARGS, make_tiny_model
-from tests.reliability.helpers import (
+from tests.helpers import (
+    REPO_ROOT,
+    TINY_MODEL_ARGS,
     frames_folder,
+    make_tiny_model,
     rgb,
     tree,
     truncated_png,

@@ -12,8 +12,7 @@ from PIL import Image
 
 from refvos.cli import main
 from refvos.engine.run_lock import LOCK_NAME, run_lock
-from tests.helpers import TINY_TEXT_CONFIG, train_argv
-from tests.reliability.helpers import frames_folder, rgb
+from tests.helpers import TINY_TEXT_CONFIG, frames_folder, rgb, train_argv
 
 
 def one_error_line(capsys) -> str:

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refvos.serve import Limits, make_server
-from tests.conftest import make_tiny_model
+from refvos.serve import Limits
+from tests.helpers import make_tiny_model, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -48,10 +48,8 @@ def _browser_or_fail():
 @pytest.fixture(scope="module")
 def server():
     _browser_or_fail()  # before building anything
-    srv = make_server(make_tiny_model().eval(), "127.0.0.1", 0, Limits(max_size=256), device="cpu", precision="fp32")
-    srv.start()
-    yield srv
-    srv.stop(drain_timeout=30)
+    with running_server(make_tiny_model().eval(), Limits(max_size=256)) as srv:
+        yield srv
 
 
 def _photo(path: Path) -> Path:

@@ -16,7 +16,7 @@ from refvos.errors import InputError
 from refvos.imaging import load_image
 from refvos.serve.decoding import decode_image, decode_upload, decode_video, safe_name
 from refvos.serve.limits import Limits
-from tests.reliability.helpers import gif_with_huge_second_frame, tiff_pages
+from tests.helpers import gif_with_huge_second_frame, tiff_pages
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,7 +68,7 @@ def test_bombs_raise_peak_memory_by_less_than_1gb():
         from refvos.errors import InputError
         from refvos.serve.decoding import decode_upload, decode_video
         from refvos.serve.limits import Limits
-        from tests.reliability.helpers import gif_with_huge_second_frame, tiff_pages
+        from tests.helpers import gif_with_huge_second_frame, tiff_pages
         bombs = [("upload", "a.gif", gif_with_huge_second_frame()),
                  ("upload", "b.tif", tiff_pages([(40, 48), (13300, 13300)])),
                  ("video", "c.mp4", tiff_pages([(13300, 13300)], "float32")),

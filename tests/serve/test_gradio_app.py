@@ -12,8 +12,7 @@ from PIL import Image
 
 from refvos.errors import InputError
 from refvos.predictor import Predictor
-from tests.conftest import make_tiny_model
-from tests.reliability.helpers import rgb
+from tests.helpers import make_tiny_model, rgb
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,6 @@ import json
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -21,74 +18,20 @@ from PIL import Image
 from refvos.cli import main
 from refvos.predictor import Predictor
 from refvos.serve import Limits, make_server
-from tests.helpers import assert_mixed, make_mixed_model, reference_mask
-
-H, W = 36, 52
-TIMEOUT = 120
-
-
-def png_bytes(h=H, w=W, seed=0, fmt="PNG") -> bytes:
-    rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(buf, format=fmt)
-    return buf.getvalue()
-
-
-def gif_bytes(n=3, h=H, w=W) -> bytes:
-    rng = np.random.default_rng(5)
-    frames = [Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)) for _ in range(n)]
-    buf = io.BytesIO()
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    return buf.getvalue()
-
-
-def multipart(fields: list[tuple[str, str, bytes | str]]) -> tuple[bytes, str]:
-    """``[(name, filename or "", data)]`` -> (body, content type)."""
-    boundary = uuid.uuid4().hex
-    out = io.BytesIO()
-    for name, filename, data in fields:
-        out.write(f"--{boundary}\r\n".encode())
-        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        out.write(f"Content-Disposition: {disp}\r\n".encode())
-        if filename:
-            out.write(b"Content-Type: application/octet-stream\r\n")
-        out.write(b"\r\n")
-        out.write(data.encode() if isinstance(data, str) else data)
-        out.write(b"\r\n")
-    out.write(f"--{boundary}--\r\n".encode())
-    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
-
-
-def request(url: str, body: bytes | None = None, ctype: str | None = None, method: str | None = None):
-    """(status, parsed JSON or bytes, headers)."""
-    req = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"))
-    if ctype:
-        req.add_header("Content-Type", ctype)
-    try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
-            status, data, headers = resp.status, resp.read(), resp.headers
-    except urllib.error.HTTPError as e:
-        status, data, headers = e.code, e.read(), e.headers
-    if headers.get("Content-Type", "").startswith("application/json"):
-        return status, json.loads(data), headers
-    return status, data, headers
-
-
-def post_json(url: str, doc: dict):
-    return request(url + "/api/segment", json.dumps(doc).encode(), "application/json")
-
-
-def post_files(url: str, fields):
-    body, ctype = multipart(fields)
-    return request(url + "/api/segment", body, ctype)
-
-
-def decode_png(b64: str) -> Image.Image:
-    data = base64.b64decode(b64)
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img
+from tests.helpers import (
+    SERVE_H,
+    SERVE_W,
+    assert_mixed,
+    decode_png,
+    gif_bytes,
+    make_mixed_model,
+    png_bytes,
+    post_files,
+    post_json,
+    reference_mask,
+    request,
+    running_server,
+)
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +43,8 @@ def model():
 def server(model):
     limits = Limits(workers=1, queue=3, max_bytes=2 * 1024 * 1024, max_pixels=250_000, max_size=128,
                     max_frames=6, queue_timeout=60)
-    srv = make_server(model, "127.0.0.1", 0, limits, device="cpu", precision="fp32")
-    srv.start()
-    yield srv
-    srv.stop(drain_timeout=30)
+    with running_server(model, limits) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -142,10 +83,10 @@ def _check_image_result(r: dict, w: int, h: int) -> None:
 def test_segment_multipart_image(url):
     status, doc, _ = post_files(url, [("image", "photo.png", png_bytes()), ("expression", "", "the dog")])
     assert status == 200, doc
-    assert doc["kind"] == "image" and (doc["width"], doc["height"]) == (W, H)
+    assert doc["kind"] == "image" and (doc["width"], doc["height"]) == (SERVE_W, SERVE_H)
     (r,) = doc["results"]
     assert r["expression"] == "the dog"
-    _check_image_result(r, W, H)
+    _check_image_result(r, SERVE_W, SERVE_H)
 
 
 def test_segment_json_two_expressions_same_as_library(url, model):
@@ -156,7 +97,7 @@ def test_segment_json_two_expressions_same_as_library(url, model):
     assert [r["expression"] for r in doc["results"]] == ["the cat", "a car on the left"]
     rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     for r in doc["results"]:
-        _check_image_result(r, W, H)
+        _check_image_result(r, SERVE_W, SERVE_H)
         expected = reference_mask(model, rgb, r["expression"])  # the original's steps, by hand
         assert_mixed([expected])
         np.testing.assert_array_equal(np.asarray(decode_png(r["mask_png"])) > 127, expected)
@@ -175,11 +116,11 @@ def test_segment_gif_and_frames(url):
     assert doc["kind"] == "video" and doc["num_frames"] == 3
     (r,) = doc["results"]
     gif = Image.open(io.BytesIO(base64.b64decode(r["overlay_gif"])))
-    assert gif.format == "GIF" and gif.n_frames == 3 and gif.width == W
+    assert gif.format == "GIF" and gif.n_frames == 3 and gif.width == SERVE_W
     assert len(r["mask_pngs"]) == len(r["frames"]) == 3
     for b64, f in zip(r["mask_pngs"], r["frames"]):
         m = np.asarray(decode_png(b64)) > 127
-        assert m.shape == (H, W) and f["area"] == int(m.sum())
+        assert m.shape == (SERVE_H, SERVE_W) and f["area"] == int(m.sum())
 
     frames = [("frames", f"{i:03d}.png", png_bytes(seed=i)) for i in range(2)]
     status, doc, _ = post_files(url, [*frames, ("expression", "", "the bird")])
@@ -198,7 +139,7 @@ def test_segment_gif_and_frames(url):
         ([("image", "p.png", b""), ("expression", "", "x")], "empty"),
         ([("image", "huge.png", png_bytes(h=600, w=600)), ("expression", "", "x")], "more than the limit"),
         ([("image", "c.gif", gif_bytes(8)), ("expression", "", "x")], "frames, more than"),
-        ([("frames", "a.png", png_bytes()), ("frames", "b.png", png_bytes(h=H + 4)), ("expression", "", "x")],
+        ([("frames", "a.png", png_bytes()), ("frames", "b.png", png_bytes(h=SERVE_H + 4)), ("expression", "", "x")],
          "differ in size"),
         ([("video", "v.xyz", b"\x00" * 64), ("expression", "", "x")], "unsupported format"),
         ([("image", "p.png", png_bytes()), ("expression", "", "x" * 1001)], "characters long"),
@@ -294,10 +235,8 @@ def test_load_busy_refusals_and_bounded_workers(model):
     """With a slow model, 10 simultaneous requests against 2 workers + 1 queue place: some get
     503 busy at once, at most 2 run the model at a time, and the server is healthy after."""
     limits = Limits(workers=2, queue=1, max_size=64, queue_timeout=60)
-    srv = make_server(model, "127.0.0.1", 0, limits,
-                      predictor_factory=lambda: SlowPredictor(Predictor(model, device="cpu", precision="fp32")))
-    srv.start()
-    try:
+    slow = lambda: SlowPredictor(Predictor(model, device="cpu", precision="fp32"))  # noqa: E731
+    with running_server(model, limits, predictor_factory=slow) as srv:
         image = png_bytes(h=32, w=32)
         barrier = threading.Barrier(10)
 
@@ -315,8 +254,6 @@ def test_load_busy_refusals_and_bounded_workers(model):
         status, health, _ = request(srv.url + "/healthz")
         assert health["active"] == 0 and health["refused"] == statuses.count(503) and health["failed"] == 0
         assert post_files(srv.url, [("image", "p.png", image), ("expression", "", "x")])[0] == 200
-    finally:
-        srv.stop(drain_timeout=30)
 
 
 def test_stop_is_clean_and_frees_the_port(model):

@@ -14,10 +14,18 @@ import urllib.request
 
 import pytest
 
-from refvos.serve import Limits, make_server
-from tests.conftest import make_tiny_model
-from tests.reliability.helpers import gif_with_huge_second_frame, tiff_pages
-from tests.serve.test_serve import multipart, png_bytes, post_files, post_json, request
+from refvos.serve import Limits
+from tests.helpers import (
+    gif_with_huge_second_frame,
+    make_tiny_model,
+    multipart,
+    png_bytes,
+    post_files,
+    post_json,
+    request,
+    running_server,
+    tiff_pages,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +36,8 @@ def model():
 @pytest.fixture(scope="module")
 def server(model):
     limits = Limits(workers=1, queue=1, max_bytes=2 * 2**20, max_size=64, header_timeout=3.0, body_timeout=4.0)
-    srv = make_server(model, "127.0.0.1", 0, limits, device="cpu", precision="fp32", allowed_hosts={"refvos.lan"})
-    srv.start()
-    yield srv
-    srv.stop(drain_timeout=10)
+    with running_server(model, limits, drain_timeout=10, allowed_hosts={"refvos.lan"}) as srv:
+        yield srv
 
 
 def raw(server, data: bytes, timeout: float = 20) -> tuple[int, dict, bytes]:
@@ -199,9 +205,9 @@ def test_server_peak_memory_under_bombs():
         import base64, json, resource, sys
         sys.path.insert(0, sys.argv[1])
         from refvos.serve import Limits, make_server
-        from tests.conftest import make_tiny_model
-        from tests.reliability.helpers import gif_with_huge_second_frame, tiff_pages
-        from tests.serve.test_serve import png_bytes, post_files, post_json
+        from tests.helpers import make_tiny_model
+        from tests.helpers import gif_with_huge_second_frame, tiff_pages
+        from tests.helpers import png_bytes, post_files, post_json
         srv = make_server(make_tiny_model().eval(), "127.0.0.1", 0, Limits(max_size=64), device="cpu",
                           precision="fp32")
         srv.start()
