@@ -1,6 +1,7 @@
 """Start-up of a single prediction: the Predictor imports only what the checkpoint's network
 needs -- never transformers (the tokenizer is the ``tokenizers`` library, BERT is plain PyTorch),
-and torchvision / timm only when the network is built from them."""
+and timm (with the torchvision and ``torch._dynamo`` it imports) only for ``refvos_lite``, whose
+backbone is timm's; ``refvos_r101`` is plain PyTorch throughout."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import subprocess
 import sys
 
 from refvos.checkpoint import save_checkpoint
-from tests.helpers import REPO_ROOT, make_tiny_model
+from tests.helpers import REPO_ROOT, TINY_TEXT_CONFIG, make_tiny_model
 
-WATCHED = ("transformers", "timm", "torchvision", "matplotlib", "scipy", "skimage")
+WATCHED = ("transformers", "timm", "torchvision", "torch._dynamo", "matplotlib", "scipy", "skimage")
 
 
 def _imported_after(code: str) -> list[str]:
@@ -29,14 +30,27 @@ def test_importing_the_predictor_imports_no_model_library():
     assert _imported_after("from refvos.predictor import Predictor") == []
 
 
-def test_loading_a_checkpoint_and_predicting_imports_no_transformers(tmp_path):
-    path = save_checkpoint(tmp_path / "tiny.pth", make_tiny_model())
-    code = (
+def _predicting_with(path) -> str:
+    """Code that loads the checkpoint at ``path`` and predicts one small picture."""
+    return (
         "import numpy as np\n"
         "from refvos.predictor import Predictor\n"
         f"p = Predictor.from_checkpoint({str(path)!r}, device='cpu', precision='fp32', compile=False)\n"
         "mask = p.predict(np.zeros((40, 48, 3), np.uint8), 'the red circle on the left')\n"
         "assert mask.shape == (40, 48)\n"
     )
-    # refvos_lite's backbone is timm's (which imports torchvision); no transformers anywhere
-    assert _imported_after(code) == ["timm", "torchvision"]
+
+
+def test_loading_a_checkpoint_and_predicting_imports_no_transformers(tmp_path):
+    code = _predicting_with(save_checkpoint(tmp_path / "tiny.pth", make_tiny_model()))
+    # refvos_lite's backbone is timm's (which imports torchvision and torch._dynamo); no transformers
+    assert _imported_after(code) == ["timm", "torch._dynamo", "torchvision"]
+
+
+def test_predicting_with_r101_imports_neither_torchvision_nor_dynamo(tmp_path):
+    from refvos.modeling import build_model
+
+    model = build_model("refvos_r101", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG)
+    code = _predicting_with(save_checkpoint(tmp_path / "r101.pth", model))
+    # the ResNet-101 is plain PyTorch (refvos.modeling.resnet), as BERT is
+    assert _imported_after(code) == []

@@ -31,6 +31,7 @@ from .errors import CheckpointError
 from .io import atomic_open
 from .modeling import RefVOS, RefVOSConfig, build_from_config
 from .modeling.config import BERT_BASE_UNCASED
+from .modeling.meta import on_meta_device
 from .modeling.state_dict import check_fits, load_strict
 from .modeling.text_encoder import TEXT_OPTIONAL_KEYS, infer_text_config, load_text_state_dict
 from .tokenization import check_truncation
@@ -194,7 +195,7 @@ def _check_describes(config: RefVOSConfig, ckpt: dict[str, Any], source: str) ->
     """The network ``config`` describes, built on the meta device, checked to hold exactly the
     checkpoint's tensor names and shapes."""
     try:
-        with torch.device("meta"):
+        with on_meta_device():
             skeleton = build_from_config(config)
     except (ValueError, TypeError, RuntimeError) as e:
         raise CheckpointError(f"{source}: its config does not build a network: {str(e).splitlines()[0][:200]}") from e

@@ -1,7 +1,8 @@
 """Visual encoders at output stride 8.
 
-- :class:`ResNetFeatures`: torchvision ResNet-101 with ``replace_stride_with_dilation=[False,
-  True, True]``; parameter names are those of the released checkpoints (``backbone.conv1``,
+- :func:`resnet101_os8`: ResNet-101 as torchvision's ``resnet101(replace_stride_with_dilation=[False,
+  True, True])``, in plain PyTorch (:class:`~refvos.modeling.resnet.ResNetFeatures`: no
+  torchvision import); parameter names are those of the released checkpoints (``backbone.conv1``,
   ``backbone.layer1`` ...). ``forward(images (B,3,H,W)) -> (B, 2048, H/8, W/8)``.
 - :class:`TimmFeatures`: timm's ``tf_efficientnet_lite0`` at output stride 8, last stage only.
   ``forward(images) -> (B, 320, H/8, W/8)``.
@@ -16,26 +17,9 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, RefVOSError
+from .resnet import RESNET101_BLOCKS, ResNetFeatures
 
 RESNET101_IMAGENET_URL = "https://download.pytorch.org/models/resnet101-63fe2227.pth"
-
-
-class ResNetFeatures(nn.Module):
-    """The stem and four stages of a torchvision ResNet, without pooling and classifier."""
-
-    def __init__(self, resnet: nn.Module) -> None:
-        super().__init__()
-        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
-            setattr(self, name, getattr(resnet, name))
-        self.out_channels = resnet.fc.in_features
-
-    def conv_bn_pairs(self) -> tuple[tuple[str, str], ...]:
-        """The stem's conv/BN pair (see :mod:`refvos.modeling.surgery`)."""
-        return (("conv1", "bn1"),)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
 def _load_resnet_weights(resnet: nn.Module, weights: str) -> None:
@@ -65,7 +49,6 @@ def _load_resnet_weights(resnet: nn.Module, weights: str) -> None:
             ) from e
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = resnet.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         raise CheckpointError(
             f"backbone weights {weights}: not a ResNet-101 state dict "
@@ -75,12 +58,10 @@ def _load_resnet_weights(resnet: nn.Module, weights: str) -> None:
 
 def resnet101_os8(weights: str | os.PathLike | None = None) -> ResNetFeatures:
     """ResNet-101 at output stride 8; ``weights`` is ``"imagenet"``, a path, or None (random)."""
-    from torchvision.models import resnet101
-
-    resnet = resnet101(weights=None, replace_stride_with_dilation=[False, True, True])
+    resnet = ResNetFeatures(RESNET101_BLOCKS, dilate=(False, True, True))
     if weights is not None:
         _load_resnet_weights(resnet, str(weights))
-    return ResNetFeatures(resnet)
+    return resnet
 
 
 class TimmFeatures(nn.Module):

@@ -4,17 +4,15 @@ backbone cut of head-only training.
 Each module declares the conv/BN pairs it applies one after the other with a
 ``conv_bn_pairs()`` method returning ``((conv child name, BN child name), ...)`` (as
 torchvision's quantizable ResNet declares ``fuse_model``): :class:`~refvos.modeling.head.RefVOSHead`,
-:class:`~refvos.modeling.head.ASPPPooling`, :class:`~refvos.modeling.backbone.ResNetFeatures`.
-torchvision's ResNet blocks, which cannot declare theirs, are listed by class in
-:func:`third_party_pairs` (torchvision is imported only for a network holding its modules); a plain ``nn.Sequential`` pairs each ``Conv2d`` with a ``BatchNorm2d``
-right after it. A declared pair whose children are not a ``Conv2d`` and a BatchNorm is an error
-(:func:`declared_pairs`), so renaming a layer cannot silently disable folding.
+:class:`~refvos.modeling.head.ASPPPooling`, :class:`~refvos.modeling.resnet.ResNetFeatures`,
+:class:`~refvos.modeling.resnet.Bottleneck`. A plain ``nn.Sequential`` pairs each ``Conv2d``
+with a ``BatchNorm2d`` right after it. A declared pair whose children are not a ``Conv2d`` and a
+BatchNorm is an error (:func:`declared_pairs`), so renaming a layer cannot silently disable folding.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -22,35 +20,13 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..errors import InputError
 
 
-@functools.cache
-def third_party_pairs() -> dict[type, tuple[tuple[str, str], ...]]:
-    """The conv/BN pairs of torchvision's ResNet blocks, by class."""
-    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
-
-    return {
-        Bottleneck: (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")),
-        BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
-        ResNet: (("conv1", "bn1"),),
-    }
-
-
-def _listed_pairs(module_type: type) -> tuple[tuple[str, str], ...] | None:
-    # only a torchvision class can be listed: other networks never import torchvision for it
-    if not module_type.__module__.startswith("torchvision."):
-        return None
-    return third_party_pairs().get(module_type)
-
-
 def declared_pairs(module: nn.Module) -> tuple[tuple[str, str], ...]:
     """The ``(conv, bn)`` child names ``module`` applies in sequence: its own ``conv_bn_pairs()``,
-    else :func:`third_party_pairs`, else (plain ``nn.Sequential``) each ``Conv2d`` followed by a
-    ``BatchNorm2d``. Raises :class:`InputError` if a declared pair does not name a ``Conv2d`` and
-    a ``BatchNorm2d`` child."""
+    else (plain ``nn.Sequential``) each ``Conv2d`` followed by a ``BatchNorm2d``. Raises
+    :class:`InputError` if a declared pair does not name a ``Conv2d`` and a ``BatchNorm2d`` child."""
     declare = getattr(module, "conv_bn_pairs", None)
     if callable(declare):
         pairs = tuple(declare())
-    elif (listed := _listed_pairs(type(module))) is not None:
-        pairs = listed
     elif isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
         names = list(module._modules)
         return tuple((a, b) for a, b in zip(names, names[1:])
