@@ -266,9 +266,10 @@ def train_head(
         with torch.no_grad():
             batch_iou = _batch_iou(logits, target)
         step += 1
-        curve.append(StepRecord(step, lr, loss.item(), batch_iou))
+        record = StepRecord(step, lr, loss.item(), batch_iou)
+        curve.append(record)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", iou=f"{batch_iou:.2f}")
+        bar.set_postfix(loss=f"{record.loss:.3f}", iou=f"{batch_iou:.2f}")
     bar.close()
     head.eval()
     return {"iterations": len(curve), **plan.to_json(), "train_images_seen": images_seen,
