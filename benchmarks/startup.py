@@ -8,7 +8,8 @@ cached in the measuring process): ``refvos --help``; the library's phases in one
 ``from refvos.predictor import Predictor`` (``import_s``), ``Predictor.from_checkpoint``
 (``load_s``), the first ``predict_all`` on the picture (``predict_s``: reading the picture,
 tokenising, the network; ``predict_again_s`` is a second call) -- and the heavy packages that
-process imported; and the whole ``refvos predict`` command. Without ``--checkpoint`` the model
+process imported; and the whole ``refvos predict`` command, beside a bare ``import torch`` (the
+floor of any PyTorch program). Without ``--checkpoint`` the model
 is ``refvos_lite`` with random weights and the shapes of ``make demo``'s ``model.pth``
 (``--quick``: a tiny text encoder). Medians over the repeats; the load average at the start
 and the end is recorded (other processes' load inflates every figure).
@@ -105,6 +106,7 @@ def measure(checkpoint: Path, image: Path, repeats: int, precision: str) -> dict
     for _ in range(repeats):
         for name, argv in (
             ("python_start_s", [py, "-c", "pass"]),
+            ("torch_import_s", [py, "-c", "import torch"]),  # the floor of any PyTorch program
             ("help_cli_s", [py, "-m", "refvos", "--help"]),
             ("predict_cli_s", [py, "-m", "refvos", "predict", "--checkpoint", str(checkpoint), "--image",
                                str(image), "-e", EXPRESSION, "--device", "cpu", "--precision", precision,

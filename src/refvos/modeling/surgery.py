@@ -5,7 +5,8 @@ Each module declares the conv/BN pairs it applies one after the other with a
 ``conv_bn_pairs()`` method returning ``((conv child name, BN child name), ...)`` (as
 torchvision's quantizable ResNet declares ``fuse_model``): :class:`~refvos.modeling.head.RefVOSHead`,
 :class:`~refvos.modeling.head.ASPPPooling`, :class:`~refvos.modeling.resnet.ResNetFeatures`,
-:class:`~refvos.modeling.resnet.Bottleneck`. A plain ``nn.Sequential`` pairs each ``Conv2d``
+:class:`~refvos.modeling.resnet.Bottleneck` and the EfficientNet-Lite0 blocks of
+:mod:`refvos.modeling.efficientnet_lite`. A plain ``nn.Sequential`` pairs each ``Conv2d``
 with a ``BatchNorm2d`` right after it. A declared pair whose children are not a ``Conv2d`` and a
 BatchNorm is an error (:func:`declared_pairs`), so renaming a layer cannot silently disable folding.
 """
@@ -48,13 +49,13 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     ``Identity``. Under bf16 autocast this removes the BN passes and their bf16 <-> fp32
     conversions (about a third of the time of a ResNet-101 frame on CPU); in fp32 it would change
     results in the last bits, so :class:`~refvos.predictor.Predictor` folds only for bf16 / fp16.
-    Subclasses of ``BatchNorm2d`` (timm's BatchNormAct2d, which also applies the activation) and
-    BatchNorms without running statistics are left alone."""
+    BatchNorms without running statistics (and subclasses of ``BatchNorm2d``, which may do more
+    than normalise) are left alone."""
     module = copy.deepcopy(module).eval()
     for parent in list(module.modules()):
         for c, b in declared_pairs(parent):
             conv, bn = parent._modules[c], parent._modules[b]
-            if type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
+            if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
                 parent._modules[c] = fuse_conv_bn_eval(conv, bn)
                 parent._modules[b] = nn.Identity()
     return module
@@ -73,12 +74,12 @@ def set_dropout(module: nn.Module, p: float) -> None:
 
 
 def split_backbone(model: nn.Module, tuned_blocks: int) -> tuple[nn.Module, nn.Module]:
-    """``model.segmenter.backbone`` (timm EfficientNet-Lite0 of ``refvos_lite``) as ``(frozen,
-    tuned)``: the stem and all but the last ``tuned_blocks`` blocks, then those blocks;
+    """``model.segmenter.backbone`` (the EfficientNet-Lite0 of ``refvos_lite``) as ``(frozen,
+    tuned)``: the stem and all but the last ``tuned_blocks`` block stages, then those stages;
     ``tuned(frozen(x)) == backbone(x)``."""
     body = model.segmenter.backbone.body
     blocks = list(body.blocks)
     if not 0 <= tuned_blocks <= len(blocks):
         raise InputError(f"tuned_blocks must be in 0..{len(blocks)}, got {tuned_blocks}")
     cut = len(blocks) - tuned_blocks
-    return nn.Sequential(body.conv_stem, body.bn1, *blocks[:cut]), nn.Sequential(*blocks[cut:])
+    return nn.Sequential(*body.stem(), *blocks[:cut]), nn.Sequential(*blocks[cut:])
