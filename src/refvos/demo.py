@@ -40,6 +40,7 @@ from .data.synthetic import make_refcoco, make_video_clip
 from .engine.feature_cache import CachedSplit, SentenceTable, encode_split
 from .engine.head_trainer import (
     FOREGROUND_WEIGHT,
+    PLAN_RECHECK,
     PLAN_SHARE,
     PLAN_WINDOW,
     HeadTrainConfig,
@@ -80,10 +81,12 @@ class Recipe:
             ``warmup`` steps then cosine to 0 at the last step, ``iterations`` steps at most in a
             ``time_cap_s`` training budget. The trainer times its steps 10 to 40 and then plans
             ``min(iterations, the steps that fit in 95% of time_cap_s)`` (:data:`PLAN_WINDOW`,
-            :data:`PLAN_SHARE` of :mod:`refvos.engine.head_trainer`), so that on a slower
-            CPU the run is shorter but its decay still ends at 0 instead of being cut by the cap,
-            which stays as a safety net (``metrics.json``: ``iterations_planned``,
-            ``iterations`` run, ``seconds_per_step``, ``plan_shortened``, ``time_cap_hit``).
+            :data:`PLAN_SHARE` of :mod:`refvos.engine.head_trainer`), and every
+            :data:`PLAN_RECHECK` steps shortens the plan if the recent steps say it no longer
+            fits, so that on a slower (or slowing) CPU the run is shorter but its decay still ends
+            at 0 instead of being cut by the cap, which stays as a safety net (``metrics.json``:
+            ``iterations_planned``, ``iterations`` run, ``seconds_per_step`` (the latest rate),
+            ``plan_shortened``, ``plan_rechecks_shortened``, ``time_cap_hit``).
         precision: autocast precision (``auto``: the faster of fp32 and bf16 for one training step
             on this CPU, measured once and cached; ``metrics.json``'s ``precision`` says which and why).
         video_frames: frames of the synthetic video.
@@ -261,7 +264,7 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
                    "optimizer": "AdamW",
                    "schedule": "linear warm-up, cosine to 0 at the planned last step",
                    "plan": f"steps {PLAN_WINDOW[0]}-{PLAN_WINDOW[1]} timed, run planned to fill "
-                           f"{PLAN_SHARE:.0%} of time_cap_s",
+                           f"{PLAN_SHARE:.0%} of time_cap_s, shortened if needed every {PLAN_RECHECK} steps",
                    "loss": f"cross-entropy (referent weight {FOREGROUND_WEIGHT:g}) + soft Dice"},
         **device_info(threads),
     }

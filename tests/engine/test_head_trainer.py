@@ -26,6 +26,17 @@ def ticking(seconds_per_read: float):
     return lambda: next(reads) * seconds_per_read
 
 
+def changing(switch: int, later: float):
+    """A simulated clock: 1 s a read up to read ``switch``, then ``later`` s a read."""
+    reads = itertools.count()
+
+    def clock() -> float:
+        n = next(reads)
+        return n if n <= switch else switch + later * (n - switch)
+
+    return clock
+
+
 def run(plan: StepPlan) -> int:
     """Drive ``plan`` as the trainer does; returns the steps it let run."""
     step = 0
@@ -40,7 +51,7 @@ def test_slow_machine_plan_shortens_the_run_to_the_budget():
     assert run(plan) == plan.total == 94
     assert plan.seconds_per_step == 1.0 and plan.shortened and not plan.cap_hit
     assert plan.to_json() == {"iterations_planned": 94, "seconds_per_step": 1.0, "plan_shortened": True,
-                              "time_cap_hit": False}
+                              "plan_rechecks_shortened": 0, "time_cap_hit": False}
 
 
 def test_fast_machine_plan_keeps_the_iterations():
@@ -50,15 +61,29 @@ def test_fast_machine_plan_keeps_the_iterations():
 
 
 def test_time_cap_stays_a_safety_net():
-    """A machine that slows down after the timed steps: the cap stops the run and says so."""
-    reads = itertools.count()
-
-    def slowing() -> float:  # 1 s a step until the plan (as above), then 3 s
-        n = next(reads)
-        return n if n <= 41 else 41 + 3 * (n - 41)
-
-    plan = StepPlan(1000, time_cap_s=100.0, clock=slowing, window=(10, 40))
+    """A machine that slows down after the timed steps (1 s a step until the plan, as above, then
+    3 s), before any check: the cap stops the run and says so."""
+    plan = StepPlan(1000, time_cap_s=100.0, clock=changing(41, 3.0), window=(10, 40))
     assert run(plan) == 60 and plan.total == 94 and plan.cap_hit  # 41 + 3 * 20 > 100
+
+
+def test_machine_that_slows_down_is_replanned_before_the_cap():
+    """1 s a step, then 2 s from the 200th clock read: the checks every 100 steps shorten the plan
+    so that the run ends by plan, under the cap (worked by hand: the clock reads n at step n - 1)."""
+    plan = StepPlan(10_000, time_cap_s=1000.0, clock=changing(200, 2.0), window=(10, 40), share=0.95,
+                    recheck=100)
+    # step 40: 41 s, 1 s/step -> 40 + 909 = 949; step 140: unchanged; step 240: 282 s, 1.41 s/step
+    # -> 240 + 473 = 713; step 340: 482 s, 2 s/step -> 340 + 234 = 574; step 440: 682 s -> 574
+    assert run(plan) == plan.total == 574
+    assert plan.seconds_per_step == 2.0 and plan.replans == 2 and not plan.cap_hit
+    # without the checks the first plan (949 steps) runs into the cap: step 600 reads 1002 s
+    once = StepPlan(10_000, time_cap_s=1000.0, clock=changing(200, 2.0), window=(10, 40), recheck=10**9)
+    assert run(once) == 600 and once.total == 949 and once.cap_hit
+
+
+def test_checks_never_lengthen_the_plan():
+    plan = StepPlan(10_000, time_cap_s=1000.0, clock=changing(100, 0.1), window=(10, 40), recheck=50)
+    assert run(plan) == plan.total == 40 + 909 and plan.replans == 0
 
 
 def test_run_shorter_than_the_window_is_not_planned():

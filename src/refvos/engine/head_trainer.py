@@ -43,6 +43,7 @@ from .schedules import CosineSchedule
 FOREGROUND_WEIGHT = 5.0  # cross-entropy weight of the referent's pixels
 PLAN_WINDOW = (10, 40)  # steps timed to plan a run: after the first steps' one-off costs
 PLAN_SHARE = 0.95  # share of the time cap a run is planned to fill (the rest: step-time noise)
+PLAN_RECHECK = 250  # steps between checks of the plan against the recent step rate
 
 
 @dataclass(frozen=True)
@@ -71,31 +72,38 @@ class HeadTrainConfig:
 
 class StepPlan:
     """How many steps a run takes: ``iterations`` at most, fewer where they would not fit in its
-    time budget, decided once so that a schedule over :attr:`total` steps runs to its end.
+    time budget, so that a schedule over :attr:`total` steps runs to its end.
 
     The steps ``window[0]`` to ``window[1]`` are timed (the first steps pay one-off costs:
-    allocation, caches, lazy initialisation); before step ``window[1]`` the run is planned to
+    allocation, caches, lazy initialisation); at step ``window[1]`` the run is planned to
     ``total = min(iterations, window[1] + steps that fit in share * time_cap_s from there)``.
-    ``time_cap_s`` stays a safety net: :meth:`proceed` refuses any step once it is exceeded (a
-    machine that slowed down after the window), and says so in :attr:`cap_hit`. A run shorter
-    than the window is never planned (``seconds_per_step`` None).
+    Every ``recheck`` steps after that the plan is checked against the rate of the steps since
+    the last check and shortened if they would no longer fit (a machine that slowed down: other
+    processes, a lower clock); it is never lengthened, so the schedule only moves forward.
+    ``time_cap_s`` stays a safety net: :meth:`proceed` refuses any step once it is exceeded, and
+    says so in :attr:`cap_hit`. A run shorter than the window is never planned
+    (``seconds_per_step`` None). :attr:`seconds_per_step` is the latest rate measured.
 
     ``clock`` (seconds, monotonic; :func:`time.perf_counter` by default) is read once at
     construction, once per :meth:`proceed` that runs a step and once per :meth:`elapsed`.
     """
 
     def __init__(self, iterations: int, time_cap_s: float, clock: Callable[[], float] = time.perf_counter,
-                 window: tuple[int, int] = PLAN_WINDOW, share: float = PLAN_SHARE) -> None:
+                 window: tuple[int, int] = PLAN_WINDOW, share: float = PLAN_SHARE,
+                 recheck: int = PLAN_RECHECK) -> None:
         if not 0 <= window[0] < window[1]:
             raise ValueError(f"window must be two increasing steps >= 0, got {window}")
+        if recheck < 1:
+            raise ValueError(f"recheck must be at least 1 step, got {recheck}")
         self.requested = iterations
         self.total = iterations
         self.time_cap_s = time_cap_s
-        self.clock, self.window, self.share = clock, window, share
+        self.clock, self.window, self.share, self.recheck = clock, window, share, recheck
         self.seconds_per_step: float | None = None
+        self.replans = 0  # times a check shortened the plan
         self.cap_hit = False
         self._start = clock()
-        self._window_start: float | None = None
+        self._mark: tuple[int, float] | None = None  # (step, seconds) where the rate is timed from
 
     def elapsed(self) -> float:
         """Seconds since the plan was made."""
@@ -113,13 +121,23 @@ class StepPlan:
             return False
         first, last = self.window
         if step == first:
-            self._window_start = now
-        elif step == last and self._window_start is not None:
-            self.seconds_per_step = (now - self._window_start) / (last - first)
-            remaining = self.share * self.time_cap_s - now
-            fit = self.requested if self.seconds_per_step <= 0 else int(max(0.0, remaining) / self.seconds_per_step)
-            self.total = min(self.requested, step + fit)
+            self._mark = (step, now)
+        elif self._mark is not None and (step == last or (step > last and (step - last) % self.recheck == 0)):
+            self._plan(step, now)
         return step < self.total
+
+    def _plan(self, step: int, now: float) -> None:
+        """Set :attr:`total` from the rate since the last mark: the steps that fit in the rest of
+        ``share * time_cap_s``, never more than planned before."""
+        mark_step, mark_time = self._mark
+        self.seconds_per_step = (now - mark_time) / (step - mark_step)
+        remaining = self.share * self.time_cap_s - now
+        fit = self.requested if self.seconds_per_step <= 0 else int(max(0.0, remaining) / self.seconds_per_step)
+        total = min(self.total, step + fit)
+        if step > self.window[1] and total < self.total:
+            self.replans += 1
+        self.total = total
+        self._mark = (step, now)
 
     @property
     def shortened(self) -> bool:
@@ -129,7 +147,8 @@ class StepPlan:
     def to_json(self) -> dict[str, Any]:
         return {"iterations_planned": self.total,
                 "seconds_per_step": None if self.seconds_per_step is None else round(self.seconds_per_step, 5),
-                "plan_shortened": self.shortened, "time_cap_hit": self.cap_hit}
+                "plan_shortened": self.shortened, "plan_rechecks_shortened": self.replans,
+                "time_cap_hit": self.cap_hit}
 
 
 class StepRecord(NamedTuple):
@@ -225,7 +244,7 @@ def train_head(
 
     ``clock`` times the run for its :class:`StepPlan` (a test passes a simulated one). Returns
     ``{"iterations" (run), "iterations_planned", "seconds_per_step", "plan_shortened",
-    "time_cap_hit", "train_images_seen", "train_samples_seen", "train_time_s", "curve":
+    "plan_rechecks_shortened", "time_cap_hit", "train_images_seen", "train_samples_seen", "train_time_s", "curve":
     [StepRecord]}``."""
     from tqdm import tqdm
 
