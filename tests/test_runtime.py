@@ -19,7 +19,6 @@ CPU = torch.device("cpu")
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path))
     monkeypatch.delenv(PRECISION_ENV, raising=False)
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(runtime, "machine_load", lambda: 0.0)  # a quiet machine
     return tmp_path
 
@@ -63,11 +62,58 @@ def test_bad_precision_is_refused():
         choose_precision("int4", CPU)
 
 
-def test_cpu_without_bf16_instructions_is_fp32_without_measuring(cache, monkeypatch):
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
-    workload, calls = counting_workload()
-    c = choose_precision("auto", CPU, workload)
-    assert (c.precision, c.source) == ("fp32", "no-bf16") and sum(calls.values()) == 0
+class FakeClock:
+    """Stands in for the ``time`` module in :mod:`refvos.runtime`: each run of a
+    :func:`clocked_workload` advances it by that precision's seconds (no real timing)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def strftime(self, fmt):
+        return "2026-01-01T00:00:00"
+
+
+def clocked_workload(clock, seconds):
+    calls = {p: 0 for p in seconds}
+
+    def runner(precision):
+        def run():
+            calls[precision] += 1
+            clock.now += seconds[precision]
+
+        return run
+
+    return Workload("clocked", runner), calls
+
+
+def test_a_precision_far_slower_at_warm_up_is_not_timed_again(monkeypatch):
+    """bf16 emulated (no bf16 instructions): its warm-up takes 10x fp32's, so it is run once."""
+    clock = FakeClock()
+    monkeypatch.setattr(runtime, "time", clock)
+    workload, calls = clocked_workload(clock, {"fp32": 1.0, "bf16": 10.0})
+    assert runtime.measure(workload, ("fp32", "bf16"), budget_s=100.0, repeats=3) == {"fp32": 1.0, "bf16": 10.0}
+    assert calls == {"fp32": 4, "bf16": 1}
+
+
+def test_close_precisions_are_both_timed(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(runtime, "time", clock)
+    workload, calls = clocked_workload(clock, {"fp32": 1.0, "bf16": 2.0})  # bf16 half as fast
+    assert runtime.measure(workload, ("fp32", "bf16"), budget_s=100.0, repeats=3) == {"fp32": 1.0, "bf16": 2.0}
+    assert calls == {"fp32": 4, "bf16": 4}
+
+
+def test_auto_on_a_cpu_measures_whatever_its_flags(cache, monkeypatch):
+    """No CPU flag decides: without bf16 instructions (or without /proc/cpuinfo) auto measures."""
+    monkeypatch.setattr(runtime, "_cpuinfo", lambda: "")
+    clock = FakeClock()
+    monkeypatch.setattr(runtime, "time", clock)
+    workload, calls = clocked_workload(clock, {"fp32": 1.0, "bf16": 0.5})
+    c = runtime.choose_precision("auto", CPU, workload)
+    assert (c.precision, c.source) == ("bf16", "measured") and calls["bf16"] > 1
 
 
 @pytest.mark.parametrize(("fp32", "bf16", "expected"), [(1.0, 0.5, "bf16"), (1.0, 2.0, "fp32"), (1.0, 0.99, "fp32")])
@@ -118,12 +164,14 @@ def test_a_corrupt_or_unwritable_cache_is_not_an_error(cache, monkeypatch):
     assert choose_precision("auto", CPU, counting_workload()[0]).source == "measured"
 
 
-def test_measure_warms_up_then_alternates_within_the_budget(cache):
-    workload, calls = counting_workload()
+def test_measure_warms_up_then_alternates_within_the_budget(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(runtime, "time", clock)
+    workload, calls = clocked_workload(clock, {"fp32": 1.0, "bf16": 1.5})
     seconds = runtime.measure(workload, ("fp32", "bf16"), budget_s=10.0, repeats=3)
-    assert set(seconds) == {"fp32", "bf16"} and all(s > 0 for s in seconds.values())
+    assert seconds == {"fp32": 1.0, "bf16": 1.5}
     assert calls == {"fp32": 4, "bf16": 4}  # one warm-up + three timed runs each
-    workload, calls = counting_workload()
+    workload, calls = clocked_workload(clock, {"fp32": 1.0, "bf16": 1.5})
     runtime.measure(workload, ("fp32", "bf16"), budget_s=0.0, repeats=3)
     assert calls == {"fp32": 2, "bf16": 2}  # at least one timed run each
 

@@ -4,13 +4,15 @@
 
 1. the ``REFVOS_PRECISION`` environment variable (``fp32`` / ``bf16`` / ``fp16``) when set;
 2. on CUDA: bf16 where the GPU supports it, else fp16;
-3. on a CPU without bf16 instructions (no AVX512-BF16 / AMX / Arm BF16): fp32;
-4. otherwise a short calibration of the work about to run (a :class:`Workload`: e.g. the
+3. on a CPU, a short calibration of the work about to run (a :class:`Workload`: e.g. the
    network's forward at a representative size for inference, forward + backward for training),
    timed in fp32 and bf16 and cached per CPU model, thread count, torch version and workload in
    ``precision.json`` under :func:`cache_dir` (not cached when the load average exceeds the CPU
-   count: other processes skew the timings; delete the file to measure again). A bf16 flag does not make bf16 fast: on some CPUs
-   bf16 convolutions run at half the fp32 speed, on others at twice.
+   count: other processes skew the timings; delete the file to measure again). No CPU flag
+   decides: bf16 instructions do not make bf16 fast (on some CPUs bf16 convolutions run at half
+   the fp32 speed, on others at twice), and where there are none (bf16 emulated) the warm-up
+   runs show it at once: a precision whose warm-up takes :data:`CLEARLY_SLOWER` times the
+   fastest one's is not timed further (:func:`measure`).
 
 An explicit precision (a flag, an argument other than ``auto``) always wins. The outcome is a
 :class:`PrecisionChoice` whose :meth:`~PrecisionChoice.to_json` goes into ``--json`` output,
@@ -38,6 +40,9 @@ CACHE_ENV = "REFVOS_CACHE_DIR"
 CACHE_FILE = "precision.json"
 # bf16 must beat fp32 by this factor to be chosen (fp32 is exact; a near tie keeps it)
 BF16_MARGIN = 0.97
+# a precision whose warm-up run takes this many times the fastest warm-up is not timed further
+# (bf16 emulated on a CPU without bf16 instructions: several times slower, and slow to time)
+CLEARLY_SLOWER = 4.0
 
 
 def default_device() -> torch.device:
@@ -69,8 +74,9 @@ def _cpuinfo() -> str:
 
 
 def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 instructions (x86 AVX512-BF16 or AMX, Arm BF16). Whether they make
-    bf16 faster than fp32 is another matter: :func:`choose_precision` measures that."""
+    """True on CPUs with bf16 instructions (x86 AVX512-BF16 or AMX, Arm BF16), as Linux lists
+    them. Recorded by the benchmarks; it decides nothing: whether bf16 is faster than fp32 is
+    what :func:`choose_precision` measures."""
     flags = set(_cpuinfo().replace("\t", " ").split())
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
@@ -99,7 +105,7 @@ class PrecisionChoice:
     """What ``auto`` (or a flag) resolved to, and why.
 
     ``source``: ``explicit`` (an argument / flag), ``env`` (:data:`PRECISION_ENV`), ``cuda``,
-    ``no-bf16`` (the CPU has no bf16 instructions), ``measured`` (calibrated now) or ``cached``
+    ``measured`` (calibrated now) or ``cached``
     (an earlier calibration on this CPU, thread count and torch version). ``seconds``: the
     calibration's best time per run of the workload, per precision (empty when not measured).
     """
@@ -137,7 +143,7 @@ def choose_precision(
     precision: str, device: torch.device, workload: Workload | None = None, budget_s: float = 3.0
 ) -> PrecisionChoice:
     """Resolve ``precision`` on ``device`` (see the module docstring). ``workload`` is what
-    ``auto`` measures on a CPU with bf16 instructions (``None``: :func:`conv_workload`)."""
+    ``auto`` measures on a CPU (``None``: :func:`conv_workload`)."""
     _check(precision, "precision")
     if precision != "auto":
         return PrecisionChoice(precision, "explicit", f"{precision} was asked for")
@@ -151,8 +157,6 @@ def choose_precision(
         return PrecisionChoice("fp16", "cuda", "the GPU has no bf16; fp16 with loss scaling where trained")
     if device.type != "cpu":
         return PrecisionChoice("fp32", "explicit", f"no calibration on {device.type}")
-    if not cpu_has_native_bf16():
-        return PrecisionChoice("fp32", "no-bf16", "the CPU has no bf16 instructions")
     workload = workload or conv_workload()
     key = calibration_key(workload.name)
     cached = _read_cache().get(key)
@@ -215,20 +219,27 @@ def measure(workload: Workload, precisions: tuple[str, ...], budget_s: float = 4
             ) -> dict[str, float]:
     """Best time in seconds of one run of ``workload`` per precision: one warm-up each, then
     runs alternated (so that other processes' load hits both alike) until ``repeats`` runs each
-    or ``budget_s`` seconds are spent (at least one timed run each)."""
+    or ``budget_s`` seconds are spent (at least one timed run each). A precision whose warm-up
+    took :data:`CLEARLY_SLOWER` times the fastest warm-up is not run again: its warm-up time is
+    its figure (it cannot win, and timing it would cost the most)."""
     runs = {p: workload.runner(p) for p in precisions}
     start = time.perf_counter()
-    for run in runs.values():
+    warmup: dict[str, float] = {}
+    for p, run in runs.items():
+        t0 = time.perf_counter()
         run()
-    times: dict[str, list[float]] = {p: [] for p in precisions}
+        warmup[p] = time.perf_counter() - t0
+    fastest = min(warmup.values())
+    timed = {p: run for p, run in runs.items() if warmup[p] < CLEARLY_SLOWER * fastest}
+    times: dict[str, list[float]] = {p: [] for p in timed}
     for i in range(repeats):
         if i > 0 and time.perf_counter() - start > budget_s:
             break
-        for p, run in runs.items():
+        for p, run in timed.items():
             t0 = time.perf_counter()
             run()
             times[p].append(time.perf_counter() - t0)
-    return {p: min(t) for p, t in times.items()}
+    return {p: min(times[p]) if p in times else warmup[p] for p in precisions}
 
 
 def _read_cache() -> dict:

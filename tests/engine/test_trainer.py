@@ -169,7 +169,6 @@ def test_auto_precision_measures_forward_and_backward_of_the_network(refcoco_roo
     """Which precision wins is the machine's business; the trainer times its own network's step."""
     from refvos import runtime
 
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(runtime.PRECISION_ENV)
     timed = []
