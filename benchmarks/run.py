@@ -399,7 +399,27 @@ def bench_onnx(r101, cfg, workdir: Path) -> dict[str, Any]:
         out[name] = {"export_s": result.export_seconds, "parity": result.parity,
                      "onnxruntime_latency": machine.summary(times), "file_mb": path.stat().st_size / 2**20}
         log(f"onnx {name}: {statistics.median(times):.3f}s/frame, max diff {result.parity['max_abs_logit_diff']:.2e}")
+        if name == "refvos_r101":
+            out[name]["int8"] = bench_int8_latency(path, [(x, t), (-x, t)], repeats, workdir)
+            log(f"onnx {name} int8: {out[name]['int8']['onnxruntime_latency']['median_s']:.3f}s/frame")
     return out
+
+
+def bench_int8_latency(fp32_path: Path, calibration, repeats: int, workdir: Path) -> dict[str, Any]:
+    """Latency of the opt-in int8 graph (``refvos.quantize``: backbone int8, head float) of an
+    exported segmenter, calibrated on ``calibration`` (random frames: a latency, not an accuracy;
+    the accuracy is ``trained_agreement.int8`` on a trained network)."""
+    from refvos.export import onnx_session
+    from refvos.quantize import quantize_segmenter
+
+    start = time.perf_counter()
+    path = quantize_segmenter(fp32_path, workdir / f"{fp32_path.stem}_int8.onnx", calibration)
+    quantize_s = time.perf_counter() - start
+    session = onnx_session(path)
+    x, t = calibration[0]
+    times = machine.time_calls(lambda: session.run(None, {"images": x, "text": t}), repeats, warmup=1)
+    return {"quantize_s": round(quantize_s, 2), "onnxruntime_latency": machine.summary(times),
+            "file_mb": path.stat().st_size / 2**20}
 
 
 def bench_profile(model, cfg, device, text) -> dict[str, Any]:
@@ -489,6 +509,10 @@ def table(r: dict[str, Any]) -> str:
         lines.append("onnxruntime fp32 per frame at " + o["size"] + ": " + "; ".join(
             f"{n} {o[n]['onnxruntime_latency']['median_s']:.3f}s (max |diff| {o[n]['parity']['max_abs_logit_diff']:.1e})"
             for n in ("refvos_r101", "refvos_lite") if n in o))
+        int8 = o.get("refvos_r101", {}).get("int8")
+        if int8:
+            lines.append(f"onnxruntime int8 (backbone int8, head float) refvos_r101 per frame at {o['size']}: "
+                         f"{int8['onnxruntime_latency']['median_s']:.3f}s (quantised in {int8['quantize_s']:.0f}s)")
     lines.append("")
     row("target", "value", "bound", "met")
     row(*["---"] * 4)
@@ -586,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     for n in ("refvos_r101", "refvos_lite"))
             result["onnx_latency_r101_s"] = onnx["refvos_r101"]["onnxruntime_latency"]["median_s"]
             result["onnx_latency_lite_s"] = onnx["refvos_lite"]["onnxruntime_latency"]["median_s"]
+            result["onnx_int8_latency_r101_s"] = onnx["refvos_r101"]["int8"]["onnxruntime_latency"]["median_s"]
         trained = section("trained", lambda: bench_trained_agreement(cfg, device, workdir))
         if trained:
             result["trained_agreement"] = trained

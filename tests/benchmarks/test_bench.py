@@ -22,7 +22,8 @@ TOP_KEYS = [
     "bf16_frames_identical_fraction", "train_images_per_s_original", "train_images_per_s_refvos",
     "train_speedup_vs_original", "train_peak_memory_mb_original", "train_peak_memory_mb_refvos",
     "latency_lite_fp32_s", "latency_lite_bf16_s", "onnx_max_abs_logit_diff", "onnx_latency_r101_s",
-    "onnx_latency_lite_s", "load_average_end", "duration_s", "bf16_mask_iou_vs_fp32_r101_untrained",
+    "onnx_latency_lite_s", "onnx_int8_latency_r101_s", "load_average_end", "duration_s",
+    "bf16_mask_iou_vs_fp32_r101_untrained",
     "train_speedup_vs_original_fp32", "roofline_ratio_best", "auto_vs_fastest", "int8_mask_iou_vs_fp32",
 ]
 
@@ -56,6 +57,8 @@ def test_every_key_is_there_with_sane_values(bench):
         assert 0 <= r[key] <= 1, (key, r[key])
     assert r["bf16_mask_pixel_agreement"] > 0.5
     assert r["onnx_max_abs_logit_diff"] < 1e-2
+    r101_onnx = r["onnx"]["refvos_r101"]
+    assert r101_onnx["int8"]["file_mb"] < r101_onnx["file_mb"] / 2  # the backbone's weights are int8
     assert set(r["targets"]) == {"video_speedup_vs_original", "bf16_mask_iou_vs_fp32", "roofline_ratio_best",
                                  "auto_vs_fastest", "train_speedup_vs_original"}
     for t in r["targets"].values():
