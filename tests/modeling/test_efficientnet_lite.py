@@ -90,3 +90,23 @@ def test_same_padding_follows_tensorflow(size, kernel, stride, dilation, before,
     assert out.shape[-2:] == (-(-size // stride),) * 2
     ref = F.conv2d(F.pad(x, [before, after, before, after]), conv.weight, stride=stride, dilation=dilation)
     torch.testing.assert_close(out, ref)
+
+
+@pytest.mark.parametrize("output_stride", [16, 32])
+def test_other_output_strides_equal_timms(output_stride):
+    theirs = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True,
+                               output_stride=output_stride, out_indices=(4,)).eval()
+    ours = EfficientNetLiteTrunk(output_stride=output_stride).eval()
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(1, 3, 65, 97)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x)[-1], rtol=1e-4, atol=1e-4)
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ValueError, match="output_stride"):
+        EfficientNetLiteTrunk(output_stride=4)
+    with pytest.raises(ValueError, match="num_stages"):
+        EfficientNetLiteTrunk(num_stages=8)
+    with pytest.raises(ValueError, match="stage"):
+        efficientnet_lite0_os8(None, 5)

@@ -143,6 +143,8 @@ class EfficientNetLiteTrunk(nn.Module):
         super().__init__()
         if not 1 <= num_stages <= len(LITE0_STAGES):
             raise ValueError(f"num_stages must be 1..{len(LITE0_STAGES)}, got {num_stages}")
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
         self.conv_stem = conv2d_same(3, STEM_CHANNELS, 3, stride=2)
         self.bn1 = nn.BatchNorm2d(STEM_CHANNELS, eps=BN_EPS)
         self.act1 = nn.ReLU6(inplace=True)
