@@ -1,9 +1,9 @@
 """Does ``torch.compile`` pay for the demo's head-training step? Eager against compiled.
 
 The step is :func:`refvos.engine.head_trainer.fused_logits` + ``segmentation_loss`` + backward +
-AdamW on the ``make demo`` shapes (``refvos_lite`` on Lite0 stage 2, 64-channel head, ASPP 3/6/9, no dropout,
-6 cached 128-pixel images a step, 55-75 sentences a step as in the demo's data, 384-d sentence
-vectors), random weights. Each mode runs ``--steps`` steps with the same batches; the first step
+AdamW on the ``make demo`` shapes (``refvos.demo.PRESETS["default"]``: ``refvos_lite`` on Lite0
+stage 2, 64-channel head, ASPP 3/6/9, no dropout, 6 cached 128-pixel images a step; 55-75
+sentences a step as in the demo's data, 384-d sentence vectors), random weights. Each mode runs ``--steps`` steps with the same batches; the first step
 (the compilation, for the compiled mode) is reported apart from the median of the rest; each
 step's loss is recorded, so that the two modes can be seen to compute the same training.
 ``torch.compile(dynamic=True)``: the sentence count changes every step. Usage::
@@ -24,29 +24,31 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from refvos.demo import PRESETS  # noqa: E402
 from refvos.engine.head_trainer import fused_logits, segmentation_loss  # noqa: E402
 from refvos.io import atomic_write_json  # noqa: E402
 from refvos.modeling import build_model  # noqa: E402
 from refvos.modeling.surgery import set_dropout, split_backbone  # noqa: E402
 from refvos.runtime import autocast  # noqa: E402
 
-IMAGES_PER_STEP = 6
+RECIPE = PRESETS["default"]  # the network and batch of `make demo`
 SENTENCES = (55, 75)  # per step, as the demo's (about 11 sentences per image)
 
 
 def time_mode(compiled: bool, precision: str, steps: int, size: int, seed: int = 0) -> dict[str, Any]:
     """First-step and median-step seconds of one mode, from a fresh network and the same batches."""
     torch.manual_seed(seed)
-    model = build_model("refvos_lite", backbone_stage=2, head_channels=64, atrous_rates=(3, 6, 9),
-                        backbone_weights=None, text_encoder=None)
-    set_dropout(model, 0.0)  # the demo's recipe (dropout=0.0)
-    frozen, tuned = split_backbone(model, 1)
+    model = build_model("refvos_lite", backbone_stage=RECIPE.backbone_stage, head_channels=RECIPE.head_channels,
+                        atrous_rates=RECIPE.atrous_rates, backbone_weights=None, text_encoder=None)
+    set_dropout(model.segmenter.classifier, RECIPE.dropout)
+    frozen, tuned = split_backbone(model, RECIPE.tuned_blocks)
     head = model.segmenter.classifier.train()
     tuned.eval()
     opt = torch.optim.AdamW([*head.parameters(), *tuned.parameters()], lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
+    images_per_step = RECIPE.training.batch_size
     with torch.no_grad():
-        features = frozen.eval()(torch.randn(IMAGES_PER_STEP, 3, size, size, generator=gen))
+        features = frozen.eval()(torch.randn(images_per_step, 3, size, size, generator=gen))
     low, high = SENTENCES
 
     def step(local, text, target):
@@ -60,7 +62,7 @@ def time_mode(compiled: bool, precision: str, steps: int, size: int, seed: int =
     seconds, losses = [], []
     for i in range(steps):
         s = low + (i * 7) % (high - low + 1)
-        local = torch.sort(torch.randint(0, IMAGES_PER_STEP, (s,), generator=gen)).values
+        local = torch.sort(torch.randint(0, images_per_step, (s,), generator=gen)).values
         text = torch.randn(s, model.config.text_dim, generator=gen)
         target = torch.randint(0, 2, (s, size, size), generator=gen)
         start = time.perf_counter()
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--steps", type=int, default=60, help="steps per mode (the first is reported apart)")
-    p.add_argument("--size", type=int, default=128, help="image side (the demo's: 128)")
+    p.add_argument("--size", type=int, default=RECIPE.image_size, help="image side (default: the demo's)")
     args = p.parse_args(argv)
     if args.steps < 2:
         p.error(f"--steps must be at least 2, got {args.steps}")

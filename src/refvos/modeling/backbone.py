@@ -95,9 +95,7 @@ def efficientnet_lite0_os8(weights: str | None = None, stage: int = 4) -> Effici
     package) or None (random)."""
     if weights not in (None, "imagenet"):
         raise ValueError(f"efficientnet_lite0_os8: weights must be 'imagenet' or None, got {weights!r}")
-    if stage not in range(5):
-        raise ValueError(f"efficientnet_lite0_os8: stage must be 0..4, got {stage!r}")
-    features = EfficientNetLiteFeatures(stage)
+    features = EfficientNetLiteFeatures(stage)  # checks the stage
     if weights == "imagenet":
         named = lite0_imagenet_state_dict()
         own = features.body.state_dict()
