@@ -303,3 +303,28 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
 
+
+
+TF32_MODES = ("default", "off")
+
+
+@contextlib.contextmanager
+def tf32_mode(mode: str) -> Iterator[None]:
+    """``"off"``: TF32 disabled for CUDA matmuls and cuDNN convolutions
+    (``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32`` False: full
+    fp32 arithmetic, as on the paper's V100) until the block ends, when the previous settings come
+    back; ``"default"``: PyTorch's settings left as they are (cuDNN convolutions may use TF32 on
+    Ampere and later GPUs). No effect on CPUs."""
+    if mode not in TF32_MODES:
+        from .errors import InputError
+
+        raise InputError(f"TF32 mode must be one of {TF32_MODES}, got {mode!r}")
+    if mode == "default":
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

@@ -137,7 +137,7 @@ def test_train_cli_a2d_query_reaches_the_training_set(tiny_synthetic, tmp_path, 
 
     seen = {}
 
-    def datasets(args, root, opts):
+    def datasets(args, root, opts, selection="refvos"):
         seen.update(opts)
         raise SystemExit(0)  # stop before the model is built
 

@@ -21,13 +21,13 @@ unless ``--select-on-test`` is given (otherwise no ``best.pth`` is written).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from .checks import add_runtime_arguments, parse_text_config
 from .data_args import (
     MAX_TOKENS,
-    a2d_query_options,
     a2d_query_rule,
     add_a2d_query_argument,
     add_data_arguments,
@@ -36,6 +36,15 @@ from .data_args import (
     data_root,
     mask_rule_options,
     split_options,
+)
+from .recipe import (
+    PAPER_SELECTION_SIZE,
+    add_recipe_argument,
+    add_rule_arguments,
+    recipe_of,
+    recorded_rules,
+    resolve_rules,
+    rules_for,
 )
 
 HELP = "train RefVOS (SGD, RefVOS's learning-rate recipes, exact resume, DDP via torchrun)"
@@ -54,14 +63,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     d = p.add_argument_group("data")
     add_data_arguments(d)
-    d.add_argument("--base-size", "--base_size", dest="base_size", type=int, default=416,
+    d.add_argument("--base-size", dest="base_size", type=int, default=None,
                    help="shorter image side before cropping (default 416)")
+    d.add_argument("--base_size", dest="original_base_size", type=int, default=None, metavar="N",
+                   help="the original's flag, with its meaning: training resizes the shorter side to "
+                        "int(0.8 * N) (its train.py) and --selection paper validates at N (default 520)")
     d.add_argument("--crop-size", "--crop_size", dest="crop_size", type=int, default=480,
                    help="square training crop (default 480)")
     d.add_argument("-j", "--workers", type=int, default=4, help="DataLoader processes (default 4)")
     add_mask_rule_argument(d)
     add_a2d_query_argument(d)
     add_truncation_argument(d, training=True)
+    add_recipe_argument(d, "train")
+    add_rule_arguments(d, "train")
 
     m = p.add_argument_group("model")
     m.add_argument("--model", choices=MODELS, default=None,
@@ -112,9 +126,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--checkpoint-every", type=int, default=0,
                    help="also write last.pth every N optimizer steps (default: only each epoch)")
     r.add_argument("--select-on-test", action="store_true",
-                   help="A2D / DAVIS: pick best.pth on the reported split (A2D test, DAVIS val)")
-    add_runtime_arguments(r, "auto", "auto (default): bf16 autocast on CUDA (fp16 + GradScaler without bf16) and on "
-                                     "CPUs with native bf16 (AVX512-BF16 / AMX), fp32 on other CPUs")
+                   help="A2D / DAVIS: pick best.pth on the reported split (A2D test, DAVIS val); "
+                        "implied by --selection paper")
+    add_runtime_arguments(r, None, "auto (default; fp32 with --recipe paper): bf16 autocast on CUDA (fp16 + "
+                                   "GradScaler without bf16), on a CPU the faster of fp32 and bf16, measured")
     r.add_argument("--print-freq", type=int, default=10, help="log every N steps (default 10)")
 
 
@@ -138,10 +153,18 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise InputError("--text-config shapes a random text encoder: use it with --text-encoder none")
     if args.fixed_lr and args.schedule not in (None, "fixed"):
         raise InputError(f"--fixed_lr is --schedule fixed; it cannot be combined with --schedule {args.schedule}")
-    if args.base_size < 8 or args.crop_size < 8:
+    if args.base_size is not None and args.original_base_size is not None:
+        raise InputError("--base-size N trains at N, --base_size N (the original's flag) at int(0.8 * N): "
+                         "pass one of them")
+    if args.original_base_size is not None and args.original_base_size < 10:
+        raise InputError("--base_size (the original's flag; training at int(0.8 * N)) must be at least 10")
+    if (args.base_size or 8) < 8 or args.crop_size < 8:
         raise InputError("--base-size and --crop-size must be at least 8 pixels")
     parse_text_config(args.text_config)  # a JSON or BertConfig mistake: refused before anything is built
     a2d_query_rule(args)  # --a2d-query with another data set
+    mask_rule_options(args)  # --refcoco-mask with another data set
+    if args.a2d_repeats and args.dataset != "a2d":
+        raise InputError(f"--a2d-repeats applies to A2D-Sentences (--dataset a2d), not {args.dataset}")
     if not 0 <= args.seed < 2**32:
         raise InputError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     if args.resume and args.overwrite:
@@ -215,10 +238,26 @@ def _vocab_file(text_encoder: str | None) -> str | None:
     return None
 
 
-def _training_config(args: argparse.Namespace, run_dir: Path):
-    """The :class:`~refvos.engine.trainer.TrainConfig` of the flags, checked (before any model
-    is built)."""
+def base_side(args: argparse.Namespace) -> int:
+    """The training resize side: ``--base-size``, or the original's ``--base_size N`` with its
+    meaning, ``int(0.8 * N)`` (its ``train.py``: ``min_size = int(0.8 * base_size)``), else 416."""
+    if args.original_base_size is not None:
+        return int(0.8 * args.original_base_size)
+    return args.base_size or 416
+
+
+def selection_size(args: argparse.Namespace) -> int:
+    """The short side the paper's selection rule validates at: the original's ``--base_size``
+    (its evaluation transform resized to it), 520 by default."""
+    return args.original_base_size or PAPER_SELECTION_SIZE
+
+
+def _training_config(args: argparse.Namespace, run_dir: Path, rules: dict[str, str] | None = None):
+    """The :class:`~refvos.engine.trainer.TrainConfig` of the flags and ``rules`` (precision,
+    selection), checked (before any model is built)."""
     from ..engine.trainer import TrainConfig
+
+    rules = rules or {}
 
     config = TrainConfig(
         output_dir=run_dir, epochs=args.epochs, schedule="fixed" if args.fixed_lr else args.schedule,
@@ -226,24 +265,28 @@ def _training_config(args: argparse.Namespace, run_dir: Path):
         batch_size=args.batch_size, momentum=args.momentum, weight_decay=args.weight_decay,
         accumulate=args.accumulate, workers=args.workers, seed=args.seed,
         checkpoint_every=args.checkpoint_every, text_encoder_training=args.text_encoder_training,
-        precision=args.precision, print_freq=args.print_freq,
+        precision=rules.get("precision", args.precision or "auto"), print_freq=args.print_freq,
+        select_metric="mean_iou" if rules.get("selection") == "paper" else "overall_iou",
     )
     config.check()
     return config
 
 
-def _datasets(args: argparse.Namespace, root: Path, opts: dict[str, Any]):
-    """The training set and the model-selection set (or None), each checked to hold samples."""
+def _datasets(args: argparse.Namespace, root: Path, opts: dict[str, Any], selection: str = "refvos"):
+    """The training set and the model-selection set (or None), each checked to hold samples.
+    ``selection`` ``paper``: the selection set always (A2D test, DAVIS val), its images resized to
+    :func:`selection_size`, one sentence drawn per target (the original's validation)."""
     from ..data import build_dataset
     from ..engine import distributed as du
     from ..errors import DataFormatError
 
-    train_set = build_dataset(args.dataset, root, "train", "train", base_size=args.base_size,
+    train_set = build_dataset(args.dataset, root, "train", "train", base_size=base_side(args),
                               crop_size=args.crop_size, **opts)
     split, is_test = SELECTION_SPLIT[args.dataset]
     val_set = None
-    if not is_test or args.select_on_test:
-        val_set = build_dataset(args.dataset, root, split, "eval", **opts)
+    if not is_test or args.select_on_test or selection == "paper":
+        paper = {"eval_size": selection_size(args), "draw_sentence": True} if selection == "paper" else {}
+        val_set = build_dataset(args.dataset, root, split, "eval", **opts, **paper)
     elif du.is_main_process():
         print(f"{args.dataset}: no model selection ({split} is the reported split; "
               "--select-on-test allows it); only last.pth is kept", flush=True)
@@ -270,6 +313,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.trainer import LAST, Trainer
     from ..errors import InputError
     from ..modeling import build_from_config
+    from ..runtime import tf32_mode
 
     _check_arguments(args)
     run_dir = Path(args.output_dir) / args.model_id
@@ -283,33 +327,41 @@ def run(args: argparse.Namespace) -> int:
     pretrained = read_checkpoint(args.ck_pretrained_refvos) if args.pretrained_refvos and ckpt is None else None
     root = data_root(args)
 
+    if args.original_base_size is not None and du.is_main_process():
+        print(f"note: --base_size {args.original_base_size} (the original's flag): training resizes the shorter "
+              f"side to int(0.8 * {args.original_base_size}) = {base_side(args)}, as the original's train.py; "
+              "--base-size N trains at N", file=sys.stderr, flush=True)
+
     with du.distributed_mode(args.device) as device:
+        applicable = rules_for(args.dataset, "train")
         if ckpt is not None:
             old = ckpt.get("args") or {}
             if old.get("dataset") not in (None, args.dataset):
                 raise InputError(f"--resume {resume} was trained on {old['dataset']}, not --dataset {args.dataset}")
             config_then = config_of(ckpt, str(resume))
             _check_resume_matches(config_then, resume, args)
-            if args.truncation not in (None, config_then.truncation):
-                raise InputError(f"--resume {resume} was trained with --truncation {config_then.truncation}, "
-                                 f"not {args.truncation}")
-            max_tokens, truncation = config_then.max_tokens, config_then.truncation
-            vocab = old.get("vocab_file")
-            # the run's recorded A2D query rule (runs from before the flag read queries whole)
-            query_rule = old.get("a2d_query") or a2d_query_rule(args, "full")
-            if args.a2d_query not in (None, query_rule):
-                raise InputError(f"--resume {resume} was trained with --a2d-query {query_rule}, "
-                                 f"not {args.a2d_query}")
+            # the run's recorded rules (runs from before a rule was recorded: refvos's)
+            rules, _ = resolve_rules(args, applicable, recorded_rules(old, config_then.truncation),
+                                     f"--resume {resume}", resuming=True)
+            max_tokens, vocab = config_then.max_tokens, old.get("vocab_file")
         else:
             _check_new_run(run_dir, args)
             max_tokens, vocab = MAX_TOKENS[args.dataset], _vocab_file(args.ck_bert or args.text_encoder)
-            truncation = (config_of(pretrained, args.ck_pretrained_refvos, truncation=args.truncation).truncation
-                          if pretrained is not None else args.truncation or "standard")
-            query_rule = a2d_query_rule(args)
+            # a run from a RefVOS checkpoint inherits its truncation rule unless told otherwise
+            inherited = ({"truncation": config_of(pretrained, args.ck_pretrained_refvos).truncation}
+                         if pretrained is not None else None)
+            rules, _ = resolve_rules(args, applicable, fallback=inherited)
+            args.truncation = rules["truncation"]  # what _new_model builds the network with
+        truncation, query_rule = rules["truncation"], rules.get("a2d_query")
+        config = _training_config(args, run_dir, rules)
         opts: dict[str, Any] = {"max_tokens": max_tokens, "vocab_file": vocab,
-                                "legacy_truncation": truncation == "original", **split_options(args),
-                                **mask_rule_options(args), **a2d_query_options(query_rule)}
-        train_set, val_set, split = _datasets(args, root, opts)  # every split checked before the model
+                                "legacy_truncation": truncation == "original", **split_options(args)}
+        if "refcoco_mask" in rules:
+            opts["mask_rule"] = rules["refcoco_mask"]
+        if args.dataset == "a2d":
+            opts.update(query_rule=query_rule, repeated_rows=rules["a2d_repeats"])
+        # every split checked before the model is built
+        train_set, val_set, split = _datasets(args, root, opts, rules["selection"])
         if ckpt is not None:
             model = build_from_config(config_of(ckpt, str(resume)))
         else:
@@ -319,9 +371,13 @@ def run(args: argparse.Namespace) -> int:
 
         info = {"dataset": args.dataset, "data_root": str(root), "variant": model.config.variant,
                 "model_id": args.model_id, "splitBy": args.splitBy, "vocab_file": vocab,
-                "base_size": args.base_size, "crop_size": args.crop_size,
-                "truncation": model.config.truncation,
-                "a2d_query": query_rule,
+                "base_size": base_side(args), "original_base_size": args.original_base_size,
+                "crop_size": args.crop_size, "truncation": model.config.truncation,
+                "a2d_query": query_rule, "recipe": recipe_of(rules), "rules": rules,
+                "selection": {"rule": rules["selection"], "metric": config.select_metric,
+                              "split": split if val_set is not None else None,
+                              "size": selection_size(args) if rules["selection"] == "paper" else None,
+                              "sentences": "one drawn per target" if rules["selection"] == "paper" else "all"},
                 "selection_split": split if val_set is not None else None}
         trainer = Trainer(model, train_set, config, val_set=val_set, device=device, args=info)
         if du.is_main_process():
@@ -335,7 +391,8 @@ def run(args: argparse.Namespace) -> int:
             if trainer.events.has_tensorboard:
                 logs += f"; TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}"
             print(logs, flush=True)
-        result = trainer.fit(resume=resume, checkpoint=ckpt)
+        with tf32_mode(rules["tf32"]):
+            result = trainer.fit(resume=resume, checkpoint=ckpt)
         if du.is_main_process():
             last = result.history[-1] if result.history else {}
             print(f"done: {result.iteration} steps; last epoch loss {last.get('loss', float('nan')):.4f}; "

@@ -20,6 +20,9 @@ Two facts of the published files, handled as the authors' code (miriambellver/re
   Where the two differ, the sentence's meta holds the annotated query as ``full_query``. The
   rule applies to ``a2d_annotation.txt``; the augmented files (``queries_file``, ``;``-separated,
   which the original's reader cannot parse) are read whole.
+- A (video, instance) pair on several rows: the original stores the queries in a dict keyed by
+  video and instance, so only the pair's last row counts (``repeated_rows="last"``);
+  ``"all"`` (the default) keeps every row's query as a sentence of the pair.
 - Every annotated frame of a video is a sample for every instance of that video. Where the
   instance is not among the frame's ``.h5`` instances, the mask is all zero and ``meta["present"]``
   is False: the original trains on such frames and scores them with IoU 0 (their predicted
@@ -50,6 +53,8 @@ LAYOUT = (
 SPLITS = {"train": 0, "test": 1}
 # How a query is read from a2d_annotation.txt: the whole CSV field, or the authors' l.split(',')[2]
 QUERY_RULES = ("full", "original")
+# Rows repeating a (video, instance) pair: every query kept, or only the last row's (the authors' dict)
+REPEATED_ROWS = ("all", "last")
 # The published file's one annotation mistake (video T6bNPuKV-wY), dropped by the original and MTTR.
 KNOWN_BAD_INSTANCE_ID = "1 (copy)"
 
@@ -162,7 +167,9 @@ class A2DDataset(ReferringDataset):
     every instance of that video with a query. ``meta``: dataset, video, frame, object_id,
     sent_id (index of the query of that instance), split, present (False: the instance is not
     annotated in that frame, its mask is all zero), and ``full_query`` where ``query_rule``
-    (:data:`QUERY_RULES`) cut the query the model reads."""
+    (:data:`QUERY_RULES`) cut the query the model reads. ``repeated_rows``
+    (:data:`REPEATED_ROWS`): ``"last"`` keeps only the last row of a repeated (video, instance)
+    pair of ``a2d_annotation.txt``, as the original."""
 
     def __init__(
         self,
@@ -172,14 +179,19 @@ class A2DDataset(ReferringDataset):
         max_tokens: int = 10,
         queries_file: str | os.PathLike | None = None,
         query_rule: str = "full",
+        repeated_rows: str = "all",
         **kwargs,
     ) -> None:
         super().__init__(mode, max_tokens, **kwargs)
         if split not in SPLITS:
             raise InputError(f"A2D split must be one of {list(SPLITS)}, got {split!r}")
+        if repeated_rows not in REPEATED_ROWS:
+            raise InputError(f"A2D repeated_rows must be one of {list(REPEATED_ROWS)}, got {repeated_rows!r}")
         self.root = root = Path(root)
-        self.query_rule = query_rule
+        self.query_rule, self.repeated_rows = query_rule, repeated_rows
         queries = read_queries(root / "a2d_annotation.txt", query_rule)
+        if repeated_rows == "last":
+            queries = {k: qs[-1:] for k, qs in queries.items()}
         if queries_file is not None:
             # The augmented sets replace the queries of the (video, instance) pairs they cover.
             queries = {k: [(q, q) for q in ([v] if isinstance(v, str) else v)]

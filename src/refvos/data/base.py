@@ -3,7 +3,9 @@
 A data set is a list of :class:`Target` (an image or frame with one object and every sentence
 that refers to it). ``mode="train"`` gives one sample per target with one sentence drawn with
 torch's RNG (as the original draws one at random); ``mode="eval"`` gives one sample per
-(target, sentence).
+(target, sentence), or with ``draw_sentence`` one per target with one sentence drawn at random
+(the original's validation during training); ``eval_size`` resizes eval-mode images' shorter
+side (the original validated at 520).
 """
 
 from __future__ import annotations
@@ -67,14 +69,19 @@ class ReferringDataset(torch.utils.data.Dataset):
         crop_size: int = 480,
         legacy_truncation: bool = False,
         vocab_file: str | os.PathLike | None = None,
+        eval_size: int | None = None,
+        draw_sentence: bool = False,
     ) -> None:
         if mode not in MODES:
             raise InputError(f"mode must be one of {MODES}, got {mode!r}")
+        if eval_size is not None and eval_size < 8:
+            raise InputError(f"eval_size must be at least 8 pixels, got {eval_size}")
         self.mode = mode
+        self.draw_sentence = draw_sentence
         self.max_tokens = max_tokens
         self.legacy_truncation = legacy_truncation
         self.vocab_file = vocab_file
-        self.transform = TrainTransform(base_size, crop_size) if mode == "train" else EvalTransform()
+        self.transform = TrainTransform(base_size, crop_size) if mode == "train" else EvalTransform(eval_size)
         self.targets: list[Target] = []
         self._index: list[tuple[int, int]] = []
 
@@ -83,7 +90,7 @@ class ReferringDataset(torch.utils.data.Dataset):
         for t in self.targets:
             if not t.sentences:
                 raise DataFormatError(f"target {t.meta} has no sentence")
-        if self.mode == "train":
+        if self.mode == "train" or self.draw_sentence:
             self._index = [(i, -1) for i in range(len(self.targets))]
         else:
             self._index = [(i, j) for i, t in enumerate(self.targets) for j in range(len(t.sentences))]

@@ -16,10 +16,27 @@ from ..imaging import to_tensor
 IGNORE_INDEX = 255
 
 
+def short_side_size(h: int, w: int, side: int) -> tuple[int, int]:
+    """``(h, w)`` resized so that the shorter side is ``side`` and the longer one
+    ``int(side * long / short)``, torchvision's ``F.resize(img, side)`` rule (the original's
+    ``RandomResize``)."""
+    if h <= w:
+        return side, int(side * w / h)
+    return int(side * h / w), side
+
+
 class EvalTransform:
-    """The image at its own resolution."""
+    """The image at its own resolution, or (``size``) with its shorter side resized to ``size``
+    as the original's validation during training did (bilinear image, nearest mask)."""
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = size
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.size is not None:
+            nh, nw = short_side_size(*mask.shape, self.size)
+            image = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
+            mask = np.asarray(Image.fromarray(mask).resize((nw, nh), Image.NEAREST))
         return to_tensor(image), torch.from_numpy(mask.astype(np.int64))
 
 
