@@ -259,10 +259,18 @@ def load_checkpoint(
     """
     source = str(path)
     ckpt = read_checkpoint(path, map_location="cpu")
+    return model_of_checkpoint(ckpt, source, max_tokens, truncation).to(map_location).eval()
+
+
+def model_of_checkpoint(
+    ckpt: dict[str, Any], source: str = "checkpoint", max_tokens: int | None = None, truncation: str | None = None,
+) -> RefVOS:
+    """:func:`load_checkpoint` of a checkpoint already read (:func:`read_checkpoint`), on the
+    CPU, in eval mode."""
     config, skeleton = _config_and_skeleton(ckpt, source, max_tokens, truncation)
     model, assign = _network_for(skeleton, ckpt, config)
     load_state_into(model, ckpt, source, assign=assign)
-    return model.to(map_location).eval()
+    return model.eval()
 
 
 def checkpoint_dict(model: RefVOS, **extra: Any) -> dict[str, Any]:

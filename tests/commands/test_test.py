@@ -27,7 +27,7 @@ def roots(tiny_synthetic, tiny_checkpoint):
 
 def _oracle(monkeypatch, dataset):
     model = TableModel(dataset)
-    monkeypatch.setattr(refvos.checkpoint, "load_checkpoint", lambda *a, **k: model)
+    monkeypatch.setattr(refvos.checkpoint, "model_of_checkpoint", lambda *a, **k: model)
 
 
 def test_refcoco_seed_command_line(roots, tmp_path, capsys):
@@ -58,7 +58,9 @@ def test_refcoco_seed_command_line(roots, tmp_path, capsys):
                         "output_dir": str(out), "samples": str(out / "samples.jsonl"),
                         "display_dir": str(out / "display"), "submission_dir": None,
                         "truncation": {"token_limit": 20, "distinct_expressions": m["run"]["truncation"][
-                            "distinct_expressions"], "over_token_limit": 0, "examples": []}}
+                            "distinct_expressions"], "over_token_limit": 0, "examples": []},
+                        "recipe": "refvos",
+                        "rules": {"truncation": "standard", "tf32": "default", "refcoco_mask": "union"}}
     assert m["run"]["truncation"]["distinct_expressions"] > 1
     assert f"/{m['num_samples']}" in captured.err  # the progress bar, on by default
 

@@ -110,8 +110,10 @@ def recorded_rules(ckpt_args: Any, truncation: str | None) -> dict[str, str]:
 
 def resolve_rules(args: argparse.Namespace, rules: tuple[str, ...], recorded: dict[str, str] | None = None,
                   source: str = "the checkpoint", resuming: bool = False,
-                  fallback: dict[str, str] | None = None) -> tuple[dict[str, str], str | None]:
-    """``({rule: value}, note)``: each rule from its flag, else ``--recipe``, else ``recorded``
+                  fallback: dict[str, str] | None = None,
+                  implied: dict[str, tuple[str, str]] | None = None) -> tuple[dict[str, str], str | None]:
+    """``({rule: value}, note)``: each rule from its flag, else ``implied`` (``{rule: (value,
+    the flag implying it)}``), else ``--recipe``, else ``recorded``
     (the checkpoint's), else ``fallback``, else refvos's. ``note``: one line naming the values
     that differ from ``recorded`` (None when none do); when ``resuming`` such a difference is
     refused instead (:class:`~refvos.errors.InputError`)."""
@@ -123,6 +125,8 @@ def resolve_rules(args: argparse.Namespace, rules: tuple[str, ...], recorded: di
         given = getattr(args, rule, None)
         if given is not None:
             value, origin = given, f"{flag(rule)} {given}"
+        elif rule in (implied or {}):
+            value, origin = implied[rule]
         elif args.recipe is not None:
             value, origin = RULES[rule][args.recipe], f"--recipe {args.recipe}"
         elif rule in recorded:

@@ -42,6 +42,14 @@ from .data_args import (
     mask_rule_options,
     split_options,
 )
+from .recipe import (
+    add_recipe_argument,
+    add_rule_arguments,
+    recipe_of,
+    recorded_rules,
+    resolve_rules,
+    rules_for,
+)
 
 HELP = "evaluate a checkpoint: IoU / precision@K, A2D mAP, DAVIS J&F, overlays, DAVIS submission"
 
@@ -95,7 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_mask_rule_argument(parser)
     add_a2d_query_argument(parser, protocol=True)
     add_truncation_argument(parser)
-    add_runtime_arguments(parser, "fp32",
+    add_recipe_argument(parser, "test")
+    add_rule_arguments(parser, "test")
+    add_runtime_arguments(parser, None,
                           "numeric precision (default fp32: faithful to the original; auto: the faster of "
                              "fp32 and bf16 on this CPU, measured and cached)")
     add_compile_argument(parser, "per image size, sizes with enough samples to pay back the compile time")
@@ -156,19 +166,40 @@ def build_test_dataset(args: argparse.Namespace, legacy_truncation: bool = False
                                legacy_truncation=legacy_truncation)
                  for k in kinds]
         return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
+    repeats = {"repeated_rows": args.a2d_repeats} if args.dataset == "a2d" and args.a2d_repeats else {}
     return build_dataset(args.dataset, root, split, mode="eval", legacy_truncation=legacy_truncation,
-                         **split_options(args), **mask_rule_options(args), **a2d_query_options(a2d_query(args)))
+                         **split_options(args), **mask_rule_options(args), **a2d_query_options(a2d_query(args)),
+                         **repeats)
+
+
+def rules_of_test(args: argparse.Namespace, ckpt: dict, source: str) -> tuple[dict[str, str], str | None]:
+    """The rules this test runs under (:mod:`.recipe`): each flag, else ``--recipe``, else what
+    the checkpoint ``ckpt`` records, else refvos's; and the one-line note naming the values that
+    differ from the recorded ones. ``--protocol refvos`` counts as ``--a2d-query original``. The
+    values are written back into ``args`` (what :func:`build_test_dataset` reads)."""
+    from ..checkpoint import config_of, is_released_format
+
+    recorded = recorded_rules(None if is_released_format(ckpt) else ckpt.get("args"),
+                              config_of(ckpt, source).truncation)
+    implied = {}
+    if args.dataset == "a2d" and args.a2d_query is None and getattr(args, "protocol", "all") == "refvos":
+        implied["a2d_query"] = ("original", "--protocol refvos")
+    rules, note = resolve_rules(args, rules_for(args.dataset, "test"), recorded, source, implied=implied)
+    for rule, value in rules.items():
+        setattr(args, rule, value)
+    return rules, note
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..checkpoint import check_checkpoint_file, load_checkpoint
+    from ..checkpoint import check_checkpoint_file, model_of_checkpoint, read_checkpoint
     from ..data.base import dataset_truncation
     from ..engine import distributed as du
     from ..engine.evaluator import evaluate, print_table
     from ..errors import DataFormatError, InputError
     from ..io import atomic_write_json
+    from ..runtime import tf32_mode
     from ..tokenization import truncation_note
 
     check_checkpoint_file(args.checkpoint, "--checkpoint")
@@ -186,13 +217,24 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--categories: RefVOS's categorisation files cover A2D and DAVIS only")
 
     a2d_query(args)  # --a2d-query with another data set: refused before the model is loaded
+    mask_rule_options(args)  # --refcoco-mask likewise
+    for flag, value, dataset in (("--a2d-repeats", args.a2d_repeats, "a2d"),
+                                 ("--davis-overlap", args.davis_overlap, "davis")):
+        if value and args.dataset != dataset:
+            raise InputError(f"{flag} applies to --dataset {dataset}, not {args.dataset}")
     if args.dataset != "davis" and (args.annotator or args.expressions):
         raise InputError("--annotator and --expressions choose DAVIS expressions; use them with --dataset davis")
     if args.metrics_json:  # checked before the (long) evaluation, not after it
         from ..io import check_writable
 
         check_writable([Path(args.metrics_json)], [Path(args.checkpoint)])
-    model = load_checkpoint(args.checkpoint, truncation=args.truncation)
+    ckpt = read_checkpoint(args.checkpoint)
+    rules, note = rules_of_test(args, ckpt, f"--checkpoint {args.checkpoint}")
+    if note is not None:
+        print(note, file=sys.stderr)
+    model = model_of_checkpoint(ckpt, str(args.checkpoint), truncation=rules["truncation"])
+    del ckpt
+    precision = args.precision or "fp32"
     dataset = build_test_dataset(args, legacy_truncation=model.config.legacy_truncation)
     split = args.split or DEFAULT_SPLIT[args.dataset]
     if len(dataset) == 0:
@@ -201,11 +243,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     run_info = {
         "dataset": args.dataset, "split": split, "checkpoint": str(args.checkpoint),
-        "precision": args.precision, "device": str(args.device or "auto"), "num_samples": len(dataset),
+        "precision": precision, "device": str(args.device or "auto"), "num_samples": len(dataset),
         "output_dir": str(out), "samples": str(out / "samples.jsonl"),
         "display_dir": str(out / "display") if args.display else None,
         "submission_dir": str(args.submission) if args.submission else None,
-        "truncation": truncation,
+        "truncation": truncation, "recipe": recipe_of(rules), "rules": rules,
     }
     if args.dataset == "a2d":
         run_info["a2d_query"], run_info["a2d_queries_cut"] = a2d_query(args), cut_queries(dataset)
@@ -215,10 +257,10 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
     if (note := truncation_note(truncation)) is not None:
         print(note, file=sys.stderr)
-    with du.distributed_mode(args.device) as device:
+    with du.distributed_mode(args.device) as device, tf32_mode(rules["tf32"]):
         rank = du.get_rank()
         result = evaluate(
-            model, dataset, device=device, precision=args.precision,
+            model, dataset, device=device, precision=precision, davis_overlap=rules.get("davis_overlap", "confident"),
             batch_size=args.batch_size, workers=args.workers,
             display_dir=out / "display" if args.display else None,
             display_limit=args.display_limit, submission_dir=args.submission,

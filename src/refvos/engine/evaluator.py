@@ -68,6 +68,9 @@ from ..visualize import overlay, save_image
 from . import distributed as du
 
 DAVIS_FRAMES = ("inner", "all")
+# Where two objects' predicted masks overlap on a DAVIS frame, the pixel goes to the most confident
+# object (refvos) or to the last one, the highest object id (the authors' merge in test.py).
+DAVIS_OVERLAPS = ("confident", "last")
 TEXT_CACHE_SIZE = 20000
 
 
@@ -147,28 +150,36 @@ def davis_palette() -> list[int]:
     return palette
 
 
-def claim_pixels(labels: np.ndarray, best: np.ndarray, obj: int, pred: np.ndarray, prob: np.ndarray) -> None:
-    """Add one object to a frame's label map in place: the pixels it predicts go to it where its
-    foreground probability beats the best one so far. labels uint8 ``(H, W)``; best float
-    ``(H, W)``, -1 where unclaimed; pred bool and prob float ``(H, W)``."""
-    win = pred & (prob > best)
+def claim_pixels(labels: np.ndarray, best: np.ndarray, obj: int, pred: np.ndarray, prob: np.ndarray,
+                 overlap: str = "confident", rank: int | None = None) -> None:
+    """Add one object to a frame's label map in place: the pixels it predicts go to it where it
+    beats the claim so far: its foreground probability (``overlap="confident"``) or its object id
+    (``"last"``: the highest id wins, as the original's merge, which wrote the objects in id
+    order; ``rank``: the id to compare when ``obj`` is a label of another numbering). labels uint8
+    ``(H, W)``; best float ``(H, W)``, -1 where unclaimed; pred bool and prob float ``(H, W)``."""
+    if overlap not in DAVIS_OVERLAPS:
+        raise InputError(f"DAVIS overlap rule must be one of {DAVIS_OVERLAPS}, got {overlap!r}")
+    claim = prob if overlap == "confident" else np.full(prob.shape, float(obj if rank is None else rank),
+                                                        np.float32)
+    win = pred & (claim > best)
     labels[win] = obj
-    best[win] = prob[win]
+    best[win] = claim[win]
 
 
 class DavisFrameScorer:
     """DAVIS J and F as davis2017-evaluation scores them: on the merged label map of a frame.
 
     davis2017-evaluation reads one indexed PNG per frame, so an object's predicted mask is
-    ``labels == object_id`` after the objects of the frame were merged (overlaps go to the object
-    with the highest foreground probability, as :class:`SubmissionWriter` writes them). Samples
+    ``labels == object_id`` after the objects of the frame were merged (overlaps resolved by
+    ``overlap``, :data:`DAVIS_OVERLAPS`, as :class:`SubmissionWriter` writes them). Samples
     are grouped by (kind, sent_id, video, frame), i.e. one annotator's expressions of one frame;
     a group is scored, and its rows' ``J`` / ``F`` set in place, when the samples move on to
     another (kind, video, frame) and at :meth:`close`. Samples must come frame by frame (the
     DAVIS Dataset's order, kept by sharding whole videos).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, overlap: str = "confident") -> None:
+        self.overlap = overlap
         self._open: dict[tuple, list[tuple[dict, np.ndarray, np.ndarray, np.ndarray, Any]]] = {}
         self._frame: tuple | None = None
 
@@ -187,8 +198,8 @@ class DavisFrameScorer:
         for objects in self._open.values():
             labels = np.zeros(objects[0][1].shape, np.uint8)
             best = np.full(objects[0][1].shape, -1.0, np.float32)
-            for k, (_, pred, prob, _, _) in enumerate(objects, start=1):
-                claim_pixels(labels, best, k, pred, prob)
+            for k, (row, pred, prob, _, _) in enumerate(objects, start=1):
+                claim_pixels(labels, best, k, pred, prob, self.overlap, int(row["object_id"]))
             for k, (row, _, _, gt, void) in enumerate(objects, start=1):
                 merged = labels == k
                 row.update(J=region_similarity(merged, gt, void), F=contour_accuracy(merged, gt, void=void))
@@ -203,11 +214,13 @@ class SubmissionWriter:
     """DAVIS-format results: ``<dir>/annotator<a>_<kind>/<video>/<frame>.png``, indexed palette
     PNGs with object ids 0 (background) .. N, the layout ``davis2017-evaluation`` reads as a
     results folder. Where several objects are predicted on one pixel, it goes to the object with
-    the highest foreground probability there. A frame is written once the samples move on to
-    another frame (and at :meth:`close`)."""
+    the highest foreground probability there (``overlap="confident"``) or to the highest object id
+    (``"last"``, the authors' merge). A frame is written once the samples move on to another
+    frame (and at :meth:`close`)."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, overlap: str = "confident") -> None:
         self.root = Path(root)
+        self.overlap = overlap
         self._open: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._current: tuple | None = None
         self._written: set[tuple] = set()
@@ -233,9 +246,9 @@ class SubmissionWriter:
             if key in self._written:  # samples came back to a frame already written: merge
                 with Image.open(self.path(*key)) as im:
                     labels = np.array(im)
-                best[labels > 0] = np.inf
+                best[labels > 0] = np.inf if self.overlap == "confident" else labels[labels > 0]
             self._open[key] = (labels, best)
-        claim_pixels(*self._open[key], obj, pred, prob)
+        claim_pixels(*self._open[key], obj, pred, prob, self.overlap)
 
     def flush(self) -> None:
         for key, (labels, _) in self._open.items():
@@ -391,6 +404,7 @@ def evaluate(
     progress: bool = False,
     run_info: dict[str, Any] | None = None,
     compile: str | bool = "auto",
+    davis_overlap: str = "confident",
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``dataset`` (eval mode samples; see the module docstring).
 
@@ -417,6 +431,8 @@ def evaluate(
             ``metrics["run"]``.
         compile: ``torch.compile`` the segmentation network per image size (``"auto"``: sizes
             with enough samples to pay back the compile time; see :mod:`refvos.compiling`).
+        davis_overlap: DAVIS: which object gets a pixel two objects predict, in the merged label
+            map J / F are scored on and in ``submission_dir`` (:data:`DAVIS_OVERLAPS`).
 
     Returns:
         ``{"metrics": dict, "samples": list}``. ``metrics``: ``dataset``, ``num_samples``,
@@ -432,6 +448,8 @@ def evaluate(
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    if davis_overlap not in DAVIS_OVERLAPS:
+        raise InputError(f"davis_overlap must be one of {DAVIS_OVERLAPS}, got {davis_overlap!r}")
     if davis_frames not in DAVIS_FRAMES:
         raise InputError(f"davis_frames must be one of {DAVIS_FRAMES}, got {davis_frames!r}")
     if len(dataset) == 0:
@@ -461,9 +479,9 @@ def evaluate(
         _Indexed(dataset, indices), batch_size=1, shuffle=False, num_workers=workers,
         collate_fn=_first, pin_memory=device.type == "cuda",
     )
-    writer = SubmissionWriter(submission_dir) if submission_dir is not None else None
+    writer = SubmissionWriter(submission_dir, davis_overlap) if submission_dir is not None else None
     ap = A2DMaskAP() if name == "a2d" else None
-    davis_scorer = DavisFrameScorer() if name == "davis" else None
+    davis_scorer = DavisFrameScorer(davis_overlap) if name == "davis" else None
     samples: list[dict[str, Any]] = []
 
     for group in _groups(_progress(loader, len(indices), progress and rank == 0), batch_size):
