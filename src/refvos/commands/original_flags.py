@@ -1,5 +1,7 @@
 """The original RefVOS's flags (its ``args.py``, shared by ``train.py`` and ``test.py``) that
-have no flag of the same name here.
+have no flag of the same name here. ``tests/commands/test_original_flags.py`` holds the table of
+every flag of ``args.py``: its original meaning and what ``refvos train`` / ``refvos test`` do
+with it.
 
 Flags whose meaning carried over are real aliases where they are defined (``--a2d_data_root``
 = ``--a2d_root``, ``--results_folder`` = ``refvos test --output-dir``, ...). The others are
@@ -11,10 +13,17 @@ from __future__ import annotations
 
 import argparse
 
-# Accepted and ignored: what they ask for is what refvos does.
+# Accepted and ignored: what they ask for is what refvos does, or the original never read them.
 IGNORED: dict[str, str] = {
     "--local_rank": "torch.distributed.launch passes it; refvos reads LOCAL_RANK from the environment",
     "--multiply_feats": "multiplication is RefVOS's (and refvos's only) fusion",
+    "--optimizer": "the original never read it (SGD always); refvos trains with SGD",
+    "--load_optimizer": "the original never read it; refvos train --resume restores the optimizer",
+    "--size_a2d_x": "the original stored it and never used it (A2D frames are read at their own size)",
+    "--size_a2d_y": "the original stored it and never used it (A2D frames are read at their own size)",
+    "--refer_dataset": "only the original's GloVe baseline read it; RefCOCO is chosen by --dataset",
+    "--davis_annotations_file": "the original's test.py read it only for --display captions, a branch that "
+                                "never ran; refvos reads the expressions from <--davis_root>",
 }
 
 # The original's flag -> where its meaning went (for both train and test unless the command has it).
@@ -22,7 +31,6 @@ POINTERS: dict[str, str] = {
     "--aux-loss": "RefVOS's networks are trained without the auxiliary loss; refvos does not offer it",
     "--pretrained": "the COCO-trained DeepLabv3 is not offered; the backbone starts from ImageNet "
                     "(refvos train --backbone-weights)",
-    "--optimizer": "refvos train uses SGD, the original's default, always",
     "--test-only": "evaluate with refvos test --checkpoint CKPT",
     "--addition": "only RefVOS's multiplication fusion is implemented",
     "--fixed_lr": "that is a refvos train flag (--schedule fixed)",
@@ -30,16 +38,12 @@ POINTERS: dict[str, str] = {
     "--lr_specific": "that is a refvos train flag (the factor of --schedule fixed)",
     "--lr_specific_decrease": "RefVOS's per-epoch recipes are refvos train --schedule refcoco|davis|a2d",
     "--baseline_bilstm": "the BiLSTM baseline is not implemented",
-    "--load_optimizer": "refvos train --resume CKPT always restores the optimizer",
     "--bert_tokenizer": "the tokenizer is the text encoder's (bert-base-uncased WordPiece)",
     "--glove_dict": "the GloVe baseline is not implemented",
-    "--refer_dataset": "use --dataset refcoco|refcoco+|refcocog",
-    "--davis_annotations_file": "the expressions are read from <--davis_root>/davis_text_annotations; "
-                                "refvos test chooses them with --annotator and --expressions",
-    "--emb_type": "use refvos test --expressions first_frame|full_video",
+    "--emb_type": "refvos train draws DAVIS expressions from both annotators' first-frame files and "
+                  "selects on annotator 1's, as the original's default first_mask; refvos test "
+                  "--expressions first_frame|full_video chooses the kind",
     "--a2d_annotations_file": "the annotations are read from <--a2d_root> (Release/)",
-    "--size_a2d_x": "frames are read at their own size",
-    "--size_a2d_y": "frames are read at their own size",
     # flags of the other command
     "--results_folder": "that is refvos test --output-dir",
     "--submission_path": "that is refvos test --submission DIR",
@@ -54,6 +58,7 @@ POINTERS: dict[str, str] = {
     "--lr": "that is a refvos train flag",
     "--momentum": "that is a refvos train flag",
     "--wd": "that is a refvos train flag",
+    "--weight-decay": "that is a refvos train flag",
     "--print-freq": "that is a refvos train flag",
     "--pretrained_refvos": "that is a refvos train flag",
     "--ck_pretrained_refvos": "that is a refvos train flag",

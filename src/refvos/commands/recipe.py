@@ -124,7 +124,7 @@ def resolve_rules(args: argparse.Namespace, rules: tuple[str, ...], recorded: di
     for rule in rules:
         given = getattr(args, rule, None)
         if given is not None:
-            value, origin = given, f"{flag(rule)} {given}"
+            value, origin = given, "given"
         elif rule in (implied or {}):
             value, origin = implied[rule]
         elif args.recipe is not None:

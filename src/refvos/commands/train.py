@@ -5,8 +5,13 @@ The seed's command lines work as typed, e.g. ``refvos train --dataset refcoco --
 ``torchrun --nproc_per_node N -m refvos train ...`` (``--batch-size`` is per process).
 
 Checkpoints go to ``<--output-dir>/<--model_id>/``: ``last.pth`` (every epoch, and every
-``--checkpoint-every`` steps), ``best.pth`` (best validation overall IoU), ``log.jsonl`` and
-``tensorboard/``. ``--resume auto`` continues from ``last.pth`` there if it exists.
+``--checkpoint-every`` steps), ``best.pth`` (best validation overall IoU; mean IoU with
+``--selection paper``), ``log.jsonl`` and ``tensorboard/``. ``--resume auto`` continues from
+``last.pth`` there if it exists.
+
+``--recipe paper`` sets every rule of the authors' code at once (:mod:`.recipe`); the rules are
+recorded in the checkpoint's ``args["rules"]``. ``--base_size N`` (the original's spelling) has
+the original's meaning: training resizes to ``int(0.8 * N)``; ``--base-size N`` resizes to N.
 
 Data roots (the original's names where it had them): ``--refer_data_root`` (RefCOCO family, the
 REFER ``data`` folder; default ``./refer/data``), ``--a2d_root`` (the ``Release`` folder; default
@@ -15,7 +20,8 @@ REFER ``data`` folder; default ``./refer/data``), ``--a2d_root`` (the ``Release`
 
 Model selection uses RefCOCO's ``val`` split. A2D-Sentences has only train / test, and RefVOS
 reports DAVIS-2017 on ``val``; for these two the reported split is never used to pick a model
-unless ``--select-on-test`` is given (otherwise no ``best.pth`` is written).
+unless ``--select-on-test`` or ``--selection paper`` is given (otherwise no ``best.pth`` is
+written); the authors' code selected on them.
 """
 
 from __future__ import annotations
@@ -145,7 +151,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.ck_bert and args.text_encoder:
         raise InputError("--ck_bert and --text-encoder both name the text encoder: pass one")
     if args.ck_bert and not Path(args.ck_bert).is_dir():
-        raise InputError(f"--ck_bert {args.ck_bert}: not a directory (expected a save_pretrained BERT folder)")
+        raise InputError(f"--ck_bert {args.ck_bert}: not a directory (expected a save_pretrained BERT folder; "
+                         "a model hub name is --text-encoder NAME)")
     if args.pretrained_refvos and (args.ck_bert or args.text_encoder):
         raise InputError("--pretrained_refvos loads the text encoder from its checkpoint; "
                          "drop --ck_bert / --text-encoder")
@@ -308,7 +315,7 @@ def input_size_of(val_set, crop_size: int) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..checkpoint import config_of, read_checkpoint
+    from ..checkpoint import config_of, is_released_format, read_checkpoint
     from ..engine import distributed as du
     from ..engine.trainer import LAST, Trainer
     from ..errors import InputError
@@ -324,6 +331,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.resume:
         resume = Path(args.resume)
     ckpt = read_checkpoint(resume) if resume is not None else None
+    if ckpt is not None and is_released_format(ckpt):
+        raise InputError(f"--resume {resume} is in the original's format: refvos train --resume continues a refvos "
+                         "run; start a new one from it with --pretrained_refvos --ck_pretrained_refvos "
+                         f"{resume}")
     pretrained = read_checkpoint(args.ck_pretrained_refvos) if args.pretrained_refvos and ckpt is None else None
     root = data_root(args)
 
