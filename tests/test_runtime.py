@@ -213,3 +213,21 @@ def test_ranks_of_a_distributed_run_take_rank_0s_choice(tmp_path):
 def test_a_single_process_keeps_its_choice():
     c = runtime.PrecisionChoice("fp32", "explicit", "x")
     assert runtime.agree_across_ranks(c) is c
+
+
+def test_tf32_mode_off_disables_tf32_and_restores_it():
+    """``--tf32 off`` (``--recipe paper``): no TF32 in CUDA matmuls and cuDNN convolutions inside
+    the block, the previous settings after it; ``default`` changes nothing."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        with runtime.tf32_mode("off"):
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        with runtime.tf32_mode("default"):
+            assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        with pytest.raises(InputError):
+            with runtime.tf32_mode("on"):
+                pass
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

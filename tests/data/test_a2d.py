@@ -161,3 +161,18 @@ def test_a2d_missing_frame_and_h5(tmp_path):
     (tmp_path / "videoset.csv").write_text("vidA,x,1,2,7\n")
     with pytest.raises(DataFormatError, match=r"videoset.csv:1: expected"):
         build_dataset("a2d", tmp_path, "train", "eval")
+
+
+def test_a2d_repeated_rows_all_or_the_authors_last(tmp_path):
+    """A (video, instance) pair on two rows: refvos keeps both queries (two samples per frame in
+    eval mode); ``repeated_rows="last"`` keeps only the second row's, as the authors' dict
+    ``annotations_ref[video][instance] = query`` does (issue 21, item 6)."""
+    write_a2d(tmp_path)
+    with open(tmp_path / "a2d_annotation.txt", "a") as f:
+        f.write("vidB,0,a bird landing\n")
+    every = build_dataset("a2d", tmp_path, "test", "eval")
+    assert [s["sentence"] for s in every] == ["a bird flying", "a bird landing"]
+    last = build_dataset("a2d", tmp_path, "test", "eval", repeated_rows="last")
+    assert [s["sentence"] for s in last] == ["a bird landing"] and last[0]["meta"]["sent_id"] == 0
+    with pytest.raises(InputError, match="repeated_rows"):
+        build_dataset("a2d", tmp_path, "test", "eval", repeated_rows="first")

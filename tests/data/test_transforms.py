@@ -32,3 +32,16 @@ def test_train_crop_is_random_and_seeded():
 def test_eval_keeps_resolution():
     im, m = EvalTransform()(np.zeros((7, 9, 3), np.uint8), np.eye(7, 9, dtype=np.uint8))
     assert im.shape == (3, 7, 9) and m.sum() == 7 and m.dtype == torch.long
+
+
+def test_eval_transform_resizes_the_short_side_as_torchvision():
+    """``EvalTransform(520)``: the original's validation size (short side 520, the long side
+    int(520 * long / short), torchvision's F.resize rule); nearest-neighbour mask."""
+    img = np.zeros((30, 47, 3), np.uint8)
+    mask = np.zeros((30, 47), np.uint8)
+    mask[:, 20:] = 1
+    im, m = EvalTransform(520)(img, mask)
+    assert im.shape == (3, 520, int(520 * 47 / 30)) and m.shape == (520, 814)
+    assert set(m.unique().tolist()) == {0, 1}
+    im, m = EvalTransform()(img, mask)
+    assert im.shape == (3, 30, 47)

@@ -298,3 +298,27 @@ def test_distributed_two_processes_match_one(tmp_path):
         rows = [json.loads(x) for x in (tmp_path / name / "samples.jsonl").read_text().splitlines()]
         assert [r["index"] for r in rows] == list(range(len(ds)))
     assert len(list((tmp_path / "sub").glob("annotator1_first_frame/*/00000.png"))) == len(CASES)
+
+
+@pytest.mark.parametrize("overlap, row", [("confident", [1, 1, 2, 2]), ("last", [1, 2, 2, 2])])
+def test_davis_overlap_rule_in_submission_and_merged_map(tmp_path, overlap, row):
+    """Objects 1 and 2 share columns 1 and 2; object 1 is surer on column 1, object 2 on column
+    2. refvos's rule gives each column to the surer object, the original's merge
+    (``overlap="last"``) both to the highest id, object 2 (issue 21, item 5)."""
+    a, b = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    a[:, :3], b[:, 1:] = True, True
+    pa, pb = np.full((4, 4), 0.9, np.float32), np.where(np.arange(4) < 2, 0.6, 0.95)[None].repeat(4, 0)
+    w = SubmissionWriter(tmp_path, overlap)
+    meta = {"annotator": 1, "kind": "full_video", "video": "v", "frame": "00000"}
+    w.add({**meta, "object_id": 1}, a, pa)
+    w.add({**meta, "object_id": 2}, b, pb)
+    w.close()
+    np.testing.assert_array_equal(read_object_ids(tmp_path / "annotator1_full_video" / "v" / "00000.png")[0], row)
+    scorer = evaluator.DavisFrameScorer(overlap)
+    rows = [{"kind": "first_frame", "video": "v", "frame": "0", "sent_id": "1-0", "object_id": k}
+            for k in (1, 2)]
+    for r, pred, prob in zip(rows, (a, b), (pa, pb)):
+        scorer.add(r, pred, prob, pred, None)  # ground truth = own prediction: J < 1 where it lost pixels
+    scorer.close()
+    # confident: each object loses the column where the other is surer; last: object 2 keeps all
+    assert [r["J"] < 1 for r in rows] == [True, overlap == "confident"]
