@@ -226,8 +226,7 @@ def test_tf32_mode_off_disables_tf32_and_restores_it():
         assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
         with runtime.tf32_mode("default"):
             assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
-        with pytest.raises(InputError):
-            with runtime.tf32_mode("on"):
-                pass
+        with pytest.raises(InputError), runtime.tf32_mode("on"):
+            pass
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
