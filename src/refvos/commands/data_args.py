@@ -43,8 +43,10 @@ def add_data_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup
 def add_truncation_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
                             training: bool = False) -> None:
     """``--truncation {original,standard}``: how expressions longer than the token limit are cut."""
-    default = ("the starting checkpoint's rule (--pretrained_refvos / --resume), else standard"
-               if training else "the rule the checkpoint records; original for the authors' released files")
+    default = ("original with --recipe paper, else the starting checkpoint's rule (--pretrained_refvos / "
+               "--resume), else standard"
+               if training else "the rule the checkpoint records; original for the authors' released files "
+                                "and with --recipe paper")
     parser.add_argument("--truncation", choices=TRUNCATION_CHOICES, default=None,
                         help="expressions longer than the token limit (20 RefCOCO, 10 A2D / DAVIS): original "
                              "slices the ids after adding [CLS]/[SEP] as the authors' code (the [SEP] is lost), "
@@ -54,15 +56,17 @@ def add_truncation_argument(parser: argparse.ArgumentParser | argparse._Argument
 def add_mask_rule_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--refcoco-mask {union,original}``: how a RefCOCO annotation's polygons make its mask."""
     parser.add_argument("--refcoco-mask", choices=("union", "original"), default=None,
-                        help="RefCOCO family masks: union (default) of an annotation's polygons, or original: "
+                        help="RefCOCO family masks: union of an annotation's polygons, or original: "
                              "the authors' rule, pixels covered by exactly one polygon (overlaps become "
-                             "background), for exact reproduction")
+                             "background), for exact reproduction (default: union; original with --recipe "
+                             "paper; test: the rule the checkpoint records)")
 
 
 def add_a2d_query_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
                            protocol: bool = False) -> None:
     """``--a2d-query {full,original}``: how A2D-Sentences' ``a2d_annotation.txt`` queries are read."""
-    default = "original with --protocol refvos, else full" if protocol else "full"
+    default = ("original with --protocol refvos or --recipe paper, else the rule the checkpoint records, else "
+               "full" if protocol else "full; train: original with --recipe paper")
     parser.add_argument("--a2d-query", choices=A2D_QUERY_CHOICES, default=None,
                         help="A2D-Sentences queries with a comma: full keeps the whole query (a quoted CSV "
                              "field); original cuts it at its first comma, as the authors' code reads the file "

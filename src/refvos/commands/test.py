@@ -21,6 +21,11 @@ Outputs (rank 0 under torchrun; all written atomically) in ``--output-dir`` (def
 - ``--submission DIR`` (DAVIS): ``DIR/annotator<a>_<kind>/<video>/<frame>.png`` palette PNGs,
   each a results folder for davis2017-evaluation.
 
+The rules the run uses (truncation, RefCOCO mask, A2D query and repeated rows, DAVIS overlap,
+TF32; :mod:`.recipe`) are the checkpoint's recorded ones unless a flag or ``--recipe`` says
+otherwise; such a difference is named in one note on stderr, and ``metrics.json`` records the
+rules under ``run.rules``.
+
 The metrics are also printed as a table, as fractions like ``metrics.json`` (the paper's tables
 are x100).
 """
