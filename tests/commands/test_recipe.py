@@ -232,3 +232,10 @@ def test_train_then_test_round_trip_with_the_paper_recipe(tiny_synthetic, tmp_pa
     assert run["rules"] == {k: PAPER[k] for k in rules_for("a2d", "test")}
     assert run["a2d_query"] == "original" and run["a2d_queries_cut"] > 0
     assert "trained under other rules" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, mask", [([], "union"), (["--protocol", "refvos"], "original"),
+                                         (["--protocol", "refvos", "--refcoco-mask", "union"], "union")])
+def test_protocol_refvos_scores_refcoco_on_the_authors_masks(tiny_checkpoint, tiny_synthetic, tmp_path, extra, mask):
+    assert main(_test(tiny_checkpoint, tiny_synthetic["refcoco"], tmp_path, *extra)) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["run"]["rules"]["refcoco_mask"] == mask

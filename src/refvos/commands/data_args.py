@@ -59,7 +59,7 @@ def add_mask_rule_argument(parser: argparse.ArgumentParser | argparse._ArgumentG
                         help="RefCOCO family masks: union of an annotation's polygons, or original: "
                              "the authors' rule, pixels covered by exactly one polygon (overlaps become "
                              "background), for exact reproduction (default: union; original with --recipe "
-                             "paper; test: the rule the checkpoint records)")
+                             "paper and test --protocol refvos; test: else the rule the checkpoint records)")
 
 
 def add_a2d_query_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup,

@@ -77,8 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refvos: the paper's setting in one flag (DAVIS: annotator 1's first-frame "
                              "expressions, scored with the IoU protocol; --expressions full_video for the "
                              "paper's full-video column; A2D: queries read as the authors' code reads them, "
-                             "--a2d-query original; RefCOCO: as the default, whose RefVOS block is the "
-                             "paper's); all (default): every annotator and expression kind the other flags "
+                             "--a2d-query original; RefCOCO: masks by the authors' rule, --refcoco-mask "
+                             "original); all (default): every annotator and expression kind the other flags "
                              "allow")
     parser.add_argument("--annotator", choices=("1", "2", "both"), default=None,
                         help="DAVIS: whose expressions (default both: per annotator and averaged; 1 with "
@@ -180,15 +180,19 @@ def build_test_dataset(args: argparse.Namespace, legacy_truncation: bool = False
 def rules_of_test(args: argparse.Namespace, ckpt: dict, source: str) -> tuple[dict[str, str], str | None]:
     """The rules this test runs under (:mod:`.recipe`): each flag, else ``--recipe``, else what
     the checkpoint ``ckpt`` records, else refvos's; and the one-line note naming the values that
-    differ from the recorded ones. ``--protocol refvos`` counts as ``--a2d-query original``. The
+    differ from the recorded ones. ``--protocol refvos`` counts as ``--a2d-query original`` and
+    ``--refcoco-mask original``. The
     values are written back into ``args`` (what :func:`build_test_dataset` reads)."""
     from ..checkpoint import config_of, is_released_format
 
     recorded = recorded_rules(None if is_released_format(ckpt) else ckpt.get("args"),
                               config_of(ckpt, source).truncation)
     implied = {}
-    if args.dataset == "a2d" and args.a2d_query is None and getattr(args, "protocol", "all") == "refvos":
-        implied["a2d_query"] = ("original", "--protocol refvos")
+    if getattr(args, "protocol", "all") == "refvos":  # the data the paper's numbers were scored on
+        if args.dataset == "a2d" and args.a2d_query is None:
+            implied["a2d_query"] = ("original", "--protocol refvos")
+        if args.dataset.startswith("refcoco") and args.refcoco_mask is None:
+            implied["refcoco_mask"] = ("original", "--protocol refvos")
     rules, note = resolve_rules(args, rules_for(args.dataset, "test"), recorded, source, implied=implied)
     for rule, value in rules.items():
         setattr(args, rule, value)
