@@ -69,6 +69,7 @@ def test_selection_rule_set_size_sentences_and_metric(tiny_synthetic, tmp_path, 
     assert len(val.targets) < sentences  # refs with several sentences
     assert split == "val" and len(val) == (len(val.targets) if paper else sentences)
     assert min(val[0]["image"].shape[-2:]) == (520 if paper else 48)
+    assert train_command.input_size_of(val, 99) == 48  # the images' own size, recorded for predict
 
     args = _train_args(tiny_synthetic["a2d"], tmp_path, "a2d", *switch)
     rules = _rules(args)

@@ -309,6 +309,10 @@ def input_size_of(val_set, crop_size: int) -> int:
     sample's (evaluation runs at the images' own size), else the training crop."""
     if val_set is None:
         return crop_size
+    from ..data.base import ReferringDataset
+
+    if isinstance(val_set, ReferringDataset):  # its own size (--selection paper validates resized)
+        return int(max(val_set.load(val_set.targets[0])[0].shape[:2]))
     return int(max(val_set[0]["image"].shape[-2:]))
 
 
