@@ -1,20 +1,25 @@
 """``--recipe {refvos,paper}`` of ``refvos train`` and ``refvos test``: every rule in which refvos
 and the authors' code (miriambellver/refvos) differ, set at once, each also a flag of its own.
 
-=================  ==============  ==============  ==================================================
-rule (flag)        refvos          paper           what the paper's value is
-=================  ==============  ==============  ==================================================
-``--truncation``   standard        original        ids sliced after [CLS]/[SEP] (the [SEP] is lost)
-``--refcoco-mask`` union           original        pixels covered by exactly one polygon
-``--a2d-query``    full            original        a query cut at its first comma (``split(',')``)
-``--a2d-repeats``  all             last            a repeated (video, instance) row: the last counts
-``--davis-overlap`` confident      last            an overlapping pixel goes to the highest object id
-``--tf32``         default         off             TF32 off for CUDA matmuls and cuDNN (fp32 as a V100)
-``--precision``    auto (train)    fp32            no autocast in training
-``--selection``    refvos          paper           ``best.pth`` by validation mean IoU at a 520 short
-                                                   side, one sentence drawn per ref; A2D on test,
-                                                   DAVIS on val
-=================  ==============  ==============  ==================================================
+===================  =========  ========  ==================================================
+rule (flag)          refvos     paper     the paper's value
+===================  =========  ========  ==================================================
+``--truncation``     standard   original  ids sliced after [CLS]/[SEP] (the [SEP] is lost)
+``--refcoco-mask``   union      original  pixels covered by exactly one polygon
+``--a2d-query``      full       original  a query cut at its first comma (``split(',')``)
+``--a2d-repeats``    all        last      a repeated (video, instance) row: the last counts
+``--davis-overlap``  confident  last      an overlapping pixel goes to the highest object id
+``--tf32``           default    off       no TF32 in CUDA matmuls and cuDNN (fp32 as a V100)
+``--precision``      auto       fp32      training without autocast (test: fp32 under both)
+``--selection``      refvos     paper     ``best.pth`` by validation mean IoU at a 520 short
+                                          side, one sentence drawn per ref; A2D on test,
+                                          DAVIS on val
+===================  =========  ========  ==================================================
+
+Batch size and weight decay are 7 and 1e-6 under both recipes: the paper's text, which
+describes the runs behind its numbers; the original's ``args.py`` defaults (6 and 1e-4) are
+those of the torchvision segmentation script it started from. ``--base_size N``, the
+original's spelling, trains at ``int(0.8 * N)`` whatever the recipe (:mod:`.train`).
 
 A training checkpoint records the rules in its ``args["rules"]``; ``refvos test`` follows the
 recorded rules unless a flag or ``--recipe`` says otherwise, and names each such difference in

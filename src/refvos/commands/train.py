@@ -342,12 +342,11 @@ def run(args: argparse.Namespace) -> int:
     pretrained = read_checkpoint(args.ck_pretrained_refvos) if args.pretrained_refvos and ckpt is None else None
     root = data_root(args)
 
-    if args.original_base_size is not None and du.is_main_process():
-        print(f"note: --base_size {args.original_base_size} (the original's flag): training resizes the shorter "
-              f"side to int(0.8 * {args.original_base_size}) = {base_side(args)}, as the original's train.py; "
-              "--base-size N trains at N", file=sys.stderr, flush=True)
-
     with du.distributed_mode(args.device) as device:
+        if args.original_base_size is not None and du.is_main_process():
+            print(f"note: --base_size {args.original_base_size} (the original's flag): training resizes the "
+                  f"shorter side to int(0.8 * {args.original_base_size}) = {base_side(args)}, as the original's "
+                  "train.py; --base-size N trains at N", file=sys.stderr, flush=True)
         applicable = rules_for(args.dataset, "train")
         if ckpt is not None:
             old = ckpt.get("args") or {}
