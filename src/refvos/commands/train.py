@@ -47,6 +47,7 @@ from .recipe import (
     PAPER_SELECTION_SIZE,
     add_recipe_argument,
     add_rule_arguments,
+    flag,
     recipe_of,
     recorded_rules,
     resolve_rules,
@@ -401,6 +402,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{trainer.steps_per_epoch} steps/epoch, {trainer.epochs} epochs, schedule "
                   f"{trainer.schedule.name}, {du.get_world_size()} process(es) on {device}); {where}; "
                   f"checkpoints in {run_dir}", flush=True)
+            print(f"rules: {recipe_of(rules)} (" + ", ".join(f"{flag(k)} {v}" for k, v in rules.items()) + ")",
+                  flush=True)
             logs = f"log: {trainer.events.jsonl_path}"
             if trainer.events.has_tensorboard:
                 logs += f"; TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}"
