@@ -183,3 +183,24 @@ def test_one_name_for_the_model_file(command):
     args = parse([command, "--checkpoint", "c.pth", *extra])
     value = args.checkpoint_flag if command == "export-original" else args.checkpoint
     assert value == "c.pth"
+
+
+def test_train_resume_of_an_original_format_file_names_pretrained_refvos(refcoco_root, tiny_checkpoint, tmp_path,
+                                                                         capsys):
+    """The original's train.py --resume restarted from epoch 0 with a file's weights; refvos's
+    continues a refvos run, so a file in the original's format is refused, naming the flag that
+    starts from it."""
+    import argparse
+
+    import torch
+
+    from refvos.checkpoint import read_checkpoint
+    from tests.helpers import train_argv
+
+    ckpt = read_checkpoint(tiny_checkpoint)
+    original = tmp_path / "model_best_x.pth"  # the original's layout: no "format", args a Namespace
+    torch.save({"model": ckpt["model"], "bert_model": ckpt["bert_model"], "epoch": 3,
+                "args": argparse.Namespace(dataset="refcoco")}, original)
+    assert main(train_argv(refcoco_root, tmp_path, "--resume", str(original))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--pretrained_refvos --ck_pretrained_refvos" in err[0]
