@@ -17,8 +17,8 @@ rule (flag)          refvos     paper     the paper's value
 ===================  =========  ========  ==================================================
 
 Batch size and weight decay are 7 and 1e-6 under both recipes: the paper's text, which
-describes the runs behind its numbers; the original's ``args.py`` defaults (6 and 1e-4) are
-those of the torchvision segmentation script it started from. ``--base_size N``, the
+describes the runs behind its numbers; the original's ``args.py`` defaults to 6 and 1e-4, its
+1e-4 being, like its 30 epochs and rate 0.01, the torchvision segmentation script's default. ``--base_size N``, the
 original's spelling, trains at ``int(0.8 * N)`` whatever the recipe (:mod:`.train`).
 
 A training checkpoint records the rules in its ``args["rules"]``; ``refvos test`` follows the
