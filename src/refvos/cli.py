@@ -135,6 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RefVOSError as e:
         print(f"refvos {command}: error: {e}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:  # an optional package imported at a module's top
+        from .deps import missing_extra
+
+        if (missing := missing_extra(e)) is None:
+            raise
+        print(f"refvos {command}: error: {missing}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"refvos {command}: interrupted", file=sys.stderr)
         return 130

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, RefVOSError
+from .deps import require
+from .errors import InputError, MissingExtraError, RefVOSError
 
 MAX_VIDEO_FRAMES = 96  # a Space is a shared machine: longer videos are refused
 
@@ -111,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     try:
-        import gradio  # noqa: F401
-    except ImportError:
-        print("refvos gradio: Gradio is not installed: pip install 'refvos[gradio]'", file=sys.stderr)
+        require("gradio", "the Gradio demo")
+    except MissingExtraError as e:
+        print(f"refvos gradio: {e}", file=sys.stderr)
         return 2
     try:
         predictor = load_predictor(args.checkpoint, args.device)
