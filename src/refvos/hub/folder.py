@@ -23,6 +23,7 @@ from ..checkpoint import (
     read_pretrained,
 )
 from ..deps import require
+from ..errors import InputError
 from ..io import atomic_open
 from ..modeling import RefVOS
 
@@ -96,6 +97,8 @@ def save_pretrained(model: RefVOS, folder: str | os.PathLike, **kwargs: Any) -> 
     ``README.md``); ``kwargs`` go to the mixin's ``save_pretrained`` (``push_to_hub``,
     ``repo_id``, ``model_card_kwargs``...). Returns the folder."""
     model = getattr(model, "module", model)
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise InputError(f"{folder} is a file; save_pretrained writes a folder (config.json + {WEIGHTS_NAME})")
     _wrap(_mixin_class(), model).save_pretrained(folder, **kwargs)
     return Path(folder)
 
