@@ -56,7 +56,8 @@ DEFAULT_SPLIT = {"refcoco": "val", "refcoco+": "val", "refcocog": "val", "a2d": 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--checkpoint", "--resume", dest="checkpoint", required=True, metavar="CKPT",
-                        help="checkpoint to evaluate (refvos format or the authors' release); "
+                        help="checkpoint to evaluate (refvos format or the authors' release, a save_pretrained "
+                             "folder, or a released model's name: refvos download --list); "
                              "--resume is the original's name")
     parser.add_argument("--split", default=None,
                         help="split (default: val for RefCOCO* and DAVIS, test for A2D)")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..deps import require
-from ..errors import RefVOSError
+from ..errors import CheckpointError, RefVOSError
 from .cache import CHUNK, record_hash
 from .registry import ReleasedWeights
 
@@ -63,7 +63,11 @@ def fetch(weights: ReleasedWeights, target: Path, verify: Callable[[Path], None]
                 raise DownloadError(_offline_message(weights, target, source, e)) from e
             f.flush()
             os.fsync(f.fileno())
-        verify(Path(tmp))
+        try:
+            verify(Path(tmp))
+        except CheckpointError as e:
+            raise CheckpointError(f"the file downloaded from {source} for {weights.name!r} was refused and "
+                                  f"not kept: {str(e).replace(tmp, weights.filename)}") from e
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

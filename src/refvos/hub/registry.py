@@ -83,3 +83,14 @@ def table() -> list[dict]:
     return [{"name": w.name, "kind": w.kind, "dataset": w.dataset, "variant": w.variant,
              "max_tokens": w.max_tokens, "paper": dict(w.paper), "drive_id": w.drive_id,
              "filename": w.filename, "description": w.description} for w in RELEASED.values()]
+
+
+def markdown_table() -> str:
+    """The model zoo as a Markdown table (the README's, checked against this registry by
+    tests/hub/test_registry.py)."""
+    lines = ["| name | file | trained on | tokens | the paper's numbers |", "|---|---|---|---|---|"]
+    for w in RELEASED.values():
+        paper = ", ".join(f"{k} {v:g}" for k, v in w.paper.items()) or "-"
+        kind = f"{w.variant} `.pth`" if w.kind == CHECKPOINT else f"{w.variant} zip (`--ck_bert`)"
+        lines.append(f"| `{w.name}` | {kind} | {w.dataset} | {w.max_tokens} | {paper} |")
+    return "\n".join(lines)

@@ -21,6 +21,15 @@ from .registry import BERT_ZIP, CHECKPOINT, ReleasedWeights, released
 
 # "org/name" (a Hugging Face Hub repository id)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# what a file's name ends with: such a value is a (missing) file, never a Hub id
+_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar", ".safetensors", ".onnx", ".zip", ".json")
+
+
+def is_hub_id(text: str) -> bool:
+    """True for ``org/name`` that is neither an existing path nor a name of a file
+    (``runs/best.pth``) nor under an existing folder (``runs/missing``)."""
+    return (bool(_REPO_ID.match(text)) and not text.lower().endswith(_FILE_SUFFIXES)
+            and not Path(text).exists() and not Path(text.split("/")[0]).is_dir())
 
 
 def cached_path(weights: ReleasedWeights) -> Path:
@@ -88,7 +97,7 @@ def resolve_checkpoint(value: str | os.PathLike) -> str:
         if weights.kind != CHECKPOINT:
             raise InputError(f"{weights.name!r} is a pretrained BERT, not a RefVOS model: give it as --ck_bert")
         return str(download(text))
-    if _REPO_ID.match(text):
+    if is_hub_id(text):
         return str(_hub_snapshot(text))
     return text
 
@@ -111,7 +120,8 @@ def _hub_snapshot(repo_id: str) -> Path:
         config = hub.hf_hub_download(repo_id=repo_id, filename=CONFIG_NAME)
         hub.hf_hub_download(repo_id=repo_id, filename=WEIGHTS_NAME)
     except Exception as e:  # offline, unknown repository, missing file: one line
-        raise CheckpointError(f"cannot get the Hub model {repo_id!r}: {type(e).__name__}: "
+        raise CheckpointError(f"{repo_id} is not a local file or folder, and cannot be fetched as a Hugging Face "
+                              f"Hub model: {type(e).__name__}: "
                               f"{(str(e).strip().splitlines() or [''])[0][:200]}") from e
     return Path(config).parent
 
@@ -128,7 +138,7 @@ def load_model(name_or_path: str | os.PathLike, max_tokens: int | None = None,
         if weights is not None:
             path = resolve_checkpoint(text)
             return load_checkpoint(path, max_tokens=max_tokens or weights.max_tokens, truncation=truncation)
-        if _REPO_ID.match(text):
+        if is_hub_id(text):
             from .folder import from_pretrained
 
             return from_pretrained(text, max_tokens=max_tokens, truncation=truncation, **hub_kwargs)
