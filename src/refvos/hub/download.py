@@ -78,7 +78,8 @@ def fetch(weights: ReleasedWeights, target: Path, verify: Callable[[Path], None]
 
 
 def _transfer(source: str, f, digest, progress: bool) -> None:
-    """Copy ``source`` (a URL or a local file) into the open file ``f``, updating ``digest``."""
+    """Copy ``source`` (a URL or a local file) into the open file ``f``, updating ``digest``
+    (gdown 6.4 or later: ``hasher``, ``timeout``)."""
     if source.startswith(("http://", "https://")):
         gdown = require("gdown", "downloading released models")
         gdown.download(source, output=f, quiet=not progress, use_cookies=False, timeout=TIMEOUT_S,

@@ -34,7 +34,7 @@ CARD = """---
 # {{ model_name | default("RefVOS", true) }}
 
 A [refvos](https://pypi.org/project/refvos/) referring-expression segmentation network
-(RefVOS: Bellver et al. 2020, [arXiv 2010.00263]({{ paper_url }})): `config.json` + `model.safetensors`.
+(RefVOS: Bellver et al. 2020, [arXiv 2010.00263](https://arxiv.org/abs/2010.00263)): `config.json` + `model.safetensors`.
 
 ```python
 from refvos import Predictor
@@ -48,8 +48,7 @@ def _mixin_class():
     """:class:`RefVOSPretrained`, defined on first use so that huggingface_hub stays optional."""
     hub = require("huggingface_hub", "the Hugging Face folder format (save_pretrained / from_pretrained)")
 
-    class RefVOSPretrained(hub.ModelHubMixin, library_name="refvos", license="mit",
-                           paper_url="https://arxiv.org/abs/2010.00263", model_card_template=CARD,
+    class RefVOSPretrained(hub.ModelHubMixin, library_name="refvos", license="mit", model_card_template=CARD,
                            pipeline_tag="image-segmentation",
                            tags=["referring-expression-segmentation", "refvos"]):
         """A :class:`RefVOS` network with the mixin's ``save_pretrained`` / ``from_pretrained``
