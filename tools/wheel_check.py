@@ -10,7 +10,7 @@
    ``.pth`` puts None in ``sys.modules`` for each of refvos.deps.OPTIONAL): ``refvos --help``;
    ``refvos predict`` of a random tiny checkpoint on a small picture; ``refvos download --list``;
    ``refvos serve`` stopping with one line naming ``refvos[serve]``; the installed package is
-   the wheel's (version from its metadata, ``py.typed``, the vocabulary).
+   the wheel's (version from its metadata, ``py.typed``, the vocabulary, LICENSE).
 4. ``pip install --dry-run --report`` of the wheel's requirements in that venv: pip must find
    every one met as installed (nothing to install, torch above all not replaced).
 
@@ -52,7 +52,8 @@ import importlib.metadata as md, importlib.resources as res, json, refvos
 files = res.files("refvos")
 print(json.dumps({"file": refvos.__file__, "version": refvos.__version__, "dist_version": md.version("refvos"),
                   "py_typed": files.joinpath("py.typed").is_file(),
-                  "vocab": files.joinpath("resources/bert-base-uncased-vocab.txt").is_file()}))
+                  "vocab": files.joinpath("resources/bert-base-uncased-vocab.txt").is_file(),
+                  "license": any(f.name == "LICENSE" for f in md.files("refvos"))}))
 """
 
 
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
         outside.mkdir()
         probe = json.loads(run([python, "-c", PROBE], "import the installed refvos", cwd=outside, env=env).stdout)
         if not probe["file"].startswith(str(site)) or probe["version"] != probe["dist_version"] \
-                or not probe["py_typed"] or not probe["vocab"]:
+                or not (probe["py_typed"] and probe["vocab"] and probe["license"]):
             sys.exit(f"wheel check FAILED: the installed package is not the wheel's: {probe}")
         refvos = venv / "bin" / "refvos"
         helped = run([refvos, "--help"], "refvos --help", cwd=outside, env=env).stdout

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from refvos.checkpoint import load_checkpoint, save_checkpoint
 from refvos.cli import main
@@ -80,16 +81,22 @@ def _fill_hub_cache(cache, repo_id: str, folder) -> None:
 
 
 def test_from_pretrained_hub_id_offline_from_the_hub_cache(tmp_path):
+    """Predictor.from_pretrained("org/name") and refvos predict --checkpoint org/name, in a process
+    with HF_HUB_OFFLINE=1 and HF_HUB_CACHE filled in the hub's layout."""
     model = make_mixed_model()
     Predictor(model, device="cpu", precision="fp32").save_pretrained(tmp_path / "model")
     _fill_hub_cache(tmp_path / "hub", "someone/refvos-tiny", tmp_path / "model")
-    image = tmp_path / "image.npy"
-    np.save(image, IMAGES[0])
+    image = tmp_path / "image.png"
+    Image.fromarray(IMAGES[0]).save(image)
+    mask_png = tmp_path / "mask_cli.png"
     code = (
         "import sys, numpy as np\n"
         "from refvos import Predictor\n"
+        "from refvos.cli import main\n"
         "p = Predictor.from_pretrained('someone/refvos-tiny', device='cpu', precision='fp32')\n"
-        f"np.save(sys.argv[1], p.predict(np.load({str(image)!r}), {EXPRESSIONS[0]!r}))\n"
+        f"np.save(sys.argv[1], p.predict({str(image)!r}, {EXPRESSIONS[0]!r}))\n"
+        f"sys.exit(main(['predict', '--checkpoint', 'someone/refvos-tiny', '--image', {str(image)!r}, "
+        f"'-e', {EXPRESSIONS[0]!r}, '--mask-out', {str(mask_png)!r}, '--device', 'cpu', '--precision', 'fp32']))\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"),
            "PYTHONPATH": str(REPO_ROOT / "src")}
@@ -97,6 +104,7 @@ def test_from_pretrained_hub_id_offline_from_the_hub_cache(tmp_path):
     subprocess.run([sys.executable, "-c", code, str(out)], env=env, check=True, timeout=300)
     expected = Predictor(model, device="cpu", precision="fp32").predict(IMAGES[0], EXPRESSIONS[0])
     assert np.array_equal(np.load(out), expected)
+    assert np.array_equal(np.asarray(Image.open(mask_png)) > 0, expected)  # refvos predict --checkpoint org/name
 
 
 def test_export_safetensors_converts_a_refvos_checkpoint(tmp_path, capsys):

@@ -233,3 +233,15 @@ def test_unknown_names_and_existing_paths():
     with pytest.raises(InputError, match="download --list"):
         resolve.load_model("no-such-model")
     assert resolve.resolve_checkpoint("no/such/file.pth") == "no/such/file.pth"  # the loader's error
+
+
+def test_a_local_file_wins_over_a_released_name_and_a_plain_folder_does_not(tmp_path, monkeypatch, model_bytes):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REFVOS_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("REFVOS_WEIGHTS_URL", str(tmp_path / "mirror"))
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "refvos-davis.pth").write_bytes(model_bytes[0])
+    (tmp_path / "davis").mkdir()  # a data folder of the same name
+    assert resolve.resolve_checkpoint("davis") == str(tmp_path / "cache" / "checkpoints" / "refvos-davis.pth")
+    (tmp_path / "refcoco").write_bytes(model_bytes[0])  # a file of the same name
+    assert resolve.resolve_checkpoint("refcoco") == "refcoco"

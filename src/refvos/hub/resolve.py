@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from ..checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, read_checkpoint
+from ..checkpoint import CONFIG_NAME, WEIGHTS_NAME, is_pretrained_folder, load_checkpoint, read_checkpoint
 from ..errors import CheckpointError, InputError
 from ..modeling import RefVOS
 from .archive import bert_folder, unpack_bert
@@ -23,6 +23,12 @@ from .registry import BERT_ZIP, CHECKPOINT, ReleasedWeights, released
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # what a file's name ends with: such a value is a (missing) file, never a Hub id
 _FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar", ".safetensors", ".onnx", ".zip", ".json")
+
+
+def is_local_model(text: str) -> bool:
+    """True for an existing file or pretrained folder: a path wins over a released name (a data
+    folder called ``davis`` does not)."""
+    return Path(text).is_file() or is_pretrained_folder(text)
 
 
 def is_hub_id(text: str) -> bool:
@@ -86,11 +92,11 @@ def download(name: str, progress: bool = True, force: bool = False) -> Path:
 
 
 def resolve_checkpoint(value: str | os.PathLike) -> str:
-    """``value`` as a local checkpoint path: an existing file or folder as it is, a released
-    RefVOS model's name fetched into the cache, a Hub repository id fetched into the hub cache
-    (its snapshot folder). Anything else is returned unchanged, for the loader's own error."""
+    """``value`` as a local checkpoint path: an existing file or pretrained folder as it is, a
+    released RefVOS model's name fetched into the cache, a Hub repository id fetched into the hub
+    cache (its snapshot folder). Anything else is returned unchanged, for the loader's own error."""
     text = str(value)
-    if Path(text).exists():
+    if is_local_model(text):
         return text
     weights = released(text)
     if weights is not None:
@@ -104,7 +110,7 @@ def resolve_checkpoint(value: str | os.PathLike) -> str:
 
 def resolve_text_encoder(value: str | os.PathLike) -> str:
     """``--ck_bert``: a released BERT's name as its unpacked folder; anything else unchanged."""
-    weights = released(str(value)) if not Path(str(value)).exists() else None
+    weights = None if (Path(str(value)) / CONFIG_NAME).is_file() else released(str(value))
     if weights is None:
         return str(value)
     if weights.kind != BERT_ZIP:
@@ -133,7 +139,7 @@ def load_model(name_or_path: str | os.PathLike, max_tokens: int | None = None,
     repository id (through :func:`refvos.hub.folder.from_pretrained`; ``hub_kwargs``: its
     ``revision``, ``cache_dir``, ``local_files_only``, ``token``...)."""
     text = str(name_or_path)
-    if not Path(text).exists():
+    if not is_local_model(text):
         weights = released(text)
         if weights is not None:
             path = resolve_checkpoint(text)
