@@ -11,7 +11,13 @@ import os
 import re
 from pathlib import Path
 
-from ..checkpoint import CONFIG_NAME, WEIGHTS_NAME, is_pretrained_folder, load_checkpoint, read_checkpoint
+from ..checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    is_pretrained_folder,
+    load_checkpoint,
+    read_checkpoint,
+)
 from ..errors import CheckpointError, InputError
 from ..modeling import RefVOS
 from .archive import bert_folder, unpack_bert
