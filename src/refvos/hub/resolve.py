@@ -20,8 +20,8 @@ from ..checkpoint import (
 )
 from ..errors import CheckpointError, InputError
 from ..modeling import RefVOS
-from .archive import bert_folder, unpack_bert
-from .cache import cache_dir, check_recorded_hash, record_hash, recorded_hash
+from .archive import unpack_bert
+from .cache import cache_dir, check_recorded_hash, record_hash, recorded_hash, sha256_file
 from .download import fetch
 from .registry import BERT_ZIP, CHECKPOINT, ReleasedWeights, released
 
@@ -55,22 +55,12 @@ def _archive_path(weights: ReleasedWeights) -> Path:
 
 
 def _verify(weights: ReleasedWeights, path: Path) -> None:
-    """Load a fetched file through the safe loader (a BERT zip: unpack it safely, to a scratch
-    folder removed afterwards), raising to refuse it."""
+    """Load a fetched file through the safe loader, raising to refuse it; a BERT zip is unpacked
+    safely into its cache folder (:func:`~refvos.hub.archive.unpack_bert`)."""
     if weights.kind == CHECKPOINT:
         read_checkpoint(path)
-        return
-    import shutil
-    import tempfile
-
-    from .archive import extract_zip
-
-    scratch = Path(tempfile.mkdtemp(prefix=".verify-", dir=path.parent))
-    try:
-        extract_zip(path, scratch)
-        bert_folder(scratch, path)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    else:
+        unpack_bert(path, cached_path(weights))
 
 
 def download(name: str, progress: bool = True, force: bool = False) -> Path:
@@ -86,12 +76,12 @@ def download(name: str, progress: bool = True, force: bool = False) -> Path:
         fetch(weights, file, lambda p: _verify(weights, p), progress=progress)
     elif recorded_hash(file) is None:
         _verify(weights, file)
-        record_hash(file, check_recorded_hash(file, weights.name))
+        record_hash(file, sha256_file(file))
     else:
         check_recorded_hash(file, weights.name)
     if weights.kind == BERT_ZIP:
         folder = cached_path(weights)
-        if force or not (folder / CONFIG_NAME).is_file():
+        if not (folder / CONFIG_NAME).is_file():  # (a fetch or a first check unpacked it already)
             unpack_bert(file, folder)
         return folder
     return file
