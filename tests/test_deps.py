@@ -40,6 +40,8 @@ def test_every_extra_named_is_one_of_pyprojects():
 @pytest.mark.parametrize(("blocked", "argv", "extra"), [
     ("onnx", ["export", "--checkpoint", "{ckpt}", "--out", "{tmp}/m.onnx"], "export"),
     ("starlette", ["serve", "--checkpoint", "{ckpt}", "--port", "0"], "serve"),
+    # a module-level import of the data sets: the command's extra, which brings all it needs
+    ("h5py", ["test", "--checkpoint", "{ckpt}", "--dataset", "refcoco", "--refer_data_root", "{tmp}"], "train"),
 ])
 def test_cli_stops_with_one_line(blocked, argv, extra, tiny_checkpoint, tmp_path):
     """A command whose package is missing (hidden by a None in sys.modules before refvos runs):

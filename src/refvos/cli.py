@@ -33,6 +33,12 @@ COMMANDS: dict[str, str] = {
     "download": "download",
 }
 
+# the extra that brings every optional package a command uses (refvos.deps; others need none)
+COMMAND_EXTRAS: dict[str, str] = {
+    "train": "train", "test": "train", "pretrain-bert": "train", "demo": "train,lite", "make-synthetic": "data",
+    "serve": "serve", "export": "export", "download": "hub",
+}
+
 DESCRIPTION = ("Segment the object a sentence refers to, in an image or through a video (RefVOS). "
                "'refvos COMMAND --help' describes a command's flags.")
 
@@ -157,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as e:  # an optional package imported at a module's top
         from .deps import missing_extra
 
-        if (missing := missing_extra(e)) is None:
+        if (missing := missing_extra(e, extra=COMMAND_EXTRAS.get(command))) is None:
             raise
         print(f"refvos {command}: error: {missing}", file=sys.stderr)
         return 2

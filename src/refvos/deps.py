@@ -43,10 +43,10 @@ def install_hint(module: str) -> str:
     return f'pip install "refvos[{OPTIONAL[module.split(".")[0]][1]}]"'
 
 
-def _message(module: str, purpose: str | None) -> str:
-    dist, extra = OPTIONAL[module.split(".")[0]]
+def _message(module: str, purpose: str | None, extra: str | None = None) -> str:
+    dist, own = OPTIONAL[module.split(".")[0]]
     need = f"{purpose} needs" if purpose else "this needs"
-    return f'{need} the package {dist}, which is not installed: pip install "refvos[{extra}]"'
+    return f'{need} the package {dist}, which is not installed: pip install "refvos[{extra or own}]"'
 
 
 def require(module: str, purpose: str | None = None) -> ModuleType:
@@ -64,9 +64,12 @@ def require(module: str, purpose: str | None = None) -> ModuleType:
         raise MissingExtraError(_message(module, purpose)) from e
 
 
-def missing_extra(error: BaseException) -> MissingExtraError | None:
+def missing_extra(error: BaseException, purpose: str | None = None,
+                  extra: str | None = None) -> MissingExtraError | None:
     """The one-line :class:`~refvos.errors.MissingExtraError` for a ``ModuleNotFoundError`` of an
-    optional package (raised by a module-level import), None for anything else."""
+    optional package (raised by a module-level import), None for anything else. ``purpose``:
+    what needs it (a command); ``extra``: the extra to name instead of the package's own (the
+    command's, which brings everything it uses)."""
     if isinstance(error, MissingExtraError):
         return error
     if not isinstance(error, ModuleNotFoundError) or not error.name:
@@ -74,4 +77,4 @@ def missing_extra(error: BaseException) -> MissingExtraError | None:
     top = error.name.split(".")[0]
     if top not in OPTIONAL:
         return None
-    return MissingExtraError(_message(top, None))
+    return MissingExtraError(_message(top, purpose, extra))
