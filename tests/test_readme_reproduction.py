@@ -1,4 +1,4 @@
-"""Every command of the README's "Reproducing the paper" section, run as written (from a folder
+"""Every command of the "Reproducing the paper" section of docs/reproducing.md, run as written (from a folder
 where the data sit at the default roots) on the built-in synthetic data in each data set's
 on-disk layout, with only size flags appended: a tiny network, 48-pixel crops, one epoch. The
 rules each checkpoint and metrics.json record (truncation, mask, query, repeated rows, overlap,
@@ -28,7 +28,7 @@ SMALL = ["--epochs", "1", "-b", "2", "--base-size", "48", "--crop-size", "48", "
 
 def readme_commands() -> list[list[str]]:
     """The ``refvos ...`` lines of the section's bash blocks, split into arguments."""
-    text = (REPO_ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "docs" / "reproducing.md").read_text()
     section = text.split("## Reproducing the paper", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
     return [shlex.split(line)[1:] for block in blocks for line in block.splitlines()
@@ -60,7 +60,7 @@ def test_readme_reproduction_commands_run_on_synthetic_data(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)  # the commands' default data roots and checkpoints/ folder
 
     commands = readme_commands()
-    # RefCOCO+: the same commands with refcoco+ (as the README says), run after RefCOCO's
+    # RefCOCO+: the same commands with refcoco+ (as the section says), run after RefCOCO's
     renamed = ("--dataset", "--model_id", "--resume")
     plus = [[a.replace("refcoco", "refcoco+") if i and argv[i - 1] in renamed else a
              for i, a in enumerate(argv)] for argv in commands if _flag(argv, "--dataset") == "refcoco"]
