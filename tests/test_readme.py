@@ -57,6 +57,25 @@ def test_the_documents_are_the_linked_ones():
     assert linked <= set(DOCUMENTS), linked - set(DOCUMENTS)  # a linked page with commands is run too
 
 
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_relative_link_points_at_a_file_and_heading():
+    """Links between the README and docs/ (not pictures) name files and headings that exist."""
+    for doc in ["README.md", *DOCUMENTS[1:], "docs/ARCHITECTURE.md"]:
+        links = re.findall(r"(!?)\[[^\]]*\]\((?!https?:)([^)#\s]*)(?:#([^)\s]+))?\)", (REPO_ROOT / doc).read_text())
+        for image, target, anchor in links:
+            if image:  # pictures: docs/images/demo_video.gif is made by `make demo` and added by hand
+                continue
+            path = (REPO_ROOT / doc).parent / target if target else REPO_ROOT / doc
+            assert path.exists(), f"{doc}: {target}"
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", path.read_text(), re.M)
+                assert anchor in {_slug(h) for h in headings}, f"{doc}: {target}#{anchor}"
+
+
 def test_readme_is_short_and_in_reading_order():
     readme = (REPO_ROOT / "README.md").read_text()
     assert len(readme.splitlines()) < 300
