@@ -72,7 +72,7 @@ RELEASED: dict[str, ReleasedWeights] = {w.name: w for w in (
 )}
 
 
-# What this implementation reproduces of each kind of file (the README's "here" column, which
+# What this implementation reproduces of each kind of file (the README's "reproduced here" column, which
 # says what each means and which tests check it): the released layout loads into the original
 # network; no accuracy has been measured on the real data sets.
 REPRODUCED = {CHECKPOINT: "loads, original network; not measured", BERT_ZIP: "loads as `--ck_bert`; not measured"}
@@ -94,7 +94,7 @@ def table() -> list[dict]:
 def markdown_table() -> str:
     """The model zoo as a Markdown table with what is reproduced here (the README's, checked
     against this registry by tests/hub/test_registry.py)."""
-    lines = ["| name | file | trained on | tokens | the paper's numbers | here |", "|---|---|---|---|---|---|"]
+    lines = ["| name | file | trained on | tokens | the paper's numbers | reproduced here |", "|---|---|---|---|---|---|"]
     for w in RELEASED.values():
         paper = ", ".join(f"{k} {v:g}" for k, v in w.paper.items()) or "-"
         kind = f"{w.variant} `.pth`" if w.kind == CHECKPOINT else f"{w.variant} zip (`--ck_bert`)"
