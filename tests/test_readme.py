@@ -76,6 +76,37 @@ def test_every_relative_link_points_at_a_file_and_heading():
                 assert anchor in {_slug(h) for h in headings}, f"{doc}: {target}#{anchor}"
 
 
+def _resolves(dotted: str) -> bool:
+    """``refvos.a.b`` names a module, or an attribute of the longest module prefix."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[cut:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def test_the_files_and_modules_the_documents_name_exist():
+    """A moved test, script or module leaves no stale name in the README or docs/."""
+    for doc in ["README.md", *DOCUMENTS[1:], "docs/ARCHITECTURE.md"]:
+        text = (REPO_ROOT / doc).read_text()
+        for path in re.findall(r"\b((?:tests|benchmarks|tools|src/refvos)/[\w/]+\.py)\b", text):
+            assert (REPO_ROOT / path).is_file(), f"{doc}: {path}"
+        for dotted in set(re.findall(r"(?<![\w/-])refvos(?:\.[A-Za-z_]\w*)+", text)):
+            if dotted.rsplit(".", 1)[1] in ("onnx", "pth", "json", "py"):  # file names
+                continue
+            assert _resolves(dotted), f"{doc}: {dotted}"
+
+
 def test_readme_is_short_and_in_reading_order():
     readme = (REPO_ROOT / "README.md").read_text()
     assert len(readme.splitlines()) < 300
