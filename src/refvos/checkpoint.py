@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint_checks import MAX_PARAMETERS, check_tensors, check_weights
+from .checkpoint_checks import MAX_PARAMETERS, check_archive, check_tensors, check_weights
 from .errors import CheckpointError
 from .io import atomic_open
 from .modeling import RefVOS, RefVOSConfig, build_from_config
@@ -77,10 +77,12 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Load a checkpoint file as a dict, with ``weights_only=True`` and the minimal allow-list.
 
     Raises :class:`CheckpointError` naming the file for a missing, truncated, unsafe or
-    non-checkpoint file (saying what the file is when it is not a checkpoint at all), and for
-    tensors that could exhaust memory (:func:`check_tensors`).
+    non-checkpoint file (saying what the file is when it is not a checkpoint at all), for a zip
+    whose records could inflate beyond the file (:func:`check_archive`, before ``torch.load``)
+    and for tensors that could exhaust memory (:func:`check_tensors`).
     """
     path = check_checkpoint_file(path)
+    check_archive(path, f"checkpoint {path}")
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             obj = torch.load(path, map_location=map_location, weights_only=True)

@@ -160,3 +160,87 @@ def test_cli_exits_2_with_one_line(tmp_path, good, capsys, command):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "stride 0" in err[0] and str(bad) in err[0], err
     assert not (tmp_path / "o.png").exists()
+
+
+def _peak_rise_loading(paths: list[Path]) -> dict:
+    """``{path: "loaded" or the CheckpointError line, "rise_kb": peak RSS rise}`` of
+    load_checkpoint on each path in a fresh process."""
+    script = textwrap.dedent("""
+        import json, resource, sys
+        from refvos.checkpoint import load_checkpoint
+        from refvos.errors import CheckpointError
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out = {}
+        for path in sys.argv[1:]:
+            try:
+                load_checkpoint(path)
+                out[path] = "loaded"
+            except CheckpointError as e:
+                out[path] = str(e)
+        out["rise_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, paths)], capture_output=True, text=True,
+                          timeout=300, env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin",
+                                            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_compressed_checkpoint_bomb_is_refused_before_inflating(tmp_path, good):
+    """A few-MB torch zip of two deflated all-zero 2^28-element tensors (2 GiB once inflated) is
+    refused from the zip's directory, naming the file, with peak RSS of a fresh process rising
+    far less than 1 GB; a normal checkpoint loads in the same process."""
+    from tests.helpers import deflated_checkpoint
+
+    bomb = deflated_checkpoint(tmp_path / "bomb.pth", tensors=2, elements=1 << 28)
+    normal = _save(tmp_path / "normal.pth", good)
+    assert bomb.stat().st_size < 5 * 2**20
+    out = _peak_rise_loading([bomb, normal])
+    assert str(bomb) in out[str(bomb)] and "is compressed" in out[str(bomb)], out
+    assert out[str(normal)] == "loaded"
+    assert out["rise_kb"] < 512 * 1024, out
+
+
+@pytest.mark.parametrize("case", ["inflated_size", "overlapping"])
+def test_zip_records_larger_than_the_file_are_refused(tmp_path, good, case):
+    """Stored records whose declared size differs from what they store, or whose sizes add up to
+    more than the file (records of the directory pointing at the same bytes), are refused."""
+    import zipfile
+
+    path = _save(tmp_path / "c.pth", good)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+    start = data.rindex(b"PK\x05\x06")
+    directory = int.from_bytes(data[start + 16:start + 20], "little")
+    entries, at = [], directory
+    while data[at:at + 4] == b"PK\x01\x02":
+        entries.append(at)
+        at += 46 + int.from_bytes(data[at + 28:at + 30], "little") + int.from_bytes(data[at + 30:at + 32], "little") \
+            + int.from_bytes(data[at + 32:at + 34], "little")
+    biggest = max(range(len(infos)), key=lambda i: infos[i].file_size)
+    if case == "inflated_size":  # uncompressed size field of the biggest record: 100 times larger
+        at = entries[biggest] + 24
+        data[at:at + 4] = (infos[biggest].file_size * 100).to_bytes(4, "little")
+        words = "declares"
+    else:  # every tensor record's directory entry points at the biggest record's bytes
+        for i, info in enumerate(infos):
+            if "/data/" in info.filename:
+                at = entries[i]
+                data[at + 20:at + 28] = data[entries[biggest] + 20:entries[biggest] + 28]
+                data[at + 42:at + 46] = data[entries[biggest] + 42:entries[biggest] + 46]
+        words = "more than the file"
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    assert "\n" not in str(e.value) and str(path) in str(e.value) and words in str(e.value), str(e.value)
+
+
+def test_legacy_pickle_checkpoint_still_loads(tmp_path, good):
+    """torch.save's pre-zip format (a pickle followed by raw storages) is read as before."""
+    path = tmp_path / "legacy.pth"
+    torch.save(good, path, _use_new_zipfile_serialization=False)
+    assert path.read_bytes()[:1] == b"\x80"
+    model = load_checkpoint(path)
+    assert torch.equal(model.segmenter.classifier.conv_2.bias, good["model"]["classifier.conv_2.bias"])
