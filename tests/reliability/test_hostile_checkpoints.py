@@ -244,3 +244,51 @@ def test_legacy_pickle_checkpoint_still_loads(tmp_path, good):
     assert path.read_bytes()[:1] == b"\x80"
     model = load_checkpoint(path)
     assert torch.equal(model.segmenter.classifier.conv_2.bias, good["model"]["classifier.conv_2.bias"])
+
+
+def _training_checkpoint(good) -> dict:
+    """A refvos training checkpoint as Trainer.state() writes it (one process, epoch 1)."""
+    from refvos.engine.trainer import rng_state
+
+    model = make_tiny_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    return {**good, "optimizer": optimizer.state_dict(), "epoch": 1, "step": 0, "iteration": 5,
+            "rng": [rng_state()], "best": None, "history": [{"epoch": 0, "loss": 0.5}],
+            "args": {"dataset": "refcoco", "seed": 0, "batch_size": 4, "accumulate": 1, "world_size": 1,
+                     "text_encoder_training": "original"}}
+
+
+RESUME_CASES = {
+    "released_layout": (lambda g: {"model": g["model"], "bert_model": g["bert_model"],
+                                   "args": __import__("argparse").Namespace(dataset="refcoco")}, "released format"),
+    "args_list": (lambda g: {**_training_checkpoint(g), "args": [1, 2]}, "'args' must be a dict"),
+    "epoch_str": (lambda g: {**_training_checkpoint(g), "epoch": "3"}, "'epoch' must be a non-negative integer"),
+    "epoch_negative": (lambda g: {**_training_checkpoint(g), "iteration": -4}, "'iteration' must be"),
+    "rng_list_of_ints": (lambda g: {**_training_checkpoint(g), "rng": [1, 2, 3]}, "'rng' must be"),
+    "rng_bad_state": (lambda g: {**_training_checkpoint(g), "rng": [{"python": [3], "numpy": [], "torch": 0}]},
+                      "'rng' holds a generator state"),
+    "history_number": (lambda g: {**_training_checkpoint(g), "history": 7}, "'history' must be a list"),
+    "best_str": (lambda g: {**_training_checkpoint(g), "best": "yes"}, "'best' must be"),
+    "vocab_int": (lambda g: {**_training_checkpoint(g), "args": {"dataset": "refcoco", "vocab_file": 3}},
+                  "'vocab_file' must be a string"),
+}
+
+
+def test_training_checkpoint_of_the_tests_is_resumable(good):
+    from refvos.engine.trainer import check_training_state
+
+    check_training_state(_training_checkpoint(good), "c.pth")  # the cases below differ in one entry only
+
+
+@pytest.mark.parametrize("case", sorted(RESUME_CASES))
+def test_train_resume_refuses_damaged_training_state_in_one_line(tmp_path, good, capsys, case):
+    """`train --resume` on a released-layout file or on a training checkpoint whose args / epoch /
+    rng / history have the wrong type: status 2, one line naming the file, no run folder."""
+    make, words = RESUME_CASES[case]
+    path = _save(tmp_path / f"{case}.pth", make(good))
+    argv = ["train", "--dataset", "refcoco", "--resume", str(path), "--output-dir", str(tmp_path / "runs"),
+            "--data-root", str(tmp_path / "nodata"), "--device", "cpu", "--workers", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and words in err[0], err
+    assert not (tmp_path / "runs").exists()

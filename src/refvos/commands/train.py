@@ -267,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import config_of, read_checkpoint
     from ..engine import distributed as du
-    from ..engine.trainer import LAST, Trainer
+    from ..engine.trainer import LAST, Trainer, check_training_state
     from ..errors import InputError
     from ..modeling import build_from_config
 
@@ -280,12 +280,14 @@ def run(args: argparse.Namespace) -> int:
     elif args.resume:
         resume = Path(args.resume)
     ckpt = read_checkpoint(resume) if resume is not None else None
+    if ckpt is not None:
+        check_training_state(ckpt, str(resume))  # a released or damaged file: before any data is read
     pretrained = read_checkpoint(args.ck_pretrained_refvos) if args.pretrained_refvos and ckpt is None else None
     root = data_root(args)
 
     with du.distributed_mode(args.device) as device:
         if ckpt is not None:
-            old = ckpt.get("args") or {}
+            old = ckpt["args"]
             if old.get("dataset") not in (None, args.dataset):
                 raise InputError(f"--resume {resume} was trained on {old['dataset']}, not --dataset {args.dataset}")
             config_then = config_of(ckpt, str(resume))
