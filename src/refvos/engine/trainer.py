@@ -49,7 +49,7 @@ from torch.nn import functional as F
 
 from .. import checkpoint as ckpt_io
 from ..data import collate
-from ..data.base import dataset_truncation
+from ..data.base import DataLoader, dataset_truncation
 from ..errors import CheckpointError, InputError, RefVOSError
 from ..runtime import (
     PrecisionChoice,
@@ -447,7 +447,7 @@ class Trainer:
                 find_unused_parameters=True,  # the pooler is optimised (as the original) but unused
             )
         self.sampler = ResumableSampler(len(train_set), config.seed)
-        self.loader = torch.utils.data.DataLoader(
+        self.loader = DataLoader(
             SeededSamples(train_set), batch_size=config.batch_size, sampler=self.sampler, drop_last=True,
             num_workers=config.workers, collate_fn=collate, pin_memory=self.device.type == "cuda",
             generator=torch.Generator(),  # keeps the global generator untouched
