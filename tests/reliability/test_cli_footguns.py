@@ -6,6 +6,7 @@ out-of-range / NUL arguments refused, all as one line and status 2."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from PIL import Image
@@ -117,3 +118,43 @@ def test_run_folder_lock_overwrite_and_resume_mismatch(tmp_path, refcoco_root, t
 
     assert main(_train(refcoco_root, tmp_path, "--overwrite")) == 0  # asked for: replaced
     assert (run / "last.pth").read_bytes() != finished
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"num_hidden_layers": 49}, "num_hidden_layers must be an integer in [1, 48]"),
+    ({"max_position_embeddings": 8}, "max_tokens must not exceed text_config.max_position_embeddings"),
+])
+def test_text_config_that_could_not_be_loaded_is_refused_before_training(tmp_path, refcoco_root, capsys, change,
+                                                                         words):
+    """A --text-config the checkpoint loader would refuse (49 layers; position embeddings fewer
+    than the data set's 20 tokens, an IndexError mid-training) is refused before anything is
+    built or written: the loader's own checks (RefVOSConfig.validate)."""
+    argv = _train(refcoco_root, tmp_path)
+    argv[argv.index("--text-config") + 1] = json.dumps({**TINY_TEXT_CONFIG, **change})
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert "--text-config" in line and words in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_pretrained_text_encoder_that_could_not_be_loaded_is_refused_before_training(tmp_path, refcoco_root, capsys):
+    """--ck_bert DIR holding a 49-layer BERT: the new network fails the loader's checks
+    (refvos.checkpoint.check_config) after it is built and before the first step; no checkpoint."""
+    from transformers import BertConfig, BertModel
+
+    from refvos.modeling.config import BERT_CONFIG_KEYS
+    from refvos.tokenization import get_tokenizer
+
+    config = {k: v for k, v in {**TINY_TEXT_CONFIG, "num_hidden_layers": 49, "hidden_size": 16,
+                                "num_attention_heads": 1, "intermediate_size": 16}.items() if k in BERT_CONFIG_KEYS}
+    BertModel(BertConfig(**config)).save_pretrained(tmp_path / "bert49")
+    shutil.copyfile(get_tokenizer().vocab_file, tmp_path / "bert49" / "vocab.txt")
+    capsys.readouterr()  # save_pretrained's progress bar
+    argv = _train(refcoco_root, tmp_path)
+    i = argv.index("--text-encoder")
+    del argv[i:i + 4]  # --text-encoder none --text-config JSON
+    argv += ["--ck_bert", str(tmp_path / "bert49")]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert "the new refvos_lite network" in line and "num_hidden_layers" in line, line
+    assert not list(tmp_path.glob("run/*.pth"))

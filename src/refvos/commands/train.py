@@ -140,7 +140,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--fixed_lr is --schedule fixed; it cannot be combined with --schedule {args.schedule}")
     if args.base_size < 8 or args.crop_size < 8:
         raise InputError("--base-size and --crop-size must be at least 8 pixels")
-    parse_text_config(args.text_config)  # a JSON or BertConfig mistake: refused before anything is built
+    _check_text_config(args)  # a JSON or BertConfig mistake: refused before anything is built
     a2d_query_rule(args)  # --a2d-query with another data set
     if not 0 <= args.seed < 2**32:
         raise InputError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
@@ -150,6 +150,26 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if Path(args.model_id).is_absolute() or not run_dir.is_relative_to(Path(args.output_dir).resolve()) \
             or run_dir == Path(args.output_dir).resolve():
         raise InputError(f"--model_id {args.model_id!r} must name a sub-folder of --output-dir {args.output_dir}")
+
+
+def _check_text_config(args: argparse.Namespace) -> None:
+    """``--text-config`` parses and, for a new run, passes the field checks a checkpoint's config
+    passes when it is loaded (:meth:`RefVOSConfig.validate`, at the data set's token limit), so
+    that no run trains a network whose checkpoints cannot be loaded."""
+    from ..errors import InputError
+    from ..modeling.config import VARIANT_BACKBONES, RefVOSConfig
+
+    text = parse_text_config(args.text_config)
+    if text is None or args.resume:
+        return
+    name = MODEL_ALIASES.get(args.model or "refvos_r101", args.model or "refvos_r101")
+    if name not in VARIANT_BACKBONES:
+        return  # an unknown --model is refused where the network is built
+    try:  # the backbone's fields are placeholders: only the text encoder and token limit are judged here
+        RefVOSConfig(variant=name, backbone=VARIANT_BACKBONES[name], backbone_channels=1, text_config=text,
+                     max_tokens=MAX_TOKENS[args.dataset]).validate()
+    except ValueError as e:
+        raise InputError(f"--text-config: {e}; a checkpoint of that network could not be loaded") from e
 
 
 def _check_new_run(run_dir: Path, args: argparse.Namespace) -> None:
@@ -265,7 +285,7 @@ def input_size_of(val_set, crop_size: int) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..checkpoint import config_of, read_checkpoint
+    from ..checkpoint import check_config, config_of, read_checkpoint
     from ..engine import distributed as du
     from ..engine.trainer import LAST, Trainer, check_training_state
     from ..errors import InputError
@@ -318,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
             torch.manual_seed(args.seed)  # the initialisation depends on --seed only
             model = _new_model(args, max_tokens, pretrained)
         model.config.input_size = input_size_of(val_set, args.crop_size)
+        if ckpt is None:  # whatever trains must load: the loader's own checks, before training starts
+            check_config(model.config, f"the new {model.config.variant} network", InputError)
 
         info = {"dataset": args.dataset, "data_root": str(root), "variant": model.config.variant,
                 "model_id": args.model_id, "splitBy": args.splitBy, "vocab_file": vocab,
