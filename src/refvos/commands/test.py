@@ -188,9 +188,10 @@ def run(args: argparse.Namespace) -> int:
     a2d_query(args)  # --a2d-query with another data set: refused before the model is loaded
     if args.dataset != "davis" and (args.annotator or args.expressions):
         raise InputError("--annotator and --expressions choose DAVIS expressions; use them with --dataset davis")
-    if args.metrics_json:  # checked before the (long) evaluation, not after it
-        from ..io import check_writable
+    from ..io import check_output_folder, check_writable
 
+    check_output_folder(args.output_dir, "--output-dir")
+    if args.metrics_json:  # checked before the (long) evaluation, not after it
         check_writable([Path(args.metrics_json)], [Path(args.checkpoint)])
     model = load_checkpoint(args.checkpoint, truncation=args.truncation)
     dataset = build_test_dataset(args, legacy_truncation=model.config.legacy_truncation)

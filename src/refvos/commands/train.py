@@ -120,6 +120,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_arguments(args: argparse.Namespace) -> None:
     from ..errors import InputError
+    from ..io import check_output_folder
 
     if args.ck_pretrained_refvos and not args.pretrained_refvos:
         raise InputError("--ck_pretrained_refvos is only read with --pretrained_refvos")
@@ -146,6 +147,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     if args.resume and args.overwrite:
         raise InputError("--overwrite starts a new run; --resume continues one: pass one of them")
+    check_output_folder(args.output_dir, "--output-dir")
     run_dir = (Path(args.output_dir) / args.model_id).resolve()
     if Path(args.model_id).is_absolute() or not run_dir.is_relative_to(Path(args.output_dir).resolve()) \
             or run_dir == Path(args.output_dir).resolve():

@@ -29,11 +29,12 @@ import torch
 
 from ..data.base import dataset_expressions
 from ..errors import InputError, RefVOSError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, check_output_folder
 from ..modeling.text_encoder import SHIPPED_MINILM, bert_config, shipped_minilm_path
 from ..tokenization import get_tokenizer, truncation_note, truncation_report
 
 IGNORE_LABEL = -100
+OUTPUT_MARKER = "pretrain_bert.json"  # in every folder pretrain_bert writes: the one kind it replaces
 
 
 def training_expressions(dataset: torch.utils.data.Dataset) -> list[str]:
@@ -128,10 +129,11 @@ def evaluation_loss(mlm, ids: torch.Tensor, att: torch.Tensor, labels: torch.Ten
 def save_bert_directory(mlm, pooler: dict[str, torch.Tensor] | None, vocab_file: str | os.PathLike,
                         out: str | os.PathLike, summary: dict[str, Any]) -> Path:
     """Write ``out`` atomically: BertModel (``save_pretrained``), ``vocab.txt``, ``mlm_head.pt``,
-    ``pretrain_bert.json``. An existing ``out`` is replaced."""
+    ``pretrain_bert.json``. An existing ``out`` is replaced only when it is empty or an output of
+    this function (it holds ``pretrain_bert.json``); any other folder is refused (InputError)."""
     from transformers import BertModel
 
-    out = Path(out)
+    out = check_output_folder(out, "out", owned_by=OUTPUT_MARKER)  # never replace a folder it did not write
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -145,7 +147,7 @@ def save_bert_directory(mlm, pooler: dict[str, torch.Tensor] | None, vocab_file:
         shutil.copyfile(vocab_file, tmp / "vocab.txt")
         (tmp / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "tokenizer_class": "BertTokenizer"}))
         torch.save({k: v.clone() for k, v in mlm.cls.state_dict().items()}, tmp / "mlm_head.pt")
-        atomic_write_json(tmp / "pretrain_bert.json", summary)
+        atomic_write_json(tmp / OUTPUT_MARKER, summary)
         if out.exists():
             os.replace(out, old)
         os.replace(tmp, out)
@@ -182,6 +184,7 @@ def pretrain_bert(
 
     hf_logging.disable_progress_bar()
 
+    check_output_folder(out, "out", owned_by=OUTPUT_MARKER)  # before any work
     expressions = [e for e in expressions if e and e.strip()]
     if not expressions:
         raise InputError("no expression to pretrain on")
