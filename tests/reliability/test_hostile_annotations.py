@@ -24,7 +24,7 @@ from pycocotools import mask as mask_utils
 from refvos.cli import main
 from refvos.data import build_dataset
 from refvos.errors import DataFormatError
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, train_argv
 
 
 @pytest.fixture(scope="module")
@@ -181,15 +181,23 @@ def test_oversized_annotations_are_refused_before_decoding(roots, tmp_path):
 
 
 # -- DataLoader workers ----------------------------------------------------------------------------
-def test_error_in_a_dataloader_worker_is_the_one_line_error(roots, tmp_path, tiny_checkpoint, capsys):
-    """A frame that is missing on disk is found only when a worker loads it (-j 1): the CLI prints
-    the data set's own one-line error naming the file, not the worker's traceback."""
-    root = _refer_copy(roots, tmp_path)
-    image = sorted((root / "images").rglob("*.png"))[0]
-    image.unlink()
-    argv = ["test", "--dataset", "refcoco", "--refer_data_root", str(root), "--split", "train",
-            "--resume", str(tiny_checkpoint), "--device", "cpu", "-j", "1", "--no-progress",
-            "--output-dir", str(tmp_path / "out")]
+@pytest.mark.parametrize("command", ["test", "train"])
+def test_error_in_a_dataloader_worker_is_the_one_line_error(refcoco_root, tmp_path, tiny_checkpoint, capsys,
+                                                           command):
+    """Images that are missing on disk are found only when a worker loads them (-j 1): the CLI
+    prints the data set's own one-line error naming the file, not the worker's traceback."""
+    root = Path(shutil.copytree(refcoco_root, tmp_path / "refer"))
+    refs = pickle.loads((root / "refcoco" / "refs(unc).p").read_bytes())
+    images = {i["id"]: i["file_name"] for i in json.loads((root / "refcoco" / "instances.json").read_text())["images"]}
+    for image_id in {r["image_id"] for r in refs if r["split"] == "train"}:  # val's stay: train reads one first
+        (root / "images" / "mscoco" / "images" / "train2014" / images[image_id]).unlink()
+    if command == "test":
+        argv = ["test", "--dataset", "refcoco", "--refer_data_root", str(root), "--split", "train",
+                "--resume", str(tiny_checkpoint), "--device", "cpu", "-j", "1", "--no-progress",
+                "--output-dir", str(tmp_path / "out")]
+    else:
+        argv = [*train_argv(root, tmp_path / "runs", "--epochs", "1"), "--workers", "1"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "Traceback" not in err[0] and str(image) in err[0] and "image not found" in err[0], err
+    assert len(err) == 1 and "Traceback" not in err[0] and "image not found" in err[0], err
+    assert re.search(r"COCO_train2014_\d+\.png: image not found", err[0]), err
