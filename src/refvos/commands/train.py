@@ -303,13 +303,14 @@ def run(args: argparse.Namespace) -> int:
         resume = Path(args.resume)
     ckpt = read_checkpoint(resume) if resume is not None else None
     if ckpt is not None:
-        check_training_state(ckpt, str(resume))  # a released or damaged file: before any data is read
+        # a released or damaged file, before any data is read (a weights-only one: when resuming)
+        check_training_state(ckpt, str(resume), complete=False)
     pretrained = read_checkpoint(args.ck_pretrained_refvos) if args.pretrained_refvos and ckpt is None else None
     root = data_root(args)
 
     with du.distributed_mode(args.device) as device:
         if ckpt is not None:
-            old = ckpt["args"]
+            old = ckpt.get("args") or {}
             if old.get("dataset") not in (None, args.dataset):
                 raise InputError(f"--resume {resume} was trained on {old['dataset']}, not --dataset {args.dataset}")
             config_then = config_of(ckpt, str(resume))

@@ -274,15 +274,16 @@ def _check_rng_states(rngs: Any, source: str) -> None:
         set_rng_state(mine)
 
 
-def check_training_state(ckpt: dict[str, Any], source: str) -> None:
+def check_training_state(ckpt: dict[str, Any], source: str, complete: bool = True) -> None:
     """``ckpt`` (a checkpoint as read) can resume a training: a refvos training checkpoint whose
     entries have the types :meth:`Trainer.state` writes. One-line :class:`CheckpointError`
-    naming ``source`` otherwise; values are not trusted further than their types."""
+    naming ``source`` otherwise; values are not trusted further than their types.
+    ``complete=False``: only the entries present are checked (a weights-only file passes)."""
     if ckpt_io.is_released_format(ckpt):
         raise CheckpointError(f"{source} is in the released format (weights only); use it with "
                               "--pretrained_refvos --ck_pretrained_refvos to start a new run")
     missing = [k for k in ("optimizer", "epoch", "step", "iteration", "rng", "args") if k not in ckpt]
-    if missing:
+    if missing and complete:
         raise CheckpointError(f"{source} cannot resume training: it has no {missing} (a weights-only file?)")
 
     def wrong(key: str, expected: str) -> CheckpointError:
@@ -290,14 +291,14 @@ def check_training_state(ckpt: dict[str, Any], source: str) -> None:
                                f"{str(ckpt[key])[:40]!r}")
 
     for key in ("args", "optimizer"):
-        if not isinstance(ckpt[key], dict):
+        if key in ckpt and not isinstance(ckpt[key], dict):
             raise wrong(key, "a dict")
     for key in ("dataset", "vocab_file", "a2d_query", "truncation"):
-        value = ckpt["args"].get(key)
+        value = ckpt.get("args", {}).get(key)
         if value is not None and not isinstance(value, str):
             raise CheckpointError(f"{source}: 'args' entry {key!r} must be a string, found {type(value).__name__}")
     for key in ("epoch", "step", "iteration"):
-        value = ckpt[key]
+        value = ckpt.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise wrong(key, "a non-negative integer")
     if ckpt.get("history") is not None and not (
@@ -309,7 +310,8 @@ def check_training_state(ckpt: dict[str, Any], source: str) -> None:
         raise wrong("best", "None or a dict with a numeric 'value'")
     if "scaler" in ckpt and not isinstance(ckpt["scaler"], dict):
         raise wrong("scaler", "a dict")
-    _check_rng_states(ckpt["rng"], source)
+    if "rng" in ckpt:
+        _check_rng_states(ckpt["rng"], source)
 
 
 def seed_everything(seed: int) -> None:
