@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,6 +57,14 @@ def check_archive(path: str | os.PathLike, source: str) -> None:
     if total > size:
         raise CheckpointError(f"{source}: its records declare {total:,} bytes in all, more than the file's "
                               f"{size:,} (overlapping records); refused")
+
+
+def check_archives_in(folder: str | os.PathLike) -> None:
+    """:func:`check_archive` on every PyTorch file (``*.bin``, ``*.pt``, ``*.pth``) directly in
+    ``folder`` (a ``save_pretrained`` directory), before a library ``torch.load``s it."""
+    for path in sorted(Path(folder).iterdir()):
+        if path.suffix in (".bin", ".pt", ".pth") and path.is_file():
+            check_archive(path, str(path))
 
 
 def _walk(obj: Any, path: str, depth: int, out: list[tuple[str, torch.Tensor]]) -> None:

@@ -292,3 +292,20 @@ def test_train_resume_refuses_damaged_training_state_in_one_line(tmp_path, good,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(path) in err[0] and words in err[0], err
     assert not (tmp_path / "runs").exists()
+
+
+def test_compressed_pytorch_model_bin_in_a_bert_folder_is_refused(tmp_path):
+    """--ck_bert / --bert DIR (save_pretrained layout) whose pytorch_model.bin is a deflate bomb:
+    refused from the zip's directory before transformers' torch.load inflates it."""
+    from refvos.engine.pretrain_bert import load_masked_lm
+    from refvos.modeling.text_encoder import load_pretrained_text_encoder
+    from tests.helpers import TINY_TEXT_CONFIG, deflated_checkpoint
+
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({**TINY_TEXT_CONFIG, "model_type": "bert"}))
+    bomb = deflated_checkpoint(folder / "pytorch_model.bin", tensors=1, elements=1 << 20)
+    for load in (load_pretrained_text_encoder, load_masked_lm):
+        with pytest.raises(CheckpointError) as e:
+            load(folder)
+        assert "\n" not in str(e.value) and str(bomb) in str(e.value) and "is compressed" in str(e.value)

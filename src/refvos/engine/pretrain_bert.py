@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from ..checkpoint_checks import check_archives_in
 from ..data.base import dataset_expressions
 from ..errors import InputError, RefVOSError
 from ..io import atomic_write_json, check_output_folder
@@ -86,6 +87,8 @@ def load_masked_lm(source: str | os.PathLike | None, text_config: dict[str, Any]
         return BertForMaskedLM(bert_config(text_config)), None
     hf_logging.disable_progress_bar()
     path = shipped_minilm_path() if str(source) == SHIPPED_MINILM else source
+    if Path(path).is_dir():
+        check_archives_in(path)  # pytorch_model.bin, mlm_head.pt: no compressed records (see checkpoint_checks)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "some weights newly initialised" is expected for the MLM head
     try:
