@@ -48,14 +48,19 @@ def supported_opsets() -> tuple[int, int]:
     return low, min(high, onnx.defs.onnx_opset_version())
 
 
+def check_opset(opset: int) -> None:
+    """``opset`` is in :func:`supported_opsets`; one-line InputError."""
+    low, high = supported_opsets()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+        raise InputError(f"--opset {opset}: the installed torch and onnx export opsets {low}..{high}")
+
+
 def check_export_arguments(height: int, width: int, opset: int) -> None:
     """``height`` / ``width`` in 16..:data:`MAX_SIDE` and ``opset`` in :func:`supported_opsets`,
     checked before anything is allocated; one-line InputError."""
     if not (16 <= height <= MAX_SIDE and 16 <= width <= MAX_SIDE):
         raise InputError(f"--height/--width must be in 16..{MAX_SIDE}, got {width}x{height}")
-    low, high = supported_opsets()
-    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
-        raise InputError(f"--opset {opset}: the installed torch and onnx export opsets {low}..{high}")
+    check_opset(opset)
 
 
 class SegmentationGraph(nn.Module):
@@ -145,9 +150,7 @@ def export_segmenter(model: nn.Module, path: str | os.PathLike, height: int = 48
 
 def export_text_encoder(model: nn.Module, path: str | os.PathLike, opset: int = DEFAULT_OPSET) -> Path:
     """Write the text graph ``(input_ids, attention_mask) -> text`` (batch symbolic, T fixed)."""
-    low, high = supported_opsets()
-    if not low <= opset <= high:
-        raise InputError(f"--opset {opset}: the installed torch and onnx export opsets {low}..{high}")
+    check_opset(opset)
     path = Path(path)
     graph = TextGraph(model).eval().float()
     t = model.config.max_tokens
