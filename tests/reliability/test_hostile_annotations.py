@@ -201,3 +201,21 @@ def test_error_in_a_dataloader_worker_is_the_one_line_error(refcoco_root, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0] and "image not found" in err[0], err
     assert re.search(r"COCO_train2014_\d+\.png: image not found", err[0]), err
+
+
+@pytest.mark.parametrize("name", ["raw sentence is a list", "RLE counts longer than h*w", "string reMask"])
+def test_cli_test_exits_2_with_one_line(roots, tmp_path, tiny_checkpoint, capsys, name):
+    """The same refusals through `refvos test`: status 2, one line naming the file."""
+    if name in REFCOCO_CASES:
+        refs, instances, file, words, _ = REFCOCO_CASES[name]
+        root, flags = _refer_copy(roots, tmp_path, refs, instances), ["--dataset", "refcoco", "--refer_data_root"]
+    else:
+        write, words, _ = A2D_CASES[name]
+        (root, h5), flags = _a2d_copy(roots, tmp_path, write), ["--dataset", "a2d", "--a2d_root"]
+        file = re.escape(str(h5))
+    argv = ["test", *flags, str(root), "--split", "train", "--resume", str(tiny_checkpoint), "--device", "cpu",
+            "--no-progress", "--output-dir", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("refvos test: error: "), err
+    assert re.search(file, err[0]) and re.search(words, err[0]), err
