@@ -132,8 +132,10 @@ class Predictor:
             afterwards are not seen by a predictor with folded BN.
         compile: ``torch.compile`` the segmentation network (inductor, ``freezing``; one graph
             per image size): ``True`` from the first call, ``False`` never, ``"auto"`` for an
-            image size once :data:`refvos.compiling.AUTO_COMPILE_AFTER_FRAMES` frames of it have
-            run (long videos, a warm server), where its compile time pays back.
+            image size only where the measured eager time of the frames still to come, times the
+            expected saving, exceeds the compile time (see :mod:`refvos.compiling`; a video's
+            length is known from ``iter_video_all``'s ``frames`` or ``total_frames``).
+            :meth:`warm_up` compiles given sizes at once and then compiles nothing more.
             :meth:`compile_report` gives the time compiling took; a failure falls back to eager
             with a warning.
     """
@@ -208,6 +210,23 @@ class Predictor:
         """The precision choice (and its measured reason) and the compile report, for JSON output."""
         return {"device": str(self.device), "precision": self.precision_choice.to_json(),
                 "compile": self.compile_report()}
+
+    def warm_up(self, sizes: Iterable[tuple[int, int]], batch_sizes: Iterable[int] = (1, 4)) -> None:
+        """Compile the network now for processed pictures of each ``(height, width)`` in ``sizes``
+        (batches of each of ``batch_sizes`` frames, one expression), then compile nothing more:
+        other shapes run eagerly (what ``refvos serve --warmup`` does before it serves)."""
+        self.runner.compile = True
+        text = torch.zeros(1, self.model.config.text_dim, device=self.device)
+        with torch.inference_mode():
+            for h, w in sizes:
+                for b in batch_sizes:
+                    x = torch.zeros(b, 3, h, w, device=self.device)
+                    if self.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    features = self.encode_images(x)
+                    self.decode(features, text, tuple(features.shape[-2:]))
+                    self.decode(features, text, (h, w))
+        self.runner.freeze()
 
     # -- pre / post processing -------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
@@ -296,27 +315,41 @@ class Predictor:
             yield rgb, p.mask, p.score
 
     def iter_video_all(
-        self, frames: Iterable[ImageLike], expressions: str | Sequence[str], batch_size: int = 4
+        self, frames: Iterable[ImageLike], expressions: str | Sequence[str], batch_size: int = 4,
+        total_frames: int | None = None,
     ) -> Iterator[tuple[np.ndarray, list[Prediction]]]:
         """Yield ``(frame RGB uint8 (H, W, 3), [Prediction per expression])`` per frame, in order.
 
         Each expression is encoded once for the whole video; frames run in batches of
         ``batch_size`` (the backbone once per batch, the head once per expression on it); frames
         are read ahead in a thread. Nothing is kept after a frame is yielded, so memory stays flat
-        in the video's length."""
+        in the video's length; the network's logits stay at its head's resolution and are
+        upsampled to the frame's size one frame and one expression at a time (a batch of 8000 x
+        8000 frames never holds float logits at full size for every expression).
+        ``total_frames``: how many frames are coming when ``frames`` has no ``len`` (used by
+        ``compile="auto"`` to judge whether compiling pays back; None: unknown)."""
         expressions = _expression_list(expressions)
-        for rgb, logits in self._video_logits(frames, expressions, batch_size):
-            masks = foreground_mask(logits)
-            yield rgb, [prediction(e, m, lg) for e, m, lg in zip(expressions, masks, logits)]
+        for rgb, head in self._video_logits(frames, expressions, batch_size, total_frames):
+            size = rgb.shape[:2]
+            results = []
+            for expression, small in zip(expressions, head):  # one full-size logit map at a time
+                logits = upsample_logits(small, size)
+                results.append(prediction(expression, foreground_mask(logits[None])[0], logits))
+                del logits
+            yield rgb, results
 
     def _video_logits(
-        self, frames: Iterable[ImageLike], expressions: list[str], batch_size: int
+        self, frames: Iterable[ImageLike], expressions: list[str], batch_size: int, total_frames: int | None = None
     ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-        """``(frame, float logits (N expressions, 2, H, W))`` per frame."""
+        """``(frame, float head logits (N expressions, 2, h, w))`` per frame, at the resolution of
+        the network's head (a stride-8 map of the processed picture), never at the frame's size."""
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         from .video import prefetch
 
+        if total_frames is None and hasattr(frames, "__len__"):
+            total_frames = len(frames)  # type: ignore[arg-type]
+        self.runner.expect_frames(total_frames)
         with torch.inference_mode():
             text = self.encode_expressions(expressions)  # (N, D): once per video
         batch: list[np.ndarray] = []
@@ -335,12 +368,21 @@ class Predictor:
 
     @torch.inference_mode()
     def _batch_logits(self, batch: list[np.ndarray], text: torch.Tensor) -> torch.Tensor:
+        """Head logits ``(B, N, 2, h, w)`` (float, at the features' resolution) of a batch of
+        frames for N sentence vectors ``text (N, D)``."""
         features = self.encode_images(torch.cat([self.preprocess(rgb) for rgb in batch]))
-        size = batch[0].shape[:2]
+        size = tuple(features.shape[-2:])  # decode's upsampling to its own size is the identity
         return torch.stack([self.decode(features, vector[None], size) for vector in text], dim=1)
 
     def _run_batch(self, batch: list[np.ndarray], text: torch.Tensor) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         yield from zip(batch, self._batch_logits(batch, text))
+
+
+def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Float logits ``(2, h, w)`` -> ``(2, *size)``, bilinear with ``align_corners=False`` (what
+    :meth:`~refvos.modeling.refvos.Segmenter.decode` does, here for one frame and one expression)."""
+    with torch.inference_mode():
+        return F.interpolate(logits[None].float(), size=tuple(size), mode="bilinear", align_corners=False)[0]
 
 
 def _expression_list(expressions: str | Sequence[str]) -> list[str]:
