@@ -128,10 +128,10 @@ class SegmenterRunner:
         """Whether images of ``size`` run compiled."""
         if self.compile is False or self.fallback is not None:
             return False
-        if size not in self._hot_images and not self.frozen:
-            if self.compile is True or self._worth_compiling(size):
-                self._compile()
-                self._hot_images.add(size)
+        if size not in self._hot_images and not self.frozen and (
+                self.compile is True or self._worth_compiling(size)):
+            self._compile()
+            self._hot_images.add(size)
         return size in self._hot_images
 
     def _call(self, compiled: Callable, eager: Callable, key: tuple, *args):
