@@ -103,9 +103,6 @@ def frame_sizes(img, source: str, max_frames: int, data: bytes | None = None) ->
 
     from PIL import Image
 
-    def too_many() -> InputError:
-        return InputError(f"{source} has more than {max_frames} frames (the limit); trim it first")
-
     if img.format == "GIF":
         if data is None:
             img.fp.seek(0)
@@ -113,7 +110,7 @@ def frame_sizes(img, source: str, max_frames: int, data: bytes | None = None) ->
         sizes = _gif_sizes(data, max_frames + 1)
         if sizes:
             if len(sizes) > max_frames:
-                raise too_many()
+                raise too_many_frames(source, max_frames)
             return sizes
     sizes = []
     try:
@@ -128,7 +125,7 @@ def frame_sizes(img, source: str, max_frames: int, data: bytes | None = None) ->
                     break
                 sizes.append((img.width, img.height))
                 if len(sizes) > max_frames:
-                    raise too_many()
+                    raise too_many_frames(source, max_frames)
             img.seek(0)
     except InputError:
         raise
@@ -137,6 +134,11 @@ def frame_sizes(img, source: str, max_frames: int, data: bytes | None = None) ->
     except PIL_ERRORS as e:
         raise InputError(f"{source} frame {len(sizes)} is truncated or corrupt: {_pil_message(e)}") from e
     return sizes
+
+
+def too_many_frames(source: str, max_frames: int) -> InputError:
+    return InputError(f"{source} has {max_frames + 1} or more frames, more than the limit of {max_frames}; "
+                      "trim it first")
 
 
 def _pil_message(e: BaseException) -> str:
@@ -169,7 +171,7 @@ def pil_frames(img, source: str, max_pixels: int, max_frames: int | None = None)
                         raise
                     return
                 if max_frames is not None and i >= max_frames:
-                    raise InputError(f"{source} has more than {max_frames} frames (the limit); trim it first")
+                    raise too_many_frames(source, max_frames)
                 check_pixels(img.width, img.height, f"{source} frame {i}", max_pixels)
                 img.load()
         except InputError:
@@ -262,7 +264,7 @@ def video_file_frames(file: Path | bytes, source: str, max_pixels: int, suffix: 
         try:
             for i, frame in enumerate(iio.imiter(file, plugin=plugin, extension=suffix or None)):
                 if max_frames is not None and i >= max_frames:
-                    raise InputError(f"{source} has more than {max_frames} frames (the limit); trim it first")
+                    raise too_many_frames(source, max_frames)
                 frame = np.asarray(frame)
                 check_pixels(frame.shape[1], frame.shape[0], f"{source} frame {i}", max_pixels)
                 yield np.ascontiguousarray(frame[:, :, :3]) if frame.ndim == 3 else np.repeat(frame[:, :, None], 3, 2)
