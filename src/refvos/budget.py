@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from .errors import InputError
 
 MAX_EXPRESSION_CHARS = 1000  # longest expression a server or the demo accepts
-DEFAULT_MAX_WORK = 120_000_000  # pixels of work per request (see the module's docstring)
+# pixels of work per request: about 28 frames of 1024 x 1024 with one expression, or 48 frames of
+# 640 x 640 with two (refvos_lite runs about a frame of 1024 x 1024 a second on a server CPU)
+DEFAULT_MAX_WORK = 60_000_000
 
 
 class WorkBudgetError(InputError):

@@ -140,7 +140,7 @@ def test_frames_are_counted_by_seeking_to_the_cap_never_n_frames(monkeypatch):
 
 def test_request_over_the_work_budget_is_refused_before_decoding(monkeypatch):
     """48 frames of 1024 x 1024 (a 128 kB GIF) with 8 expressions: refused from the headers,
-    saying the budget and the work asked; with one expression it is within the default budget."""
+    saying the budget and the work asked; with one expression it is within a budget of 120 million."""
     import refvos.serve.decoding
     from refvos.budget import WorkBudgetError
 
@@ -151,10 +151,10 @@ def test_request_over_the_work_budget_is_refused_before_decoding(monkeypatch):
     monkeypatch.setattr(refvos.serve.decoding, "pil_frames", no_decoding)
     frames = decode_upload(data, "big.gif", Limits(max_size=1024))
     with pytest.raises(WorkBudgetError, match=r"big\.gif: 48 frames of 1024x1024 with 8 expressions is "
-                                              r"452,984,832 pixels of work, more than the budget of 120,000,000") as e:
+                                              r"452,984,832 pixels of work, more than the budget of 60,000,000") as e:
         frames.check_work(Limits(max_size=1024), 8)
-    assert (e.value.budget, e.value.asked) == (120_000_000, 48 * 1024 * 1024 * 9)
-    frames.check_work(Limits(max_size=1024), 1)
+    assert (e.value.budget, e.value.asked) == (60_000_000, 48 * 1024 * 1024 * 9)
+    frames.check_work(Limits(max_size=1024, max_work=120_000_000), 1)
     # the decoded pixels count too: 48 frames of 4000 x 4000 are over budget at any --max-size
     with pytest.raises(WorkBudgetError, match=r"processed at 64x64"):
         decode_upload(flat_gif(48, 4000, 4000), "huge.gif", Limits(max_size=64)).check_work(Limits(max_size=64), 1)

@@ -314,10 +314,10 @@ def test_torch_compile_never_runs_inside_a_request(model, monkeypatch):
 
 @pytest.mark.slow
 def test_largest_request_within_the_budget_raises_peak_memory_by_less_than_1gb():
-    """In a fresh process, at --max-size 1024 with a budget of 30 million pixels of work: 12 frames
-    of 1024 x 1024 with one expression (25 million, within it) are answered, streamed frame by
-    frame, and the peak RSS rises by less than 1 GB; with 8 expressions the same upload is refused
-    (413)."""
+    """In a fresh process, at --max-size 256 with a budget of 15 million pixels of work: 12 frames
+    of 1024 x 1024 with one expression (12.8 million, within it) are answered, streamed frame by
+    frame, and the peak RSS rises by less than 1 GB; with 8 expressions (18.9 million) the same
+    upload is refused (413)."""
     import subprocess
     import sys
     import textwrap
@@ -329,7 +329,7 @@ def test_largest_request_within_the_budget_raises_peak_memory_by_less_than_1gb()
         sys.path.insert(0, sys.argv[1])
         from refvos.serve import Limits, make_server
         from tests.helpers import flat_gif, make_tiny_model, png_bytes, post_files
-        srv = make_server(make_tiny_model().eval(), "127.0.0.1", 0, Limits(max_size=1024, max_work=30_000_000),
+        srv = make_server(make_tiny_model().eval(), "127.0.0.1", 0, Limits(max_size=256, max_work=15_000_000),
                           device="cpu", precision="fp32")
         srv.start()
         assert post_files(srv.url, [("image", "p.png", png_bytes()), ("expression", "", "x")])[0] == 200

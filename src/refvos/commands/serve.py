@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-work", type=int, default=d.max_work,
                         help="work budget per request in pixels: frames x (pixels + expressions x pixels after "
                              "the --max-size downscale), read from the headers before decoding; more is refused "
-                             f"with 413 (default {d.max_work:,}: about 48 frames of 1024x1024 with one expression)")
+                             f"with 413 (default {d.max_work:,}: about 28 frames of 1024x1024 with one expression)")
     parser.add_argument("--warmup", action="append", default=[], type=size_arg, metavar="HxW",
                         help="torch.compile the network at start for pictures processed at this size (repeatable; "
                              "a picture's size after --max-size). Never compiled during a request: other sizes "
