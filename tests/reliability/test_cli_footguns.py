@@ -185,3 +185,14 @@ def test_out_dir_with_foreign_files_is_refused(tmp_path, tiny_checkpoint, capsys
                  "--video", str(video)]) == 2
     assert "holds files refvos predict did not write (notes.txt)" in one_error_line(capsys)
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_full_disk_under_the_run_lock_is_one_error(tmp_path):
+    """The lock file on a full device (/dev/full: every write fails with ENOSPC): one InputError."""
+    from refvos.errors import InputError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK_NAME).symlink_to("/dev/full")
+    with pytest.raises(InputError, match=r"cannot write the run lock .*: No space left on device"), run_lock(run):
+        pass
