@@ -20,6 +20,7 @@ predict`` and ``refvos serve`` all run this one path.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from torch.nn import functional as F
 
 from .compiling import SegmenterRunner, check_compile
 from .errors import InputError
-from .imaging import load_image, to_tensor
+from .imaging import IMAGENET_MEAN, IMAGENET_STD, load_image, to_tensor
 from .modeling import RefVOS
 from .modeling.surgery import fold_batchnorm
 from .postprocess import foreground_mask
@@ -75,6 +76,30 @@ def prediction(expression: str, mask: torch.Tensor, logits: torch.Tensor) -> Pre
     return Prediction(expression, mask_np, score, area, mask_box(mask_np))
 
 
+SCORE_ROWS = 256  # rows of a full-size logit difference turned into probabilities at a time
+
+
+def upsampled_prediction(expression: str, logits: torch.Tensor, size: tuple[int, int]) -> Prediction:
+    """:func:`prediction` of head logits ``(2, h, w)`` upsampled to ``size`` (bilinear,
+    ``align_corners=False``, as :meth:`~refvos.modeling.refvos.Segmenter.decode`), holding one
+    float map at full size at a time (each channel is upsampled alone, the difference taken in
+    place): the mask ``logit1 - logit0 > 0`` is ``logit1 > logit0`` exactly."""
+    with torch.inference_mode():
+        logits = logits[None].float()
+        diff = F.interpolate(logits[:, 1:2], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
+        diff.sub_(F.interpolate(logits[:, 0:1], size=tuple(size), mode="bilinear", align_corners=False)[0, 0])
+        mask = diff > 0
+        area = int(mask.sum())
+        total = 0.0
+        if area:
+            for r in range(0, diff.shape[0], SCORE_ROWS):  # sigmoid of the masked values, a band at a time
+                rows = slice(r, r + SCORE_ROWS)
+                total += float(torch.sigmoid(diff[rows][mask[rows]]).double().sum())
+        del diff
+        mask_np = mask.cpu().numpy()
+    return Prediction(expression, mask_np, total / area if area else 0.0, area, mask_box(mask_np))
+
+
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """Inclusive bounding box ``(x0, y0, x1, y1)`` of a bool mask, None when empty."""
     ys, xs = np.nonzero(mask)
@@ -82,6 +107,10 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
 
+
+# a video batch holds at most this many pixels of frames (4 frames of 2048 x 2048): frames of
+# 8000 x 8000 run one at a time
+BATCH_PIXELS = 4 * 2048 * 2048
 
 # the long side of the calibration input of precision="auto" (see :func:`refvos.runtime.choose_precision`)
 CALIBRATION_SIDE = 320
@@ -231,12 +260,15 @@ class Predictor:
     # -- pre / post processing -------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 ``(H, W, 3)`` -> normalised ``(1, 3, h, w)`` on the device (h, w capped by max_size)."""
-        x = to_tensor(image)[None]
-        h, w = x.shape[-2:]
-        if self.max_size is not None and max(h, w) > self.max_size:
+        h, w = image.shape[:2]
+        if self.max_size is None or max(h, w) <= self.max_size:
+            x = to_tensor(image)[None]
+        else:  # scaled in [0, 1], then normalised: one float copy of a big frame, not three
             scale = self.max_size / max(h, w)
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+            x = x.sub_(torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).div_(torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
@@ -330,13 +362,8 @@ class Predictor:
         ``compile="auto"`` to judge whether compiling pays back; None: unknown)."""
         expressions = _expression_list(expressions)
         for rgb, head in self._video_logits(frames, expressions, batch_size, total_frames):
-            size = rgb.shape[:2]
-            results = []
-            for expression, small in zip(expressions, head):  # one full-size logit map at a time
-                logits = upsample_logits(small, size)
-                results.append(prediction(expression, foreground_mask(logits[None])[0], logits))
-                del logits
-            yield rgb, results
+            size = rgb.shape[:2]  # one full-size logit map at a time
+            yield rgb, [upsampled_prediction(e, small, size) for e, small in zip(expressions, head)]
 
     def _video_logits(
         self, frames: Iterable[ImageLike], expressions: list[str], batch_size: int, total_frames: int | None = None
@@ -353,7 +380,13 @@ class Predictor:
         with torch.inference_mode():
             text = self.encode_expressions(expressions)  # (N, D): once per video
         batch: list[np.ndarray] = []
-        for rgb in prefetch((load_image(f) for f in frames), depth=batch_size):
+        decoded = (load_image(f) for f in frames)
+        first = next(decoded, None)
+        if first is None:
+            return
+        # big frames run in smaller batches, read ahead less: at most BATCH_PIXELS in a batch
+        batch_size = max(1, min(batch_size, BATCH_PIXELS // (first.shape[0] * first.shape[1])))
+        for rgb in itertools.chain([first], prefetch(decoded, depth=batch_size)):
             if batch and rgb.shape != batch[0].shape:
                 raise InputError(
                     f"video frames differ in size: {batch[0].shape[1]}x{batch[0].shape[0]} then "
@@ -376,13 +409,6 @@ class Predictor:
 
     def _run_batch(self, batch: list[np.ndarray], text: torch.Tensor) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         yield from zip(batch, self._batch_logits(batch, text))
-
-
-def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Float logits ``(2, h, w)`` -> ``(2, *size)``, bilinear with ``align_corners=False`` (what
-    :meth:`~refvos.modeling.refvos.Segmenter.decode` does, here for one frame and one expression)."""
-    with torch.inference_mode():
-        return F.interpolate(logits[None].float(), size=tuple(size), mode="bilinear", align_corners=False)[0]
 
 
 def _expression_list(expressions: str | Sequence[str]) -> list[str]:

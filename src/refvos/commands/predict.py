@@ -139,12 +139,19 @@ def _mask_image(mask):
 GIF_MAX_SIDE = 480  # overlaid GIF frames are scaled down to this long side (masks stay full size)
 
 
-def _gif_frame(picture):
-    if max(picture.size) <= GIF_MAX_SIDE:
-        return picture
-    picture = picture.copy()
-    picture.thumbnail((GIF_MAX_SIDE, GIF_MAX_SIDE))
-    return picture
+def _gif_scaled(rgb, masks):
+    """A frame and its masks scaled to the overlaid GIF's size (long side at most
+    :data:`GIF_MAX_SIDE`), so an overlay never works on an 8000 x 8000 picture."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    if max(h, w) <= GIF_MAX_SIDE:
+        return rgb, masks
+    scale = GIF_MAX_SIDE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR, reducing_gap=2.0))
+    return small, [np.asarray(Image.fromarray(m).resize(size, Image.NEAREST)) for m in masks]
 
 
 @contextlib.contextmanager
@@ -295,14 +302,15 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
         for rgb, results in predictor.iter_video_all(decoded_frames(), expressions, batch_size=VIDEO_BATCH,
                                                      total_frames=total):
             name = names.popleft()
+            small, small_masks = _gif_scaled(rgb, [r.mask for r in results])
             for i, r in enumerate(results):
                 save_image(_mask_image(r.mask), stage / subdirs[i] / "masks" / f"{name}.png")
-                picture = overlay(rgb, r.mask, color=fills[i](rgb, r.mask))
-                writers[i].add(caption(_gif_frame(picture), expressions[i]))
+                picture = overlay(small, small_masks[i], color=fills[i](small, small_masks[i]))
+                writers[i].add(caption(picture, expressions[i]))
                 per_frame[i].append({"frame": name, "area": r.area,
                                      "box": list(r.box) if r.box is not None else None,
                                      "score": round(r.score, 6)})
-            del rgb, results
+            del rgb, results, small, small_masks
         gifs.close()  # the GIFs complete before the swap
 
     results_doc = []
