@@ -195,13 +195,18 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
     return frames
 
 
-def read_video_frames(path: str | os.PathLike) -> Iterator:
+def read_video_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator:
     """Frames of a folder (paths) or of a video file (RGB arrays). GIF is read with Pillow; other
-    containers need imageio with an ffmpeg plugin and give a clear error without it."""
+    containers need imageio with an ffmpeg plugin and give a clear error without it. More than
+    ``max_frames`` frames (None: no cap) is an :class:`InputError` when the frame after the cap
+    is reached."""
 
     path = Path(path)
     if path.is_dir():
-        yield from list_frames(path)
+        frames = list_frames(path)
+        if max_frames is not None and len(frames) > max_frames:
+            raise too_many_frames(f"video {path}", max_frames)
+        yield from frames
         return
     if not path.is_file():
         raise InputError(f"video {path} does not exist")
@@ -213,7 +218,7 @@ def read_video_frames(path: str | os.PathLike) -> Iterator:
         )
     from .imaging import MAX_PIXELS
 
-    yield from video_file_frames(path, f"video {path}", MAX_PIXELS)
+    yield from video_file_frames(path, f"video {path}", MAX_PIXELS, max_frames=max_frames)
 
 
 def video_file_frames(file: Path | bytes, source: str, max_pixels: int, suffix: str = "",
