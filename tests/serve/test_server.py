@@ -74,7 +74,6 @@ def test_security_headers_on_pages_and_errors(server):
 @pytest.mark.parametrize("head", [
     b"Content-Length: 5\r\nContent-Length: 7\r\n",  # conflicting lengths (h11 refuses)
     b"Content-Length: 5\r\ncontent-length: 5\r\n",  # repeated, equal (the protocol refuses)
-    b"Content-Length: 5, 5\r\n",  # repeated as a list in one header (h11 merges it; refused)
     b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",  # smuggling shape (the app refuses)
     b"X-Bad Header: 1\r\n",  # malformed header line (h11 refuses)
 ])
@@ -83,6 +82,17 @@ def test_framing_tricks_get_json_400(server, head):
     assert status == 400 and headers["content-type"].startswith("application/json")
     assert json.loads(body)["status"] == 400
     check_security_headers(headers)
+
+
+@pytest.mark.parametrize("lengths", [b"{n}, {n}", b"{n},{n}", b"{n}\r\nContent-Length: {n}"])
+def test_repeated_content_length_is_refused_even_when_the_body_is_valid(server, lengths):
+    """``Content-Length: 18, 18`` (h11 merges equal values into one) is refused as documented,
+    with a body the server would otherwise answer."""
+    body = json.dumps({"image": base64.b64encode(png_bytes()).decode(), "expression": "x"}).encode()
+    head = lengths.replace(b"{n}", str(len(body)).encode())
+    status, headers, reply = raw(server, b"POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                         b"Content-Type: application/json\r\nContent-Length: " + head + b"\r\n\r\n" + body)
+    assert status == 400 and "repeated Content-Length" in json.loads(reply)["error"]
 
 
 def test_host_and_origin_checks(server):
