@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from .budget import MAX_EXPRESSION_CHARS
 from .errors import InputError, RefVOSError
 
 MAX_VIDEO_FRAMES = 96  # a Space is a shared machine: longer videos are refused
@@ -180,14 +179,13 @@ def build_interface(predictor: Any):
         gr.Markdown("# refvos\nDescribe one object in a sentence; see its mask (RefVOS, Bellver et al. 2020).")
         with gr.Tab("Image"):
             image = gr.Image(type="numpy", label="image")
-            expression = gr.Textbox(label="expression", placeholder="the man on the left",
-                                    max_length=MAX_EXPRESSION_CHARS)
+            expression = gr.Textbox(label="expression", placeholder="the man on the left")
             button = gr.Button("Segment")
             shown, mask, summary = gr.Image(label="overlay"), gr.Image(label="mask"), gr.Textbox(label="result")
             button.click(on_image, [image, expression], [shown, mask, summary])
         with gr.Tab("Video"):
             video = gr.Video(label="video")
-            v_expression = gr.Textbox(label="expression", max_length=MAX_EXPRESSION_CHARS)
+            v_expression = gr.Textbox(label="expression")
             v_button = gr.Button("Segment")
             v_out = gr.Image(label="overlay (GIF)", type="filepath")
             v_button.click(on_video, [video, v_expression], [v_out])
