@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -266,7 +267,9 @@ class Predictor:
         else:  # scaled in [0, 1], then normalised: one float copy of a big frame, not three
             scale = self.max_size / max(h, w)
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
-            x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
+            with warnings.catch_warnings():  # a read-only frame is only read: .float() copies it
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+                x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
             x = x.sub_(torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).div_(torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         x = x.to(self.device)
