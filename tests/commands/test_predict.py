@@ -413,3 +413,16 @@ def test_a_failed_allocation_is_one_line_and_status_2(tmp_path, tiny_checkpoint)
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "out of memory" in err[0] and "Traceback" not in proc.stderr, err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("defect", ["compression", "width"])
+def test_video_with_a_corrupt_second_tiff_page_is_one_line(tmp_path, tiny_checkpoint, capsys, defect):
+    """A 2-page TIFF (named .gif: read by its content) whose second page has an unknown
+    compression or no width: one line naming the frame, status 2, no output folder."""
+    from tests.helpers import tiff_with_bad_second_page
+
+    clip = tmp_path / "clip.gif"
+    clip.write_bytes(tiff_with_bad_second_page(defect))
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--video", clip, "-e", "x", "--out-dir", tmp_path / "o")
+    assert "frame 1 is truncated or corrupt" in line
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
