@@ -14,7 +14,8 @@
 - RefVOS's annotation files beside the repository: :func:`shared_dataset_file`.
 - Bad (and odd-but-valid) inputs for the reliability and serve tests: constant, truncated or
   oddly-moded pictures, frame folders, GIF / TIFF bombs (:func:`gif_with_huge_second_frame`,
-  :func:`tiff_pages`), and :func:`tree` (the files under a folder).
+  :func:`tiff_pages`, :func:`many_page_tiff`, :func:`flat_gif`), corrupt TIFF pages
+  (:func:`tiff_with_bad_second_page`), and :func:`tree` (the files under a folder).
 - Checkpoint bombs: :func:`deflated_checkpoint` (a torch zip of a few MB whose deflated records
   inflate to gigabytes of zeros).
 - A ``refvos serve`` server started and stopped around a block: :func:`running_server`; an
@@ -337,6 +338,54 @@ def deflated_checkpoint(path: Path, tensors: int = 2, elements: int = 1 << 28) -
                 records.append((info.filename, 0, data, len(data), zlib.crc32(data)))
     path.write_bytes(_zip_archive(records))
     return path
+
+
+def tiff_with_bad_second_page(defect: str) -> bytes:
+    """A 2-page 8x8 TIFF whose second page has an unknown compression (``defect="compression"``)
+    or no width tag (``"width"``): Pillow raises KeyError / TypeError on it, not OSError."""
+    import io
+
+    import tifffile
+
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf) as tif:
+        for _ in range(2):
+            tif.write(np.zeros((8, 8), np.uint8))
+    data = bytearray(buf.getvalue())
+    first = struct.unpack_from("<I", data, 4)[0]
+    second = struct.unpack_from("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0])[0]
+    for i in range(struct.unpack_from("<H", data, second)[0]):
+        entry = second + 2 + 12 * i
+        tag = struct.unpack_from("<H", data, entry)[0]
+        if defect == "compression" and tag == 259:
+            struct.pack_into("<H", data, entry + 8, 12345)
+        if defect == "width" and tag == 256:
+            struct.pack_into("<H", data, entry, 65000)  # an unknown private tag instead
+    return bytes(data)
+
+
+def many_page_tiff(pages: int) -> bytes:
+    """A TIFF of ``pages`` one-pixel pages (Pillow's ``n_frames`` is quadratic in their number)."""
+    import io
+
+    import tifffile
+
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf) as tif:
+        for _ in range(pages):
+            tif.write(np.zeros((1, 1), np.uint8), contiguous=False)
+    return buf.getvalue()
+
+
+def flat_gif(frames: int, h: int, w: int) -> bytes:
+    """An animated GIF of ``frames`` flat frames of ``h x w`` (alternating colours, so none is
+    merged): a few kB that decode to ``frames * h * w`` pixels."""
+    pictures = [Image.new("P", (w, h), i % 2) for i in range(frames)]
+    for p in pictures:
+        p.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+    buf = io.BytesIO()
+    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    return buf.getvalue()
 
 
 @contextlib.contextmanager

@@ -113,3 +113,83 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out", inputs: 
         raise InputError(f"{option} {path} is a folder that is not empty and is not an output of this command "
                          f"(no {owned_by}); it would be replaced: choose a new folder")
     return path
+
+
+def _lock_dir(path: Path, wait: bool) -> int | None:
+    """An open descriptor of folder ``path`` holding an exclusive ``flock`` (released when the
+    process ends, even killed), or None when another process holds it (``wait=False``)."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def clean_stale_staging(target: str | os.PathLike) -> list[Path]:
+    """Remove the hidden staging folders ``.<name>.*.tmp`` beside folder ``target`` that a killed
+    :func:`staged_folder` left (no live process holds their lock); a previous ``target`` moved
+    aside by a swap that was killed half-way is put back first when ``target`` is missing.
+    Returns the folders removed."""
+    import shutil
+
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    removed = []
+    for path in sorted(target.parent.glob(f".{target.name}.*.tmp"), key=lambda p: not p.name.endswith(".old.tmp")):
+        if path.is_symlink() or not path.is_dir():
+            continue
+        try:
+            fd = _lock_dir(path, wait=False)
+        except OSError:
+            continue
+        if fd is None:  # a run in progress
+            continue
+        try:
+            if path.name.endswith(".old.tmp") and not target.exists():
+                os.rename(path, target)
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | os.PathLike) -> Iterator[Path]:
+    """A hidden staging folder beside folder ``target`` to write a whole result into; when the
+    block ends without an error it replaces ``target`` whole (two renames: the previous ``target``
+    aside, the staging folder in its place; then the previous one is removed), so ``target``
+    never holds a mix of two runs. On an error the staging folder is removed and ``target`` left
+    as it was. Staging folders left by killed runs are cleaned first
+    (:func:`clean_stale_staging`); a live run's folders are locked against that."""
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_staging(target)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    fds = [_lock_dir(stage, wait=True)]
+    old = None
+    try:
+        yield stage
+        if target.exists():
+            fds.append(_lock_dir(target, wait=True))  # locked while it is aside
+            old = stage.with_name(stage.name[: -len(".tmp")] + ".old.tmp")
+            os.rename(target, old)
+        os.rename(stage, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        if old is not None and old.exists() and not target.exists():
+            os.rename(old, target)  # the swap failed half-way: the previous result back
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -246,3 +246,82 @@ def test_every_writing_command_checks_its_output_first(tmp_path, tiny_checkpoint
     one_error_line(capsys)
     assert (tmp_path / "f.txt").read_text() == "keep" and ckpt.read_bytes() == tiny_checkpoint.read_bytes()
     assert not any((tmp_path / "folder").iterdir())
+
+
+def _outputs(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("kill_at", [1, 2])
+def test_sigkill_during_the_final_move_leaves_no_mix_and_the_next_run_cleans_up(tmp_path, tiny_checkpoint, kill_at):
+    """``predict --out-dir`` killed (SIGKILL) when it moves its result into place, at the first or
+    second rename into the folder: the folder holds the previous run's files only (or is being
+    swapped: then the next run puts the previous one back), and the next run removes the hidden
+    staging folders and writes a whole new result."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "out"
+    old_video = frames_folder(tmp_path / "old", [(32, 40)] * 3)
+    new_video = frames_folder(tmp_path / "new", [(32, 40)] * 4)
+    base = ["predict", "--checkpoint", str(tiny_checkpoint), "-e", "x", "--out-dir", str(out), "--max-size", "32",
+            "--precision", "fp32", "--compile", "off"]
+    assert main([*base, "--video", str(old_video)]) == 0
+    previous = _outputs(out)
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from pathlib import Path
+        out, kill_at = Path(sys.argv[1]).resolve(), int(sys.argv[2])
+        moves = [0]
+        def killing(real):
+            def move(src, dst, *a, **k):
+                dst = Path(dst).resolve()
+                if dst == out or out in dst.parents:
+                    moves[0] += 1
+                    if moves[0] == kill_at:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                return real(src, dst, *a, **k)
+            return move
+        os.replace, os.rename = killing(os.replace), killing(os.rename)
+        from refvos.cli import main
+        sys.exit(main(sys.argv[3:]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, str(out), str(kill_at), *base, "--video", str(new_video)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": f"{repo / 'src'}:{repo}"})
+    new_names = [f"{i:05d}.png" for i in range(4)]
+    if proc.returncode == 0:  # fewer renames into the folder than kill_at: the whole new result
+        assert sorted(p.name for p in (out / "expr_0" / "masks").iterdir()) == new_names
+    else:
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+        assert not out.exists() or _outputs(out) == previous  # never a mix of two runs
+    assert main([*base, "--video", str(new_video)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left
+    assert sorted(p.name for p in (out / "expr_0" / "masks").iterdir()) == new_names
+
+
+def test_out_dir_with_foreign_files_is_refused(tmp_path, tiny_checkpoint, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    video = frames_folder(tmp_path / "v", [(32, 40)] * 2)
+    assert main(["predict", "--checkpoint", str(tiny_checkpoint), "-e", "x", "--out-dir", str(out),
+                 "--video", str(video)]) == 2
+    assert "holds files refvos predict did not write (notes.txt)" in one_error_line(capsys)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_full_disk_under_the_run_lock_is_one_error(tmp_path):
+    """The lock file on a full device (/dev/full: every write fails with ENOSPC): one InputError."""
+    from refvos.errors import InputError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK_NAME).symlink_to("/dev/full")
+    with pytest.raises(InputError, match=r"cannot write the run lock .*: No space left on device"), run_lock(run):
+        pass

@@ -476,6 +476,7 @@ def evaluate(
     choice = agree_across_ranks(choose_precision(precision, device, workload))
     runner = _Runner(net, device, choice.precision, compile)
     indices = shard_indices(dataset, rank, world)
+    runner.segmenter.expect_frames(len(indices))  # compile="auto" weighs the compile time against these
     loader = DataLoader(
         _Indexed(dataset, indices), batch_size=1, shuffle=False, num_workers=workers,
         collate_fn=_first, pin_memory=device.type == "cuda",
