@@ -25,7 +25,7 @@ def test_video_overlay_colour_does_not_flicker(tmp_path, monkeypatch, capsys):
     half = np.zeros((20, 24), bool)
     half[:, :12] = True
 
-    def left_halves(self, frames, expressions, batch_size=None):
+    def left_halves(self, frames, expressions, batch_size=None, total_frames=None):
         for rgb in frames:
             mask = torch.from_numpy(half)
             yield rgb, [prediction(e, mask, torch.stack([torch.zeros(mask.shape), mask.float()]))

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from refvos.predictor import Predictor
+from refvos.serve.decoding import Frames
 from refvos.serve.parsing import SegmentRequest
 from refvos.serve.render import render
 from tests.helpers import make_mixed_model
@@ -26,7 +27,7 @@ def test_video_with_two_expressions_matches_the_predictor_per_expression(predict
     encode = predictor.encode_images
     predictor.encode_images = lambda *a, **k: calls.append(1) or encode(*a, **k)
     try:
-        doc = render(predictor, SegmentRequest("video", frames, expressions))
+        doc = render(predictor, SegmentRequest("video", Frames.of_arrays("video", frames), expressions))
     finally:
         del predictor.encode_images
     assert len(calls) == 1  # three frames, one batch, one backbone pass for both expressions

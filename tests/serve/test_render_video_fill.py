@@ -4,6 +4,7 @@ import numpy as np
 
 import refvos.visualize
 from refvos.predictor import prediction
+from refvos.serve.decoding import Frames
 from refvos.serve.parsing import SegmentRequest
 from refvos.serve.render import render
 from refvos.visualize import fill_color
@@ -14,7 +15,7 @@ RED, BLUE = (200, 30, 30), (30, 30, 200)
 class FixedMasks:
     """A stand-in predictor: the same left-half mask for every frame and expression."""
 
-    def iter_video_all(self, frames, expressions):
+    def iter_video_all(self, frames, expressions, total_frames=None):
         import torch
 
         for rgb in frames:
@@ -32,6 +33,6 @@ def test_video_overlays_keep_one_colour_per_expression(monkeypatch):
     colours = []
     original = refvos.visualize.overlay
     monkeypatch.setattr(refvos.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
-    doc = render(FixedMasks(), SegmentRequest("video", frames, ["the cat", "the dog"]))
+    doc = render(FixedMasks(), SegmentRequest("video", Frames.of_arrays("video", frames), ["the cat", "the dog"]))
     assert len(doc["results"]) == 2 and len(colours) == 8
     assert set(colours) == {fill_color(frames[0], half)}

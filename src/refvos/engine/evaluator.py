@@ -48,7 +48,7 @@ from ..analysis import (
 )
 from ..compiling import SegmenterRunner, check_compile
 from ..data.annotations import load_categorization
-from ..data.base import ReferringDataset
+from ..data.base import DataLoader, ReferringDataset
 from ..data.transforms import IGNORE_INDEX
 from ..deps import require
 from ..errors import InputError
@@ -476,7 +476,8 @@ def evaluate(
     choice = agree_across_ranks(choose_precision(precision, device, workload))
     runner = _Runner(net, device, choice.precision, compile)
     indices = shard_indices(dataset, rank, world)
-    loader = torch.utils.data.DataLoader(
+    runner.segmenter.expect_frames(len(indices))  # compile="auto" weighs the compile time against these
+    loader = DataLoader(
         _Indexed(dataset, indices), batch_size=1, shuffle=False, num_workers=workers,
         collate_fn=_first, pin_memory=device.type == "cuda",
     )

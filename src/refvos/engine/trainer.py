@@ -49,7 +49,7 @@ from torch.nn import functional as F
 
 from .. import checkpoint as ckpt_io
 from ..data import collate
-from ..data.base import dataset_truncation
+from ..data.base import DataLoader, dataset_truncation
 from ..errors import CheckpointError, InputError, RefVOSError
 from ..runtime import (
     PrecisionChoice,
@@ -257,6 +257,63 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+def _check_rng_states(rngs: Any, source: str) -> None:
+    """``rngs`` is a non-empty list of :func:`rng_state` dicts that :func:`set_rng_state` takes
+    (each is tried; this process's generators are left as they were)."""
+    if not isinstance(rngs, list) or not rngs or not all(isinstance(r, dict) for r in rngs):
+        raise CheckpointError(f"{source}: 'rng' must be a non-empty list of generator-state dicts, "
+                              f"found {type(rngs).__name__}")
+    mine = rng_state()
+    try:
+        for r in rngs:
+            set_rng_state(r)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{source}: 'rng' holds a generator state that cannot be restored "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from e
+    finally:
+        set_rng_state(mine)
+
+
+def check_training_state(ckpt: dict[str, Any], source: str, complete: bool = True) -> None:
+    """``ckpt`` (a checkpoint as read) can resume a training: a refvos training checkpoint whose
+    entries have the types :meth:`Trainer.state` writes. One-line :class:`CheckpointError`
+    naming ``source`` otherwise; values are not trusted further than their types.
+    ``complete=False``: only the entries present are checked (a weights-only file passes)."""
+    if ckpt_io.is_released_format(ckpt):
+        raise CheckpointError(f"{source} is in the released format (weights only); use it with "
+                              "--pretrained_refvos --ck_pretrained_refvos to start a new run")
+    missing = [k for k in ("optimizer", "epoch", "step", "iteration", "rng", "args") if k not in ckpt]
+    if missing and complete:
+        raise CheckpointError(f"{source} cannot resume training: it has no {missing} (a weights-only file?)")
+
+    def wrong(key: str, expected: str) -> CheckpointError:
+        return CheckpointError(f"{source}: '{key}' must be {expected}, found {type(ckpt[key]).__name__} "
+                               f"{str(ckpt[key])[:40]!r}")
+
+    for key in ("args", "optimizer"):
+        if key in ckpt and not isinstance(ckpt[key], dict):
+            raise wrong(key, "a dict")
+    for key in ("dataset", "vocab_file", "a2d_query", "truncation"):
+        value = ckpt.get("args", {}).get(key)
+        if value is not None and not isinstance(value, str):
+            raise CheckpointError(f"{source}: 'args' entry {key!r} must be a string, found {type(value).__name__}")
+    for key in ("epoch", "step", "iteration"):
+        value = ckpt.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise wrong(key, "a non-negative integer")
+    if ckpt.get("history") is not None and not (
+            isinstance(ckpt["history"], list) and all(isinstance(h, dict) for h in ckpt["history"])):
+        raise wrong("history", "a list of per-epoch dicts")
+    best = ckpt.get("best")
+    if best is not None and not (isinstance(best, dict) and isinstance(best.get("value"), (int, float))
+                                 and not isinstance(best.get("value"), bool)):
+        raise wrong("best", "None or a dict with a numeric 'value'")
+    if "scaler" in ckpt and not isinstance(ckpt["scaler"], dict):
+        raise wrong("scaler", "a dict")
+    if "rng" in ckpt:
+        _check_rng_states(ckpt["rng"], source)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -392,7 +449,7 @@ class Trainer:
                 find_unused_parameters=True,  # the pooler is optimised (as the original) but unused
             )
         self.sampler = ResumableSampler(len(train_set), config.seed)
-        self.loader = torch.utils.data.DataLoader(
+        self.loader = DataLoader(
             SeededSamples(train_set), batch_size=config.batch_size, sampler=self.sampler, drop_last=True,
             num_workers=config.workers, collate_fn=collate, pin_memory=self.device.type == "cuda",
             generator=torch.Generator(),  # keeps the global generator untouched
@@ -441,9 +498,7 @@ class Trainer:
     def load_state(self, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
         """Restore optimizer, position, generators, best and history from a training checkpoint
         (the weights are loaded by :meth:`resume`)."""
-        missing = [k for k in ("optimizer", "epoch", "step", "iteration", "rng", "args") if k not in ckpt]
-        if missing:
-            raise CheckpointError(f"{source} cannot resume training: it has no {missing} (a weights-only file?)")
+        check_training_state(ckpt, source)
         old = ckpt["args"]
         changed = {k: (old.get(k), self.args[k]) for k in RESUME_INVARIANTS if old.get(k) != self.args[k]}
         if changed:
@@ -453,10 +508,14 @@ class Trainer:
             )
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(f"{source}: optimizer state does not fit this model: {e}") from e
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise CheckpointError(f"{source}: optimizer state does not fit this model: "
+                                  f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from e
         if self.scaler is not None and "scaler" in ckpt:
-            self.scaler.load_state_dict(ckpt["scaler"])
+            try:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            except (ValueError, KeyError, TypeError, RuntimeError) as e:
+                raise CheckpointError(f"{source}: 'scaler' state cannot be restored: {type(e).__name__}") from e
         self.epoch, self.step, self.iteration = int(ckpt["epoch"]), int(ckpt["step"]), int(ckpt["iteration"])
         self.best, self.history = ckpt.get("best"), list(ckpt.get("history") or [])
         rngs = ckpt["rng"]
@@ -467,9 +526,7 @@ class Trainer:
         ``ckpt``: its contents when the caller has read them already (not read again)."""
         if ckpt is None:
             ckpt = ckpt_io.read_checkpoint(path, map_location="cpu")
-        if ckpt_io.is_released_format(ckpt):
-            raise CheckpointError(f"{path} is in the released format (weights only); use it with "
-                                  "--pretrained_refvos --ck_pretrained_refvos to start a new run")
+        check_training_state(ckpt, str(path))
         ckpt_io.load_state_into(self.model, ckpt, str(path))
         self.load_state(ckpt, str(path))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoint_checks import check_archive
 from ..deps import require
 from ..errors import CheckpointError, RefVOSError
 from .efficientnet_lite import EfficientNetLiteFeatures, lite0_timm_keys
@@ -43,6 +44,7 @@ def _load_resnet_weights(resnet: nn.Module, weights: str) -> None:
         path = Path(weights)
         if not path.is_file():
             raise CheckpointError(f"backbone_weights: {path} does not exist (expected a ResNet-101 .pth)")
+        check_archive(path, f"backbone_weights {path}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:

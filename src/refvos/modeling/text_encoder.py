@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ..checkpoint_checks import check_archives_in
 from ..deps import require
 from ..errors import CheckpointError, RefVOSError
 from .bert import BertEncoder
@@ -113,6 +114,8 @@ def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch
     hf_logging.disable_progress_bar()
     source = shipped_minilm_path() if str(name_or_path) == SHIPPED_MINILM else name_or_path
     local = Path(source).is_dir()
+    if local:
+        check_archives_in(source)  # a compressed pytorch_model.bin could inflate to gigabytes
     try:
         model = BertModel.from_pretrained(str(source), add_pooling_layer=True)
     except Exception as e:
