@@ -148,29 +148,27 @@ def measure_budget(run: Callable[[int], object], side: int, max_seconds: float, 
     """The work budget that ``max_seconds`` buys on this machine.
 
     ``run(e)`` answers one request of a ``side x side`` frame with ``e`` expressions, from its
-    encoded bytes to its answer (decoding, the network, rendering). It runs once untimed (warm-up)
-    and then ``repeats`` timed times per expression count (the fastest kept, ``t(e)``): with one
-    expression, and with two when requests may carry more (``max_expressions > 1``), as each
-    expression adds the network's head and its rendering. A frame with ``E`` expressions is charged
-    ``(1 + E) x side^2`` pixels of work; its time is modelled as ``t(1) + (E - 1) x (t(2) - t(1))``.
-    The seconds per pixel of work is the largest ratio of the two over ``E`` in ``1 ..
-    max_expressions`` (the ratio is monotonic, so ``E = 1`` or ``E = max_expressions``), so no
-    expression count takes longer than its charge. Larger decoded frames are charged at the same
-    rate per decoded pixel, far more than decoding costs. ``max_work = int(max_seconds /
-    seconds per pixel)``, between 1 and ``cap``.
+    encoded bytes to its answer (decoding, the network, rendering). It runs once untimed (warm-up),
+    then ``repeats`` timed times per expression count, interleaved, the fastest kept (``t(e)``):
+    with one expression, and also with two when requests may carry more (``max_expressions > 1``),
+    as each expression adds the network's head and its rendering. A frame with ``E`` expressions
+    is charged ``(1 + E) x side^2`` pixels of work and modelled to take ``t(1) + (E - 1) x (t(2) -
+    t(1))`` seconds; the seconds per pixel of work is the largest ratio of the two for ``E`` in
+    ``1 .. max_expressions`` (monotonic in ``E``: ``E = 1`` or ``E = max_expressions``), so no
+    expression count takes longer than it is charged. Decoded pixels are charged at that rate too,
+    far more than decoding costs. ``max_work = int(max_seconds / seconds per pixel)``, between 1
+    and ``cap``.
     """
     if not (math.isfinite(max_seconds) and max_seconds > 0):
         raise InputError(f"max_seconds must be a finite number of seconds more than 0, got {max_seconds}")
     counts = (1, 2) if max_expressions > 1 else (1,)
     run(counts[-1])  # warm-up: first-call allocations, lazy initialisation
-    seconds = {}
-    for e in counts:
-        best = float("inf")
-        for _ in range(max(1, repeats)):
+    seconds = dict.fromkeys(counts, float("inf"))
+    for _ in range(max(1, repeats)):
+        for e in counts:  # interleaved, so that a change in the machine's load touches both
             start = clock()
             run(e)
-            best = min(best, clock() - start)
-        seconds[e] = max(0.0, best)
+            seconds[e] = min(seconds[e], max(0.0, clock() - start))
     per_expression = max(0.0, seconds.get(2, seconds[1]) - seconds[1])
     rates = []
     for e in (1, max_expressions):

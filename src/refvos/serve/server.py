@@ -193,7 +193,9 @@ def make_server(
     compiled here, before the server is returned, and run compiled (other sizes eagerly).
     ``max_seconds``: a time budget per request, measured here on a worker's predictor
     (:func:`refvos.budget.measure_budget` with ``clock``, default ``time.perf_counter``) and set
-    as ``limits.max_work``; None keeps ``limits.max_work`` as given (nothing measured)."""
+    as ``limits.max_work``; None keeps ``limits.max_work`` as given (nothing measured). It is
+    measured with one request running: requests that run together (``workers`` > 1 on one CPU)
+    share the machine and each takes longer."""
     limits = (limits or Limits()).check()
     if predictor_factory is None:
         from ..predictor import Predictor
@@ -209,8 +211,11 @@ def make_server(
     measured: MeasuredBudget | None = None
     if max_seconds is not None:
         timer = {"clock": clock} if clock is not None else {}
+        side = measure_side(limits.max_size)
+        log.info("budget: timing requests of a %dx%d frame to turn --max-seconds %g into pixels of work",
+                 side, side, max_seconds)
         measured = pool.run_now(lambda predictor: measure_budget(
-            timing_run(predictor, limits), measure_side(limits.max_size), max_seconds, MAX_EXPRESSIONS, **timer))
+            timing_run(predictor, limits), side, max_seconds, MAX_EXPRESSIONS, **timer))
         limits.max_work = measured.max_work
         log.info("%s", measured.describe())
     config = getattr(model, "config", None)
