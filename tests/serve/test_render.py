@@ -42,3 +42,21 @@ def test_video_with_two_expressions_matches_the_predictor_per_expression(predict
             assert stats["area"] == e.area
         areas += [int(g.sum()) for g in got]
     assert min(areas) > 0 and max(areas) < 40 * 56  # mixed masks: the comparison can fail
+
+
+@pytest.mark.parametrize("expressions", [1, 8])
+def test_video_answer_of_noise_is_at_most_2_bytes_of_json_per_pixel_of_work(predictor, expressions):
+    """The premise of ``refvos.budget.MAX_WORK_CAP`` (a memory bound): a video's answer keeps a GIF
+    frame and a mask per frame and expression; on noise frames (what compresses worst) its JSON
+    is at most 2 bytes per pixel of work, so with the copies made to send it about 6."""
+    import json
+
+    from refvos.budget import request_work
+    from refvos.serve.limits import Limits
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(5)]
+    req = SegmentRequest("video", Frames.of_arrays("video", frames), [f"thing {i}" for i in range(expressions)])
+    size = len(json.dumps(render(predictor, req, Limits(max_size=64))))
+    work = request_work([(64, 64)] * 5, 64, expressions)
+    assert size <= 2 * work, (size, work)
