@@ -234,7 +234,7 @@ class OpenVINORunner:
                  int8_encoder: str | os.PathLike | None = None) -> None:
         require()
         self.segmenter = segmenter
-        self.precision = precision
+        self.precision = "int8" if int8_encoder is not None else precision
         self.generic = shape_generic(segmenter)
         self.folder = cache_root() / "models" / weights_key(segmenter)
         self.int8_model = str(int8_encoder) if int8_encoder is not None else None

@@ -33,6 +33,17 @@ def add_compile_argument(parser: argparse.ArgumentParser | Any, auto_means: str)
                         help=f"torch.compile the network (auto: {auto_means}; on: always; off: never)")
 
 
+def add_backend_argument(parser: argparse.ArgumentParser | Any, int8: bool = True) -> None:
+    """``--backend {auto,torch,openvino}`` (see :mod:`refvos.backend`) and, with ``int8``,
+    ``--int8-model`` (an int8 encoder written by ``refvos quantize``)."""
+    parser.add_argument("--backend", choices=("auto", "torch", "openvino"), default="auto",
+                        help="inference engine: auto (default: PyTorch, or OpenVINO where installed and measured "
+                             "faster with --precision auto), torch, openvino (pip install \"refvos[openvino]\")")
+    if int8:
+        parser.add_argument("--int8-model", default=None,
+                            help="an int8 model written by `refvos quantize` for this checkpoint (runs in OpenVINO)")
+
+
 def parse_text_config(value: str | None) -> dict[str, Any] | None:
     """``--text-config``: a JSON file or inline JSON object of BertConfig fields (a random text
     encoder's shape), completed by :func:`complete_text_config`; None when not given."""

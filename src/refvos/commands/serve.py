@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .checks import add_runtime_arguments
+from .checks import add_backend_argument, add_runtime_arguments
 from .data_args import add_truncation_argument
 
 HELP = "serve a web page and JSON API that segment what a sentence refers to in an uploaded image or video"
@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"checkpoint was trained at, else {d.max_size})")
     parser.add_argument("--max-frames", type=int, default=d.max_frames, help=f"most frames of a video (default {d.max_frames})")
     add_runtime_arguments(parser, "auto")
+    add_backend_argument(parser)
     add_truncation_argument(parser)
     parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                         help="a name the browser may use to reach the server besides localhost / 127.0.0.1 / ::1 "
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                     max_pixels=args.max_pixels, max_size=max_size, max_frames=args.max_frames)
     limits.max_buffered_bytes = max(limits.max_buffered_bytes, limits.max_bytes)
     server = make_server(model, args.host, args.port, limits, device=args.device, precision=args.precision,
-                         allowed_hosts=set(args.allowed_host))
+                         backend=args.backend, int8_model=args.int8_model, allowed_hosts=set(args.allowed_host))
     print(f"refvos serve: open {server.url}/ in a browser (Ctrl-C to stop)", flush=True)
     server.serve_forever()  # uvicorn stops on Ctrl-C / SIGTERM after finishing open requests
     print("refvos serve: stopped", flush=True)

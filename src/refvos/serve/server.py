@@ -173,6 +173,8 @@ def make_server(
     limits: Limits | None = None,
     device: str | None = None,
     precision: str = "auto",
+    backend: str = "auto",
+    int8_model: str | None = None,
     predictor_factory: Callable[[], Any] | None = None,
     allowed_hosts: set[str] | None = None,
 ) -> RefVOSServer:
@@ -184,7 +186,8 @@ def make_server(
         from ..predictor import Predictor
 
         def predictor_factory():
-            return Predictor(model, device=device, precision=precision, max_size=limits.max_size)
+            return Predictor(model, device=device, precision=precision, max_size=limits.max_size,
+                             backend=backend, int8_model=int8_model)
 
     pool = WorkerPool(predictor_factory, limits)
     config = getattr(model, "config", None)
