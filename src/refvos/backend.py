@@ -132,7 +132,7 @@ class Backends:
     def choose(self, precision: str, side: int) -> PrecisionChoice:
         """The backend and precision (``side``: the calibration frame's side)."""
         if self.int8_info is not None:
-            agreement = self.int8_info.get("agreement", {}).get("mean_iou")
+            agreement = (self.int8_info.get("agreement") or {}).get("mean_iou")
             return PrecisionChoice("int8", "explicit", f"int8 model {self.int8_model} was given "
                                    f"(mask mean IoU vs fp32 {agreement} on held-out frames)", backend="openvino")
         backends = candidate_backends(self.backend, self.device, self.int8_model, precision)
