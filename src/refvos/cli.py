@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "pretrain-bert": "pretrain_bert",
     "export": "export",
     "export-original": "export_original",
+    "quantize": "quantize",
 }
 
 DESCRIPTION = ("Segment the object a sentence refers to, in an image or through a video (RefVOS). "

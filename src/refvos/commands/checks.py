@@ -84,12 +84,17 @@ def complete_text_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def check_runtime_arguments(args: argparse.Namespace) -> None:
     """The shared flags' checks, run once by ``refvos`` for every command after parsing and
-    before the command starts: ``--device`` names a device this machine has. Under torchrun each
+    before the command starts: ``--device`` names a device this machine has; ``--backend
+    openvino`` / ``--int8-model`` find OpenVINO installed. Under torchrun each
     process takes its own GPU (``LOCAL_RANK``), so the name is checked there instead."""
     from ..engine.distributed import launched_by_torchrun
 
     if hasattr(args, "device") and not launched_by_torchrun():
         check_device(args.device)
+    if getattr(args, "backend", None) == "openvino" or getattr(args, "int8_model", None):
+        from ..openvino_backend import require
+
+        require()  # without the extra: one line naming the install command
 
 
 def check_device(value: str | None) -> None:
