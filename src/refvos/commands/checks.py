@@ -41,7 +41,7 @@ def add_backend_argument(parser: argparse.ArgumentParser | Any, int8: bool = Tru
                              "faster with --precision auto), torch, openvino (pip install \"refvos[openvino]\")")
     if int8:
         parser.add_argument("--int8-model", default=None,
-                            help="an int8 model written by `refvos quantize` for this checkpoint (runs in OpenVINO)")
+                            help="an int8 model written by refvos quantize for this checkpoint (runs in OpenVINO)")
 
 
 def parse_text_config(value: str | None) -> dict[str, Any] | None:
