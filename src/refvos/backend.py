@@ -112,7 +112,7 @@ class Backends:
     ``segmenter_for(precision)``: the PyTorch segmenter that precision runs; ``int8_model``: an
     int8 encoder written by ``refvos quantize`` (then the choice is int8 in OpenVINO)."""
 
-    def __init__(self, segmenter_for: Callable[[str], torch.nn.Module], text_dim: int, device: torch.device,
+    def __init__(self, segmenter_for: Callable[[str], torch.nn.Module], text_dim: int | None, device: torch.device,
                  backend: str = "auto", int8_model: str | os.PathLike | None = None,
                  channels_last: bool = True) -> None:
         self.segmenter_for, self.text_dim, self.device = segmenter_for, text_dim, device
@@ -136,6 +136,9 @@ class Backends:
             return PrecisionChoice("int8", "explicit", f"int8 model {self.int8_model} was given "
                                    f"(mask mean IoU vs fp32 {agreement} on held-out frames)", backend="openvino")
         backends = candidate_backends(self.backend, self.device, self.int8_model, precision)
+        env = os.environ.get(PRECISION_ENV, "auto").strip() or "auto"
+        if len(backends) == 1 and (precision != "auto" or env != "auto"):  # nothing to measure
+            return choose_precision(precision, self.device, backends=backends)
         workload = inference_workload(self.segmenter_for, self.text_dim, side, self.device, self.channels_last,
                                       self.openvino_for if "openvino" in backends else None)
         return choose_precision(precision, self.device, workload, backends=backends)

@@ -47,7 +47,7 @@ from ..analysis import (
     write_category_analysis,
 )
 from ..backend import CALIBRATION_SIDE, Backends, check_backend, torch_precision
-from ..compiling import check_compile
+from ..compiling import SegmenterRunner, check_compile
 from ..data.annotations import load_categorization
 from ..data.base import ReferringDataset
 from ..data.transforms import IGNORE_INDEX
@@ -296,9 +296,9 @@ class _Runner:
     an OpenVINO runner, see :mod:`refvos.backend`) and ``decode`` per sample, upsampled to the
     image inside. ``model`` is a RefVOS network."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str, segmenter) -> None:
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str, segmenter=None) -> None:
         self.model, self.device, self.precision = model, device, precision
-        self.segmenter = segmenter
+        self.segmenter = segmenter if segmenter is not None else SegmenterRunner(model.segmenter)
         self._text: dict[tuple, torch.Tensor] = {}
         self._features: dict[tuple, torch.Tensor] = {}
         self.backbone_runs = 0
@@ -455,8 +455,8 @@ def evaluate(
     net = getattr(model, "module", model).to(device).eval()
     # auto: measured on the first sample's size (capped: a few seconds at most)
     side = min(max(dataset[0]["image"].shape[-2:]), CALIBRATION_SIDE)
-    backends = Backends(lambda _: net.segmenter, net.config.text_dim, device, check_backend(backend),
-                        channels_last=False)
+    text_dim = getattr(getattr(net, "config", None), "text_dim", None)  # for measuring only
+    backends = Backends(lambda _: net.segmenter, text_dim, device, check_backend(backend), channels_last=False)
     choice = agree_across_ranks(backends.choose(precision, side))
     runner = _Runner(net, device, torch_precision(choice), backends.runner(choice, compile))
     indices = shard_indices(dataset, rank, world)
