@@ -86,6 +86,7 @@ def inference_workload(segmenter_for: Callable[[str], torch.nn.Module], text_dim
             def run_openvino():
                 return engine.decode(engine.encode(x), text, (side, side))
 
+            run_openvino()  # converts / compiles a per-size graph here, not in the timed warm-up
             return run_openvino
         seg = segmenter_for(precision)
 
