@@ -298,3 +298,19 @@ def test_distributed_two_processes_match_one(tmp_path):
         rows = [json.loads(x) for x in (tmp_path / name / "samples.jsonl").read_text().splitlines()]
         assert [r["index"] for r in rows] == list(range(len(ds)))
     assert len(list((tmp_path / "sub").glob("annotator1_first_frame/*/00000.png"))) == len(CASES)
+
+
+@pytest.mark.skipif(not __import__("refvos.openvino_backend").openvino_backend.available(),
+                    reason="the [openvino] extra is not installed")
+def test_openvino_backend_evaluates_as_pytorch(tiny_synthetic, tmp_path, monkeypatch):
+    monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path))
+    full = build_dataset("refcoco", tiny_synthetic["refcoco"], "val", mode="eval")
+    ds = torch.utils.data.Subset(full, range(6))
+    model = make_tiny_model(seed=3)
+    ref = evaluate(model, ds, device="cpu", backend="torch")
+    got = evaluate(model, ds, device="cpu", backend="openvino")
+    runtime = got["metrics"]["runtime"]
+    assert runtime["backend"] == "openvino" and runtime["compile"]["backend"] == "openvino"
+    assert ref["metrics"]["runtime"]["backend"] == "torch"
+    for a, b in zip(ref["samples"], got["samples"]):
+        assert abs(a["pred_area"] - b["pred_area"]) <= 2
