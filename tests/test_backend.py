@@ -81,3 +81,16 @@ def test_openvino_backend_predicts_pytorchs_masks(tiny_model, monkeypatch, tmp_p
     for a, b in zip(torch_p.predict_video(frames, "the dog", batch_size=2),
                     ov_p.predict_video(frames, "the dog", batch_size=2)):
         assert (a.mask != b.mask).mean() < 1e-3 and a.score == pytest.approx(b.score, abs=1e-4)
+
+
+@needs_openvino
+def test_auto_falls_back_to_torch_when_openvino_cannot_run_the_network(tiny_model, monkeypatch):
+    monkeypatch.delenv("REFVOS_PRECISION")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operation")
+
+    monkeypatch.setattr(openvino_backend, "OpenVINORunner", broken)
+    with pytest.warns(RuntimeWarning, match="unsupported operation"):
+        p = Predictor(tiny_model, device="cpu", max_size=32, compile=False)
+    assert p.backend == "torch" and set(p.precision_choice.seconds) <= {"fp32", "bf16"}

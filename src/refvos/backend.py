@@ -15,6 +15,7 @@ backend, the precision and the measured reason.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -137,6 +138,13 @@ class Backends:
             return PrecisionChoice("int8", "explicit", f"int8 model {self.int8_model} was given "
                                    f"(mask mean IoU vs fp32 {agreement} on held-out frames)", backend="openvino")
         backends = candidate_backends(self.backend, self.device, self.int8_model, precision)
+        if self.backend == "auto" and "openvino" in backends:
+            try:
+                self.openvino_for("fp32")
+            except Exception as e:  # noqa: BLE001 - auto falls back to PyTorch, saying why
+                warnings.warn(f"OpenVINO could not run this network ({type(e).__name__}: {e}); "
+                              "backend auto uses PyTorch", RuntimeWarning, stacklevel=3)
+                backends = ("torch",)
         env = os.environ.get(PRECISION_ENV, "auto").strip() or "auto"
         if len(backends) == 1 and (precision != "auto" or env != "auto"):  # nothing to measure
             return choose_precision(precision, self.device, backends=backends)

@@ -179,7 +179,8 @@ class Predictor:
 
     # -- reports ---------------------------------------------------------------------------
     def compile_report(self) -> dict:
-        """``{"setting": "auto" | True | False, "compiled", "compile_s", "compiled_sizes", "fallback"}``."""
+        """PyTorch: ``{"setting": "auto" | True | False, "compiled", "compile_s", "compiled_sizes",
+        "fallback"}``; OpenVINO: :meth:`refvos.openvino_backend.OpenVINORunner.report`."""
         return self.runner.report()
 
     def runtime_report(self) -> dict:
