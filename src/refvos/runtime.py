@@ -14,6 +14,10 @@
    runs show it at once: a precision whose warm-up takes :data:`CLEARLY_SLOWER` times the
    fastest one's is not timed further (:func:`measure`).
 
+With several inference backends to choose from (:mod:`refvos.backend`: PyTorch and OpenVINO),
+the same calibration times each backend's variants (``fp32``, ``bf16``, ``openvino:fp32``,
+``openvino:bf16``) and the choice records the backend too (:attr:`PrecisionChoice.backend`).
+
 An explicit precision (a flag, an argument other than ``auto``) always wins. The outcome is a
 :class:`PrecisionChoice` whose :meth:`~PrecisionChoice.to_json` goes into ``--json`` output,
 ``metrics.json`` and the trainer's log.
