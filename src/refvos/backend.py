@@ -138,19 +138,22 @@ class Backends:
             return PrecisionChoice("int8", "explicit", f"int8 model {self.int8_model} was given "
                                    f"(mask mean IoU vs fp32 {agreement} on held-out frames)", backend="openvino")
         backends = candidate_backends(self.backend, self.device, self.int8_model, precision)
-        if self.backend == "auto" and "openvino" in backends:
-            try:
-                self.openvino_for("fp32")
-            except Exception as e:  # noqa: BLE001 - auto falls back to PyTorch, saying why
-                warnings.warn(f"OpenVINO could not run this network ({type(e).__name__}: {e}); "
-                              "backend auto uses PyTorch", RuntimeWarning, stacklevel=3)
-                backends = ("torch",)
         env = os.environ.get(PRECISION_ENV, "auto").strip() or "auto"
         if len(backends) == 1 and (precision != "auto" or env != "auto"):  # nothing to measure
             return choose_precision(precision, self.device, backends=backends)
-        workload = inference_workload(self.segmenter_for, self.text_dim, side, self.device, self.channels_last,
-                                      self.openvino_for if "openvino" in backends else None)
-        return choose_precision(precision, self.device, workload, backends=backends)
+        if self.backend == "auto" and "openvino" in backends:
+            try:  # a cached choice builds nothing here; a measurement builds the OpenVINO runners
+                return choose_precision(precision, self.device, self.workload(side, backends), backends=backends)
+            except Exception as e:  # noqa: BLE001 - auto falls back to PyTorch, saying why
+                warnings.warn(f"OpenVINO could not run this network ({type(e).__name__}: {e}); "
+                              "backend auto uses PyTorch", RuntimeWarning, stacklevel=3)
+                self._openvino.clear()
+                backends = ("torch",)
+        return choose_precision(precision, self.device, self.workload(side, backends), backends=backends)
+
+    def workload(self, side: int, backends: tuple[str, ...]) -> Workload:
+        return inference_workload(self.segmenter_for, self.text_dim, side, self.device, self.channels_last,
+                                  self.openvino_for if "openvino" in backends else None)
 
     def runner(self, choice: PrecisionChoice, compile: str | bool):
         if choice.backend == "openvino":
