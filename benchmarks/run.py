@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import machine  # noqa: E402
 import numpy as np  # noqa: E402
+import peers  # noqa: E402
 import torch  # noqa: E402
 import workloads  # noqa: E402
 from original import OriginalTrainStep, original_video  # noqa: E402
@@ -39,6 +40,8 @@ TARGETS = {
     "roofline_ratio_best": ("<=", 1.15),
     "auto_vs_fastest": ("<=", 1.05),
     "train_speedup_vs_original": (">=", 1.5),
+    "refvos_over_best_peer": ("<=", 1.0),
+    "int8_mask_iou_vs_fp32": (">=", 0.98),
 }
 
 FULL = {
@@ -52,6 +55,7 @@ FULL = {
     "profile_size": (480, 480),
     "demo_preset": "default", "agreement_clips": 4, "agreement_frames": 12,
     "compiled_latency": True,
+    "peers_size": (480, 480), "peers_repeats": 5,
 }
 QUICK = {
     "latency_sizes": [(64, 64), (64, 112)],
@@ -64,6 +68,7 @@ QUICK = {
     "profile_size": (64, 64),
     "demo_preset": "tiny", "agreement_clips": 1, "agreement_frames": 3,
     "compiled_latency": False,
+    "peers_size": (64, 64), "peers_repeats": 1,
 }
 
 QUICK_TEXT_CONFIG = {
@@ -287,19 +292,10 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
     section has near-zero logit margins, so its bf16 masks measure noise): ``refvos_lite`` trained
     by the offline demo's recipe (``refvos demo --preset <demo_preset>``), then
     ``Predictor.predict_video`` on synthetic clips it never saw, in bf16 and in fp32."""
-    from refvos import Predictor, load_checkpoint
+    from refvos import Predictor
     from refvos.data.synthetic import make_video_clip
-    from refvos.demo import PRESETS, run_demo
 
-    if cfg.get("demo_dir"):  # a finished `refvos demo` run: its network, not a second training
-        demo_dir = Path(cfg["demo_dir"])
-        demo = json.loads((demo_dir / "metrics.json").read_text())
-        preset = demo["preset"]
-    else:
-        preset, demo_dir = cfg["demo_preset"], workdir / "demo"
-        demo = run_demo(demo_dir, preset=preset, seed=0)
-    model = load_checkpoint(demo_dir / "model.pth").eval()
-    size = PRESETS[preset].image_size
+    model, size, preset, demo = trained_network(cfg, workdir)
     fp32_path = Predictor(model, device=device, precision="fp32")
     bf16_path = Predictor(model, device=device, precision="bf16")
     fp32, bf16, objects, expressions = [], [], [], []
@@ -315,6 +311,26 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
             "clips": len(expressions), "frames": len(fp32), "size": size_key((size, size)),
             "expressions": expressions, "bf16_vs_fp32": workloads.mask_agreement(fp32, bf16),
             "fp32_iou_with_object": workloads.mask_agreement(objects, fp32)["mean_iou"], "int8": int8}
+
+
+def trained_network(cfg, workdir: Path) -> tuple[Any, int, str, dict[str, Any]]:
+    """``(model, image side, preset, demo metrics)`` of the network the demo recipe trains: the
+    finished ``refvos demo`` run of ``--demo-dir`` (no second training), else one trained into
+    ``workdir`` once per bench run."""
+    from refvos import load_checkpoint
+    from refvos.demo import PRESETS, run_demo
+
+    if cfg.get("demo_dir"):  # a finished `refvos demo` run: its network, not a second training
+        demo_dir = Path(cfg["demo_dir"])
+        demo = json.loads((demo_dir / "metrics.json").read_text())
+    else:
+        demo_dir = workdir / "demo"
+        if (demo_dir / "metrics.json").is_file():
+            demo = json.loads((demo_dir / "metrics.json").read_text())
+        else:
+            demo = run_demo(demo_dir, preset=cfg["demo_preset"], seed=0)
+    preset = demo["preset"]
+    return load_checkpoint(demo_dir / "model.pth").eval(), PRESETS[preset].image_size, preset, demo
 
 
 def bench_int8(model, fp32_path, cfg, device, workdir: Path, size: int) -> dict[str, Any]:
@@ -513,6 +529,8 @@ def table(r: dict[str, Any]) -> str:
         if int8:
             lines.append(f"onnxruntime int8 (backbone int8, head float) refvos_r101 per frame at {o['size']}: "
                          f"{int8['onnxruntime_latency']['median_s']:.3f}s (quantised in {int8['quantize_s']:.0f}s)")
+    if r.get("peers"):
+        lines += [""] + peers.peers_lines(r["peers"])
     lines.append("")
     row("target", "value", "bound", "met")
     row(*["---"] * 4)
@@ -536,7 +554,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compiled-latency", action="store_true",
                         help="also time the torch.compile variants in --quick mode (the full run always does)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["latency", "video", "trained", "train", "lite", "onnx", "profile"])
+                        choices=["latency", "video", "trained", "train", "lite", "onnx", "profile", "peers"])
+    parser.add_argument("--int8-model", default=None,
+                        help="the int8 model (`refvos quantize`) of the trained network for the peers section; "
+                             "written there first (accuracy-controlled quantisation, minutes) when missing")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     cfg["compiled_latency"] = cfg["compiled_latency"] or args.compiled_latency
@@ -617,7 +638,25 @@ def main(argv: list[str] | None = None) -> int:
             result["bf16_mask_iou_vs_fp32"] = trained["bf16_vs_fp32"]["mean_iou"]
             result["bf16_mask_pixel_agreement"] = trained["bf16_vs_fp32"]["pixel_agreement"]
             result["bf16_frames_identical_fraction"] = trained["bf16_vs_fp32"]["frames_identical_fraction"]
-            result["int8_mask_iou_vs_fp32"] = trained["int8"]["int8_vs_fp32"]["mean_iou"]
+            result["int8_onnxruntime_mask_iou_vs_fp32"] = trained["int8"]["int8_vs_fp32"]["mean_iou"]
+            result["int8_mask_iou_vs_fp32"] = result["int8_onnxruntime_mask_iou_vs_fp32"]
+            result["int8_source"] = "onnxruntime QDQ recipe (refvos.quantize.quantize_segmenter), trained_agreement"
+        def run_peers():
+            model_t, side, _, _ = trained_network(cfg, workdir)
+            if args.int8_model and not Path(args.int8_model).is_file():
+                log(f"quantising the trained network into {args.int8_model} (accuracy-controlled; minutes)")
+                result["int8_quantize"] = peers.quantize_trained(model_t, side, args.int8_model, cfg)
+            return peers.bench_peers(model, (model_t, side), cfg, workdir, args.int8_model)
+
+        peer = section("peers", run_peers)
+        if peer:
+            result["peers"] = peer
+            result["refvos_over_best_peer"] = peer["refvos_over_best_peer"]
+            int8 = peer["trained"]["variants"].get("refvos_int8")
+            if int8:  # refvos's int8 model (refvos quantize) supersedes the ONNX Runtime recipe's figure
+                result["int8_mask_iou_vs_fp32"] = int8["agreement"]["mean_iou"]
+                result["int8_latency_trained_s"] = int8["latency"]["median_s"]
+                result["int8_source"] = "refvos quantize (OpenVINO, NNCF accuracy control), peers.trained"
         lite = section("lite", lambda: bench_lite(cfg, device))
         if lite:
             result["lite"] = lite

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,20 +32,14 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from .compiling import SegmenterRunner, check_compile
+from .backend import CALIBRATION_SIDE, Backends, check_backend, torch_precision
+from .compiling import check_compile
 from .errors import InputError
 from .imaging import IMAGENET_MEAN, IMAGENET_STD, load_image, to_tensor
 from .modeling import RefVOS
 from .modeling.surgery import fold_batchnorm
 from .postprocess import foreground_mask
-from .runtime import (
-    PrecisionChoice,
-    Workload,
-    autocast,
-    choose_precision,
-    module_signature,
-    resolve_device,
-)
+from .runtime import PrecisionChoice, autocast, resolve_device
 from .tokenization import Tokenizer, get_tokenizer
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
@@ -114,33 +108,6 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 # 8000 x 8000 run one at a time
 BATCH_PIXELS = 4 * 2048 * 2048
 
-# the long side of the calibration input of precision="auto" (see :func:`refvos.runtime.choose_precision`)
-CALIBRATION_SIDE = 320
-
-
-def inference_workload(segmenter_for: Callable[[str], torch.nn.Module], text_dim: int, side: int,
-                       device: torch.device, channels_last: bool = True) -> Workload:
-    """One frame (batch 1, ``side`` x ``side``) through ``encode`` + ``decode`` of the segmenter
-    ``segmenter_for(precision)`` each precision would run (e.g. the BN-folded copy for bf16; built
-    only when that precision is timed)."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-
-    def runner(precision: str):
-        seg = segmenter_for(precision)
-        x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device, memory_format=fmt)
-        text = torch.randn(1, text_dim, generator=torch.Generator().manual_seed(1)).to(device)
-
-        @torch.inference_mode()
-        def run():
-            with autocast(device, precision):
-                return seg.decode(seg.encode(x), text, (side, side))
-
-        return run
-
-    name = f"infer:{module_signature(segmenter_for('fp32'))}:{side}x{side}:{'cl' if channels_last else 'nchw'}"
-    return Workload(name, runner)
-
-
 class Predictor:
     """Runs a :class:`RefVOS` network on images and videos.
 
@@ -169,6 +136,12 @@ class Predictor:
             :meth:`warm_up` compiles given sizes at once and then compiles nothing more.
             :meth:`compile_report` gives the time compiling took; a failure falls back to eager
             with a warning.
+        backend: ``"auto"`` (PyTorch, or OpenVINO where it is installed and measured faster on
+            this network, see :mod:`refvos.backend`), ``"torch"`` or ``"openvino"`` (the extra
+            ``refvos[openvino]``). :attr:`precision_choice` says which ran and why.
+        int8_model: an int8 encoder written by ``refvos quantize`` for this network (OpenVINO
+            IR ``.xml`` with its record ``.json`` beside it); used only when given, and reported
+            by :meth:`runtime_report` with its measured agreement with fp32.
     """
 
     def __init__(
@@ -182,6 +155,8 @@ class Predictor:
         tokenizer: Tokenizer | None = None,
         fold_bn: bool | None = None,
         compile: str | bool = "auto",
+        backend: str = "auto",
+        int8_model: str | os.PathLike | None = None,
         *,
         _owns_model: bool = False,
     ) -> None:
@@ -207,14 +182,17 @@ class Predictor:
             return self.model.segmenter
 
         side = min(max_size or CALIBRATION_SIDE, CALIBRATION_SIDE)
-        workload = inference_workload(segmenter_for, self.model.config.text_dim, side, self.device, channels_last)
-        self.precision_choice: PrecisionChoice = choose_precision(precision, self.device, workload)
-        self.precision = self.precision_choice.precision
+        self.backends = Backends(segmenter_for, self.model.config.text_dim, self.device, check_backend(backend),
+                                 int8_model, channels_last)
+        self.precision_choice: PrecisionChoice = self.backends.choose(precision, side)
+        self.backend = self.precision_choice.backend
+        # the precision of what PyTorch runs (the text encoder; the segmenter with backend torch)
+        self.precision = torch_precision(self.precision_choice)
         # the network that runs images: the model's own segmenter, or its BN-folded copy
-        self.segmenter = segmenter_for(self.precision)
+        self.segmenter = segmenter_for(self.precision) if self.backend == "torch" else self.model.segmenter
         if self._folded is not None and self.segmenter is not self._folded:
             self._folded = None  # calibration only: free the copy
-        self.runner = SegmenterRunner(self.segmenter, self.compile)
+        self.runner = self.backends.runner(self.precision_choice, self.compile)
         self.max_size = max_size
         if legacy_truncation is None:
             legacy_truncation = getattr(model.config, "truncation", "standard") == "original"
@@ -255,13 +233,18 @@ class Predictor:
 
     # -- reports ---------------------------------------------------------------------------
     def compile_report(self) -> dict:
-        """``{"setting": "auto" | True | False, "compiled", "compile_s", "compiled_sizes", "fallback"}``."""
+        """PyTorch: ``{"setting": "auto" | True | False, "compiled", "compile_s", "compiled_sizes",
+        "fallback"}``; OpenVINO: :meth:`refvos.openvino_backend.OpenVINORunner.report`."""
         return self.runner.report()
 
     def runtime_report(self) -> dict:
-        """The precision choice (and its measured reason) and the compile report, for JSON output."""
-        return {"device": str(self.device), "precision": self.precision_choice.to_json(),
-                "compile": self.compile_report()}
+        """The backend and precision choice (and its measured reason), the compile (or OpenVINO)
+        report and the int8 model's record when one runs, for JSON output."""
+        report = {"device": str(self.device), "backend": self.backend,
+                  "precision": self.precision_choice.to_json(), "compile": self.compile_report()}
+        if (int8 := self.backends.report()) is not None:
+            report["int8_model"] = int8
+        return report
 
     def warm_up(self, sizes: Iterable[tuple[int, int]], batch_sizes: Iterable[int] = (1, 4)) -> None:
         """Compile the network now for processed pictures of each ``(height, width)`` in ``sizes``

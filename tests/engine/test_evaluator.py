@@ -322,3 +322,19 @@ def test_davis_overlap_rule_in_submission_and_merged_map(tmp_path, overlap, row)
     scorer.close()
     # confident: each object loses the column where the other is surer; last: object 2 keeps all
     assert [r["J"] < 1 for r in rows] == [True, overlap == "confident"]
+
+
+@pytest.mark.skipif(not __import__("refvos.openvino_backend").openvino_backend.available(),
+                    reason="the [openvino] extra is not installed")
+def test_openvino_backend_evaluates_as_pytorch(tiny_synthetic, tmp_path, monkeypatch):
+    monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path))
+    full = build_dataset("refcoco", tiny_synthetic["refcoco"], "val", mode="eval")
+    ds = torch.utils.data.Subset(full, range(6))
+    model = make_tiny_model(seed=3)
+    ref = evaluate(model, ds, device="cpu", backend="torch")
+    got = evaluate(model, ds, device="cpu", backend="openvino")
+    runtime = got["metrics"]["runtime"]
+    assert runtime["backend"] == "openvino" and runtime["compile"]["backend"] == "openvino"
+    assert ref["metrics"]["runtime"]["backend"] == "torch"
+    for a, b in zip(ref["samples"], got["samples"]):
+        assert abs(a["pred_area"] - b["pred_area"]) <= 2

@@ -46,6 +46,7 @@ from ..analysis import (
     plot_category_analysis,
     write_category_analysis,
 )
+from ..backend import CALIBRATION_SIDE, Backends, check_backend, torch_precision
 from ..compiling import SegmenterRunner, check_compile
 from ..data.annotations import load_categorization
 from ..data.base import DataLoader, ReferringDataset
@@ -63,8 +64,7 @@ from ..metrics import (
     region_similarity,
 )
 from ..postprocess import foreground_mask, foreground_probability
-from ..predictor import CALIBRATION_SIDE, inference_workload
-from ..runtime import agree_across_ranks, autocast, choose_precision, resolve_device
+from ..runtime import agree_across_ranks, autocast, resolve_device
 from ..visualize import overlay, save_image
 from . import distributed as du
 
@@ -305,14 +305,14 @@ def _first(batch: list) -> Any:
 
 class _Runner:
     """Runs the network on groups of same-size samples, reusing image features and sentence
-    vectors: the model's own inference path, ``encode_image`` once per distinct picture (through a
-    :class:`~refvos.compiling.SegmenterRunner`, compiled as ``compile`` says) and ``decode`` per
-    sample, upsampled to the image inside. ``model`` is a RefVOS network."""
+    vectors: the model's own inference path, ``encode_image`` once per distinct picture (through
+    ``segmenter``: a :class:`~refvos.compiling.SegmenterRunner`, compiled as ``compile`` says, or
+    an OpenVINO runner, see :mod:`refvos.backend`) and ``decode`` per sample, upsampled to the
+    image inside. ``model`` is a RefVOS network."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str,
-                 compile: str | bool = False) -> None:
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str, segmenter=None) -> None:
         self.model, self.device, self.precision = model, device, precision
-        self.segmenter = SegmenterRunner(model.segmenter, compile)
+        self.segmenter = segmenter if segmenter is not None else SegmenterRunner(model.segmenter)
         self._text: dict[tuple, torch.Tensor] = {}
         self._features: dict[tuple, torch.Tensor] = {}
         self.backbone_runs = 0
@@ -406,6 +406,7 @@ def evaluate(
     run_info: dict[str, Any] | None = None,
     compile: str | bool = "auto",
     davis_overlap: str = "confident",
+    backend: str = "auto",
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``dataset`` (eval mode samples; see the module docstring).
 
@@ -434,13 +435,15 @@ def evaluate(
             with enough samples to pay back the compile time; see :mod:`refvos.compiling`).
         davis_overlap: DAVIS: which object gets a pixel two objects predict, in the merged label
             map J / F are scored on and in ``submission_dir`` (:data:`DAVIS_OVERLAPS`).
+        backend: ``"auto"``, ``"torch"`` or ``"openvino"`` (see :mod:`refvos.backend`; ``auto``
+            considers OpenVINO only with ``precision="auto"``).
 
     Returns:
         ``{"metrics": dict, "samples": list}``. ``metrics``: ``dataset``, ``num_samples``,
         ``refvos`` (overall_iou, mean_iou, precision@0.5..0.9, ...); A2D adds ``mttr`` (same keys)
         and ``a2d_map`` (mAP, AP50, AP75, AP_small, AP_medium, AP_large), both without the
-        samples whose meta says ``present: False``; ``runtime``: the precision chosen and why, and
-        the compile report; DAVIS adds ``davis``
+        samples whose meta says ``present: False``; ``runtime``: the backend and precision chosen
+        and why, and the compile (or OpenVINO) report; DAVIS adds ``davis``
         (``frames``, ``summary`` {kind: {per_annotator, mean}}, ``per_object``, ``iou_by_kind``
         {kind: refvos keys}); ``categories`` with a CSV. ``samples``: one dict per sample in
         dataset order: ``index``, the sample's meta, ``sentence``, ``intersection``, ``union``,
@@ -469,12 +472,12 @@ def evaluate(
     device = resolve_device(device)
     compile = check_compile(compile)
     net = getattr(model, "module", model).to(device).eval()
-    workload = None
-    if precision == "auto":  # measured on the first sample's size (capped: a few seconds at most)
-        side = min(max(dataset[0]["image"].shape[-2:]), CALIBRATION_SIDE)
-        workload = inference_workload(lambda _: net.segmenter, net.config.text_dim, side, device, channels_last=False)
-    choice = agree_across_ranks(choose_precision(precision, device, workload))
-    runner = _Runner(net, device, choice.precision, compile)
+    # auto: measured on the first sample's size (capped: a few seconds at most)
+    side = min(max(dataset[0]["image"].shape[-2:]), CALIBRATION_SIDE)
+    text_dim = getattr(getattr(net, "config", None), "text_dim", None)  # for measuring only
+    backends = Backends(lambda _: net.segmenter, text_dim, device, check_backend(backend), channels_last=False)
+    choice = agree_across_ranks(backends.choose(precision, side))
+    runner = _Runner(net, device, torch_precision(choice), backends.runner(choice, compile))
     indices = shard_indices(dataset, rank, world)
     runner.segmenter.expect_frames(len(indices))  # compile="auto" weighs the compile time against these
     loader = DataLoader(
@@ -526,7 +529,7 @@ def evaluate(
         results = [SampleResult(str(r["video"]), int(r["object_id"]), r.get("full_query", r["sentence"]),
                                 r["intersection"], r["union"]) for r in samples]
         metrics["categories"] = category_analysis(results, records_cat)
-    metrics["runtime"] = {"device": str(device), "precision": choice.to_json(),
+    metrics["runtime"] = {"device": str(device), "backend": choice.backend, "precision": choice.to_json(),
                           "compile": runner.segmenter.report()}
     metrics = _finite(metrics)
     if run_info is not None:
