@@ -275,3 +275,27 @@ def test_prediction_score_is_the_mean_foreground_probability_inside_the_mask():
     assert r.area == int(mask.sum()) and r.mask.dtype == bool
     empty = prediction("x", torch.zeros(9, 11, dtype=torch.bool), logits[0])
     assert (empty.score, empty.area, empty.box) == (0.0, 0, None)
+
+
+def test_constructing_with_auto_precision_times_nothing_and_writes_nothing(tiny_model, monkeypatch, tmp_path):
+    import refvos.runtime
+
+    monkeypatch.delenv("REFVOS_PRECISION")
+    monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path / "cache"))
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("the constructor timed a workload")
+
+    monkeypatch.setattr(refvos.runtime, "measure", no_timing)
+    p = Predictor(tiny_model, device="cpu", max_size=32, compile=False)
+    assert not (tmp_path / "cache").exists()
+    # the first use measures, and caches the choice
+    monkeypatch.undo()
+    monkeypatch.delenv("REFVOS_PRECISION")
+    monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    measure = refvos.runtime.measure
+    monkeypatch.setattr(refvos.runtime, "measure", lambda *a, **k: calls.append(1) or measure(*a, **k))
+    p.predict(np.zeros((24, 32, 3), np.uint8), "the dog")
+    assert len(calls) == 1 and p.precision_choice.source == "measured"
+    assert p.calibrate() is p.precision_choice and len(calls) == 1

@@ -26,7 +26,9 @@ def load_predictor(checkpoint: str, device: str | None = None, max_size: int | N
     from .checkpoint import load_checkpoint
     from .predictor import Predictor
 
-    return Predictor(load_checkpoint(checkpoint), device=device, max_size=max_size)
+    predictor = Predictor(load_checkpoint(checkpoint), device=device, max_size=max_size)
+    predictor.calibrate()  # at start-up, not on the first request
+    return predictor
 
 
 def segment_image(predictor: Any, image: np.ndarray | None, expression: str) -> tuple[np.ndarray, np.ndarray, str]:

@@ -21,6 +21,7 @@ predict`` and ``refvos serve`` all run this one path.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -120,7 +121,10 @@ class Predictor:
         precision: ``"auto"`` (bf16 on CUDA; on CPUs the faster of fp32 and bf16 on this network,
             measured once per CPU model / threads / torch version and cached, see
             :mod:`refvos.runtime`), ``"fp32"`` (bit-faithful to the original pipeline), ``"bf16"``
-            or ``"fp16"``. :attr:`precision_choice` says what was chosen and why.
+            or ``"fp16"``. :attr:`precision_choice` says what was chosen and why. Constructing
+            measures nothing and writes nothing: ``"auto"`` is resolved on first use (the first
+            ``set_image`` / ``predict`` / video, or :attr:`precision_choice`) or by an explicit
+            :meth:`calibrate`.
         max_size: cap on the long side of the processed image: ``"model"`` (default) the
             model's ``config.input_size``, an int, or None (the image's own resolution).
         legacy_truncation: cut token ids after the special tokens, as the original code
@@ -165,23 +169,15 @@ class Predictor:
         if channels_last:
             self.model.segmenter.to(memory_format=torch.channels_last)
         self._folded: torch.nn.Module | None = None
-
-        def segmenter_for(precision: str) -> torch.nn.Module:
-            if fold_bn if fold_bn is not None else precision != "fp32":
-                if self._folded is None:
-                    self._folded = fold_batchnorm(self.model.segmenter)
-                return self._folded
-            return self.model.segmenter
-
-        side = min(max_size or CALIBRATION_SIDE, CALIBRATION_SIDE)
-        workload = inference_workload(segmenter_for, self.model.config.text_dim, side, self.device, channels_last)
-        self.precision_choice: PrecisionChoice = choose_precision(precision, self.device, workload)
-        self.precision = self.precision_choice.precision
-        # the network that runs images: the model's own segmenter, or its BN-folded copy
-        self.segmenter = segmenter_for(self.precision)
-        if self._folded is not None and self.segmenter is not self._folded:
-            self._folded = None  # calibration only: free the copy
-        self.runner = SegmenterRunner(self.segmenter, self.compile)
+        self._fold_bn = fold_bn
+        self._precision_request = precision
+        self._calibration_side = min(max_size or CALIBRATION_SIDE, CALIBRATION_SIDE)
+        self._choice: PrecisionChoice | None = None
+        self._segmenter: torch.nn.Module | None = None
+        self._runner: SegmenterRunner | None = None
+        self._calibration_lock = threading.Lock()
+        if precision != "auto":
+            self.calibrate()  # an explicit precision: checked now, nothing measured
         self.max_size = max_size
         if legacy_truncation is None:
             legacy_truncation = getattr(model.config, "truncation", "standard") == "original"
@@ -189,6 +185,57 @@ class Predictor:
         self.tokenizer = tokenizer or get_tokenizer()
         self._features: torch.Tensor | None = None
         self._image_size: tuple[int, int] | None = None
+
+    # -- precision: resolved on first use ----------------------------------------------------
+    def _segmenter_for(self, precision: str) -> torch.nn.Module:
+        """The network ``precision`` runs: the model's segmenter, or its BN-folded copy."""
+        if self._fold_bn if self._fold_bn is not None else precision != "fp32":
+            if self._folded is None:
+                self._folded = fold_batchnorm(self.model.segmenter)
+            return self._folded
+        return self.model.segmenter
+
+    def calibrate(self) -> PrecisionChoice:
+        """Resolve the precision now (``"auto"`` on a CPU: the timing of
+        :func:`refvos.runtime.choose_precision`, or its cached result) and build the network that
+        runs images. Called by the first prediction when not called before; later calls return
+        the same choice."""
+        with self._calibration_lock:
+            if self._choice is None:
+                self._resolve_precision()
+        return self._choice
+
+    def _resolve_precision(self) -> None:
+        workload = inference_workload(self._segmenter_for, self.model.config.text_dim,
+                                      self._calibration_side, self.device, self.channels_last)
+        choice = choose_precision(self._precision_request, self.device, workload)
+        segmenter = self._segmenter_for(choice.precision)
+        if self._folded is not None and segmenter is not self._folded:
+            self._folded = None  # calibration only: free the copy
+        self._segmenter, self._runner = segmenter, SegmenterRunner(segmenter, self.compile)
+        self._choice = choice
+
+    @property
+    def precision_choice(self) -> PrecisionChoice:
+        """What precision runs and why (resolves it: see :meth:`calibrate`)."""
+        return self.calibrate()
+
+    @property
+    def precision(self) -> str:
+        """``"fp32"``, ``"bf16"`` or ``"fp16"`` (resolves it: see :meth:`calibrate`)."""
+        return self.calibrate().precision
+
+    @property
+    def segmenter(self) -> torch.nn.Module:
+        """The network that runs images: the model's own segmenter, or its BN-folded copy."""
+        self.calibrate()
+        return self._segmenter
+
+    @property
+    def runner(self) -> SegmenterRunner:
+        """The segmenter's encode / decode, eager or compiled (see :mod:`refvos.compiling`)."""
+        self.calibrate()
+        return self._runner
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, truncation: str | None = None, **kwargs) -> Predictor:

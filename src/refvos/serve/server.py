@@ -184,7 +184,9 @@ def make_server(
         from ..predictor import Predictor
 
         def predictor_factory():
-            return Predictor(model, device=device, precision=precision, max_size=limits.max_size)
+            predictor = Predictor(model, device=device, precision=precision, max_size=limits.max_size)
+            predictor.calibrate()  # at start-up, not on the first request
+            return predictor
 
     pool = WorkerPool(predictor_factory, limits)
     config = getattr(model, "config", None)
