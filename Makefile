@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test test-fast lint demo bench browser clean
+.PHONY: venv test test-fast lint wheel-check demo bench browser clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,11 @@ lint: venv
 
 test: venv browser lint
 	$(BIN)/python -m pytest -q
+
+# sdist + wheel, twine check, the wheel in a fresh venv over this one (also run by `make test`,
+# as tests/tools/test_wheel_check.py)
+wheel-check: venv
+	$(BIN)/python tools/wheel_check.py
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow and not browser"

@@ -9,7 +9,11 @@ Two layouts are read:
   ``config`` (a :class:`~refvos.modeling.RefVOSConfig` dict, so the file rebuilds its network)
   and, for training checkpoints, the state needed to resume.
 
-Every file is read with ``torch.load(weights_only=True)``; the only non-builtin type admitted is
+A third, the **pretrained folder** that ``save_pretrained`` writes (Hugging Face's layout):
+``config.json`` (``format``, ``version`` and the config) and ``model.safetensors`` (the network's
+``state_dict``: ``segmenter.*``, ``text_encoder.*``), read with safetensors alone (no pickle).
+
+Every ``.pth`` file is read with ``torch.load(weights_only=True)``; the only non-builtin type admitted is
 ``argparse.Namespace`` (the released files' ``args``). A file that carries anything else is
 refused and nothing in it runs. Writes are atomic (temporary file, then rename).
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import pickle
 import shutil
@@ -49,7 +54,18 @@ _KNOWN_MAGIC = {
     b"RIFF": "a RIFF file (WebP image, AVI video...)", b"%PDF": "a PDF document", b"\x1f\x8b": "a gzip archive",
     b"\x08": "an ONNX model (refvos export's output)",
 }
-EXPECTED = "expected a .pth checkpoint (refvos format, e.g. best.pth, or the authors' released file)"
+EXPECTED = ("expected a .pth checkpoint (refvos format, e.g. best.pth, or the authors' released file) "
+            "or a save_pretrained folder (config.json + model.safetensors)")
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+# the parts of a RefVOS state dict -> the checkpoint dict's entries
+_PARTS = {"segmenter.": "model", "text_encoder.": "bert_model"}
+
+
+def is_pretrained_folder(path: str | os.PathLike) -> bool:
+    """True for a folder holding ``config.json`` and ``model.safetensors``."""
+    path = Path(path)
+    return (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
 
 
 def check_checkpoint_file(path: str | os.PathLike, what: str = "checkpoint") -> Path:
@@ -58,7 +74,9 @@ def check_checkpoint_file(path: str | os.PathLike, what: str = "checkpoint") -> 
     saying what the file is (a folder, a PNG image...) and what was expected. Reads 4 bytes."""
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"{what} {path} is a folder; {EXPECTED}")
+        if is_pretrained_folder(path):
+            return path
+        raise CheckpointError(f"{what} {path} is a folder without {CONFIG_NAME} and {WEIGHTS_NAME}; {EXPECTED}")
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist; {EXPECTED}")
     if path.stat().st_size == 0:
@@ -74,13 +92,16 @@ def check_checkpoint_file(path: str | os.PathLike, what: str = "checkpoint") -> 
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint file as a dict, with ``weights_only=True`` and the minimal allow-list.
+    """Load a checkpoint file as a dict, with ``weights_only=True`` and the minimal allow-list
+    (a pretrained folder: :func:`read_pretrained`).
 
     Raises :class:`CheckpointError` naming the file for a missing, truncated, unsafe or
     non-checkpoint file (saying what the file is when it is not a checkpoint at all), and for
     tensors that could exhaust memory (:func:`check_tensors`).
     """
     path = check_checkpoint_file(path)
+    if path.is_dir():
+        return read_pretrained(path / CONFIG_NAME, path / WEIGHTS_NAME)
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             obj = torch.load(path, map_location=map_location, weights_only=True)
@@ -105,6 +126,49 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     check_weights(obj["model"], f"checkpoint {path}", "model")
     check_weights(obj["bert_model"], f"checkpoint {path}", "bert_model")
     return obj
+
+
+def read_pretrained(config_file: str | os.PathLike, weights_file: str | os.PathLike) -> dict[str, Any]:
+    """The refvos checkpoint dict of a pretrained folder's ``config.json`` and
+    ``model.safetensors`` (read by safetensors: no pickle, nothing run), checked as
+    :func:`read_checkpoint` checks a ``.pth``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        config = json.loads(Path(config_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{config_file} is not a readable JSON file: {str(e)[:120]}") from e
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{config_file} is not a refvos config (expected \"format\": \"{FORMAT}\")")
+    try:
+        tensors = load_file(str(weights_file))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights_file} cannot be read as safetensors: {str(e)[:160]}") from e
+    ckpt: dict[str, Any] = {"format": FORMAT, "version": config.get("version", 0),
+                            "config": {k: v for k, v in config.items() if k not in ("format", "version")},
+                            "model": {}, "bert_model": {}}
+    for key, tensor in tensors.items():
+        prefix = next((p for p in _PARTS if key.startswith(p)), None)
+        if prefix is None:
+            raise CheckpointError(f"{weights_file}: tensor {key[:80]!r} is not under {' or '.join(_PARTS)}")
+        ckpt[_PARTS[prefix]][key[len(prefix):]] = tensor
+    source = f"pretrained folder {Path(weights_file).parent}"
+    check_tensors(ckpt, source)
+    check_weights(ckpt["model"], source, "model")
+    check_weights(ckpt["bert_model"], source, "bert_model")
+    return ckpt
+
+
+def pretrained_config(model: RefVOS) -> dict[str, Any]:
+    """The ``config.json`` of ``model``'s pretrained folder."""
+    return {"format": FORMAT, "version": VERSION, **getattr(model, "module", model).config.to_dict()}
+
+
+def pretrained_tensors(model: RefVOS) -> dict[str, torch.Tensor]:
+    """``model``'s tensors for ``model.safetensors``: its state dict, contiguous, on the CPU."""
+    model = getattr(model, "module", model)
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
 
 
 def _unsafe_detail(e: Exception) -> str:
@@ -257,20 +321,20 @@ def load_checkpoint(
     configuration is read off the weights, no download). ``max_tokens`` overrides the token limit,
     ``truncation`` the expression-cutting rule (see :func:`config_of`).
     """
-    source = str(path)
-    ckpt = read_checkpoint(path, map_location="cpu")
-    return model_of_checkpoint(ckpt, source, max_tokens, truncation).to(map_location).eval()
+    return model_from_checkpoint(read_checkpoint(path, map_location="cpu"), str(path), map_location,
+                                 max_tokens, truncation)
 
 
-def model_of_checkpoint(
-    ckpt: dict[str, Any], source: str = "checkpoint", max_tokens: int | None = None, truncation: str | None = None,
+def model_from_checkpoint(
+    ckpt: dict[str, Any], source: str, map_location: str | torch.device = "cpu", max_tokens: int | None = None,
+    truncation: str | None = None,
 ) -> RefVOS:
-    """:func:`load_checkpoint` of a checkpoint already read (:func:`read_checkpoint`), on the
-    CPU, in eval mode."""
+    """The network a checkpoint dict (from :func:`read_checkpoint` / :func:`read_pretrained`)
+    describes, with its weights, in eval mode."""
     config, skeleton = _config_and_skeleton(ckpt, source, max_tokens, truncation)
     model, assign = _network_for(skeleton, ckpt, config)
     load_state_into(model, ckpt, source, assign=assign)
-    return model.eval()
+    return model.to(map_location).eval()
 
 
 def checkpoint_dict(model: RefVOS, **extra: Any) -> dict[str, Any]:

@@ -30,6 +30,13 @@ COMMANDS: dict[str, str] = {
     "pretrain-bert": "pretrain_bert",
     "export": "export",
     "export-original": "export_original",
+    "download": "download",
+}
+
+# the extra that brings every optional package a command uses (refvos.deps; others need none)
+COMMAND_EXTRAS: dict[str, str] = {
+    "train": "train", "test": "train", "pretrain-bert": "train", "demo": "train,lite", "make-synthetic": "data",
+    "serve": "serve", "export": "export", "download": "hub",
 }
 
 DESCRIPTION = ("Segment the object a sentence refers to, in an image or through a video (RefVOS). "
@@ -122,6 +129,23 @@ def _refuse_nul(args) -> None:
                 raise InputError(f"--{name.replace('_', '-')} contains a NUL character")
 
 
+# flags that name a RefVOS model / a BERT: a released model's name or a Hub id is resolved to a
+# local path (downloaded into the cache when needed) before the command runs
+MODEL_FLAGS = ("checkpoint", "checkpoint_flag", "ck_pretrained_refvos")
+BERT_FLAGS = ("ck_bert",)
+
+
+def _resolve_models(args) -> None:
+    names = [n for n in MODEL_FLAGS + BERT_FLAGS if isinstance(getattr(args, n, None), str)]
+    if not names:
+        return
+    from .hub.resolve import resolve_checkpoint, resolve_text_encoder
+
+    for name in names:
+        resolve = resolve_text_encoder if name in BERT_FLAGS else resolve_checkpoint
+        setattr(args, name, resolve(getattr(args, name)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), "")
@@ -131,9 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .commands.checks import check_runtime_arguments
 
         check_runtime_arguments(args)  # --device: refused before anything slow is built
+        _resolve_models(args)
         return int(args._run(args) or 0)
     except RefVOSError as e:
         print(f"refvos {command}: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # an optional package imported at a module's top
+        from .deps import missing_extra
+
+        if (missing := missing_extra(e, extra=COMMAND_EXTRAS.get(command))) is None:
+            raise
+        print(f"refvos {command}: error: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"refvos {command}: interrupted", file=sys.stderr)

@@ -26,3 +26,8 @@ class InputError(RefVOSError, ValueError):
 
 class UnsafePickleError(DataFormatError):
     """A pickle tried to build an object outside the allow-list; nothing in it was run."""
+
+
+class MissingExtraError(RefVOSError, ImportError):
+    """An optional package that a command needs is not installed (the message names the
+    ``pip install "refvos[EXTRA]"`` that brings it)."""

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import InputError, RefVOSError
+from .deps import require
+from .errors import InputError
 from .io import atomic_write
 
 DEFAULT_OPSET = 17
@@ -76,10 +77,7 @@ class ExportResult:
 
 
 def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-    except ImportError as e:  # pragma: no cover - onnx is a dependency
-        raise RefVOSError("ONNX export needs the 'onnx' package (pip install onnx)") from e
+    require("onnx", "ONNX export")
 
 
 def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
@@ -135,10 +133,7 @@ def export_text_encoder(model: nn.Module, path: str | os.PathLike, opset: int = 
 
 def onnx_session(path: str | os.PathLike, threads: int | None = None):
     """An onnxruntime CPU session for ``path`` (``threads``: intra-op threads, default torch's)."""
-    try:
-        import onnxruntime as ort
-    except ImportError as e:
-        raise RefVOSError("the parity check needs onnxruntime (pip install onnxruntime)") from e
+    ort = require("onnxruntime", "the ONNX parity check")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads or torch.get_num_threads())
     opts.log_severity_level = 3

@@ -16,17 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, RefVOSError
+from .deps import require
+from .errors import InputError, MissingExtraError, RefVOSError
 
 MAX_VIDEO_FRAMES = 96  # a Space is a shared machine: longer videos are refused
 
 
 def load_predictor(checkpoint: str, device: str | None = None, max_size: int | None = 640):
-    """The predictor a demo runs: the checkpoint's network, long side capped at ``max_size``."""
-    from .checkpoint import load_checkpoint
+    """The predictor a demo runs: the network of ``checkpoint`` (a file, a pretrained folder, a
+    released model's name or a Hub id: :func:`refvos.hub.resolve.load_model`), long side capped
+    at ``max_size``."""
+    from .hub.resolve import load_model
     from .predictor import Predictor
 
-    predictor = Predictor(load_checkpoint(checkpoint), device=device, max_size=max_size)
+    predictor = Predictor(load_model(checkpoint), device=device, max_size=max_size, _owns_model=True)
     predictor.calibrate()  # at start-up, not on the first request
     return predictor
 
@@ -113,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     try:
-        import gradio  # noqa: F401
-    except ImportError:
-        print("refvos gradio: Gradio is not installed: pip install 'refvos[gradio]'", file=sys.stderr)
+        require("gradio", "the Gradio demo")
+    except MissingExtraError as e:
+        print(f"refvos gradio: {e}", file=sys.stderr)
         return 2
     try:
         predictor = load_predictor(args.checkpoint, args.device)

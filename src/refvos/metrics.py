@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from refvos.deps import require
 from refvos.errors import InputError
 
 PRECISION_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -221,6 +222,7 @@ class A2DMaskAP:
     def compute(self) -> dict[str, float]:
         """``mAP`` (IoU 0.50:0.05:0.95), ``AP50``, ``AP75``, ``AP_small``, ``AP_medium``,
         ``AP_large`` (NaN where COCO has no ground truth to score) and ``num_samples``."""
+        require("pycocotools", "A2D mAP")
         from pycocotools import mask as mask_utils
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval

@@ -1,5 +1,6 @@
 """The user's entry point: segment what an expression refers to in an image or a video.
 
+>>> predictor = Predictor.from_pretrained("refcoco")      # a released model, by name
 >>> predictor = Predictor.from_checkpoint("model.pth")
 >>> mask = predictor.predict("photo.jpg", "the man on the left")   # bool (H, W)
 >>> results = predictor.predict_all("photo.jpg", ["the man", "the dog"])   # [Prediction]
@@ -245,6 +246,27 @@ class Predictor:
         from .checkpoint import load_checkpoint
 
         return cls(load_checkpoint(path, truncation=truncation), _owns_model=True, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, truncation: str | None = None,
+                        hub_kwargs: dict | None = None, **kwargs) -> Predictor:
+        """A predictor for a model by name: a released model (``"refcoco"``, ``"davis"``...,
+        see ``refvos download --list``; downloaded into the cache on first use), a folder written
+        by :meth:`save_pretrained`, a Hugging Face repository id (``"org/name"``), or a ``.pth``
+        file. ``hub_kwargs``: the Hub's ``revision``, ``cache_dir``, ``token``...; ``kwargs`` as for
+        the constructor."""
+        from .hub.resolve import load_model
+
+        return cls(load_model(name_or_path, truncation=truncation, **(hub_kwargs or {})), _owns_model=True,
+                   **kwargs)
+
+    def save_pretrained(self, folder: str | os.PathLike, **kwargs) -> str:
+        """Write the model as ``config.json`` + ``model.safetensors`` + a model card ``README.md``
+        (huggingface_hub's ``ModelHubMixin``; ``kwargs``: its ``push_to_hub``, ``repo_id``...),
+        readable by :meth:`from_pretrained`. Returns the folder."""
+        from .hub.folder import save_pretrained
+
+        return str(save_pretrained(self.model, folder, **kwargs))
 
     # -- reports ---------------------------------------------------------------------------
     def compile_report(self) -> dict:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .deps import require
 from .errors import RefVOSError
 
 HEAD_PREFIX = "/classifier/"  # node names of RefVOSHead in an exported segmentation graph
@@ -39,17 +40,15 @@ def quantize_segmenter(onnx_path: str | os.PathLike, out_path: str | os.PathLike
     ``calibration``: ``(images float32 (1, 3, H, W) normalised, text float32 (1, D))`` pairs at
     the graph's input size (a few frames and their sentence vectors). ``float_head``: leave the
     head's nodes (``/classifier/...``) in float (see the module docstring)."""
-    try:
-        import onnx
-        from onnxruntime.quantization import (
-            CalibrationDataReader,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-    except ImportError as e:
-        raise RefVOSError("int8 quantisation needs onnx and onnxruntime (pip install onnx onnxruntime)") from e
+    onnx = require("onnx", "int8 quantisation")
+    require("onnxruntime", "int8 quantisation")
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     feeds = [{"images": np.ascontiguousarray(x, np.float32), "text": np.ascontiguousarray(t, np.float32)}
              for x, t in calibration]

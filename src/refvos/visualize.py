@@ -113,10 +113,11 @@ def overlay(
 
 
 @functools.lru_cache(maxsize=1)
-def _font_path() -> str:
-    """matplotlib's bundled DejaVu Sans (a dependency already; no system fonts needed), found in
-    its package folder without importing matplotlib (a third of a second of a prediction's
-    start-up); matplotlib's font search if the file is not where matplotlib ships it."""
+def _font_path() -> str | None:
+    """matplotlib's bundled DejaVu Sans (no system fonts needed), found in its package folder
+    without importing matplotlib (a third of a second of a prediction's start-up); matplotlib's
+    font search if the file is not where matplotlib ships it; None without matplotlib (an
+    optional package: Pillow's own font is used then)."""
     import importlib.util
 
     spec = importlib.util.find_spec("matplotlib")
@@ -124,14 +125,18 @@ def _font_path() -> str:
         bundled = Path(folder) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
         if bundled.is_file():
             return str(bundled)
+    if spec is None:
+        return None
     from matplotlib import font_manager
 
     return font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
 
 
 def caption_font(width: int) -> ImageFont.FreeTypeFont:
-    """DejaVu Sans at the picture's scale: about 30 characters across, 12 px at least."""
-    return ImageFont.truetype(_font_path(), max(12, round(width / 30)))
+    """DejaVu Sans (Pillow's default font without matplotlib) at the picture's scale: about 30
+    characters across, 12 px at least."""
+    path, size = _font_path(), max(12, round(width / 30))
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
 
 
 def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
@@ -191,9 +196,9 @@ def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float 
 
 def plot_curves(series: dict[str, Sequence[tuple[float, float]]], path: str | os.PathLike, xlabel: str, title: str) -> Path:
     """A line chart PNG of named ``(x, y)`` series (e.g. loss per iteration), written atomically."""
-    import matplotlib
+    from .deps import require
 
-    matplotlib.use("Agg")
+    require("matplotlib", "plotting training curves").use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)

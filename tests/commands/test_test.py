@@ -27,7 +27,7 @@ def roots(tiny_synthetic, tiny_checkpoint):
 
 def _oracle(monkeypatch, dataset):
     model = TableModel(dataset)
-    monkeypatch.setattr(refvos.checkpoint, "model_of_checkpoint", lambda *a, **k: model)
+    monkeypatch.setattr(refvos.checkpoint, "model_from_checkpoint", lambda *a, **k: model)
 
 
 def test_refcoco_seed_command_line(roots, tmp_path, capsys):

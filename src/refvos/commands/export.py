@@ -1,4 +1,5 @@
-"""``refvos export``: write a checkpoint's network as ONNX and check it with onnxruntime."""
+"""``refvos export``: write a checkpoint's network as ONNX (checked with onnxruntime), or as a
+safetensors folder (``--format safetensors``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ HELP = "export a checkpoint's segmentation network (images, sentence vector -> l
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="refvos or released .pth checkpoint")
-    parser.add_argument("--format", choices=("onnx",), default="onnx", help="output format (onnx)")
-    parser.add_argument("--out", required=True, help="output .onnx file of the segmentation network")
+    parser.add_argument("--format", choices=("onnx", "safetensors"), default="onnx",
+                        help="onnx (default), or safetensors: --out is then a folder of config.json + "
+                             "model.safetensors + README.md, for Predictor.from_pretrained / the Hugging Face Hub")
+    parser.add_argument("--out", required=True, help="output .onnx file of the segmentation network (--format safetensors: a folder)")
     parser.add_argument("--height", type=int, default=480, help="example input height (default 480)")
     parser.add_argument("--width", type=int, default=480, help="example input width (default 480)")
     parser.add_argument("--dynamic", action="store_true", help="symbolic batch, height and width")
@@ -32,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
     if args.height < 16 or args.width < 16:
         raise InputError(f"--height/--width must be at least 16, got {args.width}x{args.height}")
     model = load_checkpoint(args.checkpoint)
+    if args.format == "safetensors":
+        from ..hub.folder import save_pretrained
+
+        print(f"wrote {save_pretrained(model, args.out)}")
+        return 0
     result = export_onnx(model, args.out, args.height, args.width, dynamic=args.dynamic,
                          text_encoder_out=args.text_encoder_out, opset=args.opset, check=not args.no_check)
     print(f"wrote {result.segmenter_path}" + (f" and {result.text_encoder_path}" if result.text_encoder_path else ""))

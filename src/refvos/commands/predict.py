@@ -43,7 +43,9 @@ HELP = "segment what an expression refers to in an image or a video (overlay, ma
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="model file (refvos format or the authors' release)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="model: a .pth (refvos format or the authors' release), a save_pretrained folder, "
+                             "a released model's name (refvos download --list) or a Hugging Face repo id")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="an image file (JPEG, PNG, ...)")
     src.add_argument("--video", help="a folder of frames, a GIF, or a video file (mp4... needs imageio + ffmpeg)")

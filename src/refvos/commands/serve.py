@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..serve.limits import Limits
 
     d = Limits()
-    parser.add_argument("--checkpoint", required=True, help="model file (refvos format or the authors' release)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="model: a .pth (refvos format or the authors' release), a save_pretrained folder, "
+                             "a released model's name (refvos download --list) or a Hugging Face repo id")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
     parser.add_argument("--workers", type=int, default=d.workers, help=f"model workers running at once (default {d.workers})")

@@ -69,7 +69,8 @@ DEFAULT_SPLIT = {"refcoco": "val", "refcoco+": "val", "refcocog": "val", "a2d": 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--checkpoint", "--resume", dest="checkpoint", required=True, metavar="CKPT",
-                        help="checkpoint to evaluate (refvos format or the authors' release); "
+                        help="checkpoint to evaluate (refvos format or the authors' release, a save_pretrained "
+                             "folder, or a released model's name: refvos download --list); "
                              "--resume is the original's name")
     parser.add_argument("--split", default=None,
                         help="split (default: val for RefCOCO* and DAVIS, test for A2D)")
@@ -202,7 +203,7 @@ def rules_of_test(args: argparse.Namespace, ckpt: dict, source: str) -> tuple[di
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..checkpoint import check_checkpoint_file, model_of_checkpoint, read_checkpoint
+    from ..checkpoint import check_checkpoint_file, model_from_checkpoint, read_checkpoint
     from ..data.base import dataset_truncation
     from ..engine import distributed as du
     from ..engine.evaluator import evaluate, print_table
@@ -241,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     rules, note = rules_of_test(args, ckpt, f"--checkpoint {args.checkpoint}")
     if note is not None:
         print(note, file=sys.stderr)
-    model = model_of_checkpoint(ckpt, str(args.checkpoint), truncation=rules["truncation"])
+    model = model_from_checkpoint(ckpt, str(args.checkpoint), truncation=rules["truncation"])
     del ckpt
     precision = args.precision or "fp32"
     dataset = build_test_dataset(args, legacy_truncation=model.config.legacy_truncation)

@@ -50,6 +50,7 @@ from ..compiling import SegmenterRunner, check_compile
 from ..data.annotations import load_categorization
 from ..data.base import ReferringDataset
 from ..data.transforms import IGNORE_INDEX
+from ..deps import require
 from ..errors import InputError
 from ..imaging import denormalize
 from ..io import atomic_open, atomic_write_json
@@ -383,7 +384,7 @@ def _groups(items: Iterable[tuple[int, dict]], batch_size: int) -> Iterator[list
 def _progress(iterable: Iterable, total: int, enabled: bool) -> Iterable:
     if not enabled:
         return iterable
-    from tqdm import tqdm
+    tqdm = require("tqdm", "progress bars").tqdm
 
     return tqdm(iterable, total=total, desc="test", unit="sample", dynamic_ncols=True)
 

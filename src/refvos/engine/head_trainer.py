@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.transforms import IGNORE_INDEX
+from ..deps import require
 from ..metrics import RefSegMetrics
 from ..modeling import RefVOS
 from ..postprocess import foreground_mask
@@ -246,7 +247,7 @@ def train_head(
     ``{"iterations" (run), "iterations_planned", "seconds_per_step", "plan_shortened",
     "plan_rechecks_shortened", "time_cap_hit", "train_images_seen", "train_samples_seen", "train_time_s", "curve":
     [StepRecord]}``."""
-    from tqdm import tqdm
+    tqdm = require("tqdm", "progress bars").tqdm
 
     head = model.segmenter.classifier.train()
     tuned.eval()

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..deps import require
 from .distributed import is_dist_avail_and_initialized, is_main_process
 
 
@@ -117,7 +118,7 @@ class MetricLogger:
         if not show:
             yield from iterable
             return
-        from tqdm import tqdm
+        tqdm = require("tqdm", "progress bars").tqdm
 
         bar = tqdm(total=total, initial=initial, desc=header, dynamic_ncols=True, leave=True,
                    mininterval=0.5, disable=None)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from ..data.base import dataset_expressions
+from ..deps import require
 from ..errors import InputError, RefVOSError
 from ..io import atomic_write_json
 from ..modeling.text_encoder import SHIPPED_MINILM, bert_config, shipped_minilm_path
@@ -76,6 +77,7 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_i
 def load_masked_lm(source: str | os.PathLike | None, text_config: dict[str, Any] | None = None):
     """``(BertForMaskedLM, pooler state dict or None)`` from a hub name, a directory, ``"minilm-l6"``
     or ``None`` (random, shaped by ``text_config``)."""
+    require("transformers", "refvos pretrain-bert")
     from transformers import BertForMaskedLM, BertModel
     from transformers.utils import logging as hf_logging
 

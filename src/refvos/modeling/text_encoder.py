@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ..deps import require
 from ..errors import CheckpointError, RefVOSError
 from .bert import BertEncoder
 from .config import BERT_BASE_UNCASED, BERT_CONFIG_KEYS
@@ -46,7 +47,7 @@ def shipped_minilm_path() -> Path:
 
 def bert_config(text_config: dict[str, Any]):
     """A transformers ``BertConfig`` from refvos's ``text_config`` dict."""
-    from transformers import BertConfig
+    BertConfig = require("transformers", "a transformers BertConfig").BertConfig
 
     return BertConfig(**{k: v for k, v in text_config.items() if k in BERT_CONFIG_KEYS})
 
@@ -106,7 +107,7 @@ def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch
 
     Returns the :class:`BertEncoder` holding its weights and its ``text_config``.
     """
-    from transformers import BertModel
+    BertModel = require("transformers", "loading a pretrained BERT").BertModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
