@@ -221,7 +221,7 @@ def bench_video(model, cfg, device, workdir: Path) -> dict[str, Any]:
 
 
 def make_train_batch(cfg, text_max_tokens: int) -> dict[str, torch.Tensor]:
-    from refvos.imaging import to_tensor
+    from refvos.media.image import to_tensor
     from refvos.tokenization import get_tokenizer
 
     b, s = cfg["train_batch"], cfg["train_size"]
@@ -318,13 +318,13 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
 
 
 def bench_int8(model, fp32_path, cfg, device, workdir: Path, size: int) -> dict[str, Any]:
-    """The opt-in int8 path (``refvos.quantize``, ONNX Runtime QDQ) on the trained network:
+    """The opt-in int8 path (``refvos.export.quantize``, ONNX Runtime QDQ) on the trained network:
     calibrated on one clip, compared with the fp32 Predictor's masks on the agreement clips."""
     from refvos.data.synthetic import make_video_clip
     from refvos.export import export_segmenter, onnx_session
-    from refvos.imaging import to_tensor
-    from refvos.postprocess import foreground_mask
-    from refvos.quantize import quantize_segmenter
+    from refvos.export.quantize import quantize_segmenter
+    from refvos.media.image import to_tensor
+    from refvos.modeling.postprocess import foreground_mask
 
     fp32_onnx = export_segmenter(model.cpu().eval(), workdir / "lite_fp32.onnx", size, size)
 
@@ -406,11 +406,11 @@ def bench_onnx(r101, cfg, workdir: Path) -> dict[str, Any]:
 
 
 def bench_int8_latency(fp32_path: Path, calibration, repeats: int, workdir: Path) -> dict[str, Any]:
-    """Latency of the opt-in int8 graph (``refvos.quantize``: backbone int8, head float) of an
+    """Latency of the opt-in int8 graph (``refvos.export.quantize``: backbone int8, head float) of an
     exported segmenter, calibrated on ``calibration`` (random frames: a latency, not an accuracy;
     the accuracy is ``trained_agreement.int8`` on a trained network)."""
     from refvos.export import onnx_session
-    from refvos.quantize import quantize_segmenter
+    from refvos.export.quantize import quantize_segmenter
 
     start = time.perf_counter()
     path = quantize_segmenter(fp32_path, workdir / f"{fp32_path.stem}_int8.onnx", calibration)

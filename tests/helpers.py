@@ -44,7 +44,7 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
-from refvos.imaging import to_tensor
+from refvos.media.image import to_tensor
 from refvos.modeling.config import BERT_BASE_UNCASED
 from refvos.modeling.refvos import Segmenter
 from refvos.tokenization import get_tokenizer

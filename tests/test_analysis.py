@@ -1,4 +1,4 @@
-"""Tests of refvos.analysis: per-difficulty / per-category metrics, JSON and chart output."""
+"""Tests of refvos.metrics.categories: per-difficulty / per-category metrics, JSON and chart output."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refvos.analysis import (
+from refvos.data.annotations import CATEGORIES, ExpressionCategory, load_categorization
+from refvos.metrics.categories import (
     SampleResult,
     category_analysis,
     plot_category_analysis,
     write_category_analysis,
 )
-from refvos.data.annotations import CATEGORIES, ExpressionCategory, load_categorization
 from tests.helpers import shared_dataset_file
 
 

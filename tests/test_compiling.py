@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from refvos.compiling import SegmenterRunner, check_compile
 from refvos.errors import InputError
+from refvos.runtime.compiling import SegmenterRunner, check_compile
 
 
 @pytest.mark.parametrize(("given", "expected"), [("auto", "auto"), (True, True), (False, False), ("on", True),

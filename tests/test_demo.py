@@ -12,7 +12,7 @@ from refvos import load_checkpoint
 from refvos.data import build_dataset
 from refvos.data.synthetic import make_video_clip
 from refvos.demo import PRESETS, TEST_SPLITS, run_demo
-from refvos.imaging import denormalize
+from refvos.media.image import denormalize
 from refvos.metrics import RefSegMetrics, region_similarity
 from refvos.predictor import Predictor
 
@@ -111,7 +111,7 @@ def test_cli_tiny(tmp_path, capsys):
 
 def test_cli_says_when_the_plan_shortened_the_run(demo_run, monkeypatch, capsys, tmp_path):
     """A slower machine's metrics (the plan cut 6,000 steps to 3,100): the summary says so."""
-    import refvos.demo
+    import refvos.demo.pipeline
     from refvos.cli import main
 
     _, result = demo_run
@@ -124,9 +124,9 @@ def test_cli_says_when_the_plan_shortened_the_run(demo_run, monkeypatch, capsys,
 
 
 def test_video_overlay_keeps_one_colour_through_the_clip(tmp_path, monkeypatch):
-    import refvos.demo
+    import refvos.demo.pipeline
+    from refvos.media.visualize import fill_color
     from refvos.predictor import Prediction
-    from refvos.visualize import fill_color
     from tests.helpers import make_tiny_model
 
     recipe = PRESETS["tiny"]
@@ -136,10 +136,10 @@ def test_video_overlay_keeps_one_colour_through_the_clip(tmp_path, monkeypatch):
     monkeypatch.setattr(Predictor, "predict_video", lambda self, frames, expression: [
         Prediction(expression, half, 1.0, int(half.sum()), None) for _ in frames])
     colours = []
-    original = refvos.demo.overlay
-    monkeypatch.setattr(refvos.demo, "overlay", lambda *a, **k: colours.append(k["color"]) or original(*a, **k))
-    refvos.demo.segment_video(make_tiny_model().eval(), tmp_path, recipe, "fp32", seed=1)
-    factor = refvos.demo._display_factor(recipe.image_size)
-    per_frame = {fill_color(refvos.demo._upscale(f, factor), refvos.demo._upscale(half, factor)) for f in frames}
+    original = refvos.demo.pipeline.overlay
+    monkeypatch.setattr(refvos.demo.pipeline, "overlay", lambda *a, **k: colours.append(k["color"]) or original(*a, **k))
+    refvos.demo.pipeline.segment_video(make_tiny_model().eval(), tmp_path, recipe, "fp32", seed=1)
+    factor = refvos.demo.pipeline._display_factor(recipe.image_size)
+    per_frame = {fill_color(refvos.demo.pipeline._upscale(f, factor), refvos.demo.pipeline._upscale(half, factor)) for f in frames}
     assert len(colours) == recipe.video_frames and len(set(colours)) == 1
     assert colours[0] in per_frame

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refvos.gifstream import GifWriter
+from refvos.media.gif import GifWriter
 
 
 def test_frames_are_written_as_they_come_and_read_back(tmp_path):

@@ -1,6 +1,6 @@
 import torch
 
-from refvos.postprocess import foreground_mask
+from refvos.modeling.postprocess import foreground_mask
 
 
 def test_foreground_mask_is_the_argmax_including_ties():

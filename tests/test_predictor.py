@@ -230,9 +230,9 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_model, picture,
 
 
 def test_auto_compiles_a_size_after_enough_frames_of_it(tiny_model, monkeypatch):
-    import refvos.compiling
+    import refvos.runtime.compiling
 
-    monkeypatch.setattr(refvos.compiling, "AUTO_COMPILE_AFTER_FRAMES", 3)
+    monkeypatch.setattr(refvos.runtime.compiling, "AUTO_COMPILE_AFTER_FRAMES", 3)
     compiled, calls = [], []
 
     def fake_compile(fn, **kw):
@@ -265,7 +265,7 @@ def test_compiled_predictor_matches_eager(tiny_model, picture):
 
 
 def test_prediction_score_is_the_mean_foreground_probability_inside_the_mask():
-    from refvos.postprocess import foreground_mask, foreground_probability
+    from refvos.modeling.postprocess import foreground_mask, foreground_probability
     from refvos.predictor import prediction
 
     logits = torch.randn(1, 2, 9, 11, generator=torch.Generator().manual_seed(0))
@@ -278,7 +278,7 @@ def test_prediction_score_is_the_mean_foreground_probability_inside_the_mask():
 
 
 def test_constructing_with_auto_precision_times_nothing_and_writes_nothing(tiny_model, monkeypatch, tmp_path):
-    import refvos.runtime
+    import refvos.runtime.precision
 
     monkeypatch.delenv("REFVOS_PRECISION")
     monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path / "cache"))
@@ -286,7 +286,7 @@ def test_constructing_with_auto_precision_times_nothing_and_writes_nothing(tiny_
     def no_timing(*args, **kwargs):
         raise AssertionError("the constructor timed a workload")
 
-    monkeypatch.setattr(refvos.runtime, "measure", no_timing)
+    monkeypatch.setattr(refvos.runtime.precision, "measure", no_timing)
     p = Predictor(tiny_model, device="cpu", max_size=32, compile=False)
     assert not (tmp_path / "cache").exists()
     # the first use measures, and caches the choice
@@ -294,8 +294,8 @@ def test_constructing_with_auto_precision_times_nothing_and_writes_nothing(tiny_
     monkeypatch.delenv("REFVOS_PRECISION")
     monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
-    measure = refvos.runtime.measure
-    monkeypatch.setattr(refvos.runtime, "measure", lambda *a, **k: calls.append(1) or measure(*a, **k))
+    measure = refvos.runtime.precision.measure
+    monkeypatch.setattr(refvos.runtime.precision, "measure", lambda *a, **k: calls.append(1) or measure(*a, **k))
     p.predict(np.zeros((24, 32, 3), np.uint8), "the dog")
     assert len(calls) == 1 and p.precision_choice.source == "measured"
     assert p.calibrate() is p.precision_choice and len(calls) == 1

@@ -4,7 +4,7 @@ import torch
 
 from refvos.errors import RefVOSError
 from refvos.export import export_segmenter, onnx_session
-from refvos.quantize import quantize_segmenter
+from refvos.export.quantize import quantize_segmenter
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from refvos import runtime
+from refvos.runtime import precision as runtime
 from refvos.errors import InputError
 from refvos.runtime import PRECISION_ENV, Workload, choose_precision
 

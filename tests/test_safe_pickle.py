@@ -5,7 +5,7 @@ import pickle
 import pytest
 
 from refvos.errors import DataFormatError, UnsafePickleError
-from refvos.safe_pickle import safe_load
+from refvos.io.safe_pickle import safe_load
 
 
 class _CreatesFile:

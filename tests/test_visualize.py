@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refvos.imaging import load_image
-from refvos.visualize import FILL_COLORS, caption, caption_font, fill_color, line_width, overlay
+from refvos.media.image import load_image
+from refvos.media.visualize import (
+    FILL_COLORS,
+    caption,
+    caption_font,
+    fill_color,
+    line_width,
+    overlay,
+)
 
 
 def _scene(size: int, background, obj):
@@ -72,7 +79,7 @@ def test_transparency_is_composited_on_white(tmp_path):
 def test_dilation_matches_pils_square_max_filter(radius):
     from PIL import ImageFilter
 
-    from refvos.visualize import _dilate
+    from refvos.media.visualize import _dilate
 
     rng = np.random.default_rng(radius)
     for shape in [(1, 7), (6, 1), (3, 4), (37, 53)]:

@@ -9,7 +9,7 @@ from tests.helpers import REPO_ROOT
 
 
 def test_caption_font_is_found_without_importing_matplotlib():
-    code = ("import json, sys\nfrom refvos.visualize import caption_font\nfont = caption_font(300)\n"
+    code = ("import json, sys\nfrom refvos.media.visualize import caption_font\nfont = caption_font(300)\n"
             "print(json.dumps([font.path, 'matplotlib' in sys.modules]))\n")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)

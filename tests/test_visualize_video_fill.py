@@ -3,7 +3,7 @@ where the object is there."""
 
 import numpy as np
 
-from refvos.visualize import FILL_COLORS, VideoFill, fill_color, overlay
+from refvos.media.visualize import FILL_COLORS, VideoFill, fill_color, overlay
 
 RED, BLUE = (200, 30, 30), (30, 30, 200)
 

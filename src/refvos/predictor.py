@@ -31,12 +31,11 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from .compiling import SegmenterRunner, check_compile
 from .errors import InputError
-from .imaging import load_image, to_tensor
+from .media.image import load_image, to_tensor
 from .modeling import RefVOS
+from .modeling.postprocess import foreground_mask
 from .modeling.surgery import fold_batchnorm
-from .postprocess import foreground_mask
 from .runtime import (
     PrecisionChoice,
     Workload,
@@ -45,6 +44,7 @@ from .runtime import (
     module_signature,
     resolve_device,
 )
+from .runtime.compiling import SegmenterRunner, check_compile
 from .tokenization import Tokenizer, get_tokenizer
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
@@ -137,7 +137,7 @@ class Predictor:
             afterwards are not seen by a predictor with folded BN.
         compile: ``torch.compile`` the segmentation network (inductor, ``freezing``; one graph
             per image size): ``True`` from the first call, ``False`` never, ``"auto"`` for an
-            image size once :data:`refvos.compiling.AUTO_COMPILE_AFTER_FRAMES` frames of it have
+            image size once :data:`refvos.runtime.compiling.AUTO_COMPILE_AFTER_FRAMES` frames of it have
             run (long videos, a warm server), where its compile time pays back.
             :meth:`compile_report` gives the time compiling took; a failure falls back to eager
             with a warning.
@@ -234,7 +234,7 @@ class Predictor:
 
     @property
     def runner(self) -> SegmenterRunner:
-        """The segmenter's encode / decode, eager or compiled (see :mod:`refvos.compiling`)."""
+        """The segmenter's encode / decode, eager or compiled (see :mod:`refvos.runtime.compiling`)."""
         self.calibrate()
         return self._runner
 
@@ -351,7 +351,7 @@ class Predictor:
         frames of one size run in batches of ``batch_size``; decoding of the next frames overlaps
         with compute."""
         if isinstance(frames, (str, os.PathLike)):
-            from .video import read_video_frames
+            from .media.video import read_video_frames
 
             frames = read_video_frames(frames)
         return [preds[0] for _, preds in self.iter_video_all(frames, [expression], batch_size)]
@@ -384,7 +384,7 @@ class Predictor:
         """``(frame, float logits (N expressions, 2, H, W))`` per frame."""
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
-        from .video import prefetch
+        from .media.video import prefetch
 
         with torch.inference_mode():
             text = self.encode_expressions(expressions)  # (N, D): once per video

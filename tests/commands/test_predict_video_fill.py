@@ -3,11 +3,11 @@
 import numpy as np
 from PIL import Image
 
-import refvos.visualize
+import refvos.media.visualize
 from refvos import save_checkpoint
 from refvos.cli import main
+from refvos.media.visualize import fill_color
 from refvos.predictor import Predictor, prediction
-from refvos.visualize import fill_color
 from tests.helpers import make_tiny_model
 
 RED, BLUE = (200, 30, 30), (30, 30, 200)
@@ -33,8 +33,8 @@ def test_video_overlay_colour_does_not_flicker(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(Predictor, "iter_video_all", left_halves)
     colours = []
-    original = refvos.visualize.overlay
-    monkeypatch.setattr(refvos.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
+    original = refvos.media.visualize.overlay
+    monkeypatch.setattr(refvos.media.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
     assert main(["predict", "--checkpoint", str(ckpt), "--video", str(folder), "-e", "the cat", "-e", "the dog",
                  "--out-dir", str(tmp_path / "out"), "--device", "cpu"]) == 0
     assert fill_color(frames[0], half) != fill_color(frames[1], half)  # per frame it would flicker

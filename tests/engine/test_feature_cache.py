@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from refvos.data import build_dataset
-from refvos.engine.feature_cache import SentenceTable, encode_split
+from refvos.demo.feature_cache import SentenceTable, encode_split
 from refvos.modeling import build_model
 from refvos.modeling.surgery import split_backbone
 from tests.helpers import TINY_TEXT_CONFIG

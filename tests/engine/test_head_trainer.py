@@ -8,10 +8,10 @@ import itertools
 import pytest
 import torch
 
-from refvos.engine.feature_cache import CachedSplit
-from refvos.engine.head_trainer import HeadTrainConfig, StepPlan, head_step_workload, train_head
+from refvos.demo.feature_cache import CachedSplit
+from refvos.demo.head_trainer import HeadTrainConfig, StepPlan, head_step_workload, train_head
 from refvos.engine.schedules import CosineSchedule
-from refvos.imaging import to_tensor
+from refvos.media.image import to_tensor
 from refvos.modeling import build_model
 from refvos.modeling.surgery import split_backbone
 from tests.helpers import TINY_TEXT_CONFIG

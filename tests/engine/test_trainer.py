@@ -167,7 +167,7 @@ def test_short_run_lowers_the_loss_and_writes_checkpoints(refcoco_root, tmp_path
 
 def test_auto_precision_measures_forward_and_backward_of_the_network(refcoco_root, tmp_path, monkeypatch):
     """Which precision wins is the machine's business; the trainer times its own network's step."""
-    from refvos import runtime
+    from refvos.runtime import precision as runtime
 
     monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(runtime.PRECISION_ENV)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from refvos.errors import InputError
-from refvos.imaging import load_image
+from refvos.media.image import load_image
 from refvos.serve.decoding import decode_image, decode_upload, decode_video, safe_name
 from refvos.serve.limits import Limits
 from tests.helpers import gif_with_huge_second_frame, tiff_pages

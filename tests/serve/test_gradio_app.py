@@ -22,14 +22,14 @@ def predictor():
 
 def test_module_imports_without_gradio(monkeypatch):
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
-    module = importlib.reload(importlib.import_module("refvos.gradio_app"))
+    module = importlib.reload(importlib.import_module("refvos.serve.gradio_app"))
     assert callable(module.segment_image)
     with pytest.raises(ImportError):
         module.build_interface(object())
 
 
 def test_segment_image_matches_the_predictor(predictor):
-    from refvos.gradio_app import segment_image
+    from refvos.serve.gradio_app import segment_image
 
     image = rgb(40, 52)
     overlay, mask, summary = segment_image(predictor, image, "  the dog ")
@@ -44,7 +44,7 @@ def test_segment_image_matches_the_predictor(predictor):
 
 
 def test_segment_video_writes_an_overlaid_gif(predictor, tmp_path):
-    from refvos.gradio_app import segment_video
+    from refvos.serve.gradio_app import segment_video
 
     clip = tmp_path / "clip.gif"
     frames = [Image.fromarray(rgb(32, 40, seed=i)) for i in range(3)]
@@ -56,7 +56,7 @@ def test_segment_video_writes_an_overlaid_gif(predictor, tmp_path):
 
 def test_interface_builds_where_gradio_is_installed(predictor):
     pytest.importorskip("gradio", reason="the optional refvos[gradio] extra is not installed")
-    from refvos.gradio_app import build_interface
+    from refvos.serve.gradio_app import build_interface
 
     demo = build_interface(predictor)
     assert demo.title.startswith("refvos")

@@ -3,9 +3,9 @@
 import numpy as np
 from PIL import Image
 
-import refvos.visualize
-from refvos.gradio_app import segment_video
-from refvos.visualize import fill_color
+import refvos.media.visualize
+from refvos.media.visualize import fill_color
+from refvos.serve.gradio_app import segment_video
 
 RED, BLUE = (200, 30, 30), (30, 30, 200)
 
@@ -23,8 +23,8 @@ def test_video_colour_is_chosen_once(tmp_path, monkeypatch):
     gif = tmp_path / "clip.gif"
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
     colours = []
-    original = refvos.visualize.overlay
-    monkeypatch.setattr(refvos.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
+    original = refvos.media.visualize.overlay
+    monkeypatch.setattr(refvos.media.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
     segment_video(LeftHalves(), str(gif), "the cat", str(tmp_path / "out.gif"))
     half = np.zeros((20, 24), bool)
     half[:, :12] = True

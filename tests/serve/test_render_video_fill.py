@@ -2,11 +2,11 @@
 
 import numpy as np
 
-import refvos.visualize
+import refvos.media.visualize
+from refvos.media.visualize import fill_color
 from refvos.predictor import prediction
 from refvos.serve.parsing import SegmentRequest
 from refvos.serve.render import render
-from refvos.visualize import fill_color
 
 RED, BLUE = (200, 30, 30), (30, 30, 200)
 
@@ -30,8 +30,8 @@ def test_video_overlays_keep_one_colour_per_expression(monkeypatch):
     half[:, :12] = True
     assert fill_color(frames[0], half) != fill_color(frames[1], half)  # per frame it would flicker
     colours = []
-    original = refvos.visualize.overlay
-    monkeypatch.setattr(refvos.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
+    original = refvos.media.visualize.overlay
+    monkeypatch.setattr(refvos.media.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
     doc = render(FixedMasks(), SegmentRequest("video", frames, ["the cat", "the dog"]))
     assert len(doc["results"]) == 2 and len(colours) == 8
     assert set(colours) == {fill_color(frames[0], half)}

@@ -168,8 +168,8 @@ def _print_json(doc: dict) -> None:
 
 # -- image ----------------------------------------------------------------------------------------
 def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
-    from ..imaging import load_image
-    from ..visualize import overlay, save_image
+    from ..media.image import load_image
+    from ..media.visualize import overlay, save_image
 
     n = len(expressions)
     out = _check_png_path(args.out, "--out") if args.out else None
@@ -222,10 +222,10 @@ VIDEO_BATCH = 4  # frames per forward pass of the video path
 
 def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     from ..errors import InputError
-    from ..gifstream import GifWriter
-    from ..imaging import load_image
-    from ..video import read_video_frames
-    from ..visualize import VideoFill, caption, overlay, save_image
+    from ..media.gif import GifWriter
+    from ..media.image import load_image
+    from ..media.video import read_video_frames
+    from ..media.visualize import VideoFill, caption, overlay, save_image
 
     if args.out or args.mask_out:
         raise InputError("--out and --mask-out are for --image; with --video give --out-dir")

@@ -40,20 +40,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..analysis import (
-    SampleResult,
-    category_analysis,
-    plot_category_analysis,
-    write_category_analysis,
-)
-from ..compiling import SegmenterRunner, check_compile
 from ..data.annotations import load_categorization
 from ..data.base import ReferringDataset
 from ..data.transforms import IGNORE_INDEX
 from ..deps import require
 from ..errors import InputError
-from ..imaging import denormalize
 from ..io import atomic_open, atomic_write_json
+from ..media.image import denormalize
+from ..media.visualize import overlay, save_image
 from ..metrics import (
     A2DMaskAP,
     DavisMetrics,
@@ -62,10 +56,16 @@ from ..metrics import (
     mask_score,
     region_similarity,
 )
-from ..postprocess import foreground_mask, foreground_probability
+from ..metrics.categories import (
+    SampleResult,
+    category_analysis,
+    plot_category_analysis,
+    write_category_analysis,
+)
+from ..modeling.postprocess import foreground_mask, foreground_probability
 from ..predictor import CALIBRATION_SIDE, inference_workload
 from ..runtime import agree_across_ranks, autocast, choose_precision, resolve_device
-from ..visualize import overlay, save_image
+from ..runtime.compiling import SegmenterRunner, check_compile
 from . import distributed as du
 
 DAVIS_FRAMES = ("inner", "all")
@@ -306,7 +306,7 @@ def _first(batch: list) -> Any:
 class _Runner:
     """Runs the network on groups of same-size samples, reusing image features and sentence
     vectors: the model's own inference path, ``encode_image`` once per distinct picture (through a
-    :class:`~refvos.compiling.SegmenterRunner`, compiled as ``compile`` says) and ``decode`` per
+    :class:`~refvos.runtime.compiling.SegmenterRunner`, compiled as ``compile`` says) and ``decode`` per
     sample, upsampled to the image inside. ``model`` is a RefVOS network."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str,
@@ -422,7 +422,7 @@ def evaluate(
             ``<display_dir>/<index:06d>_<sample_name>.png``.
         submission_dir: DAVIS only: palette PNGs as :class:`SubmissionWriter`.
         categories: a RefVOS categorisation CSV (A2D / DAVIS): adds ``metrics["categories"]``
-            (:func:`refvos.analysis.category_analysis`) and, with ``output_dir``,
+            (:func:`refvos.metrics.categories.category_analysis`) and, with ``output_dir``,
             ``categories.json`` and ``categories.png`` there.
         output_dir: where rank 0 writes ``metrics.json`` and ``samples.jsonl`` (None: nothing).
         davis_frames: ``"inner"`` leaves out each video's first and last frame from J / F, as
@@ -431,7 +431,7 @@ def evaluate(
         run_info: what was evaluated (split, checkpoint, precision, output folders...), stored as
             ``metrics["run"]``.
         compile: ``torch.compile`` the segmentation network per image size (``"auto"``: sizes
-            with enough samples to pay back the compile time; see :mod:`refvos.compiling`).
+            with enough samples to pay back the compile time; see :mod:`refvos.runtime.compiling`).
         davis_overlap: DAVIS: which object gets a pixel two objects predict, in the merged label
             map J / F are scored on and in ``submission_dir`` (:data:`DAVIS_OVERLAPS`).
 

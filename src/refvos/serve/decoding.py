@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
-from ..video import pil_frames, video_file_frames
+from ..media.video import pil_frames, video_file_frames
 from .limits import Limits
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -83,7 +83,7 @@ def decode_upload(data: bytes, name: str, limits: Limits) -> tuple[str, list[np.
 def decode_video(data: bytes, name: str, limits: Limits) -> list[np.ndarray]:
     """A video file's bytes -> frames: anything Pillow recognises by content (GIF, TIFF, ...,
     whatever its name) frame by frame with size checks; other containers through imageio's
-    PyAV / ffmpeg readers only (:func:`refvos.video.video_file_frames`)."""
+    PyAV / ffmpeg readers only (:func:`refvos.media.video.video_file_frames`)."""
     name = safe_name(name)
     if not data:
         raise InputError(f"{name} is empty (0 bytes)")

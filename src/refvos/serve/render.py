@@ -36,7 +36,7 @@ def render(predictor: Any, req: SegmentRequest) -> dict:
     """``{"kind", "width", "height", "results"}``: per expression on a picture ``expression, area,
     box, score, overlay_png, mask_png``; on a video ``expression, overlay_gif, mask_pngs, frames``
     (``area, box, score`` per frame) and ``num_frames``."""
-    from ..visualize import VideoFill, caption, overlay
+    from ..media.visualize import VideoFill, caption, overlay
 
     h, w = req.frames[0].shape[:2]
     doc: dict[str, Any] = {"kind": req.kind, "width": int(w), "height": int(h)}

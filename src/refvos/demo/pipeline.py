@@ -16,10 +16,10 @@ video with :class:`~refvos.predictor.Predictor` and writes ``out_dir/``::
 The recipe (:data:`PRESETS`; the default trains on Lite0 stage 2 with a 64-channel head): the
 MiniLM sentence encoder stays frozen and each distinct expression's sentence vector is computed
 once; the ImageNet EfficientNet-Lite0 backbone is frozen except its last ``tuned_blocks`` blocks,
-so the frozen part runs once per image and is cached (:mod:`refvos.engine.feature_cache`); the
-RefVOS head and those blocks are trained by :func:`refvos.engine.head_trainer.train_head` (AdamW,
+so the frozen part runs once per image and is cached (:mod:`refvos.demo.feature_cache`); the
+RefVOS head and those blocks are trained by :func:`refvos.demo.head_trainer.train_head` (AdamW,
 linear warm-up and cosine decay to 0 over a run planned to fit the time budget) and scored on the
-cache by :func:`~refvos.engine.head_trainer.score_split`. This module holds the presets, the
+cache by :func:`~refvos.demo.head_trainer.score_split`. This module holds the presets, the
 orchestration (:func:`run_demo`) and the outputs.
 """
 
@@ -35,10 +35,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import save_checkpoint
-from .data.synthetic import make_refcoco, make_video_clip
-from .engine.feature_cache import CachedSplit, SentenceTable, encode_split
-from .engine.head_trainer import (
+from ..checkpoint import save_checkpoint
+from ..data.synthetic import make_refcoco, make_video_clip
+from ..errors import InputError
+from ..io import atomic_write_json
+from ..media.visualize import VideoFill, overlay, plot_curves, save_gif, save_image
+from ..metrics import region_similarity
+from ..modeling import RefVOS, build_model
+from ..modeling.surgery import set_dropout, split_backbone
+from ..predictor import Predictor
+from ..runtime import choose_precision, cpu_model
+from .feature_cache import CachedSplit, SentenceTable, encode_split
+from .head_trainer import (
     FOREGROUND_WEIGHT,
     PLAN_RECHECK,
     PLAN_SHARE,
@@ -48,14 +56,6 @@ from .engine.head_trainer import (
     score_split,
     train_head,
 )
-from .errors import InputError
-from .io import atomic_write_json
-from .metrics import region_similarity
-from .modeling import RefVOS, build_model
-from .modeling.surgery import set_dropout, split_backbone
-from .predictor import Predictor
-from .runtime import choose_precision, cpu_model
-from .visualize import VideoFill, overlay, plot_curves, save_gif, save_image
 
 TEST_SPLITS = ("testA", "testB")
 
@@ -76,12 +76,12 @@ class Recipe:
         tuned_blocks: trailing blocks of the backbone trained with the head (their ImageNet BN
             statistics are kept); the blocks before them are frozen and run once per image.
         training: the head trainer's optimisation
-            (:class:`~refvos.engine.head_trainer.HeadTrainConfig`): AdamW, ``batch_size`` images
+            (:class:`~refvos.demo.head_trainer.HeadTrainConfig`): AdamW, ``batch_size`` images
             a step (each with every training expression about it), linear warm-up over
             ``warmup`` steps then cosine to 0 at the last step, ``iterations`` steps at most in a
             ``time_cap_s`` training budget. The trainer times its steps 10 to 40 and then plans
             ``min(iterations, the steps that fit in 95% of time_cap_s)`` (:data:`PLAN_WINDOW`,
-            :data:`PLAN_SHARE` of :mod:`refvos.engine.head_trainer`), and every
+            :data:`PLAN_SHARE` of :mod:`refvos.demo.head_trainer`), and every
             :data:`PLAN_RECHECK` steps shortens the plan if the recent steps say it no longer
             fits, so that on a slower (or slowing) CPU the run is shorter but its decay still ends
             at 0 instead of being cut by the cap, which stays as a safety net (``metrics.json``:
@@ -181,7 +181,7 @@ def segment_video(model: RefVOS, out_dir: Path, recipe: Recipe, precision: str, 
 
 def _sentence_categories(root: Path, splits: tuple[str, ...]) -> dict[int, list[str]]:
     """sent_id -> the RefVOS categories the generator tagged it with."""
-    from .data import REFER
+    from ..data import REFER
 
     refer = REFER(root, "refcoco", "unc")
     return {sid: list(s.get("categories", [])) for sid, s in refer.Sents.items()

@@ -1,7 +1,7 @@
 """Training and scoring RefVOS's head on cached frozen features (``make demo``'s trainer).
 
 The sentence encoder and the first blocks of the backbone are frozen, their outputs cached once
-(:mod:`refvos.engine.feature_cache`); :func:`train_head` trains the last ``tuned`` backbone blocks
+(:mod:`refvos.demo.feature_cache`); :func:`train_head` trains the last ``tuned`` backbone blocks
 (their BatchNorm statistics kept) and ``model.segmenter.classifier`` on that cache:
 
 - each step takes ``batch_size`` images (epochs of a seeded permutation) with every sentence
@@ -34,12 +34,12 @@ from torch.nn import functional as F
 
 from ..data.transforms import IGNORE_INDEX
 from ..deps import require
+from ..engine.schedules import CosineSchedule
 from ..metrics import RefSegMetrics
 from ..modeling import RefVOS
-from ..postprocess import foreground_mask
+from ..modeling.postprocess import foreground_mask
 from ..runtime import Workload, autocast, module_signature
 from .feature_cache import CachedSplit
-from .schedules import CosineSchedule
 
 FOREGROUND_WEIGHT = 5.0  # cross-entropy weight of the referent's pixels
 PLAN_WINDOW = (10, 40)  # steps timed to plan a run: after the first steps' one-off costs

@@ -3,7 +3,7 @@
 When the sentence encoder and the first blocks of the backbone are frozen (``make demo``'s
 recipe), their outputs do not change during training: :func:`encode_split` reads a RefCOCO-layout
 split through ``build_dataset`` and runs the frozen part of the backbone once per image, and a
-:class:`SentenceTable` encodes each distinct expression once. :mod:`refvos.engine.head_trainer`
+:class:`SentenceTable` encodes each distinct expression once. :mod:`refvos.demo.head_trainer`
 trains and scores the rest of the network on the resulting :class:`CachedSplit`.
 """
 
@@ -19,7 +19,7 @@ from torch import nn
 
 from ..data import build_dataset, collate
 from ..errors import InputError
-from ..imaging import denormalize, to_tensor
+from ..media.image import denormalize, to_tensor
 from ..modeling import RefVOS
 from ..runtime import autocast
 

@@ -31,15 +31,15 @@ from typing import Any
 
 import torch
 
-from .checkpoint_checks import MAX_PARAMETERS, check_tensors, check_weights
-from .errors import CheckpointError
-from .io import atomic_open
-from .modeling import RefVOS, RefVOSConfig, build_from_config
-from .modeling.config import BERT_BASE_UNCASED
-from .modeling.meta import on_meta_device
-from .modeling.state_dict import check_fits, load_strict
-from .modeling.text_encoder import TEXT_OPTIONAL_KEYS, infer_text_config, load_text_state_dict
-from .tokenization import check_truncation
+from ..errors import CheckpointError
+from ..io import atomic_open
+from ..modeling import RefVOS, RefVOSConfig, build_from_config
+from ..modeling.config import BERT_BASE_UNCASED
+from ..modeling.meta import on_meta_device
+from ..modeling.state_dict import check_fits, load_strict
+from ..modeling.text_encoder import TEXT_OPTIONAL_KEYS, infer_text_config, load_text_state_dict
+from ..tokenization import check_truncation
+from .checks import MAX_PARAMETERS, check_tensors, check_weights
 
 FORMAT = "refvos"
 VERSION = 1

@@ -32,7 +32,7 @@ def check_compile(compile: str | bool) -> str | bool:
     if isinstance(compile, str) and compile.lower() in _COMPILE_WORDS:
         compile = _COMPILE_WORDS[compile.lower()]
     if not (compile == "auto" or isinstance(compile, bool)):
-        from .errors import InputError
+        from ..errors import InputError
 
         raise InputError(f"compile must be 'auto', True or False, got {compile!r}")
     return compile

@@ -3,8 +3,8 @@ the field's usual demo surface, deployable as a Hugging Face Space.
 
 This module imports without Gradio; only :func:`build_interface` and :func:`main` need it.
 
-    python -m refvos.gradio_app --checkpoint model.pth          # local
-    # a Space's app.py:  from refvos.gradio_app import build_interface, load_predictor
+    python -m refvos.serve.gradio_app --checkpoint model.pth          # local
+    # a Space's app.py:  from refvos.serve.gradio_app import build_interface, load_predictor
     #                    build_interface(load_predictor("model.pth")).launch()
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .deps import require
-from .errors import InputError, MissingExtraError, RefVOSError
+from ..deps import require
+from ..errors import InputError, MissingExtraError, RefVOSError
 
 MAX_VIDEO_FRAMES = 96  # a Space is a shared machine: longer videos are refused
 
@@ -26,8 +26,8 @@ def load_predictor(checkpoint: str, device: str | None = None, max_size: int | N
     """The predictor a demo runs: the network of ``checkpoint`` (a file, a pretrained folder, a
     released model's name or a Hub id: :func:`refvos.hub.resolve.load_model`), long side capped
     at ``max_size``."""
-    from .hub.resolve import load_model
-    from .predictor import Predictor
+    from ..hub.resolve import load_model
+    from ..predictor import Predictor
 
     predictor = Predictor(load_model(checkpoint), device=device, max_size=max_size, _owns_model=True)
     predictor.calibrate()  # at start-up, not on the first request
@@ -37,7 +37,7 @@ def load_predictor(checkpoint: str, device: str | None = None, max_size: int | N
 def segment_image(predictor: Any, image: np.ndarray | None, expression: str) -> tuple[np.ndarray, np.ndarray, str]:
     """RGB ``(H, W, 3)`` and a sentence -> (overlay RGB ``(H, W, 3)``, mask uint8 ``(H, W)`` 0/255,
     a one-line summary). Raises :class:`InputError` for a missing image or empty sentence."""
-    from .visualize import overlay
+    from ..media.visualize import overlay
 
     if image is None:
         raise InputError("upload an image first")
@@ -53,8 +53,8 @@ def segment_image(predictor: Any, image: np.ndarray | None, expression: str) -> 
 
 def segment_video(predictor: Any, video_path: str | None, expression: str, out_path: str) -> str:
     """A video file (GIF, or mp4 with imageio + PyAV) and a sentence -> an overlaid GIF at ``out_path``."""
-    from .video import read_video_frames
-    from .visualize import VideoFill, caption, overlay, save_gif
+    from ..media.video import read_video_frames
+    from ..media.visualize import VideoFill, caption, overlay, save_gif
 
     if not video_path:
         raise InputError("upload a video first")
@@ -109,7 +109,7 @@ def build_interface(predictor: Any):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m refvos.gradio_app", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m refvos.serve.gradio_app", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7861)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .io import atomic_open
+from ..io import atomic_open
 
 # fill colours the overlay chooses from: the one farthest from the object's own mean colour
 FILL_COLORS = ((230, 25, 75), (0, 130, 200), (255, 225, 25), (145, 30, 180), (70, 240, 240), (60, 180, 75))
@@ -196,7 +196,7 @@ def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float 
 
 def plot_curves(series: dict[str, Sequence[tuple[float, float]]], path: str | os.PathLike, xlabel: str, title: str) -> Path:
     """A line chart PNG of named ``(x, y)`` series (e.g. loss per iteration), written atomically."""
-    from .deps import require
+    from ..deps import require
 
     require("matplotlib", "plotting training curves").use("Agg")
     import matplotlib.pyplot as plt

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import InputError
+from ..errors import InputError
 
 T = TypeVar("T")
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -58,12 +58,12 @@ def pil_frames(img, source: str, max_pixels: int) -> Iterator:
     TIFF, animated WebP...). Each frame's size is read from its header (``seek``) and checked
     against ``max_pixels`` BEFORE the frame is decoded, so one huge frame after a small first one
     cannot allocate gigabytes. Float frames in [0, 1] are scaled to 0-255 and NaN frames refused
-    (:func:`refvos.imaging.load_image`)."""
+    (:func:`refvos.media.image.load_image`)."""
     import warnings
 
     from PIL import Image
 
-    from .imaging import check_pixels, load_image
+    from .image import check_pixels, load_image
 
     n = getattr(img, "n_frames", 1)
     for i in range(n):
@@ -109,7 +109,7 @@ def read_video_frames(path: str | os.PathLike) -> Iterator:
             f"video {path}: unsupported format {suffix or '(no suffix)'}; give a folder of frames or one of "
             f"{', '.join(VIDEO_SUFFIXES)}"
         )
-    from .imaging import MAX_PIXELS
+    from .image import MAX_PIXELS
 
     yield from video_file_frames(path, f"video {path}", MAX_PIXELS)
 
@@ -126,7 +126,7 @@ def video_file_frames(file: Path | bytes, source: str, max_pixels: int, suffix: 
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
-    from .imaging import check_pixels
+    from .image import check_pixels
 
     try:
         with warnings.catch_warnings():  # the size of every frame is checked in pil_frames

@@ -61,7 +61,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 def check_writable(paths: list[Path], inputs: list[Path] = ()) -> None:
     """Before any work: every output can be written (its nearest existing folder is writable, it
     is not a folder), no two outputs are the same file and none is an input. One-line InputError."""
-    from .errors import InputError
+    from ..errors import InputError
 
     seen: dict[Path, Path] = {}
     resolved_inputs = {q.resolve() for q in inputs}

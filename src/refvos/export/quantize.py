@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .deps import require
-from .errors import RefVOSError
+from ..deps import require
+from ..errors import RefVOSError
 
 HEAD_PREFIX = "/classifier/"  # node names of RefVOSHead in an exported segmentation graph
 

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .deps import require
-from .errors import InputError
-from .io import atomic_write
+from ..deps import require
+from ..errors import InputError
+from ..io import atomic_write
 
 DEFAULT_OPSET = 17
 
@@ -171,7 +171,7 @@ def logits_agreement(ref: np.ndarray, got: np.ndarray) -> dict[str, Any]:
 
 def text_parity(model: nn.Module, path: str | os.PathLike, expressions: list[str]) -> dict[str, Any]:
     """Max abs difference of onnxruntime's sentence vectors against PyTorch's."""
-    from .tokenization import get_tokenizer
+    from ..tokenization import get_tokenizer
 
     ids, mask = get_tokenizer().encode(expressions, model.config.max_tokens)
     with torch.no_grad():

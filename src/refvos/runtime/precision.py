@@ -53,7 +53,7 @@ def default_device() -> torch.device:
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or str(device) == "auto":
         return default_device()
-    from .errors import InputError
+    from ..errors import InputError
 
     try:
         device = torch.device(device)
@@ -133,7 +133,7 @@ class Workload:
 
 def _check(precision: str, what: str) -> str:
     if precision not in PRECISIONS:
-        from .errors import InputError
+        from ..errors import InputError
 
         raise InputError(f"{what} must be one of {PRECISIONS}, got {precision!r}")
     return precision
@@ -253,7 +253,7 @@ def _read_cache() -> dict:
 
 def _write_cache(key: str, entry: dict) -> None:
     """Add ``entry`` under ``key`` (atomic; a read-only or full cache folder is not an error)."""
-    from .io import atomic_write_json
+    from ..io import atomic_write_json
 
     data = _read_cache()
     data[key] = entry
@@ -316,7 +316,7 @@ def tf32_mode(mode: str) -> Iterator[None]:
     back; ``"default"``: PyTorch's settings left as they are (cuDNN convolutions may use TF32 on
     Ampere and later GPUs). No effect on CPUs."""
     if mode not in TF32_MODES:
-        from .errors import InputError
+        from ..errors import InputError
 
         raise InputError(f"TF32 mode must be one of {TF32_MODES}, got {mode!r}")
     if mode == "default":

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 MAX_TENSOR_ELEMENTS = 1 << 28  # 268M elements (1 GiB in fp32); BERT's word embedding has 23M
 MAX_PARAMETERS = 1_000_000_000  # of the network a config describes (RefVOS ResNet-101 + BERT: 168M)

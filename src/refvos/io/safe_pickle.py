@@ -14,7 +14,7 @@ import os
 import pickle
 from typing import IO, Any
 
-from .errors import DataFormatError, UnsafePickleError
+from ..errors import DataFormatError, UnsafePickleError
 
 # The only globals a pickle of builtin containers and scalars may need (protocols 0-5).
 _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
