@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from refvos.runtime import precision as runtime
 from refvos.errors import InputError
 from refvos.runtime import PRECISION_ENV, Workload, choose_precision
+from refvos.runtime import precision as runtime
 
 CPU = torch.device("cpu")
 

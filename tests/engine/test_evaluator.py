@@ -12,13 +12,8 @@ import torch
 from refvos.data.build import build_dataset
 from refvos.data.davis import read_object_ids
 from refvos.engine import evaluator
-from refvos.engine.evaluator import (
-    SubmissionWriter,
-    davis_palette,
-    evaluate,
-    sample_meta,
-    shard_indices,
-)
+from refvos.engine.evaluator import evaluate, sample_meta, shard_indices
+from refvos.metrics.davis import DavisFrameScorer, SubmissionWriter, davis_palette
 from tests.helpers import (
     TableModel,
     assert_mixed,
@@ -314,7 +309,7 @@ def test_davis_overlap_rule_in_submission_and_merged_map(tmp_path, overlap, row)
     w.add({**meta, "object_id": 2}, b, pb)
     w.close()
     np.testing.assert_array_equal(read_object_ids(tmp_path / "annotator1_full_video" / "v" / "00000.png")[0], row)
-    scorer = evaluator.DavisFrameScorer(overlap)
+    scorer = DavisFrameScorer(overlap)
     rows = [{"kind": "first_frame", "video": "v", "frame": "0", "sent_id": "1-0", "object_id": k}
             for k in (1, 2)]
     for r, pred, prob in zip(rows, (a, b), (pa, pb)):

@@ -31,14 +31,11 @@ import bisect
 import json
 import math
 import os
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 from ..data.annotations import load_categorization
 from ..data.base import ReferringDataset
@@ -48,20 +45,14 @@ from ..errors import InputError
 from ..io import atomic_open, atomic_write_json
 from ..media.image import denormalize
 from ..media.visualize import overlay, save_image
-from ..metrics import (
-    A2DMaskAP,
-    DavisMetrics,
-    RefSegMetrics,
-    contour_accuracy,
-    mask_score,
-    region_similarity,
-)
+from ..metrics import A2DMaskAP, DavisMetrics, RefSegMetrics, mask_score
 from ..metrics.categories import (
     SampleResult,
     category_analysis,
     plot_category_analysis,
     write_category_analysis,
 )
+from ..metrics.davis import DAVIS_OVERLAPS, DavisFrameScorer, SubmissionWriter
 from ..modeling.postprocess import foreground_mask, foreground_probability
 from ..predictor import CALIBRATION_SIDE, inference_workload
 from ..runtime import agree_across_ranks, autocast, choose_precision, resolve_device
@@ -69,9 +60,6 @@ from ..runtime.compiling import SegmenterRunner, check_compile
 from . import distributed as du
 
 DAVIS_FRAMES = ("inner", "all")
-# Where two objects' predicted masks overlap on a DAVIS frame, the pixel goes to the most confident
-# object (refvos) or to the last one, the highest object id (the authors' merge in test.py).
-DAVIS_OVERLAPS = ("confident", "last")
 TEXT_CACHE_SIZE = 20000
 
 
@@ -134,135 +122,6 @@ def shard_indices(dataset: torch.utils.data.Dataset, rank: int, world: int) -> l
 
 
 # ------------------------------------------------------------------------------ outputs
-
-
-def davis_palette() -> list[int]:
-    """The DAVIS / Pascal VOC colour map: 256 RGB triplets, flattened (768 ints)."""
-    palette = []
-    for label in range(256):
-        r = g = b = 0
-        c = label
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
-
-
-def claim_pixels(labels: np.ndarray, best: np.ndarray, obj: int, pred: np.ndarray, prob: np.ndarray,
-                 overlap: str = "confident", rank: int | None = None) -> None:
-    """Add one object to a frame's label map in place: the pixels it predicts go to it where it
-    beats the claim so far: its foreground probability (``overlap="confident"``) or its object id
-    (``"last"``: the highest id wins, as the original's merge, which wrote the objects in id
-    order; ``rank``: the id to compare when ``obj`` is a label of another numbering). labels uint8
-    ``(H, W)``; best float ``(H, W)``, -1 where unclaimed; pred bool and prob float ``(H, W)``."""
-    if overlap not in DAVIS_OVERLAPS:
-        raise InputError(f"DAVIS overlap rule must be one of {DAVIS_OVERLAPS}, got {overlap!r}")
-    claim = prob if overlap == "confident" else np.full(prob.shape, float(obj if rank is None else rank),
-                                                        np.float32)
-    win = pred & (claim > best)
-    labels[win] = obj
-    best[win] = claim[win]
-
-
-class DavisFrameScorer:
-    """DAVIS J and F as davis2017-evaluation scores them: on the merged label map of a frame.
-
-    davis2017-evaluation reads one indexed PNG per frame, so an object's predicted mask is
-    ``labels == object_id`` after the objects of the frame were merged (overlaps resolved by
-    ``overlap``, :data:`DAVIS_OVERLAPS`, as :class:`SubmissionWriter` writes them). Samples
-    are grouped by (kind, sent_id, video, frame), i.e. one annotator's expressions of one frame;
-    a group is scored, and its rows' ``J`` / ``F`` set in place, when the samples move on to
-    another (kind, video, frame) and at :meth:`close`. Samples must come frame by frame (the
-    DAVIS Dataset's order, kept by sharding whole videos).
-    """
-
-    def __init__(self, overlap: str = "confident") -> None:
-        self.overlap = overlap
-        self._open: dict[tuple, list[tuple[dict, np.ndarray, np.ndarray, np.ndarray, Any]]] = {}
-        self._frame: tuple | None = None
-
-    def add(self, row: dict[str, Any], pred: np.ndarray, prob: np.ndarray, gt: np.ndarray,
-            void: np.ndarray | None) -> None:
-        """One object's record (given ``J`` / ``F`` later), bool ``pred``, float ``prob``,
-        bool ``gt`` and optional bool ``void``, all ``(H, W)``."""
-        frame = (row["kind"], row["video"], row["frame"])
-        if frame != self._frame:
-            self.flush()
-            self._frame = frame
-        key = (row["kind"], row.get("sent_id"), row["video"], row["frame"])
-        self._open.setdefault(key, []).append((row, pred, prob, gt, void))
-
-    def flush(self) -> None:
-        for objects in self._open.values():
-            labels = np.zeros(objects[0][1].shape, np.uint8)
-            best = np.full(objects[0][1].shape, -1.0, np.float32)
-            for k, (row, pred, prob, _, _) in enumerate(objects, start=1):
-                claim_pixels(labels, best, k, pred, prob, self.overlap, int(row["object_id"]))
-            for k, (row, _, _, gt, void) in enumerate(objects, start=1):
-                merged = labels == k
-                row.update(J=region_similarity(merged, gt, void), F=contour_accuracy(merged, gt, void=void))
-        self._open.clear()
-
-    def close(self) -> None:
-        self.flush()
-        self._frame = None
-
-
-class SubmissionWriter:
-    """DAVIS-format results: ``<dir>/annotator<a>_<kind>/<video>/<frame>.png``, indexed palette
-    PNGs with object ids 0 (background) .. N, the layout ``davis2017-evaluation`` reads as a
-    results folder. Where several objects are predicted on one pixel, it goes to the object with
-    the highest foreground probability there (``overlap="confident"``) or to the highest object id
-    (``"last"``, the authors' merge). A frame is written once the samples move on to another
-    frame (and at :meth:`close`)."""
-
-    def __init__(self, root: str | os.PathLike, overlap: str = "confident") -> None:
-        self.root = Path(root)
-        self.overlap = overlap
-        self._open: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        self._current: tuple | None = None
-        self._written: set[tuple] = set()
-        self._palette = davis_palette()
-
-    def path(self, annotator: Any, kind: str, video: str, frame: str) -> Path:
-        return self.root / f"annotator{annotator}_{kind}" / str(video) / f"{frame}.png"
-
-    def add(self, meta: dict[str, Any], pred: np.ndarray, prob: np.ndarray) -> None:
-        """One object's ``(H, W)`` bool mask and foreground probabilities on one frame."""
-        try:
-            key = (meta["annotator"], meta["kind"], meta["video"], meta["frame"])
-            obj = int(meta["object_id"])
-        except KeyError as e:
-            raise InputError(f"--submission needs DAVIS samples; sample meta lacks {e}") from None
-        if not 0 < obj < 256:
-            raise InputError(f"object id {obj} does not fit an indexed PNG (1..255)")
-        if key[1:] != self._current:
-            self.flush()
-            self._current = key[1:]
-        if key not in self._open:
-            labels, best = np.zeros(pred.shape, np.uint8), np.full(pred.shape, -1.0, np.float32)
-            if key in self._written:  # samples came back to a frame already written: merge
-                with Image.open(self.path(*key)) as im:
-                    labels = np.array(im)
-                best[labels > 0] = np.inf if self.overlap == "confident" else labels[labels > 0]
-            self._open[key] = (labels, best)
-        claim_pixels(*self._open[key], obj, pred, prob, self.overlap)
-
-    def flush(self) -> None:
-        for key, (labels, _) in self._open.items():
-            im = Image.fromarray(labels, mode="P")
-            im.putpalette(self._palette)
-            with atomic_open(self.path(*key), "wb") as f:
-                im.save(f, format="PNG")
-            self._written.add(key)
-        self._open.clear()
-
-    def close(self) -> None:
-        self.flush()
-        self._current = None
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
@@ -582,55 +441,3 @@ def _davis_summary(samples: list[dict[str, Any]], frames: str) -> dict[str, Any]
     out = davis.compute()
     return {"frames": frames, "summary": out["summary"], "per_object": out["per_object"],
             "iou_by_kind": {k: m.compute() for k, m in sorted(by_kind.items())}}
-
-
-def format_table(metrics: dict[str, Any]) -> str:
-    """The metrics as a plain-text table, as fractions in 0..1 like ``metrics.json`` (the
-    original printed them x100, as the paper's tables)."""
-    lines = []
-
-    def row(label: str, value: Any) -> None:
-        text = "n/a" if value is None else f"{value:6.4f}"
-        lines.append(f"  {label:<28s}{text}")
-
-    def iou_block(title: str, m: dict[str, Any]) -> None:
-        lines.append(f"{title} ({m['num_samples']} samples)")
-        row("overall IoU", m["overall_iou"])
-        row("mean IoU", m["mean_iou"])
-        for k, v in m.items():
-            if k.startswith("precision@"):
-                row(k, v)
-
-    iou_block(f"{metrics['dataset']}: RefVOS protocol", metrics["refvos"])
-    if "mttr" in metrics:
-        iou_block("A2D-Sentences: MTTR protocol (frames without the referred instance left out)",
-                  metrics["mttr"])
-        lines.append("A2D-Sentences: COCO mask AP (useCats=0)")
-        for k, v in metrics["a2d_map"].items():
-            if k != "num_samples":
-                row(k, v)
-    if "davis" in metrics:
-        d = metrics["davis"]
-        for kind, m in d["iou_by_kind"].items():
-            iou_block(f"DAVIS {kind}: RefVOS protocol", m)
-        for kind, s in d["summary"].items():
-            lines.append(f"DAVIS {kind}: J / F / J&F ({d['frames']} frames)")
-            for annotator, a in sorted(s["per_annotator"].items()):
-                lines.append(f"  annotator {annotator:<18s}{a['J']:6.4f} {a['F']:6.4f} "
-                             f"{a['J&F']:6.4f}")
-            m = s["mean"]
-            lines.append(f"  {'mean':<28s}{m['J']:6.4f} {m['F']:6.4f} "
-                         f"{m['J&F']:6.4f}")
-    if "categories" in metrics:
-        c = metrics["categories"]
-        lines.append("categories: overall IoU / mean IoU")
-        for label, b in [("all", c["all"]), *c["difficulty"].items(),
-                         ("uncategorised", c["uncategorised"])]:
-            o, m = b["overall_iou"], b["mean_iou"]
-            lines.append(f"  {label:<28s}{'n/a' if o is None else f'{o:6.4f}'} "
-                         f"{'n/a' if m is None else f'{m:6.4f}'}  (n={b['num_samples']})")
-    return "\n".join(lines)
-
-
-def print_table(metrics: dict[str, Any], file=None) -> None:
-    print(format_table(metrics), file=file or sys.stdout)

@@ -1,15 +1,15 @@
-"""metrics: see :mod:`.segmentation` (its names are re-exported here)."""
+"""Evaluation metrics: RefVOS's IoU protocol and A2D-Sentences mask mAP (:mod:`.segmentation`),
+DAVIS J / F / J&F and its label maps (:mod:`.davis`), per-category analysis (:mod:`.categories`).
 
+The metrics themselves are re-exported here."""
+
+from .davis import DavisMetrics, contour_accuracy, region_similarity, seg2bmap
 from .segmentation import (
     MTTR_EPS,
     PRECISION_THRESHOLDS,
     A2DMaskAP,
-    DavisMetrics,
     RefSegMetrics,
-    contour_accuracy,
     mask_score,
-    region_similarity,
-    seg2bmap,
 )
 
 __all__ = [

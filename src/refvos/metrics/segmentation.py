@@ -1,8 +1,8 @@
-"""Evaluation metrics: RefVOS's IoU protocol, A2D-Sentences mask mAP, DAVIS J / F / J&F.
+"""Segmentation metrics: RefVOS's IoU protocol and A2D-Sentences mask mAP.
 
 Every function and accumulator takes masks as numpy arrays or torch tensors of shape ``(H, W)``
-(one sample) or ``(B, H, W)`` (a batch), boolean or integer 0/1. Values are fractions in 0..1;
-the CLI multiplies by 100 for display.
+(one sample) or ``(B, H, W)`` (a batch), boolean or integer 0/1. Values are fractions in 0..1,
+and the CLI prints them as fractions too (``refvos test``'s table, ``metrics.json``).
 
 - :class:`RefSegMetrics` -- RefVOS ``test.py`` (all data sets): overall IoU = sum(I) / sum(U),
   mean IoU = mean of per-sample IoU (0 where U = 0), precision@t = fraction of samples with
@@ -10,8 +10,8 @@ the CLI multiplies by 100 for display.
   precision@t counts IoU > t.
 - :class:`A2DMaskAP` -- COCO mask AP over IoU 0.50:0.05:0.95 (pycocotools, ``useCats = 0``),
   one COCO image per (annotated frame, expression), as MTTR and ReferFormer report it.
-- :func:`region_similarity`, :func:`contour_accuracy` -- DAVIS J and F with davis2017-evaluation's
-  definitions; :class:`DavisMetrics` averages them per object, annotator and expression kind.
+
+DAVIS's J / F are in :mod:`refvos.metrics.davis`.
 """
 
 from __future__ import annotations
@@ -23,39 +23,13 @@ from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
-from refvos.deps import require
-from refvos.errors import InputError
+from ..deps import require
+from ..errors import InputError
+from .masks import as_mask, check_shapes, to_numpy
 
 PRECISION_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 MTTR_EPS = 1e-6
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    """numpy view of an array or (possibly CUDA) torch tensor."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def _as_mask(x: Any, name: str) -> np.ndarray:
-    """Boolean mask from a bool or 0/1 integer array / tensor; other values are an error."""
-    a = _to_numpy(x)
-    if a.dtype == bool:
-        return a
-    if a.size and (a.min() < 0 or a.max() > 1):
-        raise InputError(
-            f"{name} must be boolean or 0/1, found values in [{a.min()}, {a.max()}]"
-            + ("; pass ignore=(gt == 255) for ignored pixels" if name == "gt" else "")
-        )
-    return a.astype(bool)
-
-
-def _check_shapes(**masks: np.ndarray | None) -> None:
-    shapes = {k: v.shape for k, v in masks.items() if v is not None}
-    if len(set(shapes.values())) > 1:
-        raise InputError(f"mask shapes differ: {shapes}")
 
 
 # --------------------------------------------------------------------------- RefVOS IoU protocol
@@ -94,11 +68,11 @@ class RefSegMetrics:
         pred, gt: ``(H, W)`` or ``(B, H, W)``, boolean or 0/1. ignore: optional boolean mask of
         the same shape (e.g. ``gt == 255``); those pixels count in neither I nor U.
         """
-        ignore_np = None if ignore is None else _to_numpy(ignore).astype(bool)
+        ignore_np = None if ignore is None else to_numpy(ignore).astype(bool)
         if ignore_np is not None:
-            gt = np.where(ignore_np, 0, _to_numpy(gt))
-        pred_np, gt_np = _as_mask(pred, "pred"), _as_mask(gt, "gt")
-        _check_shapes(pred=pred_np, gt=gt_np, ignore=ignore_np)
+            gt = np.where(ignore_np, 0, to_numpy(gt))
+        pred_np, gt_np = as_mask(pred, "pred"), as_mask(gt, "gt")
+        check_shapes(pred=pred_np, gt=gt_np, ignore=ignore_np)
         if pred_np.ndim == 2:
             pred_np, gt_np = pred_np[None], gt_np[None]
             ignore_np = None if ignore_np is None else ignore_np[None]
@@ -114,8 +88,8 @@ class RefSegMetrics:
 
     def update_from_counts(self, intersection: Any, union: Any) -> None:
         """Add samples given their intersection and union pixel counts, each ``(B,)``."""
-        inter = np.atleast_1d(_to_numpy(intersection)).astype(np.float64)
-        union = np.atleast_1d(_to_numpy(union)).astype(np.float64)
+        inter = np.atleast_1d(to_numpy(intersection)).astype(np.float64)
+        union = np.atleast_1d(to_numpy(union)).astype(np.float64)
         iou = self.sample_iou(inter, union)
         hits = iou[:, None] > self.thresholds if self.protocol == "mttr" else iou[:, None] >= self.thresholds
         self._state[0] += len(iou)
@@ -134,7 +108,7 @@ class RefSegMetrics:
             if other.protocol != self.protocol:
                 raise InputError(f"cannot merge {other.protocol!r} into {self.protocol!r} metrics")
             other = other._state
-        vec = _to_numpy(other).astype(np.float64).ravel()
+        vec = to_numpy(other).astype(np.float64).ravel()
         if vec.shape != self._state.shape:
             raise InputError(f"state vector must have length {len(self._state)}, got {vec.shape}")
         self._state += vec
@@ -162,8 +136,8 @@ def mask_score(fg_prob: Any, pred: Any) -> float:
 
     fg_prob: ``(H, W)`` float in 0..1 (softmax of the logits, class 1); pred: ``(H, W)`` mask.
     """
-    prob, mask = _to_numpy(fg_prob).astype(np.float64), _as_mask(pred, "pred")
-    _check_shapes(fg_prob=prob, pred=mask)
+    prob, mask = to_numpy(fg_prob).astype(np.float64), as_mask(pred, "pred")
+    check_shapes(fg_prob=prob, pred=mask)
     return float(prob[mask].mean()) if mask.any() else 0.0
 
 
@@ -192,8 +166,8 @@ class A2DMaskAP:
 
         if sample_id in self._ids:
             raise InputError(f"duplicate A2D sample id {sample_id!r}")
-        pred_np, gt_np = _as_mask(pred, "pred"), _as_mask(gt, "gt")
-        _check_shapes(pred=pred_np, gt=gt_np)
+        pred_np, gt_np = as_mask(pred, "pred"), as_mask(gt, "gt")
+        check_shapes(pred=pred_np, gt=gt_np)
         if gt_np.ndim != 2:
             raise InputError(f"A2D masks must be (H, W), got shape {gt_np.shape}")
 
@@ -260,158 +234,3 @@ class A2DMaskAP:
         for k, v in zip(self._LABELS, ev.stats[:6]):
             out[k] = float(v) if v >= 0 else math.nan
         return out
-
-
-# ---------------------------------------------------------------------------------- DAVIS J / F
-
-
-def region_similarity(pred: Any, gt: Any, void: Any = None) -> float:
-    """DAVIS J: IoU of two ``(H, W)`` masks, 1 where the union is empty.
-
-    void: optional ``(H, W)`` mask of pixels left out of both I and U (davis2017 void pixels).
-    """
-    p, g = _as_mask(pred, "pred"), _as_mask(gt, "gt")
-    v = None if void is None else _to_numpy(void).astype(bool)
-    _check_shapes(pred=p, gt=g, void=v)
-    if p.ndim != 2:
-        raise InputError(f"region_similarity takes (H, W) masks, got shape {p.shape}")
-    inter, union = p & g, p | g
-    if v is not None:
-        inter, union = inter & ~v, union & ~v
-    u = int(union.sum())
-    return 1.0 if u == 0 else float(inter.sum()) / u
-
-
-def seg2bmap(seg: np.ndarray) -> np.ndarray:
-    """One-pixel-wide boundary map of a ``(H, W)`` mask, as davis2017-evaluation's ``_seg2bmap``.
-
-    A pixel is on the boundary if it differs from its east, south or south-east neighbour
-    (outside the image counts as 0); on the last row only the east neighbour counts, on the last
-    column only the south one, and the bottom-right pixel is never a boundary.
-    """
-    seg = np.asarray(seg, dtype=bool)
-    east, south, south_east = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
-    east[:, :-1] = seg[:, 1:]
-    south[:-1, :] = seg[1:, :]
-    south_east[:-1, :-1] = seg[1:, 1:]
-    b = (seg ^ east) | (seg ^ south) | (seg ^ south_east)
-    b[-1, :] = seg[-1, :] ^ east[-1, :]
-    b[:, -1] = seg[:, -1] ^ south[:, -1]
-    b[-1, -1] = False
-    return b
-
-
-def _boundary_radius(shape: tuple[int, int], bound_th: float) -> int:
-    """davis2017: bound_th >= 1 is a radius in pixels, else a fraction of the image diagonal."""
-    radius = bound_th if bound_th >= 1 else math.ceil(bound_th * math.hypot(*shape))
-    if radius != int(radius):
-        raise InputError(f"bound_th >= 1 is a radius in pixels and must be whole, got {bound_th}")
-    return int(radius)
-
-
-def contour_accuracy(pred: Any, gt: Any, bound_th: float = 0.008, void: Any = None) -> float:
-    """DAVIS F: boundary F-measure of two ``(H, W)`` masks, as davis2017-evaluation's ``f_measure``.
-
-    Boundaries come from :func:`seg2bmap` (void pixels removed from both masks first). A
-    boundary pixel matches if it lies within the other boundary dilated by
-    ``skimage.morphology.disk(r)``, r = ceil(bound_th * image diagonal) (or ``bound_th`` pixels
-    if >= 1), with zero padding at the image border as ``cv2.dilate``; the dilation is computed
-    exactly as a Euclidean distance transform thresholded at r (the disk is x^2 + y^2 <= r^2).
-    P = matched prediction boundary / prediction boundary, R likewise for the ground truth;
-    F = 2PR/(P+R). Empty prediction boundary: P = 1, R = 0 (F = 0) unless the ground-truth
-    boundary is empty too (F = 1); empty ground-truth boundary only: F = 0.
-    """
-    p, g = _as_mask(pred, "pred"), _as_mask(gt, "gt")
-    v = None if void is None else _to_numpy(void).astype(bool)
-    _check_shapes(pred=p, gt=g, void=v)
-    if p.ndim != 2:
-        raise InputError(f"contour_accuracy takes (H, W) masks, got shape {p.shape}")
-    if v is not None:
-        p, g = p & ~v, g & ~v
-    radius = _boundary_radius(p.shape, bound_th)
-    fg_b, gt_b = seg2bmap(p), seg2bmap(g)
-    n_fg, n_gt = int(fg_b.sum()), int(gt_b.sum())
-    if n_fg == 0 or n_gt == 0:
-        return 1.0 if n_fg == n_gt else 0.0
-
-    def dilate(b: np.ndarray) -> np.ndarray:
-        return ndimage.distance_transform_edt(~b) <= radius
-
-    precision = float((fg_b & dilate(gt_b)).sum()) / n_fg
-    recall = float((gt_b & dilate(fg_b)).sum()) / n_gt
-    if precision + recall == 0:
-        return 0.0
-    return 2 * precision * recall / (precision + recall)
-
-
-class DavisMetrics:
-    """DAVIS-2017 J, F and J&F per object (mean over frames), per annotator and averaged.
-
-    Keys come from the caller: ``(video, object_id, annotator, kind)``, with ``kind`` naming the
-    expression type (e.g. ``"first_frame"`` / ``"full_video"``), reported apart. Which frames to
-    feed (all, or without the first and last as semi-supervised DAVIS) is the caller's choice.
-    Per (kind, annotator): J = mean over objects of the per-object mean J, likewise F, and
-    J&F = (J + F) / 2 (davis2017-evaluation's global numbers); ``mean`` averages the annotators.
-
-    ``state()`` maps keys to ``[sum_J, sum_F, num_frames]``; states add up across processes.
-    """
-
-    def __init__(self, bound_th: float = 0.008) -> None:
-        self.bound_th = bound_th
-        self._sums: dict[tuple, np.ndarray] = {}
-
-    def update(self, key: tuple, pred: Any, gt: Any, void: Any = None) -> tuple[float, float]:
-        """Score one ``(H, W)`` frame of the object ``key``; returns its (J, F)."""
-        j = region_similarity(pred, gt, void)
-        f = contour_accuracy(pred, gt, self.bound_th, void)
-        self.add(key, j, f)
-        return j, f
-
-    def add(self, key: tuple, j: float, f: float) -> None:
-        """Add a frame's already computed J and F to the object ``key``."""
-        if len(key) != 4:
-            raise InputError(f"DAVIS key must be (video, object_id, annotator, kind), got {key!r}")
-        self._sums.setdefault(tuple(key), np.zeros(3))[:] += (j, f, 1.0)
-
-    def state(self) -> dict[tuple, np.ndarray]:
-        """``{key: [sum_J, sum_F, num_frames]}`` (copies; picklable)."""
-        return {k: v.copy() for k, v in self._sums.items()}
-
-    def merge(self, other: DavisMetrics | dict[tuple, Any]) -> DavisMetrics:
-        """Add another accumulator's state (or a ``state()`` dict); returns self."""
-        for k, v in (other.state() if isinstance(other, DavisMetrics) else other).items():
-            self._sums.setdefault(tuple(k), np.zeros(3))[:] += np.asarray(v, dtype=np.float64)
-        return self
-
-    def compute(self) -> dict[str, Any]:
-        """JSON-able results::
-
-            {"per_object": [{"video", "object_id", "annotator", "kind", "J", "F", "J&F",
-                             "num_frames"}, ...],
-             "summary": {kind: {"per_annotator": {str(annotator): {"J", "F", "J&F",
-                                                                  "num_objects"}},
-                                "mean": {"J", "F", "J&F", "num_annotators"}}}}
-        """
-        per_object = []
-        groups: dict[str, dict[str, list[tuple[float, float]]]] = {}
-        for (video, obj, annotator, kind), (sj, sf, n) in sorted(
-            self._sums.items(), key=lambda kv: tuple(map(str, kv[0]))
-        ):
-            j, f = float(sj / n), float(sf / n)
-            per_object.append({"video": video, "object_id": obj, "annotator": annotator,
-                               "kind": kind, "J": j, "F": f, "J&F": (j + f) / 2,
-                               "num_frames": int(n)})
-            groups.setdefault(str(kind), {}).setdefault(str(annotator), []).append((j, f))
-        summary = {}
-        for kind, by_annotator in groups.items():
-            per_annotator = {}
-            for annotator, jf in by_annotator.items():
-                j, f = (float(x) for x in np.mean(jf, axis=0))
-                per_annotator[annotator] = {"J": j, "F": f, "J&F": (j + f) / 2,
-                                            "num_objects": len(jf)}
-            mj = float(np.mean([a["J"] for a in per_annotator.values()]))
-            mf = float(np.mean([a["F"] for a in per_annotator.values()]))
-            summary[kind] = {"per_annotator": per_annotator,
-                             "mean": {"J": mj, "F": mf, "J&F": (mj + mf) / 2,
-                                      "num_annotators": len(per_annotator)}}
-        return {"per_object": per_object, "summary": summary}
