@@ -65,7 +65,8 @@ class ReplicaStep:
         from refvos.runtime import autocast
 
         try:
-            from refvos.engine.trainer import build_param_groups, resolve_train_precision
+            from refvos.engine.param_groups import build_param_groups
+            from refvos.engine.train_precision import resolve_train_precision
 
             groups = build_param_groups(model, "original")
             self.precision = resolve_train_precision(precision, device)

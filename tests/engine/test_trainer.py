@@ -10,18 +10,9 @@ import torch
 
 from refvos.checkpoint import read_checkpoint
 from refvos.data import build_dataset
-from refvos.engine.trainer import (
-    BEST,
-    LAST,
-    NonFiniteLossError,
-    ResumableSampler,
-    SeededSamples,
-    TrainConfig,
-    Trainer,
-    build_param_groups,
-    rng_state,
-    set_rng_state,
-)
+from refvos.engine.param_groups import build_param_groups
+from refvos.engine.resume import ResumableSampler, SeededSamples, rng_state, set_rng_state
+from refvos.engine.trainer import BEST, LAST, NonFiniteLossError, TrainConfig, Trainer
 from refvos.errors import InputError
 from tests.helpers import IMAGE_SIZE, TINY_TEXT_CONFIG, make_tiny_model
 

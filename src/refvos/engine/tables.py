@@ -1,5 +1,5 @@
-"""The metrics of :func:`refvos.engine.evaluator.evaluate` as the plain-text table ``refvos test``
-prints."""
+"""Metrics as text: the table ``refvos test`` prints (:func:`format_table`, the metrics of
+:func:`refvos.engine.evaluator.evaluate`) and the trainer's line per epoch (:func:`epoch_line`)."""
 
 from __future__ import annotations
 
@@ -57,3 +57,16 @@ def format_table(metrics: dict[str, Any]) -> str:
 
 def print_table(metrics: dict[str, Any], file=None) -> None:
     print(format_table(metrics), file=file or sys.stdout)
+
+
+def epoch_line(summary: dict[str, Any], new_best: dict[str, Any] | None = None) -> str:
+    """One console line per epoch: mean loss, learning rate and the validation metrics, as
+    fractions in 0..1 like ``log.jsonl`` and ``metrics.json``."""
+    line = f"epoch {summary['epoch']}: loss {summary['loss']:.4f}, lr {summary['lr']:.3g}"
+    val = summary.get("val")
+    if val:
+        shown = ("overall_iou", "mean_iou", "precision@0.5", "precision@0.9")
+        line += "; val " + ", ".join(f"{k.replace('_', ' ')} {val[k]:.4f}" for k in shown if k in val)
+    if new_best is not None:
+        line += f" (new best {new_best['metric'].replace('_', ' ')}: best.pth)"
+    return line

@@ -24,26 +24,19 @@ and ``best.pth`` (the weights, config and metrics only) when the validation metr
 - ``best`` (metric, value, epoch), ``history`` (per-epoch summaries), ``args`` (the run's
   settings, checked on resume).
 
-Exact resume: the sample order of an epoch depends only on (seed, epoch)
-(:class:`ResumableSampler`), every sample's own randomness (sentence choice, crop) only on
-(seed, epoch, position) (:class:`SeededSamples`), and resuming skips the consumed batches and
-restores the generators, so a run stopped after any step and resumed ends with bitwise the same
-parameters as one never stopped (CPU, same seed, same number of processes).
+Exact resume: :mod:`refvos.engine.resume` (sample order, per-sample seeds, generator states).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -52,22 +45,20 @@ from ..data import collate
 from ..data.base import dataset_truncation
 from ..errors import CheckpointError, InputError, RefVOSError
 from ..runtime import (
-    PrecisionChoice,
-    Workload,
     agree_across_ranks,
     autocast,
-    choose_precision,
-    module_signature,
 )
 from ..tokenization import truncation_note
 from . import distributed as du
 from .logger import EventWriter, MetricLogger
+from .param_groups import TEXT_ENCODER_TRAINING, build_param_groups
+from .resume import ResumableSampler, SeededSamples, rng_state, seed_everything, set_rng_state
 from .run_lock import run_lock
 from .schedules import build_schedule
+from .tables import epoch_line
+from .train_precision import choose_train_precision
 
 IGNORE_INDEX = 255
-TEXT_ENCODER_TRAINING = ("original", "full", "frozen")
-FROZEN_LAST_LAYERS = 2  # the original never updates BERT-base's layers 10 and 11
 LAST, BEST = "last.pth", "best.pth"
 # Settings that must not change when a run is resumed (they define the sample order / groups).
 RESUME_INVARIANTS = ("seed", "batch_size", "accumulate", "world_size", "text_encoder_training")
@@ -123,146 +114,6 @@ class TrainConfig:
             )
 
 
-# ----------------------------------------------------------------------------- parameter groups
-
-
-def build_param_groups(model: torch.nn.Module, text_encoder_training: str = "original") -> list[dict]:
-    """SGD parameter groups ``[{"name", "params"}, ...]``; sets ``requires_grad`` accordingly.
-
-    ``original``: backbone, head, text encoder layers ``0 .. L-3`` and pooler (embeddings and the
-    last two layers frozen); ``full``: backbone, head, whole text encoder; ``frozen``: backbone and
-    head only. Empty groups (e.g. no trainable layer in a 2-layer encoder) are left out.
-    """
-    if text_encoder_training not in TEXT_ENCODER_TRAINING:
-        raise InputError(f"text_encoder_training must be one of {TEXT_ENCODER_TRAINING}")
-    enc = model.text_encoder
-    groups = [
-        ("backbone", list(model.segmenter.backbone.parameters())),
-        ("head", list(model.segmenter.classifier.parameters())),
-    ]
-    for p in model.segmenter.parameters():
-        p.requires_grad_(True)
-    for p in enc.parameters():
-        p.requires_grad_(text_encoder_training == "full")
-    if text_encoder_training == "full":
-        groups.append(("text_encoder", list(enc.parameters())))
-    elif text_encoder_training == "original":
-        try:
-            layers, pooler = enc.encoder.layer, enc.pooler
-        except AttributeError as e:
-            raise InputError(
-                "text_encoder_training='original' needs a BERT-like encoder (encoder.layer, pooler); "
-                "use 'full' or 'frozen'"
-            ) from e
-        trainable = [p for layer in layers[: max(0, len(layers) - FROZEN_LAST_LAYERS)] for p in layer.parameters()]
-        pooled = list(pooler.parameters()) if pooler is not None else []
-        for p in trainable + pooled:
-            p.requires_grad_(True)
-        groups += [("text_layers", trainable), ("text_pooler", pooled)]
-    return [{"name": name, "params": params} for name, params in groups if params]
-
-
-# ----------------------------------------------------------------------------- data order
-
-
-class ResumableSampler(torch.utils.data.Sampler):
-    """A shuffling sampler whose order depends only on ``(seed, epoch)``, sharded over processes
-    as ``DistributedSampler`` (padded to a multiple of the world size, rank ``r`` takes every
-    ``world``-th index from ``r``), able to start part-way into an epoch.
-
-    Yields ``(index, sample_seed)`` pairs for :class:`SeededSamples`; ``set_epoch(epoch, skip)``
-    selects the epoch and skips this process's first ``skip`` samples.
-    """
-
-    def __init__(self, num_samples: int, seed: int = 0, num_replicas: int | None = None,
-                 rank: int | None = None) -> None:
-        self.n = num_samples
-        self.seed = seed
-        self.num_replicas = du.get_world_size() if num_replicas is None else num_replicas
-        self.rank = du.get_rank() if rank is None else rank
-        self.per_rank = math.ceil(num_samples / self.num_replicas)
-        self.epoch = 0
-        self.skip = 0
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        self.epoch, self.skip = epoch, skip
-
-    def epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """All processes' ``(indices, sample_seeds)`` of an epoch, each ``(per_rank * world,)``."""
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
-        total = self.per_rank * self.num_replicas
-        order = rng.permutation(self.n)
-        order = np.concatenate([order, order[: total - self.n]]) if total > self.n else order
-        seeds = rng.integers(0, 2**62, size=total, dtype=np.int64)
-        return order, seeds
-
-    def __iter__(self):
-        order, seeds = self.epoch_order(self.epoch)
-        mine = slice(self.rank, len(order), self.num_replicas)
-        yield from list(zip(order[mine].tolist(), seeds[mine].tolist()))[self.skip :]
-
-    def __len__(self) -> int:
-        return max(0, self.per_rank - self.skip)
-
-
-class SeededSamples(torch.utils.data.Dataset):
-    """Wraps a Dataset: item ``(index, seed)`` is ``dataset[index]`` computed with the python,
-    numpy and torch generators seeded by ``seed`` (and restored afterwards), so a sample's random
-    sentence and crop do not depend on the worker, the process or what was loaded before."""
-
-    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        index, seed = key
-        py_state, np_state = random.getstate(), np.random.get_state()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                random.seed(seed)
-                np.random.seed(seed % 2**32)
-                return self.dataset[index]
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-
-
-# ----------------------------------------------------------------------------- RNG states
-
-
-def rng_state() -> dict[str, Any]:
-    """This process's generator states as tensors and lists (``weights_only``-loadable)."""
-    version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    version, mt, gauss = state["python"]
-    random.setstate((int(version), tuple(int(x) for x in mt.tolist()), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 # ----------------------------------------------------------------------------- validation
 
 
@@ -283,67 +134,7 @@ def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, device: 
     return dict(result["metrics"]["refvos"])
 
 
-def epoch_line(summary: dict[str, Any], new_best: dict[str, Any] | None = None) -> str:
-    """One console line per epoch: mean loss, learning rate and the validation metrics, as
-    fractions in 0..1 like ``log.jsonl`` and ``metrics.json``."""
-    line = f"epoch {summary['epoch']}: loss {summary['loss']:.4f}, lr {summary['lr']:.3g}"
-    val = summary.get("val")
-    if val:
-        shown = ("overall_iou", "mean_iou", "precision@0.5", "precision@0.9")
-        line += "; val " + ", ".join(f"{k.replace('_', ' ')} {val[k]:.4f}" for k in shown if k in val)
-    if new_best is not None:
-        line += f" (new best {new_best['metric'].replace('_', ' ')}: best.pth)"
-    return line
-
-
 # ----------------------------------------------------------------------------- trainer
-
-
-# forward + backward calibration of precision="auto": a batch of two at this side (seconds, cached)
-TRAIN_CALIBRATION_SIDE = 192
-
-
-def train_workload(model: torch.nn.Module, device: torch.device, side: int = TRAIN_CALIBRATION_SIDE) -> Workload:
-    """One forward + backward of a copy of ``model.segmenter`` (train mode, channels-last, as the
-    trainer runs it) on a random batch of two ``side`` x ``side`` images: what ``auto`` times."""
-    net = getattr(model, "module", model)
-    text_dim = net.config.text_dim
-
-    def runner(precision: str):
-        seg = copy.deepcopy(net.segmenter).to(device, memory_format=torch.channels_last).train()
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(2, 3, side, side, generator=gen).to(device, memory_format=torch.channels_last)
-        text = torch.randn(2, text_dim, generator=gen).to(device)
-        target = torch.randint(0, 2, (2, side, side), generator=gen).to(device)
-
-        def run():
-            with autocast(device, precision):
-                logits = seg(x, text)
-            F.cross_entropy(logits.float(), target).backward()
-            seg.zero_grad(set_to_none=True)
-
-        return run
-
-    return Workload(f"train:{module_signature(net.segmenter)}:2x{side}x{side}:cl", runner)
-
-
-def choose_train_precision(precision: str, device: torch.device, model: torch.nn.Module | None = None
-                           ) -> PrecisionChoice:
-    """``auto``: bf16 on CUDA (fp16 where bf16 is missing); on a CPU the faster of fp32 and bf16
-    for ``model``'s forward + backward (:func:`train_workload`, measured once and cached; without
-    a model, :func:`refvos.runtime.conv_workload`). fp16 needs CUDA.
-
-    Resume stays bitwise exact at every precision (the same kernels run in the same order)."""
-    workload = train_workload(model, device) if model is not None and precision == "auto" else None
-    choice = choose_precision(precision, device, workload)
-    if choice.precision == "fp16" and device.type != "cuda":
-        raise InputError("--precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
-    return choice
-
-
-def resolve_train_precision(precision: str, device: torch.device, model: torch.nn.Module | None = None) -> str:
-    """:func:`choose_train_precision`'s precision alone."""
-    return choose_train_precision(precision, device, model).precision
 
 
 @dataclass

@@ -1,0 +1,117 @@
+"""Exact resume of a training run: the sample order, each sample's randomness, the generators.
+
+The sample order of an epoch depends only on (seed, epoch)
+(:class:`ResumableSampler`), every sample's own randomness (sentence choice, crop) only on
+(seed, epoch, position) (:class:`SeededSamples`), and resuming skips the consumed batches and
+restores the generators, so a run stopped after any step and resumed ends with bitwise the same
+parameters as one never stopped (CPU, same seed, same number of processes).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import distributed as du
+
+
+class ResumableSampler(torch.utils.data.Sampler):
+    """A shuffling sampler whose order depends only on ``(seed, epoch)``, sharded over processes
+    as ``DistributedSampler`` (padded to a multiple of the world size, rank ``r`` takes every
+    ``world``-th index from ``r``), able to start part-way into an epoch.
+
+    Yields ``(index, sample_seed)`` pairs for :class:`SeededSamples`; ``set_epoch(epoch, skip)``
+    selects the epoch and skips this process's first ``skip`` samples.
+    """
+
+    def __init__(self, num_samples: int, seed: int = 0, num_replicas: int | None = None,
+                 rank: int | None = None) -> None:
+        self.n = num_samples
+        self.seed = seed
+        self.num_replicas = du.get_world_size() if num_replicas is None else num_replicas
+        self.rank = du.get_rank() if rank is None else rank
+        self.per_rank = math.ceil(num_samples / self.num_replicas)
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """All processes' ``(indices, sample_seeds)`` of an epoch, each ``(per_rank * world,)``."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
+        total = self.per_rank * self.num_replicas
+        order = rng.permutation(self.n)
+        order = np.concatenate([order, order[: total - self.n]]) if total > self.n else order
+        seeds = rng.integers(0, 2**62, size=total, dtype=np.int64)
+        return order, seeds
+
+    def __iter__(self):
+        order, seeds = self.epoch_order(self.epoch)
+        mine = slice(self.rank, len(order), self.num_replicas)
+        yield from list(zip(order[mine].tolist(), seeds[mine].tolist()))[self.skip :]
+
+    def __len__(self) -> int:
+        return max(0, self.per_rank - self.skip)
+
+
+class SeededSamples(torch.utils.data.Dataset):
+    """Wraps a Dataset: item ``(index, seed)`` is ``dataset[index]`` computed with the python,
+    numpy and torch generators seeded by ``seed`` (and restored afterwards), so a sample's random
+    sentence and crop do not depend on the worker, the process or what was loaded before."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                random.seed(seed)
+                np.random.seed(seed % 2**32)
+                return self.dataset[index]
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+# ----------------------------------------------------------------------------- generator states
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's generator states as tensors and lists (``weights_only``-loadable)."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, mt, gauss = state["python"]
+    random.setstate((int(version), tuple(int(x) for x in mt.tolist()), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
