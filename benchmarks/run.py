@@ -288,7 +288,7 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
     by the offline demo's recipe (``refvos demo --preset <demo_preset>``), then
     ``Predictor.predict_video`` on synthetic clips it never saw, in bf16 and in fp32."""
     from refvos import Predictor, load_checkpoint
-    from refvos.data.synthetic import make_video_clip
+    from refvos.data.scenes import make_video_clip
     from refvos.demo import PRESETS, run_demo
 
     if cfg.get("demo_dir"):  # a finished `refvos demo` run: its network, not a second training
@@ -320,7 +320,7 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
 def bench_int8(model, fp32_path, cfg, device, workdir: Path, size: int) -> dict[str, Any]:
     """The opt-in int8 path (``refvos.export.quantize``, ONNX Runtime QDQ) on the trained network:
     calibrated on one clip, compared with the fp32 Predictor's masks on the agreement clips."""
-    from refvos.data.synthetic import make_video_clip
+    from refvos.data.scenes import make_video_clip
     from refvos.export import export_segmenter, onnx_session
     from refvos.export.quantize import quantize_segmenter
     from refvos.media.image import to_tensor

@@ -10,7 +10,7 @@ from PIL import Image
 
 from refvos import load_checkpoint
 from refvos.data import build_dataset
-from refvos.data.synthetic import make_video_clip
+from refvos.data.scenes import make_video_clip
 from refvos.demo import PRESETS, TEST_SPLITS, run_demo
 from refvos.media.image import denormalize
 from refvos.metrics import RefSegMetrics, region_similarity

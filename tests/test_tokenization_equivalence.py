@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from refvos.data import synthetic
+from refvos.data import scenes
 from refvos.data.annotations import load_augmented_expressions, load_categorization
 from refvos.tokenization import get_tokenizer, shipped_vocab_path
 from tests.helpers import shared_dataset_file
@@ -57,14 +57,14 @@ def _synthetic_expressions() -> list[str]:
     rng = np.random.default_rng(0)
     texts = set()
     for _ in range(200):
-        objs = synthetic.sample_scene(rng, int(rng.integers(2, 7)), 128)
+        objs = scenes.sample_scene(rng, int(rng.integers(2, 7)), 128)
         for t in objs:
-            texts |= {e.text for e in synthetic.image_expressions(objs, t, 128)}
+            texts |= {e.text for e in scenes.image_expressions(objs, t, 128)}
     for _ in range(50):
-        tracks = synthetic.sample_video(rng, int(rng.integers(2, 5)), 4, 128)
+        tracks = scenes.sample_video(rng, int(rng.integers(2, 5)), 4, 128)
         for t in tracks:
             for annotator in (1, 2):
-                texts |= {e.text for e in synthetic.motion_expressions(tracks, t, annotator)}
+                texts |= {e.text for e in scenes.motion_expressions(tracks, t, annotator)}
     return sorted(texts)
 
 

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from ..checkpoint import save_checkpoint
-from ..data.synthetic import make_refcoco, make_video_clip
+from ..data.scenes import make_video_clip
+from ..data.synthetic import make_refcoco
 from ..errors import InputError
 from ..io import atomic_write_json
 from ..media.visualize import VideoFill, overlay, plot_curves, save_gif, save_image
