@@ -45,7 +45,7 @@ demo: venv
 	$(BIN)/refvos demo --out demo_out
 
 bench: venv
-	$(BIN)/python benchmarks/run.py --out bench_out/bench.json
+	$(BIN)/python -m benchmarks.run --out bench_out/bench.json
 	$(BIN)/python benchmarks/video_cli.py --out bench_out/video_cli.json
 
 clean:

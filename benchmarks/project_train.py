@@ -71,7 +71,7 @@ class ReplicaStep:
             groups = build_param_groups(model, "original")
             self.precision = resolve_train_precision(precision, device)
         except Exception:  # noqa: BLE001 - the trainer module is missing or changed
-            from original import original_param_groups
+            from benchmarks.original import original_param_groups
 
             groups = original_param_groups(model)
             self.precision = "fp32" if precision == "auto" and device.type == "cpu" else precision
