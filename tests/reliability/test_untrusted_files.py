@@ -1,8 +1,8 @@
 """Untrusted files: nothing the project reads can run code, whatever a stranger put in it.
 
 Already covered elsewhere (not repeated here): an ``os.system`` payload in a zip checkpoint and a
-plain-pickle checkpoint (tests/test_checkpoint.py), ``open`` / ``os.system`` payloads in a refs
-pickle (tests/test_safe_pickle.py, tests/data/test_refer.py). Here: every other way in —
+plain-pickle checkpoint (tests/checkpoint/test_formats.py), ``open`` / ``os.system`` payloads in a refs
+pickle (tests/io/test_safe_pickle.py, tests/data/test_refer.py). Here: every other way in —
 payload kinds x checkpoint layouts (zip, legacy, raw pickle, nested in the optimizer state or in
 the allowed ``argparse.Namespace``), through ``load_checkpoint``, ``Trainer.resume`` and the CLI;
 hand-written opcode streams (GLOBAL, STACK_GLOBAL, INST, OBJ, persistent ids) and resource-

@@ -49,7 +49,7 @@ from refvos.modeling.config import BERT_BASE_UNCASED
 from refvos.modeling.refvos import Segmenter
 from refvos.tokenization import get_tokenizer
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED = REPO_ROOT.parent / "shared"
 
 # A 2-layer, 64-wide BERT with the real vocabulary: shapes of a real encoder at toy size.
