@@ -3,6 +3,11 @@ outline at the picture's scale, captions in DejaVu Sans sized to the picture."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,12 +15,14 @@ from PIL import Image
 from refvos.media.image import load_image
 from refvos.media.visualize import (
     FILL_COLORS,
+    VideoFill,
     caption,
     caption_font,
     fill_color,
     line_width,
     overlay,
 )
+from tests.helpers import REPO_ROOT
 
 
 def _scene(size: int, background, obj):
@@ -88,3 +95,51 @@ def test_dilation_matches_pils_square_max_filter(radius):
             mask[0, 0] = True  # something at the border
             ref = Image.fromarray(mask.astype(np.uint8) * 255, mode="L").filter(ImageFilter.MaxFilter(2 * radius + 1))
             np.testing.assert_array_equal(_dilate(mask, radius), np.asarray(ref) > 127)
+
+
+# The caption font is matplotlib's bundled DejaVu Sans, found without importing matplotlib.
+def test_caption_font_is_found_without_importing_matplotlib():
+    code = ("import json, sys\nfrom refvos.media.visualize import caption_font\nfont = caption_font(300)\n"
+            "print(json.dumps([font.path, 'matplotlib' in sys.modules]))\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    path, imported = json.loads(proc.stdout)
+    assert path.endswith(os.path.join("mpl-data", "fonts", "ttf", "DejaVuSans.ttf")) and not imported
+
+
+# A video's overlay colour is chosen once per expression (no flicker), from the first frame
+# where the object is there.
+RED, BLUE = (200, 30, 30), (30, 30, 200)
+
+
+def solid(color, h=20, w=24) -> np.ndarray:
+    return np.broadcast_to(np.array(color, np.uint8), (h, w, 3)).copy()
+
+
+def test_colour_stays_the_first_frames_although_the_object_changes_colour():
+    mask = np.zeros((20, 24), bool)
+    mask[5:15, 4:12] = True
+    frames = [solid(RED), solid(BLUE), solid(RED), solid(BLUE)]
+    assert fill_color(frames[0], mask) != fill_color(frames[1], mask)  # per frame it would flicker
+    fill = VideoFill()
+    colours = [fill(f, mask) for f in frames]
+    assert colours == [fill_color(frames[0], mask)] * 4
+
+
+def test_frames_before_the_object_appears_do_not_choose():
+    empty, mask = np.zeros((20, 24), bool), np.zeros((20, 24), bool)
+    mask[2:10, 2:10] = True
+    fill = VideoFill()
+    assert fill(solid(BLUE), empty) == FILL_COLORS[0] and fill.color is None
+    assert fill(solid(RED), mask) == fill_color(solid(RED), mask)  # chosen on the object's frame
+    assert fill(solid(BLUE), mask) == fill(solid(BLUE), empty) == fill_color(solid(RED), mask)
+
+
+def test_overlay_paints_the_given_colour():
+    mask = np.zeros((20, 24), bool)
+    mask[5:15, 6:18] = True
+    color = VideoFill()(solid(RED), mask)
+    picture = np.asarray(overlay(solid(BLUE), mask, color=color))
+    expected = np.round(np.array(BLUE) * 0.5 + np.array(color) * 0.5)
+    np.testing.assert_array_equal(picture[10, 12], expected)  # inside, away from the outline
