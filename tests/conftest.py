@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite (each defined once, here); helpers are in tests/helpers.py."""
+"""Fixtures shared by the whole suite (each defined once, here); helpers are in the tests/helpers package."""
 
 from __future__ import annotations
 
