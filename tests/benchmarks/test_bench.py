@@ -72,9 +72,12 @@ def test_every_key_is_there_with_sane_values(bench):
         assert key in r, key
     fractions = ("bf16_mask_iou_vs_fp32", "bf16_mask_pixel_agreement", "bf16_frames_identical_fraction",
                  "bf16_mask_iou_vs_fp32_r101_untrained", "int8_mask_iou_vs_fp32")
+    precisions = ("auto_precision", "train_precision_refvos")
     for key in TOP_KEYS:
-        if key != "load_average_end" and key not in fractions:
+        if key != "load_average_end" and key not in fractions + precisions:
             assert _positive(r[key]), (key, r[key])
+    for key in precisions:
+        assert r[key] in ("fp32", "bf16"), (key, r[key])
     for key in fractions:
         assert 0 <= r[key] <= 1, (key, r[key])
     assert r["bf16_mask_pixel_agreement"] > 0.5
