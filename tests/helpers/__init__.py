@@ -19,10 +19,15 @@
   HTTP client for it (:func:`request`, :func:`post_json`, :func:`post_files`, :func:`multipart`)
   and its inputs / outputs (:func:`png_bytes`, :func:`gif_bytes`, :func:`decode_png`).
 
-Modules: :mod:`.models`, :mod:`.hostile`, :mod:`.http`, :mod:`.paths`; imported one way
+Modules: :mod:`.browser`, :mod:`.models`, :mod:`.hostile`, :mod:`.http`, :mod:`.paths`; imported one way
 everywhere: ``from tests.helpers import ...``.
 """
 
+from .browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    browser_or_fail,
+)
 from .hostile import (
     frames_folder,
     gif_with_huge_second_frame,
@@ -66,6 +71,9 @@ from .paths import (
 )
 
 __all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "browser_or_fail",
     "HTTP_TIMEOUT",
     "IMAGE_SIZE",
     "REPO_ROOT",

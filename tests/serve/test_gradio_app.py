@@ -1,9 +1,11 @@
-"""The optional Gradio demo: its functions run the shared Predictor without Gradio installed;
-the interface itself is built only where Gradio is (it is an optional extra, not in CI)."""
+"""refvos.serve.gradio_app, the optional Gradio demo: its functions run the shared Predictor
+without Gradio installed; the interface is built and driven in a headless Chromium (Gradio is in
+the test environment: ``make venv`` installs it from requirements-nodeps.txt)."""
 
 from __future__ import annotations
 
 import importlib
+import socket
 import sys
 
 import numpy as np
@@ -15,7 +17,15 @@ from refvos.errors import InputError
 from refvos.media.visualize import fill_color
 from refvos.predictor import Predictor
 from refvos.serve.gradio_app import segment_video
-from tests.helpers import make_tiny_model, rgb
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, browser_or_fail, make_tiny_model, rgb
+
+
+def _require_gradio() -> None:
+    """Gradio is part of the test environment: a missing one fails (as a missing Chromium does)."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        pytest.fail("gradio is missing: `make venv` installs it (requirements-nodeps.txt)", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +68,7 @@ def test_segment_video_writes_an_overlaid_gif(predictor, tmp_path):
 
 
 def test_interface_builds_where_gradio_is_installed(predictor):
-    pytest.importorskip("gradio", reason="the optional refvos[gradio] extra is not installed")
+    _require_gradio()
     from refvos.serve.gradio_app import build_interface
 
     demo = build_interface(predictor)
@@ -90,3 +100,56 @@ def test_video_colour_is_chosen_once(tmp_path, monkeypatch):
     first = np.asarray(Image.open(gif).convert("RGB"))
     assert len(colours) == 3 and set(colours) == {fill_color(first, half)}
     assert (tmp_path / "out.gif").is_file()
+
+
+# The Gradio page in a real headless Chromium, as tests/serve/test_browser.py does for serve's page.
+@pytest.mark.browser
+@pytest.mark.slow
+def test_gradio_page_in_a_browser(predictor, tmp_path, monkeypatch):
+    sync_playwright = browser_or_fail()
+    _require_gradio()
+    from refvos.serve.gradio_app import build_interface, segment_image
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    image = np.zeros((40, 52, 3), np.uint8)
+    image[10:30, 20:40] = (220, 30, 30)
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    expected = segment_image(predictor, image, "the red box")[2]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_interface(predictor)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1100, "height": 900})
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(demo.local_url, timeout=60_000)
+                page.get_by_role("button", name="Segment").first.wait_for(timeout=60_000)
+                assert page.title().startswith("refvos")
+
+                # no expression: the app's one-line error is shown on the page
+                page.locator("input[type=file]").first.set_input_files(str(tmp_path / "photo.png"))
+                page.get_by_role("button", name="Segment").first.click()
+                page.get_by_text("type an expression that describes one object").first.wait_for(timeout=60_000)
+
+                page.get_by_label("expression").first.fill("the red box")
+                page.get_by_role("button", name="Segment").first.click()
+                result = page.get_by_label("result")
+                for _ in range(600):
+                    if result.input_value():
+                        break
+                    page.wait_for_timeout(100)
+                assert result.input_value() == expected
+                # the picture, its overlay and its mask, decoded by the browser at the picture's size
+                widths = page.locator("img[src*='gradio_api/file=']").evaluate_all(
+                    "els => els.map(e => e.naturalWidth)")
+                assert widths == [52, 52, 52]
+                assert not errors, errors
+            finally:
+                browser.close()
+    finally:
+        demo.close()
