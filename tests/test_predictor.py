@@ -244,10 +244,11 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_model, picture,
     assert p.compile_report()["fallback"] == "RuntimeError: inductor exploded" and not p.runner.compiled
 
 
-def test_auto_compiles_a_size_after_enough_frames_of_it(tiny_model, monkeypatch):
-    import refvos.runtime.compiling
+def test_auto_compiles_a_size_only_where_the_frames_ahead_pay_back(tiny_model, monkeypatch):
+    """Injected timings (a clock the network advances by 1 s per frame, a 60 s compile, a 5 %
+    saving): 300 frames ahead save 15 s, not worth it; 3000 save 150 s and compile."""
+    from refvos.runtime.compiling import SegmenterRunner
 
-    monkeypatch.setattr(refvos.runtime.compiling, "AUTO_COMPILE_AFTER_FRAMES", 3)
     compiled, calls = [], []
 
     def fake_compile(fn, **kw):
@@ -255,15 +256,30 @@ def test_auto_compiles_a_size_after_enough_frames_of_it(tiny_model, monkeypatch)
         return lambda *a: calls.append(fn.__name__) or fn(*a)
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    p = Predictor(tiny_model, device="cpu", precision="fp32")
-    frames = [np.zeros((24, 32, 3), np.uint8)] * 2
-    p.predict_video(frames, "x", batch_size=1)
-    assert not compiled and not calls
-    p.predict_video(frames, "x", batch_size=1)
+    now = [0.0]
+    p = Predictor(tiny_model, device="cpu", precision="fp32", compile=False)
+    net = p.runner.segmenter
+
+    def clock():
+        return now[0]
+
+    encode = net.encode
+
+    def timed_encode(images):
+        now[0] += 1.0 * images.shape[0]
+        return encode(images)
+
+    monkeypatch.setattr(net, "encode", timed_encode)
+    p.runner = SegmenterRunner(net, "auto", clock=clock, compile_cost_s=60.0, saving=0.05)
+    frame = np.zeros((24, 32, 3), np.uint8)
+    frames = [frame] * 4
+    list(p.iter_video_all(frames, ["x"], batch_size=1, total_frames=300))
+    assert not compiled and not calls and not p.compile_report()["compiled"]
+    list(p.iter_video_all(frames, ["x"], batch_size=1, total_frames=3000))
     assert len(compiled) == 2 and compiled[0]["options"] == {"freezing": True}  # encode and decode
-    assert calls == ["encode", "decode"] * 2  # the third and fourth frame ran compiled
-    p.predict(np.zeros((16, 16, 3), np.uint8), "x")  # another size: eager
-    assert len(calls) == 4 and p.compile_report()["compiled_sizes"] == [[24, 32]]
+    assert calls == ["timed_encode", "decode"] * 4  # measured enough frames already: all ran compiled
+    p.predict(np.zeros((16, 16, 3), np.uint8), "x")  # another size, one frame: eager
+    assert len(calls) == 8 and p.compile_report()["compiled_sizes"] == [[24, 32]]
 
 
 @pytest.mark.slow

@@ -170,6 +170,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"refvos {command}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:
+        if not out_of_memory(e):
+            raise
+        import re
+
+        size = re.search(r"allocate (\d+) bytes", str(e))
+        detail = f"an allocation of {int(size.group(1)) / 2**30:.2f} GiB failed" if size else type(e).__name__
+        print(f"refvos {command}: error: out of memory ({detail}); try a smaller --max-size, fewer frames or "
+              "expressions, or a machine with more memory", file=sys.stderr)
+        return 2
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is a failed allocation: Python's or numpy's MemoryError, torch's
+    OutOfMemoryError (CUDA) or its CPU allocator's RuntimeError."""
+    text = str(e)
+    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "CUDA out of memory" in text)
 
 
 if __name__ == "__main__":  # pragma: no cover

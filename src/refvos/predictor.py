@@ -21,8 +21,10 @@ predict`` and ``refvos serve`` all run this one path.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -32,7 +34,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 from .errors import InputError
-from .media.image import load_image, to_tensor
+from .media.image import IMAGENET_MEAN, IMAGENET_STD, load_image, to_tensor
 from .modeling import RefVOS
 from .modeling.postprocess import foreground_mask
 from .modeling.surgery import fold_batchnorm
@@ -77,6 +79,30 @@ def prediction(expression: str, mask: torch.Tensor, logits: torch.Tensor) -> Pre
     return Prediction(expression, mask_np, score, area, mask_box(mask_np))
 
 
+SCORE_ROWS = 256  # rows of a full-size logit difference turned into probabilities at a time
+
+
+def upsampled_prediction(expression: str, logits: torch.Tensor, size: tuple[int, int]) -> Prediction:
+    """:func:`prediction` of head logits ``(2, h, w)`` upsampled to ``size`` (bilinear,
+    ``align_corners=False``, as :meth:`~refvos.modeling.refvos.Segmenter.decode`), holding one
+    float map at full size at a time (each channel is upsampled alone, the difference taken in
+    place): the mask ``logit1 - logit0 > 0`` is ``logit1 > logit0`` exactly."""
+    with torch.inference_mode():
+        logits = logits[None].float()
+        diff = F.interpolate(logits[:, 1:2], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
+        diff.sub_(F.interpolate(logits[:, 0:1], size=tuple(size), mode="bilinear", align_corners=False)[0, 0])
+        mask = diff > 0
+        area = int(mask.sum())
+        total = 0.0
+        if area:
+            for r in range(0, diff.shape[0], SCORE_ROWS):  # sigmoid of the masked values, a band at a time
+                rows = slice(r, r + SCORE_ROWS)
+                total += float(torch.sigmoid(diff[rows][mask[rows]]).double().sum())
+        del diff
+        mask_np = mask.cpu().numpy()
+    return Prediction(expression, mask_np, total / area if area else 0.0, area, mask_box(mask_np))
+
+
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """Inclusive bounding box ``(x0, y0, x1, y1)`` of a bool mask, None when empty."""
     ys, xs = np.nonzero(mask)
@@ -84,6 +110,10 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
 
+
+# a video batch holds at most this many pixels of frames (4 frames of 2048 x 2048): frames of
+# 8000 x 8000 run one at a time
+BATCH_PIXELS = 4 * 2048 * 2048
 
 # the long side of the calibration input of precision="auto" (see :func:`refvos.runtime.choose_precision`)
 CALIBRATION_SIDE = 320
@@ -137,8 +167,10 @@ class Predictor:
             afterwards are not seen by a predictor with folded BN.
         compile: ``torch.compile`` the segmentation network (inductor, ``freezing``; one graph
             per image size): ``True`` from the first call, ``False`` never, ``"auto"`` for an
-            image size once :data:`refvos.runtime.compiling.AUTO_COMPILE_AFTER_FRAMES` frames of it have
-            run (long videos, a warm server), where its compile time pays back.
+            image size only where the measured eager time of the frames still to come, times the
+            expected saving, exceeds the compile time (see :mod:`refvos.runtime.compiling`; a video's
+            length is known from ``iter_video_all``'s ``frames`` or ``total_frames``).
+            :meth:`warm_up` compiles given sizes at once and then compiles nothing more.
             :meth:`compile_report` gives the time compiling took; a failure falls back to eager
             with a warning.
     """
@@ -278,15 +310,37 @@ class Predictor:
         return {"device": str(self.device), "precision": self.precision_choice.to_json(),
                 "compile": self.compile_report()}
 
+    def warm_up(self, sizes: Iterable[tuple[int, int]], batch_sizes: Iterable[int] = (1, 4)) -> None:
+        """Compile the network now for processed pictures of each ``(height, width)`` in ``sizes``
+        (batches of each of ``batch_sizes`` frames, one expression), then compile nothing more:
+        other shapes run eagerly (what ``refvos serve --warmup`` does before it serves)."""
+        self.runner.compile = True
+        text = torch.zeros(1, self.model.config.text_dim, device=self.device)
+        with torch.inference_mode():
+            for h, w in sizes:
+                for b in batch_sizes:
+                    x = torch.zeros(b, 3, h, w, device=self.device)
+                    if self.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    features = self.encode_images(x)
+                    self.decode(features, text, tuple(features.shape[-2:]))
+                    self.decode(features, text, (h, w))
+        self.runner.freeze()
+
     # -- pre / post processing -------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 ``(H, W, 3)`` -> normalised ``(1, 3, h, w)`` on the device (h, w capped by max_size)."""
-        x = to_tensor(image)[None]
-        h, w = x.shape[-2:]
-        if self.max_size is not None and max(h, w) > self.max_size:
+        h, w = image.shape[:2]
+        if self.max_size is None or max(h, w) <= self.max_size:
+            x = to_tensor(image)[None]
+        else:  # scaled in [0, 1], then normalised: one float copy of a big frame, not three
             scale = self.max_size / max(h, w)
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            with warnings.catch_warnings():  # a read-only frame is only read: .float() copies it
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+                x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+            x = x.sub_(torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).div_(torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
@@ -365,31 +419,46 @@ class Predictor:
             yield rgb, p.mask, p.score
 
     def iter_video_all(
-        self, frames: Iterable[ImageLike], expressions: str | Sequence[str], batch_size: int = 4
+        self, frames: Iterable[ImageLike], expressions: str | Sequence[str], batch_size: int = 4,
+        total_frames: int | None = None,
     ) -> Iterator[tuple[np.ndarray, list[Prediction]]]:
         """Yield ``(frame RGB uint8 (H, W, 3), [Prediction per expression])`` per frame, in order.
 
         Each expression is encoded once for the whole video; frames run in batches of
         ``batch_size`` (the backbone once per batch, the head once per expression on it); frames
         are read ahead in a thread. Nothing is kept after a frame is yielded, so memory stays flat
-        in the video's length."""
+        in the video's length; the network's logits stay at its head's resolution and are
+        upsampled to the frame's size one frame and one expression at a time (a batch of 8000 x
+        8000 frames never holds float logits at full size for every expression).
+        ``total_frames``: how many frames are coming when ``frames`` has no ``len`` (used by
+        ``compile="auto"`` to judge whether compiling pays back; None: unknown)."""
         expressions = _expression_list(expressions)
-        for rgb, logits in self._video_logits(frames, expressions, batch_size):
-            masks = foreground_mask(logits)
-            yield rgb, [prediction(e, m, lg) for e, m, lg in zip(expressions, masks, logits)]
+        for rgb, head in self._video_logits(frames, expressions, batch_size, total_frames):
+            size = rgb.shape[:2]  # one full-size logit map at a time
+            yield rgb, [upsampled_prediction(e, small, size) for e, small in zip(expressions, head)]
 
     def _video_logits(
-        self, frames: Iterable[ImageLike], expressions: list[str], batch_size: int
+        self, frames: Iterable[ImageLike], expressions: list[str], batch_size: int, total_frames: int | None = None
     ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-        """``(frame, float logits (N expressions, 2, H, W))`` per frame."""
+        """``(frame, float head logits (N expressions, 2, h, w))`` per frame, at the resolution of
+        the network's head (a stride-8 map of the processed picture), never at the frame's size."""
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         from .media.video import prefetch
 
+        if total_frames is None and hasattr(frames, "__len__"):
+            total_frames = len(frames)  # type: ignore[arg-type]
+        self.runner.expect_frames(total_frames)
         with torch.inference_mode():
             text = self.encode_expressions(expressions)  # (N, D): once per video
         batch: list[np.ndarray] = []
-        for rgb in prefetch((load_image(f) for f in frames), depth=batch_size):
+        decoded = (load_image(f) for f in frames)
+        first = next(decoded, None)
+        if first is None:
+            return
+        # big frames run in smaller batches, read ahead less: at most BATCH_PIXELS in a batch
+        batch_size = max(1, min(batch_size, BATCH_PIXELS // (first.shape[0] * first.shape[1])))
+        for rgb in itertools.chain([first], prefetch(decoded, depth=batch_size)):
             if batch and rgb.shape != batch[0].shape:
                 raise InputError(
                     f"video frames differ in size: {batch[0].shape[1]}x{batch[0].shape[0]} then "
@@ -404,8 +473,10 @@ class Predictor:
 
     @torch.inference_mode()
     def _batch_logits(self, batch: list[np.ndarray], text: torch.Tensor) -> torch.Tensor:
+        """Head logits ``(B, N, 2, h, w)`` (float, at the features' resolution) of a batch of
+        frames for N sentence vectors ``text (N, D)``."""
         features = self.encode_images(torch.cat([self.preprocess(rgb) for rgb in batch]))
-        size = batch[0].shape[:2]
+        size = tuple(features.shape[-2:])  # decode's upsampling to its own size is the identity
         return torch.stack([self.decode(features, vector[None], size) for vector in text], dim=1)
 
     def _run_batch(self, batch: list[np.ndarray], text: torch.Tensor) -> Iterator[tuple[np.ndarray, torch.Tensor]]:

@@ -22,4 +22,4 @@ def test_export_command(tmp_path, capsys):
 def test_export_command_rejects_tiny_sizes(tmp_path, capsys):
     ckpt = save_checkpoint(tmp_path / "tiny.pth", make_tiny_model())
     rc = main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--height", "8"])
-    assert rc == 2 and "at least 16" in capsys.readouterr().err
+    assert rc == 2 and "must be in 16..4096, got 480x8" in capsys.readouterr().err

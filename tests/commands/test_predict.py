@@ -380,7 +380,7 @@ def test_video_overlay_colour_does_not_flicker(tmp_path, monkeypatch, capsys):
     half = np.zeros((20, 24), bool)
     half[:, :12] = True
 
-    def left_halves(self, frames, expressions, batch_size=None):
+    def left_halves(self, frames, expressions, batch_size=None, total_frames=None):
         for rgb in frames:
             mask = torch.from_numpy(half)
             yield rgb, [prediction(e, mask, torch.stack([torch.zeros(mask.shape), mask.float()]))
@@ -395,3 +395,68 @@ def test_video_overlay_colour_does_not_flicker(tmp_path, monkeypatch, capsys):
     assert fill_color(frames[0], half) != fill_color(frames[1], half)  # per frame it would flicker
     assert len(colours) == 8 and set(colours) == {fill_color(frames[0], half)}
     assert (tmp_path / "out" / "expr_1" / "overlay.gif").is_file()
+_FRESH_PREDICT = """
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+from PIL import Image
+from refvos.cli import main
+folder, checkpoint, side, frames, limit_mb = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+pictures = [Image.new("RGB", (side, side), (40 * i, 90, 200)) for i in range(frames)]
+pictures[0].save(folder + "/v.gif", save_all=True, append_images=pictures[1:], duration=100)
+del pictures
+argv = ["predict", "--checkpoint", checkpoint, "--video", folder + "/v.gif", "--out-dir", folder + "/out",
+        "--precision", "fp32", "--compile", "off"] + sys.argv[7:]
+if limit_mb:  # everything imported first: the limit is for the prediction
+    import refvos.checkpoint, refvos.commands.predict, refvos.media.gif, refvos.predictor, refvos.media.visualize
+    from refvos.cli import build_parser
+    build_parser(argv)
+    vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (vm + limit_mb * 2**20, vm + limit_mb * 2**20))
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+code = main(argv)
+print(json.dumps({"code": code, "rise_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base}))
+"""
+
+
+def _fresh_predict(tmp_path, checkpoint, side, frames, limit_mb, *extra):
+    proc = subprocess.run([sys.executable, "-c", _FRESH_PREDICT, str(REPO_ROOT), str(tmp_path), str(checkpoint),
+                           str(side), str(frames), str(limit_mb), *extra], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'src'}:{REPO_ROOT}"})
+    return proc
+
+
+@pytest.mark.slow
+def test_video_of_huge_frames_never_holds_full_size_logits_for_a_batch(tmp_path, tiny_checkpoint):
+    """4 frames of 6000 x 6000 (the network sees 64 x 64), two expressions: float logits at full
+    size for a batch of 4 frames and 2 expressions would be 2.1 GB; the peak RSS rises by less
+    than 1.5 GB (the masks and overlays are full size, one frame at a time)."""
+    proc = _fresh_predict(tmp_path, tiny_checkpoint, 6000, 4, 0, "--max-size", "64", "-e", "a", "-e", "b")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["code"] == 0 and out["rise_kb"] < 1.5 * 2**20, out
+    assert len(list((tmp_path / "out" / "expr_1" / "masks").iterdir())) == 4
+
+
+@pytest.mark.slow
+def test_a_failed_allocation_is_one_line_and_status_2(tmp_path, tiny_checkpoint):
+    """Under a memory limit (RLIMIT_AS 700 MB above the start), 2 frames of 3000 x 3000 at their
+    native size: the allocation that fails is one line on stderr, status 2, no traceback."""
+    proc = _fresh_predict(tmp_path, tiny_checkpoint, 3000, 2, 700, "--max-size", "native", "-e", "a", "-e", "b")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["code"] == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "out of memory" in err[0] and "Traceback" not in proc.stderr, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("defect", ["compression", "width"])
+def test_video_with_a_corrupt_second_tiff_page_is_one_line(tmp_path, tiny_checkpoint, capsys, defect):
+    """A 2-page TIFF (named .gif: read by its content) whose second page has an unknown
+    compression or no width: one line naming the frame, status 2, no output folder."""
+    from tests.helpers import tiff_with_bad_second_page
+
+    clip = tmp_path / "clip.gif"
+    clip.write_bytes(tiff_with_bad_second_page(defect))
+    line = _bad(capsys, "--checkpoint", tiny_checkpoint, "--video", clip, "-e", "x", "--out-dir", tmp_path / "o")
+    assert "frame 1 is truncated or corrupt" in line
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))

@@ -43,3 +43,36 @@ def test_single_process_helpers():
     du.save_on_master(calls.append, 1)
     assert calls == [1]
     assert du.init_distributed_mode("cpu") == torch.device("cpu")
+
+
+def test_a_full_disk_is_one_error_and_leaves_only_whole_lines(tmp_path, monkeypatch):
+    """ENOSPC half-way through a line (a real short write, then the error): one InputError naming
+    the file, and log.jsonl still ends with a whole line; /dev/full: the same error."""
+    import errno
+    import json
+    import os
+
+    import pytest
+
+    import refvos.engine.logger as logger
+    from refvos.errors import InputError
+
+    w = EventWriter(tmp_path, tensorboard=False)
+    w.write("train", 1, loss=0.5)
+    real_write = os.write
+
+    def half_then_enospc(fd, data):
+        real_write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(logger.os, "write", half_then_enospc)
+    with pytest.raises(InputError, match=r"cannot write .*log\.jsonl: No space left on device"):
+        w.write("train", 2, loss=0.25)
+    monkeypatch.undo()
+    text = (tmp_path / "log.jsonl").read_text()
+    assert text.endswith("\n") and [json.loads(line)["step"] for line in text.splitlines()] == [1]
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "log.jsonl").symlink_to("/dev/full")
+    with pytest.raises(InputError, match="No space left on device"):
+        EventWriter(full, tensorboard=False).write("train", 1, loss=0.5)

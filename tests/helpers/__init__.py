@@ -14,7 +14,10 @@
 - RefVOS's annotation files beside the repository: :func:`shared_dataset_file`.
 - Bad (and odd-but-valid) inputs for the reliability and serve tests: constant, truncated or
   oddly-moded pictures, frame folders, GIF / TIFF bombs (:func:`gif_with_huge_second_frame`,
-  :func:`tiff_pages`), and :func:`tree` (the files under a folder).
+  :func:`tiff_pages`, :func:`many_page_tiff`, :func:`flat_gif`), corrupt TIFF pages
+  (:func:`tiff_with_bad_second_page`), and :func:`tree` (the files under a folder).
+- Checkpoint bombs: :func:`deflated_checkpoint` (a torch zip of a few MB whose deflated records
+  inflate to gigabytes of zeros).
 - A ``refvos serve`` server started and stopped around a block: :func:`running_server`; an
   HTTP client for it (:func:`request`, :func:`post_json`, :func:`post_files`, :func:`multipart`)
   and its inputs / outputs (:func:`png_bytes`, :func:`gif_bytes`, :func:`decode_png`).
@@ -29,10 +32,14 @@ from .browser import (
     browser_or_fail,
 )
 from .hostile import (
+    deflated_checkpoint,
+    flat_gif,
     frames_folder,
     gif_with_huge_second_frame,
+    many_page_tiff,
     rgb,
     tiff_pages,
+    tiff_with_bad_second_page,
     tree,
     truncated_png,
     write_constant_png,
@@ -71,6 +78,10 @@ from .paths import (
 )
 
 __all__ = [
+    "deflated_checkpoint",
+    "flat_gif",
+    "many_page_tiff",
+    "tiff_with_bad_second_page",
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "browser_or_fail",

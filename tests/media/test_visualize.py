@@ -73,6 +73,24 @@ def test_caption_wraps_long_expressions_within_the_width():
     assert picture.height > one_line + 20  # several lines
 
 
+@pytest.mark.parametrize("text", ["x" * 16_000, "ab " * 16_000, "W" * 5000 + " tail"])
+def test_caption_wrapping_is_linear_in_the_text(text, monkeypatch):
+    """A 16,000-character word (or 16,000 short words): the characters measured stay a small
+    multiple of the text's length (measuring the rest of the word for every line it fills was
+    quadratic: minutes for one caption), and at most 4 lines are drawn, the last marked cut."""
+    from PIL import ImageFont
+
+    measured = [0]
+    getlength = ImageFont.FreeTypeFont.getlength
+    monkeypatch.setattr(ImageFont.FreeTypeFont, "getlength",
+                        lambda self, t, *a, **k: measured.__setitem__(0, measured[0] + len(t)) or getlength(self, t, *a, **k))
+    picture = caption(Image.new("RGB", (240, 100), (255, 255, 255)), text)
+    assert measured[0] < 3 * len(text)
+    assert picture.height == caption(Image.new("RGB", (240, 100)), "y " * 400).height  # 4 lines, as any long text
+    band = np.asarray(picture)[100:]
+    assert (band < 128).any(axis=(0, 2)).nonzero()[0].max() < 240 - 2
+
+
 def test_transparency_is_composited_on_white(tmp_path):
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[:4, :, :] = (255, 0, 0, 255)  # top half opaque red, bottom half fully transparent

@@ -16,9 +16,20 @@ from refvos.errors import InputError
 from refvos.media.image import load_image
 from refvos.serve.decoding import decode_image, decode_upload, decode_video, safe_name
 from refvos.serve.limits import Limits
-from tests.helpers import gif_with_huge_second_frame, tiff_pages
+from tests.helpers import (
+    flat_gif,
+    gif_with_huge_second_frame,
+    many_page_tiff,
+    tiff_pages,
+    tiff_with_bad_second_page,
+)
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def decoded(frames, expressions: int = 1, limits: Limits | None = None) -> list:
+    """Every frame of an upload's :class:`Frames`, decoded (errors found while decoding raised)."""
+    return list(frames.iter(limits or Limits(), expressions))
 
 
 @pytest.mark.parametrize("kind", ["gif", "tiff"])
@@ -37,7 +48,7 @@ def test_float_tiff_named_as_video_goes_through_the_checked_decoder():
 
 def test_unknown_video_bytes_name_no_temporary_path():
     with pytest.raises(InputError) as e:
-        decode_video(b"\x00" * 64, "v.mp4", Limits())
+        decoded(decode_video(b"\x00" * 64, "v.mp4", Limits()))
     assert "v.mp4" in str(e.value) and "/tmp" not in str(e.value) and "refvos-serve" not in str(e.value)
 
 
@@ -78,7 +89,8 @@ def test_bombs_raise_peak_memory_by_less_than_1gb():
         out = {}
         for how, name, data in bombs:
             try:
-                (decode_video if how == "video" else decode_upload)(data, name, Limits())
+                frames = (decode_video if how == "video" else decode_upload)(data, name, Limits())
+                list(frames.iter(Limits(), 1))
                 out[name] = "ok"
             except InputError as e:
                 out[name] = str(e)
@@ -92,3 +104,57 @@ def test_bombs_raise_peak_memory_by_less_than_1gb():
     assert "frame 1" in out["a.gif"] and "frame 1" in out["b.tif"] and "13300x13300" in out["c.mp4"]
     assert out["d.tif"] == "ok"
     assert out["rise_kb"] < 1024 * 1024, out
+
+
+@pytest.mark.parametrize(("defect", "words"), [("compression", "KeyError"), ("width", "TypeError")])
+def test_tiff_with_a_corrupt_second_page_is_one_input_error(defect, words):
+    data = tiff_with_bad_second_page(defect)
+    with pytest.raises(InputError, match=rf"t\.tif frame 1 is truncated or corrupt: {words}"):
+        decoded(decode_upload(data, "t.tif", Limits()))
+    with pytest.raises(InputError, match="frame 1"):
+        decoded(decode_video(data, "t.gif", Limits()))
+
+
+def test_frames_are_counted_by_seeking_to_the_cap_never_n_frames(monkeypatch):
+    """A TIFF of 3000 one-pixel pages: Pillow's n_frames (quadratic in the page count) is never
+    asked, and no more than cap + 1 pages are visited before the refusal."""
+    from PIL import GifImagePlugin, TiffImagePlugin
+
+    def forbidden(self):
+        raise AssertionError("n_frames called on an upload")
+
+    seeks = []
+    seek = TiffImagePlugin.TiffImageFile.seek
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "n_frames", property(forbidden))
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "n_frames", property(forbidden))
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "seek", lambda self, i: seeks.append(i) or seek(self, i))
+    limits = Limits(max_frames=48)
+    with pytest.raises(InputError, match="49 or more frames, more than the limit of 48"):
+        decode_upload(many_page_tiff(3000), "pages.tif", limits)
+    assert max(seeks) == 48
+    frames = decode_upload(flat_gif(5, 8, 8), "five.gif", limits)
+    assert frames.kind == "video" and frames.sizes == [(8, 8)] * 5 and len(decoded(frames)) == 5
+    with pytest.raises(InputError, match="49 or more frames"):
+        decode_upload(flat_gif(60, 8, 8), "sixty.gif", limits)
+
+
+def test_request_over_the_work_budget_is_refused_before_decoding(monkeypatch):
+    """48 frames of 1024 x 1024 (a 128 kB GIF) with 8 expressions: refused from the headers,
+    saying the budget and the work asked; with one expression it is within a budget of 120 million."""
+    import refvos.serve.decoding
+    from refvos.serve.budget import WorkBudgetError
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded before the budget was checked")
+
+    data = flat_gif(48, 1024, 1024)
+    monkeypatch.setattr(refvos.serve.decoding, "pil_frames", no_decoding)
+    frames = decode_upload(data, "big.gif", Limits(max_size=1024))
+    with pytest.raises(WorkBudgetError, match=r"big\.gif: 48 frames of 1024x1024 with 8 expressions is "
+                                              r"452,984,832 pixels of work, more than the budget of 60,000,000") as e:
+        frames.check_work(Limits(max_size=1024), 8)
+    assert (e.value.budget, e.value.asked) == (60_000_000, 48 * 1024 * 1024 * 9)
+    frames.check_work(Limits(max_size=1024, max_work=120_000_000), 1)
+    # the decoded pixels count too: 48 frames of 4000 x 4000 are over budget at any --max-size
+    with pytest.raises(WorkBudgetError, match=r"processed at 64x64"):
+        decode_upload(flat_gif(48, 4000, 4000), "huge.gif", Limits(max_size=64)).check_work(Limits(max_size=64), 1)

@@ -153,3 +153,62 @@ def test_gradio_page_in_a_browser(predictor, tmp_path, monkeypatch):
                 browser.close()
     finally:
         demo.close()
+def test_video_over_the_work_budget_is_refused_before_decoding(predictor, tmp_path, monkeypatch):
+    """96 frames of 2048 x 2048 (a 1 MB GIF; +3 GB in the demo before): refused from the headers,
+    the same budget as serve's; no frame decoded, no GIF written."""
+    import refvos.media.video
+    from refvos.serve.budget import DEFAULT_MAX_WORK, WorkBudgetError
+    from refvos.serve.gradio_app import segment_video
+    from tests.helpers import flat_gif
+
+    clip = tmp_path / "big.gif"
+    clip.write_bytes(flat_gif(96, 2048, 2048))
+    monkeypatch.setattr(refvos.media.video, "pil_frames", lambda *a, **k: pytest.fail("decoded before the budget check"))
+    with pytest.raises(WorkBudgetError, match=f"more than the budget of {DEFAULT_MAX_WORK:,}"):
+        segment_video(predictor, str(clip), "the dog", str(tmp_path / "out.gif"))
+    assert not (tmp_path / "out.gif").exists()
+
+
+def test_video_overlays_are_drawn_at_the_model_size(predictor, tmp_path):
+    """Frames of 300 x 200 with a predictor at max_size 64: the GIF's frames are 64 wide (the
+    overlay drawn at the model's size, not at full resolution), one per frame."""
+    from refvos.serve.gradio_app import segment_video
+    from tests.helpers import flat_gif
+
+    clip = tmp_path / "clip.gif"
+    clip.write_bytes(flat_gif(5, 200, 300))
+    out = segment_video(predictor, str(clip), "the bird", str(tmp_path / "out.gif"))
+    with Image.open(out) as gif:
+        assert gif.n_frames == 5 and gif.size[0] == 64
+
+
+def test_expression_length_is_capped_as_in_serve(predictor, tmp_path):
+    from refvos.serve.budget import MAX_EXPRESSION_CHARS
+    from refvos.serve.gradio_app import segment_image, segment_video
+    from refvos.serve.limits import MAX_EXPRESSION_CHARS as SERVE_CAP
+
+    assert SERVE_CAP == MAX_EXPRESSION_CHARS  # one cap, shared
+    long = "x" * (MAX_EXPRESSION_CHARS + 1)
+    with pytest.raises(InputError, match=f"more than the limit of {MAX_EXPRESSION_CHARS}"):
+        segment_image(predictor, rgb(40, 52), long)
+    with pytest.raises(InputError, match=f"more than the limit of {MAX_EXPRESSION_CHARS}"):
+        segment_video(predictor, str(tmp_path / "any.gif"), long, str(tmp_path / "out.gif"))
+
+
+def test_output_folder_holds_the_newest_files_and_is_removed(tmp_path):
+    """Each call gets a new file in ONE folder (not a refvos-gradio-* folder per call); at most
+    ``keep`` files stay; cleanup (also registered for the process's exit) removes the folder."""
+    from refvos.serve.gradio_app import OutputFolder
+
+    outputs = OutputFolder(keep=3)
+    try:
+        paths = []
+        for i in range(10):
+            path = outputs.new_file()
+            path.write_bytes(b"GIF" + bytes([i]))
+            paths.append(path)
+        assert len(set(paths)) == 10 and all(p.parent == outputs.path for p in paths)
+        assert sorted(outputs.path.iterdir()) == sorted(paths[-3:])
+    finally:
+        outputs.cleanup()
+    assert not outputs.path.exists()

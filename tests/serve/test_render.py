@@ -10,6 +10,7 @@ from PIL import Image
 import refvos.media.visualize
 from refvos.media.visualize import fill_color
 from refvos.predictor import Predictor, prediction
+from refvos.serve.decoding import Frames
 from refvos.serve.parsing import SegmentRequest
 from refvos.serve.render import render
 from tests.helpers import make_mixed_model
@@ -28,7 +29,7 @@ def test_video_with_two_expressions_matches_the_predictor_per_expression(predict
     encode = predictor.encode_images
     predictor.encode_images = lambda *a, **k: calls.append(1) or encode(*a, **k)
     try:
-        doc = render(predictor, SegmentRequest("video", frames, expressions))
+        doc = render(predictor, SegmentRequest("video", Frames.of_arrays("video", frames), expressions))
     finally:
         del predictor.encode_images
     assert len(calls) == 1  # three frames, one batch, one backbone pass for both expressions
@@ -52,7 +53,7 @@ RED, BLUE = (200, 30, 30), (30, 30, 200)
 class FixedMasks:
     """A stand-in predictor: the same left-half mask for every frame and expression."""
 
-    def iter_video_all(self, frames, expressions):
+    def iter_video_all(self, frames, expressions, total_frames=None):
         import torch
 
         for rgb in frames:
@@ -70,6 +71,6 @@ def test_video_overlays_keep_one_colour_per_expression(monkeypatch):
     colours = []
     original = refvos.media.visualize.overlay
     monkeypatch.setattr(refvos.media.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
-    doc = render(FixedMasks(), SegmentRequest("video", frames, ["the cat", "the dog"]))
+    doc = render(FixedMasks(), SegmentRequest("video", Frames.of_arrays("video", frames), ["the cat", "the dog"]))
     assert len(doc["results"]) == 2 and len(colours) == 8
     assert set(colours) == {fill_color(frames[0], half)}

@@ -16,6 +16,7 @@ import pytest
 
 from refvos.serve import Limits
 from tests.helpers import (
+    flat_gif,
     gif_with_huge_second_frame,
     make_tiny_model,
     multipart,
@@ -25,6 +26,7 @@ from tests.helpers import (
     request,
     running_server,
     tiff_pages,
+    tiff_with_bad_second_page,
 )
 
 
@@ -82,6 +84,17 @@ def test_framing_tricks_get_json_400(server, head):
     check_security_headers(headers)
 
 
+@pytest.mark.parametrize("lengths", [b"{n}, {n}", b"{n},{n}", b"{n}\r\nContent-Length: {n}"])
+def test_repeated_content_length_is_refused_even_when_the_body_is_valid(server, lengths):
+    """``Content-Length: 18, 18`` (h11 merges equal values into one) is refused as documented,
+    with a body the server would otherwise answer."""
+    body = json.dumps({"image": base64.b64encode(png_bytes()).decode(), "expression": "x"}).encode()
+    head = lengths.replace(b"{n}", str(len(body)).encode())
+    status, headers, reply = raw(server, b"POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                         b"Content-Type: application/json\r\nContent-Length: " + head + b"\r\n\r\n" + body)
+    assert status == 400 and "repeated Content-Length" in json.loads(reply)["error"]
+
+
 def test_host_and_origin_checks(server):
     port = server.server_address[1]
     status, headers, body = raw(server, b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
@@ -95,7 +108,16 @@ def test_host_and_origin_checks(server):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=60)
     assert e.value.code == 403 and "cross-site" in json.loads(e.value.read())["error"]
+    other_port = f"http://127.0.0.1:{port + 1 if port < 65535 else port - 1}"
+    for origin in ("null", "http://localhost", other_port, "file://", f"http://evil.example:{port}"):
+        req.headers["Origin"] = origin  # a sandboxed frame, another local page or port: refused
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=60)
+        assert e.value.code == 403 and "cross-site" in json.loads(e.value.read())["error"], origin
     req.headers["Origin"] = server.url
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        assert resp.status == 200
+    del req.headers["Origin"]  # not a browser (curl, scripts): no Origin, served
     with urllib.request.urlopen(req, timeout=60) as resp:
         assert resp.status == 200
 
@@ -123,6 +145,33 @@ def test_hostile_uploads_are_400_without_paths(server):
     status, doc, _ = post_json(server.url, {"image": base64.b64encode(png_bytes()).decode(), "expression": "x",
                                             "filename": "q\x00.png"})
     assert status == 200, doc
+
+
+@pytest.mark.parametrize("defect", ["compression", "width"])
+def test_tiff_with_a_corrupt_second_page_is_400_not_500(server, defect, caplog):
+    data = tiff_with_bad_second_page(defect)
+    with caplog.at_level(logging.ERROR, logger="refvos.serve"):
+        for field in ("image", "video"):
+            status, doc, _ = post_files(server.url, [(field, "t.tif", data), ("expression", "", "x")])
+            assert status == 400 and "t.tif frame 1 is truncated or corrupt" in doc["error"], doc
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+def test_request_over_the_work_budget_is_413_with_the_budget_and_the_work_asked(server):
+    """A 0.5 MB GIF of 48 frames at 2048 x 2048 with 8 expressions: refused from its headers
+    (the decoded pixels alone are over budget at this server's --max-size 64)."""
+    data = flat_gif(48, 2048, 2048)
+    exprs = [("expression", "", f"thing {i}") for i in range(8)]
+    budget = server.pool.limits.max_work
+    status, doc, _ = post_files(server.url, [("image", "clip.gif", data), *exprs])
+    assert status == 413 and doc["budget"] == budget and doc["asked"] > budget, doc
+    assert f"more than the budget of {budget:,}" in doc["error"] and "8 expressions" in doc["error"]
+    status, doc, _ = post_json(server.url, {"video": base64.b64encode(data).decode(), "filename": "c.gif",
+                                            "expressions": [f"thing {i}" for i in range(8)]})
+    assert status == 413 and doc["asked"] > doc["budget"]
+    status, doc, _ = post_files(server.url, [("image", "small.gif", flat_gif(4, 40, 48)), *exprs[:2]])
+    assert status == 200 and doc["num_frames"] == 4 and len(doc["results"]) == 2
+    assert (doc["width"], doc["height"]) == (48, 40)
 
 
 def test_many_parts_refused_by_the_parser(server):
@@ -232,4 +281,80 @@ def test_server_peak_memory_under_bombs():
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["statuses"] == [400] * 6, out
+    assert out["rise_kb"] < 1024 * 1024, out
+
+
+def test_torch_compile_never_runs_inside_a_request(model, monkeypatch):
+    """80 frames of one size over two requests (past any frame count) compile nothing; --warmup
+    compiles its size at start, and a request of another size runs eagerly."""
+    import torch
+
+    from refvos.serve import make_server
+
+    shapes = []
+
+    def fake_compile(fn, **kw):
+        def compiled(*args):
+            shapes.append((fn.__name__, tuple(args[0].shape)))
+            return fn(*args)
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    limits = Limits(max_size=64, max_frames=48)
+    exprs = [("expression", "", "x")]
+    with running_server(model, limits) as srv:
+        for _ in range(2):
+            status, doc, _ = post_files(srv.url, [("image", "c.gif", flat_gif(40, 24, 32)), *exprs])
+            assert status == 200 and doc["num_frames"] == 40
+    assert shapes == []
+    srv = make_server(model, "127.0.0.1", 0, limits, device="cpu", precision="fp32", warmup=[(24, 32)])
+    warmed = list(shapes)
+    assert ("encode", (1, 3, 24, 32)) in warmed and ("encode", (4, 3, 24, 32)) in warmed
+    srv.start()
+    try:
+        status, _, _ = post_files(srv.url, [("image", "c.gif", flat_gif(8, 24, 32)), *exprs])
+        assert status == 200
+        assert len(shapes) > len(warmed)  # the warmed size ran compiled
+        before = len(shapes)
+        status, _, _ = post_files(srv.url, [("image", "d.gif", flat_gif(8, 40, 48)), *exprs])
+        assert status == 200 and len(shapes) == before  # another size: eager, no compile
+    finally:
+        srv.stop(drain_timeout=10)
+
+
+@pytest.mark.slow
+def test_largest_request_within_the_budget_raises_peak_memory_by_less_than_1gb():
+    """In a fresh process, at --max-size 256 with a budget of 15 million pixels of work: 12 frames
+    of 1024 x 1024 with one expression (12.8 million, within it) are answered, streamed frame by
+    frame, and the peak RSS rises by less than 1 GB; with 8 expressions (18.9 million) the same
+    upload is refused (413)."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    script = textwrap.dedent("""
+        import json, resource, sys
+        sys.path.insert(0, sys.argv[1])
+        from refvos.serve import Limits, make_server
+        from tests.helpers import flat_gif, make_tiny_model, png_bytes, post_files
+        srv = make_server(make_tiny_model().eval(), "127.0.0.1", 0, Limits(max_size=256, max_work=15_000_000),
+                          device="cpu", precision="fp32")
+        srv.start()
+        assert post_files(srv.url, [("image", "p.png", png_bytes()), ("expression", "", "x")])[0] == 200
+        data = flat_gif(12, 1024, 1024)
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        status, doc, _ = post_files(srv.url, [("image", "a.gif", data), ("expression", "", "x")])
+        rise = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+        refused = post_files(srv.url, [("image", "a.gif", data)] + [("expression", "", "x")] * 8)[0]
+        srv.stop()
+        print(json.dumps({"status": status, "frames": doc.get("num_frames"), "refused": refused, "rise_kb": rise}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, str(repo)], capture_output=True, text=True, timeout=600,
+                          env={"PYTHONPATH": f"{repo / 'src'}:{repo}", "PATH": "/usr/bin:/bin",
+                               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["status"] == 200 and out["frames"] == 12 and out["refused"] == 413, out
     assert out["rise_kb"] < 1024 * 1024, out

@@ -31,15 +31,15 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, RefVOSError
 from ..io import atomic_open
+from ..io.checkpoint_checks import MAX_PARAMETERS, check_archive, check_tensors, check_weights
 from ..modeling import RefVOS, RefVOSConfig, build_from_config
 from ..modeling.config import BERT_BASE_UNCASED
 from ..modeling.meta import on_meta_device
 from ..modeling.state_dict import check_fits, load_strict
 from ..modeling.text_encoder import TEXT_OPTIONAL_KEYS, infer_text_config, load_text_state_dict
 from ..tokenization import check_truncation
-from .checks import MAX_PARAMETERS, check_tensors, check_weights
 
 FORMAT = "refvos"
 VERSION = 1
@@ -96,12 +96,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     (a pretrained folder: :func:`read_pretrained`).
 
     Raises :class:`CheckpointError` naming the file for a missing, truncated, unsafe or
-    non-checkpoint file (saying what the file is when it is not a checkpoint at all), and for
-    tensors that could exhaust memory (:func:`check_tensors`).
+    non-checkpoint file (saying what the file is when it is not a checkpoint at all), for a zip
+    whose records could inflate beyond the file (:func:`check_archive`, before ``torch.load``)
+    and for tensors that could exhaust memory (:func:`check_tensors`).
     """
     path = check_checkpoint_file(path)
     if path.is_dir():
         return read_pretrained(path / CONFIG_NAME, path / WEIGHTS_NAME)
+    check_archive(path, f"checkpoint {path}")
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             obj = torch.load(path, map_location=map_location, weights_only=True)
@@ -255,18 +257,35 @@ def _segmenter_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in seg_state.items() if not k.startswith("aux_classifier.")}
 
 
-def _check_describes(config: RefVOSConfig, ckpt: dict[str, Any], source: str) -> RefVOS:
-    """The network ``config`` describes, built on the meta device, checked to hold exactly the
-    checkpoint's tensor names and shapes."""
+def check_config(config: RefVOSConfig, source: str, error: type[RefVOSError] = CheckpointError) -> RefVOS:
+    """The checks every checkpoint's config passes when it is loaded: each field's type and range
+    (:meth:`RefVOSConfig.validate`: at most 48 text layers, ``max_position_embeddings`` at least
+    the token limit...), and the network it describes builds, on the meta device (nothing
+    allocated), with at most :data:`MAX_PARAMETERS` parameters. Returns that meta network.
+
+    The loader applies it to every file; ``refvos train`` applies it to a new run's network before
+    training starts, so that whatever trains can be loaded again. One-line ``error`` naming
+    ``source`` otherwise."""
+    try:
+        config.validate()
+    except ValueError as e:
+        raise error(f"{source}: invalid config: {e}"[:400]) from e
     try:
         with on_meta_device():
             skeleton = build_from_config(config)
     except (ValueError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"{source}: its config does not build a network: {str(e).splitlines()[0][:200]}") from e
+        raise error(f"{source}: its config does not build a network: {str(e).splitlines()[0][:200]}") from e
     count = sum(p.numel() for p in skeleton.parameters())
     if count > MAX_PARAMETERS:
-        raise CheckpointError(f"{source}: its config describes {count:,} parameters, more than the limit of "
-                              f"{MAX_PARAMETERS:,}")
+        raise error(f"{source}: its config describes {count:,} parameters, more than the limit of "
+                    f"{MAX_PARAMETERS:,}")
+    return skeleton
+
+
+def _check_describes(config: RefVOSConfig, ckpt: dict[str, Any], source: str) -> RefVOS:
+    """The network ``config`` describes (:func:`check_config`), built on the meta device, checked
+    to hold exactly the checkpoint's tensor names and shapes."""
+    skeleton = check_config(config, source)
     _check_parts_fit(skeleton, ckpt, source)
     return skeleton
 

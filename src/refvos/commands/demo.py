@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
+    from ..io import check_output_folder
 
+    check_output_folder(args.out, "--out")
     m = run_demo(args.out, preset=args.preset, seed=args.seed)
     print(f"test ({' + '.join(m['test_splits'])}, {m['num_samples']} expressions): "
           f"overall IoU {m['overall_iou']:.3f}, mean IoU {m['mean_iou']:.3f}, "

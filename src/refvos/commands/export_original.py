@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         write_checkpoint,
     )
     from ..errors import InputError
+    from ..io import check_writable
 
     positional = list(args.paths)
     checkpoint = args.checkpoint_flag or (positional.pop(0) if positional else None)
@@ -40,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if positional or checkpoint is None or out is None:
         raise InputError("expected --checkpoint CKPT --out OUT (or CKPT OUT), each once")
     src, out = Path(checkpoint), Path(out)
-    if src.resolve() == out.resolve():
-        raise InputError(f"OUT {out} is the input checkpoint; choose another file")
+    check_writable([out], [src])
     ckpt = read_checkpoint(src)
     if is_released_format(ckpt):
         raise InputError(f"{src} is already in the released layout")

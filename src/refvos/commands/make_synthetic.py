@@ -22,10 +22,10 @@ MIN_VIDEOS = 5  # every fifth video is DAVIS val / A2D test
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from ..data import synthetic
     from ..errors import InputError
+    from ..io import check_output_folder
 
     for name in ("num_images", "num_videos", "num_frames"):
         if getattr(args, name) < 1:
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind in ("davis", "a2d", "all") and args.num_videos < MIN_VIDEOS:
         raise InputError(f"--num-videos {args.num_videos} leaves the DAVIS val / A2D test split empty "
                          f"(every fifth video is in it); give at least {MIN_VIDEOS}")
-    out = Path(args.out)
+    out = check_output_folder(args.out, "--out")
     video = {"num_videos": args.num_videos, "num_frames": args.num_frames,
              "image_size": args.image_size, "seed": args.seed}
     if args.kind == "all":

@@ -11,7 +11,9 @@ Outputs (all written atomically; nothing is written when an input is bad):
   ``--out-dir`` (default ``<video stem>_refvos``) one sub-folder per expression, in the order
   given, ``expr_0/`` ... ``expr_{N-1}/`` (``expr_0/`` alone for one expression), each with
   ``masks/<frame>.png`` (0/255, full size; named after the frame files of a folder, ``00000``
-  ... for a video file) and ``overlay.gif`` (long side at most 480 pixels).
+  ... for a video file) and ``overlay.gif`` (long side at most 480 pixels). The folder is written
+  beside itself and swapped in whole when the run succeeds (a kill or an error leaves the previous
+  one, never a mix); a folder holding anything but ``expr_<n>`` sub-folders is refused.
 - expressions longer than the model's token limit are reported on stderr (the model reads the
   first tokens only).
   Frames run through ``Predictor.iter_video_all`` (each expression encoded once, frames batched)
@@ -31,9 +33,7 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from .checks import add_compile_argument, add_runtime_arguments
@@ -141,12 +141,19 @@ def _mask_image(mask):
 GIF_MAX_SIDE = 480  # overlaid GIF frames are scaled down to this long side (masks stay full size)
 
 
-def _gif_frame(picture):
-    if max(picture.size) <= GIF_MAX_SIDE:
-        return picture
-    picture = picture.copy()
-    picture.thumbnail((GIF_MAX_SIDE, GIF_MAX_SIDE))
-    return picture
+def _gif_scaled(rgb, masks):
+    """A frame and its masks scaled to the overlaid GIF's size (long side at most
+    :data:`GIF_MAX_SIDE`), so an overlay never works on an 8000 x 8000 picture."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    if max(h, w) <= GIF_MAX_SIDE:
+        return rgb, masks
+    scale = GIF_MAX_SIDE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR, reducing_gap=2.0))
+    return small, [np.asarray(Image.fromarray(m).resize(size, Image.NEAREST)) for m in masks]
 
 
 @contextlib.contextmanager
@@ -220,11 +227,27 @@ def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
 VIDEO_BATCH = 4  # frames per forward pass of the video path
 
 
+def check_out_dir(out_dir: Path) -> None:
+    """``--out-dir`` is replaced whole by a run: refuse one holding anything but ``expr_<n>``
+    folders (another tool's files, or the user's)."""
+    import re
+
+    from ..errors import InputError
+
+    if out_dir.is_dir():
+        foreign = [p.name for p in out_dir.iterdir() if not (re.fullmatch(r"expr_\d+", p.name) and p.is_dir())]
+        if foreign:
+            raise InputError(f"--out-dir {out_dir} holds files refvos predict did not write ({foreign[0]}"
+                             f"{' ...' if len(foreign) > 1 else ''}); the folder is replaced whole by a run: "
+                             "give a new or empty folder")
+
+
 def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     from ..errors import InputError
+    from ..io import staged_folder
     from ..media.gif import GifWriter
     from ..media.image import load_image
-    from ..media.video import read_video_frames
+    from ..media.video import list_frames, read_video_frames
     from ..media.visualize import VideoFill, caption, overlay, save_image
 
     if args.out or args.mask_out:
@@ -238,7 +261,9 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     if not video.exists():
         raise InputError(f"video {video} does not exist")
 
+    check_out_dir(out_dir)
     frames = read_video_frames(video)
+    total = len(list_frames(video)) if video.is_dir() else None
     first = next(frames, None)  # surfaces a missing/unsupported/empty video before the model load
     if first is None:
         raise InputError(f"video {video} has no frames")
@@ -269,43 +294,26 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
             names.append(name)
             yield rgb
 
-    # Stage everything in a temporary folder beside --out-dir; move into place only on success,
-    # so a bad frame half-way leaves no partial output.
-    with _writing(f"--out-dir {out_dir}"):
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    # Stage everything in a hidden folder beside --out-dir and swap it in whole on success: a bad
+    # frame half-way or a kill leaves the previous output as it was, never a mix of two runs
+    # (staging folders of killed runs are removed by the next run, see refvos.io.staged_folder).
     per_frame: list[list[dict]] = [[] for _ in range(n)]
-    try:
-        with _writing(f"--out-dir {out_dir}"), contextlib.ExitStack() as gifs:
-            writers = [gifs.enter_context(GifWriter(stage / d / "overlay.gif", fps=args.fps)) for d in subdirs]
-            fills = [VideoFill() for _ in subdirs]  # one colour per expression through the video
-            for rgb, results in predictor.iter_video_all(decoded_frames(), expressions, batch_size=VIDEO_BATCH):
-                name = names.popleft()
-                for i, r in enumerate(results):
-                    save_image(_mask_image(r.mask), stage / subdirs[i] / "masks" / f"{name}.png")
-                    picture = overlay(rgb, r.mask, color=fills[i](rgb, r.mask))
-                    writers[i].add(caption(_gif_frame(picture), expressions[i]))
-                    per_frame[i].append({"frame": name, "area": r.area,
-                                         "box": list(r.box) if r.box is not None else None,
-                                         "score": round(r.score, 6)})
-        with _writing(f"--out-dir {out_dir}"):
-            # move into place (file by file, each an atomic rename); masks a previous run left in
-            # the same folders (other frame names) are removed, so masks/ holds this video's only
-            out_dir.mkdir(parents=True, exist_ok=True)
-            for sub in subdirs:
-                old_masks = out_dir / sub / "masks"
-                if old_masks.is_dir():
-                    for stale in old_masks.glob("*.png"):
-                        if not (stage / sub / "masks" / stale.name).exists():
-                            stale.unlink()
-            for src in sorted(stage.rglob("*")):
-                if src.is_file():
-                    dst = out_dir / src.relative_to(stage)
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(src, dst)
-    finally:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(stage)
+    with _writing(f"--out-dir {out_dir}"), staged_folder(out_dir) as stage, contextlib.ExitStack() as gifs:
+        writers = [gifs.enter_context(GifWriter(stage / d / "overlay.gif", fps=args.fps)) for d in subdirs]
+        fills = [VideoFill() for _ in subdirs]  # one colour per expression through the video
+        for rgb, results in predictor.iter_video_all(decoded_frames(), expressions, batch_size=VIDEO_BATCH,
+                                                     total_frames=total):
+            name = names.popleft()
+            small, small_masks = _gif_scaled(rgb, [r.mask for r in results])
+            for i, r in enumerate(results):
+                save_image(_mask_image(r.mask), stage / subdirs[i] / "masks" / f"{name}.png")
+                picture = overlay(small, small_masks[i], color=fills[i](small, small_masks[i]))
+                writers[i].add(caption(picture, expressions[i]))
+                per_frame[i].append({"frame": name, "area": r.area,
+                                     "box": list(r.box) if r.box is not None else None,
+                                     "score": round(r.score, 6)})
+            del rgb, results, small, small_masks
+        gifs.close()  # the GIFs complete before the swap
 
     results_doc = []
     for i, e in enumerate(expressions):

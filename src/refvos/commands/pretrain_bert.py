@@ -28,7 +28,9 @@ HELP = "fine-tune BERT as a masked language model on training expressions (for -
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_arguments(p)
     add_a2d_query_argument(p)
-    p.add_argument("--out", required=True, help="output directory (replaced atomically if it exists)")
+    p.add_argument("--out", required=True,
+                   help="output directory; an existing one is replaced atomically only when it is empty or an "
+                        "earlier pretrain-bert output (it holds pretrain_bert.json), else refused")
     p.add_argument("--bert", default="bert-base-uncased",
                    help="starting BERT: hub name (default bert-base-uncased), save_pretrained directory, "
                         "'minilm-l6' (shipped) or 'none' (random, shaped by --text-config)")
@@ -45,14 +47,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import build_dataset
-    from ..engine.pretrain_bert import pretrain_bert, training_expressions
+    from ..engine.pretrain_bert import OUTPUT_MARKER, pretrain_bert, training_expressions
     from ..errors import InputError
+    from ..io import check_output_folder
     from ..runtime import resolve_device
 
     bert = None if args.bert.lower() == "none" else args.bert
     if args.text_config and bert is not None:
         raise InputError("--text-config shapes a random BERT: use it with --bert none")
     text_config = parse_text_config(args.text_config)
+    check_output_folder(args.out, "--out", inputs=[data_root(args)], owned_by=OUTPUT_MARKER)
     dataset = build_dataset(args.dataset, data_root(args), "train", "eval", **split_options(args),
                             **a2d_query_options(a2d_query_rule(args)))
     expressions = training_expressions(dataset)

@@ -32,11 +32,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pictures are scaled down to this long side in pixels (default: the size the "
                              f"checkpoint was trained at, else {d.max_size})")
     parser.add_argument("--max-frames", type=int, default=d.max_frames, help=f"most frames of a video (default {d.max_frames})")
+    parser.add_argument("--max-work", type=int, default=d.max_work,
+                        help="work budget per request in pixels: frames x (pixels + expressions x pixels after "
+                             "the --max-size downscale), read from the headers before decoding; more is refused "
+                             f"with 413 (default {d.max_work:,}: about 28 frames of 1024x1024 with one expression)")
+    parser.add_argument("--warmup", action="append", default=[], type=size_arg, metavar="HxW",
+                        help="torch.compile the network at start for pictures processed at this size (repeatable; "
+                             "a picture's size after --max-size). Never compiled during a request: other sizes "
+                             "run eagerly. Default: none (compiling a size takes seconds to minutes)")
     add_runtime_arguments(parser, "auto")
     add_truncation_argument(parser)
     parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                         help="a name the browser may use to reach the server besides localhost / 127.0.0.1 / ::1 "
                              "and --host (repeatable); other Host headers are refused (DNS rebinding guard)")
+
+
+def size_arg(value: str) -> tuple[int, int]:
+    """``--warmup HxW`` -> ``(height, width)``."""
+    h, sep, w = value.lower().partition("x")
+    if not (sep and h.isdigit() and w.isdigit() and 16 <= int(h) <= 8192 and 16 <= int(w) <= 8192):
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH in pixels (16 to 8192), got {value!r}")
+    return int(h), int(w)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..serve import Limits, make_server
 
-    for name in ("workers", "max_pixels", "max_frames"):
+    for name in ("workers", "max_pixels", "max_frames", "max_work"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     if args.queue < 0:
@@ -63,10 +79,11 @@ def run(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint, truncation=args.truncation)  # the Predictor follows model.config
     max_size = args.max_size or model.config.input_size or Limits().max_size
     limits = Limits(workers=args.workers, queue=args.queue, max_bytes=int(args.max_upload_mb * 2**20),
-                    max_pixels=args.max_pixels, max_size=max_size, max_frames=args.max_frames)
+                    max_pixels=args.max_pixels, max_size=max_size, max_frames=args.max_frames,
+                    max_work=args.max_work)
     limits.max_buffered_bytes = max(limits.max_buffered_bytes, limits.max_bytes)
     server = make_server(model, args.host, args.port, limits, device=args.device, precision=args.precision,
-                         allowed_hosts=set(args.allowed_host))
+                         allowed_hosts=set(args.allowed_host), warmup=args.warmup)
     print(f"refvos serve: open {server.url}/ in a browser (Ctrl-C to stop)", flush=True)
     server.serve_forever()  # uvicorn stops on Ctrl-C / SIGTERM after finishing open requests
     print("refvos serve: stopped", flush=True)

@@ -235,9 +235,10 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{flag} applies to --dataset {dataset}, not {args.dataset}")
     if args.dataset != "davis" and (args.annotator or args.expressions):
         raise InputError("--annotator and --expressions choose DAVIS expressions; use them with --dataset davis")
-    if args.metrics_json:  # checked before the (long) evaluation, not after it
-        from ..io import check_writable
+    from ..io import check_output_folder, check_writable
 
+    check_output_folder(args.output_dir, "--output-dir")
+    if args.metrics_json:  # checked before the (long) evaluation, not after it
         check_writable([Path(args.metrics_json)], [Path(args.checkpoint)])
     ckpt = read_checkpoint(args.checkpoint)
     rules, note = rules_of_test(args, ckpt, f"--checkpoint {args.checkpoint}")

@@ -142,6 +142,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_arguments(args: argparse.Namespace) -> None:
     from ..errors import InputError
+    from ..io import check_output_folder
 
     if args.ck_pretrained_refvos and not args.pretrained_refvos:
         raise InputError("--ck_pretrained_refvos is only read with --pretrained_refvos")
@@ -168,7 +169,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise InputError("--base_size (the original's flag; training at int(0.8 * N)) must be at least 10")
     if (args.base_size or 8) < 8 or args.crop_size < 8:
         raise InputError("--base-size and --crop-size must be at least 8 pixels")
-    parse_text_config(args.text_config)  # a JSON or BertConfig mistake: refused before anything is built
+    _check_text_config(args)  # a JSON or BertConfig mistake: refused before anything is built
     a2d_query_rule(args)  # --a2d-query with another data set
     mask_rule_options(args)  # --refcoco-mask with another data set
     if args.a2d_repeats and args.dataset != "a2d":
@@ -177,10 +178,31 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     if args.resume and args.overwrite:
         raise InputError("--overwrite starts a new run; --resume continues one: pass one of them")
+    check_output_folder(args.output_dir, "--output-dir")
     run_dir = (Path(args.output_dir) / args.model_id).resolve()
     if Path(args.model_id).is_absolute() or not run_dir.is_relative_to(Path(args.output_dir).resolve()) \
             or run_dir == Path(args.output_dir).resolve():
         raise InputError(f"--model_id {args.model_id!r} must name a sub-folder of --output-dir {args.output_dir}")
+
+
+def _check_text_config(args: argparse.Namespace) -> None:
+    """``--text-config`` parses and, for a new run, passes the field checks a checkpoint's config
+    passes when it is loaded (:meth:`RefVOSConfig.validate`, at the data set's token limit), so
+    that no run trains a network whose checkpoints cannot be loaded."""
+    from ..errors import InputError
+    from ..modeling.config import VARIANT_BACKBONES, RefVOSConfig
+
+    text = parse_text_config(args.text_config)
+    if text is None or args.resume:
+        return
+    name = MODEL_ALIASES.get(args.model or "refvos_r101", args.model or "refvos_r101")
+    if name not in VARIANT_BACKBONES:
+        return  # an unknown --model is refused where the network is built
+    try:  # the backbone's fields are placeholders: only the text encoder and token limit are judged here
+        RefVOSConfig(variant=name, backbone=VARIANT_BACKBONES[name], backbone_channels=1, text_config=text,
+                     max_tokens=MAX_TOKENS[args.dataset]).validate()
+    except ValueError as e:
+        raise InputError(f"--text-config: {e}; a checkpoint of that network could not be loaded") from e
 
 
 def _check_new_run(run_dir: Path, args: argparse.Namespace) -> None:
@@ -320,8 +342,9 @@ def input_size_of(val_set, crop_size: int) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..checkpoint import config_of, is_released_format, read_checkpoint
+    from ..checkpoint import check_config, config_of, is_released_format, read_checkpoint
     from ..engine import distributed as du
+    from ..engine.resume import check_training_state
     from ..engine.trainer import LAST, Trainer
     from ..errors import InputError
     from ..modeling import build_from_config
@@ -337,9 +360,12 @@ def run(args: argparse.Namespace) -> int:
         resume = Path(args.resume)
     ckpt = read_checkpoint(resume) if resume is not None else None
     if ckpt is not None and is_released_format(ckpt):
-        raise InputError(f"--resume {resume} is in the original's format: refvos train --resume continues a refvos "
+        raise InputError(f"--resume {resume} is in the original's released format: refvos train --resume continues a refvos "
                          "run; start a new one from it with --pretrained_refvos --ck_pretrained_refvos "
                          f"{resume}")
+    if ckpt is not None:
+        # a released or damaged file, before any data is read (a weights-only one: when resuming)
+        check_training_state(ckpt, str(resume), complete=False)
     pretrained = read_checkpoint(args.ck_pretrained_refvos) if args.pretrained_refvos and ckpt is None else None
     root = data_root(args)
 
@@ -383,6 +409,8 @@ def run(args: argparse.Namespace) -> int:
             torch.manual_seed(args.seed)  # the initialisation depends on --seed only
             model = _new_model(args, max_tokens, pretrained)
         model.config.input_size = input_size_of(val_set, args.crop_size)
+        if ckpt is None:  # whatever trains must load: the loader's own checks, before training starts
+            check_config(model.config, f"the new {model.config.variant} network", InputError)
 
         info = {"dataset": args.dataset, "data_root": str(root), "variant": model.config.variant,
                 "model_id": args.model_id, "splitBy": args.splitBy, "vocab_file": vocab,

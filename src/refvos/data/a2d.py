@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataFormatError, InputError
+from ..media.image import MAX_PIXELS
 from .annotations import load_augmented_expressions
 from .base import ReferringDataset, Sentence, Target, read_rgb
 
@@ -139,26 +140,61 @@ def read_videoset(path: Path) -> dict[str, int]:
     return out
 
 
-def read_instance_masks(path: Path) -> tuple[list[int], np.ndarray]:
-    """Instance ids and masks ``(N, H, W)`` uint8 0/1 of one annotated frame's ``.h5``."""
+MAX_INSTANCES = 1000  # instance ids of one frame's .h5
+MASK_SCALE_LIMIT = 8  # a mask side may be at most this many times its frame's (full-resolution masks)
+
+
+def _instance_ids(f: h5py.File) -> list[int]:
+    data = f["instance"]
+    if data.size > MAX_INSTANCES:
+        raise ValueError(f"'instance' holds {data.size:,} ids, more than {MAX_INSTANCES}")
+    return [int(x) for x in np.asarray(data).reshape(-1)]
+
+
+def _mask_problem(shape: tuple[int, ...], dtype: np.dtype, count: int, size: tuple[int, int] | None) -> str | None:
+    """What is wrong with a ``reMask`` dataset of ``shape`` / ``dtype`` for ``count`` ids and a
+    frame of ``size`` ``(H, W)``, judged from its header (None: it can be read)."""
+    if dtype.kind not in "biuf":
+        return f"reMask has dtype {dtype}; expected numbers (0/1 masks)"
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[0] != count) or (len(shape) == 2 and count != 1):
+        return f"reMask has shape {shape} for {count} instance id(s); expected (N, W, H) or a single (W, H) mask"
+    w, h = shape[-2], shape[-1]
+    if w * h > MAX_PIXELS:
+        return f"reMask declares {w}x{h} masks, more than the limit of {MAX_PIXELS:,} pixels"
+    if size is not None and (h > MASK_SCALE_LIMIT * size[0] or w > MASK_SCALE_LIMIT * size[1]):
+        return (f"reMask declares {w}x{h} masks for a {size[1]}x{size[0]} frame (at most {MASK_SCALE_LIMIT} "
+                "times its sides)")
+    return None
+
+
+def read_instance_masks(path: Path, size: tuple[int, int] | None = None,
+                        ids_only: bool = False) -> tuple[list[int], np.ndarray | None]:
+    """Instance ids and masks ``(N, H, W)`` uint8 0/1 of one annotated frame's ``.h5``.
+
+    ``size``: the frame's ``(H, W)``; the masks' declared shape and dtype are checked (against
+    it and :data:`~refvos.media.image.MAX_PIXELS`) before they are read, so a small compressed file
+    cannot make refvos allocate gigabytes. ``ids_only``: read the ids, not the masks (None)."""
     if not path.is_file():
         raise DataFormatError(f"{path}: mask file not found; expected {LAYOUT}")
     try:
         with h5py.File(path, "r") as f:
-            ids = [int(x) for x in np.asarray(f["instance"]).reshape(-1)]
-            masks = np.asarray(f["reMask"])
+            ids = _instance_ids(f)
+            data = f["reMask"]
+            problem = _mask_problem(tuple(data.shape), data.dtype, len(ids), size)
+            if problem is not None:
+                raise DataFormatError(f"{path}: {problem}")
+            masks = None if ids_only else np.asarray(data)
+    except DataFormatError:
+        raise
     except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
         raise DataFormatError(
             f"{path}: cannot read datasets 'instance' and 'reMask' ({type(e).__name__}: {e}); expected an HDF5 file "
             "with instance ids and W x H masks"
         ) from e
+    if masks is None:
+        return ids, None
     if masks.ndim == 2:
         masks = masks[None]
-    if masks.ndim != 3 or masks.shape[0] != len(ids):
-        raise DataFormatError(
-            f"{path}: reMask has shape {masks.shape} for {len(ids)} instance id(s); expected "
-            "(N, W, H) or a single (W, H) mask"
-        )
     return ids, (masks.transpose(0, 2, 1) > 0).astype(np.uint8)
 
 
@@ -216,7 +252,7 @@ class A2DDataset(ReferringDataset):
                 if not image_path.is_file():
                     raise DataFormatError(f"{image_path}: frame not found; expected {LAYOUT}")
                 h5 = root / "a2d_annotation_with_instances" / video / f"{frame}.h5"
-                ids, _ = read_instance_masks(h5)
+                ids, _ = read_instance_masks(h5, ids_only=True)
                 for inst in sorted(by_video[video]):
                     meta = {"dataset": "a2d", "video": video, "frame": frame,
                             "object_id": inst, "split": split, "present": inst in ids}
@@ -228,7 +264,7 @@ class A2DDataset(ReferringDataset):
     def load(self, target: Target) -> tuple[np.ndarray, np.ndarray]:
         image_path, h5, inst = target.source
         image = read_rgb(image_path, LAYOUT)
-        ids, masks = read_instance_masks(h5)
+        ids, masks = read_instance_masks(h5, size=image.shape[:2])
         if inst not in ids:  # absent from this frame: an all-zero mask, as the original
             return image, np.zeros(image.shape[:2], np.uint8)
         mask = masks[ids.index(inst)]

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import DataFormatError, InputError
+from ..errors import DataFormatError, InputError, RefVOSError
+from ..media.image import MAX_PIXELS
 from ..tokenization import get_tokenizer, truncation_report
 from .transforms import EvalTransform, TrainTransform
 
@@ -47,6 +48,9 @@ def read_rgb(path: Path, layout: str) -> np.ndarray:
     """uint8 ``(H, W, 3)`` from an image file; a missing or unreadable file is a DataFormatError."""
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:  # from the header, before decoding
+                raise DataFormatError(f"{path}: image is {im.width}x{im.height} pixels, more than the limit of "
+                                      f"{MAX_PIXELS:,}")
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError as e:
         raise DataFormatError(f"{path}: image not found; expected {layout}") from e
@@ -174,3 +178,51 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     out["sentence"] = [s["sentence"] for s in batch]
     out["meta"] = [s["meta"] for s in batch]
     return out
+
+
+class _CarriedError:
+    """A :class:`RefVOSError` raised while a DataLoader worker loaded a sample, sent back in the
+    batch's place (torch would re-raise it wrapped in the worker's multi-line traceback)."""
+
+    def __init__(self, error: RefVOSError) -> None:
+        self.error = error
+
+
+class _Carrying(torch.utils.data.Dataset):
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self.dataset[key]
+        except RefVOSError as e:
+            return _CarriedError(e)
+
+
+class _CarryingCollate:
+    def __init__(self, collate_fn: Any) -> None:
+        self.collate_fn = collate_fn
+
+    def __call__(self, batch: list[Any]) -> Any:
+        carried = next((s for s in batch if isinstance(s, _CarriedError)), None)
+        return carried if carried is not None else self.collate_fn(batch)
+
+
+class DataLoader(torch.utils.data.DataLoader):
+    """``torch.utils.data.DataLoader`` that re-raises a :class:`RefVOSError` of a worker as it
+    is: the user sees the project's one-line error naming the file, whatever ``num_workers``."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, *args: Any, collate_fn: Any = None, **kwargs: Any) -> None:
+        from torch.utils.data import default_collate
+
+        super().__init__(_Carrying(dataset), *args, collate_fn=_CarryingCollate(collate_fn or default_collate),
+                         **kwargs)
+
+    def __iter__(self) -> Any:
+        for batch in super().__iter__():
+            if isinstance(batch, _CarriedError):
+                raise batch.error
+            yield batch

@@ -58,4 +58,4 @@ class RefCOCODataset(ReferringDataset):
         ref = target.source
         img = self.refer.Imgs[ref["image_id"]]
         image = read_rgb(self.refer.IMAGE_DIR / img["file_name"], LAYOUT)
-        return image, self.refer.getMask(ref, self.mask_rule)["mask"]
+        return image, self.refer.getMask(ref, self.mask_rule, size=image.shape[:2])["mask"]

@@ -23,6 +23,7 @@ from pycocotools import mask as mask_utils
 
 from ..errors import DataFormatError
 from ..io.safe_pickle import safe_load
+from ..media.image import MAX_PIXELS
 
 SPLIT_BYS: dict[str, tuple[str, ...]] = {
     "refcoco": ("unc", "google"),
@@ -50,6 +51,48 @@ def _polygons(segmentation: list) -> list:
     if not polys:
         raise ValueError("polygon segmentation without a polygon of at least 3 points")
     return polys
+
+
+def _positive_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+
+
+def _image_entry_problem(img: Any) -> str | None:
+    """What is wrong with an ``instances.json`` image entry (None: id, file_name, height, width fit)."""
+    if not isinstance(img, dict) or "id" not in img:
+        return f"an image entry is {type(img).__name__} without an 'id'"
+    if not isinstance(img.get("file_name"), str) or not img["file_name"]:
+        return f"image {img['id']!r}: 'file_name' is {img.get('file_name')!r}, expected a file name"
+    h, w = img.get("height"), img.get("width")
+    if not (_positive_int(h) and _positive_int(w)):
+        return f"image {img['id']!r}: height {h!r} and width {w!r} must be positive integers"
+    if h * w > MAX_PIXELS:
+        return f"image {img['id']!r}: declares {w}x{h} pixels, more than the limit of {MAX_PIXELS:,}"
+    return None
+
+
+def _sentence_problem(sent: Any) -> str | None:
+    """What is wrong with a ref's sentence (None: ``sent`` and ``raw`` are strings, ``sent_id`` an id)."""
+    if not isinstance(sent, dict):
+        return f"a sentence is {type(sent).__name__}, expected a dict"
+    for key in ("sent", "raw"):
+        if (key == "sent" or key in sent) and not isinstance(sent.get(key), str):
+            return f"sentence {key!r} is {type(sent.get(key)).__name__}, expected a string"
+    if not isinstance(sent.get("sent_id"), (int, str)) or isinstance(sent.get("sent_id"), bool):
+        return f"'sent_id' is {type(sent.get('sent_id')).__name__}, expected an integer"
+    if "tokens" in sent and not (isinstance(sent["tokens"], list) and all(isinstance(t, str) for t in sent["tokens"])):
+        return "'tokens' must be a list of strings"
+    return None
+
+
+def _declared_size(segmentation: Any) -> tuple[Any, Any] | None:
+    """The ``(height, width)`` an RLE segmentation declares (None for polygons)."""
+    if isinstance(segmentation, dict) and "size" in segmentation:
+        size = segmentation["size"]
+        if not isinstance(size, (list, tuple)) or len(size) != 2:
+            raise ValueError(f"RLE size {str(size)[:40]} is not [height, width]")
+        return size[0], size[1]
+    return None
 
 
 def segmentation_to_rle(segmentation: Any, height: int, width: int) -> dict:
@@ -135,6 +178,9 @@ class REFER:
             self.Anns[ann["id"]] = ann
             self.imgToAnns.setdefault(ann["image_id"], []).append(ann)
         for img in self.data["images"]:
+            problem = _image_entry_problem(img)
+            if problem is not None:
+                raise DataFormatError(f"{self.DATA_DIR / 'instances.json'}: {problem}")
             self.Imgs[img["id"]] = img
         for cat in self.data["categories"]:
             self.Cats[cat["id"]] = cat["name"]
@@ -147,6 +193,8 @@ class REFER:
                 sentences = ref["sentences"]
                 if not isinstance(ref["split"], str):
                     raise TypeError(f"'split' is {type(ref['split']).__name__}, not a string")
+                if not isinstance(sentences, list):
+                    raise TypeError(f"'sentences' is {type(sentences).__name__}, not a list")
             except (KeyError, TypeError) as e:
                 raise DataFormatError(
                     f"{self._ref_file}: ref #{i} lacks {e}; expected dicts with ref_id, ann_id, "
@@ -168,6 +216,9 @@ class REFER:
             self.refToAnn[ref_id] = self.Anns[ann_id]
             self.annToRef[ann_id] = ref
             for sent in sentences:
+                problem = _sentence_problem(sent)
+                if problem is not None:
+                    raise DataFormatError(f"{self._ref_file}: ref {ref_id}: {problem}")
                 self.Sents[sent["sent_id"]] = sent
                 self.sentToRef[sent["sent_id"]] = ref
                 self.sentToTokens[sent["sent_id"]] = sent.get("tokens", sent["sent"].split())
@@ -242,24 +293,39 @@ class REFER:
         """The ref's box ``[x, y, w, h]``."""
         return self.refToAnn[ref_id]["bbox"]
 
-    def getMask(self, ref, rule: str = "union") -> dict:
+    def getMask(self, ref, rule: str = "union", size: tuple[int, int] | None = None) -> dict:
         """``{"mask": uint8 (H, W) 0/1, "area": int}`` of the ref's segmentation: the union of
-        its polygons, or with ``rule="original"`` the pixels covered by exactly one of them."""
+        its polygons, or with ``rule="original"`` the pixels covered by exactly one of them.
+
+        ``size``: the ``(H, W)`` of the image file, when read; the sizes the annotation declares
+        (its image's height and width, an RLE's size) are checked against it and against each
+        other BEFORE anything is decoded, so an annotation cannot make refvos allocate more than
+        its image."""
         if rule not in MASK_RULES:
             raise ValueError(f"mask rule must be one of {MASK_RULES}, got {rule!r}")
         ann = self.refToAnn[ref["ref_id"]]
         image = self.Imgs[ref["image_id"]]
+        where = f"{self.DATA_DIR / 'instances.json'}: annotation {ann.get('id')}"
+        height, width = image["height"], image["width"]
+        if size is not None and (height, width) != tuple(size):
+            raise DataFormatError(
+                f"{self.DATA_DIR / 'instances.json'}: image {image['id']} declares {width}x{height} but "
+                f"{image['file_name']} is {size[1]}x{size[0]}")
         try:
+            declared = _declared_size(ann["segmentation"])
+            if declared is not None and declared != (height, width):
+                raise ValueError(f"its RLE is {declared[1]}x{declared[0]} but image {image['id']} is "
+                                 f"{width}x{height}")
             if rule == "original" and isinstance(ann["segmentation"], list):
                 parts = mask_utils.decode(mask_utils.frPyObjects(
                     _polygons(ann["segmentation"]), image["height"], image["width"]))  # (H, W, N)
                 m = (parts.astype(np.int64).sum(axis=2) == 1).astype(np.uint8)
                 return {"mask": m, "area": int(m.sum())}
-            rle = segmentation_to_rle(ann["segmentation"], image["height"], image["width"])
-        except (ValueError, TypeError, KeyError) as e:
+            rle = segmentation_to_rle(ann["segmentation"], height, width)
+            m = mask_utils.decode(rle).astype(np.uint8)
+        except (ValueError, TypeError, KeyError, OverflowError) as e:
             raise DataFormatError(
-                f"{self.DATA_DIR / 'instances.json'}: annotation {ann.get('id')}: bad segmentation "
-                f"({e}); expected a list of polygons or an RLE dict with size and counts"
+                f"{where}: bad segmentation ({str(e)[:200]}); expected a list of polygons or an RLE "
+                "dict with size and counts"
             ) from e
-        m = mask_utils.decode(rle).astype(np.uint8)
         return {"mask": m, "area": int(m.sum())}

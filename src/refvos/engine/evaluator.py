@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from ..data.annotations import load_categorization
-from ..data.base import ReferringDataset
+from ..data.base import DataLoader, ReferringDataset
 from ..data.transforms import IGNORE_INDEX
 from ..deps import require
 from ..errors import InputError
@@ -335,7 +335,8 @@ def evaluate(
     choice = agree_across_ranks(choose_precision(precision, device, workload))
     runner = _Runner(net, device, choice.precision, compile)
     indices = shard_indices(dataset, rank, world)
-    loader = torch.utils.data.DataLoader(
+    runner.segmenter.expect_frames(len(indices))  # compile="auto" weighs the compile time against these
+    loader = DataLoader(
         _Indexed(dataset, indices), batch_size=1, shuffle=False, num_workers=workers,
         collate_fn=_first, pin_memory=device.type == "cuda",
     )

@@ -6,12 +6,15 @@ event file and TensorBoard scalars written by rank 0, and a tqdm progress bar on
 - :class:`MetricLogger` holds named :class:`SmoothedValue` meters and
   :meth:`MetricLogger.log_every` wraps an iterable with a progress bar (rank 0) showing the
   meters, e.g. ``loss``, ``lr`` and ``img/s``.
-- :class:`EventWriter` appends one JSON object per line to ``<run dir>/log.jsonl`` and mirrors
-  numeric fields to TensorBoard (``<run dir>/tensorboard``) when ``tensorboard`` is importable.
+- :class:`EventWriter` appends one JSON object per line to ``<run dir>/log.jsonl`` (each line
+  whole or not at all: :func:`append_line`) and mirrors numeric fields to TensorBoard
+  (``<run dir>/tensorboard``) when ``tensorboard`` is importable.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -137,6 +140,31 @@ class MetricLogger:
             print(f"{header} done in {time.time() - start:.1f}s", flush=True)
 
 
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` and a newline to ``path`` whole or not at all: one ``write`` on an
+    ``O_APPEND`` descriptor; a failed or short write (a full disk) is cut off again, so the file
+    never ends in half a line, and raised as one :class:`~refvos.errors.InputError` line."""
+    from ..errors import InputError
+
+    data = (line + "\n").encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"wrote {written} of {len(data)} bytes")
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)  # no half line left behind
+            raise InputError(f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
+
+
 class EventWriter:
     """Rank 0 appends events to ``<log_dir>/log.jsonl`` and TensorBoard; other ranks do nothing.
 
@@ -168,8 +196,7 @@ class EventWriter:
         if not self.enabled:
             return
         record = {"kind": kind, "step": int(step), "time": round(time.time(), 3), **fields}
-        with open(self.jsonl_path, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        append_line(self.jsonl_path, json.dumps(record, sort_keys=True))
         if self._tb is not None:
             for k, v in fields.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):

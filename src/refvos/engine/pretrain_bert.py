@@ -30,11 +30,13 @@ import torch
 from ..data.base import dataset_expressions
 from ..deps import require
 from ..errors import InputError, RefVOSError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, check_output_folder
+from ..io.checkpoint_checks import check_archives_in
 from ..modeling.text_encoder import SHIPPED_MINILM, bert_config, shipped_minilm_path
 from ..tokenization import get_tokenizer, truncation_note, truncation_report
 
 IGNORE_LABEL = -100
+OUTPUT_MARKER = "pretrain_bert.json"  # in every folder pretrain_bert writes: the one kind it replaces
 
 
 def training_expressions(dataset: torch.utils.data.Dataset) -> list[str]:
@@ -87,6 +89,8 @@ def load_masked_lm(source: str | os.PathLike | None, text_config: dict[str, Any]
         return BertForMaskedLM(bert_config(text_config)), None
     hf_logging.disable_progress_bar()
     path = shipped_minilm_path() if str(source) == SHIPPED_MINILM else source
+    if Path(path).is_dir():
+        check_archives_in(path)  # pytorch_model.bin, mlm_head.pt: no compressed records (see checkpoint_checks)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "some weights newly initialised" is expected for the MLM head
     try:
@@ -130,10 +134,11 @@ def evaluation_loss(mlm, ids: torch.Tensor, att: torch.Tensor, labels: torch.Ten
 def save_bert_directory(mlm, pooler: dict[str, torch.Tensor] | None, vocab_file: str | os.PathLike,
                         out: str | os.PathLike, summary: dict[str, Any]) -> Path:
     """Write ``out`` atomically: BertModel (``save_pretrained``), ``vocab.txt``, ``mlm_head.pt``,
-    ``pretrain_bert.json``. An existing ``out`` is replaced."""
+    ``pretrain_bert.json``. An existing ``out`` is replaced only when it is empty or an output of
+    this function (it holds ``pretrain_bert.json``); any other folder is refused (InputError)."""
     from transformers import BertModel
 
-    out = Path(out)
+    out = check_output_folder(out, "out", owned_by=OUTPUT_MARKER)  # never replace a folder it did not write
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -147,7 +152,7 @@ def save_bert_directory(mlm, pooler: dict[str, torch.Tensor] | None, vocab_file:
         shutil.copyfile(vocab_file, tmp / "vocab.txt")
         (tmp / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "tokenizer_class": "BertTokenizer"}))
         torch.save({k: v.clone() for k, v in mlm.cls.state_dict().items()}, tmp / "mlm_head.pt")
-        atomic_write_json(tmp / "pretrain_bert.json", summary)
+        atomic_write_json(tmp / OUTPUT_MARKER, summary)
         if out.exists():
             os.replace(out, old)
         os.replace(tmp, out)
@@ -184,6 +189,7 @@ def pretrain_bert(
 
     hf_logging.disable_progress_bar()
 
+    check_output_folder(out, "out", owned_by=OUTPUT_MARKER)  # before any work
     expressions = [e for e in expressions if e and e.strip()]
     if not expressions:
         raise InputError("no expression to pretrain on")

@@ -1,4 +1,5 @@
-"""Exact resume of a training run: the sample order, each sample's randomness, the generators.
+"""Exact resume of a training run: the sample order, each sample's randomness, the generators,
+and the check that a checkpoint can resume a run (:func:`check_training_state`).
 
 The sample order of an epoch depends only on (seed, epoch)
 (:class:`ResumableSampler`), every sample's own randomness (sentence choice, crop) only on
@@ -16,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import checkpoint as ckpt_io
+from ..errors import CheckpointError
 from . import distributed as du
 
 
@@ -109,6 +112,63 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _check_rng_states(rngs: Any, source: str) -> None:
+    """``rngs`` is a non-empty list of :func:`rng_state` dicts that :func:`set_rng_state` takes
+    (each is tried; this process's generators are left as they were)."""
+    if not isinstance(rngs, list) or not rngs or not all(isinstance(r, dict) for r in rngs):
+        raise CheckpointError(f"{source}: 'rng' must be a non-empty list of generator-state dicts, "
+                              f"found {type(rngs).__name__}")
+    mine = rng_state()
+    try:
+        for r in rngs:
+            set_rng_state(r)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{source}: 'rng' holds a generator state that cannot be restored "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from e
+    finally:
+        set_rng_state(mine)
+
+
+def check_training_state(ckpt: dict[str, Any], source: str, complete: bool = True) -> None:
+    """``ckpt`` (a checkpoint as read) can resume a training: a refvos training checkpoint whose
+    entries have the types :meth:`Trainer.state` writes. One-line :class:`CheckpointError`
+    naming ``source`` otherwise; values are not trusted further than their types.
+    ``complete=False``: only the entries present are checked (a weights-only file passes)."""
+    if ckpt_io.is_released_format(ckpt):
+        raise CheckpointError(f"{source} is in the released format (weights only); use it with "
+                              "--pretrained_refvos --ck_pretrained_refvos to start a new run")
+    missing = [k for k in ("optimizer", "epoch", "step", "iteration", "rng", "args") if k not in ckpt]
+    if missing and complete:
+        raise CheckpointError(f"{source} cannot resume training: it has no {missing} (a weights-only file?)")
+
+    def wrong(key: str, expected: str) -> CheckpointError:
+        return CheckpointError(f"{source}: '{key}' must be {expected}, found {type(ckpt[key]).__name__} "
+                               f"{str(ckpt[key])[:40]!r}")
+
+    for key in ("args", "optimizer"):
+        if key in ckpt and not isinstance(ckpt[key], dict):
+            raise wrong(key, "a dict")
+    for key in ("dataset", "vocab_file", "a2d_query", "truncation"):
+        value = ckpt.get("args", {}).get(key)
+        if value is not None and not isinstance(value, str):
+            raise CheckpointError(f"{source}: 'args' entry {key!r} must be a string, found {type(value).__name__}")
+    for key in ("epoch", "step", "iteration"):
+        value = ckpt.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise wrong(key, "a non-negative integer")
+    if ckpt.get("history") is not None and not (
+            isinstance(ckpt["history"], list) and all(isinstance(h, dict) for h in ckpt["history"])):
+        raise wrong("history", "a list of per-epoch dicts")
+    best = ckpt.get("best")
+    if best is not None and not (isinstance(best, dict) and isinstance(best.get("value"), (int, float))
+                                 and not isinstance(best.get("value"), bool)):
+        raise wrong("best", "None or a dict with a numeric 'value'")
+    if "scaler" in ckpt and not isinstance(ckpt["scaler"], dict):
+        raise wrong("scaler", "a dict")
+    if "rng" in ckpt:
+        _check_rng_states(ckpt["rng"], source)
 
 
 def seed_everything(seed: int) -> None:

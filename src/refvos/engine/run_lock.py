@@ -21,9 +21,12 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
     import fcntl
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise InputError(f"cannot create the run lock {path}: {e.strerror or e}") from e
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -31,8 +34,12 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
             raise InputError(f"run folder {run_dir} is in use by another training (lock {path} held by "
                              f"pid {holder}); wait for it or choose another --model_id") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:  # the holder's pid, for the message another run gets (the flock is what locks)
+            pid = str(os.getpid()).encode()
+            os.pwrite(fd, pid, 0)
+            os.ftruncate(fd, len(pid))
+        except OSError as e:  # a full disk, a quota
+            raise InputError(f"cannot write the run lock {path}: {e.strerror or e}") from e
         yield path
     finally:
         os.close(fd)  # releases the lock

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from .. import checkpoint as ckpt_io
 from ..data import collate
-from ..data.base import dataset_truncation
+from ..data.base import DataLoader, dataset_truncation
 from ..errors import CheckpointError, InputError, RefVOSError
 from ..runtime import (
     agree_across_ranks,
@@ -52,7 +52,14 @@ from ..tokenization import truncation_note
 from . import distributed as du
 from .logger import EventWriter, MetricLogger
 from .param_groups import TEXT_ENCODER_TRAINING, build_param_groups
-from .resume import ResumableSampler, SeededSamples, rng_state, seed_everything, set_rng_state
+from .resume import (
+    ResumableSampler,
+    SeededSamples,
+    check_training_state,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from .run_lock import run_lock
 from .schedules import build_schedule
 from .tables import epoch_line
@@ -183,7 +190,7 @@ class Trainer:
                 find_unused_parameters=True,  # the pooler is optimised (as the original) but unused
             )
         self.sampler = ResumableSampler(len(train_set), config.seed)
-        self.loader = torch.utils.data.DataLoader(
+        self.loader = DataLoader(
             SeededSamples(train_set), batch_size=config.batch_size, sampler=self.sampler, drop_last=True,
             num_workers=config.workers, collate_fn=collate, pin_memory=self.device.type == "cuda",
             generator=torch.Generator(),  # keeps the global generator untouched
@@ -232,9 +239,7 @@ class Trainer:
     def load_state(self, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
         """Restore optimizer, position, generators, best and history from a training checkpoint
         (the weights are loaded by :meth:`resume`)."""
-        missing = [k for k in ("optimizer", "epoch", "step", "iteration", "rng", "args") if k not in ckpt]
-        if missing:
-            raise CheckpointError(f"{source} cannot resume training: it has no {missing} (a weights-only file?)")
+        check_training_state(ckpt, source)
         old = ckpt["args"]
         changed = {k: (old.get(k), self.args[k]) for k in RESUME_INVARIANTS if old.get(k) != self.args[k]}
         if changed:
@@ -244,10 +249,14 @@ class Trainer:
             )
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(f"{source}: optimizer state does not fit this model: {e}") from e
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise CheckpointError(f"{source}: optimizer state does not fit this model: "
+                                  f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from e
         if self.scaler is not None and "scaler" in ckpt:
-            self.scaler.load_state_dict(ckpt["scaler"])
+            try:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            except (ValueError, KeyError, TypeError, RuntimeError) as e:
+                raise CheckpointError(f"{source}: 'scaler' state cannot be restored: {type(e).__name__}") from e
         self.epoch, self.step, self.iteration = int(ckpt["epoch"]), int(ckpt["step"]), int(ckpt["iteration"])
         self.best, self.history = ckpt.get("best"), list(ckpt.get("history") or [])
         rngs = ckpt["rng"]
@@ -258,9 +267,7 @@ class Trainer:
         ``ckpt``: its contents when the caller has read them already (not read again)."""
         if ckpt is None:
             ckpt = ckpt_io.read_checkpoint(path, map_location="cpu")
-        if ckpt_io.is_released_format(ckpt):
-            raise CheckpointError(f"{path} is in the released format (weights only); use it with "
-                                  "--pretrained_refvos --ck_pretrained_refvos to start a new run")
+        check_training_state(ckpt, str(path))
         ckpt_io.load_state_into(self.model, ckpt, str(path))
         self.load_state(ckpt, str(path))
 

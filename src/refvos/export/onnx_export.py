@@ -28,10 +28,40 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..deps import require
-from ..errors import InputError
-from ..io import atomic_write
+from ..errors import InputError, RefVOSError
+from ..io import atomic_write, check_writable
 
 DEFAULT_OPSET = 17
+MAX_SIDE = 4096  # of the example image (and of the parity check's image)
+
+
+def supported_opsets() -> tuple[int, int]:
+    """``(lowest, highest)`` ONNX opset this export writes: from the lowest that torch's constant
+    folding takes to the highest both torch's TorchScript exporter and the installed ``onnx`` know."""
+    _require_onnx()
+    import onnx.defs
+
+    try:
+        from torch.onnx import _constants
+        low, high = _constants.ONNX_CONSTANT_FOLDING_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+    except (ImportError, AttributeError):  # torch moved its constants: the values of torch 2.x
+        low, high = 9, 20
+    return low, min(high, onnx.defs.onnx_opset_version())
+
+
+def check_opset(opset: int) -> None:
+    """``opset`` is in :func:`supported_opsets`; one-line InputError."""
+    low, high = supported_opsets()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+        raise InputError(f"--opset {opset}: the installed torch and onnx export opsets {low}..{high}")
+
+
+def check_export_arguments(height: int, width: int, opset: int) -> None:
+    """``height`` / ``width`` in 16..:data:`MAX_SIDE` and ``opset`` in :func:`supported_opsets`,
+    checked before anything is allocated; one-line InputError."""
+    if not (16 <= height <= MAX_SIDE and 16 <= width <= MAX_SIDE):
+        raise InputError(f"--height/--width must be in 16..{MAX_SIDE}, got {width}x{height}")
+    check_opset(opset)
 
 
 class SegmentationGraph(nn.Module):
@@ -93,15 +123,16 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], 
             )
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, write)
+    try:
+        atomic_write(path, write)
+    except torch.onnx.errors.OnnxExporterError as e:  # an operator without a form at this opset
+        raise RefVOSError(f"ONNX export to {path} at opset {opset} failed: {str(e).splitlines()[0][:200]}") from e
 
 
 def export_segmenter(model: nn.Module, path: str | os.PathLike, height: int = 480, width: int = 480,
                      dynamic: bool = False, opset: int = DEFAULT_OPSET) -> Path:
     """Write the segmentation graph ``(images, text) -> logits`` of a :class:`RefVOS` to ``path``."""
-    if height < 16 or width < 16:
-        raise InputError(f"export size must be at least 16x16, got {width}x{height}")
-    _require_onnx()
+    check_export_arguments(height, width, opset)
     path = Path(path)
     graph = SegmentationGraph(model.segmenter).eval().float()
     images = torch.zeros(1, 3, height, width)
@@ -117,7 +148,7 @@ def export_segmenter(model: nn.Module, path: str | os.PathLike, height: int = 48
 
 def export_text_encoder(model: nn.Module, path: str | os.PathLike, opset: int = DEFAULT_OPSET) -> Path:
     """Write the text graph ``(input_ids, attention_mask) -> text`` (batch symbolic, T fixed)."""
-    _require_onnx()
+    check_opset(opset)
     path = Path(path)
     graph = TextGraph(model).eval().float()
     t = model.config.max_tokens
@@ -190,6 +221,8 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, height: int = 480, wid
     ``dynamic``, a batch of 2 at another size) and reports the largest logit difference and the
     mask agreement.
     """
+    check_export_arguments(height, width, opset)
+    check_writable([Path(out)] + ([Path(text_encoder_out)] if text_encoder_out else []))
     model = model.to("cpu").float().eval()
     start = time.perf_counter()
     seg_path = export_segmenter(model, out, height, width, dynamic, opset)

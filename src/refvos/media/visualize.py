@@ -139,19 +139,29 @@ def caption_font(width: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
-    """``text`` in lines that fit ``width`` pixels (a word longer than the width is cut)."""
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int | None = None) -> list[str]:
+    """``text`` in lines that fit ``width`` pixels (a word longer than the width is cut); with
+    ``max_lines``, wrapping stops after ``max_lines + 1`` lines (enough to show that text was
+    cut). Linear in the text shown: a word is measured a line's worth at a time (every glyph is
+    at least a pixel wide), never whole for each line it fills."""
     lines: list[str] = []
+    limit = None if max_lines is None else max_lines + 1
     for word in text.split():
+        if limit is not None and len(lines) >= limit:
+            break
         if lines and font.getlength(f"{lines[-1]} {word}") <= width:
             lines[-1] = f"{lines[-1]} {word}"
             continue
-        while font.getlength(word) > width and len(word) > 1:
-            cut = max(1, int(len(word) * width / font.getlength(word)))
+        while len(word) > 1 and (limit is None or len(lines) < limit):
+            head = word[: max(1, width) + 1]  # more than fits on a line, if anything does not
+            head_width = font.getlength(head)
+            if head_width <= width:
+                break
+            cut = max(1, int(len(head) * width / head_width))
             lines.append(word[:cut])
             word = word[cut:]
         lines.append(word)
-    return lines
+    return lines if limit is None else lines[:limit]
 
 
 def caption(picture: Image.Image, text: str, max_lines: int = 4) -> Image.Image:
@@ -159,9 +169,12 @@ def caption(picture: Image.Image, text: str, max_lines: int = 4) -> Image.Image:
     picture and wrapped to its width (at most ``max_lines`` lines; an ellipsis marks a cut)."""
     font = caption_font(picture.width)
     margin = max(4, font.size // 3)
-    lines = _wrap(text, font, picture.width - 2 * margin) or [""]
+    lines = _wrap(text, font, picture.width - 2 * margin, max_lines) or [""]
     if len(lines) > max_lines:
-        lines = lines[: max_lines - 1] + [lines[max_lines - 1] + " ..."]
+        last = lines[max_lines - 1]
+        while last and font.getlength(last + " ...") > picture.width - 2 * margin:
+            last = last[:-1]  # make room for the mark (a few characters)
+        lines = lines[: max_lines - 1] + [last.rstrip() + " ..."]
     ascent, descent = font.getmetrics()
     step = ascent + descent + font.size // 5
     band = step * len(lines) + 2 * margin

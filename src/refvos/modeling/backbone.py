@@ -19,6 +19,7 @@ from torch import nn
 
 from ..deps import require
 from ..errors import CheckpointError, RefVOSError
+from ..io.checkpoint_checks import check_archive
 from .efficientnet_lite import EfficientNetLiteFeatures, lite0_timm_keys
 from .resnet import RESNET101_BLOCKS, ResNetFeatures
 
@@ -43,6 +44,7 @@ def _load_resnet_weights(resnet: nn.Module, weights: str) -> None:
         path = Path(weights)
         if not path.is_file():
             raise CheckpointError(f"backbone_weights: {path} does not exist (expected a ResNet-101 .pth)")
+        check_archive(path, f"backbone_weights {path}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:

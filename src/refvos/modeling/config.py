@@ -51,6 +51,10 @@ MINILM_L6_H384: dict[str, Any] = {
 }
 
 
+# variant -> its backbone
+VARIANT_BACKBONES = {"refvos_r101": "resnet101", "refvos_lite": "tf_efficientnet_lite0"}
+
+
 @dataclass
 class RefVOSConfig:
     """Everything needed to rebuild a RefVOS network.
@@ -115,7 +119,7 @@ class RefVOSConfig:
         """Check every field's type and range (a checkpoint's config is untrusted: 100,000 BERT
         layers or a string ``head_channels`` must be refused before anything is built).
         Raises ``ValueError`` naming the field."""
-        variants = {"refvos_r101": "resnet101", "refvos_lite": "tf_efficientnet_lite0"}
+        variants = VARIANT_BACKBONES
         if not isinstance(self.variant, str) or self.variant not in variants:
             raise ValueError(f"variant must be one of {sorted(variants)}, got {self.variant!r}")
         if self.backbone != variants[self.variant]:

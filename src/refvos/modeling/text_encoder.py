@@ -19,6 +19,7 @@ import torch
 
 from ..deps import require
 from ..errors import CheckpointError, RefVOSError
+from ..io.checkpoint_checks import check_archives_in
 from .bert import BertEncoder
 from .config import BERT_BASE_UNCASED, BERT_CONFIG_KEYS
 from .state_dict import load_strict
@@ -113,6 +114,8 @@ def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch
     hf_logging.disable_progress_bar()
     source = shipped_minilm_path() if str(name_or_path) == SHIPPED_MINILM else name_or_path
     local = Path(source).is_dir()
+    if local:
+        check_archives_in(source)  # a compressed pytorch_model.bin could inflate to gigabytes
     try:
         model = BertModel.from_pretrained(str(source), add_pooling_layer=True)
     except Exception as e:

@@ -13,10 +13,12 @@ Endpoints:
   (base64 may be a ``data:`` URL). Answers as :func:`refvos.serve.render.render`.
 
 Every error is JSON ``{"error": message, "status": code}``: 400 bad input, 403 cross-site
-request, 404, 405, 408 body too slow, 411 no length, 413 too large, 503 busy, 500 a bug (logged,
-never shown). Every response carries a Content-Security-Policy, ``X-Frame-Options: DENY`` and
+request, 404, 405, 408 body too slow, 411 no length, 413 too large (an upload over ``max_bytes``,
+or a request asking for more work than ``max_work``: then with ``"budget"`` and ``"asked"``, in
+pixels of work, see :mod:`refvos.serve.budget`), 503 busy, 500 a bug (logged, never shown). Every response carries a Content-Security-Policy, ``X-Frame-Options: DENY`` and
 ``X-Content-Type-Options: nosniff``; requests whose ``Host`` is not an allowed name (DNS
-rebinding) or whose ``Origin`` is another site are refused.
+rebinding) are refused, and so are POSTs whose ``Origin`` is not the server's own (``null``, another
+port or name: :func:`same_origin`).
 
 A request body is read before the request is admitted: it must arrive whole within
 ``body_timeout`` seconds and fit in ``max_bytes``, and all bodies being received together fit in
@@ -39,6 +41,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import RefVOSError
+from .budget import WorkBudgetError
 from .decoding import safe_name
 from .limits import Limits
 from .parsing import parse_form, parse_json, read_form
@@ -70,6 +73,16 @@ def host_name(value: str) -> str:
     if value.startswith("["):
         return value[1:].split("]", 1)[0]
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def same_origin(origins: list[str], host: str) -> bool:
+    """Whether a request's ``Origin`` header(s) name the server itself: exactly one, equal to
+    ``http://`` or ``https://`` and the ``Host`` the request was sent to (port included). ``null``
+    (a sandboxed frame, a ``file:`` page), another port or another name is another origin."""
+    if len(origins) != 1:
+        return False
+    origin, host = origins[0].strip().lower(), host.strip().lower()
+    return origin in (f"http://{host}", f"https://{host}")
 
 
 class Guard:
@@ -118,9 +131,10 @@ class Guard:
             return error_response(400, f"Host {shown} is not served here (allowed: {', '.join(sorted(self.allowed))}; "
                                        "start the server with --allowed-host NAME to add one)",
                                   {"Connection": "close"})
-        origin = headers.get("origin", [None])[0]
-        if method not in ("GET", "HEAD") and origin not in (None, "null") and host_name(origin) not in self.allowed:
-            return error_response(403, f"cross-site request from {safe_name(origin, 80)} refused")
+        origins = headers.get("origin", [])
+        if method not in ("GET", "HEAD") and origins and not same_origin(origins, hosts[0]):
+            return error_response(403, f"cross-site request from {safe_name(origins[0], 80)} refused: "
+                                       "only the server's own page may post")
         if "transfer-encoding" in headers and "content-length" in headers:
             return error_response(400, "Content-Length and Transfer-Encoding together are refused",
                                   {"Connection": "close"})
@@ -169,7 +183,7 @@ def create_app(pool: WorkerPool, model_info: dict | None = None, allowed_hosts: 
 
     async def info(request: Request) -> Response:
         return JSONResponse({"model": model_info, "max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels,
-                             "max_size": limits.max_size, "max_frames": limits.max_frames,
+                             "max_size": limits.max_size, "max_frames": limits.max_frames, "max_work": limits.max_work,
                              "workers": limits.workers, "queue": limits.queue})
 
     async def read_body(request: Request, length: int) -> bytes | Response:
@@ -236,9 +250,12 @@ def create_app(pool: WorkerPool, model_info: dict | None = None, allowed_hosts: 
                     return error_response(400, f"unsupported Content-Type {safe_name(ctype, 80)!r}: "
                                                "send multipart/form-data or application/json")
                 start = time.perf_counter()
-                doc = await pool.run(lambda predictor: render(predictor, req))
+                doc = await pool.run(lambda predictor: render(predictor, req, limits))
         except BusyError as e:
             return error_response(503, str(e), {"Retry-After": "2"})
+        except WorkBudgetError as e:
+            return JSONResponse({"error": str(e), "status": 413, "budget": e.budget, "asked": e.asked},
+                                status_code=413)
         except RefVOSError as e:
             return error_response(400, str(e))
         doc["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ from ..deps import require
 from ..errors import InputError, MissingExtraError, RefVOSError
 
 MAX_VIDEO_FRAMES = 96  # a Space is a shared machine: longer videos are refused
+DISPLAY_SIDE = 640  # overlays are shown at most this long side (the model's size when smaller)
+KEEP_OUTPUTS = 16  # overlaid GIFs kept in the demo's output folder (older ones are removed)
 
 
 def load_predictor(checkpoint: str, device: str | None = None, max_size: int | None = 640):
@@ -34,16 +37,24 @@ def load_predictor(checkpoint: str, device: str | None = None, max_size: int | N
     return predictor
 
 
+def _expression(expression: str | None) -> str:
+    from .budget import check_expression_length
+
+    expression = (expression or "").strip()
+    if not expression:
+        raise InputError("type an expression that describes one object")
+    return check_expression_length(expression)
+
+
 def segment_image(predictor: Any, image: np.ndarray | None, expression: str) -> tuple[np.ndarray, np.ndarray, str]:
     """RGB ``(H, W, 3)`` and a sentence -> (overlay RGB ``(H, W, 3)``, mask uint8 ``(H, W)`` 0/255,
-    a one-line summary). Raises :class:`InputError` for a missing image or empty sentence."""
+    a one-line summary). Raises :class:`InputError` for a missing image, an empty sentence or one
+    longer than :data:`refvos.serve.budget.MAX_EXPRESSION_CHARS`."""
     from ..media.visualize import overlay
 
     if image is None:
         raise InputError("upload an image first")
-    if not (expression or "").strip():
-        raise InputError("type an expression that describes one object")
-    (result,) = predictor.predict_all(image, [expression.strip()])
+    (result,) = predictor.predict_all(image, [_expression(expression)])
     picture = np.asarray(overlay(image, result.mask).convert("RGB"))
     x0, y0, x1, y1 = result.box or (0, 0, 0, 0)
     box = "none" if result.box is None else f"x{x0}-{x1} y{y0}-{y1}"
@@ -51,31 +62,108 @@ def segment_image(predictor: Any, image: np.ndarray | None, expression: str) -> 
     return picture, result.mask.astype(np.uint8) * 255, summary
 
 
-def segment_video(predictor: Any, video_path: str | None, expression: str, out_path: str) -> str:
-    """A video file (GIF, or mp4 with imageio + PyAV) and a sentence -> an overlaid GIF at ``out_path``."""
+def _display_scaled(rgb: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """A frame and its mask with the long side at most ``side`` (the overlay is drawn there)."""
+    from PIL import Image
+
+    from .budget import processed_size
+
+    h, w = rgb.shape[:2]
+    size = processed_size(w, h, side)
+    if size == (w, h):
+        return rgb, mask
+    return (np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR, reducing_gap=2.0)),
+            np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST)))
+
+
+def _header_sizes(video_path: str, source: str) -> list[tuple[int, int]] | None:
+    """Frame sizes from the headers of a file Pillow reads (GIF, TIFF, WebP...), counted up to
+    :data:`MAX_VIDEO_FRAMES` (:func:`refvos.media.video.frame_sizes`); None for other containers."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    from ..media.video import PIL_ERRORS, frame_sizes
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(video_path)
+    except (UnidentifiedImageError, Image.DecompressionBombError, *PIL_ERRORS):
+        return None  # the frame reader gives the error, or reads it as a video container
+    with img:
+        return frame_sizes(img, source, MAX_VIDEO_FRAMES)
+
+
+def segment_video(predictor: Any, video_path: str | None, expression: str, out_path: str,
+                  max_work: int | None = None) -> str:
+    """A video file (GIF, or mp4 with imageio + PyAV) and a sentence -> an overlaid GIF at
+    ``out_path``. The work (:mod:`refvos.serve.budget`, ``max_work`` pixels, default serve's) is
+    checked from the frames' headers before decoding where the format allows it, else frame by
+    frame; frames stream through the predictor to a GIF written frame by frame, each overlay
+    drawn at the model's size (at most :data:`DISPLAY_SIDE`), never all frames at full size."""
+    from ..media.gif import GifWriter
     from ..media.video import read_video_frames
-    from ..media.visualize import VideoFill, caption, overlay, save_gif
+    from ..media.visualize import VideoFill, caption, overlay
+    from .budget import DEFAULT_MAX_WORK, check_work
 
     if not video_path:
         raise InputError("upload a video first")
-    if not (expression or "").strip():
-        raise InputError("type an expression that describes one object")
-    frames = []
-    for frame in read_video_frames(video_path):
-        if len(frames) >= MAX_VIDEO_FRAMES:
-            raise InputError(f"the video has more than {MAX_VIDEO_FRAMES} frames; trim it first")
-        frames.append(frame)
+    expression = _expression(expression)
+    budget = DEFAULT_MAX_WORK if max_work is None else max_work
+    source = f"video {Path(video_path).name}"
+    model_side = getattr(predictor, "max_size", None)
+    sizes = _header_sizes(video_path, source)
+    if sizes is not None:
+        check_work(sizes, model_side, 1, budget, source)
+    seen: list[tuple[int, int]] = []
+
+    def frames():
+        for frame in read_video_frames(video_path, max_frames=MAX_VIDEO_FRAMES):
+            if sizes is None:  # a container sized only while decoding: charged frame by frame
+                seen.append((frame.shape[1], frame.shape[0]))
+                check_work(seen, model_side, 1, budget, source)
+            yield frame
+
+    side = min(DISPLAY_SIDE, model_side or DISPLAY_SIDE)
     fill = VideoFill()  # one colour through the video
-    pictures = [caption(overlay(rgb, mask, color=fill(rgb, mask)), expression.strip())
-                for rgb, mask, _ in predictor.iter_video(frames, expression.strip())]
-    return str(save_gif(pictures, out_path))
+    out = Path(out_path)
+    with GifWriter(out, fps=6.0) as gif:
+        for rgb, mask, _ in predictor.iter_video(frames(), expression):
+            small, small_mask = _display_scaled(rgb, mask, side)
+            gif.add(caption(overlay(small, small_mask, color=fill(small, small_mask)), expression))
+    return str(out)
+
+
+class OutputFolder:
+    """One temporary folder for a running demo's overlaid GIFs, holding the newest ``keep``:
+    each call gets a fresh name (Gradio serves the file after the call returns), older files
+    are removed, and the folder itself when the process exits."""
+
+    def __init__(self, keep: int = KEEP_OUTPUTS) -> None:
+        import atexit
+        import tempfile
+
+        self.keep = keep
+        self.path = Path(tempfile.mkdtemp(prefix="refvos-gradio-"))
+        atexit.register(self.cleanup)
+
+    def new_file(self, suffix: str = ".gif") -> Path:
+        import uuid
+
+        files = sorted(self.path.glob("*"), key=lambda p: p.stat().st_mtime_ns)
+        for old in files[: max(0, len(files) - self.keep + 1)]:
+            old.unlink(missing_ok=True)
+        return self.path / f"overlay-{uuid.uuid4().hex}{suffix}"
+
+    def cleanup(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def build_interface(predictor: Any):
     """A ``gradio.Blocks`` app with an image tab and a video tab."""
-    import tempfile
-    from pathlib import Path
-
     import gradio as gr
 
     def on_image(image, expression):
@@ -84,10 +172,11 @@ def build_interface(predictor: Any):
         except RefVOSError as e:
             raise gr.Error(str(e)) from None
 
+    outputs = OutputFolder()
+
     def on_video(video, expression):
         try:
-            out = Path(tempfile.mkdtemp(prefix="refvos-gradio-")) / "overlay.gif"
-            return segment_video(predictor, video, expression, str(out))
+            return segment_video(predictor, video, expression, str(outputs.new_file()))
         except RefVOSError as e:
             raise gr.Error(str(e)) from None
 

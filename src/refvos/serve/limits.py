@@ -6,15 +6,17 @@ import math
 from dataclasses import dataclass, fields
 
 from ..errors import InputError
+from .budget import DEFAULT_MAX_WORK, MAX_EXPRESSION_CHARS
 
 MAX_EXPRESSIONS = 8  # per request
-MAX_EXPRESSION_CHARS = 1000
+__all__ = ["MAX_EXPRESSIONS", "MAX_EXPRESSION_CHARS", "Limits"]
 
 
 @dataclass
 class Limits:
     """Every bound the server enforces. Memory: at most ``max_buffered_bytes`` of request bodies
-    are held while they arrive, and ``workers + queue`` admitted requests are decoded at once."""
+    are held while they arrive; ``workers`` requests run at once, each within ``max_work`` and
+    holding one batch of frames at a time (decoded, predicted and rendered frame by frame)."""
 
     workers: int = 1  # model workers running at once
     queue: int = 4  # admitted requests (whole body received) waiting for a worker
@@ -22,6 +24,9 @@ class Limits:
     max_pixels: int = 40_000_000  # of every uploaded picture or frame, checked before decoding it
     max_size: int = 1024  # long side of the processed picture
     max_frames: int = 48  # of a video
+    # pixels of work per request: frames x (pixels + expressions x pixels after the max_size
+    # downscale), from the headers before decoding (refvos.serve.budget); more is refused with 413
+    max_work: int = DEFAULT_MAX_WORK
     queue_timeout: float = 60.0  # seconds an admitted request waits for a worker
     header_timeout: float = 10.0  # seconds to send a request's headers (also idle keep-alive)
     body_timeout: float = 30.0  # seconds for a request's whole body to arrive, else 408

@@ -11,10 +11,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ..errors import InputError
-from .decoding import decode_upload, decode_video, frames_from_files, safe_name
+from .budget import check_expression_length
+from .decoding import Frames, decode_upload, decode_video, frames_from_files, safe_name
 from .limits import MAX_EXPRESSION_CHARS, MAX_EXPRESSIONS, Limits
 
 FIELD_BYTES = 4 * MAX_EXPRESSION_CHARS + 64  # largest non-file part (an expression, in UTF-8)
@@ -22,10 +21,11 @@ FIELD_BYTES = 4 * MAX_EXPRESSION_CHARS + 64  # largest non-file part (an express
 
 @dataclass
 class SegmentRequest:
-    """``kind`` "image" (one frame) or "video"; ``frames`` RGB uint8 ``(H, W, 3)``; ``expressions``."""
+    """``kind`` "image" (one frame) or "video"; ``frames`` not yet decoded (their sizes read and
+    the request's work checked against the budget); ``expressions``."""
 
     kind: str
-    frames: list[np.ndarray]
+    frames: Frames
     expressions: list[str]
 
 
@@ -49,9 +49,7 @@ def check_expressions(expressions: list[Any]) -> list[str]:
         e = e.strip()
         if not e:
             raise InputError("expression is empty: type a sentence that describes the object")
-        if len(e) > MAX_EXPRESSION_CHARS:
-            raise InputError(f"expression is {len(e)} characters long, more than the limit of {MAX_EXPRESSION_CHARS}")
-        out.append(e)
+        out.append(check_expression_length(e))
     return out
 
 
@@ -86,18 +84,19 @@ def parse_json(body: bytes, limits: Limits) -> SegmentRequest:
         raise InputError("give exactly one of 'image', 'video' or 'frames' (base64)")
     expressions = check_expressions(exprs)
     if given[0] == "image":
-        kind, frames = decode_upload(b64decode(doc["image"], "image"), name, limits)
+        frames = decode_upload(b64decode(doc["image"], "image"), name, limits)
     elif given[0] == "video":
-        kind, frames = "video", decode_video(b64decode(doc["video"], "video"), name, limits)
+        frames = decode_video(b64decode(doc["video"], "video"), name, limits)
     else:
         items = doc["frames"]
         if not isinstance(items, list):
             raise InputError("'frames' must be a list of base64 images")
         if len(items) > limits.max_frames:
             raise InputError(f"{len(items)} frames given, more than this server's limit of {limits.max_frames}")
-        kind, frames = "video", frames_from_files(
+        frames = frames_from_files(
             [(f"frame {i:05d}", b64decode(x, f"frames[{i}]")) for i, x in enumerate(items)], limits)
-    return SegmentRequest(kind, frames, expressions)
+    frames.check_work(limits, len(expressions))
+    return SegmentRequest(frames.kind, frames, expressions)
 
 
 async def read_form(content_type: str, body: bytes, limits: Limits) -> FormParts:
@@ -149,10 +148,11 @@ def parse_form(parts: FormParts, limits: Limits) -> SegmentRequest:
         raise InputError(f"upload one '{k}' file (several pictures go in 'frames')")
     if k == "image":
         name, data = files["image"][0]
-        kind, frames = decode_upload(data, name, limits)
+        frames = decode_upload(data, name, limits)
     elif k == "video":
         name, data = files["video"][0]
-        kind, frames = "video", decode_video(data, name, limits)
+        frames = decode_video(data, name, limits)
     else:
-        kind, frames = "video", frames_from_files(files["frames"], limits)
-    return SegmentRequest(kind, frames, expressions)
+        frames = frames_from_files(files["frames"], limits)
+    frames.check_work(limits, len(expressions))
+    return SegmentRequest(frames.kind, frames, expressions)

@@ -6,12 +6,14 @@ batch, every expression decoded on it)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from .limits import Limits
 from .parsing import SegmentRequest
 
 
@@ -21,43 +23,49 @@ def png_b64(picture: Image.Image) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def gif_b64(pictures: list[Image.Image], fps: float = 6.0) -> str:
-    buf = io.BytesIO()
-    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=int(1000 / fps), loop=0)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def mask_picture(mask: np.ndarray) -> Image.Image:
     """Bool ``(H, W)`` -> 8-bit picture, 255 on the object."""
     return Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
 
 
-def render(predictor: Any, req: SegmentRequest) -> dict:
+def render(predictor: Any, req: SegmentRequest, limits: Limits | None = None) -> dict:
     """``{"kind", "width", "height", "results"}``: per expression on a picture ``expression, area,
     box, score, overlay_png, mask_png``; on a video ``expression, overlay_gif, mask_pngs, frames``
-    (``area, box, score`` per frame) and ``num_frames``."""
+    (``area, box, score`` per frame) and ``num_frames``. Frames stream through decoding, the
+    network and the encoders one batch at a time: no list of frames, overlays or logits is kept
+    (each expression's GIF is written frame by frame)."""
+    from ..media.gif import GifWriter
     from ..media.visualize import VideoFill, caption, overlay
 
-    h, w = req.frames[0].shape[:2]
-    doc: dict[str, Any] = {"kind": req.kind, "width": int(w), "height": int(h)}
+    frames = req.frames.iter(limits or Limits(), len(req.expressions))
+    doc: dict[str, Any] = {"kind": req.kind}
     if req.kind == "image":
-        rgb = req.frames[0]
+        rgb = next(frames)
+        doc["width"], doc["height"] = int(rgb.shape[1]), int(rgb.shape[0])
         doc["results"] = [
             {**r.to_json(), "box": list(r.box) if r.box is not None else None,
              "overlay_png": png_b64(overlay(rgb, r.mask)), "mask_png": png_b64(mask_picture(r.mask))}
             for r in predictor.predict_all(rgb, req.expressions)
         ]
         return doc
-    per_expression = [{"expression": e, "overlays": [], "mask_pngs": [], "frames": []} for e in req.expressions]
+    per_expression = [{"expression": e, "mask_pngs": [], "frames": []} for e in req.expressions]
     fills = [VideoFill() for _ in req.expressions]  # one colour per expression through the video
-    for rgb, predictions in predictor.iter_video_all(req.frames, req.expressions):
-        for out, fill, r in zip(per_expression, fills, predictions):
-            out["overlays"].append(caption(overlay(rgb, r.mask, color=fill(rgb, r.mask)), r.expression))
-            out["mask_pngs"].append(png_b64(mask_picture(r.mask)))
-            out["frames"].append({"area": r.area, "box": list(r.box) if r.box is not None else None,
-                                  "score": round(r.score, 6)})
-    results = [{"expression": out["expression"], "overlay_gif": gif_b64(out.pop("overlays")),
-                "mask_pngs": out["mask_pngs"], "frames": out["frames"]} for out in per_expression]
-    doc["num_frames"] = len(req.frames)
-    doc["results"] = results
+    gifs = [io.BytesIO() for _ in req.expressions]
+    total = len(req.frames.sizes) if req.frames.sizes is not None else None
+    count = 0
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(GifWriter(g, fps=6.0)) for g in gifs]
+        for rgb, predictions in predictor.iter_video_all(frames, req.expressions, total_frames=total):
+            if not count:
+                doc["width"], doc["height"] = int(rgb.shape[1]), int(rgb.shape[0])
+            count += 1
+            for out, fill, writer, r in zip(per_expression, fills, writers, predictions):
+                writer.add(caption(overlay(rgb, r.mask, color=fill(rgb, r.mask)), r.expression))
+                out["mask_pngs"].append(png_b64(mask_picture(r.mask)))
+                out["frames"].append({"area": r.area, "box": list(r.box) if r.box is not None else None,
+                                      "score": round(r.score, 6)})
+    doc["num_frames"] = count
+    doc["results"] = [{"expression": out["expression"], "overlay_gif": base64.b64encode(g.getvalue()).decode("ascii"),
+                       "mask_pngs": out["mask_pngs"], "frames": out["frames"]}
+                      for out, g in zip(per_expression, gifs)]
     return doc

@@ -39,15 +39,17 @@ def protocol_class(limits: Limits) -> type[H11Protocol]:
         _head = b""  # the request head received so far (until its blank line)
 
         def data_received(self, data: bytes) -> None:
-            # h11 merges repeated identical Content-Length headers into one; a request carrying
-            # several is refused here, as a proxy in front could frame it differently.
+            # h11 merges repeated identical Content-Length headers (and a comma list of equal
+            # values, "18, 18") into one; a request carrying several is refused here, as a proxy
+            # in front could frame it differently.
             if self.conn.their_state is h11.IDLE and len(self._head) < 65536:
                 self._head += data
                 end = self._head.find(b"\r\n\r\n")
                 if end >= 0:
                     lines = self._head[:end].lower().split(b"\r\n")
                     self._head = b""
-                    if sum(line.startswith(b"content-length:") for line in lines) > 1:
+                    lengths = [line[15:] for line in lines if line.startswith(b"content-length:")]
+                    if len(lengths) > 1 or any(b"," in value for value in lengths):
                         self.send_400_response("repeated Content-Length header")
                         return
             super().data_received(data)
@@ -175,17 +177,23 @@ def make_server(
     precision: str = "auto",
     predictor_factory: Callable[[], Any] | None = None,
     allowed_hosts: set[str] | None = None,
+    warmup: list[tuple[int, int]] | None = None,
 ) -> RefVOSServer:
     """A ready (bound, not yet serving) server for ``model``; ``port=0`` picks a free port.
     ``allowed_hosts``: names the ``Host`` header may carry besides the loopback names (and
-    ``host`` itself when it is a specific address)."""
+    ``host`` itself when it is a specific address). The network runs eagerly: ``torch.compile``
+    never runs inside a request; ``warmup``, processed picture sizes ``(height, width)``, are
+    compiled here, before the server is returned, and run compiled (other sizes eagerly)."""
     limits = (limits or Limits()).check()
     if predictor_factory is None:
         from ..predictor import Predictor
 
         def predictor_factory():
-            predictor = Predictor(model, device=device, precision=precision, max_size=limits.max_size)
+            predictor = Predictor(model, device=device, precision=precision, max_size=limits.max_size,
+                                  compile=False)
             predictor.calibrate()  # at start-up, not on the first request
+            if warmup:
+                predictor.warm_up(warmup)
             return predictor
 
     pool = WorkerPool(predictor_factory, limits)

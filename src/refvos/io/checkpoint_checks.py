@@ -1,13 +1,20 @@
-"""Checks of an untrusted checkpoint's tensors that touch no values and allocate nothing.
+"""Checks of an untrusted checkpoint that touch no values and allocate nothing.
 
-A file of a few kB can describe tensors of billions of elements: a stride-0 ``expand`` of one
-number, many views of one storage, sparse or meta tensors. :func:`check_tensors` walks the loaded
-object and refuses those BEFORE any NaN check or network build reads them, so that the memory a
-checkpoint can make refvos allocate stays about the size of the file.
+A file of a few MB can inflate to gigabytes: ``torch.load`` decompresses every record of its zip
+archive. :func:`check_archive` reads the zip's directory BEFORE ``torch.load`` and refuses
+compressed records (``torch.save`` stores them uncompressed) and records whose declared sizes add
+up to more than the file holds. A file of a few kB can also describe tensors of billions of
+elements: a stride-0 ``expand`` of one number, many views of one storage, sparse or meta tensors.
+:func:`check_tensors` walks the loaded object and refuses those BEFORE any NaN check or network
+build reads them. Together they keep the memory a checkpoint can make refvos allocate about the
+size of the file.
 """
 
 from __future__ import annotations
 
+import os
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +26,45 @@ MAX_PARAMETERS = 1_000_000_000  # of the network a config describes (RefVOS ResN
 MAX_DEPTH = 12  # of nested containers
 WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 COUNTER_SUFFIXES = ("num_batches_tracked", "position_ids", "token_type_ids")
+
+
+def check_archive(path: str | os.PathLike, source: str) -> None:
+    """``path``, when it is a zip archive (``torch.save``'s format), holds only stored
+    (uncompressed) records whose declared sizes fit in the file: their sum is at most the file's
+    size, so ``torch.load`` reads at most the file's bytes. Reads the zip's central directory only.
+    Other files (the legacy pickle format, which stores tensors raw) are left to ``torch.load``."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"PK":
+            return
+    size = os.path.getsize(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise CheckpointError(f"{source} cannot be read (truncated or not a PyTorch file): "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    total = 0
+    for record in records:
+        name = record.filename[:120]
+        if record.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(
+                f"{source}: record {name} is compressed (method {record.compress_type}); torch.save "
+                "stores records uncompressed, and a compressed one can inflate to far more than the file; refused")
+        if record.file_size != record.compress_size:
+            raise CheckpointError(f"{source}: record {name} declares {record.file_size:,} bytes but stores "
+                                  f"{record.compress_size:,}; refused")
+        total += record.file_size
+    if total > size:
+        raise CheckpointError(f"{source}: its records declare {total:,} bytes in all, more than the file's "
+                              f"{size:,} (overlapping records); refused")
+
+
+def check_archives_in(folder: str | os.PathLike) -> None:
+    """:func:`check_archive` on every PyTorch file (``*.bin``, ``*.pt``, ``*.pth``) directly in
+    ``folder`` (a ``save_pretrained`` directory), before a library ``torch.load``s it."""
+    for path in sorted(Path(folder).iterdir()):
+        if path.suffix in (".bin", ".pt", ".pth") and path.is_file():
+            check_archive(path, str(path))
 
 
 def _walk(obj: Any, path: str, depth: int, out: list[tuple[str, torch.Tensor]]) -> None:
