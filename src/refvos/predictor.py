@@ -26,7 +26,6 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -36,7 +35,13 @@ from torch.nn import functional as F
 from .errors import InputError
 from .media.image import IMAGENET_MEAN, IMAGENET_STD, load_image, to_tensor
 from .modeling import RefVOS
-from .modeling.postprocess import foreground_mask
+from .modeling.postprocess import (
+    Prediction,
+    foreground_mask,
+    mask_box,
+    prediction,
+    upsampled_prediction,
+)
 from .modeling.surgery import fold_batchnorm
 from .runtime import (
     PrecisionChoice,
@@ -51,64 +56,9 @@ from .tokenization import Tokenizer, get_tokenizer
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
-
-@dataclass
-class Prediction:
-    """One expression's result on one image.
-
-    ``mask``: bool ``(H, W)``; ``score``: mean foreground probability inside the mask (0 when
-    empty); ``area``: mask pixels; ``box``: ``(x0, y0, x1, y1)`` inclusive, or None when empty.
-    """
-
-    expression: str
-    mask: np.ndarray
-    score: float
-    area: int
-    box: tuple[int, int, int, int] | None
-
-    def to_json(self) -> dict:
-        return {"expression": self.expression, "area": self.area, "box": self.box, "score": round(self.score, 6)}
-
-
-def prediction(expression: str, mask: torch.Tensor, logits: torch.Tensor) -> Prediction:
-    """A :class:`Prediction` from a bool mask ``(H, W)`` and its float logits ``(2, H, W)``."""
-    area = int(mask.sum())
-    # softmax's class-1 probability, sigmoid(logit1 - logit0), only where the mask is
-    score = float(torch.sigmoid((logits[1] - logits[0])[mask]).mean()) if area else 0.0
-    mask_np = mask.cpu().numpy()
-    return Prediction(expression, mask_np, score, area, mask_box(mask_np))
-
-
-SCORE_ROWS = 256  # rows of a full-size logit difference turned into probabilities at a time
-
-
-def upsampled_prediction(expression: str, logits: torch.Tensor, size: tuple[int, int]) -> Prediction:
-    """:func:`prediction` of head logits ``(2, h, w)`` upsampled to ``size`` (bilinear,
-    ``align_corners=False``, as :meth:`~refvos.modeling.refvos.Segmenter.decode`), holding one
-    float map at full size at a time (each channel is upsampled alone, the difference taken in
-    place): the mask ``logit1 - logit0 > 0`` is ``logit1 > logit0`` exactly."""
-    with torch.inference_mode():
-        logits = logits[None].float()
-        diff = F.interpolate(logits[:, 1:2], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
-        diff.sub_(F.interpolate(logits[:, 0:1], size=tuple(size), mode="bilinear", align_corners=False)[0, 0])
-        mask = diff > 0
-        area = int(mask.sum())
-        total = 0.0
-        if area:
-            for r in range(0, diff.shape[0], SCORE_ROWS):  # sigmoid of the masked values, a band at a time
-                rows = slice(r, r + SCORE_ROWS)
-                total += float(torch.sigmoid(diff[rows][mask[rows]]).double().sum())
-        del diff
-        mask_np = mask.cpu().numpy()
-    return Prediction(expression, mask_np, total / area if area else 0.0, area, mask_box(mask_np))
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Inclusive bounding box ``(x0, y0, x1, y1)`` of a bool mask, None when empty."""
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
-        return None
-    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+# Prediction and the functions that make one live in refvos.modeling.postprocess
+__all__ = ["ImageLike", "Prediction", "Predictor", "inference_workload", "mask_box", "prediction",
+           "upsampled_prediction"]
 
 
 # a video batch holds at most this many pixels of frames (4 frames of 2048 x 2048): frames of
@@ -269,6 +219,11 @@ class Predictor:
         """The segmenter's encode / decode, eager or compiled (see :mod:`refvos.runtime.compiling`)."""
         self.calibrate()
         return self._runner
+
+    @runner.setter
+    def runner(self, runner: SegmenterRunner) -> None:
+        self.calibrate()
+        self._runner = runner
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, truncation: str | None = None, **kwargs) -> Predictor:

@@ -1,4 +1,10 @@
-"""SGD parameter groups as the original's ``train.py``: which parameters train, in which group."""
+"""SGD parameter groups as the original's ``train.py``: which parameters train, in which group.
+
+:func:`build_param_groups`: ``backbone``, ``head``, ``text_layers`` (BERT encoder layers 0-9)
+and ``text_pooler``; the BERT embeddings and its last two layers are never updated (for encoders
+of another depth: every layer but the last two). ``text_encoder_training="full"`` trains every
+text-encoder parameter, ``"frozen"`` none.
+"""
 
 from __future__ import annotations
 

@@ -3,11 +3,8 @@
 Recipe (the paper, Bellver et al. 2020, and the authors' ``train.py``): SGD with momentum 0.9 and weight decay 1e-6, batch 7,
 480 x 480 crops, ``cross_entropy(logits (B,2,H,W), mask (B,H,W), ignore_index=255)``.
 
-Parameter groups (:func:`build_param_groups`) as the original: ``backbone``, ``head``,
-``text_layers`` (BERT encoder layers 0-9) and ``text_pooler``; the BERT embeddings and its last
-two layers are never updated (for encoders of another depth: every layer but the last two). The
-text encoder always runs in eval mode (no dropout). ``text_encoder_training="full"`` trains every
-text-encoder parameter, ``"frozen"`` none.
+Parameter groups as the original's (:mod:`refvos.engine.param_groups`); the text encoder always
+runs in eval mode (no dropout).
 
 Checkpoints (refvos format, :mod:`refvos.checkpoint`), written atomically by rank 0 into the run
 directory: ``last.pth`` at the end of every epoch (and every ``checkpoint_every`` optimizer steps)
