@@ -125,6 +125,7 @@ def test_cli_says_when_the_plan_shortened_the_run(demo_run, monkeypatch, capsys,
 
 def test_video_overlay_keeps_one_colour_through_the_clip(tmp_path, monkeypatch):
     import refvos.demo.pipeline
+    import refvos.media.visualize
     from refvos.media.visualize import fill_color
     from refvos.predictor import Prediction
     from tests.helpers import make_tiny_model
@@ -136,8 +137,8 @@ def test_video_overlay_keeps_one_colour_through_the_clip(tmp_path, monkeypatch):
     monkeypatch.setattr(Predictor, "predict_video", lambda self, frames, expression: [
         Prediction(expression, half, 1.0, int(half.sum()), None) for _ in frames])
     colours = []
-    original = refvos.demo.pipeline.overlay
-    monkeypatch.setattr(refvos.demo.pipeline, "overlay", lambda *a, **k: colours.append(k["color"]) or original(*a, **k))
+    original = refvos.media.visualize.overlay
+    monkeypatch.setattr(refvos.media.visualize, "overlay", lambda *a, **k: colours.append(k["color"]) or original(*a, **k))
     refvos.demo.pipeline.segment_video(make_tiny_model().eval(), tmp_path, recipe, "fp32", seed=1)
     factor = refvos.demo.pipeline._display_factor(recipe.image_size)
     per_frame = {fill_color(refvos.demo.pipeline._upscale(f, factor), refvos.demo.pipeline._upscale(half, factor)) for f in frames}

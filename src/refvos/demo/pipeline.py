@@ -25,6 +25,7 @@ orchestration (:func:`run_demo`) and the outputs.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import time
@@ -39,8 +40,9 @@ from ..checkpoint import save_checkpoint
 from ..data.scenes import make_video_clip
 from ..data.synthetic import make_refcoco
 from ..errors import InputError
-from ..io import atomic_write_json
-from ..media.visualize import VideoFill, overlay, plot_curves, save_gif, save_image
+from ..io import atomic_write, atomic_write_json
+from ..media.overlay_video import OverlayGif
+from ..media.visualize import overlay, plot_curves, save_image
 from ..metrics import region_similarity
 from ..modeling import RefVOS, build_model
 from ..modeling.surgery import set_dropout, split_backbone
@@ -170,12 +172,11 @@ def segment_video(model: RefVOS, out_dir: Path, recipe: Recipe, precision: str, 
     masks = [r.mask for r in predictor.predict_video(frames, expression)]
     j = [region_similarity(m, g) for m, g in zip(masks, gts)]
     factor = _display_factor(recipe.image_size)
-    fill = VideoFill()  # one colour through the clip
-    pictures = []
-    for f, m in zip(frames, masks):
-        image, mask = _upscale(f, factor), _upscale(m, factor)
-        pictures.append(overlay(image, mask, expression, color=fill(image, mask)))
-    save_gif(pictures, out_dir / "video.gif", fps=4)
+    gif = io.BytesIO()  # written whole, atomically, as the demo's other outputs
+    with OverlayGif(gif, expression, fps=4) as writer:
+        for f, m in zip(frames, masks):
+            writer.add(_upscale(f, factor), _upscale(m, factor))
+    atomic_write(out_dir / "video.gif", lambda f: f.write(gif.getvalue()))
     return {"expression": expression, "frames": len(frames), "mean_j": round(float(np.mean(j)), 4),
             "j_per_frame": [round(float(x), 4) for x in j], "gif": "video.gif"}
 

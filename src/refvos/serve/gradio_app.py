@@ -62,20 +62,6 @@ def segment_image(predictor: Any, image: np.ndarray | None, expression: str) -> 
     return picture, result.mask.astype(np.uint8) * 255, summary
 
 
-def _display_scaled(rgb: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """A frame and its mask with the long side at most ``side`` (the overlay is drawn there)."""
-    from PIL import Image
-
-    from .budget import processed_size
-
-    h, w = rgb.shape[:2]
-    size = processed_size(w, h, side)
-    if size == (w, h):
-        return rgb, mask
-    return (np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR, reducing_gap=2.0)),
-            np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST)))
-
-
 def _header_sizes(video_path: str, source: str) -> list[tuple[int, int]] | None:
     """Frame sizes from the headers of a file Pillow reads (GIF, TIFF, WebP...), counted up to
     :data:`MAX_VIDEO_FRAMES` (:func:`refvos.media.video.frame_sizes`); None for other containers."""
@@ -102,9 +88,8 @@ def segment_video(predictor: Any, video_path: str | None, expression: str, out_p
     checked from the frames' headers before decoding where the format allows it, else frame by
     frame; frames stream through the predictor to a GIF written frame by frame, each overlay
     drawn at the model's size (at most :data:`DISPLAY_SIDE`), never all frames at full size."""
-    from ..media.gif import GifWriter
+    from ..media.overlay_video import OverlayGif
     from ..media.video import read_video_frames
-    from ..media.visualize import VideoFill, caption, overlay
     from .budget import DEFAULT_MAX_WORK, check_work
 
     if not video_path:
@@ -126,12 +111,10 @@ def segment_video(predictor: Any, video_path: str | None, expression: str, out_p
             yield frame
 
     side = min(DISPLAY_SIDE, model_side or DISPLAY_SIDE)
-    fill = VideoFill()  # one colour through the video
     out = Path(out_path)
-    with GifWriter(out, fps=6.0) as gif:
+    with OverlayGif(out, expression, fps=6.0, max_side=side) as gif:
         for rgb, mask, _ in predictor.iter_video(frames(), expression):
-            small, small_mask = _display_scaled(rgb, mask, side)
-            gif.add(caption(overlay(small, small_mask, color=fill(small, small_mask)), expression))
+            gif.add(rgb, mask)
     return str(out)
 
 
