@@ -212,3 +212,34 @@ def test_output_folder_holds_the_newest_files_and_is_removed(tmp_path):
     finally:
         outputs.cleanup()
     assert not outputs.path.exists()
+
+
+class TimedPredictor:
+    """A real predictor whose ``predict_all`` also advances a simulated clock by 0.5 s."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.now = inner, 0.0
+        self.max_size = inner.max_size
+
+    def predict_all(self, image, expressions):
+        self.now += 0.5
+        return self.inner.predict_all(image, expressions)
+
+
+def test_demo_budget_is_measured_from_one_expression(predictor):
+    """At max_size 64 one pass (0.5 s simulated: the warm-up pass untimed) is 2 x 64^2 pixels of
+    work: 30 s buy 30 x 8192 / 0.5 = 491,520."""
+    from refvos.serve.gradio_app import measure_demo_budget
+
+    timed = TimedPredictor(predictor)
+    measured = measure_demo_budget(timed, 30.0, clock=lambda: timed.now)
+    assert measured.seconds == {1: 0.5} and measured.side == 64
+    assert measured.max_work == 491_520 and timed.now == 1.5
+
+
+def test_interface_with_a_pixel_budget_measures_nothing(predictor, monkeypatch):
+    pytest.importorskip("gradio", reason="the optional refvos[gradio] extra is not installed")
+    import refvos.serve.gradio_app as app
+
+    monkeypatch.setattr(app, "measure_demo_budget", lambda *a, **k: pytest.fail("measured"))
+    assert app.build_interface(predictor, max_work=5000).title.startswith("refvos")

@@ -74,3 +74,21 @@ def test_video_overlays_keep_one_colour_per_expression(monkeypatch):
     doc = render(FixedMasks(), SegmentRequest("video", Frames.of_arrays("video", frames), ["the cat", "the dog"]))
     assert len(doc["results"]) == 2 and len(colours) == 8
     assert set(colours) == {fill_color(frames[0], half)}
+
+
+@pytest.mark.parametrize("expressions", [1, 8])
+def test_video_answer_of_noise_is_at_most_2_bytes_of_json_per_pixel_of_work(predictor, expressions):
+    """The premise of ``refvos.serve.budget.MAX_WORK_CAP`` (a memory bound): a video's answer keeps a GIF
+    frame and a mask per frame and expression; on noise frames (what compresses worst) its JSON
+    is at most 2 bytes per pixel of work, so with the copies made to send it about 6."""
+    import json
+
+    from refvos.serve.budget import request_work
+    from refvos.serve.limits import Limits
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(5)]
+    req = SegmentRequest("video", Frames.of_arrays("video", frames), [f"thing {i}" for i in range(expressions)])
+    size = len(json.dumps(render(predictor, req, Limits(max_size=64))))
+    work = request_work([(64, 64)] * 5, 64, expressions)
+    assert size <= 2 * work, (size, work)

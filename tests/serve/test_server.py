@@ -358,3 +358,63 @@ def test_largest_request_within_the_budget_raises_peak_memory_by_less_than_1gb()
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["status"] == 200 and out["frames"] == 12 and out["refused"] == 413, out
     assert out["rise_kb"] < 1024 * 1024, out
+
+
+class TimedPredictor:
+    """A real predictor whose ``predict_all`` also advances a simulated clock: 0.5 s for the
+    backbone and 0.25 s per expression (the server measures its budget on that clock)."""
+
+    def __init__(self, inner, clock: list[float]) -> None:
+        self.inner, self.clock = inner, clock
+        self.max_size = inner.max_size
+
+    def predict_all(self, image, expressions):
+        self.clock[0] += 0.5 + 0.25 * len(expressions)
+        return self.inner.predict_all(image, expressions)
+
+    def iter_video_all(self, *args, **kwargs):
+        return self.inner.iter_video_all(*args, **kwargs)
+
+
+def test_time_budget_is_measured_at_start_and_refuses_more_work_before_decoding(model, monkeypatch, caplog):
+    """max_seconds=10 at --max-size 64 on the simulated clock: one expression on the 64 x 64 noise
+    frame takes 0.75 s for 2 x 64^2 pixels of work (two take 1 s: 8 would take 2.5 s for 9 x 64^2,
+    a lower rate), so max_work = 10 x 8192 / 0.75 = 109,226: in Limits, /api/info and the log.
+    A GIF of 8 frames of 64 x 64 with 8 expressions (294,912, far within the fixed default) is
+    refused with 413 from its headers; with one expression (65,536) it is answered."""
+    from refvos.predictor import Predictor
+    from refvos.serve.budget import DEFAULT_MAX_WORK
+
+    clock = [0.0]
+    limits = Limits(max_size=64)
+    factory = lambda: TimedPredictor(  # noqa: E731
+        Predictor(model, device="cpu", precision="fp32", max_size=64, compile=False), clock)
+    with caplog.at_level(logging.INFO, logger="refvos.serve"), \
+            running_server(model, limits, predictor_factory=factory, max_seconds=10.0, clock=lambda: clock[0]) as srv:
+        assert srv.pool.limits.max_work == 109_226
+        assert ("budget: 109,226 pixels of work = 10 s measured at 192 s per 1024x1024-equivalent frame"
+                in caplog.text)
+        status, info, _ = request(srv.url + "/api/info")
+        assert status == 200 and info["max_work"] == 109_226 and info["max_seconds"] == 10.0
+        assert info["budget"]["measured"] and info["budget"]["measured_side"] == 64
+        assert info["budget"]["measured_seconds"] == {"1": 0.75, "2": 1.0}
+        data = flat_gif(8, 64, 64)
+        exprs = [("expression", "", f"thing {i}") for i in range(8)]
+        with monkeypatch.context() as m:
+            m.setattr("refvos.serve.decoding.pil_frames",
+                      lambda *a, **k: pytest.fail("decoded before the budget check"))
+            status, doc, _ = post_files(srv.url, [("image", "clip.gif", data), *exprs])
+        assert status == 413 and (doc["budget"], doc["asked"]) == (109_226, 8 * 9 * 64 * 64), doc
+        assert doc["asked"] < DEFAULT_MAX_WORK
+        status, doc, _ = post_files(srv.url, [("image", "clip.gif", data), exprs[0]])
+        assert status == 200 and doc["num_frames"] == 8, doc
+
+
+def test_without_max_seconds_nothing_is_measured(model, monkeypatch):
+    """A server given a pixel budget (make_server without max_seconds, as ``--max-work``) keeps it
+    and reports it as not measured."""
+    monkeypatch.setattr("refvos.serve.server.measure_budget", lambda *a, **k: pytest.fail("measured"))
+    with running_server(model, Limits(max_size=64, max_work=5000)) as srv:
+        status, info, _ = request(srv.url + "/api/info")
+    assert status == 200 and info["max_work"] == 5000 and info["max_seconds"] is None
+    assert info["budget"] == {"measured": False}

@@ -13,6 +13,7 @@ HELP = "serve a web page and JSON API that segment what a sentence refers to in 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..serve.budget import DEFAULT_MAX_SECONDS, MAX_WORK_CAP
     from ..serve.limits import Limits
 
     d = Limits()
@@ -32,10 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pictures are scaled down to this long side in pixels (default: the size the "
                              f"checkpoint was trained at, else {d.max_size})")
     parser.add_argument("--max-frames", type=int, default=d.max_frames, help=f"most frames of a video (default {d.max_frames})")
-    parser.add_argument("--max-work", type=int, default=d.max_work,
-                        help="work budget per request in pixels: frames x (pixels + expressions x pixels after "
-                             "the --max-size downscale), read from the headers before decoding; more is refused "
-                             f"with 413 (default {d.max_work:,}: about 28 frames of 1024x1024 with one expression)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                        help="time budget per request in seconds, turned into pixels of work at start by timing "
+                             "the model on a synthetic frame of the --max-size on this machine (logged, and in "
+                             f"/api/info; at most {MAX_WORK_CAP:,} pixels of work, a bound on memory); a request "
+                             "asking for more work is refused with 413 from its headers, before decoding "
+                             f"(default {DEFAULT_MAX_SECONDS:g})")
+    budget.add_argument("--max-work", type=int, default=None,
+                        help="work budget per request in pixels instead of --max-seconds (nothing measured): "
+                             "frames x (pixels + expressions x pixels after the --max-size downscale), e.g. "
+                             f"{d.max_work:,} is about 28 frames of 1024x1024 with one expression")
     parser.add_argument("--warmup", action="append", default=[], type=size_arg, metavar="HxW",
                         help="torch.compile the network at start for pictures processed at this size (repeatable; "
                              "a picture's size after --max-size). Never compiled during a request: other sizes "
@@ -64,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from ..serve import Limits, make_server
 
     for name in ("workers", "max_pixels", "max_frames", "max_work"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     if args.queue < 0:
         raise InputError("--queue must be at least 0")
@@ -72,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-size must be at least 16 pixels, got {args.max_size}")
     if not math.isfinite(args.max_upload_mb) or not 0 < args.max_upload_mb <= 4096:
         raise InputError(f"--max-upload-mb must be a number of MiB in (0, 4096], got {args.max_upload_mb}")
+    if args.max_work is None and not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
+        raise InputError(f"--max-seconds must be a number of seconds more than 0, got {args.max_seconds}")
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port must be in 0..65535, got {args.port}")
 
@@ -79,11 +89,13 @@ def run(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint, truncation=args.truncation)  # the Predictor follows model.config
     max_size = args.max_size or model.config.input_size or Limits().max_size
     limits = Limits(workers=args.workers, queue=args.queue, max_bytes=int(args.max_upload_mb * 2**20),
-                    max_pixels=args.max_pixels, max_size=max_size, max_frames=args.max_frames,
-                    max_work=args.max_work)
+                    max_pixels=args.max_pixels, max_size=max_size, max_frames=args.max_frames)
+    if args.max_work is not None:
+        limits.max_work = args.max_work
     limits.max_buffered_bytes = max(limits.max_buffered_bytes, limits.max_bytes)
     server = make_server(model, args.host, args.port, limits, device=args.device, precision=args.precision,
-                         allowed_hosts=set(args.allowed_host), warmup=args.warmup)
+                         allowed_hosts=set(args.allowed_host), warmup=args.warmup,
+                         max_seconds=args.max_seconds if args.max_work is None else None)
     print(f"refvos serve: open {server.url}/ in a browser (Ctrl-C to stop)", flush=True)
     server.serve_forever()  # uvicorn stops on Ctrl-C / SIGTERM after finishing open requests
     print("refvos serve: stopped", flush=True)

@@ -5,7 +5,8 @@ Endpoints:
 
 - ``GET /`` the page (``static/index.html``); ``GET /static/<file>`` its script and style.
 - ``GET /healthz`` ``{"status": "ok", "active": n, "workers": w, "queue": q, "served", "refused", "failed"}``.
-- ``GET /api/info`` the model and the server's limits.
+- ``GET /api/info`` the model and the server's limits; ``max_seconds`` and ``budget`` say how
+  ``max_work`` was set (measured at start from a time budget, or given).
 - ``POST /api/segment`` ``multipart/form-data`` with ``expression`` (repeatable) and either
   ``image`` (one picture; a multi-frame GIF / TIFF / WebP is treated as a video), ``video`` (one
   file) or several ``frames`` files; or ``application/json`` ``{"expression": str |
@@ -41,7 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import RefVOSError
-from .budget import WorkBudgetError
+from .budget import MeasuredBudget, WorkBudgetError
 from .decoding import safe_name
 from .limits import Limits
 from .parsing import parse_form, parse_json, read_form
@@ -158,8 +159,10 @@ class BodyBudget:
         self.used -= n
 
 
-def create_app(pool: WorkerPool, model_info: dict | None = None, allowed_hosts: set[str] | None = None) -> Any:
-    """The ASGI app: Starlette routes inside :class:`Guard`."""
+def create_app(pool: WorkerPool, model_info: dict | None = None, allowed_hosts: set[str] | None = None,
+               measured: MeasuredBudget | None = None) -> Any:
+    """The ASGI app: Starlette routes inside :class:`Guard`. ``measured``: how ``max_work`` was
+    measured (None: given as a number of pixels)."""
     limits: Limits = pool.limits
     budget = BodyBudget(limits.max_buffered_bytes)
     model_info = model_info or {}
@@ -184,7 +187,9 @@ def create_app(pool: WorkerPool, model_info: dict | None = None, allowed_hosts: 
     async def info(request: Request) -> Response:
         return JSONResponse({"model": model_info, "max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels,
                              "max_size": limits.max_size, "max_frames": limits.max_frames, "max_work": limits.max_work,
-                             "workers": limits.workers, "queue": limits.queue})
+                             "workers": limits.workers, "queue": limits.queue,
+                             "max_seconds": measured.max_seconds if measured else None,
+                             "budget": {"measured": True, **measured.to_json()} if measured else {"measured": False}})
 
     async def read_body(request: Request, length: int) -> bytes | Response:
         chunks, received = [], 0

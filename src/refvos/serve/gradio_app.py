@@ -118,6 +118,26 @@ def segment_video(predictor: Any, video_path: str | None, expression: str, out_p
     return str(out)
 
 
+def measure_demo_budget(predictor: Any, max_seconds: float, clock=None):
+    """The demo's work budget for ``max_seconds`` a video: :func:`refvos.serve.budget.measure_budget`
+    timing a noise PNG of the predictor's processed size decoded and segmented with one expression
+    (the demo's only count), ``clock`` as there (default ``time.perf_counter``)."""
+    import io
+
+    from PIL import Image
+
+    from .budget import measure_budget, measure_side, noise_png
+
+    side = measure_side(getattr(predictor, "max_size", None))
+    data = noise_png(side)
+
+    def run(expressions: int) -> None:
+        with Image.open(io.BytesIO(data)) as img:
+            segment_image(predictor, np.asarray(img.convert("RGB")), "the object")
+
+    return measure_budget(run, side, max_seconds, **({"clock": clock} if clock is not None else {}))
+
+
 class OutputFolder:
     """One temporary folder for a running demo's overlaid GIFs, holding the newest ``keep``:
     each call gets a fresh name (Gradio serves the file after the call returns), older files
@@ -145,9 +165,20 @@ class OutputFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def build_interface(predictor: Any):
-    """A ``gradio.Blocks`` app with an image tab and a video tab."""
+def build_interface(predictor: Any, max_work: int | None = None, max_seconds: float | None = None):
+    """A ``gradio.Blocks`` app with an image tab and a video tab. A video's work is bounded by
+    ``max_work`` pixels (:mod:`refvos.serve.budget`) or, when None, by ``max_seconds`` (default
+    :data:`refvos.serve.budget.DEFAULT_MAX_SECONDS`) measured here (:func:`measure_demo_budget`, logged)."""
     import gradio as gr
+
+    if max_work is None:
+        import logging
+
+        from .budget import DEFAULT_MAX_SECONDS
+
+        measured = measure_demo_budget(predictor, DEFAULT_MAX_SECONDS if max_seconds is None else max_seconds)
+        max_work = measured.max_work
+        logging.getLogger("refvos.gradio").info("%s", measured.describe())
 
     def on_image(image, expression):
         try:
@@ -159,7 +190,7 @@ def build_interface(predictor: Any):
 
     def on_video(video, expression):
         try:
-            return segment_video(predictor, video, expression, str(outputs.new_file()))
+            return segment_video(predictor, video, expression, str(outputs.new_file()), max_work=max_work)
         except RefVOSError as e:
             raise gr.Error(str(e)) from None
 
@@ -186,18 +217,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7861)
     parser.add_argument("--device", default=None)
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--max-seconds", type=float, default=None,
+                        help="time budget of a video, measured at start as in refvos serve (default 30)")
+    budget.add_argument("--max-work", type=int, default=None, help="work budget of a video in pixels (nothing measured)")
     args = parser.parse_args(argv)
     try:
         require("gradio", "the Gradio demo")
     except MissingExtraError as e:
         print(f"refvos gradio: {e}", file=sys.stderr)
         return 2
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
+        if args.max_work is not None and args.max_work < 1:
+            raise InputError(f"--max-work must be at least 1, got {args.max_work}")
         predictor = load_predictor(args.checkpoint, args.device)
+        demo = build_interface(predictor, args.max_work, args.max_seconds)
     except RefVOSError as e:
         print(f"refvos gradio: error: {e}", file=sys.stderr)
         return 2
-    build_interface(predictor).launch(server_name=args.host, server_port=args.port, max_file_size="20mb")
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size="20mb")
     return 0
 
 

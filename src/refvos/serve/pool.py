@@ -75,6 +75,10 @@ class WorkerPool:
         finally:
             self._predictors.put(predictor)
 
+    def run_now(self, job: Callable[[Any], T]) -> T:
+        """Run ``job(predictor)`` in the calling thread (at start, before any request)."""
+        return self._with_predictor(job)
+
     async def run(self, job: Callable[[Any], T]) -> T:
         """Run ``job(predictor)`` on a worker thread (call inside ``admit()``)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._with_predictor, job)

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from .budget import measure_side, noise_png
+from .decoding import decode_upload
 from .limits import Limits
 from .parsing import SegmentRequest
 
@@ -68,3 +72,20 @@ def render(predictor: Any, req: SegmentRequest, limits: Limits | None = None) ->
                        "mask_pngs": out["mask_pngs"], "frames": out["frames"]}
                       for out, g in zip(per_expression, gifs)]
     return doc
+
+
+def timing_run(predictor: Any, limits: Limits) -> Callable[[int], dict]:
+    """``run(e)`` for :func:`refvos.serve.budget.measure_budget`: one upload of a noise PNG of the
+    processed size (:func:`refvos.serve.budget.measure_side`) with ``e`` expressions, decoded and
+    answered as a real picture request (the costliest path per pixel: every expression's overlay
+    is a PNG)."""
+    side = measure_side(limits.max_size)
+    data = noise_png(side)
+    limits = dataclasses.replace(limits, max_pixels=max(limits.max_pixels, side * side))
+
+    def run(expressions: int) -> dict:
+        frames = decode_upload(data, "budget.png", limits)
+        req = SegmentRequest("image", frames, [f"the object number {i}" for i in range(expressions)])
+        return render(predictor, req, limits)
+
+    return run

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import socket
 import threading
@@ -20,8 +21,12 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import InputError
 from .app import SECURITY_HEADERS, create_app
-from .limits import Limits
+from .budget import MeasuredBudget, measure_budget, measure_side
+from .limits import MAX_EXPRESSIONS, Limits
 from .pool import WorkerPool
+from .render import timing_run
+
+log = logging.getLogger("refvos.serve")
 
 
 def _raw_json_response(status: int, reason: bytes, message: str, extra: bytes = b"") -> bytes:
@@ -178,12 +183,19 @@ def make_server(
     predictor_factory: Callable[[], Any] | None = None,
     allowed_hosts: set[str] | None = None,
     warmup: list[tuple[int, int]] | None = None,
+    max_seconds: float | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> RefVOSServer:
     """A ready (bound, not yet serving) server for ``model``; ``port=0`` picks a free port.
     ``allowed_hosts``: names the ``Host`` header may carry besides the loopback names (and
     ``host`` itself when it is a specific address). The network runs eagerly: ``torch.compile``
     never runs inside a request; ``warmup``, processed picture sizes ``(height, width)``, are
-    compiled here, before the server is returned, and run compiled (other sizes eagerly)."""
+    compiled here, before the server is returned, and run compiled (other sizes eagerly).
+    ``max_seconds``: a time budget per request, measured here on a worker's predictor
+    (:func:`refvos.serve.budget.measure_budget` with ``clock``, default ``time.perf_counter``) and set
+    as ``limits.max_work``; None keeps ``limits.max_work`` as given (nothing measured). It is
+    measured with one request running: requests that run together (``workers`` > 1 on one CPU)
+    share the machine and each takes longer."""
     limits = (limits or Limits()).check()
     if predictor_factory is None:
         from ..predictor import Predictor
@@ -197,10 +209,20 @@ def make_server(
             return predictor
 
     pool = WorkerPool(predictor_factory, limits)
+    measured: MeasuredBudget | None = None
+    if max_seconds is not None:
+        timer = {"clock": clock} if clock is not None else {}
+        side = measure_side(limits.max_size)
+        log.info("budget: timing requests of a %dx%d frame to turn --max-seconds %g into pixels of work",
+                 side, side, max_seconds)
+        measured = pool.run_now(lambda predictor: measure_budget(
+            timing_run(predictor, limits), side, max_seconds, MAX_EXPRESSIONS, **timer))
+        limits.max_work = measured.max_work
+        log.info("%s", measured.describe())
     config = getattr(model, "config", None)
     info = {"variant": getattr(config, "variant", None), "max_tokens": getattr(config, "max_tokens", None)} \
         if config is not None else {}
     hosts = set(allowed_hosts or ())
     if host not in ("0.0.0.0", "::", ""):
         hosts.add(host)
-    return RefVOSServer(create_app(pool, info, hosts), pool, host, port)
+    return RefVOSServer(create_app(pool, info, hosts, measured), pool, host, port)
