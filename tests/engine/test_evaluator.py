@@ -12,7 +12,8 @@ import torch
 from refvos.data.build import build_dataset
 from refvos.data.davis import read_object_ids
 from refvos.engine import evaluator
-from refvos.engine.evaluator import evaluate, sample_meta, shard_indices
+from refvos.engine.evaluator import evaluate
+from refvos.engine.samples import sample_meta
 from refvos.metrics.davis import davis_palette
 from tests.helpers import (
     TableModel,
@@ -210,12 +211,6 @@ def test_a2d_absent_frame_prediction_counts_in_refvos_union_only():
 
 
 
-def test_shards_keep_videos_whole_and_cover_everything(tiny_synthetic):
-    ds = build_dataset("davis", tiny_synthetic["davis"], "train", mode="eval", annotator="both")
-    shards = [shard_indices(ds, r, 3) for r in range(3)]
-    assert sorted(i for s in shards for i in s) == list(range(len(ds)))
-    videos = [{evaluator.sample_meta(ds, i)["video"] for i in s} for s in shards]
-    assert not (videos[0] & videos[1]) and not (videos[1] & videos[2]) and all(videos)
 
 
 def test_bad_inputs(tiny_synthetic):
