@@ -65,8 +65,8 @@ DEFAULT_TEXT_ENCODER = {"refvos_r101": "bert-base-uncased", "refvos_lite": "mini
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..engine.param_groups import TEXT_ENCODER_TRAINING
     from ..engine.schedules import SCHEDULES
-    from ..engine.trainer import TEXT_ENCODER_TRAINING
 
     d = p.add_argument_group("data")
     add_data_arguments(d)

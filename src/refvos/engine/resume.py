@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint as ckpt_io
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InputError
 from . import distributed as du
 
 
@@ -169,6 +169,62 @@ def check_training_state(ckpt: dict[str, Any], source: str, complete: bool = Tru
         raise wrong("scaler", "a dict")
     if "rng" in ckpt:
         _check_rng_states(ckpt["rng"], source)
+
+
+# ----------------------------------------------------------------------------- a trainer's state
+
+# Settings that must not change when a run is resumed (they define the sample order / groups).
+RESUME_INVARIANTS = ("seed", "batch_size", "accumulate", "world_size", "text_encoder_training")
+
+
+def training_state(trainer: Any) -> dict[str, Any]:
+    """Everything but the weights of a :class:`~refvos.engine.trainer.Trainer`: the ``extra``
+    entries of a training checkpoint (a collective: every rank takes part)."""
+    rngs = du.all_gather_object(rng_state())
+    state = {
+        "optimizer": trainer.optimizer.state_dict(),
+        "lr_scheduler": {**trainer.schedule.describe(), "epoch": trainer.epoch},
+        "epoch": trainer.epoch,
+        "step": trainer.step,
+        "iteration": trainer.iteration,
+        "sampler": {"seed": trainer.config.seed, "epoch": trainer.epoch,
+                    "consumed_samples": trainer.step * trainer.config.accumulate * trainer.config.batch_size},
+        "rng": rngs,
+        "best": trainer.best,
+        "history": trainer.history,
+        "args": trainer.args,
+    }
+    if trainer.scaler is not None:
+        state["scaler"] = trainer.scaler.state_dict()
+    return state
+
+
+def restore_training_state(trainer: Any, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
+    """Restore a trainer's optimizer, position, generators, best and history from a training
+    checkpoint ``ckpt`` read from ``source`` (the weights are loaded by ``Trainer.resume``); the
+    settings of :data:`RESUME_INVARIANTS` must be the checkpoint's."""
+    check_training_state(ckpt, source)
+    old = ckpt["args"]
+    changed = {k: (old.get(k), trainer.args[k]) for k in RESUME_INVARIANTS if old.get(k) != trainer.args[k]}
+    if changed:
+        raise InputError(
+            f"{source} was trained with different settings; resuming needs the same "
+            + ", ".join(f"{k} (checkpoint {a!r}, now {b!r})" for k, (a, b) in changed.items())
+        )
+    try:
+        trainer.optimizer.load_state_dict(ckpt["optimizer"])
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise CheckpointError(f"{source}: optimizer state does not fit this model: "
+                              f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from e
+    if trainer.scaler is not None and "scaler" in ckpt:
+        try:
+            trainer.scaler.load_state_dict(ckpt["scaler"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise CheckpointError(f"{source}: 'scaler' state cannot be restored: {type(e).__name__}") from e
+    trainer.epoch, trainer.step, trainer.iteration = int(ckpt["epoch"]), int(ckpt["step"]), int(ckpt["iteration"])
+    trainer.best, trainer.history = ckpt.get("best"), list(ckpt.get("history") or [])
+    rngs = ckpt["rng"]
+    set_rng_state(rngs[trainer.rank] if len(rngs) == trainer.world_size else rngs[0])
 
 
 def seed_everything(seed: int) -> None:

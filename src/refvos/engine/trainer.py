@@ -40,7 +40,7 @@ from torch.nn import functional as F
 from .. import checkpoint as ckpt_io
 from ..data import collate
 from ..data.base import DataLoader, dataset_truncation
-from ..errors import CheckpointError, InputError, RefVOSError
+from ..errors import InputError, RefVOSError
 from ..runtime import (
     agree_across_ranks,
     autocast,
@@ -48,74 +48,28 @@ from ..runtime import (
 from ..tokenization import truncation_note
 from . import distributed as du
 from .logger import EventWriter, MetricLogger
-from .param_groups import TEXT_ENCODER_TRAINING, build_param_groups
+from .param_groups import build_param_groups
 from .resume import (
     ResumableSampler,
     SeededSamples,
     check_training_state,
-    rng_state,
+    restore_training_state,
     seed_everything,
-    set_rng_state,
+    training_state,
 )
 from .run_lock import run_lock
 from .schedules import build_schedule
 from .tables import epoch_line
+from .train_config import TrainConfig
 from .train_precision import choose_train_precision
 
 IGNORE_INDEX = 255
 LAST, BEST = "last.pth", "best.pth"
-# Settings that must not change when a run is resumed (they define the sample order / groups).
-RESUME_INVARIANTS = ("seed", "batch_size", "accumulate", "world_size", "text_encoder_training")
 
 
 class NonFiniteLossError(RefVOSError):
     """The loss (or, after an update, a weight) became NaN or infinite; training stopped and the
     last good checkpoint was kept."""
-
-
-@dataclass
-class TrainConfig:
-    """Settings of a training run (the CLI's flags). ``epochs`` / ``lr`` of ``None`` take the
-    schedule's own (a recipe's length, 0.01 for ``poly`` / ``constant``); ``lr_factor``: the
-    ``fixed`` schedule's factor (the original's ``--lr_specific``)."""
-
-    output_dir: str | Path
-    epochs: int | None = None
-    schedule: str | None = None
-    lr: float | None = None
-    lr_factor: float | None = None
-    batch_size: int = 7
-    momentum: float = 0.9
-    weight_decay: float = 1e-6
-    accumulate: int = 1
-    workers: int = 4
-    seed: int = 0
-    checkpoint_every: int = 0
-    text_encoder_training: str = "original"
-    precision: str = "auto"
-    select_metric: str = "overall_iou"
-    print_freq: int = 10
-    progress: bool = True
-    tensorboard: bool = True
-
-    def check(self) -> None:
-        for name, low in (("batch_size", 1), ("accumulate", 1), ("workers", 0), ("checkpoint_every", 0),
-                          ("print_freq", 1)):
-            if getattr(self, name) < low:
-                raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
-        if self.lr is not None and not self.lr > 0:
-            raise InputError(f"--lr must be positive, got {self.lr}")
-        if self.epochs is not None and self.epochs < 1:
-            raise InputError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 2:
-            raise InputError(
-                f"--batch-size must be at least 2 (per process), got {self.batch_size}: the ASPP "
-                "image-pooling BatchNorm needs two images; use --accumulate for larger effective batches"
-            )
-        if self.text_encoder_training not in TEXT_ENCODER_TRAINING:
-            raise InputError(
-                f"--text-encoder-training must be one of {TEXT_ENCODER_TRAINING}, got {self.text_encoder_training!r}"
-            )
 
 
 # ----------------------------------------------------------------------------- validation
@@ -214,50 +168,14 @@ class Trainer:
     # -------------------------------------------------------------- state
 
     def state(self) -> dict[str, Any]:
-        """Everything but the weights: the ``extra`` entries of a training checkpoint."""
-        rngs = du.all_gather_object(rng_state())
-        state = {
-            "optimizer": self.optimizer.state_dict(),
-            "lr_scheduler": {**self.schedule.describe(), "epoch": self.epoch},
-            "epoch": self.epoch,
-            "step": self.step,
-            "iteration": self.iteration,
-            "sampler": {"seed": self.config.seed, "epoch": self.epoch,
-                        "consumed_samples": self.step * self.config.accumulate * self.config.batch_size},
-            "rng": rngs,
-            "best": self.best,
-            "history": self.history,
-            "args": self.args,
-        }
-        if self.scaler is not None:
-            state["scaler"] = self.scaler.state_dict()
-        return state
+        """Everything but the weights: the ``extra`` entries of a training checkpoint
+        (:func:`refvos.engine.resume.training_state`)."""
+        return training_state(self)
 
     def load_state(self, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
         """Restore optimizer, position, generators, best and history from a training checkpoint
-        (the weights are loaded by :meth:`resume`)."""
-        check_training_state(ckpt, source)
-        old = ckpt["args"]
-        changed = {k: (old.get(k), self.args[k]) for k in RESUME_INVARIANTS if old.get(k) != self.args[k]}
-        if changed:
-            raise InputError(
-                f"{source} was trained with different settings; resuming needs the same "
-                + ", ".join(f"{k} (checkpoint {a!r}, now {b!r})" for k, (a, b) in changed.items())
-            )
-        try:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-        except (ValueError, KeyError, TypeError, IndexError) as e:
-            raise CheckpointError(f"{source}: optimizer state does not fit this model: "
-                                  f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from e
-        if self.scaler is not None and "scaler" in ckpt:
-            try:
-                self.scaler.load_state_dict(ckpt["scaler"])
-            except (ValueError, KeyError, TypeError, RuntimeError) as e:
-                raise CheckpointError(f"{source}: 'scaler' state cannot be restored: {type(e).__name__}") from e
-        self.epoch, self.step, self.iteration = int(ckpt["epoch"]), int(ckpt["step"]), int(ckpt["iteration"])
-        self.best, self.history = ckpt.get("best"), list(ckpt.get("history") or [])
-        rngs = ckpt["rng"]
-        set_rng_state(rngs[self.rank] if len(rngs) == self.world_size else rngs[0])
+        (:func:`refvos.engine.resume.restore_training_state`; the weights: :meth:`resume`)."""
+        restore_training_state(self, ckpt, source)
 
     def resume(self, path: str | Path, ckpt: dict[str, Any] | None = None) -> None:
         """Load weights and training state from ``path`` (a refvos training checkpoint);
