@@ -25,7 +25,7 @@ import itertools
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -45,13 +45,12 @@ from .modeling.postprocess import (
 from .modeling.surgery import fold_batchnorm
 from .runtime import (
     PrecisionChoice,
-    Workload,
     autocast,
     choose_precision,
-    module_signature,
     resolve_device,
 )
 from .runtime.compiling import SegmenterRunner, check_compile
+from .runtime.workloads import CALIBRATION_SIDE, inference_workload
 from .tokenization import Tokenizer, get_tokenizer
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
@@ -64,33 +63,6 @@ __all__ = ["ImageLike", "Prediction", "Predictor", "inference_workload", "mask_b
 # a video batch holds at most this many pixels of frames (4 frames of 2048 x 2048): frames of
 # 8000 x 8000 run one at a time
 BATCH_PIXELS = 4 * 2048 * 2048
-
-# the long side of the calibration input of precision="auto" (see :func:`refvos.runtime.choose_precision`)
-CALIBRATION_SIDE = 320
-
-
-def inference_workload(segmenter_for: Callable[[str], torch.nn.Module], text_dim: int, side: int,
-                       device: torch.device, channels_last: bool = True) -> Workload:
-    """One frame (batch 1, ``side`` x ``side``) through ``encode`` + ``decode`` of the segmenter
-    ``segmenter_for(precision)`` each precision would run (e.g. the BN-folded copy for bf16; built
-    only when that precision is timed)."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-
-    def runner(precision: str):
-        seg = segmenter_for(precision)
-        x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device, memory_format=fmt)
-        text = torch.randn(1, text_dim, generator=torch.Generator().manual_seed(1)).to(device)
-
-        @torch.inference_mode()
-        def run():
-            with autocast(device, precision):
-                return seg.decode(seg.encode(x), text, (side, side))
-
-        return run
-
-    name = f"infer:{module_signature(segmenter_for('fp32'))}:{side}x{side}:{'cl' if channels_last else 'nchw'}"
-    return Workload(name, runner)
-
 
 class Predictor:
     """Runs a :class:`RefVOS` network on images and videos.

@@ -53,9 +53,9 @@ from ..metrics.categories import (
 )
 from ..metrics.davis import DAVIS_OVERLAPS, DavisFrameScorer, SubmissionWriter
 from ..modeling.postprocess import foreground_mask, foreground_probability
-from ..predictor import CALIBRATION_SIDE, inference_workload
 from ..runtime import agree_across_ranks, autocast, choose_precision, resolve_device
 from ..runtime.compiling import SegmenterRunner, check_compile
+from ..runtime.workloads import CALIBRATION_SIDE, inference_workload
 from . import distributed as du
 from .samples import image_key, sample_meta, sample_name, shard_indices
 
