@@ -21,19 +21,16 @@ predict`` and ``refvos serve`` all run this one path.
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.nn import functional as F
 
 from .errors import InputError
-from .media.image import IMAGENET_MEAN, IMAGENET_STD, load_image, to_tensor
+from .media.image import load_image, scaled_tensor
 from .modeling import RefVOS
 from .modeling.postprocess import (
     Prediction,
@@ -257,18 +254,7 @@ class Predictor:
     # -- pre / post processing -------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 ``(H, W, 3)`` -> normalised ``(1, 3, h, w)`` on the device (h, w capped by max_size)."""
-        h, w = image.shape[:2]
-        if self.max_size is None or max(h, w) <= self.max_size:
-            x = to_tensor(image)[None]
-        else:  # scaled in [0, 1], then normalised: one float copy of a big frame, not three
-            scale = self.max_size / max(h, w)
-            size = (max(1, round(h * scale)), max(1, round(w * scale)))
-            with warnings.catch_warnings():  # a read-only frame is only read: .float() copies it
-                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-                x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-            x = x.sub_(torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).div_(torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        x = x.to(self.device)
+        x = scaled_tensor(image, self.max_size).to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     # -- the network: the model's encode_image / decode split --------------------------------
@@ -371,31 +357,14 @@ class Predictor:
         the network's head (a stride-8 map of the processed picture), never at the frame's size."""
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
-        from .media.video import prefetch
+        from .media.video import frame_batches
 
         if total_frames is None and hasattr(frames, "__len__"):
             total_frames = len(frames)  # type: ignore[arg-type]
         self.runner.expect_frames(total_frames)
         with torch.inference_mode():
             text = self.encode_expressions(expressions)  # (N, D): once per video
-        batch: list[np.ndarray] = []
-        decoded = (load_image(f) for f in frames)
-        first = next(decoded, None)
-        if first is None:
-            return
-        # big frames run in smaller batches, read ahead less: at most BATCH_PIXELS in a batch
-        batch_size = max(1, min(batch_size, BATCH_PIXELS // (first.shape[0] * first.shape[1])))
-        for rgb in itertools.chain([first], prefetch(decoded, depth=batch_size)):
-            if batch and rgb.shape != batch[0].shape:
-                raise InputError(
-                    f"video frames differ in size: {batch[0].shape[1]}x{batch[0].shape[0]} then "
-                    f"{rgb.shape[1]}x{rgb.shape[0]}"
-                )
-            batch.append(rgb)
-            if len(batch) == batch_size:
-                yield from self._run_batch(batch, text)
-                batch = []
-        if batch:
+        for batch in frame_batches((load_image(f) for f in frames), batch_size, BATCH_PIXELS):
             yield from self._run_batch(batch, text)
 
     @torch.inference_mode()

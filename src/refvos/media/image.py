@@ -134,3 +134,23 @@ def denormalize(image: torch.Tensor) -> np.ndarray:
     std = torch.tensor(IMAGENET_STD, device=image.device).view(3, 1, 1)
     x = (image.float() * std + mean).clamp(0, 1).mul(255).round().byte()
     return x.permute(1, 2, 0).cpu().numpy()
+
+
+def scaled_tensor(image: np.ndarray, max_size: int | None) -> torch.Tensor:
+    """RGB uint8 ``(H, W, 3)`` -> normalised float ``(1, 3, h, w)``, the long side scaled down to
+    ``max_size`` (bilinear, antialiased; None: the image's own size). A big frame is scaled in
+    [0, 1] and then normalised: one float copy of it, not three."""
+    import warnings
+
+    from torch.nn import functional as F
+
+    h, w = image.shape[:2]
+    if max_size is None or max(h, w) <= max_size:
+        return to_tensor(image)[None]
+    scale = max_size / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    with warnings.catch_warnings():  # a read-only frame is only read: .float() copies it
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return x.sub_(torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).div_(torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))

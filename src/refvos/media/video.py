@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import queue
 import struct
@@ -56,6 +57,32 @@ def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
 
 # what Pillow raises on a corrupt header or page (a TIFF page of an unknown compression: KeyError;
 # one with no width: TypeError; a GIF block cut short: struct.error / IndexError)
+def frame_batches(frames: Iterable, batch_size: int, max_pixels: int) -> Iterator[list]:
+    """Frames (RGB arrays, all of one size) in lists of ``batch_size``, fewer where a batch would
+    hold more than ``max_pixels`` (big frames run in smaller batches, read ahead less); frames are
+    read ahead in a thread (:func:`prefetch`). A frame of another size is an :class:`InputError`."""
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        return
+    batch_size = max(1, min(batch_size, max_pixels // (first.shape[0] * first.shape[1])))
+    batch: list = []
+    for rgb in itertools.chain([first], prefetch(frames, depth=batch_size)):
+        if batch and rgb.shape != batch[0].shape:
+            raise InputError(
+                f"video frames differ in size: {batch[0].shape[1]}x{batch[0].shape[0]} then "
+                f"{rgb.shape[1]}x{rgb.shape[0]}"
+            )
+        batch.append(rgb)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, KeyError, TypeError, IndexError, struct.error)
 
 
