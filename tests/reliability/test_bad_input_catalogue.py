@@ -305,7 +305,7 @@ LIBRARY: dict[str, Case] = {
                           (r"notes\.jpg", "not a readable image")),
     "image 10000x10000": Case(_load_image(lambda t: write_constant_png(t / "huge.png", 10000, 10000)), InputError,
                               (r"huge\.png", "10000x10000", "limit", "downscale")),
-    "image array of bad shape": Case(lambda t, e: lambda: __import__("refvos.media.image").imaging.load_image(
+    "image array of bad shape": Case(lambda t, e: lambda: __import__("refvos.media.image").media.image.load_image(
         np.zeros((4, 4, 2), np.uint8)), InputError, (r"\(H, W, 3\)", r"\(4, 4, 2\)")),
     # expressions
     "expression empty": Case(_encode(""), InputError, ("expression is empty",)),
