@@ -25,11 +25,11 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-import numpy as np
-import torch
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-from benchmarks import machine, workloads
-from benchmarks.original import OriginalTrainStep, original_video
+from benchmarks import machine, peers, workloads  # noqa: E402
+from benchmarks.original import OriginalTrainStep, original_video  # noqa: E402
 
 TARGETS = {
     "video_speedup_vs_original": (">=", 2.5),
@@ -37,6 +37,8 @@ TARGETS = {
     "roofline_ratio_best": ("<=", 1.15),
     "auto_vs_fastest": ("<=", 1.05),
     "train_speedup_vs_original": (">=", 1.5),
+    "refvos_over_best_peer": ("<=", 1.0),
+    "int8_mask_iou_vs_fp32": (">=", 0.98),
 }
 
 FULL = {
@@ -50,6 +52,7 @@ FULL = {
     "profile_size": (480, 480),
     "demo_preset": "default", "agreement_clips": 4, "agreement_frames": 12,
     "compiled_latency": True,
+    "peers_size": (480, 480), "peers_repeats": 5,
 }
 QUICK = {
     "latency_sizes": [(64, 64), (64, 112)],
@@ -62,6 +65,7 @@ QUICK = {
     "profile_size": (64, 64),
     "demo_preset": "tiny", "agreement_clips": 1, "agreement_frames": 3,
     "compiled_latency": False,
+    "peers_size": (64, 64), "peers_repeats": 1,
 }
 
 QUICK_TEXT_CONFIG = {
@@ -285,19 +289,10 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
     section has near-zero logit margins, so its bf16 masks measure noise): ``refvos_lite`` trained
     by the offline demo's recipe (``refvos demo --preset <demo_preset>``), then
     ``Predictor.predict_video`` on synthetic clips it never saw, in bf16 and in fp32."""
-    from refvos import Predictor, load_checkpoint
+    from refvos import Predictor
     from refvos.data.scenes import make_video_clip
-    from refvos.demo import PRESETS, run_demo
 
-    if cfg.get("demo_dir"):  # a finished `refvos demo` run: its network, not a second training
-        demo_dir = Path(cfg["demo_dir"])
-        demo = json.loads((demo_dir / "metrics.json").read_text())
-        preset = demo["preset"]
-    else:
-        preset, demo_dir = cfg["demo_preset"], workdir / "demo"
-        demo = run_demo(demo_dir, preset=preset, seed=0)
-    model = load_checkpoint(demo_dir / "model.pth").eval()
-    size = PRESETS[preset].image_size
+    model, size, preset, demo = trained_network(cfg, workdir)
     fp32_path = Predictor(model, device=device, precision="fp32")
     bf16_path = Predictor(model, device=device, precision="bf16")
     fp32, bf16, objects, expressions = [], [], [], []
@@ -313,6 +308,26 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
             "clips": len(expressions), "frames": len(fp32), "size": size_key((size, size)),
             "expressions": expressions, "bf16_vs_fp32": workloads.mask_agreement(fp32, bf16),
             "fp32_iou_with_object": workloads.mask_agreement(objects, fp32)["mean_iou"], "int8": int8}
+
+
+def trained_network(cfg, workdir: Path) -> tuple[Any, int, str, dict[str, Any]]:
+    """``(model, image side, preset, demo metrics)`` of the network the demo recipe trains: the
+    finished ``refvos demo`` run of ``--demo-dir`` (no second training), else one trained into
+    ``workdir`` once per bench run."""
+    from refvos import load_checkpoint
+    from refvos.demo import PRESETS, run_demo
+
+    if cfg.get("demo_dir"):  # a finished `refvos demo` run: its network, not a second training
+        demo_dir = Path(cfg["demo_dir"])
+        demo = json.loads((demo_dir / "metrics.json").read_text())
+    else:
+        demo_dir = workdir / "demo"
+        if (demo_dir / "metrics.json").is_file():
+            demo = json.loads((demo_dir / "metrics.json").read_text())
+        else:
+            demo = run_demo(demo_dir, preset=cfg["demo_preset"], seed=0)
+    preset = demo["preset"]
+    return load_checkpoint(demo_dir / "model.pth").eval(), PRESETS[preset].image_size, preset, demo
 
 
 def bench_int8(model, fp32_path, cfg, device, workdir: Path, size: int) -> dict[str, Any]:
@@ -511,6 +526,8 @@ def table(r: dict[str, Any]) -> str:
         if int8:
             lines.append(f"onnxruntime int8 (backbone int8, head float) refvos_r101 per frame at {o['size']}: "
                          f"{int8['onnxruntime_latency']['median_s']:.3f}s (quantised in {int8['quantize_s']:.0f}s)")
+    if r.get("peers"):
+        lines += [""] + peers.peers_lines(r["peers"])
     lines.append("")
     row("target", "value", "bound", "met")
     row(*["---"] * 4)
@@ -523,7 +540,7 @@ def table(r: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------ headline numbers
 
 
-def headline_spec(cfg: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+def headline_spec(cfg: dict[str, Any]) -> dict[str, tuple[str | None, Any]]:
     """The flat headline keys of the JSON: ``key -> (section, path)``, the path a tuple of keys
     into the section's result or a function of it. Sections that did not run give no key."""
     first = size_key(cfg["latency_sizes"][0])
@@ -553,7 +570,15 @@ def headline_spec(cfg: dict[str, Any]) -> dict[str, tuple[str, Any]]:
         "bf16_mask_iou_vs_fp32": ("trained", ("bf16_vs_fp32", "mean_iou")),
         "bf16_mask_pixel_agreement": ("trained", ("bf16_vs_fp32", "pixel_agreement")),
         "bf16_frames_identical_fraction": ("trained", ("bf16_vs_fp32", "frames_identical_fraction")),
-        "int8_mask_iou_vs_fp32": ("trained", ("int8", "int8_vs_fp32", "mean_iou")),
+        "int8_onnxruntime_mask_iou_vs_fp32": ("trained", ("int8", "int8_vs_fp32", "mean_iou")),
+        # refvos's int8 model (refvos quantize, in the peers section) supersedes the ONNX Runtime
+        # recipe's figure where it ran
+        "int8_mask_iou_vs_fp32": (None, lambda s: _peer_int8(s)["agreement"]["mean_iou"] if _peer_int8(s)
+                                  else _dig(s.get("trained"), ("int8", "int8_vs_fp32", "mean_iou"))),
+        "int8_source": (None, lambda s: INT8_SOURCES["peers"] if _peer_int8(s)
+                        else INT8_SOURCES["trained"] if s.get("trained") else None),
+        "int8_latency_trained_s": (None, lambda s: _peer_int8(s)["latency"]["median_s"] if _peer_int8(s) else None),
+        "refvos_over_best_peer": ("peers", ("refvos_over_best_peer",)),
         "latency_lite_fp32_s": ("lite", (first, "fp32", "median_s")),
         "latency_lite_bf16_s": ("lite", (first, "bf16", "median_s")),
         "train_images_per_s_original": ("train", ("original", "images_per_s")),
@@ -568,20 +593,36 @@ def headline_spec(cfg: dict[str, Any]) -> dict[str, tuple[str, Any]]:
 
 # where a section's result goes in the JSON (the section's own name where not listed)
 SECTION_KEYS = {"trained": "trained_agreement"}
+INT8_SOURCES = {
+    "trained": "onnxruntime QDQ recipe (refvos.export.quantize.quantize_segmenter), trained_agreement",
+    "peers": "refvos quantize (OpenVINO, NNCF accuracy control), peers.trained",
+}
+
+
+def _dig(value: Any, path: tuple) -> Any:
+    for part in path:
+        value = value[part]
+    return value
+
+
+def _peer_int8(sections: dict[str, Any]) -> dict[str, Any] | None:
+    """The peers section's figures of refvos's int8 model, None where it did not run."""
+    return ((sections.get("peers") or {}).get("trained") or {}).get("variants", {}).get("refvos_int8")
 
 
 def headline(sections: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
-    """The flat headline keys (:func:`headline_spec`) of the sections' results ``{section: result}``."""
+    """The flat headline keys (:func:`headline_spec`) of the sections' results ``{section: result}``:
+    ``(section, path)`` digs into that section's result (the key left out where the section did not
+    run); ``(None, function)`` is a function of all the sections (left out where it gives None)."""
     out = {}
     for key, (name, path) in headline_spec(cfg).items():
-        value = sections.get(name)
-        if not value:
+        if name is None:
+            value = path(sections)
+        elif not sections.get(name):
             continue
-        if callable(path):
-            out[key] = path(value)
         else:
-            for part in path:
-                value = value[part]
+            value = path(sections[name]) if callable(path) else _dig(sections[name], path)
+        if value is not None:
             out[key] = value
     return out
 
@@ -610,7 +651,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compiled-latency", action="store_true",
                         help="also time the torch.compile variants in --quick mode (the full run always does)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["latency", "video", "trained", "train", "lite", "onnx", "profile"])
+                        choices=["latency", "video", "trained", "train", "lite", "onnx", "profile", "peers"])
+    parser.add_argument("--int8-model", default=None,
+                        help="the int8 model (`refvos quantize`) of the trained network for the peers section; "
+                             "written there first (accuracy-controlled quantisation, minutes) when missing")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     cfg["compiled_latency"] = cfg["compiled_latency"] or args.compiled_latency
@@ -658,6 +702,15 @@ def main(argv: list[str] | None = None) -> int:
         sections["profile"] = section("profile", lambda: bench_profile(model, cfg, device, text))
         sections["onnx"] = section("onnx", lambda: bench_onnx(model, cfg, workdir))
         sections["trained"] = section("trained", lambda: bench_trained_agreement(cfg, device, workdir))
+
+        def run_peers():
+            model_t, side, _, _ = trained_network(cfg, workdir)
+            if args.int8_model and not Path(args.int8_model).is_file():
+                log(f"quantising the trained network into {args.int8_model} (accuracy-controlled; minutes)")
+                result["int8_quantize"] = peers.quantize_trained(model_t, side, args.int8_model, cfg)
+            return peers.bench_peers(model, (model_t, side), cfg, workdir, args.int8_model)
+
+        sections["peers"] = section("peers", run_peers)
         sections["lite"] = section("lite", lambda: bench_lite(cfg, device))
         sections["train"] = section("train", lambda: bench_train(model, cfg, device))
     assemble(result, sections, cfg)

@@ -216,9 +216,9 @@ def test_precision_choice_is_reported(tiny_model):
 
 def test_auto_precision_is_one_of_the_measured_ones(tiny_model, monkeypatch):
     monkeypatch.delenv("REFVOS_PRECISION")
-    p = Predictor(tiny_model, device="cpu", max_size=32)
+    p = Predictor(tiny_model, device="cpu", max_size=32, backend="torch")
     c = p.precision_choice
-    assert p.precision == c.precision in ("fp32", "bf16")
+    assert p.precision == c.precision in ("fp32", "bf16") and c.backend == p.backend == "torch"
     assert c.source in ("measured", "cached")
     if c.source in ("measured", "cached"):
         assert set(c.seconds) == {"fp32", "bf16"} and "32x32" in c.workload
@@ -318,7 +318,8 @@ def test_constructing_with_auto_precision_times_nothing_and_writes_nothing(tiny_
         raise AssertionError("the constructor timed a workload")
 
     monkeypatch.setattr(refvos.runtime.precision, "measure", no_timing)
-    p = Predictor(tiny_model, device="cpu", max_size=32, compile=False)
+    for backend in ("auto", "torch"):
+        p = Predictor(tiny_model, device="cpu", max_size=32, compile=False, backend=backend)
     assert not (tmp_path / "cache").exists()
     # the first use measures, and caches the choice
     monkeypatch.undo()

@@ -31,12 +31,14 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "export-original": "export_original",
     "download": "download",
+    "quantize": "quantize",
 }
 
 # the extra that brings every optional package a command uses (refvos.deps; others need none)
 COMMAND_EXTRAS: dict[str, str] = {
     "train": "train", "test": "train", "pretrain-bert": "train", "demo": "train,lite", "make-synthetic": "data",
     "serve": "serve", "export": "export", "download": "hub",
+    "quantize": "openvino",
 }
 
 DESCRIPTION = ("Segment the object a sentence refers to, in an image or through a video (RefVOS). "

@@ -40,20 +40,15 @@ from .modeling.postprocess import (
     upsampled_prediction,
 )
 from .modeling.surgery import fold_batchnorm
-from .runtime import (
-    PrecisionChoice,
-    autocast,
-    choose_precision,
-    resolve_device,
-)
+from .runtime import PrecisionChoice, autocast, resolve_device
+from .runtime.backend import CALIBRATION_SIDE, Backends, check_backend, torch_precision
 from .runtime.compiling import SegmenterRunner, check_compile
-from .runtime.workloads import CALIBRATION_SIDE, inference_workload
 from .tokenization import Tokenizer, get_tokenizer
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
 # Prediction and the functions that make one live in refvos.modeling.postprocess
-__all__ = ["ImageLike", "Prediction", "Predictor", "inference_workload", "mask_box", "prediction",
+__all__ = ["ImageLike", "Prediction", "Predictor", "mask_box", "prediction",
            "upsampled_prediction"]
 
 
@@ -92,6 +87,12 @@ class Predictor:
             :meth:`warm_up` compiles given sizes at once and then compiles nothing more.
             :meth:`compile_report` gives the time compiling took; a failure falls back to eager
             with a warning.
+        backend: ``"auto"`` (PyTorch, or OpenVINO where it is installed and measured faster on
+            this network, see :mod:`refvos.runtime.backend`), ``"torch"`` or ``"openvino"`` (the extra
+            ``refvos[openvino]``). :attr:`precision_choice` says which ran and why.
+        int8_model: an int8 encoder written by ``refvos quantize`` for this network (OpenVINO
+            IR ``.xml`` with its record ``.json`` beside it); used only when given, and reported
+            by :meth:`runtime_report` with its measured agreement with fp32.
     """
 
     def __init__(
@@ -105,6 +106,8 @@ class Predictor:
         tokenizer: Tokenizer | None = None,
         fold_bn: bool | None = None,
         compile: str | bool = "auto",
+        backend: str = "auto",
+        int8_model: str | os.PathLike | None = None,
         *,
         _owns_model: bool = False,
     ) -> None:
@@ -124,12 +127,15 @@ class Predictor:
         self._fold_bn = fold_bn
         self._precision_request = precision
         self._calibration_side = min(max_size or CALIBRATION_SIDE, CALIBRATION_SIDE)
+        self.backends = Backends(self._segmenter_for, self.model.config.text_dim, self.device,
+                                 check_backend(backend), int8_model, channels_last)
         self._choice: PrecisionChoice | None = None
+        self._torch_precision: str | None = None
         self._segmenter: torch.nn.Module | None = None
         self._runner: SegmenterRunner | None = None
         self._calibration_lock = threading.Lock()
-        if precision != "auto":
-            self.calibrate()  # an explicit precision: checked now, nothing measured
+        if precision != "auto" and backend != "openvino" and int8_model is None:
+            self.calibrate()  # an explicit precision on PyTorch: checked now, nothing measured
         self.max_size = max_size
         if legacy_truncation is None:
             legacy_truncation = getattr(model.config, "truncation", "standard") == "original"
@@ -149,8 +155,8 @@ class Predictor:
 
     def calibrate(self) -> PrecisionChoice:
         """Resolve the precision now (``"auto"`` on a CPU: the timing of
-        :func:`refvos.runtime.choose_precision`, or its cached result) and build the network that
-        runs images. Called by the first prediction when not called before; later calls return
+        :func:`refvos.runtime.choose_precision` through :class:`refvos.runtime.backend.Backends`,
+        or its cached result) and build the network that runs images. Called by the first prediction when not called before; later calls return
         the same choice."""
         with self._calibration_lock:
             if self._choice is None:
@@ -158,24 +164,32 @@ class Predictor:
         return self._choice
 
     def _resolve_precision(self) -> None:
-        workload = inference_workload(self._segmenter_for, self.model.config.text_dim,
-                                      self._calibration_side, self.device, self.channels_last)
-        choice = choose_precision(self._precision_request, self.device, workload)
-        segmenter = self._segmenter_for(choice.precision)
+        choice = self.backends.choose(self._precision_request, self._calibration_side)
+        # the precision of what PyTorch runs (the text encoder; the segmenter with backend torch)
+        precision = torch_precision(choice)
+        # the network that runs images: the model's own segmenter, or its BN-folded copy
+        segmenter = self._segmenter_for(precision) if choice.backend == "torch" else self.model.segmenter
         if self._folded is not None and segmenter is not self._folded:
             self._folded = None  # calibration only: free the copy
-        self._segmenter, self._runner = segmenter, SegmenterRunner(segmenter, self.compile)
-        self._choice = choice
+        self._segmenter, self._runner = segmenter, self.backends.runner(choice, self.compile)
+        self._torch_precision, self._choice = precision, choice
 
     @property
     def precision_choice(self) -> PrecisionChoice:
-        """What precision runs and why (resolves it: see :meth:`calibrate`)."""
+        """What runs (backend, precision) and why (resolves it: see :meth:`calibrate`)."""
         return self.calibrate()
 
     @property
     def precision(self) -> str:
-        """``"fp32"``, ``"bf16"`` or ``"fp16"`` (resolves it: see :meth:`calibrate`)."""
-        return self.calibrate().precision
+        """The precision PyTorch runs at: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (resolves it: see
+        :meth:`calibrate`)."""
+        self.calibrate()
+        return self._torch_precision
+
+    @property
+    def backend(self) -> str:
+        """``"torch"`` or ``"openvino"`` (resolves it: see :meth:`calibrate`)."""
+        return self.calibrate().backend
 
     @property
     def segmenter(self) -> torch.nn.Module:
@@ -226,13 +240,18 @@ class Predictor:
 
     # -- reports ---------------------------------------------------------------------------
     def compile_report(self) -> dict:
-        """``{"setting": "auto" | True | False, "compiled", "compile_s", "compiled_sizes", "fallback"}``."""
+        """PyTorch: ``{"setting": "auto" | True | False, "compiled", "compile_s", "compiled_sizes",
+        "fallback"}``; OpenVINO: :meth:`refvos.runtime.openvino_backend.OpenVINORunner.report`."""
         return self.runner.report()
 
     def runtime_report(self) -> dict:
-        """The precision choice (and its measured reason) and the compile report, for JSON output."""
-        return {"device": str(self.device), "precision": self.precision_choice.to_json(),
-                "compile": self.compile_report()}
+        """The backend and precision choice (and its measured reason), the compile (or OpenVINO)
+        report and the int8 model's record when one runs, for JSON output."""
+        report = {"device": str(self.device), "backend": self.backend,
+                  "precision": self.precision_choice.to_json(), "compile": self.compile_report()}
+        if (int8 := self.backends.report()) is not None:
+            report["int8_model"] = int8
+        return report
 
     def warm_up(self, sizes: Iterable[tuple[int, int]], batch_sizes: Iterable[int] = (1, 4)) -> None:
         """Compile the network now for processed pictures of each ``(height, width)`` in ``sizes``

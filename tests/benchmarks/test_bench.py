@@ -17,9 +17,13 @@ import pytest
 from benchmarks import run
 
 REPO = Path(__file__).resolve().parents[2]
+PEERS = ("openvino_fp32", "openvino_bf16", "openvino_int8", "onnxruntime_fp32")
 
 
-TOP_KEYS = [*run.headline_spec(run.QUICK), "load_average_end", "duration_s"]
+# every headline key a full quick run writes (int8_latency_trained_s: only with an int8 model given)
+TOP_KEYS = [*(k for k in run.headline_spec(run.QUICK) if k != "int8_latency_trained_s"), "load_average_end",
+            "duration_s"]
+PEERS = ("openvino_fp32", "openvino_bf16", "openvino_int8", "onnxruntime_fp32")
 
 
 def _latency_entry(ratio: float) -> dict:
@@ -71,10 +75,11 @@ def test_every_key_is_there_with_sane_values(bench):
     for key in TOP_KEYS:
         assert key in r, key
     fractions = ("bf16_mask_iou_vs_fp32", "bf16_mask_pixel_agreement", "bf16_frames_identical_fraction",
-                 "bf16_mask_iou_vs_fp32_r101_untrained", "int8_mask_iou_vs_fp32")
+                 "bf16_mask_iou_vs_fp32_r101_untrained", "int8_mask_iou_vs_fp32", "int8_onnxruntime_mask_iou_vs_fp32")
     precisions = ("auto_precision", "train_precision_refvos")
+    assert r["int8_source"] in run.INT8_SOURCES.values()
     for key in TOP_KEYS:
-        if key != "load_average_end" and key not in fractions + precisions:
+        if key not in ("load_average_end", "int8_source") and key not in fractions + precisions:
             assert _positive(r[key]), (key, r[key])
     for key in precisions:
         assert r[key] in ("fp32", "bf16"), (key, r[key])
@@ -85,7 +90,8 @@ def test_every_key_is_there_with_sane_values(bench):
     r101_onnx = r["onnx"]["refvos_r101"]
     assert r101_onnx["int8"]["file_mb"] < r101_onnx["file_mb"] / 2  # the backbone's weights are int8
     assert set(r["targets"]) == {"video_speedup_vs_original", "bf16_mask_iou_vs_fp32", "roofline_ratio_best",
-                                 "auto_vs_fastest", "train_speedup_vs_original"}
+                                 "auto_vs_fastest", "train_speedup_vs_original", "refvos_over_best_peer",
+                                 "int8_mask_iou_vs_fp32"}
     for t in r["targets"].values():
         assert isinstance(t["met"], bool)
 
@@ -129,6 +135,29 @@ def test_sections_are_consistent(bench):
     assert t["refvos_precision"] == r["train_precision_refvos"]
     assert r["profile"]["bf16"]["top_self"]
     assert "| target |" in stdout and "video_speedup_vs_original" in stdout
+
+
+@pytest.mark.slow
+def test_peers_section_is_consistent(bench):
+    r, stdout = bench
+    p = r["peers"]
+    variants = p["trained"]["variants"]
+    assert {"refvos_default", "onnxruntime_fp32"} <= set(variants) <= {"refvos_default", "refvos_int8", *PEERS}
+    for v in variants.values():
+        assert 0 <= v["agreement"]["mean_iou"] <= 1 and _positive(v["latency"]["median_s"])
+    # the exported graph in ONNX Runtime is the network: its masks are the fp32 Predictor's
+    assert variants["onnxruntime_fp32"]["agreement"]["pixel_agreement"] > 0.99
+    assert p["accurate"] == sorted(k for k, v in variants.items() if v["agreement"]["mean_iou"] >= 0.98)
+    latency = p["r101"]["latency"]
+    assert set(latency) == set(variants) - {"refvos_int8"}
+    best = p["r101"]["best_accurate_peer"]
+    accurate_peers = [k for k in PEERS if k in p["accurate"] and k in latency]
+    assert best == min(accurate_peers, key=lambda k: latency[k]["median_s"])
+    assert r["refvos_over_best_peer"] == p["refvos_over_best_peer"] == \
+        latency["refvos_default"]["median_s"] / latency[best]["median_s"]
+    choice = p["r101"]["refvos_default_choice"]
+    assert choice["backend"] in ("torch", "openvino") and choice["reason"]
+    assert "refvos_over_best_peer" in stdout
 
 
 @pytest.mark.slow

@@ -54,7 +54,7 @@ def test_refcoco_seed_command_line(roots, tmp_path, capsys):
     assert f"overall IoU{m['refvos']['overall_iou']:>23.4f}" in table
     # what was evaluated, and where the outputs went
     assert m["run"] == {"dataset": "refcoco", "split": "val", "checkpoint": str(roots["ckpt"]),
-                        "precision": "fp32", "device": "cpu", "num_samples": m["num_samples"],
+                        "precision": "fp32", "backend": "auto", "device": "cpu", "num_samples": m["num_samples"],
                         "output_dir": str(out), "samples": str(out / "samples.jsonl"),
                         "display_dir": str(out / "display"), "submission_dir": None,
                         "truncation": {"token_limit": 20, "distinct_expressions": m["run"]["truncation"][

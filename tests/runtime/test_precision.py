@@ -230,3 +230,30 @@ def test_tf32_mode_off_disables_tf32_and_restores_it():
             pass
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [
+    ({"fp32": 1.0, "bf16": 0.5, "openvino:fp32": 0.8, "openvino:bf16": 0.3}, ("openvino", "bf16")),
+    ({"fp32": 1.0, "bf16": 0.5, "openvino:fp32": 0.8, "openvino:bf16": 0.49}, ("torch", "bf16")),  # a near tie
+    ({"fp32": 1.0, "bf16": 2.0, "openvino:fp32": 0.9, "openvino:bf16": 1.5}, ("openvino", "fp32")),
+])
+def test_backends_are_measured_and_chosen_with_their_margins(cache, monkeypatch, seconds, expected):
+    monkeypatch.setattr(runtime, "measure", lambda workload, names, budget_s=0: {n: seconds[n] for n in names})
+    workload, _ = counting_workload()
+    c = choose_precision("auto", CPU, workload, backends=("torch", "openvino"))
+    assert (c.backend, c.precision, c.source) == (*expected, "measured") and c.seconds == seconds
+    assert c.to_json()["backend"] == expected[0] and "openvino:bf16" in c.reason
+    monkeypatch.setattr(runtime, "measure", lambda *a, **k: pytest.fail("measured twice"))
+    again = choose_precision("auto", CPU, workload, backends=("torch", "openvino"))
+    assert (again.backend, again.precision, again.source) == (*expected, "cached")
+    # a torch-only choice is another cache entry (the backends are part of the key)
+    monkeypatch.setattr(runtime, "measure", lambda workload, names, budget_s=0: {n: seconds[n] for n in names})
+    assert choose_precision("auto", CPU, workload).backend == "torch"
+
+
+def test_an_explicit_precision_with_two_backends_measures_only_that_precision(cache, monkeypatch):
+    seen = []
+    monkeypatch.setattr(runtime, "measure", lambda workload, names, budget_s=0: seen.append(names) or
+                        {n: 1.0 if n == "fp32" else 0.5 for n in names})
+    c = choose_precision("fp32", CPU, counting_workload()[0], backends=("torch", "openvino"))
+    assert seen == [("fp32", "openvino:fp32")] and (c.backend, c.precision) == ("openvino", "fp32")

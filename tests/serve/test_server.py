@@ -418,3 +418,15 @@ def test_without_max_seconds_nothing_is_measured(model, monkeypatch):
         status, info, _ = request(srv.url + "/api/info")
     assert status == 200 and info["max_work"] == 5000 and info["max_seconds"] is None
     assert info["budget"] == {"measured": False}
+
+
+def test_auto_backend_never_converts_a_per_size_network_inside_requests(r101_model):
+    """refvos_lite (EfficientNet's "same" padding) would be converted by OpenVINO once per image
+    size, inside a request: ``auto`` keeps it on PyTorch; a size-generic ResNet network and an
+    explicit backend are left as given."""
+    from refvos.serve.server import serving_backend
+
+    lite = make_tiny_model()
+    assert serving_backend("auto", lite) == "torch"
+    assert serving_backend("openvino", lite) == "openvino" and serving_backend("torch", lite) == "torch"
+    assert serving_backend("auto", r101_model) == "auto"

@@ -33,6 +33,17 @@ def add_compile_argument(parser: argparse.ArgumentParser | Any, auto_means: str)
                         help=f"torch.compile the network (auto: {auto_means}; on: always; off: never)")
 
 
+def add_backend_argument(parser: argparse.ArgumentParser | Any, int8: bool = True) -> None:
+    """``--backend {auto,torch,openvino}`` (see :mod:`refvos.runtime.backend`) and, with ``int8``,
+    ``--int8-model`` (an int8 encoder written by ``refvos quantize``)."""
+    parser.add_argument("--backend", choices=("auto", "torch", "openvino"), default="auto",
+                        help="inference engine: auto (default: PyTorch, or OpenVINO where installed and measured "
+                             "faster with --precision auto), torch, openvino (pip install \"refvos[openvino]\")")
+    if int8:
+        parser.add_argument("--int8-model", default=None,
+                            help="an int8 model written by refvos quantize for this checkpoint (runs in OpenVINO)")
+
+
 def parse_text_config(value: str | None) -> dict[str, Any] | None:
     """``--text-config``: a JSON file or inline JSON object of BertConfig fields (a random text
     encoder's shape), completed by :func:`complete_text_config`; None when not given."""
@@ -73,12 +84,17 @@ def complete_text_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def check_runtime_arguments(args: argparse.Namespace) -> None:
     """The shared flags' checks, run once by ``refvos`` for every command after parsing and
-    before the command starts: ``--device`` names a device this machine has. Under torchrun each
+    before the command starts: ``--device`` names a device this machine has; ``--backend
+    openvino`` / ``--int8-model`` find OpenVINO installed. Under torchrun each
     process takes its own GPU (``LOCAL_RANK``), so the name is checked there instead."""
     from ..engine.distributed import launched_by_torchrun
 
     if hasattr(args, "device") and not launched_by_torchrun():
         check_device(args.device)
+    if getattr(args, "backend", None) == "openvino" or getattr(args, "int8_model", None):
+        from ..runtime.openvino_backend import require
+
+        require()  # without the extra: one line naming the install command
 
 
 def check_device(value: str | None) -> None:

@@ -36,7 +36,7 @@ import os
 import sys
 from pathlib import Path
 
-from .checks import add_compile_argument, add_runtime_arguments
+from .checks import add_backend_argument, add_compile_argument, add_runtime_arguments
 from .data_args import add_truncation_argument
 
 HELP = "segment what an expression refers to in an image or a video (overlay, mask PNG, JSON)"
@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "numeric precision (default auto: bf16 on GPUs; on CPUs the faster of fp32 and bf16, "
                              "measured once and cached; env REFVOS_PRECISION overrides auto)")
     add_compile_argument(parser, "once a video has run enough frames to pay back the compile time")
+    add_backend_argument(parser)
     parser.add_argument("--max-size", type=max_size_arg, default="model",
                         help="cap on the long side of the processed picture in pixels, or 'native' "
                              "(default: the size the checkpoint was trained at, native for the released ones)")
@@ -113,7 +114,9 @@ def _make_predictor(args: argparse.Namespace):
         raise InputError(f"--max-size must be at least 16 pixels, got {args.max_size}")
     return Predictor.from_checkpoint(args.checkpoint, truncation=args.truncation, device=args.device,
                                      precision=args.precision, max_size=args.max_size,
-                                     compile=getattr(args, "compile", "auto"))
+                                     compile=getattr(args, "compile", "auto"),
+                                     backend=getattr(args, "backend", "auto"),
+                                     int8_model=getattr(args, "int8_model", None))
 
 
 def report_truncation(predictor, expressions: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .checks import add_runtime_arguments
+from .checks import add_backend_argument, add_runtime_arguments
 from .data_args import add_truncation_argument
 
 HELP = "serve a web page and JSON API that segment what a sentence refers to in an uploaded image or video"
@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a picture's size after --max-size). Never compiled during a request: other sizes "
                              "run eagerly. Default: none (compiling a size takes seconds to minutes)")
     add_runtime_arguments(parser, "auto")
+    add_backend_argument(parser)
     add_truncation_argument(parser)
     parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                         help="a name the browser may use to reach the server besides localhost / 127.0.0.1 / ::1 "
@@ -94,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
         limits.max_work = args.max_work
     limits.max_buffered_bytes = max(limits.max_buffered_bytes, limits.max_bytes)
     server = make_server(model, args.host, args.port, limits, device=args.device, precision=args.precision,
-                         allowed_hosts=set(args.allowed_host), warmup=args.warmup,
-                         max_seconds=args.max_seconds if args.max_work is None else None)
+                         backend=args.backend, int8_model=args.int8_model, allowed_hosts=set(args.allowed_host),
+                         warmup=args.warmup, max_seconds=args.max_seconds if args.max_work is None else None)
     print(f"refvos serve: open {server.url}/ in a browser (Ctrl-C to stop)", flush=True)
     server.serve_forever()  # uvicorn stops on Ctrl-C / SIGTERM after finishing open requests
     print("refvos serve: stopped", flush=True)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .checks import add_compile_argument, add_runtime_arguments
+from .checks import add_backend_argument, add_compile_argument, add_runtime_arguments
 from .data_args import (
     a2d_query_options,
     a2d_query_rule,
@@ -115,6 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "numeric precision (default fp32: faithful to the original; auto: the faster of "
                              "fp32 and bf16 on this CPU, measured and cached)")
     add_compile_argument(parser, "per image size, sizes with enough samples to pay back the compile time")
+    add_backend_argument(parser, int8=False)
     parser.add_argument("-b", "--batch-size", type=int, default=1,
                         help="samples per forward pass, same-size images only (default 1, as the "
                              "original)")
@@ -255,7 +256,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     run_info = {
         "dataset": args.dataset, "split": split, "checkpoint": str(args.checkpoint),
-        "precision": precision, "device": str(args.device or "auto"), "num_samples": len(dataset),
+        "precision": precision, "backend": args.backend, "device": str(args.device or "auto"),
+        "num_samples": len(dataset),
         "output_dir": str(out), "samples": str(out / "samples.jsonl"),
         "display_dir": str(out / "display") if args.display else None,
         "submission_dir": str(args.submission) if args.submission else None,
@@ -277,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
             display_dir=out / "display" if args.display else None,
             display_limit=args.display_limit, submission_dir=args.submission,
             categories=args.categories, output_dir=out, davis_frames=args.davis_frames,
-            progress=args.progress, run_info=run_info, compile=args.compile,
+            progress=args.progress, run_info=run_info, compile=args.compile, backend=args.backend,
         )
     if rank == 0:
         if args.metrics_json:

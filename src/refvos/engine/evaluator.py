@@ -53,9 +53,9 @@ from ..metrics.categories import (
 )
 from ..metrics.davis import DAVIS_OVERLAPS, DavisFrameScorer, SubmissionWriter
 from ..modeling.postprocess import foreground_mask, foreground_probability
-from ..runtime import agree_across_ranks, autocast, choose_precision, resolve_device
+from ..runtime import agree_across_ranks, autocast, resolve_device
+from ..runtime.backend import CALIBRATION_SIDE, Backends, check_backend, torch_precision
 from ..runtime.compiling import SegmenterRunner, check_compile
-from ..runtime.workloads import CALIBRATION_SIDE, inference_workload
 from . import distributed as du
 from .samples import image_key, sample_meta, sample_name, shard_indices
 
@@ -106,14 +106,14 @@ def _first(batch: list) -> Any:
 
 class _Runner:
     """Runs the network on groups of same-size samples, reusing image features and sentence
-    vectors: the model's own inference path, ``encode_image`` once per distinct picture (through a
-    :class:`~refvos.runtime.compiling.SegmenterRunner`, compiled as ``compile`` says) and ``decode`` per
-    sample, upsampled to the image inside. ``model`` is a RefVOS network."""
+    vectors: the model's own inference path, ``encode_image`` once per distinct picture (through
+    ``segmenter``: a :class:`~refvos.runtime.compiling.SegmenterRunner`, compiled as ``compile`` says, or
+    an OpenVINO runner, see :mod:`refvos.runtime.backend`) and ``decode`` per sample, upsampled to the
+    image inside. ``model`` is a RefVOS network."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str,
-                 compile: str | bool = False) -> None:
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str, segmenter=None) -> None:
         self.model, self.device, self.precision = model, device, precision
-        self.segmenter = SegmenterRunner(model.segmenter, compile)
+        self.segmenter = segmenter if segmenter is not None else SegmenterRunner(model.segmenter)
         self._text: dict[tuple, torch.Tensor] = {}
         self._features: dict[tuple, torch.Tensor] = {}
         self.backbone_runs = 0
@@ -207,6 +207,7 @@ def evaluate(
     run_info: dict[str, Any] | None = None,
     compile: str | bool = "auto",
     davis_overlap: str = "confident",
+    backend: str = "auto",
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``dataset`` (eval mode samples; see the module docstring).
 
@@ -235,13 +236,15 @@ def evaluate(
             with enough samples to pay back the compile time; see :mod:`refvos.runtime.compiling`).
         davis_overlap: DAVIS: which object gets a pixel two objects predict, in the merged label
             map J / F are scored on and in ``submission_dir`` (:data:`DAVIS_OVERLAPS`).
+        backend: ``"auto"``, ``"torch"`` or ``"openvino"`` (see :mod:`refvos.runtime.backend`; ``auto``
+            considers OpenVINO only with ``precision="auto"``).
 
     Returns:
         ``{"metrics": dict, "samples": list}``. ``metrics``: ``dataset``, ``num_samples``,
         ``refvos`` (overall_iou, mean_iou, precision@0.5..0.9, ...); A2D adds ``mttr`` (same keys)
         and ``a2d_map`` (mAP, AP50, AP75, AP_small, AP_medium, AP_large), both without the
-        samples whose meta says ``present: False``; ``runtime``: the precision chosen and why, and
-        the compile report; DAVIS adds ``davis``
+        samples whose meta says ``present: False``; ``runtime``: the backend and precision chosen
+        and why, and the compile (or OpenVINO) report; DAVIS adds ``davis``
         (``frames``, ``summary`` {kind: {per_annotator, mean}}, ``per_object``, ``iou_by_kind``
         {kind: refvos keys}); ``categories`` with a CSV. ``samples``: one dict per sample in
         dataset order: ``index``, the sample's meta, ``sentence``, ``intersection``, ``union``,
@@ -270,12 +273,12 @@ def evaluate(
     device = resolve_device(device)
     compile = check_compile(compile)
     net = getattr(model, "module", model).to(device).eval()
-    workload = None
-    if precision == "auto":  # measured on the first sample's size (capped: a few seconds at most)
-        side = min(max(dataset[0]["image"].shape[-2:]), CALIBRATION_SIDE)
-        workload = inference_workload(lambda _: net.segmenter, net.config.text_dim, side, device, channels_last=False)
-    choice = agree_across_ranks(choose_precision(precision, device, workload))
-    runner = _Runner(net, device, choice.precision, compile)
+    # auto: measured on the first sample's size (capped: a few seconds at most)
+    side = min(max(dataset[0]["image"].shape[-2:]), CALIBRATION_SIDE)
+    text_dim = getattr(getattr(net, "config", None), "text_dim", None)  # for measuring only
+    backends = Backends(lambda _: net.segmenter, text_dim, device, check_backend(backend), channels_last=False)
+    choice = agree_across_ranks(backends.choose(precision, side))
+    runner = _Runner(net, device, torch_precision(choice), backends.runner(choice, compile))
     indices = shard_indices(dataset, rank, world)
     runner.segmenter.expect_frames(len(indices))  # compile="auto" weighs the compile time against these
     loader = DataLoader(
@@ -327,7 +330,7 @@ def evaluate(
         results = [SampleResult(str(r["video"]), int(r["object_id"]), r.get("full_query", r["sentence"]),
                                 r["intersection"], r["union"]) for r in samples]
         metrics["categories"] = category_analysis(results, records_cat)
-    metrics["runtime"] = {"device": str(device), "precision": choice.to_json(),
+    metrics["runtime"] = {"device": str(device), "backend": choice.backend, "precision": choice.to_json(),
                           "compile": runner.segmenter.report()}
     metrics = _finite(metrics)
     if run_info is not None:

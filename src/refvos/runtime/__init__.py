@@ -1,6 +1,7 @@
 """runtime: see :mod:`.precision` (its names are re-exported here)."""
 
 from .precision import (
+    BACKEND_MARGIN,
     BF16_MARGIN,
     CACHE_ENV,
     CACHE_FILE,
@@ -14,6 +15,7 @@ from .precision import (
     autocast,
     cache_dir,
     calibration_key,
+    candidate,
     choose_precision,
     conv_workload,
     cpu_has_native_bf16,
@@ -24,10 +26,12 @@ from .precision import (
     module_signature,
     resolve_device,
     resolve_precision,
+    split_candidate,
     tf32_mode,
 )
 
 __all__ = [
+    "BACKEND_MARGIN",
     "BF16_MARGIN",
     "CACHE_ENV",
     "CACHE_FILE",
@@ -41,6 +45,7 @@ __all__ = [
     "autocast",
     "cache_dir",
     "calibration_key",
+    "candidate",
     "choose_precision",
     "conv_workload",
     "cpu_has_native_bf16",
@@ -51,5 +56,6 @@ __all__ = [
     "module_signature",
     "resolve_device",
     "resolve_precision",
+    "split_candidate",
     "tf32_mode",
 ]

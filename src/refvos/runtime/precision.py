@@ -14,6 +14,10 @@
    runs show it at once: a precision whose warm-up takes :data:`CLEARLY_SLOWER` times the
    fastest one's is not timed further (:func:`measure`).
 
+With several inference backends to choose from (:mod:`refvos.runtime.backend`: PyTorch and OpenVINO),
+the same calibration times each backend's variants (``fp32``, ``bf16``, ``openvino:fp32``,
+``openvino:bf16``) and the choice records the backend too (:attr:`PrecisionChoice.backend`).
+
 An explicit precision (a flag, an argument other than ``auto``) always wins. The outcome is a
 :class:`PrecisionChoice` whose :meth:`~PrecisionChoice.to_json` goes into ``--json`` output,
 ``metrics.json`` and the trainer's log.
@@ -40,6 +44,8 @@ CACHE_ENV = "REFVOS_CACHE_DIR"
 CACHE_FILE = "precision.json"
 # bf16 must beat fp32 by this factor to be chosen (fp32 is exact; a near tie keeps it)
 BF16_MARGIN = 0.97
+# another backend (OpenVINO) must beat PyTorch by this factor (a near tie keeps the default)
+BACKEND_MARGIN = 0.97
 # a precision whose warm-up run takes this many times the fastest warm-up is not timed further
 # (bf16 emulated on a CPU without bf16 instructions: several times slower, and slow to time)
 CLEARLY_SLOWER = 4.0
@@ -107,7 +113,9 @@ class PrecisionChoice:
     ``source``: ``explicit`` (an argument / flag), ``env`` (:data:`PRECISION_ENV`), ``cuda``,
     ``measured`` (calibrated now) or ``cached``
     (an earlier calibration on this CPU, thread count and torch version). ``seconds``: the
-    calibration's best time per run of the workload, per precision (empty when not measured).
+    calibration's best time per run of the workload, per variant (:func:`candidate` names;
+    empty when not measured). ``backend``: ``torch`` or ``openvino`` (see
+    :mod:`refvos.runtime.backend`).
     """
 
     precision: str
@@ -115,10 +123,11 @@ class PrecisionChoice:
     reason: str
     workload: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    backend: str = "torch"
 
     def to_json(self) -> dict:
-        return {"precision": self.precision, "source": self.source, "reason": self.reason,
-                "workload": self.workload, "seconds": dict(self.seconds)}
+        return {"precision": self.precision, "backend": self.backend, "source": self.source,
+                "reason": self.reason, "workload": self.workload, "seconds": dict(self.seconds)}
 
 
 @dataclass(frozen=True)
@@ -140,40 +149,72 @@ def _check(precision: str, what: str) -> str:
 
 
 def choose_precision(
-    precision: str, device: torch.device, workload: Workload | None = None, budget_s: float = 3.0
+    precision: str, device: torch.device, workload: Workload | None = None, budget_s: float = 3.0,
+    backends: tuple[str, ...] = ("torch",),
 ) -> PrecisionChoice:
     """Resolve ``precision`` on ``device`` (see the module docstring). ``workload`` is what
-    ``auto`` measures on a CPU (``None``: :func:`conv_workload`)."""
+    ``auto`` measures on a CPU (``None``: :func:`conv_workload`). ``backends``: the inference
+    backends to choose from (``torch``, ``openvino``; the workload's ``runner`` takes
+    :func:`candidate` names); with more than one, the backend is measured too, also for an
+    explicit precision."""
     _check(precision, "precision")
-    if precision != "auto":
-        return PrecisionChoice(precision, "explicit", f"{precision} was asked for")
-    env = os.environ.get(PRECISION_ENV, "").strip()
-    if env and env != "auto":
-        _check(env, f"the environment variable {PRECISION_ENV}")
-        return PrecisionChoice(env, "env", f"{PRECISION_ENV}={env}")
-    if device.type == "cuda":
+    source, reason = "explicit", f"{precision} was asked for"
+    if precision == "auto":
+        env = os.environ.get(PRECISION_ENV, "").strip()
+        if env and env != "auto":
+            precision, source, reason = _check(env, f"the environment variable {PRECISION_ENV}"), "env", \
+                f"{PRECISION_ENV}={env}"
+    if precision != "auto" and len(backends) == 1:
+        return PrecisionChoice(precision, source, reason, backend=backends[0])
+    if device.type == "cuda" and precision == "auto":
         if torch.cuda.is_bf16_supported():
             return PrecisionChoice("bf16", "cuda", "the GPU supports bf16")
         return PrecisionChoice("fp16", "cuda", "the GPU has no bf16; fp16 with loss scaling where trained")
     if device.type != "cpu":
-        return PrecisionChoice("fp32", "explicit", f"no calibration on {device.type}")
+        return PrecisionChoice("fp32" if precision == "auto" else precision, "explicit",
+                               f"no calibration on {device.type}")
+    precisions = ("fp32", "bf16") if precision == "auto" else (precision,)
+    names = tuple(candidate(b, p) for b in backends for p in precisions)
     workload = workload or conv_workload()
-    key = calibration_key(workload.name)
+    name = workload.name if names == ("fp32", "bf16") else f"{workload.name}|{','.join(names)}"
+    key = calibration_key(name)
     cached = _read_cache().get(key)
-    if isinstance(cached, dict) and cached.get("precision") in ("fp32", "bf16"):
+    if isinstance(cached, dict) and cached.get("precision") in precisions \
+            and cached.get("backend", "torch") in backends:
         seconds = {k: float(v) for k, v in cached.get("seconds", {}).items()}
-        return PrecisionChoice(cached["precision"], "cached", _reason(seconds, workload.name), workload.name, seconds)
-    seconds = measure(workload, ("fp32", "bf16"), budget_s)
-    chosen = "bf16" if seconds["bf16"] < BF16_MARGIN * seconds["fp32"] else "fp32"
+        return PrecisionChoice(cached["precision"], "cached", _reason(seconds, workload.name), workload.name,
+                               seconds, cached.get("backend", "torch"))
+    seconds = measure(workload, names, budget_s)
+    best = min(names, key=lambda n: seconds[n] / _margin(n))
+    backend, chosen = split_candidate(best)
     reason = _reason(seconds, workload.name)
     load = machine_load()
     if load is not None and load > _cpu_count():
         # other processes skew the timings: use this choice now, measure again next time
         reason += f"; load average {load:.1f} on {_cpu_count()} CPUs, so not cached"
     else:
-        _write_cache(key, {"precision": chosen, "seconds": seconds, "workload": workload.name,
+        _write_cache(key, {"precision": chosen, "backend": backend, "seconds": seconds, "workload": workload.name,
                            "load_average": load, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    return PrecisionChoice(chosen, "measured", reason, workload.name, seconds)
+    return PrecisionChoice(chosen, "measured", reason, workload.name, seconds, backend)
+
+
+def candidate(backend: str, precision: str) -> str:
+    """A measured variant's name: the precision for PyTorch (``fp32``), ``backend:precision``
+    for another backend (``openvino:bf16``)."""
+    return precision if backend == "torch" else f"{backend}:{precision}"
+
+
+def split_candidate(name: str) -> tuple[str, str]:
+    """``(backend, precision)`` of a :func:`candidate` name."""
+    backend, _, precision = name.rpartition(":")
+    return backend or "torch", precision
+
+
+def _margin(name: str) -> float:
+    """The factor a variant's time is divided by before the fastest is taken: bf16 must beat
+    fp32 by :data:`BF16_MARGIN`, another backend PyTorch by :data:`BACKEND_MARGIN`."""
+    backend, precision = split_candidate(name)
+    return (BF16_MARGIN if precision == "bf16" else 1.0) * (BACKEND_MARGIN if backend != "torch" else 1.0)
 
 
 def machine_load() -> float | None:
@@ -206,8 +247,8 @@ def resolve_precision(precision: str, device: torch.device, workload: Workload |
 
 
 def _reason(seconds: dict[str, float], workload: str) -> str:
-    return (f"{workload}: fp32 {seconds['fp32'] * 1e3:.1f} ms, bf16 {seconds['bf16'] * 1e3:.1f} ms "
-            f"per run on {cpu_model()} with {torch.get_num_threads()} threads")
+    times = ", ".join(f"{name} {t * 1e3:.1f} ms" for name, t in seconds.items())
+    return f"{workload}: {times} per run on {cpu_model()} with {torch.get_num_threads()} threads"
 
 
 def calibration_key(workload: str) -> str:

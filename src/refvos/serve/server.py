@@ -173,6 +173,18 @@ class RefVOSServer:
         self.pool.close()
 
 
+def serving_backend(backend: str, model) -> str:
+    """The backend the server runs ``model`` on: ``auto`` stays on PyTorch for a network that
+    OpenVINO converts once per image size (EfficientNet's "same" padding, see
+    :func:`refvos.runtime.openvino_backend.shape_generic`), since a new size would be converted inside a
+    request; otherwise ``backend`` as given."""
+    from ..runtime.openvino_backend import shape_generic
+
+    if backend == "auto" and not shape_generic(model.segmenter):
+        return "torch"
+    return backend
+
+
 def make_server(
     model,
     host: str = "127.0.0.1",
@@ -180,6 +192,8 @@ def make_server(
     limits: Limits | None = None,
     device: str | None = None,
     precision: str = "auto",
+    backend: str = "auto",
+    int8_model: str | None = None,
     predictor_factory: Callable[[], Any] | None = None,
     allowed_hosts: set[str] | None = None,
     warmup: list[tuple[int, int]] | None = None,
@@ -200,9 +214,11 @@ def make_server(
     if predictor_factory is None:
         from ..predictor import Predictor
 
+        backend = serving_backend(backend, model)
+
         def predictor_factory():
             predictor = Predictor(model, device=device, precision=precision, max_size=limits.max_size,
-                                  compile=False)
+                                  compile=False, backend=backend, int8_model=int8_model)
             predictor.calibrate()  # at start-up, not on the first request
             if warmup:
                 predictor.warm_up(warmup)
