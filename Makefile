@@ -28,6 +28,7 @@ browser:
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
 test: venv browser lint
@@ -45,7 +46,7 @@ demo: venv
 	$(BIN)/refvos demo --out demo_out
 
 bench: venv
-	$(BIN)/python benchmarks/run.py --out bench_out/bench.json $$(test -f demo_out/model.pth && echo --demo-dir demo_out)
+	$(BIN)/python -m benchmarks.run --out bench_out/bench.json $$(test -f demo_out/model.pth && echo --demo-dir demo_out)
 	$(BIN)/python benchmarks/video_cli.py --out bench_out/video_cli.json
 
 clean:

@@ -1,6 +1,6 @@
 """Does ``torch.compile`` pay for the demo's head-training step? Eager against compiled.
 
-The step is :func:`refvos.engine.head_trainer.fused_logits` + ``segmentation_loss`` + backward +
+The step is :func:`refvos.demo.head_trainer.fused_logits` + ``segmentation_loss`` + backward +
 AdamW on the ``make demo`` shapes (``refvos.demo.PRESETS["default"]``: ``refvos_lite`` on Lite0
 stage 2, 64-channel head, ASPP 3/6/9, no dropout, 6 cached 128-pixel images a step; 55-75
 sentences a step as in the demo's data, 384-d sentence vectors), random weights. Each mode runs ``--steps`` steps with the same batches; the first step
@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from refvos.demo import PRESETS  # noqa: E402
-from refvos.engine.head_trainer import fused_logits, segmentation_loss  # noqa: E402
+from refvos.demo.head_trainer import fused_logits, segmentation_loss  # noqa: E402
 from refvos.io import atomic_write_json  # noqa: E402
 from refvos.modeling import build_model  # noqa: E402
 from refvos.modeling.surgery import set_dropout, split_backbone  # noqa: E402

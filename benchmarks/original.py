@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from refvos.imaging import to_tensor
+from refvos.media.image import to_tensor
 from refvos.tokenization import get_tokenizer
 
 

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import machine
 import numpy as np
 import torch
-import workloads
+
+from benchmarks import machine, workloads
 
 ACCURATE = 0.98
 PEERS = ("openvino_fp32", "openvino_bf16", "openvino_int8", "onnxruntime_fp32")
@@ -38,8 +38,8 @@ def graph_runners(model, onnx_path: Path, calibration: list[tuple[np.ndarray, np
                   ) -> dict[str, Any]:
     """``name -> run(images (1,3,H,W) float32, text (1,D) float32) -> logits`` of each peer that
     is installed (OpenVINO's need the [openvino] extra, ``openvino_int8`` also NNCF)."""
-    from refvos import openvino_backend
     from refvos.export import onnx_session
+    from refvos.runtime import openvino_backend
 
     runners: dict[str, Any] = {}
     session = onnx_session(onnx_path)
@@ -100,8 +100,8 @@ def bench_peers(r101, trained, cfg, workdir: Path, int8_model: str | None = None
     from refvos import Predictor
     from refvos.data.synthetic import make_video_clip
     from refvos.export import export_segmenter
-    from refvos.imaging import to_tensor
-    from refvos.postprocess import foreground_mask
+    from refvos.media.image import to_tensor
+    from refvos.modeling.postprocess import foreground_mask
 
     out: dict[str, Any] = {"accurate_at_mean_iou": ACCURATE}
     # 1. agreement (and latency) on the trained network, on held-out clips
@@ -185,7 +185,7 @@ def quantize_trained(model, side: int, out: str, cfg) -> dict[str, Any]:
     """``refvos quantize``'s int8 model of the trained network, calibrated on 4 synthetic clips
     (seeds 900-903) and measured on the held-out clips of :func:`bench_peers` (seeds 1000+)."""
     from refvos.data.synthetic import make_video_clip
-    from refvos.quantize import quantize_encoder
+    from refvos.export.quantize import quantize_encoder
 
     def pairs(seeds):
         out = []

@@ -65,12 +65,13 @@ class ReplicaStep:
         from refvos.runtime import autocast
 
         try:
-            from refvos.engine.trainer import build_param_groups, resolve_train_precision
+            from refvos.engine.param_groups import build_param_groups
+            from refvos.engine.train_precision import resolve_train_precision
 
             groups = build_param_groups(model, "original")
             self.precision = resolve_train_precision(precision, device)
         except Exception:  # noqa: BLE001 - the trainer module is missing or changed
-            from original import original_param_groups
+            from benchmarks.original import original_param_groups
 
             groups = original_param_groups(model)
             self.precision = "fp32" if precision == "auto" and device.type == "cpu" else precision

@@ -1,4 +1,4 @@
-"""Print the table of an existing bench JSON: ``python benchmarks/report.py bench_out/bench.json``."""
+"""Print the table of an existing bench JSON: ``python -m benchmarks.report bench_out/bench.json``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from run import table  # noqa: E402
+from benchmarks.run import table
 
 
 def main(argv: list[str]) -> int:

@@ -1,8 +1,8 @@
 """refvos benchmark: the machine's limit, per-frame latency against the roofline, the video path
 and the training step against a faithful re-enactment of the original, ONNX Runtime.
 
-    .venv/bin/python benchmarks/run.py --out bench_out/bench.json      # full (make bench)
-    .venv/bin/python benchmarks/run.py --quick --out /tmp/bench.json   # tiny sizes, for tests
+    .venv/bin/python -m benchmarks.run --out bench_out/bench.json      # full (make bench)
+    .venv/bin/python -m benchmarks.run --quick --out /tmp/bench.json   # tiny sizes, for tests
 
 Writes the JSON atomically and prints a table. Other processes' load skews timings: the
 compared variants run alternately in one process, medians are reported and the load average
@@ -25,14 +25,11 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import machine  # noqa: E402
 import numpy as np  # noqa: E402
-import peers  # noqa: E402
 import torch  # noqa: E402
-import workloads  # noqa: E402
-from original import OriginalTrainStep, original_video  # noqa: E402
+
+from benchmarks import machine, peers, workloads  # noqa: E402
+from benchmarks.original import OriginalTrainStep, original_video  # noqa: E402
 
 TARGETS = {
     "video_speedup_vs_original": (">=", 2.5),
@@ -226,7 +223,7 @@ def bench_video(model, cfg, device, workdir: Path) -> dict[str, Any]:
 
 
 def make_train_batch(cfg, text_max_tokens: int) -> dict[str, torch.Tensor]:
-    from refvos.imaging import to_tensor
+    from refvos.media.image import to_tensor
     from refvos.tokenization import get_tokenizer
 
     b, s = cfg["train_batch"], cfg["train_size"]
@@ -241,7 +238,7 @@ def make_train_batch(cfg, text_max_tokens: int) -> dict[str, torch.Tensor]:
 
 def bench_train(model, cfg, device) -> dict[str, Any]:
     """Images/s and peak memory of refvos's training step vs the original's, alternated."""
-    from project_train import project_step
+    from benchmarks.project_train import project_step
 
     batch = make_train_batch(cfg, model.config.max_tokens)
     b = batch["image"].shape[0]
@@ -293,7 +290,7 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
     by the offline demo's recipe (``refvos demo --preset <demo_preset>``), then
     ``Predictor.predict_video`` on synthetic clips it never saw, in bf16 and in fp32."""
     from refvos import Predictor
-    from refvos.data.synthetic import make_video_clip
+    from refvos.data.scenes import make_video_clip
 
     model, size, preset, demo = trained_network(cfg, workdir)
     fp32_path = Predictor(model, device=device, precision="fp32")
@@ -334,13 +331,13 @@ def trained_network(cfg, workdir: Path) -> tuple[Any, int, str, dict[str, Any]]:
 
 
 def bench_int8(model, fp32_path, cfg, device, workdir: Path, size: int) -> dict[str, Any]:
-    """The opt-in int8 path (``refvos.quantize``, ONNX Runtime QDQ) on the trained network:
+    """The opt-in int8 path (``refvos.export.quantize``, ONNX Runtime QDQ) on the trained network:
     calibrated on one clip, compared with the fp32 Predictor's masks on the agreement clips."""
-    from refvos.data.synthetic import make_video_clip
+    from refvos.data.scenes import make_video_clip
     from refvos.export import export_segmenter, onnx_session
-    from refvos.imaging import to_tensor
-    from refvos.postprocess import foreground_mask
-    from refvos.quantize import quantize_segmenter
+    from refvos.export.quantize import quantize_segmenter
+    from refvos.media.image import to_tensor
+    from refvos.modeling.postprocess import foreground_mask
 
     fp32_onnx = export_segmenter(model.cpu().eval(), workdir / "lite_fp32.onnx", size, size)
 
@@ -422,11 +419,11 @@ def bench_onnx(r101, cfg, workdir: Path) -> dict[str, Any]:
 
 
 def bench_int8_latency(fp32_path: Path, calibration, repeats: int, workdir: Path) -> dict[str, Any]:
-    """Latency of the opt-in int8 graph (``refvos.quantize``: backbone int8, head float) of an
+    """Latency of the opt-in int8 graph (``refvos.export.quantize``: backbone int8, head float) of an
     exported segmenter, calibrated on ``calibration`` (random frames: a latency, not an accuracy;
     the accuracy is ``trained_agreement.int8`` on a trained network)."""
     from refvos.export import onnx_session
-    from refvos.quantize import quantize_segmenter
+    from refvos.export.quantize import quantize_segmenter
 
     start = time.perf_counter()
     path = quantize_segmenter(fp32_path, workdir / f"{fp32_path.stem}_int8.onnx", calibration)
@@ -540,6 +537,106 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------ headline numbers
+
+
+def headline_spec(cfg: dict[str, Any]) -> dict[str, tuple[str | None, Any]]:
+    """The flat headline keys of the JSON: ``key -> (section, path)``, the path a tuple of keys
+    into the section's result or a function of it. Sections that did not run give no key."""
+    first = size_key(cfg["latency_sizes"][0])
+
+    def worst(field: str):
+        return lambda lat: max(e[field] for e in latency_sizes(lat))
+
+    return {
+        "matmul_gflops_fp32": ("matmul", ("fp32", "gflops_best")),
+        "matmul_gflops_bf16": ("matmul", ("bf16", "gflops_best")),
+        "roofline_ratio_fp32": ("latency", worst("roofline_ratio_fp32")),
+        "roofline_ratio_bf16": ("latency", worst("roofline_ratio_bf16")),
+        "roofline_ratio_best": ("latency", worst("roofline_ratio_best")),
+        "auto_vs_fastest": ("latency", worst("auto_vs_fastest")),
+        "auto_precision": ("latency", ("auto", "precision")),
+        "latency_r101_fp32_s": ("latency", (first, "fp32", "median_s")),
+        "latency_r101_bf16_s": ("latency", (first, "bf16", "median_s")),
+        "video_fps_original": ("video", ("fps_original",)),
+        "video_fps_refvos": ("video", ("fps_refvos",)),
+        "video_speedup_vs_original": ("video", ("speedup",)),
+        "bf16_mask_iou_vs_fp32_r101_untrained": ("video", ("bf16_vs_fp32", "mean_iou")),
+        "onnx_max_abs_logit_diff": ("onnx", lambda o: max(o[n]["parity"]["max_abs_logit_diff"]
+                                                         for n in ("refvos_r101", "refvos_lite"))),
+        "onnx_latency_r101_s": ("onnx", ("refvos_r101", "onnxruntime_latency", "median_s")),
+        "onnx_latency_lite_s": ("onnx", ("refvos_lite", "onnxruntime_latency", "median_s")),
+        "onnx_int8_latency_r101_s": ("onnx", ("refvos_r101", "int8", "onnxruntime_latency", "median_s")),
+        "bf16_mask_iou_vs_fp32": ("trained", ("bf16_vs_fp32", "mean_iou")),
+        "bf16_mask_pixel_agreement": ("trained", ("bf16_vs_fp32", "pixel_agreement")),
+        "bf16_frames_identical_fraction": ("trained", ("bf16_vs_fp32", "frames_identical_fraction")),
+        "int8_onnxruntime_mask_iou_vs_fp32": ("trained", ("int8", "int8_vs_fp32", "mean_iou")),
+        # refvos's int8 model (refvos quantize, in the peers section) supersedes the ONNX Runtime
+        # recipe's figure where it ran
+        "int8_mask_iou_vs_fp32": (None, lambda s: _peer_int8(s)["agreement"]["mean_iou"] if _peer_int8(s)
+                                  else _dig(s.get("trained"), ("int8", "int8_vs_fp32", "mean_iou"))),
+        "int8_source": (None, lambda s: INT8_SOURCES["peers"] if _peer_int8(s)
+                        else INT8_SOURCES["trained"] if s.get("trained") else None),
+        "int8_latency_trained_s": (None, lambda s: _peer_int8(s)["latency"]["median_s"] if _peer_int8(s) else None),
+        "refvos_over_best_peer": ("peers", ("refvos_over_best_peer",)),
+        "latency_lite_fp32_s": ("lite", (first, "fp32", "median_s")),
+        "latency_lite_bf16_s": ("lite", (first, "bf16", "median_s")),
+        "train_images_per_s_original": ("train", ("original", "images_per_s")),
+        "train_images_per_s_refvos": ("train", ("refvos", "images_per_s")),
+        "train_speedup_vs_original": ("train", ("refvos", "speedup_vs_original")),
+        "train_precision_refvos": ("train", ("refvos_precision",)),
+        "train_speedup_vs_original_fp32": ("train", ("refvos_fp32", "speedup_vs_original")),
+        "train_peak_memory_mb_original": ("train", ("original", "peak_memory", "mb")),
+        "train_peak_memory_mb_refvos": ("train", ("refvos", "peak_memory", "mb")),
+    }
+
+
+# where a section's result goes in the JSON (the section's own name where not listed)
+SECTION_KEYS = {"trained": "trained_agreement"}
+INT8_SOURCES = {
+    "trained": "onnxruntime QDQ recipe (refvos.export.quantize.quantize_segmenter), trained_agreement",
+    "peers": "refvos quantize (OpenVINO, NNCF accuracy control), peers.trained",
+}
+
+
+def _dig(value: Any, path: tuple) -> Any:
+    for part in path:
+        value = value[part]
+    return value
+
+
+def _peer_int8(sections: dict[str, Any]) -> dict[str, Any] | None:
+    """The peers section's figures of refvos's int8 model, None where it did not run."""
+    return ((sections.get("peers") or {}).get("trained") or {}).get("variants", {}).get("refvos_int8")
+
+
+def headline(sections: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    """The flat headline keys (:func:`headline_spec`) of the sections' results ``{section: result}``:
+    ``(section, path)`` digs into that section's result (the key left out where the section did not
+    run); ``(None, function)`` is a function of all the sections (left out where it gives None)."""
+    out = {}
+    for key, (name, path) in headline_spec(cfg).items():
+        if name is None:
+            value = path(sections)
+        elif not sections.get(name):
+            continue
+        else:
+            value = path(sections[name]) if callable(path) else _dig(sections[name], path)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def assemble(result: dict[str, Any], sections: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with each section's result under its key (:data:`SECTION_KEYS`) and the
+    headline keys derived from them."""
+    for name, value in sections.items():
+        if value:
+            result[SECTION_KEYS.get(name, name)] = value
+    result.update(headline(sections, cfg))
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench_out/bench.json")
@@ -571,7 +668,6 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"mode": "quick" if args.quick else "full", "config": cfg,
                               "machine": machine.machine_info(), "errors": {}}
     log(f"machine {result['machine']}")
-    sections = time.perf_counter()
 
     def section(name, fn):
         if name in args.skip:
@@ -587,9 +683,8 @@ def main(argv: list[str] | None = None) -> int:
         result.setdefault("section_seconds", {})[name] = round(time.perf_counter() - t0, 1)
         return value
 
-    result["matmul"] = section("matmul", lambda: bench_matmul(cfg, device))
-    peak = {k: result["matmul"][k]["gflops_best"] for k in ("fp32", "bf16")}
-    result["matmul_gflops_fp32"], result["matmul_gflops_bf16"] = peak["fp32"], peak["bf16"]
+    sections: dict[str, Any] = {"matmul": section("matmul", lambda: bench_matmul(cfg, device))}
+    peak = {k: sections["matmul"][k]["gflops_best"] for k in ("fp32", "bf16")}
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
@@ -601,46 +696,13 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="refvos-bench-") as tmp:
         workdir = Path(tmp)
-        lat = section("latency", lambda: bench_latency(model, cfg, device, peak, text))
-        if lat:
-            result["latency"] = lat
-            sizes = latency_sizes(lat)
-            result["roofline_ratio_fp32"] = max(e["roofline_ratio_fp32"] for e in sizes)
-            result["roofline_ratio_bf16"] = max(e["roofline_ratio_bf16"] for e in sizes)
-            result["roofline_ratio_best"] = max(e["roofline_ratio_best"] for e in sizes)
-            result["auto_vs_fastest"] = max(e["auto_vs_fastest"] for e in sizes)
-            result["auto_precision"] = lat["auto"]["precision"]
-            first = lat[size_key(cfg["latency_sizes"][0])]
-            result["latency_r101_fp32_s"] = first["fp32"]["median_s"]
-            result["latency_r101_bf16_s"] = first["bf16"]["median_s"]
+        sections["latency"] = section("latency", lambda: bench_latency(model, cfg, device, peak, text))
         # video fits the head (conv_2) for non-trivial masks; the sections after it use that model
-        video = section("video", lambda: bench_video(model, cfg, device, workdir))
-        if video:
-            result["video"] = video
-            result["video_fps_original"] = video["fps_original"]
-            result["video_fps_refvos"] = video["fps_refvos"]
-            result["video_speedup_vs_original"] = video["speedup"]
-            result["bf16_mask_iou_vs_fp32_r101_untrained"] = video["bf16_vs_fp32"]["mean_iou"]
-        prof = section("profile", lambda: bench_profile(model, cfg, device, text))
-        if prof:
-            result["profile"] = prof
-        onnx = section("onnx", lambda: bench_onnx(model, cfg, workdir))
-        if onnx:
-            result["onnx"] = onnx
-            result["onnx_max_abs_logit_diff"] = max(onnx[n]["parity"]["max_abs_logit_diff"]
-                                                    for n in ("refvos_r101", "refvos_lite"))
-            result["onnx_latency_r101_s"] = onnx["refvos_r101"]["onnxruntime_latency"]["median_s"]
-            result["onnx_latency_lite_s"] = onnx["refvos_lite"]["onnxruntime_latency"]["median_s"]
-            result["onnx_int8_latency_r101_s"] = onnx["refvos_r101"]["int8"]["onnxruntime_latency"]["median_s"]
-        trained = section("trained", lambda: bench_trained_agreement(cfg, device, workdir))
-        if trained:
-            result["trained_agreement"] = trained
-            result["bf16_mask_iou_vs_fp32"] = trained["bf16_vs_fp32"]["mean_iou"]
-            result["bf16_mask_pixel_agreement"] = trained["bf16_vs_fp32"]["pixel_agreement"]
-            result["bf16_frames_identical_fraction"] = trained["bf16_vs_fp32"]["frames_identical_fraction"]
-            result["int8_onnxruntime_mask_iou_vs_fp32"] = trained["int8"]["int8_vs_fp32"]["mean_iou"]
-            result["int8_mask_iou_vs_fp32"] = result["int8_onnxruntime_mask_iou_vs_fp32"]
-            result["int8_source"] = "onnxruntime QDQ recipe (refvos.quantize.quantize_segmenter), trained_agreement"
+        sections["video"] = section("video", lambda: bench_video(model, cfg, device, workdir))
+        sections["profile"] = section("profile", lambda: bench_profile(model, cfg, device, text))
+        sections["onnx"] = section("onnx", lambda: bench_onnx(model, cfg, workdir))
+        sections["trained"] = section("trained", lambda: bench_trained_agreement(cfg, device, workdir))
+
         def run_peers():
             model_t, side, _, _ = trained_network(cfg, workdir)
             if args.int8_model and not Path(args.int8_model).is_file():
@@ -648,35 +710,13 @@ def main(argv: list[str] | None = None) -> int:
                 result["int8_quantize"] = peers.quantize_trained(model_t, side, args.int8_model, cfg)
             return peers.bench_peers(model, (model_t, side), cfg, workdir, args.int8_model)
 
-        peer = section("peers", run_peers)
-        if peer:
-            result["peers"] = peer
-            result["refvos_over_best_peer"] = peer["refvos_over_best_peer"]
-            int8 = peer["trained"]["variants"].get("refvos_int8")
-            if int8:  # refvos's int8 model (refvos quantize) supersedes the ONNX Runtime recipe's figure
-                result["int8_mask_iou_vs_fp32"] = int8["agreement"]["mean_iou"]
-                result["int8_latency_trained_s"] = int8["latency"]["median_s"]
-                result["int8_source"] = "refvos quantize (OpenVINO, NNCF accuracy control), peers.trained"
-        lite = section("lite", lambda: bench_lite(cfg, device))
-        if lite:
-            result["lite"] = lite
-            first = lite[size_key(cfg["latency_sizes"][0])]
-            result["latency_lite_fp32_s"] = first["fp32"]["median_s"]
-            result["latency_lite_bf16_s"] = first["bf16"]["median_s"]
-        train = section("train", lambda: bench_train(model, cfg, device))
-        if train:
-            result["train"] = train
-            result["train_images_per_s_original"] = train["original"]["images_per_s"]
-            result["train_images_per_s_refvos"] = train["refvos"]["images_per_s"]
-            result["train_speedup_vs_original"] = train["refvos"]["speedup_vs_original"]
-            result["train_precision_refvos"] = train["refvos_precision"]
-            result["train_speedup_vs_original_fp32"] = train["refvos_fp32"]["speedup_vs_original"]
-            result["train_peak_memory_mb_original"] = train["original"]["peak_memory"]["mb"]
-            result["train_peak_memory_mb_refvos"] = train["refvos"]["peak_memory"]["mb"]
+        sections["peers"] = section("peers", run_peers)
+        sections["lite"] = section("lite", lambda: bench_lite(cfg, device))
+        sections["train"] = section("train", lambda: bench_train(model, cfg, device))
+    assemble(result, sections, cfg)
 
     result["load_average_end"] = machine.load_average()
     result["duration_s"] = round(time.perf_counter() - started, 1)
-    del sections
     result["targets"] = targets(result)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from refvos.imaging import to_tensor
+from refvos.media.image import to_tensor
 from refvos.runtime import autocast
 
 
@@ -106,7 +106,7 @@ def frame_runner(segmenter, height: int, width: int, text: torch.Tensor, precisi
     ``torch.compile`` (inductor, freezing) on a copy, compiled by the first call."""
     import copy
 
-    from refvos.compiling import SegmenterRunner
+    from refvos.runtime.compiling import SegmenterRunner
 
     if fold_bn:
         from refvos.predictor import fold_batchnorm

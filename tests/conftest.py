@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite (each defined once, here); helpers are in tests/helpers.py."""
+"""Fixtures shared by the whole suite (each defined once, here); helpers are in the tests/helpers package."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage reports
 # precision="auto" calibrations go to a temporary cache (inherited by the CLI subprocesses), never
 # to the user's ~/.cache; one calibration per workload per test session
 _CALIBRATION_CACHE = tempfile.mkdtemp(prefix="refvos-test-cache-")

@@ -8,7 +8,7 @@ from tests.helpers import SHARED, shared_dataset_file
 
 
 def test_missing_shared_data_fails_in_ci_and_skips_elsewhere(tmp_path, monkeypatch):
-    monkeypatch.setattr("tests.helpers.SHARED", tmp_path)
+    monkeypatch.setattr("tests.helpers.paths.SHARED", tmp_path)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="refvos-dataset"):
         shared_dataset_file("RE_categorization", "A2D_RE_categorization.csv")

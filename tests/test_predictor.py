@@ -1,11 +1,26 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from refvos import Predictor
+from refvos.checkpoint import save_checkpoint
 from refvos.errors import InputError
-from tests.helpers import assert_mixed, make_mixed_model, reference_mask
+from tests.helpers import (
+    REPO_ROOT,
+    TINY_TEXT_CONFIG,
+    assert_mixed,
+    make_mixed_model,
+    make_tiny_model,
+    reference_mask,
+)
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +247,7 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_model, picture,
 def test_auto_compiles_a_size_only_where_the_frames_ahead_pay_back(tiny_model, monkeypatch):
     """Injected timings (a clock the network advances by 1 s per frame, a 60 s compile, a 5 %
     saving): 300 frames ahead save 15 s, not worth it; 3000 save 150 s and compile."""
-    from refvos.compiling import SegmenterRunner
+    from refvos.runtime.compiling import SegmenterRunner
 
     compiled, calls = [], []
 
@@ -281,7 +296,7 @@ def test_compiled_predictor_matches_eager(tiny_model, picture):
 
 
 def test_prediction_score_is_the_mean_foreground_probability_inside_the_mask():
-    from refvos.postprocess import foreground_mask, foreground_probability
+    from refvos.modeling.postprocess import foreground_mask, foreground_probability
     from refvos.predictor import prediction
 
     logits = torch.randn(1, 2, 9, 11, generator=torch.Generator().manual_seed(0))
@@ -291,3 +306,75 @@ def test_prediction_score_is_the_mean_foreground_probability_inside_the_mask():
     assert r.area == int(mask.sum()) and r.mask.dtype == bool
     empty = prediction("x", torch.zeros(9, 11, dtype=torch.bool), logits[0])
     assert (empty.score, empty.area, empty.box) == (0.0, 0, None)
+
+
+def test_constructing_with_auto_precision_times_nothing_and_writes_nothing(tiny_model, monkeypatch, tmp_path):
+    import refvos.runtime.precision
+
+    monkeypatch.delenv("REFVOS_PRECISION")
+    monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path / "cache"))
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("the constructor timed a workload")
+
+    monkeypatch.setattr(refvos.runtime.precision, "measure", no_timing)
+    for backend in ("auto", "torch"):
+        p = Predictor(tiny_model, device="cpu", max_size=32, compile=False, backend=backend)
+    assert not (tmp_path / "cache").exists()
+    # the first use measures, and caches the choice
+    monkeypatch.undo()
+    monkeypatch.delenv("REFVOS_PRECISION")
+    monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    measure = refvos.runtime.precision.measure
+    monkeypatch.setattr(refvos.runtime.precision, "measure", lambda *a, **k: calls.append(1) or measure(*a, **k))
+    p.predict(np.zeros((24, 32, 3), np.uint8), "the dog")
+    assert len(calls) == 1 and p.precision_choice.source == "measured"
+    assert p.calibrate() is p.precision_choice and len(calls) == 1
+
+
+# Start-up of a single prediction: the Predictor imports only what the checkpoint's network
+# needs: neither transformers (the tokenizer is the ``tokenizers`` library, BERT is plain PyTorch)
+# nor timm, torchvision or ``torch._dynamo`` (ResNet-101 and EfficientNet-Lite0 are plain PyTorch
+# with the parameter names of torchvision's and timm's networks).
+WATCHED = ("transformers", "timm", "torchvision", "torch._dynamo", "matplotlib", "scipy", "skimage")
+
+
+def _imported_after(code: str) -> list[str]:
+    """The :data:`WATCHED` packages in ``sys.modules`` after running ``code`` in a fresh Python."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    report = f"import json, sys\nprint(json.dumps(sorted(m for m in {WATCHED!r} if m in sys.modules)))\n"
+    proc = subprocess.run([sys.executable, "-c", code + "\n" + report], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_predictor_imports_no_model_library():
+    assert _imported_after("from refvos.predictor import Predictor") == []
+
+
+def _predicting_with(path) -> str:
+    """Code that loads the checkpoint at ``path`` and predicts one small picture."""
+    return (
+        "import numpy as np\n"
+        "from refvos.predictor import Predictor\n"
+        f"p = Predictor.from_checkpoint({str(path)!r}, device='cpu', precision='fp32', compile=False)\n"
+        "mask = p.predict(np.zeros((40, 48, 3), np.uint8), 'the red circle on the left')\n"
+        "assert mask.shape == (40, 48)\n"
+    )
+
+
+def test_predicting_with_lite_imports_no_model_library(tmp_path):
+    code = _predicting_with(save_checkpoint(tmp_path / "tiny.pth", make_tiny_model()))
+    # the EfficientNet-Lite0 is plain PyTorch (refvos.modeling.efficientnet_lite), as BERT is
+    assert _imported_after(code) == []
+
+
+def test_predicting_with_r101_imports_neither_torchvision_nor_dynamo(tmp_path):
+    from refvos.modeling import build_model
+
+    model = build_model("refvos_r101", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG)
+    code = _predicting_with(save_checkpoint(tmp_path / "r101.pth", model))
+    # the ResNet-101 is plain PyTorch (refvos.modeling.resnet), as BERT is
+    assert _imported_after(code) == []

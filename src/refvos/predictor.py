@@ -21,87 +21,35 @@ predict`` and ``refvos serve`` all run this one path.
 
 from __future__ import annotations
 
-import itertools
 import os
-import warnings
+import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.nn import functional as F
 
-from .backend import CALIBRATION_SIDE, Backends, check_backend, torch_precision
-from .compiling import check_compile
 from .errors import InputError
-from .imaging import IMAGENET_MEAN, IMAGENET_STD, load_image, to_tensor
+from .media.image import load_image, scaled_tensor
 from .modeling import RefVOS
+from .modeling.postprocess import (
+    Prediction,
+    foreground_mask,
+    mask_box,
+    prediction,
+    upsampled_prediction,
+)
 from .modeling.surgery import fold_batchnorm
-from .postprocess import foreground_mask
 from .runtime import PrecisionChoice, autocast, resolve_device
+from .runtime.backend import CALIBRATION_SIDE, Backends, check_backend, torch_precision
+from .runtime.compiling import SegmenterRunner, check_compile
 from .tokenization import Tokenizer, get_tokenizer
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
-
-@dataclass
-class Prediction:
-    """One expression's result on one image.
-
-    ``mask``: bool ``(H, W)``; ``score``: mean foreground probability inside the mask (0 when
-    empty); ``area``: mask pixels; ``box``: ``(x0, y0, x1, y1)`` inclusive, or None when empty.
-    """
-
-    expression: str
-    mask: np.ndarray
-    score: float
-    area: int
-    box: tuple[int, int, int, int] | None
-
-    def to_json(self) -> dict:
-        return {"expression": self.expression, "area": self.area, "box": self.box, "score": round(self.score, 6)}
-
-
-def prediction(expression: str, mask: torch.Tensor, logits: torch.Tensor) -> Prediction:
-    """A :class:`Prediction` from a bool mask ``(H, W)`` and its float logits ``(2, H, W)``."""
-    area = int(mask.sum())
-    # softmax's class-1 probability, sigmoid(logit1 - logit0), only where the mask is
-    score = float(torch.sigmoid((logits[1] - logits[0])[mask]).mean()) if area else 0.0
-    mask_np = mask.cpu().numpy()
-    return Prediction(expression, mask_np, score, area, mask_box(mask_np))
-
-
-SCORE_ROWS = 256  # rows of a full-size logit difference turned into probabilities at a time
-
-
-def upsampled_prediction(expression: str, logits: torch.Tensor, size: tuple[int, int]) -> Prediction:
-    """:func:`prediction` of head logits ``(2, h, w)`` upsampled to ``size`` (bilinear,
-    ``align_corners=False``, as :meth:`~refvos.modeling.refvos.Segmenter.decode`), holding one
-    float map at full size at a time (each channel is upsampled alone, the difference taken in
-    place): the mask ``logit1 - logit0 > 0`` is ``logit1 > logit0`` exactly."""
-    with torch.inference_mode():
-        logits = logits[None].float()
-        diff = F.interpolate(logits[:, 1:2], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
-        diff.sub_(F.interpolate(logits[:, 0:1], size=tuple(size), mode="bilinear", align_corners=False)[0, 0])
-        mask = diff > 0
-        area = int(mask.sum())
-        total = 0.0
-        if area:
-            for r in range(0, diff.shape[0], SCORE_ROWS):  # sigmoid of the masked values, a band at a time
-                rows = slice(r, r + SCORE_ROWS)
-                total += float(torch.sigmoid(diff[rows][mask[rows]]).double().sum())
-        del diff
-        mask_np = mask.cpu().numpy()
-    return Prediction(expression, mask_np, total / area if area else 0.0, area, mask_box(mask_np))
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Inclusive bounding box ``(x0, y0, x1, y1)`` of a bool mask, None when empty."""
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
-        return None
-    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+# Prediction and the functions that make one live in refvos.modeling.postprocess
+__all__ = ["ImageLike", "Prediction", "Predictor", "mask_box", "prediction",
+           "upsampled_prediction"]
 
 
 # a video batch holds at most this many pixels of frames (4 frames of 2048 x 2048): frames of
@@ -118,7 +66,10 @@ class Predictor:
         precision: ``"auto"`` (bf16 on CUDA; on CPUs the faster of fp32 and bf16 on this network,
             measured once per CPU model / threads / torch version and cached, see
             :mod:`refvos.runtime`), ``"fp32"`` (bit-faithful to the original pipeline), ``"bf16"``
-            or ``"fp16"``. :attr:`precision_choice` says what was chosen and why.
+            or ``"fp16"``. :attr:`precision_choice` says what was chosen and why. Constructing
+            measures nothing and writes nothing: ``"auto"`` is resolved on first use (the first
+            ``set_image`` / ``predict`` / video, or :attr:`precision_choice`) or by an explicit
+            :meth:`calibrate`.
         max_size: cap on the long side of the processed image: ``"model"`` (default) the
             model's ``config.input_size``, an int, or None (the image's own resolution).
         legacy_truncation: cut token ids after the special tokens, as the original code
@@ -131,13 +82,13 @@ class Predictor:
         compile: ``torch.compile`` the segmentation network (inductor, ``freezing``; one graph
             per image size): ``True`` from the first call, ``False`` never, ``"auto"`` for an
             image size only where the measured eager time of the frames still to come, times the
-            expected saving, exceeds the compile time (see :mod:`refvos.compiling`; a video's
+            expected saving, exceeds the compile time (see :mod:`refvos.runtime.compiling`; a video's
             length is known from ``iter_video_all``'s ``frames`` or ``total_frames``).
             :meth:`warm_up` compiles given sizes at once and then compiles nothing more.
             :meth:`compile_report` gives the time compiling took; a failure falls back to eager
             with a warning.
         backend: ``"auto"`` (PyTorch, or OpenVINO where it is installed and measured faster on
-            this network, see :mod:`refvos.backend`), ``"torch"`` or ``"openvino"`` (the extra
+            this network, see :mod:`refvos.runtime.backend`), ``"torch"`` or ``"openvino"`` (the extra
             ``refvos[openvino]``). :attr:`precision_choice` says which ran and why.
         int8_model: an int8 encoder written by ``refvos quantize`` for this network (OpenVINO
             IR ``.xml`` with its record ``.json`` beside it); used only when given, and reported
@@ -173,26 +124,18 @@ class Predictor:
         if channels_last:
             self.model.segmenter.to(memory_format=torch.channels_last)
         self._folded: torch.nn.Module | None = None
-
-        def segmenter_for(precision: str) -> torch.nn.Module:
-            if fold_bn if fold_bn is not None else precision != "fp32":
-                if self._folded is None:
-                    self._folded = fold_batchnorm(self.model.segmenter)
-                return self._folded
-            return self.model.segmenter
-
-        side = min(max_size or CALIBRATION_SIDE, CALIBRATION_SIDE)
-        self.backends = Backends(segmenter_for, self.model.config.text_dim, self.device, check_backend(backend),
-                                 int8_model, channels_last)
-        self.precision_choice: PrecisionChoice = self.backends.choose(precision, side)
-        self.backend = self.precision_choice.backend
-        # the precision of what PyTorch runs (the text encoder; the segmenter with backend torch)
-        self.precision = torch_precision(self.precision_choice)
-        # the network that runs images: the model's own segmenter, or its BN-folded copy
-        self.segmenter = segmenter_for(self.precision) if self.backend == "torch" else self.model.segmenter
-        if self._folded is not None and self.segmenter is not self._folded:
-            self._folded = None  # calibration only: free the copy
-        self.runner = self.backends.runner(self.precision_choice, self.compile)
+        self._fold_bn = fold_bn
+        self._precision_request = precision
+        self._calibration_side = min(max_size or CALIBRATION_SIDE, CALIBRATION_SIDE)
+        self.backends = Backends(self._segmenter_for, self.model.config.text_dim, self.device,
+                                 check_backend(backend), int8_model, channels_last)
+        self._choice: PrecisionChoice | None = None
+        self._torch_precision: str | None = None
+        self._segmenter: torch.nn.Module | None = None
+        self._runner: SegmenterRunner | None = None
+        self._calibration_lock = threading.Lock()
+        if precision != "auto" and backend != "openvino" and int8_model is None:
+            self.calibrate()  # an explicit precision on PyTorch: checked now, nothing measured
         self.max_size = max_size
         if legacy_truncation is None:
             legacy_truncation = getattr(model.config, "truncation", "standard") == "original"
@@ -200,6 +143,70 @@ class Predictor:
         self.tokenizer = tokenizer or get_tokenizer()
         self._features: torch.Tensor | None = None
         self._image_size: tuple[int, int] | None = None
+
+    # -- precision: resolved on first use ----------------------------------------------------
+    def _segmenter_for(self, precision: str) -> torch.nn.Module:
+        """The network ``precision`` runs: the model's segmenter, or its BN-folded copy."""
+        if self._fold_bn if self._fold_bn is not None else precision != "fp32":
+            if self._folded is None:
+                self._folded = fold_batchnorm(self.model.segmenter)
+            return self._folded
+        return self.model.segmenter
+
+    def calibrate(self) -> PrecisionChoice:
+        """Resolve the precision now (``"auto"`` on a CPU: the timing of
+        :func:`refvos.runtime.choose_precision` through :class:`refvos.runtime.backend.Backends`,
+        or its cached result) and build the network that runs images. Called by the first prediction when not called before; later calls return
+        the same choice."""
+        with self._calibration_lock:
+            if self._choice is None:
+                self._resolve_precision()
+        return self._choice
+
+    def _resolve_precision(self) -> None:
+        choice = self.backends.choose(self._precision_request, self._calibration_side)
+        # the precision of what PyTorch runs (the text encoder; the segmenter with backend torch)
+        precision = torch_precision(choice)
+        # the network that runs images: the model's own segmenter, or its BN-folded copy
+        segmenter = self._segmenter_for(precision) if choice.backend == "torch" else self.model.segmenter
+        if self._folded is not None and segmenter is not self._folded:
+            self._folded = None  # calibration only: free the copy
+        self._segmenter, self._runner = segmenter, self.backends.runner(choice, self.compile)
+        self._torch_precision, self._choice = precision, choice
+
+    @property
+    def precision_choice(self) -> PrecisionChoice:
+        """What runs (backend, precision) and why (resolves it: see :meth:`calibrate`)."""
+        return self.calibrate()
+
+    @property
+    def precision(self) -> str:
+        """The precision PyTorch runs at: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (resolves it: see
+        :meth:`calibrate`)."""
+        self.calibrate()
+        return self._torch_precision
+
+    @property
+    def backend(self) -> str:
+        """``"torch"`` or ``"openvino"`` (resolves it: see :meth:`calibrate`)."""
+        return self.calibrate().backend
+
+    @property
+    def segmenter(self) -> torch.nn.Module:
+        """The network that runs images: the model's own segmenter, or its BN-folded copy."""
+        self.calibrate()
+        return self._segmenter
+
+    @property
+    def runner(self) -> SegmenterRunner:
+        """The segmenter's encode / decode, eager or compiled (see :mod:`refvos.runtime.compiling`)."""
+        self.calibrate()
+        return self._runner
+
+    @runner.setter
+    def runner(self, runner: SegmenterRunner) -> None:
+        self.calibrate()
+        self._runner = runner
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, truncation: str | None = None, **kwargs) -> Predictor:
@@ -234,7 +241,7 @@ class Predictor:
     # -- reports ---------------------------------------------------------------------------
     def compile_report(self) -> dict:
         """PyTorch: ``{"setting": "auto" | True | False, "compiled", "compile_s", "compiled_sizes",
-        "fallback"}``; OpenVINO: :meth:`refvos.openvino_backend.OpenVINORunner.report`."""
+        "fallback"}``; OpenVINO: :meth:`refvos.runtime.openvino_backend.OpenVINORunner.report`."""
         return self.runner.report()
 
     def runtime_report(self) -> dict:
@@ -266,18 +273,7 @@ class Predictor:
     # -- pre / post processing -------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 ``(H, W, 3)`` -> normalised ``(1, 3, h, w)`` on the device (h, w capped by max_size)."""
-        h, w = image.shape[:2]
-        if self.max_size is None or max(h, w) <= self.max_size:
-            x = to_tensor(image)[None]
-        else:  # scaled in [0, 1], then normalised: one float copy of a big frame, not three
-            scale = self.max_size / max(h, w)
-            size = (max(1, round(h * scale)), max(1, round(w * scale)))
-            with warnings.catch_warnings():  # a read-only frame is only read: .float() copies it
-                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-                x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-            x = x.sub_(torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).div_(torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        x = x.to(self.device)
+        x = scaled_tensor(image, self.max_size).to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     # -- the network: the model's encode_image / decode split --------------------------------
@@ -341,7 +337,7 @@ class Predictor:
         frames of one size run in batches of ``batch_size``; decoding of the next frames overlaps
         with compute."""
         if isinstance(frames, (str, os.PathLike)):
-            from .video import read_video_frames
+            from .media.video import read_video_frames
 
             frames = read_video_frames(frames)
         return [preds[0] for _, preds in self.iter_video_all(frames, [expression], batch_size)]
@@ -380,31 +376,14 @@ class Predictor:
         the network's head (a stride-8 map of the processed picture), never at the frame's size."""
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
-        from .video import prefetch
+        from .media.video import frame_batches
 
         if total_frames is None and hasattr(frames, "__len__"):
             total_frames = len(frames)  # type: ignore[arg-type]
         self.runner.expect_frames(total_frames)
         with torch.inference_mode():
             text = self.encode_expressions(expressions)  # (N, D): once per video
-        batch: list[np.ndarray] = []
-        decoded = (load_image(f) for f in frames)
-        first = next(decoded, None)
-        if first is None:
-            return
-        # big frames run in smaller batches, read ahead less: at most BATCH_PIXELS in a batch
-        batch_size = max(1, min(batch_size, BATCH_PIXELS // (first.shape[0] * first.shape[1])))
-        for rgb in itertools.chain([first], prefetch(decoded, depth=batch_size)):
-            if batch and rgb.shape != batch[0].shape:
-                raise InputError(
-                    f"video frames differ in size: {batch[0].shape[1]}x{batch[0].shape[0]} then "
-                    f"{rgb.shape[1]}x{rgb.shape[0]}"
-                )
-            batch.append(rgb)
-            if len(batch) == batch_size:
-                yield from self._run_batch(batch, text)
-                batch = []
-        if batch:
+        for batch in frame_batches((load_image(f) for f in frames), batch_size, BATCH_PIXELS):
             yield from self._run_batch(batch, text)
 
     @torch.inference_mode()

@@ -8,7 +8,7 @@ The tokenizer is built from Hugging Face's ``tokenizers`` library (Rust) as tran
 ``BertTokenizer(vocab, do_lower_case=True)``: BERT's normaliser (clean text, CJK characters
 spaced, accents stripped, lower case), BERT's pre-tokeniser, WordPiece (``[UNK]`` for words over
 100 characters), the five special tokens matched in the text. The ids are the same id for id
-(tests/test_tokenization_equivalence.py); importing transformers for it cost a prediction about
+(tests/test_tokenization.py); importing transformers for it cost a prediction about
 a second of start-up.
 """
 

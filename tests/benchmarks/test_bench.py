@@ -1,4 +1,5 @@
-"""The benchmark script runs end to end at tiny size and writes every key with sane values.
+"""benchmarks/run.py: the headline keys built from the sections' results, and one end-to-end run
+at tiny size whose figures are sane and consistent with each other.
 
 No timing or hardware assertions (which precision is faster, speedups, bounds met): speed is
 what the script measures, not what the tests check; only structure and consistency.
@@ -13,28 +14,51 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import run
+
 REPO = Path(__file__).resolve().parents[2]
 PEERS = ("openvino_fp32", "openvino_bf16", "openvino_int8", "onnxruntime_fp32")
 
-TOP_KEYS = [
-    "matmul_gflops_fp32", "matmul_gflops_bf16", "roofline_ratio_fp32", "roofline_ratio_bf16",
-    "latency_r101_fp32_s", "latency_r101_bf16_s", "video_fps_original", "video_fps_refvos",
-    "video_speedup_vs_original", "bf16_mask_iou_vs_fp32", "bf16_mask_pixel_agreement",
-    "bf16_frames_identical_fraction", "train_images_per_s_original", "train_images_per_s_refvos",
-    "train_speedup_vs_original", "train_peak_memory_mb_original", "train_peak_memory_mb_refvos",
-    "latency_lite_fp32_s", "latency_lite_bf16_s", "onnx_max_abs_logit_diff", "onnx_latency_r101_s",
-    "onnx_latency_lite_s", "onnx_int8_latency_r101_s", "load_average_end", "duration_s",
-    "bf16_mask_iou_vs_fp32_r101_untrained",
-    "train_speedup_vs_original_fp32", "roofline_ratio_best", "auto_vs_fastest", "int8_mask_iou_vs_fp32",
-    "refvos_over_best_peer",
-]
+
+# every headline key a full quick run writes (int8_latency_trained_s: only with an int8 model given)
+TOP_KEYS = [*(k for k in run.headline_spec(run.QUICK) if k != "int8_latency_trained_s"), "load_average_end",
+            "duration_s"]
+PEERS = ("openvino_fp32", "openvino_bf16", "openvino_int8", "onnxruntime_fp32")
+
+
+def _latency_entry(ratio: float) -> dict:
+    return {"fp32": {"median_s": 0.2}, "bf16": {"median_s": 0.1}, "roofline_ratio_fp32": ratio,
+            "roofline_ratio_bf16": ratio / 2, "roofline_ratio_best": ratio / 3, "auto_vs_fastest": 1.0 + ratio}
+
+
+def test_headline_keys_come_from_the_sections_that_ran():
+    first, second = (run.size_key(hw) for hw in run.QUICK["latency_sizes"][:2])
+    sections = {
+        "matmul": {"fp32": {"gflops_best": 10.0}, "bf16": {"gflops_best": 20.0}},
+        "latency": {"auto": {"precision": "bf16"}, first: _latency_entry(2.0), second: _latency_entry(3.0)},
+        "video": None,  # failed or skipped
+        "trained": {"bf16_vs_fp32": {"mean_iou": 0.99, "pixel_agreement": 0.999, "frames_identical_fraction": 0.5},
+                    "int8": {"int8_vs_fp32": {"mean_iou": 0.95}}},
+    }
+    result = run.assemble({}, sections, run.QUICK)
+    assert result["matmul_gflops_fp32"] == 10.0 and result["matmul_gflops_bf16"] == 20.0
+    # the worst size over the latency sizes; the first size's own latency
+    assert result["roofline_ratio_fp32"] == 3.0 and result["auto_vs_fastest"] == 4.0
+    assert result["latency_r101_fp32_s"] == 0.2 and result["auto_precision"] == "bf16"
+    assert result["int8_mask_iou_vs_fp32"] == 0.95 and result["bf16_frames_identical_fraction"] == 0.5
+    # a section's result under its key; nothing from a section that did not run
+    assert result["trained_agreement"] is sections["trained"] and "video" not in result
+    assert not any(k.startswith(("video_", "train_", "onnx_")) for k in result)
+    assert set(result) - set(sections) - {"trained_agreement"} <= set(run.headline_spec(run.QUICK))
+    targets = run.targets(result)
+    assert targets["roofline_ratio_best"]["value"] == 1.0 and targets["video_speedup_vs_original"]["met"] is None
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     env = {k: v for k, v in os.environ.items() if k != "REFVOS_PRECISION"}  # auto measured, as for users
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=1500, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(out.read_text()), proc.stdout
@@ -51,10 +75,14 @@ def test_every_key_is_there_with_sane_values(bench):
     for key in TOP_KEYS:
         assert key in r, key
     fractions = ("bf16_mask_iou_vs_fp32", "bf16_mask_pixel_agreement", "bf16_frames_identical_fraction",
-                 "bf16_mask_iou_vs_fp32_r101_untrained", "int8_mask_iou_vs_fp32")
+                 "bf16_mask_iou_vs_fp32_r101_untrained", "int8_mask_iou_vs_fp32", "int8_onnxruntime_mask_iou_vs_fp32")
+    precisions = ("auto_precision", "train_precision_refvos")
+    assert r["int8_source"] in run.INT8_SOURCES.values()
     for key in TOP_KEYS:
-        if key != "load_average_end" and key not in fractions:
+        if key not in ("load_average_end", "int8_source") and key not in fractions + precisions:
             assert _positive(r[key]), (key, r[key])
+    for key in precisions:
+        assert r[key] in ("fp32", "bf16"), (key, r[key])
     for key in fractions:
         assert 0 <= r[key] <= 1, (key, r[key])
     assert r["bf16_mask_pixel_agreement"] > 0.5
@@ -137,9 +165,6 @@ def test_agreement_section_uses_a_finished_demo_run(tmp_path, monkeypatch):
     """``--demo-dir``: the agreement section loads that run's network and reports its figures,
     and trains nothing itself."""
     import refvos.demo
-
-    sys.path.insert(0, str(REPO))
-    from benchmarks import run
 
     demo = refvos.demo.run_demo(tmp_path / "demo", preset="tiny", seed=0)
     monkeypatch.setattr(refvos.demo, "run_demo", lambda *a, **k: pytest.fail("trained a second network"))

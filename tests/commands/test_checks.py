@@ -22,7 +22,7 @@ def no_model(monkeypatch):
     """Fail the test if a command builds a model."""
     def refuse(*args, **kwargs):
         raise AssertionError("a model was built before the arguments were checked")
-    monkeypatch.setattr(train_command, "_new_model", refuse)
+    monkeypatch.setattr(train_command, "new_model", refuse)
 
 
 def _error(capsys, argv) -> str:

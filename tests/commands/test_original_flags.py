@@ -7,7 +7,7 @@ import pytest
 
 from refvos.cli import main, parse
 from refvos.commands.original_flags import ACCEPTED, IGNORED
-from refvos.commands.train import base_side, selection_size
+from refvos.commands.train_setup import base_side, selection_size
 
 # The command lines of the original README, as typed (python3 train.py -> refvos train).
 README_LINES = [

@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import refvos.media.visualize
 from refvos import save_checkpoint
 from refvos.cli import main
+from refvos.media.visualize import fill_color
+from refvos.predictor import Predictor, prediction
 from tests.helpers import REPO_ROOT, make_tiny_model
 
 H, W = 40, 56
@@ -361,6 +364,37 @@ def test_checkpoint_input_size_sets_the_processed_size(photo, tmp_path, capsys, 
     assert tuple(seen[-1].shape[-2:]) == (H, W)  # the picture's own
 
 
+# ``refvos predict --video``: one overlay colour per expression through the video.
+RED, BLUE = (200, 30, 30), (30, 30, 200)
+
+
+def test_video_overlay_colour_does_not_flicker(tmp_path, monkeypatch, capsys):
+    import torch
+
+    ckpt = save_checkpoint(tmp_path / "tiny.pth", make_tiny_model())
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    frames = [np.broadcast_to(np.array(c, np.uint8), (20, 24, 3)).copy() for c in (RED, BLUE, RED, BLUE)]
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i:03d}.png")
+    half = np.zeros((20, 24), bool)
+    half[:, :12] = True
+
+    def left_halves(self, frames, expressions, batch_size=None, total_frames=None):
+        for rgb in frames:
+            mask = torch.from_numpy(half)
+            yield rgb, [prediction(e, mask, torch.stack([torch.zeros(mask.shape), mask.float()]))
+                        for e in expressions]
+
+    monkeypatch.setattr(Predictor, "iter_video_all", left_halves)
+    colours = []
+    original = refvos.media.visualize.overlay
+    monkeypatch.setattr(refvos.media.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
+    assert main(["predict", "--checkpoint", str(ckpt), "--video", str(folder), "-e", "the cat", "-e", "the dog",
+                 "--out-dir", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert fill_color(frames[0], half) != fill_color(frames[1], half)  # per frame it would flicker
+    assert len(colours) == 8 and set(colours) == {fill_color(frames[0], half)}
+    assert (tmp_path / "out" / "expr_1" / "overlay.gif").is_file()
 _FRESH_PREDICT = """
 import json, resource, sys
 sys.path.insert(0, sys.argv[1])
@@ -373,7 +407,7 @@ del pictures
 argv = ["predict", "--checkpoint", checkpoint, "--video", folder + "/v.gif", "--out-dir", folder + "/out",
         "--precision", "fp32", "--compile", "off"] + sys.argv[7:]
 if limit_mb:  # everything imported first: the limit is for the prediction
-    import refvos.checkpoint, refvos.commands.predict, refvos.gifstream, refvos.predictor, refvos.visualize
+    import refvos.checkpoint, refvos.commands.predict, refvos.media.gif, refvos.predictor, refvos.media.visualize
     from refvos.cli import build_parser
     build_parser(argv)
     vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))

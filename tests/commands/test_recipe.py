@@ -10,7 +10,7 @@ import torch
 
 from refvos.checkpoint import read_checkpoint, save_checkpoint
 from refvos.cli import main, parse
-from refvos.commands import train as train_command
+from refvos.commands import train_setup
 from refvos.commands.recipe import RULES, recipe_of, resolve_rules, rules_for
 from refvos.engine.trainer import Trainer, TrainResult
 from refvos.errors import InputError
@@ -22,7 +22,7 @@ REFVOS = {rule: values["refvos"] for rule, values in RULES.items()}
 
 def _train_args(root, tmp_path, dataset="refcoco", *extra):
     args = parse([*train_argv(root, tmp_path, "--dataset", dataset, *extra)])
-    train_command._check_arguments(args)
+    train_setup.check_arguments(args)
     return args
 
 
@@ -61,19 +61,19 @@ def test_selection_rule_set_size_sentences_and_metric(tiny_synthetic, tmp_path, 
     paper = bool(switch)
     args = _train_args(tiny_synthetic["refcoco"], tmp_path, "refcoco", *switch)
     rules = _rules(args)
-    assert train_command._training_config(args, tmp_path, rules).select_metric == (
+    assert train_setup.training_config(args, tmp_path, rules).select_metric == (
         "mean_iou" if paper else "overall_iou")
     opts = {"max_tokens": 20}
-    _, val, split = train_command._datasets(args, tiny_synthetic["refcoco"], opts, rules["selection"])
+    _, val, split = train_setup.datasets(args, tiny_synthetic["refcoco"], opts, rules["selection"])
     sentences = sum(len(t.sentences) for t in val.targets)
     assert len(val.targets) < sentences  # refs with several sentences
     assert split == "val" and len(val) == (len(val.targets) if paper else sentences)
     assert min(val[0]["image"].shape[-2:]) == (520 if paper else 48)
-    assert train_command.input_size_of(val, 99) == 48  # the images' own size, recorded for predict
+    assert train_setup.input_size_of(val, 99) == 48  # the images' own size, recorded for predict
 
     args = _train_args(tiny_synthetic["a2d"], tmp_path, "a2d", *switch)
     rules = _rules(args)
-    _, val, split = train_command._datasets(args, tiny_synthetic["a2d"], {"max_tokens": 10}, rules["selection"])
+    _, val, split = train_setup.datasets(args, tiny_synthetic["a2d"], {"max_tokens": 10}, rules["selection"])
     assert split == "test" and (val is not None) == paper
 
 
@@ -132,7 +132,7 @@ def test_paper_recipe_batch_and_weight_decay_are_the_papers_text():
         args = parse(["train", *switch])
         assert (args.batch_size, args.weight_decay) == (7, 1e-6)
         args = parse(["train", *switch, "--base_size", "520"])
-        assert train_command.base_side(args) == 416 and train_command.selection_size(args) == 520
+        assert train_setup.base_side(args) == 416 and train_setup.selection_size(args) == 520
 
 
 # ------------------------------------------------------------------ item 4: rules carried to test
@@ -208,7 +208,7 @@ def test_flags_of_another_data_set_are_refused(tiny_checkpoint, capsys):
     assert main(["test", "--resume", str(tiny_checkpoint), "--davis-overlap", "last"]) == 2
     assert "--davis-overlap applies to --dataset davis" in capsys.readouterr().err
     with pytest.raises(InputError, match="--a2d-repeats applies"):
-        train_command._check_arguments(parse(["train", "--a2d-repeats", "last"]))
+        train_setup.check_arguments(parse(["train", "--a2d-repeats", "last"]))
 
 
 def test_train_then_test_round_trip_with_the_paper_recipe(tiny_synthetic, tmp_path, capsys):

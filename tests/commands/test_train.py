@@ -141,7 +141,7 @@ def test_train_cli_a2d_query_reaches_the_training_set(tiny_synthetic, tmp_path, 
         seen.update(opts)
         raise SystemExit(0)  # stop before the model is built
 
-    monkeypatch.setattr(train_command, "_datasets", datasets)
+    monkeypatch.setattr(train_command, "datasets", datasets)
     for extra, rule in (([], "full"), (["--a2d-query", "original"], "original")):
         argv = train_argv(tiny_synthetic["a2d"], tmp_path, "--dataset", "a2d", *extra)
         with pytest.raises(SystemExit):

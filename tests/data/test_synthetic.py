@@ -8,7 +8,8 @@ from torch.utils.data import DataLoader
 
 from refvos.data import REFER, build_dataset, collate
 from refvos.data.annotations import load_categorization
-from refvos.data.synthetic import COLORS, SHAPES, make_all, make_refcoco, make_video_clip
+from refvos.data.scenes import COLORS, SHAPES, make_video_clip
+from refvos.data.synthetic import make_all, make_refcoco
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,9 @@ import torch
 from refvos.data.build import build_dataset
 from refvos.data.davis import read_object_ids
 from refvos.engine import evaluator
-from refvos.engine.evaluator import (
-    SubmissionWriter,
-    davis_palette,
-    evaluate,
-    sample_meta,
-    shard_indices,
-)
+from refvos.engine.evaluator import evaluate
+from refvos.engine.samples import sample_meta
+from refvos.metrics.davis import davis_palette
 from tests.helpers import (
     TableModel,
     assert_mixed,
@@ -211,56 +207,10 @@ def test_a2d_absent_frame_prediction_counts_in_refvos_union_only():
     assert m["a2d_map"]["num_samples"] == 1 and m["a2d_map"]["mAP"] == pytest.approx(1.0)
 
 
-def test_submission_overlap_goes_to_most_confident(tmp_path):
-    w = SubmissionWriter(tmp_path)
-    meta = {"annotator": 1, "kind": "full_video", "video": "v", "frame": "00000"}
-    a, b = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
-    a[:, :3], b[:, 1:] = True, True
-    w.add({**meta, "object_id": 1}, a, np.full((4, 4), 0.9, np.float32))
-    w.add({**meta, "object_id": 2}, b, np.where(np.arange(4) < 2, 0.6, 0.95)[None].repeat(4, 0))
-    w.close()
-    labels = read_object_ids(tmp_path / "annotator1_full_video" / "v" / "00000.png")
-    np.testing.assert_array_equal(labels[0], [1, 1, 2, 2])
 
 
-def test_davis_j_and_f_score_the_merged_label_map_of_a_frame():
-    """Two overlapping predictions on one frame: the overlap goes to the more confident object
-    (as in the submitted PNG davis2017-evaluation reads), so object 2 loses it in J; the RefVOS
-    IoU still scores each object on its own. Annotator 2's samples of the same frame are merged
-    apart from annotator 1's."""
-    gt1, gt2 = _square(2, 2, 6).astype(bool), _square(2, 8, 6).astype(bool)  # side by side
-    pred1 = np.zeros((16, 16))
-    pred1[2:8, 2:11] = 1.0  # object 1 spills 3 columns into object 2, confidently (p ~ 0.9997)
-    pred2 = gt2 * 0.75  # object 2 exactly, less confident (p ~ 0.98)
-    items, table = [], {}
-    for annotator in (1, 2):
-        for obj, gt in ((1, gt1), (2, gt2)):
-            meta = {"dataset": "davis", "video": "v", "frame": "00000", "object_id": obj,
-                    "annotator": annotator, "kind": "first_frame", "sent_id": f"{annotator}-0"}
-            items.append((meta, gt, f"object {obj} by {annotator}"))
-            # annotator 2's object 1 prediction is exact: no overlap there
-            table[len(table)] = pred1 if (annotator, obj) == (1, 1) else (gt1 if obj == 1 else pred2)
-    class OneFrame(ListDataset):  # every sample shows the same picture (one frame)
-        def __getitem__(self, i):
-            return {**super().__getitem__(i), "image": super().__getitem__(0)["image"]}
-
-    ds = OneFrame(items)
-    model = TableModel(ds, predict=lambda s: table[int(s["sentence"].split()[1]) - 1 + 2 * (
-        int(s["sentence"].split()[-1]) - 1)])
-    rows = evaluate(model, ds, device="cpu", davis_frames="all")["samples"]
-    by = {(r["annotator"], r["object_id"]): r for r in rows}
-    assert by[(1, 1)]["J"] == pytest.approx(36 / 54) and by[(1, 1)]["iou"] == pytest.approx(36 / 54)
-    assert by[(1, 2)]["J"] == pytest.approx(18 / 36)  # the 18 overlapping pixels went to object 1
-    assert by[(1, 2)]["iou"] == 1.0 and by[(1, 2)]["F"] < 1.0  # RefVOS IoU: each object on its own
-    assert by[(2, 1)]["J"] == by[(2, 2)]["J"] == by[(2, 2)]["F"] == 1.0
 
 
-def test_shards_keep_videos_whole_and_cover_everything(tiny_synthetic):
-    ds = build_dataset("davis", tiny_synthetic["davis"], "train", mode="eval", annotator="both")
-    shards = [shard_indices(ds, r, 3) for r in range(3)]
-    assert sorted(i for s in shards for i in s) == list(range(len(ds)))
-    videos = [{evaluator.sample_meta(ds, i)["video"] for i in s} for s in shards]
-    assert not (videos[0] & videos[1]) and not (videos[1] & videos[2]) and all(videos)
 
 
 def test_bad_inputs(tiny_synthetic):
@@ -300,41 +250,36 @@ def test_distributed_two_processes_match_one(tmp_path):
     assert len(list((tmp_path / "sub").glob("annotator1_first_frame/*/00000.png"))) == len(CASES)
 
 
-@pytest.mark.parametrize("overlap, row", [("confident", [1, 1, 2, 2]), ("last", [1, 2, 2, 2])])
-def test_davis_overlap_rule_in_submission_and_merged_map(tmp_path, overlap, row):
-    """Objects 1 and 2 share columns 1 and 2; object 1 is surer on column 1, object 2 on column
-    2. refvos's rule gives each column to the surer object, the original's merge
-    (``overlap="last"``) both to the highest id, object 2 (issue 21, item 5)."""
-    a, b = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
-    a[:, :3], b[:, 1:] = True, True
-    pa, pb = np.full((4, 4), 0.9, np.float32), np.where(np.arange(4) < 2, 0.6, 0.95)[None].repeat(4, 0)
-    w = SubmissionWriter(tmp_path, overlap)
-    meta = {"annotator": 1, "kind": "full_video", "video": "v", "frame": "00000"}
-    w.add({**meta, "object_id": 1}, a, pa)
-    w.add({**meta, "object_id": 2}, b, pb)
-    w.close()
-    np.testing.assert_array_equal(read_object_ids(tmp_path / "annotator1_full_video" / "v" / "00000.png")[0], row)
-    scorer = evaluator.DavisFrameScorer(overlap)
-    rows = [{"kind": "first_frame", "video": "v", "frame": "0", "sent_id": "1-0", "object_id": k}
-            for k in (1, 2)]
-    for r, pred, prob in zip(rows, (a, b), (pa, pb)):
-        scorer.add(r, pred, prob, pred, None)  # ground truth = own prediction: J < 1 where it lost pixels
-    scorer.close()
-    # confident: each object loses the column where the other is surer; last: object 2 keeps all
-    assert [r["J"] < 1 for r in rows] == [True, overlap == "confident"]
 
 
-@pytest.mark.skipif(not __import__("refvos.openvino_backend").openvino_backend.available(),
-                    reason="the [openvino] extra is not installed")
-def test_openvino_backend_evaluates_as_pytorch(tiny_synthetic, tmp_path, monkeypatch):
-    monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path))
-    full = build_dataset("refcoco", tiny_synthetic["refcoco"], "val", mode="eval")
-    ds = torch.utils.data.Subset(full, range(6))
-    model = make_tiny_model(seed=3)
-    ref = evaluate(model, ds, device="cpu", backend="torch")
-    got = evaluate(model, ds, device="cpu", backend="openvino")
-    runtime = got["metrics"]["runtime"]
-    assert runtime["backend"] == "openvino" and runtime["compile"]["backend"] == "openvino"
-    assert ref["metrics"]["runtime"]["backend"] == "torch"
-    for a, b in zip(ref["samples"], got["samples"]):
-        assert abs(a["pred_area"] - b["pred_area"]) <= 2
+
+def test_davis_j_and_f_score_the_merged_label_map_of_a_frame():
+    """Two overlapping predictions on one frame: the overlap goes to the more confident object
+    (as in the submitted PNG davis2017-evaluation reads), so object 2 loses it in J; the RefVOS
+    IoU still scores each object on its own. Annotator 2's samples of the same frame are merged
+    apart from annotator 1's."""
+    gt1, gt2 = _square(2, 2, 6).astype(bool), _square(2, 8, 6).astype(bool)  # side by side
+    pred1 = np.zeros((16, 16))
+    pred1[2:8, 2:11] = 1.0  # object 1 spills 3 columns into object 2, confidently (p ~ 0.9997)
+    pred2 = gt2 * 0.75  # object 2 exactly, less confident (p ~ 0.98)
+    items, table = [], {}
+    for annotator in (1, 2):
+        for obj, gt in ((1, gt1), (2, gt2)):
+            meta = {"dataset": "davis", "video": "v", "frame": "00000", "object_id": obj,
+                    "annotator": annotator, "kind": "first_frame", "sent_id": f"{annotator}-0"}
+            items.append((meta, gt, f"object {obj} by {annotator}"))
+            # annotator 2's object 1 prediction is exact: no overlap there
+            table[len(table)] = pred1 if (annotator, obj) == (1, 1) else (gt1 if obj == 1 else pred2)
+    class OneFrame(ListDataset):  # every sample shows the same picture (one frame)
+        def __getitem__(self, i):
+            return {**super().__getitem__(i), "image": super().__getitem__(0)["image"]}
+
+    ds = OneFrame(items)
+    model = TableModel(ds, predict=lambda s: table[int(s["sentence"].split()[1]) - 1 + 2 * (
+        int(s["sentence"].split()[-1]) - 1)])
+    rows = evaluate(model, ds, device="cpu", davis_frames="all")["samples"]
+    by = {(r["annotator"], r["object_id"]): r for r in rows}
+    assert by[(1, 1)]["J"] == pytest.approx(36 / 54) and by[(1, 1)]["iou"] == pytest.approx(36 / 54)
+    assert by[(1, 2)]["J"] == pytest.approx(18 / 36)  # the 18 overlapping pixels went to object 1
+    assert by[(1, 2)]["iou"] == 1.0 and by[(1, 2)]["F"] < 1.0  # RefVOS IoU: each object on its own
+    assert by[(2, 1)]["J"] == by[(2, 2)]["J"] == by[(2, 2)]["F"] == 1.0

@@ -10,20 +10,9 @@ import torch
 
 from refvos.checkpoint import read_checkpoint
 from refvos.data import build_dataset
-from refvos.engine.trainer import (
-    BEST,
-    LAST,
-    NonFiniteLossError,
-    ResumableSampler,
-    SeededSamples,
-    TrainConfig,
-    Trainer,
-    build_param_groups,
-    rng_state,
-    set_rng_state,
-)
+from refvos.engine.trainer import BEST, LAST, NonFiniteLossError, TrainConfig, Trainer
 from refvos.errors import InputError
-from tests.helpers import IMAGE_SIZE, TINY_TEXT_CONFIG, make_tiny_model
+from tests.helpers import IMAGE_SIZE, make_tiny_model
 
 
 def train_subset(root, n: int = 6) -> torch.utils.data.Dataset:
@@ -70,29 +59,6 @@ def assert_bitwise_equal(a, b):
 # ------------------------------------------------------------------------------ groups
 
 
-def test_param_groups_original_full_frozen():
-    model = make_tiny_model()
-    # a 4-layer encoder: layers 0-1 train, 2-3 and the embeddings are frozen
-    from refvos.modeling import build_model
-
-    model = build_model("refvos_lite", backbone_weights=None, text_encoder=None,
-                        text_config={**TINY_TEXT_CONFIG, "num_hidden_layers": 4})
-    groups = build_param_groups(model, "original")
-    names = [g["name"] for g in groups]
-    assert names == ["backbone", "head", "text_layers", "text_pooler"]
-    enc = model.text_encoder
-    layer_ids = {id(p) for g in groups if g["name"] == "text_layers" for p in g["params"]}
-    assert layer_ids == {id(p) for layer in enc.encoder.layer[:2] for p in layer.parameters()}
-    assert not any(p.requires_grad for p in enc.embeddings.parameters())
-    assert not any(p.requires_grad for p in enc.encoder.layer[2:].parameters())
-    assert all(p.requires_grad for p in enc.pooler.parameters())
-
-    groups = build_param_groups(model, "frozen")
-    assert [g["name"] for g in groups] == ["backbone", "head"]
-    assert not any(p.requires_grad for p in enc.parameters())
-    groups = build_param_groups(model, "full")
-    assert [g["name"] for g in groups] == ["backbone", "head", "text_encoder"]
-    assert all(p.requires_grad for p in enc.parameters())
 
 
 def test_text_encoder_stays_in_eval_mode(refcoco_root, tmp_path):
@@ -104,43 +70,10 @@ def test_text_encoder_stays_in_eval_mode(refcoco_root, tmp_path):
 # ------------------------------------------------------------------------------ sample order
 
 
-def test_sampler_depends_on_seed_and_epoch_and_shards():
-    s = ResumableSampler(10, seed=3, num_replicas=1, rank=0)
-    s.set_epoch(1)
-    full = list(s)
-    assert len(full) == 10 and sorted(i for i, _ in full) == list(range(10))
-    s.set_epoch(1, skip=4)
-    assert list(s) == full[4:] and len(s) == 6
-    s.set_epoch(2)
-    assert list(s) != full
-    shards = [list(ResumableSampler(10, seed=3, num_replicas=3, rank=r)) for r in range(3)]
-    for r, sh in enumerate(shards):
-        s3 = ResumableSampler(10, seed=3, num_replicas=3, rank=r)
-        s3.set_epoch(0)
-        assert list(s3) == sh and len(sh) == 4  # padded to 12
-    assert {i for sh in shards for i, _ in sh} == set(range(10))
 
 
-def test_seeded_samples_do_not_touch_global_generators(refcoco_root):
-    ds = SeededSamples(train_subset(refcoco_root, 2))
-    torch.manual_seed(5)
-    before = torch.get_rng_state()
-    a = ds[(0, 123)]
-    assert torch.equal(torch.get_rng_state(), before)
-    b = ds[(0, 123)]
-    assert torch.equal(a["image"], b["image"]) and a["sentence"] == b["sentence"]
 
 
-def test_rng_state_roundtrip_weights_only(tmp_path):
-    state = rng_state()
-    torch.save(state, tmp_path / "rng.pt")
-    loaded = torch.load(tmp_path / "rng.pt", weights_only=True)
-    expected = (torch.rand(3), float(torch.randn(1)), __import__("random").random(),
-                __import__("numpy").random.rand())
-    set_rng_state(loaded)
-    again = (torch.rand(3), float(torch.randn(1)), __import__("random").random(),
-             __import__("numpy").random.rand())
-    assert torch.equal(expected[0], again[0]) and expected[1:] == again[1:]
 
 
 # ------------------------------------------------------------------------------ training
@@ -167,7 +100,7 @@ def test_short_run_lowers_the_loss_and_writes_checkpoints(refcoco_root, tmp_path
 
 def test_auto_precision_measures_forward_and_backward_of_the_network(refcoco_root, tmp_path, monkeypatch):
     """Which precision wins is the machine's business; the trainer times its own network's step."""
-    from refvos import runtime
+    from refvos.runtime import precision as runtime
 
     monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(runtime.PRECISION_ENV)

@@ -6,7 +6,7 @@ import torch
 from skimage import data as skdata
 from torch.nn import functional as F
 
-from refvos.imaging import to_tensor
+from refvos.media.image import to_tensor
 from refvos.modeling import build_model
 from refvos.modeling.backbone import lite0_imagenet_state_dict
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from refvos.errors import InputError
 from refvos.modeling import MODEL_REGISTRY, RefVOSConfig, build_from_config, build_model
 from refvos.modeling.config import BERT_BASE_UNCASED
 from tests.helpers import TINY_TEXT_CONFIG
@@ -119,7 +120,7 @@ def test_registry_and_config_round_trip(tiny_model):
     assert cfg == tiny_model.config
     rebuilt = build_from_config(cfg.to_dict())
     assert rebuilt.state_dict().keys() == tiny_model.state_dict().keys()
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(InputError, match="unknown model 'refvos_r50'; expected one of"):
         build_model("refvos_r50")
 
 

@@ -35,7 +35,7 @@ class _SlowFile:
 
 
 def install() -> None:
-    from refvos import checkpoint
+    from refvos.checkpoint import formats as checkpoint
 
     pause = float(os.environ.get("REFVOS_TEST_SAVE_PAUSE", "0.3"))
     real_atomic_open = checkpoint.atomic_open

@@ -163,7 +163,7 @@ class Case:
 
 
 def _load_image(path_of: Callable[[Path], Path]) -> Callable[[Path, Env], Callable[[], Any]]:
-    from refvos.imaging import load_image
+    from refvos.media.image import load_image
 
     return lambda tmp, env: (lambda p=path_of(tmp): lambda: load_image(p))()
 
@@ -177,8 +177,8 @@ def _encode(text: str) -> Callable[[Path, Env], Callable[[], Any]]:
 def _video(make_folder: Callable[[Path], Path]) -> Callable[[Path, Env], Callable[[], Any]]:
     def make(tmp: Path, env: Env) -> Callable[[], Any]:
         from refvos.checkpoint import load_checkpoint
+        from refvos.media.video import read_video_frames
         from refvos.predictor import Predictor
-        from refvos.video import read_video_frames
 
         folder = make_folder(tmp)
         predictor = Predictor(load_checkpoint(env.ckpt), device="cpu", precision="fp32")
@@ -305,7 +305,7 @@ LIBRARY: dict[str, Case] = {
                           (r"notes\.jpg", "not a readable image")),
     "image 10000x10000": Case(_load_image(lambda t: write_constant_png(t / "huge.png", 10000, 10000)), InputError,
                               (r"huge\.png", "10000x10000", "limit", "downscale")),
-    "image array of bad shape": Case(lambda t, e: lambda: __import__("refvos.imaging").imaging.load_image(
+    "image array of bad shape": Case(lambda t, e: lambda: __import__("refvos.media.image").media.image.load_image(
         np.zeros((4, 4, 2), np.uint8)), InputError, (r"\(H, W, 3\)", r"\(4, 4, 2\)")),
     # expressions
     "expression empty": Case(_encode(""), InputError, ("expression is empty",)),
@@ -384,7 +384,7 @@ def test_nan_loss_leaves_no_checkpoint_and_names_it(env, tmp_path):
 
 
 def _image_works(mode: str, h: int = 40, w: int = 48) -> Callable[[Path, Env], Any]:
-    from refvos.imaging import load_image
+    from refvos.media.image import load_image
 
     def run(tmp: Path, env: Env):
         suffix = ".jpg" if mode == "CMYK" else ".png"
@@ -444,7 +444,7 @@ def test_huge_image_is_refused_before_decoding(tmp_path):
     path = write_constant_png(tmp_path / "huge.png", 10000, 10000)
     code = (
         "import resource, sys\n"
-        "from refvos.imaging import load_image\n"
+        "from refvos.media.image import load_image\n"
         "from refvos.errors import InputError\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"

@@ -69,7 +69,7 @@ py_values = st.recursive(
 @FUZZ
 @given(data=st.binary(max_size=300))
 def test_safe_load_random_bytes(data):
-    from refvos.safe_pickle import safe_load
+    from refvos.io.safe_pickle import safe_load
 
     _parses_or_refuses(safe_load, io.BytesIO(data))
 
@@ -77,7 +77,7 @@ def test_safe_load_random_bytes(data):
 @FUZZ
 @given(value=py_values, protocol=st.integers(0, 5), cut=st.integers(0, 400))
 def test_safe_load_mutated_pickles(value, protocol, cut):
-    from refvos.safe_pickle import safe_load
+    from refvos.io.safe_pickle import safe_load
 
     data = pickle.dumps(value, protocol=protocol)
     # repr compares NaN (and -0.0) exactly, where == would say [nan] != [nan] for distinct objects
@@ -301,7 +301,7 @@ def test_tokenizer_long_text(text):
 @FUZZ
 @given(data=st.one_of(st.binary(max_size=300), _mutated_images))
 def test_load_image_random_bytes(data):
-    from refvos.imaging import load_image
+    from refvos.media.image import load_image
 
     out = _parses_or_refuses(load_image, _file("img.bin", data))
     if out is not None:
@@ -312,7 +312,7 @@ def test_load_image_random_bytes(data):
 @given(shape=st.lists(st.integers(0, 5), max_size=4), dtype=st.sampled_from(["u1", "u2", "f4", "f8", "i4", "bool",
                                                                                "c8"]))
 def test_load_image_arrays(shape, dtype):
-    from refvos.imaging import load_image
+    from refvos.media.image import load_image
 
     _parses_or_refuses(load_image, np.ones(shape, dtype=dtype))
 

@@ -248,7 +248,7 @@ def test_legacy_pickle_checkpoint_still_loads(tmp_path, good):
 
 def _training_checkpoint(good) -> dict:
     """A refvos training checkpoint as Trainer.state() writes it (one process, epoch 1)."""
-    from refvos.engine.trainer import rng_state
+    from refvos.engine.resume import rng_state
 
     model = make_tiny_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -275,7 +275,7 @@ RESUME_CASES = {
 
 
 def test_training_checkpoint_of_the_tests_is_resumable(good):
-    from refvos.engine.trainer import check_training_state
+    from refvos.engine.resume import check_training_state
 
     check_training_state(_training_checkpoint(good), "c.pth")  # the cases below differ in one entry only
 

@@ -227,7 +227,7 @@ def test_diverging_weights_never_reach_last_pth(data_root, tmp_path):
 
 
 def test_disk_full_during_a_save_keeps_the_previous_checkpoint(data_root, tmp_path, monkeypatch):
-    from refvos import checkpoint
+    from refvos.checkpoint import formats as checkpoint
 
     trainer = _trainer(data_root, tmp_path / "run")
     real_save, saves = torch.save, []

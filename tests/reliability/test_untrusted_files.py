@@ -1,8 +1,8 @@
 """Untrusted files: nothing the project reads can run code, whatever a stranger put in it.
 
 Already covered elsewhere (not repeated here): an ``os.system`` payload in a zip checkpoint and a
-plain-pickle checkpoint (tests/test_checkpoint.py), ``open`` / ``os.system`` payloads in a refs
-pickle (tests/test_safe_pickle.py, tests/data/test_refer.py). Here: every other way in —
+plain-pickle checkpoint (tests/checkpoint/test_formats.py), ``open`` / ``os.system`` payloads in a refs
+pickle (tests/io/test_safe_pickle.py, tests/data/test_refer.py). Here: every other way in —
 payload kinds x checkpoint layouts (zip, legacy, raw pickle, nested in the optimizer state or in
 the allowed ``argparse.Namespace``), through ``load_checkpoint``, ``Trainer.resume`` and the CLI;
 hand-written opcode streams (GLOBAL, STACK_GLOBAL, INST, OBJ, persistent ids) and resource-
@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from refvos.errors import CheckpointError, DataFormatError, RefVOSError, UnsafePickleError
-from refvos.safe_pickle import safe_load
+from refvos.io.safe_pickle import safe_load
 from tests.helpers import REPO_ROOT, TINY_TEXT_CONFIG, make_tiny_model
 
 # ------------------------------------------------------------------------------ payloads
@@ -335,7 +335,7 @@ def test_source_tree_uses_only_safe_loaders():
             elif name.startswith(("pickle.", "cPickle.", "dill.", "joblib.", "marshal.", "shelve.")) and last in (
                     "load", "loads", "Unpickler", "open"):
                 if rel.name != "safe_pickle.py":
-                    problems.append(f"{where}: use refvos.safe_pickle.safe_load")
+                    problems.append(f"{where}: use refvos.io.safe_pickle.safe_load")
             elif name in ("yaml.load", "yaml.unsafe_load", "builtins.eval", "builtins.exec", "pd.read_pickle",
                           "pandas.read_pickle") or (isinstance(node.func, ast.Name) and name in ("eval", "exec")):
                 problems.append(where)

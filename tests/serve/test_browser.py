@@ -18,36 +18,16 @@ import pytest
 from PIL import Image
 
 from refvos.serve import Limits
-from tests.helpers import make_tiny_model, running_server
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, browser_or_fail, make_tiny_model, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("REFVOS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 H, W = 60, 80
-
-
-def _browser_or_fail():
-    if os.environ.get("REFVOS_SKIP_BROWSER") == "1":
-        pytest.skip("REFVOS_SKIP_BROWSER=1")
-    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        found = shutil.which("chromium")
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}{f' (there is one at {found}: set REFVOS_CHROMIUM)' if found else ''}: "
-            "install it with `make browser` (apt-get install chromium), or set REFVOS_SKIP_BROWSER=1 to skip",
-            pytrace=False,
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright Python package is missing: pip install -e .[dev]", pytrace=False)
-    return sync_playwright
 
 
 @pytest.fixture(scope="module")
 def server():
-    _browser_or_fail()  # before building anything
+    browser_or_fail()  # before building anything
     with running_server(make_tiny_model().eval(), Limits(max_size=256)) as srv:
         yield srv
 
@@ -62,7 +42,7 @@ def _photo(path: Path) -> Path:
 
 
 def test_upload_type_click_get_mask(server, tmp_path):
-    sync_playwright = _browser_or_fail()
+    sync_playwright = browser_or_fail()
     photo = _photo(tmp_path / "photo.png")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from refvos.errors import InputError
-from refvos.imaging import load_image
+from refvos.media.image import load_image
 from refvos.serve.decoding import decode_image, decode_upload, decode_video, safe_name
 from refvos.serve.limits import Limits
 from tests.helpers import (
@@ -142,7 +142,7 @@ def test_request_over_the_work_budget_is_refused_before_decoding(monkeypatch):
     """48 frames of 1024 x 1024 (a 128 kB GIF) with 8 expressions: refused from the headers,
     saying the budget and the work asked; with one expression it is within a budget of 120 million."""
     import refvos.serve.decoding
-    from refvos.budget import WorkBudgetError
+    from refvos.serve.budget import WorkBudgetError
 
     def no_decoding(*a, **k):
         raise AssertionError("decoded before the budget was checked")

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refvos.predictor import Predictor
+import refvos.media.visualize
+from refvos.media.visualize import fill_color
+from refvos.predictor import Predictor, prediction
 from refvos.serve.decoding import Frames
 from refvos.serve.parsing import SegmentRequest
 from refvos.serve.render import render
@@ -44,14 +46,44 @@ def test_video_with_two_expressions_matches_the_predictor_per_expression(predict
     assert min(areas) > 0 and max(areas) < 40 * 56  # mixed masks: the comparison can fail
 
 
+# serve's video answer keeps one overlay colour per expression through the video.
+RED, BLUE = (200, 30, 30), (30, 30, 200)
+
+
+class FixedMasks:
+    """A stand-in predictor: the same left-half mask for every frame and expression."""
+
+    def iter_video_all(self, frames, expressions, total_frames=None):
+        import torch
+
+        for rgb in frames:
+            mask = torch.zeros(rgb.shape[:2], dtype=torch.bool)
+            mask[:, : rgb.shape[1] // 2] = True
+            logits = torch.stack([torch.zeros(mask.shape), mask.float()])
+            yield rgb, [prediction(e, mask, logits) for e in expressions]
+
+
+def test_video_overlays_keep_one_colour_per_expression(monkeypatch):
+    frames = [np.broadcast_to(np.array(c, np.uint8), (20, 24, 3)).copy() for c in (RED, BLUE, RED, BLUE)]
+    half = np.zeros((20, 24), bool)
+    half[:, :12] = True
+    assert fill_color(frames[0], half) != fill_color(frames[1], half)  # per frame it would flicker
+    colours = []
+    original = refvos.media.visualize.overlay
+    monkeypatch.setattr(refvos.media.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
+    doc = render(FixedMasks(), SegmentRequest("video", Frames.of_arrays("video", frames), ["the cat", "the dog"]))
+    assert len(doc["results"]) == 2 and len(colours) == 8
+    assert set(colours) == {fill_color(frames[0], half)}
+
+
 @pytest.mark.parametrize("expressions", [1, 8])
 def test_video_answer_of_noise_is_at_most_2_bytes_of_json_per_pixel_of_work(predictor, expressions):
-    """The premise of ``refvos.budget.MAX_WORK_CAP`` (a memory bound): a video's answer keeps a GIF
+    """The premise of ``refvos.serve.budget.MAX_WORK_CAP`` (a memory bound): a video's answer keeps a GIF
     frame and a mask per frame and expression; on noise frames (what compresses worst) its JSON
     is at most 2 bytes per pixel of work, so with the copies made to send it about 6."""
     import json
 
-    from refvos.budget import request_work
+    from refvos.serve.budget import request_work
     from refvos.serve.limits import Limits
 
     rng = np.random.default_rng(1)

@@ -382,8 +382,8 @@ def test_time_budget_is_measured_at_start_and_refuses_more_work_before_decoding(
     a lower rate), so max_work = 10 x 8192 / 0.75 = 109,226: in Limits, /api/info and the log.
     A GIF of 8 frames of 64 x 64 with 8 expressions (294,912, far within the fixed default) is
     refused with 413 from its headers; with one expression (65,536) it is answered."""
-    from refvos.budget import DEFAULT_MAX_WORK
     from refvos.predictor import Predictor
+    from refvos.serve.budget import DEFAULT_MAX_WORK
 
     clock = [0.0]
     limits = Limits(max_size=64)

@@ -34,7 +34,7 @@ def add_compile_argument(parser: argparse.ArgumentParser | Any, auto_means: str)
 
 
 def add_backend_argument(parser: argparse.ArgumentParser | Any, int8: bool = True) -> None:
-    """``--backend {auto,torch,openvino}`` (see :mod:`refvos.backend`) and, with ``int8``,
+    """``--backend {auto,torch,openvino}`` (see :mod:`refvos.runtime.backend`) and, with ``int8``,
     ``--int8-model`` (an int8 encoder written by ``refvos quantize``)."""
     parser.add_argument("--backend", choices=("auto", "torch", "openvino"), default="auto",
                         help="inference engine: auto (default: PyTorch, or OpenVINO where installed and measured "
@@ -92,7 +92,7 @@ def check_runtime_arguments(args: argparse.Namespace) -> None:
     if hasattr(args, "device") and not launched_by_torchrun():
         check_device(args.device)
     if getattr(args, "backend", None) == "openvino" or getattr(args, "int8_model", None):
-        from ..openvino_backend import require
+        from ..runtime.openvino_backend import require
 
         require()  # without the extra: one line naming the install command
 

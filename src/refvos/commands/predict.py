@@ -144,21 +144,6 @@ def _mask_image(mask):
 GIF_MAX_SIDE = 480  # overlaid GIF frames are scaled down to this long side (masks stay full size)
 
 
-def _gif_scaled(rgb, masks):
-    """A frame and its masks scaled to the overlaid GIF's size (long side at most
-    :data:`GIF_MAX_SIDE`), so an overlay never works on an 8000 x 8000 picture."""
-    import numpy as np
-    from PIL import Image
-
-    h, w = rgb.shape[:2]
-    if max(h, w) <= GIF_MAX_SIDE:
-        return rgb, masks
-    scale = GIF_MAX_SIDE / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR, reducing_gap=2.0))
-    return small, [np.asarray(Image.fromarray(m).resize(size, Image.NEAREST)) for m in masks]
-
-
 @contextlib.contextmanager
 def _writing(what: str):
     """Turn a failed write (permissions, full disk, a file where a folder should be) into one line."""
@@ -178,8 +163,8 @@ def _print_json(doc: dict) -> None:
 
 # -- image ----------------------------------------------------------------------------------------
 def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
-    from ..imaging import load_image
-    from ..visualize import overlay, save_image
+    from ..media.image import load_image
+    from ..media.visualize import overlay, save_image
 
     n = len(expressions)
     out = _check_png_path(args.out, "--out") if args.out else None
@@ -247,11 +232,11 @@ def check_out_dir(out_dir: Path) -> None:
 
 def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     from ..errors import InputError
-    from ..gifstream import GifWriter
-    from ..imaging import load_image
     from ..io import staged_folder
-    from ..video import list_frames, read_video_frames
-    from ..visualize import VideoFill, caption, overlay, save_image
+    from ..media.image import load_image
+    from ..media.overlay_video import OverlayGif
+    from ..media.video import list_frames, read_video_frames
+    from ..media.visualize import save_image
 
     if args.out or args.mask_out:
         raise InputError("--out and --mask-out are for --image; with --video give --out-dir")
@@ -302,20 +287,18 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     # (staging folders of killed runs are removed by the next run, see refvos.io.staged_folder).
     per_frame: list[list[dict]] = [[] for _ in range(n)]
     with _writing(f"--out-dir {out_dir}"), staged_folder(out_dir) as stage, contextlib.ExitStack() as gifs:
-        writers = [gifs.enter_context(GifWriter(stage / d / "overlay.gif", fps=args.fps)) for d in subdirs]
-        fills = [VideoFill() for _ in subdirs]  # one colour per expression through the video
+        writers = [gifs.enter_context(OverlayGif(stage / d / "overlay.gif", e, fps=args.fps, max_side=GIF_MAX_SIDE))
+                   for d, e in zip(subdirs, expressions)]
         for rgb, results in predictor.iter_video_all(decoded_frames(), expressions, batch_size=VIDEO_BATCH,
                                                      total_frames=total):
             name = names.popleft()
-            small, small_masks = _gif_scaled(rgb, [r.mask for r in results])
             for i, r in enumerate(results):
                 save_image(_mask_image(r.mask), stage / subdirs[i] / "masks" / f"{name}.png")
-                picture = overlay(small, small_masks[i], color=fills[i](small, small_masks[i]))
-                writers[i].add(caption(picture, expressions[i]))
+                writers[i].add(rgb, r.mask)
                 per_frame[i].append({"frame": name, "area": r.area,
                                      "box": list(r.box) if r.box is not None else None,
                                      "score": round(r.score, 6)})
-            del rgb, results, small, small_masks
+            del rgb, results
         gifs.close()  # the GIFs complete before the swap
 
     results_doc = []

@@ -36,10 +36,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import load_checkpoint
     from ..errors import InputError
-    from ..imaging import load_image
-    from ..openvino_backend import require
-    from ..quantize import quantize_encoder
-    from ..video import read_video_frames
+    from ..export.quantize import quantize_encoder
+    from ..media.image import load_image
+    from ..media.video import read_video_frames
+    from ..runtime.openvino_backend import require
 
     require()
     if not 0 < args.held_out < 1:

@@ -13,7 +13,7 @@ HELP = "serve a web page and JSON API that segment what a sentence refers to in 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..budget import DEFAULT_MAX_SECONDS, MAX_WORK_CAP
+    from ..serve.budget import DEFAULT_MAX_SECONDS, MAX_WORK_CAP
     from ..serve.limits import Limits
 
     d = Limits()

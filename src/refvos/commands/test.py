@@ -207,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import check_checkpoint_file, model_from_checkpoint, read_checkpoint
     from ..data.base import dataset_truncation
     from ..engine import distributed as du
-    from ..engine.evaluator import evaluate, print_table
+    from ..engine.evaluator import evaluate
+    from ..engine.tables import print_table
     from ..errors import DataFormatError, InputError
     from ..io import atomic_write_json
     from ..runtime import tf32_mode

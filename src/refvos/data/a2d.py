@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataFormatError, InputError
-from ..imaging import MAX_PIXELS
+from ..media.image import MAX_PIXELS
 from .annotations import load_augmented_expressions
 from .base import ReferringDataset, Sentence, Target, read_rgb
 
@@ -172,7 +172,7 @@ def read_instance_masks(path: Path, size: tuple[int, int] | None = None,
     """Instance ids and masks ``(N, H, W)`` uint8 0/1 of one annotated frame's ``.h5``.
 
     ``size``: the frame's ``(H, W)``; the masks' declared shape and dtype are checked (against
-    it and :data:`~refvos.imaging.MAX_PIXELS`) before they are read, so a small compressed file
+    it and :data:`~refvos.media.image.MAX_PIXELS`) before they are read, so a small compressed file
     cannot make refvos allocate gigabytes. ``ids_only``: read the ids, not the masks (None)."""
     if not path.is_file():
         raise DataFormatError(f"{path}: mask file not found; expected {LAYOUT}")

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from ..errors import DataFormatError, InputError, RefVOSError
-from ..imaging import MAX_PIXELS
+from ..media.image import MAX_PIXELS
 from ..tokenization import get_tokenizer, truncation_report
 from .transforms import EvalTransform, TrainTransform
 

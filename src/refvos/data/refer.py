@@ -1,6 +1,6 @@
 """The REFER API (RefCOCO, RefCOCO+, RefCOCOg) in Python 3: a drop-in for the original refer.py.
 
-Layout: ``<data_root>/<dataset>/refs(<splitBy>).p`` (read with :func:`refvos.safe_pickle.safe_load`),
+Layout: ``<data_root>/<dataset>/refs(<splitBy>).p`` (read with :func:`refvos.io.safe_pickle.safe_load`),
 ``<data_root>/<dataset>/instances.json`` (COCO images / annotations / categories) and images in
 ``<data_root>/images/mscoco/images/train2014/``.
 
@@ -22,8 +22,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ..errors import DataFormatError
-from ..imaging import MAX_PIXELS
-from ..safe_pickle import safe_load
+from ..io.safe_pickle import safe_load
+from ..media.image import MAX_PIXELS
 
 SPLIT_BYS: dict[str, tuple[str, ...]] = {
     "refcoco": ("unc", "google"),

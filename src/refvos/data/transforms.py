@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..imaging import to_tensor
+from ..media.image import to_tensor
 
 IGNORE_INDEX = 255
 

@@ -27,242 +27,43 @@ Returned (and written) values are fractions in 0..1; NaN (an undefined COCO AP) 
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
 import os
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
-from ..analysis import (
+from ..data.annotations import load_categorization
+from ..data.base import DataLoader
+from ..data.transforms import IGNORE_INDEX
+from ..deps import require
+from ..errors import InputError
+from ..io import atomic_open, atomic_write_json
+from ..media.image import denormalize
+from ..media.visualize import overlay, save_image
+from ..metrics import A2DMaskAP, DavisMetrics, RefSegMetrics, mask_score
+from ..metrics.categories import (
     SampleResult,
     category_analysis,
     plot_category_analysis,
     write_category_analysis,
 )
-from ..backend import CALIBRATION_SIDE, Backends, check_backend, torch_precision
-from ..compiling import SegmenterRunner, check_compile
-from ..data.annotations import load_categorization
-from ..data.base import DataLoader, ReferringDataset
-from ..data.transforms import IGNORE_INDEX
-from ..deps import require
-from ..errors import InputError
-from ..imaging import denormalize
-from ..io import atomic_open, atomic_write_json
-from ..metrics import (
-    A2DMaskAP,
-    DavisMetrics,
-    RefSegMetrics,
-    contour_accuracy,
-    mask_score,
-    region_similarity,
-)
-from ..postprocess import foreground_mask, foreground_probability
+from ..metrics.davis import DAVIS_OVERLAPS, DavisFrameScorer, SubmissionWriter
+from ..modeling.postprocess import foreground_mask, foreground_probability
 from ..runtime import agree_across_ranks, autocast, resolve_device
-from ..visualize import overlay, save_image
+from ..runtime.backend import CALIBRATION_SIDE, Backends, check_backend, torch_precision
+from ..runtime.compiling import SegmenterRunner, check_compile
 from . import distributed as du
+from .samples import image_key, sample_meta, sample_name, shard_indices
 
 DAVIS_FRAMES = ("inner", "all")
-# Where two objects' predicted masks overlap on a DAVIS frame, the pixel goes to the most confident
-# object (refvos) or to the last one, the highest object id (the authors' merge in test.py).
-DAVIS_OVERLAPS = ("confident", "last")
 TEXT_CACHE_SIZE = 20000
 
 
-# ------------------------------------------------------------------------------ sample identity
-
-
-def sample_meta(dataset: torch.utils.data.Dataset, index: int) -> dict[str, Any]:
-    """The ``meta`` of sample ``index`` without loading its image where the Dataset allows it
-    (:class:`ReferringDataset`, ``ConcatDataset`` and ``Subset`` of them)."""
-    if isinstance(dataset, ReferringDataset):
-        ti, si = dataset._index[index]
-        target = dataset.targets[ti]
-        return {**target.meta, **(target.sentences[si].meta if si >= 0 else {})}
-    if isinstance(dataset, torch.utils.data.ConcatDataset):
-        d = bisect.bisect_right(dataset.cumulative_sizes, index)
-        offset = dataset.cumulative_sizes[d - 1] if d > 0 else 0
-        return sample_meta(dataset.datasets[d], index - offset)
-    if isinstance(dataset, torch.utils.data.Subset):
-        return sample_meta(dataset.dataset, dataset.indices[index])
-    return dict(dataset[index]["meta"])
-
-
-def image_key(meta: dict[str, Any]) -> tuple | None:
-    """Identity of a sample's picture (None when the meta does not say)."""
-    if "video" in meta and "frame" in meta:
-        return (meta.get("dataset"), meta["video"], meta["frame"])
-    if "image_id" in meta:
-        return (meta.get("dataset"), meta["image_id"])
-    return None
-
-
-def sample_name(meta: dict[str, Any]) -> str:
-    """A file-name-safe identifier of a sample, e.g. ``img42_ref7_sent19`` or
-    ``bike-packing_00003_obj2_ann1_full_video_s1-0``."""
-    if "video" in meta:
-        parts = [str(meta["video"]), str(meta.get("frame", "")), f"obj{meta.get('object_id', '')}"]
-        if "annotator" in meta:
-            parts.append(f"ann{meta['annotator']}")
-        if "kind" in meta:
-            parts.append(str(meta["kind"]))
-    else:
-        parts = [f"img{meta.get('image_id', '')}", f"ref{meta.get('ref_id', '')}"]
-    parts.append(f"s{meta.get('sent_id', '')}")
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in "_".join(parts))
-
-
-def shard_indices(dataset: torch.utils.data.Dataset, rank: int, world: int) -> list[int]:
-    """Sample indices of process ``rank`` of ``world``: whole videos (or images) go round-robin in
-    order of first appearance, so no frame's objects are split between processes."""
-    if world == 1:
-        return list(range(len(dataset)))
-    groups: dict[Any, int] = {}
-    out = []
-    for i in range(len(dataset)):
-        meta = sample_meta(dataset, i)
-        key = ("video", meta["video"]) if "video" in meta else image_key(meta) or ("index", i)
-        if groups.setdefault(key, len(groups)) % world == rank:
-            out.append(i)
-    return out
-
-
 # ------------------------------------------------------------------------------ outputs
-
-
-def davis_palette() -> list[int]:
-    """The DAVIS / Pascal VOC colour map: 256 RGB triplets, flattened (768 ints)."""
-    palette = []
-    for label in range(256):
-        r = g = b = 0
-        c = label
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
-
-
-def claim_pixels(labels: np.ndarray, best: np.ndarray, obj: int, pred: np.ndarray, prob: np.ndarray,
-                 overlap: str = "confident", rank: int | None = None) -> None:
-    """Add one object to a frame's label map in place: the pixels it predicts go to it where it
-    beats the claim so far: its foreground probability (``overlap="confident"``) or its object id
-    (``"last"``: the highest id wins, as the original's merge, which wrote the objects in id
-    order; ``rank``: the id to compare when ``obj`` is a label of another numbering). labels uint8
-    ``(H, W)``; best float ``(H, W)``, -1 where unclaimed; pred bool and prob float ``(H, W)``."""
-    if overlap not in DAVIS_OVERLAPS:
-        raise InputError(f"DAVIS overlap rule must be one of {DAVIS_OVERLAPS}, got {overlap!r}")
-    claim = prob if overlap == "confident" else np.full(prob.shape, float(obj if rank is None else rank),
-                                                        np.float32)
-    win = pred & (claim > best)
-    labels[win] = obj
-    best[win] = claim[win]
-
-
-class DavisFrameScorer:
-    """DAVIS J and F as davis2017-evaluation scores them: on the merged label map of a frame.
-
-    davis2017-evaluation reads one indexed PNG per frame, so an object's predicted mask is
-    ``labels == object_id`` after the objects of the frame were merged (overlaps resolved by
-    ``overlap``, :data:`DAVIS_OVERLAPS`, as :class:`SubmissionWriter` writes them). Samples
-    are grouped by (kind, sent_id, video, frame), i.e. one annotator's expressions of one frame;
-    a group is scored, and its rows' ``J`` / ``F`` set in place, when the samples move on to
-    another (kind, video, frame) and at :meth:`close`. Samples must come frame by frame (the
-    DAVIS Dataset's order, kept by sharding whole videos).
-    """
-
-    def __init__(self, overlap: str = "confident") -> None:
-        self.overlap = overlap
-        self._open: dict[tuple, list[tuple[dict, np.ndarray, np.ndarray, np.ndarray, Any]]] = {}
-        self._frame: tuple | None = None
-
-    def add(self, row: dict[str, Any], pred: np.ndarray, prob: np.ndarray, gt: np.ndarray,
-            void: np.ndarray | None) -> None:
-        """One object's record (given ``J`` / ``F`` later), bool ``pred``, float ``prob``,
-        bool ``gt`` and optional bool ``void``, all ``(H, W)``."""
-        frame = (row["kind"], row["video"], row["frame"])
-        if frame != self._frame:
-            self.flush()
-            self._frame = frame
-        key = (row["kind"], row.get("sent_id"), row["video"], row["frame"])
-        self._open.setdefault(key, []).append((row, pred, prob, gt, void))
-
-    def flush(self) -> None:
-        for objects in self._open.values():
-            labels = np.zeros(objects[0][1].shape, np.uint8)
-            best = np.full(objects[0][1].shape, -1.0, np.float32)
-            for k, (row, pred, prob, _, _) in enumerate(objects, start=1):
-                claim_pixels(labels, best, k, pred, prob, self.overlap, int(row["object_id"]))
-            for k, (row, _, _, gt, void) in enumerate(objects, start=1):
-                merged = labels == k
-                row.update(J=region_similarity(merged, gt, void), F=contour_accuracy(merged, gt, void=void))
-        self._open.clear()
-
-    def close(self) -> None:
-        self.flush()
-        self._frame = None
-
-
-class SubmissionWriter:
-    """DAVIS-format results: ``<dir>/annotator<a>_<kind>/<video>/<frame>.png``, indexed palette
-    PNGs with object ids 0 (background) .. N, the layout ``davis2017-evaluation`` reads as a
-    results folder. Where several objects are predicted on one pixel, it goes to the object with
-    the highest foreground probability there (``overlap="confident"``) or to the highest object id
-    (``"last"``, the authors' merge). A frame is written once the samples move on to another
-    frame (and at :meth:`close`)."""
-
-    def __init__(self, root: str | os.PathLike, overlap: str = "confident") -> None:
-        self.root = Path(root)
-        self.overlap = overlap
-        self._open: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        self._current: tuple | None = None
-        self._written: set[tuple] = set()
-        self._palette = davis_palette()
-
-    def path(self, annotator: Any, kind: str, video: str, frame: str) -> Path:
-        return self.root / f"annotator{annotator}_{kind}" / str(video) / f"{frame}.png"
-
-    def add(self, meta: dict[str, Any], pred: np.ndarray, prob: np.ndarray) -> None:
-        """One object's ``(H, W)`` bool mask and foreground probabilities on one frame."""
-        try:
-            key = (meta["annotator"], meta["kind"], meta["video"], meta["frame"])
-            obj = int(meta["object_id"])
-        except KeyError as e:
-            raise InputError(f"--submission needs DAVIS samples; sample meta lacks {e}") from None
-        if not 0 < obj < 256:
-            raise InputError(f"object id {obj} does not fit an indexed PNG (1..255)")
-        if key[1:] != self._current:
-            self.flush()
-            self._current = key[1:]
-        if key not in self._open:
-            labels, best = np.zeros(pred.shape, np.uint8), np.full(pred.shape, -1.0, np.float32)
-            if key in self._written:  # samples came back to a frame already written: merge
-                with Image.open(self.path(*key)) as im:
-                    labels = np.array(im)
-                best[labels > 0] = np.inf if self.overlap == "confident" else labels[labels > 0]
-            self._open[key] = (labels, best)
-        claim_pixels(*self._open[key], obj, pred, prob, self.overlap)
-
-    def flush(self) -> None:
-        for key, (labels, _) in self._open.items():
-            im = Image.fromarray(labels, mode="P")
-            im.putpalette(self._palette)
-            with atomic_open(self.path(*key), "wb") as f:
-                im.save(f, format="PNG")
-            self._written.add(key)
-        self._open.clear()
-
-    def close(self) -> None:
-        self.flush()
-        self._current = None
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
@@ -306,8 +107,8 @@ def _first(batch: list) -> Any:
 class _Runner:
     """Runs the network on groups of same-size samples, reusing image features and sentence
     vectors: the model's own inference path, ``encode_image`` once per distinct picture (through
-    ``segmenter``: a :class:`~refvos.compiling.SegmenterRunner`, compiled as ``compile`` says, or
-    an OpenVINO runner, see :mod:`refvos.backend`) and ``decode`` per sample, upsampled to the
+    ``segmenter``: a :class:`~refvos.runtime.compiling.SegmenterRunner`, compiled as ``compile`` says, or
+    an OpenVINO runner, see :mod:`refvos.runtime.backend`) and ``decode`` per sample, upsampled to the
     image inside. ``model`` is a RefVOS network."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str, segmenter=None) -> None:
@@ -423,7 +224,7 @@ def evaluate(
             ``<display_dir>/<index:06d>_<sample_name>.png``.
         submission_dir: DAVIS only: palette PNGs as :class:`SubmissionWriter`.
         categories: a RefVOS categorisation CSV (A2D / DAVIS): adds ``metrics["categories"]``
-            (:func:`refvos.analysis.category_analysis`) and, with ``output_dir``,
+            (:func:`refvos.metrics.categories.category_analysis`) and, with ``output_dir``,
             ``categories.json`` and ``categories.png`` there.
         output_dir: where rank 0 writes ``metrics.json`` and ``samples.jsonl`` (None: nothing).
         davis_frames: ``"inner"`` leaves out each video's first and last frame from J / F, as
@@ -432,10 +233,10 @@ def evaluate(
         run_info: what was evaluated (split, checkpoint, precision, output folders...), stored as
             ``metrics["run"]``.
         compile: ``torch.compile`` the segmentation network per image size (``"auto"``: sizes
-            with enough samples to pay back the compile time; see :mod:`refvos.compiling`).
+            with enough samples to pay back the compile time; see :mod:`refvos.runtime.compiling`).
         davis_overlap: DAVIS: which object gets a pixel two objects predict, in the merged label
             map J / F are scored on and in ``submission_dir`` (:data:`DAVIS_OVERLAPS`).
-        backend: ``"auto"``, ``"torch"`` or ``"openvino"`` (see :mod:`refvos.backend`; ``auto``
+        backend: ``"auto"``, ``"torch"`` or ``"openvino"`` (see :mod:`refvos.runtime.backend`; ``auto``
             considers OpenVINO only with ``precision="auto"``).
 
     Returns:
@@ -586,55 +387,3 @@ def _davis_summary(samples: list[dict[str, Any]], frames: str) -> dict[str, Any]
     out = davis.compute()
     return {"frames": frames, "summary": out["summary"], "per_object": out["per_object"],
             "iou_by_kind": {k: m.compute() for k, m in sorted(by_kind.items())}}
-
-
-def format_table(metrics: dict[str, Any]) -> str:
-    """The metrics as a plain-text table, as fractions in 0..1 like ``metrics.json`` (the
-    original printed them x100, as the paper's tables)."""
-    lines = []
-
-    def row(label: str, value: Any) -> None:
-        text = "n/a" if value is None else f"{value:6.4f}"
-        lines.append(f"  {label:<28s}{text}")
-
-    def iou_block(title: str, m: dict[str, Any]) -> None:
-        lines.append(f"{title} ({m['num_samples']} samples)")
-        row("overall IoU", m["overall_iou"])
-        row("mean IoU", m["mean_iou"])
-        for k, v in m.items():
-            if k.startswith("precision@"):
-                row(k, v)
-
-    iou_block(f"{metrics['dataset']}: RefVOS protocol", metrics["refvos"])
-    if "mttr" in metrics:
-        iou_block("A2D-Sentences: MTTR protocol (frames without the referred instance left out)",
-                  metrics["mttr"])
-        lines.append("A2D-Sentences: COCO mask AP (useCats=0)")
-        for k, v in metrics["a2d_map"].items():
-            if k != "num_samples":
-                row(k, v)
-    if "davis" in metrics:
-        d = metrics["davis"]
-        for kind, m in d["iou_by_kind"].items():
-            iou_block(f"DAVIS {kind}: RefVOS protocol", m)
-        for kind, s in d["summary"].items():
-            lines.append(f"DAVIS {kind}: J / F / J&F ({d['frames']} frames)")
-            for annotator, a in sorted(s["per_annotator"].items()):
-                lines.append(f"  annotator {annotator:<18s}{a['J']:6.4f} {a['F']:6.4f} "
-                             f"{a['J&F']:6.4f}")
-            m = s["mean"]
-            lines.append(f"  {'mean':<28s}{m['J']:6.4f} {m['F']:6.4f} "
-                         f"{m['J&F']:6.4f}")
-    if "categories" in metrics:
-        c = metrics["categories"]
-        lines.append("categories: overall IoU / mean IoU")
-        for label, b in [("all", c["all"]), *c["difficulty"].items(),
-                         ("uncategorised", c["uncategorised"])]:
-            o, m = b["overall_iou"], b["mean_iou"]
-            lines.append(f"  {label:<28s}{'n/a' if o is None else f'{o:6.4f}'} "
-                         f"{'n/a' if m is None else f'{m:6.4f}'}  (n={b['num_samples']})")
-    return "\n".join(lines)
-
-
-def print_table(metrics: dict[str, Any], file=None) -> None:
-    print(format_table(metrics), file=file or sys.stdout)

@@ -27,11 +27,11 @@ from typing import Any
 
 import torch
 
-from ..checkpoint_checks import check_archives_in
 from ..data.base import dataset_expressions
 from ..deps import require
 from ..errors import InputError, RefVOSError
 from ..io import atomic_write_json, check_output_folder
+from ..io.checkpoint_checks import check_archives_in
 from ..modeling.text_encoder import SHIPPED_MINILM, bert_config, shipped_minilm_path
 from ..tokenization import get_tokenizer, truncation_note, truncation_report
 

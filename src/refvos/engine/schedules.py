@@ -44,7 +44,7 @@ Plain schedules with a base rate (``--lr``):
 - ``constant``: ``lr`` at every step.
 
 :class:`CosineSchedule` (linear warm-up, then half a cosine to 0 at the end of the run, per
-iteration) is the head trainer's (:mod:`refvos.engine.head_trainer`, ``make demo``); it is not a
+iteration) is the head trainer's (:mod:`refvos.demo.head_trainer`, ``make demo``); it is not a
 ``--schedule`` of ``refvos train``.
 
 A base rate given with a recipe rescales the whole recipe (``recipe(e) * lr / recipe(0)``).

@@ -3,11 +3,8 @@
 Recipe (the paper, Bellver et al. 2020, and the authors' ``train.py``): SGD with momentum 0.9 and weight decay 1e-6, batch 7,
 480 x 480 crops, ``cross_entropy(logits (B,2,H,W), mask (B,H,W), ignore_index=255)``.
 
-Parameter groups (:func:`build_param_groups`) as the original: ``backbone``, ``head``,
-``text_layers`` (BERT encoder layers 0-9) and ``text_pooler``; the BERT embeddings and its last
-two layers are never updated (for encoders of another depth: every layer but the last two). The
-text encoder always runs in eval mode (no dropout). ``text_encoder_training="full"`` trains every
-text-encoder parameter, ``"frozen"`` none.
+Parameter groups as the original's (:mod:`refvos.engine.param_groups`); the text encoder always
+runs in eval mode (no dropout).
 
 Checkpoints (refvos format, :mod:`refvos.checkpoint`), written atomically by rank 0 into the run
 directory: ``last.pth`` at the end of every epoch (and every ``checkpoint_every`` optimizer steps)
@@ -24,300 +21,55 @@ and ``best.pth`` (the weights, config and metrics only) when the validation metr
 - ``best`` (metric, value, epoch), ``history`` (per-epoch summaries), ``args`` (the run's
   settings, checked on resume).
 
-Exact resume: the sample order of an epoch depends only on (seed, epoch)
-(:class:`ResumableSampler`), every sample's own randomness (sentence choice, crop) only on
-(seed, epoch, position) (:class:`SeededSamples`), and resuming skips the consumed batches and
-restores the generators, so a run stopped after any step and resumed ends with bitwise the same
-parameters as one never stopped (CPU, same seed, same number of processes).
+Exact resume: :mod:`refvos.engine.resume` (sample order, per-sample seeds, generator states).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
 from .. import checkpoint as ckpt_io
 from ..data import collate
 from ..data.base import DataLoader, dataset_truncation
-from ..errors import CheckpointError, InputError, RefVOSError
+from ..errors import InputError, RefVOSError
 from ..runtime import (
-    PrecisionChoice,
-    Workload,
     agree_across_ranks,
     autocast,
-    choose_precision,
-    module_signature,
 )
 from ..tokenization import truncation_note
 from . import distributed as du
 from .logger import EventWriter, MetricLogger
+from .param_groups import build_param_groups
+from .resume import (
+    ResumableSampler,
+    SeededSamples,
+    check_training_state,
+    restore_training_state,
+    seed_everything,
+    training_state,
+)
 from .run_lock import run_lock
 from .schedules import build_schedule
+from .tables import epoch_line
+from .train_config import TrainConfig
+from .train_precision import choose_train_precision
 
 IGNORE_INDEX = 255
-TEXT_ENCODER_TRAINING = ("original", "full", "frozen")
-FROZEN_LAST_LAYERS = 2  # the original never updates BERT-base's layers 10 and 11
 LAST, BEST = "last.pth", "best.pth"
-# Settings that must not change when a run is resumed (they define the sample order / groups).
-RESUME_INVARIANTS = ("seed", "batch_size", "accumulate", "world_size", "text_encoder_training")
 
 
 class NonFiniteLossError(RefVOSError):
     """The loss (or, after an update, a weight) became NaN or infinite; training stopped and the
     last good checkpoint was kept."""
-
-
-@dataclass
-class TrainConfig:
-    """Settings of a training run (the CLI's flags). ``epochs`` / ``lr`` of ``None`` take the
-    schedule's own (a recipe's length, 0.01 for ``poly`` / ``constant``); ``lr_factor``: the
-    ``fixed`` schedule's factor (the original's ``--lr_specific``)."""
-
-    output_dir: str | Path
-    epochs: int | None = None
-    schedule: str | None = None
-    lr: float | None = None
-    lr_factor: float | None = None
-    batch_size: int = 7
-    momentum: float = 0.9
-    weight_decay: float = 1e-6
-    accumulate: int = 1
-    workers: int = 4
-    seed: int = 0
-    checkpoint_every: int = 0
-    text_encoder_training: str = "original"
-    precision: str = "auto"
-    select_metric: str = "overall_iou"
-    print_freq: int = 10
-    progress: bool = True
-    tensorboard: bool = True
-
-    def check(self) -> None:
-        for name, low in (("batch_size", 1), ("accumulate", 1), ("workers", 0), ("checkpoint_every", 0),
-                          ("print_freq", 1)):
-            if getattr(self, name) < low:
-                raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
-        if self.lr is not None and not self.lr > 0:
-            raise InputError(f"--lr must be positive, got {self.lr}")
-        if self.epochs is not None and self.epochs < 1:
-            raise InputError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 2:
-            raise InputError(
-                f"--batch-size must be at least 2 (per process), got {self.batch_size}: the ASPP "
-                "image-pooling BatchNorm needs two images; use --accumulate for larger effective batches"
-            )
-        if self.text_encoder_training not in TEXT_ENCODER_TRAINING:
-            raise InputError(
-                f"--text-encoder-training must be one of {TEXT_ENCODER_TRAINING}, got {self.text_encoder_training!r}"
-            )
-
-
-# ----------------------------------------------------------------------------- parameter groups
-
-
-def build_param_groups(model: torch.nn.Module, text_encoder_training: str = "original") -> list[dict]:
-    """SGD parameter groups ``[{"name", "params"}, ...]``; sets ``requires_grad`` accordingly.
-
-    ``original``: backbone, head, text encoder layers ``0 .. L-3`` and pooler (embeddings and the
-    last two layers frozen); ``full``: backbone, head, whole text encoder; ``frozen``: backbone and
-    head only. Empty groups (e.g. no trainable layer in a 2-layer encoder) are left out.
-    """
-    if text_encoder_training not in TEXT_ENCODER_TRAINING:
-        raise InputError(f"text_encoder_training must be one of {TEXT_ENCODER_TRAINING}")
-    enc = model.text_encoder
-    groups = [
-        ("backbone", list(model.segmenter.backbone.parameters())),
-        ("head", list(model.segmenter.classifier.parameters())),
-    ]
-    for p in model.segmenter.parameters():
-        p.requires_grad_(True)
-    for p in enc.parameters():
-        p.requires_grad_(text_encoder_training == "full")
-    if text_encoder_training == "full":
-        groups.append(("text_encoder", list(enc.parameters())))
-    elif text_encoder_training == "original":
-        try:
-            layers, pooler = enc.encoder.layer, enc.pooler
-        except AttributeError as e:
-            raise InputError(
-                "text_encoder_training='original' needs a BERT-like encoder (encoder.layer, pooler); "
-                "use 'full' or 'frozen'"
-            ) from e
-        trainable = [p for layer in layers[: max(0, len(layers) - FROZEN_LAST_LAYERS)] for p in layer.parameters()]
-        pooled = list(pooler.parameters()) if pooler is not None else []
-        for p in trainable + pooled:
-            p.requires_grad_(True)
-        groups += [("text_layers", trainable), ("text_pooler", pooled)]
-    return [{"name": name, "params": params} for name, params in groups if params]
-
-
-# ----------------------------------------------------------------------------- data order
-
-
-class ResumableSampler(torch.utils.data.Sampler):
-    """A shuffling sampler whose order depends only on ``(seed, epoch)``, sharded over processes
-    as ``DistributedSampler`` (padded to a multiple of the world size, rank ``r`` takes every
-    ``world``-th index from ``r``), able to start part-way into an epoch.
-
-    Yields ``(index, sample_seed)`` pairs for :class:`SeededSamples`; ``set_epoch(epoch, skip)``
-    selects the epoch and skips this process's first ``skip`` samples.
-    """
-
-    def __init__(self, num_samples: int, seed: int = 0, num_replicas: int | None = None,
-                 rank: int | None = None) -> None:
-        self.n = num_samples
-        self.seed = seed
-        self.num_replicas = du.get_world_size() if num_replicas is None else num_replicas
-        self.rank = du.get_rank() if rank is None else rank
-        self.per_rank = math.ceil(num_samples / self.num_replicas)
-        self.epoch = 0
-        self.skip = 0
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        self.epoch, self.skip = epoch, skip
-
-    def epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """All processes' ``(indices, sample_seeds)`` of an epoch, each ``(per_rank * world,)``."""
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
-        total = self.per_rank * self.num_replicas
-        order = rng.permutation(self.n)
-        order = np.concatenate([order, order[: total - self.n]]) if total > self.n else order
-        seeds = rng.integers(0, 2**62, size=total, dtype=np.int64)
-        return order, seeds
-
-    def __iter__(self):
-        order, seeds = self.epoch_order(self.epoch)
-        mine = slice(self.rank, len(order), self.num_replicas)
-        yield from list(zip(order[mine].tolist(), seeds[mine].tolist()))[self.skip :]
-
-    def __len__(self) -> int:
-        return max(0, self.per_rank - self.skip)
-
-
-class SeededSamples(torch.utils.data.Dataset):
-    """Wraps a Dataset: item ``(index, seed)`` is ``dataset[index]`` computed with the python,
-    numpy and torch generators seeded by ``seed`` (and restored afterwards), so a sample's random
-    sentence and crop do not depend on the worker, the process or what was loaded before."""
-
-    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        index, seed = key
-        py_state, np_state = random.getstate(), np.random.get_state()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                random.seed(seed)
-                np.random.seed(seed % 2**32)
-                return self.dataset[index]
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-
-
-# ----------------------------------------------------------------------------- RNG states
-
-
-def rng_state() -> dict[str, Any]:
-    """This process's generator states as tensors and lists (``weights_only``-loadable)."""
-    version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    version, mt, gauss = state["python"]
-    random.setstate((int(version), tuple(int(x) for x in mt.tolist()), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
-def _check_rng_states(rngs: Any, source: str) -> None:
-    """``rngs`` is a non-empty list of :func:`rng_state` dicts that :func:`set_rng_state` takes
-    (each is tried; this process's generators are left as they were)."""
-    if not isinstance(rngs, list) or not rngs or not all(isinstance(r, dict) for r in rngs):
-        raise CheckpointError(f"{source}: 'rng' must be a non-empty list of generator-state dicts, "
-                              f"found {type(rngs).__name__}")
-    mine = rng_state()
-    try:
-        for r in rngs:
-            set_rng_state(r)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
-        raise CheckpointError(f"{source}: 'rng' holds a generator state that cannot be restored "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from e
-    finally:
-        set_rng_state(mine)
-
-
-def check_training_state(ckpt: dict[str, Any], source: str, complete: bool = True) -> None:
-    """``ckpt`` (a checkpoint as read) can resume a training: a refvos training checkpoint whose
-    entries have the types :meth:`Trainer.state` writes. One-line :class:`CheckpointError`
-    naming ``source`` otherwise; values are not trusted further than their types.
-    ``complete=False``: only the entries present are checked (a weights-only file passes)."""
-    if ckpt_io.is_released_format(ckpt):
-        raise CheckpointError(f"{source} is in the released format (weights only); use it with "
-                              "--pretrained_refvos --ck_pretrained_refvos to start a new run")
-    missing = [k for k in ("optimizer", "epoch", "step", "iteration", "rng", "args") if k not in ckpt]
-    if missing and complete:
-        raise CheckpointError(f"{source} cannot resume training: it has no {missing} (a weights-only file?)")
-
-    def wrong(key: str, expected: str) -> CheckpointError:
-        return CheckpointError(f"{source}: '{key}' must be {expected}, found {type(ckpt[key]).__name__} "
-                               f"{str(ckpt[key])[:40]!r}")
-
-    for key in ("args", "optimizer"):
-        if key in ckpt and not isinstance(ckpt[key], dict):
-            raise wrong(key, "a dict")
-    for key in ("dataset", "vocab_file", "a2d_query", "truncation"):
-        value = ckpt.get("args", {}).get(key)
-        if value is not None and not isinstance(value, str):
-            raise CheckpointError(f"{source}: 'args' entry {key!r} must be a string, found {type(value).__name__}")
-    for key in ("epoch", "step", "iteration"):
-        value = ckpt.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise wrong(key, "a non-negative integer")
-    if ckpt.get("history") is not None and not (
-            isinstance(ckpt["history"], list) and all(isinstance(h, dict) for h in ckpt["history"])):
-        raise wrong("history", "a list of per-epoch dicts")
-    best = ckpt.get("best")
-    if best is not None and not (isinstance(best, dict) and isinstance(best.get("value"), (int, float))
-                                 and not isinstance(best.get("value"), bool)):
-        raise wrong("best", "None or a dict with a numeric 'value'")
-    if "scaler" in ckpt and not isinstance(ckpt["scaler"], dict):
-        raise wrong("scaler", "a dict")
-    if "rng" in ckpt:
-        _check_rng_states(ckpt["rng"], source)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -340,67 +92,7 @@ def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, device: 
     return dict(result["metrics"]["refvos"])
 
 
-def epoch_line(summary: dict[str, Any], new_best: dict[str, Any] | None = None) -> str:
-    """One console line per epoch: mean loss, learning rate and the validation metrics, as
-    fractions in 0..1 like ``log.jsonl`` and ``metrics.json``."""
-    line = f"epoch {summary['epoch']}: loss {summary['loss']:.4f}, lr {summary['lr']:.3g}"
-    val = summary.get("val")
-    if val:
-        shown = ("overall_iou", "mean_iou", "precision@0.5", "precision@0.9")
-        line += "; val " + ", ".join(f"{k.replace('_', ' ')} {val[k]:.4f}" for k in shown if k in val)
-    if new_best is not None:
-        line += f" (new best {new_best['metric'].replace('_', ' ')}: best.pth)"
-    return line
-
-
 # ----------------------------------------------------------------------------- trainer
-
-
-# forward + backward calibration of precision="auto": a batch of two at this side (seconds, cached)
-TRAIN_CALIBRATION_SIDE = 192
-
-
-def train_workload(model: torch.nn.Module, device: torch.device, side: int = TRAIN_CALIBRATION_SIDE) -> Workload:
-    """One forward + backward of a copy of ``model.segmenter`` (train mode, channels-last, as the
-    trainer runs it) on a random batch of two ``side`` x ``side`` images: what ``auto`` times."""
-    net = getattr(model, "module", model)
-    text_dim = net.config.text_dim
-
-    def runner(precision: str):
-        seg = copy.deepcopy(net.segmenter).to(device, memory_format=torch.channels_last).train()
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(2, 3, side, side, generator=gen).to(device, memory_format=torch.channels_last)
-        text = torch.randn(2, text_dim, generator=gen).to(device)
-        target = torch.randint(0, 2, (2, side, side), generator=gen).to(device)
-
-        def run():
-            with autocast(device, precision):
-                logits = seg(x, text)
-            F.cross_entropy(logits.float(), target).backward()
-            seg.zero_grad(set_to_none=True)
-
-        return run
-
-    return Workload(f"train:{module_signature(net.segmenter)}:2x{side}x{side}:cl", runner)
-
-
-def choose_train_precision(precision: str, device: torch.device, model: torch.nn.Module | None = None
-                           ) -> PrecisionChoice:
-    """``auto``: bf16 on CUDA (fp16 where bf16 is missing); on a CPU the faster of fp32 and bf16
-    for ``model``'s forward + backward (:func:`train_workload`, measured once and cached; without
-    a model, :func:`refvos.runtime.conv_workload`). fp16 needs CUDA.
-
-    Resume stays bitwise exact at every precision (the same kernels run in the same order)."""
-    workload = train_workload(model, device) if model is not None and precision == "auto" else None
-    choice = choose_precision(precision, device, workload)
-    if choice.precision == "fp16" and device.type != "cuda":
-        raise InputError("--precision fp16 needs CUDA (use bf16 or fp32 on CPU)")
-    return choice
-
-
-def resolve_train_precision(precision: str, device: torch.device, model: torch.nn.Module | None = None) -> str:
-    """:func:`choose_train_precision`'s precision alone."""
-    return choose_train_precision(precision, device, model).precision
 
 
 @dataclass
@@ -476,50 +168,14 @@ class Trainer:
     # -------------------------------------------------------------- state
 
     def state(self) -> dict[str, Any]:
-        """Everything but the weights: the ``extra`` entries of a training checkpoint."""
-        rngs = du.all_gather_object(rng_state())
-        state = {
-            "optimizer": self.optimizer.state_dict(),
-            "lr_scheduler": {**self.schedule.describe(), "epoch": self.epoch},
-            "epoch": self.epoch,
-            "step": self.step,
-            "iteration": self.iteration,
-            "sampler": {"seed": self.config.seed, "epoch": self.epoch,
-                        "consumed_samples": self.step * self.config.accumulate * self.config.batch_size},
-            "rng": rngs,
-            "best": self.best,
-            "history": self.history,
-            "args": self.args,
-        }
-        if self.scaler is not None:
-            state["scaler"] = self.scaler.state_dict()
-        return state
+        """Everything but the weights: the ``extra`` entries of a training checkpoint
+        (:func:`refvos.engine.resume.training_state`)."""
+        return training_state(self)
 
     def load_state(self, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
         """Restore optimizer, position, generators, best and history from a training checkpoint
-        (the weights are loaded by :meth:`resume`)."""
-        check_training_state(ckpt, source)
-        old = ckpt["args"]
-        changed = {k: (old.get(k), self.args[k]) for k in RESUME_INVARIANTS if old.get(k) != self.args[k]}
-        if changed:
-            raise InputError(
-                f"{source} was trained with different settings; resuming needs the same "
-                + ", ".join(f"{k} (checkpoint {a!r}, now {b!r})" for k, (a, b) in changed.items())
-            )
-        try:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-        except (ValueError, KeyError, TypeError, IndexError) as e:
-            raise CheckpointError(f"{source}: optimizer state does not fit this model: "
-                                  f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from e
-        if self.scaler is not None and "scaler" in ckpt:
-            try:
-                self.scaler.load_state_dict(ckpt["scaler"])
-            except (ValueError, KeyError, TypeError, RuntimeError) as e:
-                raise CheckpointError(f"{source}: 'scaler' state cannot be restored: {type(e).__name__}") from e
-        self.epoch, self.step, self.iteration = int(ckpt["epoch"]), int(ckpt["step"]), int(ckpt["iteration"])
-        self.best, self.history = ckpt.get("best"), list(ckpt.get("history") or [])
-        rngs = ckpt["rng"]
-        set_rng_state(rngs[self.rank] if len(rngs) == self.world_size else rngs[0])
+        (:func:`refvos.engine.resume.restore_training_state`; the weights: :meth:`resume`)."""
+        restore_training_state(self, ckpt, source)
 
     def resume(self, path: str | Path, ckpt: dict[str, Any] | None = None) -> None:
         """Load weights and training state from ``path`` (a refvos training checkpoint);

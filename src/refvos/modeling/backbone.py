@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint_checks import check_archive
 from ..deps import require
 from ..errors import CheckpointError, RefVOSError
+from ..io.checkpoint_checks import check_archive
 from .efficientnet_lite import EfficientNetLiteFeatures, lite0_timm_keys
 from .resnet import RESNET101_BLOCKS, ResNetFeatures
 

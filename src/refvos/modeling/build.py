@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import InputError
 from .backbone import efficientnet_lite0_os8, resnet101_os8
 from .config import BERT_BASE_UNCASED, MINILM_L6_H384, RefVOSConfig
 from .refvos import RefVOS
@@ -87,9 +88,10 @@ MODEL_REGISTRY: dict[str, Callable[..., RefVOS]] = {
 
 
 def build_model(name: str, **kwargs: Any) -> RefVOS:
-    """Build a registered variant by name (see :data:`MODEL_REGISTRY`)."""
+    """Build a registered variant by name (see :data:`MODEL_REGISTRY`); an unknown name is an
+    :class:`~refvos.errors.InputError`."""
     if name not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODEL_REGISTRY)}")
+        raise InputError(f"unknown model {name!r}; expected one of {sorted(MODEL_REGISTRY)}")
     return MODEL_REGISTRY[name](**kwargs)
 
 

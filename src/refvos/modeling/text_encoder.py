@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from ..checkpoint_checks import check_archives_in
 from ..deps import require
 from ..errors import CheckpointError, RefVOSError
+from ..io.checkpoint_checks import check_archives_in
 from .bert import BertEncoder
 from .config import BERT_BASE_UNCASED, BERT_CONFIG_KEYS
 from .state_dict import load_strict

@@ -16,7 +16,7 @@ Endpoints:
 Every error is JSON ``{"error": message, "status": code}``: 400 bad input, 403 cross-site
 request, 404, 405, 408 body too slow, 411 no length, 413 too large (an upload over ``max_bytes``,
 or a request asking for more work than ``max_work``: then with ``"budget"`` and ``"asked"``, in
-pixels of work, see :mod:`refvos.budget`), 503 busy, 500 a bug (logged, never shown). Every response carries a Content-Security-Policy, ``X-Frame-Options: DENY`` and
+pixels of work, see :mod:`refvos.serve.budget`), 503 busy, 500 a bug (logged, never shown). Every response carries a Content-Security-Policy, ``X-Frame-Options: DENY`` and
 ``X-Content-Type-Options: nosniff``; requests whose ``Host`` is not an allowed name (DNS
 rebinding) are refused, and so are POSTs whose ``Origin`` is not the server's own (``null``, another
 port or name: :func:`same_origin`).
@@ -41,8 +41,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..budget import MeasuredBudget, WorkBudgetError
 from ..errors import RefVOSError
+from .budget import MeasuredBudget, WorkBudgetError
 from .decoding import safe_name
 from .limits import Limits
 from .parsing import parse_form, parse_json, read_form

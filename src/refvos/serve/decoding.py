@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..budget import check_work, processed_size
 from ..errors import InputError
-from ..imaging import check_pixels
-from ..video import PIL_ERRORS, frame_sizes, pil_frames, video_file_frames
+from ..media.image import check_pixels
+from ..media.video import PIL_ERRORS, frame_sizes, pil_frames, video_file_frames
+from .budget import check_work, processed_size
 from .limits import Limits
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -59,7 +59,7 @@ class Frames:
         return cls(kind, source, [(a.shape[1], a.shape[0]) for a in arrays], lambda: iter(arrays))
 
     def check_work(self, limits: Limits, expressions: int) -> None:
-        """:class:`~refvos.budget.WorkBudgetError` when the frames' known sizes ask for more
+        """:class:`~refvos.serve.budget.WorkBudgetError` when the frames' known sizes ask for more
         than ``limits.max_work`` (before anything is decoded)."""
         if self.sizes is not None:
             check_work(self.sizes, limits.max_size, expressions, limits.max_work, self.source)
@@ -96,7 +96,7 @@ def _open(data: bytes, name: str) -> Image.Image:
 
 def _pillow_frames(img: Image.Image, data: bytes, name: str, limits: Limits, kind: str | None) -> Frames:
     """The frames of an opened picture, sized from their headers (one shared count:
-    :func:`refvos.video.frame_sizes`), every size checked before anything is decoded."""
+    :func:`refvos.media.video.frame_sizes`), every size checked before anything is decoded."""
     with img:
         sizes = frame_sizes(img, name, limits.max_frames, data)
     for i, (w, h) in enumerate(sizes):
@@ -127,7 +127,7 @@ def decode_upload(data: bytes, name: str, limits: Limits) -> Frames:
 def decode_video(data: bytes, name: str, limits: Limits) -> Frames:
     """A video file's bytes -> its :class:`Frames`: anything Pillow recognises by content (GIF,
     TIFF, ..., whatever its name) sized from its headers; other containers through imageio's
-    PyAV / ffmpeg readers only (:func:`refvos.video.video_file_frames`), frame by frame."""
+    PyAV / ffmpeg readers only (:func:`refvos.media.video.video_file_frames`), frame by frame."""
     name = safe_name(name)
     if not data:
         raise InputError(f"{name} is empty (0 bytes)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from ..budget import DEFAULT_MAX_WORK, MAX_EXPRESSION_CHARS
 from ..errors import InputError
+from .budget import DEFAULT_MAX_WORK, MAX_EXPRESSION_CHARS
 
 MAX_EXPRESSIONS = 8  # per request
 __all__ = ["MAX_EXPRESSIONS", "MAX_EXPRESSION_CHARS", "Limits"]
@@ -25,7 +25,7 @@ class Limits:
     max_size: int = 1024  # long side of the processed picture
     max_frames: int = 48  # of a video
     # pixels of work per request: frames x (pixels + expressions x pixels after the max_size
-    # downscale), from the headers before decoding (refvos.budget); more is refused with 413.
+    # downscale), from the headers before decoding (refvos.serve.budget); more is refused with 413.
     # `refvos serve` measures it from a time budget at start (make_server's max_seconds)
     max_work: int = DEFAULT_MAX_WORK
     queue_timeout: float = 60.0  # seconds an admitted request waits for a worker

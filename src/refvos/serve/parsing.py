@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..budget import check_expression_length
 from ..errors import InputError
+from .budget import check_expression_length
 from .decoding import Frames, decode_upload, decode_video, frames_from_files, safe_name
 from .limits import MAX_EXPRESSION_CHARS, MAX_EXPRESSIONS, Limits
 

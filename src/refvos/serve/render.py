@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..budget import measure_side, noise_png
+from .budget import measure_side, noise_png
 from .decoding import decode_upload
 from .limits import Limits
 from .parsing import SegmentRequest
@@ -38,8 +38,8 @@ def render(predictor: Any, req: SegmentRequest, limits: Limits | None = None) ->
     (``area, box, score`` per frame) and ``num_frames``. Frames stream through decoding, the
     network and the encoders one batch at a time: no list of frames, overlays or logits is kept
     (each expression's GIF is written frame by frame)."""
-    from ..gifstream import GifWriter
-    from ..visualize import VideoFill, caption, overlay
+    from ..media.overlay_video import OverlayGif
+    from ..media.visualize import overlay
 
     frames = req.frames.iter(limits or Limits(), len(req.expressions))
     doc: dict[str, Any] = {"kind": req.kind}
@@ -53,18 +53,17 @@ def render(predictor: Any, req: SegmentRequest, limits: Limits | None = None) ->
         ]
         return doc
     per_expression = [{"expression": e, "mask_pngs": [], "frames": []} for e in req.expressions]
-    fills = [VideoFill() for _ in req.expressions]  # one colour per expression through the video
     gifs = [io.BytesIO() for _ in req.expressions]
     total = len(req.frames.sizes) if req.frames.sizes is not None else None
     count = 0
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(GifWriter(g, fps=6.0)) for g in gifs]
+        writers = [stack.enter_context(OverlayGif(g, e, fps=6.0)) for g, e in zip(gifs, req.expressions)]
         for rgb, predictions in predictor.iter_video_all(frames, req.expressions, total_frames=total):
             if not count:
                 doc["width"], doc["height"] = int(rgb.shape[1]), int(rgb.shape[0])
             count += 1
-            for out, fill, writer, r in zip(per_expression, fills, writers, predictions):
-                writer.add(caption(overlay(rgb, r.mask, color=fill(rgb, r.mask)), r.expression))
+            for out, writer, r in zip(per_expression, writers, predictions):
+                writer.add(rgb, r.mask)
                 out["mask_pngs"].append(png_b64(mask_picture(r.mask)))
                 out["frames"].append({"area": r.area, "box": list(r.box) if r.box is not None else None,
                                       "score": round(r.score, 6)})
@@ -76,8 +75,8 @@ def render(predictor: Any, req: SegmentRequest, limits: Limits | None = None) ->
 
 
 def timing_run(predictor: Any, limits: Limits) -> Callable[[int], dict]:
-    """``run(e)`` for :func:`refvos.budget.measure_budget`: one upload of a noise PNG of the
-    processed size (:func:`refvos.budget.measure_side`) with ``e`` expressions, decoded and
+    """``run(e)`` for :func:`refvos.serve.budget.measure_budget`: one upload of a noise PNG of the
+    processed size (:func:`refvos.serve.budget.measure_side`) with ``e`` expressions, decoded and
     answered as a real picture request (the costliest path per pixel: every expression's overlay
     is a PNG)."""
     side = measure_side(limits.max_size)

@@ -19,9 +19,9 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..budget import MeasuredBudget, measure_budget, measure_side
 from ..errors import InputError
 from .app import SECURITY_HEADERS, create_app
+from .budget import MeasuredBudget, measure_budget, measure_side
 from .limits import MAX_EXPRESSIONS, Limits
 from .pool import WorkerPool
 from .render import timing_run
@@ -176,9 +176,9 @@ class RefVOSServer:
 def serving_backend(backend: str, model) -> str:
     """The backend the server runs ``model`` on: ``auto`` stays on PyTorch for a network that
     OpenVINO converts once per image size (EfficientNet's "same" padding, see
-    :func:`refvos.openvino_backend.shape_generic`), since a new size would be converted inside a
+    :func:`refvos.runtime.openvino_backend.shape_generic`), since a new size would be converted inside a
     request; otherwise ``backend`` as given."""
-    from ..openvino_backend import shape_generic
+    from ..runtime.openvino_backend import shape_generic
 
     if backend == "auto" and not shape_generic(model.segmenter):
         return "torch"
@@ -206,7 +206,7 @@ def make_server(
     never runs inside a request; ``warmup``, processed picture sizes ``(height, width)``, are
     compiled here, before the server is returned, and run compiled (other sizes eagerly).
     ``max_seconds``: a time budget per request, measured here on a worker's predictor
-    (:func:`refvos.budget.measure_budget` with ``clock``, default ``time.perf_counter``) and set
+    (:func:`refvos.serve.budget.measure_budget` with ``clock``, default ``time.perf_counter``) and set
     as ``limits.max_work``; None keeps ``limits.max_work`` as given (nothing measured). It is
     measured with one request running: requests that run together (``workers`` > 1 on one CPU)
     share the machine and each takes longer."""
@@ -219,6 +219,7 @@ def make_server(
         def predictor_factory():
             predictor = Predictor(model, device=device, precision=precision, max_size=limits.max_size,
                                   compile=False, backend=backend, int8_model=int8_model)
+            predictor.calibrate()  # at start-up, not on the first request
             if warmup:
                 predictor.warm_up(warmup)
             return predictor

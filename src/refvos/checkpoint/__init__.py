@@ -1,0 +1,56 @@
+"""Checkpoints: files read safely (:mod:`.files`), the refvos and released formats, loading into a
+network and saving (:mod:`.formats`). Their names are re-exported here."""
+
+from .files import (
+    CONFIG_NAME,
+    EXPECTED,
+    FORMAT,
+    SAFE_GLOBALS,
+    VERSION,
+    WEIGHTS_NAME,
+    check_checkpoint_file,
+    is_pretrained_folder,
+    is_released_format,
+    pretrained_config,
+    pretrained_tensors,
+    read_checkpoint,
+    read_pretrained,
+)
+from .formats import (
+    RELEASED_MAX_TOKENS,
+    check_config,
+    checkpoint_dict,
+    config_of,
+    load_checkpoint,
+    load_state_into,
+    model_from_checkpoint,
+    save_checkpoint,
+    to_released_format,
+    write_checkpoint,
+)
+
+__all__ = [
+    "CONFIG_NAME",
+    "EXPECTED",
+    "FORMAT",
+    "RELEASED_MAX_TOKENS",
+    "SAFE_GLOBALS",
+    "VERSION",
+    "WEIGHTS_NAME",
+    "check_checkpoint_file",
+    "check_config",
+    "checkpoint_dict",
+    "config_of",
+    "is_pretrained_folder",
+    "is_released_format",
+    "load_checkpoint",
+    "load_state_into",
+    "model_from_checkpoint",
+    "pretrained_config",
+    "pretrained_tensors",
+    "read_checkpoint",
+    "read_pretrained",
+    "save_checkpoint",
+    "to_released_format",
+    "write_checkpoint",
+]

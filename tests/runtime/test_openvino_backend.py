@@ -1,0 +1,69 @@
+"""The OpenVINO runner (the ``[openvino]`` extra): the logits of PyTorch fp32, converted and
+compiled once per weights (a second runner reads both from the cache), int8 models checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("openvino")
+
+from refvos.errors import InputError  # noqa: E402
+from refvos.runtime import openvino_backend as ovb  # noqa: E402
+from tests.helpers import make_tiny_model  # noqa: E402
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("hw", [(37, 53), (40, 40)])
+def test_logits_are_pytorch_fp32s(tiny_model, cache, hw):
+    seg = tiny_model.segmenter
+    runner = ovb.OpenVINORunner(seg, "fp32")
+    x = torch.randn(2, 3, *hw, generator=torch.Generator().manual_seed(0))
+    text = torch.randn(1, tiny_model.config.text_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = seg.decode(seg.encode(x), text, (50, 60))
+    got = runner.decode(runner.encode(x), text, (50, 60))
+    assert got.shape == ref.shape == (2, 2, 50, 60) and got.dtype == torch.float32
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+    # EfficientNet-Lite's same-padding depends on the size: one graph per size
+    assert not ovb.shape_generic(seg) and runner.report()["sizes"] == [list(hw)]
+
+
+def test_a_second_runner_neither_converts_nor_compiles(tiny_model, cache):
+    x = torch.randn(1, 3, 32, 32)
+    first = ovb.OpenVINORunner(tiny_model.segmenter, "fp32")
+    first.encode(x)
+    assert first.report()["converted"] == 1 and not first.report()["loaded_from_cache"]
+    assert list((cache / "openvino" / "compiled").iterdir())  # OpenVINO's blobs on disk
+    second = ovb.OpenVINORunner(tiny_model.segmenter, "fp32")
+    torch.testing.assert_close(second.encode(x), first.encode(x))
+    assert second.report()["converted"] == 0 and second.report()["loaded_from_cache"]
+
+
+def test_other_weights_make_another_folder(cache):
+    a, b = make_tiny_model(seed=0), make_tiny_model(seed=1)
+    assert ovb.weights_key(a.segmenter) != ovb.weights_key(b.segmenter)
+    assert ovb.weights_key(a.segmenter) == ovb.weights_key(make_tiny_model(seed=0).segmenter)
+
+
+def test_int8_model_of_other_weights_or_size_is_refused(tiny_model, cache, tmp_path):
+    runner = ovb.OpenVINORunner(tiny_model.segmenter, "fp32")
+    runner.encode(torch.randn(1, 3, 32, 32))
+    xml = next((cache / "openvino" / "models").glob("*/encoder-32x32.xml"))
+    with pytest.raises(InputError, match="record"):
+        ovb.OpenVINORunner(tiny_model.segmenter, "fp32", int8_encoder=xml)
+    xml.with_suffix(".json").write_text(json.dumps({"weights": "0" * 16, "size": [32, 32]}))
+    with pytest.raises(InputError, match="other weights"):
+        ovb.OpenVINORunner(tiny_model.segmenter, "fp32", int8_encoder=xml)
+    xml.with_suffix(".json").write_text(json.dumps({"weights": runner.folder.name, "size": [32, 32]}))
+    int8 = ovb.OpenVINORunner(tiny_model.segmenter, "fp32", int8_encoder=xml)
+    assert int8.encode(torch.randn(1, 3, 32, 32)).shape[0] == 1 and int8.report()["precision"] == "int8"
+    with pytest.raises(InputError, match="quantised for 32x32"):
+        int8.encode(torch.randn(1, 3, 24, 32))
