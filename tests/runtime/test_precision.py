@@ -257,3 +257,34 @@ def test_an_explicit_precision_with_two_backends_measures_only_that_precision(ca
                         {n: 1.0 if n == "fp32" else 0.5 for n in names})
     c = choose_precision("fp32", CPU, counting_workload()[0], backends=("torch", "openvino"))
     assert seen == [("fp32", "openvino:fp32")] and (c.backend, c.precision) == ("openvino", "fp32")
+
+
+def test_flush_denormals_zeroes_denormals_inside_the_block_only():
+    """On the CPU a denormal float becomes 0 inside the block (where the CPU can flush) and keeps
+    its value after it; on another device nothing is switched."""
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # below float32's normal range (1.2e-38)
+    assert (tiny * 1.0).item() != 0.0
+    with runtime.flush_denormals(torch.device("cpu")) as on:
+        inside = (tiny * 1.0).item()
+    after = (tiny * 1.0).item()
+    if on:
+        assert inside == 0.0
+    assert after != 0.0
+    with runtime.flush_denormals(torch.device("meta")) as on_meta:
+        assert not on_meta
+
+
+def test_the_demo_trainer_runs_with_denormals_flushed(monkeypatch):
+    """train_head runs its steps inside flush_denormals and says so in its result."""
+    from refvos.demo import head_trainer
+
+    seen = []
+
+    def steps(*args):
+        seen.append((torch.tensor([1e-39]) * 1.0).item())
+        return {"iterations": 0}
+
+    monkeypatch.setattr(head_trainer, "_train_steps", steps)
+    result = head_trainer.train_head(None, None, None, None, None, "fp32", 0)
+    assert result["flush_denormals"] in (True, False) and len(seen) == 1
+    assert (seen[0] == 0.0) == result["flush_denormals"]

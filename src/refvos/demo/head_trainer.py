@@ -38,7 +38,7 @@ from ..engine.schedules import CosineSchedule
 from ..metrics import RefSegMetrics
 from ..modeling import RefVOS
 from ..modeling.postprocess import foreground_mask
-from ..runtime import Workload, autocast, module_signature
+from ..runtime import Workload, autocast, flush_denormals, module_signature
 from .feature_cache import CachedSplit
 
 FOREGROUND_WEIGHT = 5.0  # cross-entropy weight of the referent's pixels
@@ -246,7 +246,18 @@ def train_head(
     ``clock`` times the run for its :class:`StepPlan` (a test passes a simulated one). Returns
     ``{"iterations" (run), "iterations_planned", "seconds_per_step", "plan_shortened",
     "plan_rechecks_shortened", "time_cap_hit", "train_images_seen", "train_samples_seen", "train_time_s", "curve":
-    [StepRecord]}``."""
+    [StepRecord], "flush_denormals"}``. Denormal floats are flushed to zero during the run
+    (:func:`refvos.runtime.flush_denormals`: on many CPUs they slow the late steps many times)."""
+    with flush_denormals(torch.device("cpu")) as flushing:
+        return {**_train_steps(model, tuned, data, text, config, precision, seed, clock),
+                "flush_denormals": flushing}
+
+
+def _train_steps(
+    model: RefVOS, tuned: nn.Module, data: CachedSplit, text: torch.Tensor, config: HeadTrainConfig,
+    precision: str, seed: int, clock: Callable[[], float],
+) -> dict[str, Any]:
+    """The loop of :func:`train_head`."""
     tqdm = require("tqdm", "progress bars").tqdm
 
     head = model.segmenter.classifier.train()
