@@ -35,11 +35,19 @@ RECIPE = PRESETS["default"]  # the network and batch of `make demo`
 SENTENCES = (55, 75)  # per step, as the demo's (about 11 sentences per image)
 
 
-def time_mode(compiled: bool, precision: str, steps: int, size: int, seed: int = 0) -> dict[str, Any]:
+def time_mode(
+    compiled: bool, precision: str, steps: int, size: int, seed: int = 0
+) -> dict[str, Any]:
     """First-step and median-step seconds of one mode, from a fresh network and the same batches."""
     torch.manual_seed(seed)
-    model = build_model("refvos_lite", backbone_stage=RECIPE.backbone_stage, head_channels=RECIPE.head_channels,
-                        atrous_rates=RECIPE.atrous_rates, backbone_weights=None, text_encoder=None)
+    model = build_model(
+        "refvos_lite",
+        backbone_stage=RECIPE.backbone_stage,
+        head_channels=RECIPE.head_channels,
+        atrous_rates=RECIPE.atrous_rates,
+        backbone_weights=None,
+        text_encoder=None,
+    )
     set_dropout(model.segmenter.classifier, RECIPE.dropout)
     frozen, tuned = split_backbone(model, RECIPE.tuned_blocks)
     head = model.segmenter.classifier.train()
@@ -71,30 +79,51 @@ def time_mode(compiled: bool, precision: str, steps: int, size: int, seed: int =
         opt.zero_grad(set_to_none=True)
         seconds.append(time.perf_counter() - start)
     rest = seconds[1:]
-    return {"first_step_s": round(seconds[0], 4), "median_step_s": round(statistics.median(rest), 5),
-            "steps": steps, "losses": [float(x) for x in losses]}
+    return {
+        "first_step_s": round(seconds[0], 4),
+        "median_step_s": round(statistics.median(rest), 5),
+        "steps": steps,
+        "losses": [float(x) for x in losses],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    p.add_argument("--steps", type=int, default=60, help="steps per mode (the first is reported apart)")
-    p.add_argument("--size", type=int, default=RECIPE.image_size, help="image side (default: the demo's)")
+    p.add_argument(
+        "--steps", type=int, default=60, help="steps per mode (the first is reported apart)"
+    )
+    p.add_argument(
+        "--size", type=int, default=RECIPE.image_size, help="image side (default: the demo's)"
+    )
     args = p.parse_args(argv)
     if args.steps < 2:
         p.error(f"--steps must be at least 2, got {args.steps}")
     load_start = list(os.getloadavg())
-    result: dict[str, Any] = {mode: time_mode(mode == "compiled", args.precision, args.steps, args.size)
-                              for mode in ("eager", "compiled")}
-    result["compiled_over_eager"] = round(result["compiled"]["median_step_s"] / result["eager"]["median_step_s"], 3)
-    result.update({"precision": args.precision, "size": args.size, "threads": torch.get_num_threads(),
-                   "torch": torch.__version__, "load_average_start": load_start,
-                   "load_average_end": list(os.getloadavg())})
+    result: dict[str, Any] = {
+        mode: time_mode(mode == "compiled", args.precision, args.steps, args.size)
+        for mode in ("eager", "compiled")
+    }
+    result["compiled_over_eager"] = round(
+        result["compiled"]["median_step_s"] / result["eager"]["median_step_s"], 3
+    )
+    result.update(
+        {
+            "precision": args.precision,
+            "size": args.size,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "load_average_start": load_start,
+            "load_average_end": list(os.getloadavg()),
+        }
+    )
     atomic_write_json(args.out, result)
     for mode in ("eager", "compiled"):
         r = result[mode]
-        print(f"{mode:9s} first step {r['first_step_s']:.2f} s, median step {r['median_step_s'] * 1e3:.1f} ms")
+        print(
+            f"{mode:9s} first step {r['first_step_s']:.2f} s, median step {r['median_step_s'] * 1e3:.1f} ms"
+        )
     print(f"compiled / eager per step: {result['compiled_over_eager']:.2f}; wrote {args.out}")
     return 0
 

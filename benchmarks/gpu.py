@@ -38,7 +38,12 @@ import torch  # noqa: E402
 from original import OriginalTrainStep  # noqa: E402
 from project_train import project_step  # noqa: E402
 
-SMALL_TEXT_CONFIG = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}
+SMALL_TEXT_CONFIG = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+}
 
 
 def log(msg: str) -> None:
@@ -61,9 +66,12 @@ def train_batch(batch: int, size: int, max_tokens: int) -> dict[str, torch.Tenso
 
     frames, masks, expression = make_video_clip(batch, size, seed=1)
     ids, att = get_tokenizer().encode([expression] * batch, max_tokens)
-    return {"image": torch.stack([to_tensor(f) for f in frames]),
-            "mask": torch.stack([torch.from_numpy(m) for m in masks]).long(), "input_ids": ids,
-            "attention_mask": att}
+    return {
+        "image": torch.stack([to_tensor(f) for f in frames]),
+        "mask": torch.stack([torch.from_numpy(m) for m in masks]).long(),
+        "input_ids": ids,
+        "attention_mask": att,
+    }
 
 
 def bench_train(model, args, device) -> dict[str, Any]:
@@ -115,9 +123,13 @@ def bench_inference(model, args, device) -> dict[str, Any]:
             predictor.predict(frame, "the red ball")
             machine.sync(device)
             times.append(time.perf_counter() - start)
-        out[name] = {"latency": machine.summary(times), "first_call_s": first_s,
-                     "precision": predictor.precision_choice.to_json(), "compile": predictor.compile_report(),
-                     "peak_memory": machine.peak_memory_mb(device)}
+        out[name] = {
+            "latency": machine.summary(times),
+            "first_call_s": first_s,
+            "precision": predictor.precision_choice.to_json(),
+            "compile": predictor.compile_report(),
+            "peak_memory": machine.peak_memory_mb(device),
+        }
         del predictor
     return out
 
@@ -127,24 +139,62 @@ def bench_torchrun(args, device, workdir: Path) -> dict[str, Any]:
 
     images = 20  # the synthetic RefCOCO's split cycle: 16 train, 2 val, testA, testB
     root = make_refcoco(workdir / "refcoco", num_images=images, image_size=args.size, seed=0)
-    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "-m", "refvos", "train",
-            "--dataset", "refcoco", "--data-root", str(root), "--model", args.model,
-            "--backbone-weights", "none", "--text-encoder", "none", "--base-size", str(args.size),
-            "--crop-size", str(args.size), "-b", str(args.batch), "--epochs", "1", "--workers", "0",
-            "--device", device.type, "--output-dir", str(workdir / "run"), "--model_id", "torchrun",
-            "--print-freq", "1"]
+    argv = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "1",
+        "-m",
+        "refvos",
+        "train",
+        "--dataset",
+        "refcoco",
+        "--data-root",
+        str(root),
+        "--model",
+        args.model,
+        "--backbone-weights",
+        "none",
+        "--text-encoder",
+        "none",
+        "--base-size",
+        str(args.size),
+        "--crop-size",
+        str(args.size),
+        "-b",
+        str(args.batch),
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        device.type,
+        "--output-dir",
+        str(workdir / "run"),
+        "--model_id",
+        "torchrun",
+        "--print-freq",
+        "1",
+    ]
     if args.small:
         argv += ["--text-config", json.dumps(SMALL_TEXT_CONFIG)]
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.torchrun_timeout)
-    out = {"returncode": proc.returncode, "wall_s": round(time.perf_counter() - start, 1),
-           "backend": "nccl" if device.type == "cuda" else "gloo", "images": images,
-           "tail": (proc.stdout + proc.stderr)[-1500:]}
+    out = {
+        "returncode": proc.returncode,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "backend": "nccl" if device.type == "cuda" else "gloo",
+        "images": images,
+        "tail": (proc.stdout + proc.stderr)[-1500:],
+    }
     done = [line for line in proc.stdout.splitlines() if line.startswith("done:")]
     out["done"] = done[-1] if done else None
     if proc.returncode != 0:
         errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
-        raise RuntimeError(f"torchrun exited {proc.returncode}: {errors[0] if errors else out['tail'][-400:]}")
+        raise RuntimeError(
+            f"torchrun exited {proc.returncode}: {errors[0] if errors else out['tail'][-400:]}"
+        )
     return out
 
 
@@ -152,13 +202,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--out", default="bench_out/gpu.json")
-    parser.add_argument("--small", action="store_true",
-                        help="refvos_lite with a 2-layer text encoder at small sizes (CI on the CPU)")
-    parser.add_argument("--model", choices=["refvos_r101", "refvos_lite"], default=None,
-                        help="the network (default refvos_r101; refvos_lite with --small)")
-    parser.add_argument("--batch", type=int, default=None, help="training batch (default 7; 2 with --small)")
-    parser.add_argument("--size", type=int, default=None, help="image side (default 480; 64 with --small)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 5; 1 with --small)")
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="refvos_lite with a 2-layer text encoder at small sizes (CI on the CPU)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=["refvos_r101", "refvos_lite"],
+        default=None,
+        help="the network (default refvos_r101; refvos_lite with --small)",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=None, help="training batch (default 7; 2 with --small)"
+    )
+    parser.add_argument(
+        "--size", type=int, default=None, help="image side (default 480; 64 with --small)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed runs (default 5; 1 with --small)"
+    )
     parser.add_argument("--torchrun-timeout", type=int, default=300)
     parser.add_argument("--skip", nargs="*", default=[], choices=["train", "inference", "torchrun"])
     args = parser.parse_args(argv)
@@ -172,16 +235,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from refvos.io import atomic_write_json
 
-    result: dict[str, Any] = {"machine": machine.machine_info(), "device": str(device), "errors": {},
-                              "config": {k: getattr(args, k) for k in ("model", "batch", "size", "repeats", "small")}}
+    result: dict[str, Any] = {
+        "machine": machine.machine_info(),
+        "device": str(device),
+        "errors": {},
+        "config": {k: getattr(args, k) for k in ("model", "batch", "size", "repeats", "small")},
+    }
     if device.type == "cuda":
         result["gpu"] = torch.cuda.get_device_name(device)
     started = time.perf_counter()
     model = build(args.model, args.small)
     with tempfile.TemporaryDirectory(prefix="refvos-gpu-") as tmp:
-        for name, fn in (("train", lambda: bench_train(model, args, device)),
-                         ("inference", lambda: bench_inference(model, args, device)),
-                         ("torchrun", lambda: bench_torchrun(args, device, Path(tmp)))):
+        for name, fn in (
+            ("train", lambda: bench_train(model, args, device)),
+            ("inference", lambda: bench_inference(model, args, device)),
+            ("torchrun", lambda: bench_torchrun(args, device, Path(tmp))),
+        ):
             if name in args.skip:
                 continue
             log(f"{name} ...")
@@ -194,15 +263,24 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(Path(args.out), result)
     if "train" in result:
         t = result["train"]
-        print(f"train step batch {t['batch']} {t['size']}x{t['size']}: " + ", ".join(
-            f"{k} {t[k]['images_per_s']:.2f} img/s ({t[k]['speedup_vs_original']:.2f}x, peak "
-            f"{t[k]['peak_memory']['mb']:.0f} MB)" for k in ("original_fp32", "refvos_fp32", "refvos_bf16")))
+        print(
+            f"train step batch {t['batch']} {t['size']}x{t['size']}: "
+            + ", ".join(
+                f"{k} {t[k]['images_per_s']:.2f} img/s ({t[k]['speedup_vs_original']:.2f}x, peak "
+                f"{t[k]['peak_memory']['mb']:.0f} MB)"
+                for k in ("original_fp32", "refvos_fp32", "refvos_bf16")
+            )
+        )
     if "inference" in result:
         i = result["inference"]
-        print(f"inference {i['size']}x{i['size']}: eager {i['eager']['latency']['median_s']:.4f} s, compiled "
-              f"{i['compiled']['latency']['median_s']:.4f} s (first call {i['compiled']['first_call_s']:.1f} s)")
+        print(
+            f"inference {i['size']}x{i['size']}: eager {i['eager']['latency']['median_s']:.4f} s, compiled "
+            f"{i['compiled']['latency']['median_s']:.4f} s (first call {i['compiled']['first_call_s']:.1f} s)"
+        )
     if "torchrun" in result:
-        print(f"torchrun --nproc_per_node 1: exit {result['torchrun']['returncode']} in {result['torchrun']['wall_s']} s")
+        print(
+            f"torchrun --nproc_per_node 1: exit {result['torchrun']['returncode']} in {result['torchrun']['wall_s']} s"
+        )
     print(f"wrote {args.out} in {result['duration_s']:.0f} s")
     return 1 if result["errors"] else 0
 

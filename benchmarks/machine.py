@@ -53,8 +53,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 1,
-               device: torch.device = torch.device("cpu")) -> list[float]:
+def time_calls(
+    fn: Callable[[], Any], repeats: int, warmup: int = 1, device: torch.device = torch.device("cpu")
+) -> list[float]:
     """Seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
@@ -69,12 +70,17 @@ def time_calls(fn: Callable[[], Any], repeats: int, warmup: int = 1,
 
 
 def summary(times: list[float]) -> dict[str, float]:
-    return {"median_s": statistics.median(times), "min_s": min(times), "n": len(times),
-            "samples_s": [round(t, 5) for t in times]}
+    return {
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "n": len(times),
+        "samples_s": [round(t, 5) for t in times],
+    }
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 8,
-                  device: torch.device = torch.device("cpu")) -> dict[str, Any]:
+def matmul_gflops(
+    dtype: torch.dtype, n: int = 4096, repeats: int = 8, device: torch.device = torch.device("cpu")
+) -> dict[str, Any]:
     """Dense ``n x n`` matmul rate, best of ``repeats`` (the best is the machine's limit; the
     median shows how much other processes took)."""
     gen = torch.Generator().manual_seed(0)
@@ -83,8 +89,13 @@ def matmul_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 8,
     out = torch.empty(n, n, device=device, dtype=dtype)
     times = time_calls(lambda: torch.mm(a, b, out=out), repeats, warmup=2, device=device)
     flop = 2 * n**3
-    return {"n": n, "dtype": str(dtype).removeprefix("torch."), "gflops_best": flop / min(times) / 1e9,
-            "gflops_median": flop / statistics.median(times) / 1e9, "repeats": repeats}
+    return {
+        "n": n,
+        "dtype": str(dtype).removeprefix("torch."),
+        "gflops_best": flop / min(times) / 1e9,
+        "gflops_median": flop / statistics.median(times) / 1e9,
+        "repeats": repeats,
+    }
 
 
 # --------------------------------------------------------------------------- peak memory
@@ -107,7 +118,10 @@ def peak_memory_mb(device: torch.device = torch.device("cpu")) -> dict[str, Any]
     """Peak since the last :func:`reset_peak_memory`: CUDA max allocated, or peak RSS (VmHWM;
     falls back to ``getrusage`` ru_maxrss, a peak since process start)."""
     if device.type == "cuda":
-        return {"kind": "cuda_max_memory_allocated", "mb": torch.cuda.max_memory_allocated(device) / 2**20}
+        return {
+            "kind": "cuda_max_memory_allocated",
+            "mb": torch.cuda.max_memory_allocated(device) / 2**20,
+        }
     try:
         with open("/proc/self/status") as f:
             m = re.search(r"VmHWM:\s+(\d+)\s+kB", f.read())
@@ -117,7 +131,10 @@ def peak_memory_mb(device: torch.device = torch.device("cpu")) -> dict[str, Any]
         pass
     import resource
 
-    return {"kind": "ru_maxrss_since_start", "mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "kind": "ru_maxrss_since_start",
+        "mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def current_rss_mb() -> float | None:

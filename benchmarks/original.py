@@ -32,7 +32,9 @@ def _collect(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def original_video(model, frame_paths: list[Path], expression: str, device: torch.device) -> list[np.ndarray]:
+def original_video(
+    model, frame_paths: list[Path], expression: str, device: torch.device
+) -> list[np.ndarray]:
     """Masks ``(H, W)`` bool per frame, the original way. ``model`` must be in NCHW format, fp32."""
     tokenizer = get_tokenizer()
     masks = []
@@ -79,7 +81,9 @@ class OriginalTrainStep:
     def __init__(self, model, device: torch.device, lr: float = 0.01) -> None:
         self.model = model.to(device)
         self.device = device
-        self.optimizer = torch.optim.SGD(original_param_groups(model), lr=lr, momentum=0.9, weight_decay=1e-6)
+        self.optimizer = torch.optim.SGD(
+            original_param_groups(model), lr=lr, momentum=0.9, weight_decay=1e-6
+        )
 
     def __call__(self, batch: dict) -> float:
         model, device = self.model, self.device

@@ -34,8 +34,9 @@ ACCURATE = 0.98
 PEERS = ("openvino_fp32", "openvino_bf16", "openvino_int8", "onnxruntime_fp32")
 
 
-def graph_runners(model, onnx_path: Path, calibration: list[tuple[np.ndarray, np.ndarray]]
-                  ) -> dict[str, Any]:
+def graph_runners(
+    model, onnx_path: Path, calibration: list[tuple[np.ndarray, np.ndarray]]
+) -> dict[str, Any]:
     """``name -> run(images (1,3,H,W) float32, text (1,D) float32) -> logits`` of each peer that
     is installed (OpenVINO's need the [openvino] extra, ``openvino_int8`` also NNCF)."""
     from refvos.export import onnx_session
@@ -52,10 +53,19 @@ def graph_runners(model, onnx_path: Path, calibration: list[tuple[np.ndarray, np
     threads = torch.get_num_threads()
 
     def compiled(model_or_path, hint: str):
-        c = core.compile_model(model_or_path, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
-                                                      "INFERENCE_NUM_THREADS": threads})
+        c = core.compile_model(
+            model_or_path,
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": hint,
+                "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_NUM_THREADS": threads,
+            },
+        )
         request = c.create_infer_request()
-        return lambda x, t: request.infer({"images": x, "text": t}, share_inputs=True, share_outputs=False)[0]
+        return lambda x, t: request.infer(
+            {"images": x, "text": t}, share_inputs=True, share_outputs=False
+        )[0]
 
     runners["openvino_fp32"] = compiled(str(onnx_path), "f32")
     runners["openvino_bf16"] = compiled(str(onnx_path), "bf16")
@@ -64,7 +74,9 @@ def graph_runners(model, onnx_path: Path, calibration: list[tuple[np.ndarray, np
     except ImportError:
         return runners
     dataset = nncf.Dataset([{"images": x, "text": t} for x, t in calibration])
-    quantized = nncf.quantize(core.read_model(str(onnx_path)), dataset, subset_size=len(calibration))
+    quantized = nncf.quantize(
+        core.read_model(str(onnx_path)), dataset, subset_size=len(calibration)
+    )
     runners["openvino_int8"] = compiled(quantized, "f32")
     return runners
 
@@ -74,14 +86,21 @@ def refvos_runner(predictor):
 
     @torch.inference_mode()
     def run(x: np.ndarray, t: np.ndarray):
-        images = torch.from_numpy(x).contiguous(memory_format=torch.channels_last) \
-            if predictor.channels_last else torch.from_numpy(x)
-        return predictor.decode(predictor.encode_images(images), torch.from_numpy(t), x.shape[-2:]).numpy()
+        images = (
+            torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+            if predictor.channels_last
+            else torch.from_numpy(x)
+        )
+        return predictor.decode(
+            predictor.encode_images(images), torch.from_numpy(t), x.shape[-2:]
+        ).numpy()
 
     return run
 
 
-def time_alternated(runners: dict[str, Any], x: np.ndarray, t: np.ndarray, repeats: int) -> dict[str, Any]:
+def time_alternated(
+    runners: dict[str, Any], x: np.ndarray, t: np.ndarray, repeats: int
+) -> dict[str, Any]:
     """Per-frame seconds of each runner: one warm-up each, then ``repeats`` rounds alternated."""
     for run in runners.values():
         run(x, t)
@@ -109,13 +128,19 @@ def bench_peers(r101, trained, cfg, workdir: Path, int8_model: str | None = None
     model = model.cpu().eval()
     fp32 = Predictor(model, device="cpu", precision="fp32", backend="torch", compile=False)
     default = Predictor(model, device="cpu", compile=False)
-    frames, _, expression = make_video_clip(cfg["agreement_frames"], side, seed=999)  # calibration clip
+    frames, _, expression = make_video_clip(
+        cfg["agreement_frames"], side, seed=999
+    )  # calibration clip
     text = fp32.encode_expressions([expression]).numpy()
     calibration = [(to_tensor(f)[None].numpy(), text) for f in frames]
-    runners = graph_runners(model, export_segmenter(model, workdir / "peers_trained.onnx", side, side), calibration)
+    runners = graph_runners(
+        model, export_segmenter(model, workdir / "peers_trained.onnx", side, side), calibration
+    )
     runners["refvos_default"] = refvos_runner(default)
     if int8_model:
-        runners["refvos_int8"] = refvos_runner(Predictor(model, device="cpu", compile=False, int8_model=int8_model))
+        runners["refvos_int8"] = refvos_runner(
+            Predictor(model, device="cpu", compile=False, int8_model=int8_model)
+        )
     masks: dict[str, list[np.ndarray]] = {k: [] for k in runners}
     reference: list[np.ndarray] = []
     for clip in range(cfg["agreement_clips"]):
@@ -125,15 +150,28 @@ def bench_peers(r101, trained, cfg, workdir: Path, int8_model: str | None = None
         for f in frames:
             x = to_tensor(f)[None].numpy()
             for name, run in runners.items():
-                masks[name].append(foreground_mask(torch.from_numpy(np.asarray(run(x, t))))[0].numpy())
+                masks[name].append(
+                    foreground_mask(torch.from_numpy(np.asarray(run(x, t))))[0].numpy()
+                )
     x, t = calibration[0]
     latency = time_alternated(runners, x, t, cfg["peers_repeats"])
-    out["trained"] = {"size": f"{side}x{side}", "frames": len(reference),
-                      "refvos_default_choice": default.precision_choice.to_json(),
-                      "variants": {name: {"agreement": workloads.mask_agreement(reference, masks[name]),
-                                          "latency": latency[name]} for name in runners}}
-    accurate = {name for name, v in out["trained"]["variants"].items()
-                if v["agreement"]["mean_iou"] >= ACCURATE}
+    out["trained"] = {
+        "size": f"{side}x{side}",
+        "frames": len(reference),
+        "refvos_default_choice": default.precision_choice.to_json(),
+        "variants": {
+            name: {
+                "agreement": workloads.mask_agreement(reference, masks[name]),
+                "latency": latency[name],
+            }
+            for name in runners
+        },
+    }
+    accurate = {
+        name
+        for name, v in out["trained"]["variants"].items()
+        if v["agreement"]["mean_iou"] >= ACCURATE
+    }
     out["accurate"] = sorted(accurate)
     del runners, default, fp32
 
@@ -145,19 +183,29 @@ def bench_peers(r101, trained, cfg, workdir: Path, int8_model: str | None = None
     x = rng.standard_normal((1, 3, h, w)).astype(np.float32)
     t = rng.standard_normal((1, r101.config.text_dim)).astype(np.float32)
     start = time.perf_counter()
-    runners = graph_runners(r101, export_segmenter(r101, workdir / "peers_r101.onnx", h, w), [(x, t), (-x, t)])
+    runners = graph_runners(
+        r101, export_segmenter(r101, workdir / "peers_r101.onnx", h, w), [(x, t), (-x, t)]
+    )
     prepare_s = time.perf_counter() - start
     default = Predictor(r101, device="cpu", max_size=None, compile=False)
     runners["refvos_default"] = refvos_runner(default)
     latency = time_alternated(runners, x, t, cfg["peers_repeats"])
     peers = [p for p in PEERS if p in latency and p in accurate]
     best = min(peers, key=lambda p: latency[p]["median_s"]) if peers else None
-    out["r101"] = {"size": f"{w}x{h}", "prepare_s": round(prepare_s, 1), "latency": latency,
-                   "refvos_default_choice": default.precision_choice.to_json(), "best_accurate_peer": best}
-    out["refvos_over_best_peer"] = (latency["refvos_default"]["median_s"] / latency[best]["median_s"]
-                                    if best else None)
+    out["r101"] = {
+        "size": f"{w}x{h}",
+        "prepare_s": round(prepare_s, 1),
+        "latency": latency,
+        "refvos_default_choice": default.precision_choice.to_json(),
+        "best_accurate_peer": best,
+    }
+    out["refvos_over_best_peer"] = (
+        latency["refvos_default"]["median_s"] / latency[best]["median_s"] if best else None
+    )
     fastest = min((p for p in PEERS if p in latency), key=lambda p: latency[p]["median_s"])
-    out["refvos_over_fastest_peer"] = latency["refvos_default"]["median_s"] / latency[fastest]["median_s"]
+    out["refvos_over_fastest_peer"] = (
+        latency["refvos_default"]["median_s"] / latency[fastest]["median_s"]
+    )
     out["fastest_peer"] = fastest
     r101.segmenter.to(memory_format=torch.contiguous_format)
     return out
@@ -165,20 +213,27 @@ def bench_peers(r101, trained, cfg, workdir: Path, int8_model: str | None = None
 
 def peers_lines(p: dict[str, Any]) -> list[str]:
     """The section as a table (benchmarks/run.py's report)."""
-    lines = [f"peers (per frame; agreement: masks vs the fp32 Predictor on {p['trained']['frames']} held-out frames "
-             f"of the trained network at {p['trained']['size']}; r101 at {p['r101']['size']}):", "",
-             "| variant | r101 s / frame | trained s / frame | mean IoU vs fp32 | accurate |", "|---|---|---|---|---|"]
+    lines = [
+        f"peers (per frame; agreement: masks vs the fp32 Predictor on {p['trained']['frames']} held-out frames "
+        f"of the trained network at {p['trained']['size']}; r101 at {p['r101']['size']}):",
+        "",
+        "| variant | r101 s / frame | trained s / frame | mean IoU vs fp32 | accurate |",
+        "|---|---|---|---|---|",
+    ]
     r101 = p["r101"]["latency"]
     for name, v in p["trained"]["variants"].items():
         r = f"{r101[name]['median_s']:.3f}" if name in r101 else "-"
-        lines.append(f"| {name} | {r} | {v['latency']['median_s']:.4f} | {v['agreement']['mean_iou']:.4f} | "
-                     f"{'yes' if name in p['accurate'] else 'no'} |")
+        lines.append(
+            f"| {name} | {r} | {v['latency']['median_s']:.4f} | {v['agreement']['mean_iou']:.4f} | "
+            f"{'yes' if name in p['accurate'] else 'no'} |"
+        )
     ratio = p["refvos_over_best_peer"]
-    lines.append(f"refvos_over_best_peer: {'-' if ratio is None else f'{ratio:.2f}'} "
-                 f"(best accurate peer: {p['r101']['best_accurate_peer']}); refvos default chose "
-                 f"{p['r101']['refvos_default_choice']['backend']} {p['r101']['refvos_default_choice']['precision']}")
+    lines.append(
+        f"refvos_over_best_peer: {'-' if ratio is None else f'{ratio:.2f}'} "
+        f"(best accurate peer: {p['r101']['best_accurate_peer']}); refvos default chose "
+        f"{p['r101']['refvos_default_choice']['backend']} {p['r101']['refvos_default_choice']['precision']}"
+    )
     return lines
-
 
 
 def quantize_trained(model, side: int, out: str, cfg) -> dict[str, Any]:
@@ -194,5 +249,6 @@ def quantize_trained(model, side: int, out: str, cfg) -> dict[str, Any]:
             out += [(f, expression) for f in frames]
         return out
 
-    return quantize_encoder(model, out, pairs(range(900, 904)),
-                            pairs(range(1000, 1000 + cfg["agreement_clips"])))
+    return quantize_encoder(
+        model, out, pairs(range(900, 904)), pairs(range(1000, 1000 + cfg["agreement_clips"]))
+    )

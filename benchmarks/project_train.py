@@ -23,9 +23,14 @@ class _Batch(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         b = self.batch
-        return {"image": b["image"][i], "mask": b["mask"][i], "input_ids": b["input_ids"][i],
-                "attention_mask": b["attention_mask"][i], "sentence": "x",
-                "meta": {"dataset": "bench", "image_id": i}}
+        return {
+            "image": b["image"][i],
+            "mask": b["mask"][i],
+            "input_ids": b["input_ids"][i],
+            "attention_mask": b["attention_mask"][i],
+            "sentence": "x",
+            "meta": {"dataset": "bench", "image_id": i},
+        }
 
 
 class TrainerStep:
@@ -37,9 +42,18 @@ class TrainerStep:
         from refvos.engine.trainer import TrainConfig, Trainer
 
         self._tmp = tempfile.TemporaryDirectory(prefix="refvos-bench-train-")
-        config = TrainConfig(output_dir=self._tmp.name, epochs=1000, schedule="constant", lr=0.01,
-                             batch_size=batch["image"].shape[0], workers=0, progress=False,
-                             tensorboard=False, print_freq=10**9, precision=precision)
+        config = TrainConfig(
+            output_dir=self._tmp.name,
+            epochs=1000,
+            schedule="constant",
+            lr=0.01,
+            batch_size=batch["image"].shape[0],
+            workers=0,
+            progress=False,
+            tensorboard=False,
+            print_freq=10**9,
+            precision=precision,
+        )
         self.trainer = Trainer(model, _Batch(batch), config, device=device)
         self.precision = self.trainer.precision
         self.epoch = 0

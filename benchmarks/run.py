@@ -43,35 +43,70 @@ TARGETS = {
 
 FULL = {
     "latency_sizes": [(480, 480), (480, 854)],  # (H, W)
-    "latency_repeats": 3, "nchw_sizes": [(480, 480)],
-    "matmul_n": 4096, "matmul_repeats": 8,
-    "video_frames": 30, "video_size": (160, 288), "video_rounds": 2, "video_batch": 4,
+    "latency_repeats": 3,
+    "nchw_sizes": [(480, 480)],
+    "matmul_n": 4096,
+    "matmul_repeats": 8,
+    "video_frames": 30,
+    "video_size": (160, 288),
+    "video_rounds": 2,
+    "video_batch": 4,
     "calib_frames": 3,
-    "train_batch": 2, "train_size": 256, "train_repeats": 2,
-    "lite_repeats": 5, "onnx_size": (480, 480), "onnx_repeats": 2, "lite_onnx_repeats": 5,
+    "train_batch": 2,
+    "train_size": 256,
+    "train_repeats": 2,
+    "lite_repeats": 5,
+    "onnx_size": (480, 480),
+    "onnx_repeats": 2,
+    "lite_onnx_repeats": 5,
     "profile_size": (480, 480),
-    "demo_preset": "default", "agreement_clips": 4, "agreement_frames": 12,
+    "demo_preset": "default",
+    "agreement_clips": 4,
+    "agreement_frames": 12,
     "compiled_latency": True,
-    "peers_size": (480, 480), "peers_repeats": 5,
+    "peers_size": (480, 480),
+    "peers_repeats": 5,
 }
 QUICK = {
     "latency_sizes": [(64, 64), (64, 112)],
-    "latency_repeats": 1, "nchw_sizes": [(64, 64)],
-    "matmul_n": 512, "matmul_repeats": 3,
-    "video_frames": 4, "video_size": (64, 96), "video_rounds": 1, "video_batch": 2,
+    "latency_repeats": 1,
+    "nchw_sizes": [(64, 64)],
+    "matmul_n": 512,
+    "matmul_repeats": 3,
+    "video_frames": 4,
+    "video_size": (64, 96),
+    "video_rounds": 1,
+    "video_batch": 2,
     "calib_frames": 2,
-    "train_batch": 2, "train_size": 64, "train_repeats": 1,
-    "lite_repeats": 1, "onnx_size": (64, 64), "onnx_repeats": 1, "lite_onnx_repeats": 1,
+    "train_batch": 2,
+    "train_size": 64,
+    "train_repeats": 1,
+    "lite_repeats": 1,
+    "onnx_size": (64, 64),
+    "onnx_repeats": 1,
+    "lite_onnx_repeats": 1,
     "profile_size": (64, 64),
-    "demo_preset": "tiny", "agreement_clips": 1, "agreement_frames": 3,
+    "demo_preset": "tiny",
+    "agreement_clips": 1,
+    "agreement_frames": 3,
     "compiled_latency": False,
-    "peers_size": (64, 64), "peers_repeats": 1,
+    "peers_size": (64, 64),
+    "peers_repeats": 1,
 }
 
 QUICK_TEXT_CONFIG = {
-    "vocab_size": 30522, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-    "intermediate_size": 128, "max_position_embeddings": 64, "type_vocab_size": 2, "hidden_act": "gelu",
-    "layer_norm_eps": 1e-12, "pad_token_id": 0, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+    "vocab_size": 30522,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "max_position_embeddings": 64,
+    "type_vocab_size": 2,
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-12,
+    "pad_token_id": 0,
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
 }
 EXPRESSION = "the red ball moving to the right"
 
@@ -119,7 +154,9 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
     results: dict[str, Any] = {"auto": auto}
     for hw in cfg["latency_sizes"]:
         h, w = hw
-        flops = workloads.count_flops(seg.to(memory_format=torch.contiguous_format), h, w, text.shape[1])
+        flops = workloads.count_flops(
+            seg.to(memory_format=torch.contiguous_format), h, w, text.shape[1]
+        )
         # as the Predictor runs them: fp32 channels-last; bf16 channels-last on the BN-folded copy
         variants = {"fp32": ("fp32", True, False, False), "bf16": ("bf16", True, True, False)}
         if cfg["compiled_latency"]:
@@ -131,7 +168,12 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
         times: dict[str, list[float]] = {k: [] for k in variants}
         runners = {}
         compile_s = {}
-        for name, (prec, cl, fold, comp) in variants.items():  # warm-up (oneDNN primitives, compilation)
+        for name, (
+            prec,
+            cl,
+            fold,
+            comp,
+        ) in variants.items():  # warm-up (oneDNN primitives, compilation)
             runners[name] = workloads.frame_runner(seg, h, w, text, prec, cl, device, fold, comp)
             runners[name]()
             if comp:
@@ -157,9 +199,14 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
         entry["roofline_ratio_best"] = entry[entry["best"]]["median_s"] / entry["roofline_best_s"]
         # auto's steady state on a video: its precision, compiled where compiled variants ran
         entry["auto_variant"] = auto["precision"] + ("_compiled" if cfg["compiled_latency"] else "")
-        entry["auto_vs_fastest"] = entry[entry["auto_variant"]]["median_s"] / entry[entry["best"]]["median_s"]
+        entry["auto_vs_fastest"] = (
+            entry[entry["auto_variant"]]["median_s"] / entry[entry["best"]]["median_s"]
+        )
         results[size_key(hw)] = entry
-        log(f"latency {size_key(hw)}: " + ", ".join(f"{k} {entry[k]['median_s']:.3f}s" for k in variants))
+        log(
+            f"latency {size_key(hw)}: "
+            + ", ".join(f"{k} {entry[k]['median_s']:.3f}s" for k in variants)
+        )
     seg.to(memory_format=torch.contiguous_format)
     return results
 
@@ -182,7 +229,9 @@ def bench_video(model, cfg, device, workdir: Path) -> dict[str, Any]:
         text = model.encode_text(ids, mask).float()
     n_cal = cfg["calib_frames"]
     pick = np.linspace(0, len(frames) - 1, n_cal).round().astype(int)
-    calibration = workloads.fit_head(model, [frames[i] for i in pick], [obj_masks[i] for i in pick], text)
+    calibration = workloads.fit_head(
+        model, [frames[i] for i in pick], [obj_masks[i] for i in pick], text
+    )
     log(f"head fitted: {calibration}")
 
     original_model = model.to(device).eval()  # NCHW, fp32
@@ -196,7 +245,10 @@ def bench_video(model, cfg, device, workdir: Path) -> dict[str, Any]:
         ref_masks = original_video(original_model, paths, EXPRESSION, device)
         times["original"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        fast_masks = [r.mask for r in predictor.predict_video(paths, EXPRESSION, batch_size=cfg["video_batch"])]
+        fast_masks = [
+            r.mask
+            for r in predictor.predict_video(paths, EXPRESSION, batch_size=cfg["video_batch"])
+        ]
         times["refvos"].append(time.perf_counter() - start)
         log(f"video round: original {times['original'][-1]:.1f}s refvos {times['refvos'][-1]:.1f}s")
     n = len(paths)
@@ -204,21 +256,33 @@ def bench_video(model, cfg, device, workdir: Path) -> dict[str, Any]:
     agreement = workloads.mask_agreement(ref_masks, fast_masks)
     # the fast path in fp32 must reproduce the original exactly (up to float reassociation)
     fp32_predictor = Predictor(fast_model, device=device, precision="fp32", channels_last=True)
-    fp32_masks = [r.mask for r in fp32_predictor.predict_video(paths, EXPRESSION, batch_size=cfg["video_batch"])]
+    fp32_masks = [
+        r.mask
+        for r in fp32_predictor.predict_video(paths, EXPRESSION, batch_size=cfg["video_batch"])
+    ]
     fp32_agreement = workloads.mask_agreement(ref_masks, fp32_masks)
     iou_obj = workloads.mask_agreement([m for m in obj_masks], ref_masks)["mean_iou"]
     precision_choice = predictor.precision_choice.to_json()
     compile_report = predictor.compile_report()
     del fast_model, predictor, fp32_predictor
     return {
-        "frames": n, "size": size_key((h, w)), "expression": EXPRESSION, "batch_size": cfg["video_batch"],
-        "refvos_precision": precision_choice["precision"], "refvos_precision_choice": precision_choice,
+        "frames": n,
+        "size": size_key((h, w)),
+        "expression": EXPRESSION,
+        "batch_size": cfg["video_batch"],
+        "refvos_precision": precision_choice["precision"],
+        "refvos_precision_choice": precision_choice,
         "refvos_compile": compile_report,
         "rounds": cfg["video_rounds"],
-        "original_s": machine.summary(times["original"]), "refvos_s": machine.summary(times["refvos"]),
-        "fps_original": n / t_orig, "fps_refvos": n / t_fast, "speedup": t_orig / t_fast,
-        "head_calibration": calibration, "fp32_masks_iou_with_object": iou_obj,
-        "bf16_vs_fp32": agreement, "refvos_fp32_vs_original": fp32_agreement,
+        "original_s": machine.summary(times["original"]),
+        "refvos_s": machine.summary(times["refvos"]),
+        "fps_original": n / t_orig,
+        "fps_refvos": n / t_fast,
+        "speedup": t_orig / t_fast,
+        "head_calibration": calibration,
+        "fp32_masks_iou_with_object": iou_obj,
+        "bf16_vs_fp32": agreement,
+        "refvos_fp32_vs_original": fp32_agreement,
     }
 
 
@@ -228,12 +292,17 @@ def make_train_batch(cfg, text_max_tokens: int) -> dict[str, torch.Tensor]:
 
     b, s = cfg["train_batch"], cfg["train_size"]
     frames, masks = workloads.make_clip(b, s, s, seed=1)
-    ids, att = get_tokenizer().encode([EXPRESSION, "the ball on the left"][:b] + [EXPRESSION] * max(0, b - 2),
-                                      text_max_tokens)
+    ids, att = get_tokenizer().encode(
+        [EXPRESSION, "the ball on the left"][:b] + [EXPRESSION] * max(0, b - 2), text_max_tokens
+    )
     target = torch.from_numpy(np.stack(masks)).long()
     target[:, :4] = 255  # some ignored pixels, as the padding of the train transform
-    return {"image": torch.stack([to_tensor(f) for f in frames]), "mask": target,
-            "input_ids": ids, "attention_mask": att}
+    return {
+        "image": torch.stack([to_tensor(f) for f in frames]),
+        "mask": target,
+        "input_ids": ids,
+        "attention_mask": att,
+    }
 
 
 def bench_train(model, cfg, device) -> dict[str, Any]:
@@ -269,12 +338,20 @@ def bench_train(model, cfg, device) -> dict[str, Any]:
             machine.sync(device)
             times[name].append(time.perf_counter() - start)
         log("train round: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()))
-    out: dict[str, Any] = {"batch": b, "size": size_key((cfg["train_size"], cfg["train_size"])),
-                           "refvos_step_source": refvos.source, "refvos_precision": refvos.precision}
+    out: dict[str, Any] = {
+        "batch": b,
+        "size": size_key((cfg["train_size"], cfg["train_size"])),
+        "refvos_step_source": refvos.source,
+        "refvos_precision": refvos.precision,
+    }
     for name in steps:
         t = statistics.median(times[name])
-        out[name] = {"step_s": machine.summary(times[name]), "images_per_s": b / t, "peak_memory": mem[name],
-                     "losses": [round(x, 5) for x in losses[name]]}
+        out[name] = {
+            "step_s": machine.summary(times[name]),
+            "images_per_s": b / t,
+            "peak_memory": mem[name],
+            "losses": [round(x, 5) for x in losses[name]],
+        }
     base = out["original"]["images_per_s"]
     for name in steps:
         out[name]["speedup_vs_original"] = out[name]["images_per_s"] / base
@@ -303,11 +380,18 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
         objects += gts
         expressions.append(expression)
     int8 = bench_int8(model, fp32_path, cfg, device, workdir, size)
-    return {"model": f"refvos_lite trained by the demo recipe (preset {preset!r})",
-            "demo_overall_iou": demo["overall_iou"], "demo_wall_time_s": demo["wall_time_s"],
-            "clips": len(expressions), "frames": len(fp32), "size": size_key((size, size)),
-            "expressions": expressions, "bf16_vs_fp32": workloads.mask_agreement(fp32, bf16),
-            "fp32_iou_with_object": workloads.mask_agreement(objects, fp32)["mean_iou"], "int8": int8}
+    return {
+        "model": f"refvos_lite trained by the demo recipe (preset {preset!r})",
+        "demo_overall_iou": demo["overall_iou"],
+        "demo_wall_time_s": demo["wall_time_s"],
+        "clips": len(expressions),
+        "frames": len(fp32),
+        "size": size_key((size, size)),
+        "expressions": expressions,
+        "bf16_vs_fp32": workloads.mask_agreement(fp32, bf16),
+        "fp32_iou_with_object": workloads.mask_agreement(objects, fp32)["mean_iou"],
+        "int8": int8,
+    }
 
 
 def trained_network(cfg, workdir: Path) -> tuple[Any, int, str, dict[str, Any]]:
@@ -345,7 +429,9 @@ def bench_int8(model, fp32_path, cfg, device, workdir: Path, size: int) -> dict[
         text = fp32_path.encode_expressions([expression]).cpu().numpy()
         return [(to_tensor(f)[None].numpy(), text) for f in frames]
 
-    frames, _, expression = make_video_clip(cfg["agreement_frames"], size, seed=999)  # calibration clip
+    frames, _, expression = make_video_clip(
+        cfg["agreement_frames"], size, seed=999
+    )  # calibration clip
     int8_onnx = quantize_segmenter(fp32_onnx, workdir / "lite_int8.onnx", feeds(frames, expression))
     sessions = {"fp32": onnx_session(fp32_onnx), "int8": onnx_session(int8_onnx)}
     masks: dict[str, list] = {"predictor_fp32": [], "fp32": [], "int8": []}
@@ -359,10 +445,14 @@ def bench_int8(model, fp32_path, cfg, device, workdir: Path, size: int) -> dict[
                 (logits,) = session.run(None, {"images": x, "text": t})
                 times[name].append(time.perf_counter() - start)
                 masks[name].append(foreground_mask(torch.from_numpy(logits))[0].numpy())
-    return {"calibration_frames": cfg["agreement_frames"], "format": "onnxruntime QDQ, int8 weights per channel",
-            "int8_vs_fp32": workloads.mask_agreement(masks["predictor_fp32"], masks["int8"]),
-            "onnx_fp32_vs_fp32": workloads.mask_agreement(masks["predictor_fp32"], masks["fp32"]),
-            "latency_onnx_fp32": machine.summary(times["fp32"]), "latency_onnx_int8": machine.summary(times["int8"])}
+    return {
+        "calibration_frames": cfg["agreement_frames"],
+        "format": "onnxruntime QDQ, int8 weights per channel",
+        "int8_vs_fp32": workloads.mask_agreement(masks["predictor_fp32"], masks["int8"]),
+        "onnx_fp32_vs_fp32": workloads.mask_agreement(masks["predictor_fp32"], masks["fp32"]),
+        "latency_onnx_fp32": machine.summary(times["fp32"]),
+        "latency_onnx_int8": machine.summary(times["int8"]),
+    }
 
 
 def bench_lite(cfg, device) -> dict[str, Any]:
@@ -398,8 +488,10 @@ def bench_onnx(r101, cfg, workdir: Path) -> dict[str, Any]:
     torch.manual_seed(0)
     lite = build_model("refvos_lite", backbone_weights=None, text_encoder=None).eval()
     out: dict[str, Any] = {"size": size_key((h, w))}
-    for name, model, repeats in (("refvos_r101", r101, cfg["onnx_repeats"]), ("refvos_lite", lite,
-                                                                              cfg["lite_onnx_repeats"])):
+    for name, model, repeats in (
+        ("refvos_r101", r101, cfg["onnx_repeats"]),
+        ("refvos_lite", lite, cfg["lite_onnx_repeats"]),
+    ):
         model = model.cpu().eval()
         model.segmenter.to(memory_format=torch.contiguous_format)
         path = workdir / f"{name}.onnx"
@@ -407,14 +499,23 @@ def bench_onnx(r101, cfg, workdir: Path) -> dict[str, Any]:
         session = onnx_session(path)
         x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
         t = np.random.default_rng(1).standard_normal((1, model.config.text_dim)).astype(np.float32)
-        times = machine.time_calls(lambda s=session, x=x, t=t: s.run(None, {"images": x, "text": t}), repeats,
-                                   warmup=1)
-        out[name] = {"export_s": result.export_seconds, "parity": result.parity,
-                     "onnxruntime_latency": machine.summary(times), "file_mb": path.stat().st_size / 2**20}
-        log(f"onnx {name}: {statistics.median(times):.3f}s/frame, max diff {result.parity['max_abs_logit_diff']:.2e}")
+        times = machine.time_calls(
+            lambda s=session, x=x, t=t: s.run(None, {"images": x, "text": t}), repeats, warmup=1
+        )
+        out[name] = {
+            "export_s": result.export_seconds,
+            "parity": result.parity,
+            "onnxruntime_latency": machine.summary(times),
+            "file_mb": path.stat().st_size / 2**20,
+        }
+        log(
+            f"onnx {name}: {statistics.median(times):.3f}s/frame, max diff {result.parity['max_abs_logit_diff']:.2e}"
+        )
         if name == "refvos_r101":
             out[name]["int8"] = bench_int8_latency(path, [(x, t), (-x, t)], repeats, workdir)
-            log(f"onnx {name} int8: {out[name]['int8']['onnxruntime_latency']['median_s']:.3f}s/frame")
+            log(
+                f"onnx {name} int8: {out[name]['int8']['onnxruntime_latency']['median_s']:.3f}s/frame"
+            )
     return out
 
 
@@ -430,9 +531,14 @@ def bench_int8_latency(fp32_path: Path, calibration, repeats: int, workdir: Path
     quantize_s = time.perf_counter() - start
     session = onnx_session(path)
     x, t = calibration[0]
-    times = machine.time_calls(lambda: session.run(None, {"images": x, "text": t}), repeats, warmup=1)
-    return {"quantize_s": round(quantize_s, 2), "onnxruntime_latency": machine.summary(times),
-            "file_mb": path.stat().st_size / 2**20}
+    times = machine.time_calls(
+        lambda: session.run(None, {"images": x, "text": t}), repeats, warmup=1
+    )
+    return {
+        "quantize_s": round(quantize_s, 2),
+        "onnxruntime_latency": machine.summary(times),
+        "file_mb": path.stat().st_size / 2**20,
+    }
 
 
 def bench_profile(model, cfg, device, text) -> dict[str, Any]:
@@ -466,15 +572,33 @@ def table(r: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
 
     m = r.get("matmul", {})
-    lines.append(f"machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} logical CPUs, "
-                 f"torch {r['machine']['torch']}, load {r['machine']['load_average_start']} -> {r.get('load_average_end')}")
+    lines.append(
+        f"machine: {r['machine']['cpu']}, {r['machine']['logical_cpus']} logical CPUs, "
+        f"torch {r['machine']['torch']}, load {r['machine']['load_average_start']} -> {r.get('load_average_end')}"
+    )
     if m:
-        lines.append(f"matmul peak: fp32 {m['fp32']['gflops_best']:.0f} GFLOP/s, bf16 {m['bf16']['gflops_best']:.0f} GFLOP/s "
-                     f"(n={m['fp32']['n']}, best of {m['fp32']['repeats']})")
+        lines.append(
+            f"matmul peak: fp32 {m['fp32']['gflops_best']:.0f} GFLOP/s, bf16 {m['bf16']['gflops_best']:.0f} GFLOP/s "
+            f"(n={m['fp32']['n']}, best of {m['fp32']['repeats']})"
+        )
     lines.append("")
-    row("refvos_r101 per frame", "GFLOP", "fp32 NCHW s", "fp32 CL s", "bf16 CL s", "bf16 CL BN-folded s",
-        "fp32 compiled s", "bf16 compiled s", "roofline fp32 s", "roofline bf16 s", "ratio fp32", "ratio bf16",
-        "fastest", "ratio fastest", "auto / fastest")
+    row(
+        "refvos_r101 per frame",
+        "GFLOP",
+        "fp32 NCHW s",
+        "fp32 CL s",
+        "bf16 CL s",
+        "bf16 CL BN-folded s",
+        "fp32 compiled s",
+        "bf16 compiled s",
+        "roofline fp32 s",
+        "roofline bf16 s",
+        "ratio fp32",
+        "ratio bf16",
+        "fastest",
+        "ratio fastest",
+        "auto / fastest",
+    )
     row(*["---"] * 15)
 
     def cell(e, k):
@@ -483,27 +607,44 @@ def table(r: dict[str, Any]) -> str:
     for size, e in r.get("latency", {}).items():
         if size == "auto":
             continue
-        row(size, f"{e['gflop']:.1f}", cell(e, "fp32_nchw"), cell(e, "fp32"), cell(e, "bf16_unfolded"), cell(e, "bf16"),
-            cell(e, "fp32_compiled"), cell(e, "bf16_compiled"), f"{e['roofline_fp32_s']:.3f}",
-            f"{e['roofline_bf16_s']:.3f}", f"{e['roofline_ratio_fp32']:.2f}", f"{e['roofline_ratio_bf16']:.2f}",
-            e["best"], f"{e['roofline_ratio_best']:.2f}", f"{e['auto_vs_fastest']:.2f} ({e['auto_variant']})")
+        row(
+            size,
+            f"{e['gflop']:.1f}",
+            cell(e, "fp32_nchw"),
+            cell(e, "fp32"),
+            cell(e, "bf16_unfolded"),
+            cell(e, "bf16"),
+            cell(e, "fp32_compiled"),
+            cell(e, "bf16_compiled"),
+            f"{e['roofline_fp32_s']:.3f}",
+            f"{e['roofline_bf16_s']:.3f}",
+            f"{e['roofline_ratio_fp32']:.2f}",
+            f"{e['roofline_ratio_bf16']:.2f}",
+            e["best"],
+            f"{e['roofline_ratio_best']:.2f}",
+            f"{e['auto_vs_fastest']:.2f} ({e['auto_variant']})",
+        )
     if "auto" in r.get("latency", {}):
         a = r["latency"]["auto"]
         lines.append(f"auto chose {a['precision']} ({a['source']}: {a['reason']})")
     lines.append("")
     v = r.get("video")
     if v:
-        lines.append(f"video ({v['frames']} frames {v['size']}, one expression): original {v['fps_original']:.3f} fps, "
-                     f"refvos ({v['refvos_precision']}) {v['fps_refvos']:.3f} fps, speedup {v['speedup']:.2f}x; "
-                     f"bf16 vs fp32 (untrained r101) mean IoU {v['bf16_vs_fp32']['mean_iou']:.4f}, pixel agreement "
-                     f"{v['bf16_vs_fp32']['pixel_agreement']:.5f}, frames identical "
-                     f"{v['bf16_vs_fp32']['frames_identical_fraction']:.2f}")
+        lines.append(
+            f"video ({v['frames']} frames {v['size']}, one expression): original {v['fps_original']:.3f} fps, "
+            f"refvos ({v['refvos_precision']}) {v['fps_refvos']:.3f} fps, speedup {v['speedup']:.2f}x; "
+            f"bf16 vs fp32 (untrained r101) mean IoU {v['bf16_vs_fp32']['mean_iou']:.4f}, pixel agreement "
+            f"{v['bf16_vs_fp32']['pixel_agreement']:.5f}, frames identical "
+            f"{v['bf16_vs_fp32']['frames_identical_fraction']:.2f}"
+        )
     a = r.get("trained_agreement")
     if a:
-        lines.append(f"bf16 vs fp32 on a trained network ({a['model']}, {a['frames']} frames of {a['clips']} "
-                     f"clips): mean IoU {a['bf16_vs_fp32']['mean_iou']:.4f}, pixel agreement "
-                     f"{a['bf16_vs_fp32']['pixel_agreement']:.5f}, frames identical "
-                     f"{a['bf16_vs_fp32']['frames_identical_fraction']:.2f}")
+        lines.append(
+            f"bf16 vs fp32 on a trained network ({a['model']}, {a['frames']} frames of {a['clips']} "
+            f"clips): mean IoU {a['bf16_vs_fp32']['mean_iou']:.4f}, pixel agreement "
+            f"{a['bf16_vs_fp32']['pixel_agreement']:.5f}, frames identical "
+            f"{a['bf16_vs_fp32']['frames_identical_fraction']:.2f}"
+        )
     t = r.get("train")
     if t:
         lines.append(f"train step (batch {t['batch']}, {t['size']}):")
@@ -511,21 +652,42 @@ def table(r: dict[str, Any]) -> str:
         row(*["---"] * 5)
         for name in ("original", "refvos", "refvos_fp32"):
             e = t[name]
-            row(name, f"{e['images_per_s']:.3f}", f"{e['speedup_vs_original']:.2f}", f"{e['peak_memory']['mb']:.0f}",
-                f"{e['peak_memory']['step_extra_mb']:.0f}" if e["peak_memory"]["step_extra_mb"] is not None else "-")
+            row(
+                name,
+                f"{e['images_per_s']:.3f}",
+                f"{e['speedup_vs_original']:.2f}",
+                f"{e['peak_memory']['mb']:.0f}",
+                f"{e['peak_memory']['step_extra_mb']:.0f}"
+                if e["peak_memory"]["step_extra_mb"] is not None
+                else "-",
+            )
     lite = r.get("lite")
     if lite:
-        lines.append("refvos_lite per frame: " + "; ".join(
-            f"{k} fp32 {e['fp32']['median_s']:.3f}s bf16 {e['bf16']['median_s']:.3f}s" for k, e in lite.items()))
+        lines.append(
+            "refvos_lite per frame: "
+            + "; ".join(
+                f"{k} fp32 {e['fp32']['median_s']:.3f}s bf16 {e['bf16']['median_s']:.3f}s"
+                for k, e in lite.items()
+            )
+        )
     o = r.get("onnx")
     if o:
-        lines.append("onnxruntime fp32 per frame at " + o["size"] + ": " + "; ".join(
-            f"{n} {o[n]['onnxruntime_latency']['median_s']:.3f}s (max |diff| {o[n]['parity']['max_abs_logit_diff']:.1e})"
-            for n in ("refvos_r101", "refvos_lite") if n in o))
+        lines.append(
+            "onnxruntime fp32 per frame at "
+            + o["size"]
+            + ": "
+            + "; ".join(
+                f"{n} {o[n]['onnxruntime_latency']['median_s']:.3f}s (max |diff| {o[n]['parity']['max_abs_logit_diff']:.1e})"
+                for n in ("refvos_r101", "refvos_lite")
+                if n in o
+            )
+        )
         int8 = o.get("refvos_r101", {}).get("int8")
         if int8:
-            lines.append(f"onnxruntime int8 (backbone int8, head float) refvos_r101 per frame at {o['size']}: "
-                         f"{int8['onnxruntime_latency']['median_s']:.3f}s (quantised in {int8['quantize_s']:.0f}s)")
+            lines.append(
+                f"onnxruntime int8 (backbone int8, head float) refvos_r101 per frame at {o['size']}: "
+                f"{int8['onnxruntime_latency']['median_s']:.3f}s (quantised in {int8['quantize_s']:.0f}s)"
+            )
     if r.get("peers"):
         lines += [""] + peers.peers_lines(r["peers"])
     lines.append("")
@@ -562,22 +724,49 @@ def headline_spec(cfg: dict[str, Any]) -> dict[str, tuple[str | None, Any]]:
         "video_fps_refvos": ("video", ("fps_refvos",)),
         "video_speedup_vs_original": ("video", ("speedup",)),
         "bf16_mask_iou_vs_fp32_r101_untrained": ("video", ("bf16_vs_fp32", "mean_iou")),
-        "onnx_max_abs_logit_diff": ("onnx", lambda o: max(o[n]["parity"]["max_abs_logit_diff"]
-                                                         for n in ("refvos_r101", "refvos_lite"))),
+        "onnx_max_abs_logit_diff": (
+            "onnx",
+            lambda o: max(
+                o[n]["parity"]["max_abs_logit_diff"] for n in ("refvos_r101", "refvos_lite")
+            ),
+        ),
         "onnx_latency_r101_s": ("onnx", ("refvos_r101", "onnxruntime_latency", "median_s")),
         "onnx_latency_lite_s": ("onnx", ("refvos_lite", "onnxruntime_latency", "median_s")),
-        "onnx_int8_latency_r101_s": ("onnx", ("refvos_r101", "int8", "onnxruntime_latency", "median_s")),
+        "onnx_int8_latency_r101_s": (
+            "onnx",
+            ("refvos_r101", "int8", "onnxruntime_latency", "median_s"),
+        ),
         "bf16_mask_iou_vs_fp32": ("trained", ("bf16_vs_fp32", "mean_iou")),
         "bf16_mask_pixel_agreement": ("trained", ("bf16_vs_fp32", "pixel_agreement")),
-        "bf16_frames_identical_fraction": ("trained", ("bf16_vs_fp32", "frames_identical_fraction")),
+        "bf16_frames_identical_fraction": (
+            "trained",
+            ("bf16_vs_fp32", "frames_identical_fraction"),
+        ),
         "int8_onnxruntime_mask_iou_vs_fp32": ("trained", ("int8", "int8_vs_fp32", "mean_iou")),
         # refvos's int8 model (refvos quantize, in the peers section) supersedes the ONNX Runtime
         # recipe's figure where it ran
-        "int8_mask_iou_vs_fp32": (None, lambda s: _peer_int8(s)["agreement"]["mean_iou"] if _peer_int8(s)
-                                  else _dig(s.get("trained"), ("int8", "int8_vs_fp32", "mean_iou"))),
-        "int8_source": (None, lambda s: INT8_SOURCES["peers"] if _peer_int8(s)
-                        else INT8_SOURCES["trained"] if s.get("trained") else None),
-        "int8_latency_trained_s": (None, lambda s: _peer_int8(s)["latency"]["median_s"] if _peer_int8(s) else None),
+        "int8_mask_iou_vs_fp32": (
+            None,
+            lambda s: (
+                _peer_int8(s)["agreement"]["mean_iou"]
+                if _peer_int8(s)
+                else _dig(s.get("trained"), ("int8", "int8_vs_fp32", "mean_iou"))
+            ),
+        ),
+        "int8_source": (
+            None,
+            lambda s: (
+                INT8_SOURCES["peers"]
+                if _peer_int8(s)
+                else INT8_SOURCES["trained"]
+                if s.get("trained")
+                else None
+            ),
+        ),
+        "int8_latency_trained_s": (
+            None,
+            lambda s: _peer_int8(s)["latency"]["median_s"] if _peer_int8(s) else None,
+        ),
         "refvos_over_best_peer": ("peers", ("refvos_over_best_peer",)),
         "latency_lite_fp32_s": ("lite", (first, "fp32", "median_s")),
         "latency_lite_bf16_s": ("lite", (first, "bf16", "median_s")),
@@ -607,7 +796,9 @@ def _dig(value: Any, path: tuple) -> Any:
 
 def _peer_int8(sections: dict[str, Any]) -> dict[str, Any] | None:
     """The peers section's figures of refvos's int8 model, None where it did not run."""
-    return ((sections.get("peers") or {}).get("trained") or {}).get("variants", {}).get("refvos_int8")
+    return (
+        ((sections.get("peers") or {}).get("trained") or {}).get("variants", {}).get("refvos_int8")
+    )
 
 
 def headline(sections: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
@@ -627,7 +818,9 @@ def headline(sections: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def assemble(result: dict[str, Any], sections: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+def assemble(
+    result: dict[str, Any], sections: dict[str, Any], cfg: dict[str, Any]
+) -> dict[str, Any]:
     """``result`` with each section's result under its key (:data:`SECTION_KEYS`) and the
     headline keys derived from them."""
     for name, value in sections.items():
@@ -640,21 +833,40 @@ def assemble(result: dict[str, Any], sections: dict[str, Any], cfg: dict[str, An
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench_out/bench.json")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (for tests)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes and one repeat (for tests)"
+    )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--demo-preset", choices=["default", "quick", "tiny"], default=None,
-                        help="the demo preset that trains the network of the agreement section (default: "
-                             "default, tiny with --quick)")
-    parser.add_argument("--demo-dir", default=None,
-                        help="a finished `refvos demo --out DIR` run whose network the agreement section "
-                             "uses instead of training one (after `make demo`: demo_out)")
-    parser.add_argument("--compiled-latency", action="store_true",
-                        help="also time the torch.compile variants in --quick mode (the full run always does)")
-    parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["latency", "video", "trained", "train", "lite", "onnx", "profile", "peers"])
-    parser.add_argument("--int8-model", default=None,
-                        help="the int8 model (`refvos quantize`) of the trained network for the peers section; "
-                             "written there first (accuracy-controlled quantisation, minutes) when missing")
+    parser.add_argument(
+        "--demo-preset",
+        choices=["default", "quick", "tiny"],
+        default=None,
+        help="the demo preset that trains the network of the agreement section (default: "
+        "default, tiny with --quick)",
+    )
+    parser.add_argument(
+        "--demo-dir",
+        default=None,
+        help="a finished `refvos demo --out DIR` run whose network the agreement section "
+        "uses instead of training one (after `make demo`: demo_out)",
+    )
+    parser.add_argument(
+        "--compiled-latency",
+        action="store_true",
+        help="also time the torch.compile variants in --quick mode (the full run always does)",
+    )
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["latency", "video", "trained", "train", "lite", "onnx", "profile", "peers"],
+    )
+    parser.add_argument(
+        "--int8-model",
+        default=None,
+        help="the int8 model (`refvos quantize`) of the trained network for the peers section; "
+        "written there first (accuracy-controlled quantisation, minutes) when missing",
+    )
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     cfg["compiled_latency"] = cfg["compiled_latency"] or args.compiled_latency
@@ -665,8 +877,12 @@ def main(argv: list[str] | None = None) -> int:
     from refvos.io import atomic_write_json
     from refvos.modeling import build_model
 
-    result: dict[str, Any] = {"mode": "quick" if args.quick else "full", "config": cfg,
-                              "machine": machine.machine_info(), "errors": {}}
+    result: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "config": cfg,
+        "machine": machine.machine_info(),
+        "errors": {},
+    }
     log(f"machine {result['machine']}")
 
     def section(name, fn):
@@ -696,18 +912,26 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="refvos-bench-") as tmp:
         workdir = Path(tmp)
-        sections["latency"] = section("latency", lambda: bench_latency(model, cfg, device, peak, text))
+        sections["latency"] = section(
+            "latency", lambda: bench_latency(model, cfg, device, peak, text)
+        )
         # video fits the head (conv_2) for non-trivial masks; the sections after it use that model
         sections["video"] = section("video", lambda: bench_video(model, cfg, device, workdir))
         sections["profile"] = section("profile", lambda: bench_profile(model, cfg, device, text))
         sections["onnx"] = section("onnx", lambda: bench_onnx(model, cfg, workdir))
-        sections["trained"] = section("trained", lambda: bench_trained_agreement(cfg, device, workdir))
+        sections["trained"] = section(
+            "trained", lambda: bench_trained_agreement(cfg, device, workdir)
+        )
 
         def run_peers():
             model_t, side, _, _ = trained_network(cfg, workdir)
             if args.int8_model and not Path(args.int8_model).is_file():
-                log(f"quantising the trained network into {args.int8_model} (accuracy-controlled; minutes)")
-                result["int8_quantize"] = peers.quantize_trained(model_t, side, args.int8_model, cfg)
+                log(
+                    f"quantising the trained network into {args.int8_model} (accuracy-controlled; minutes)"
+                )
+                result["int8_quantize"] = peers.quantize_trained(
+                    model_t, side, args.int8_model, cfg
+                )
             return peers.bench_peers(model, (model_t, side), cfg, workdir, args.int8_model)
 
         sections["peers"] = section("peers", run_peers)

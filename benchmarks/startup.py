@@ -31,7 +31,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 EXPRESSION = "the man on the left"
 # packages whose import costs start-up (seconds each on a loaded CPU)
-HEAVY = ("torch", "torchvision", "timm", "transformers", "tokenizers", "matplotlib", "scipy", "skimage")
+HEAVY = (
+    "torch",
+    "torchvision",
+    "timm",
+    "transformers",
+    "tokenizers",
+    "matplotlib",
+    "scipy",
+    "skimage",
+)
 
 PHASES_CHILD = """
 import json, sys, time
@@ -62,7 +71,9 @@ def _run(argv: list[str]) -> tuple[float, str]:
     proc = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=600)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:4])}... failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"{' '.join(argv[:4])}... failed ({proc.returncode}): {proc.stderr[-2000:]}"
+        )
     return seconds, proc.stdout
 
 
@@ -76,11 +87,20 @@ def make_checkpoint(path: Path, quick: bool) -> None:
     from refvos.modeling import build_model
     from refvos.modeling.config import MINILM_L6_H384
 
-    tiny = {**MINILM_L6_H384, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-            "intermediate_size": 128}
+    tiny = {
+        **MINILM_L6_H384,
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 128,
+    }
     torch.manual_seed(0)
-    model = build_model("refvos_lite", backbone_weights=None, text_encoder=None,
-                        text_config=tiny if quick else MINILM_L6_H384)
+    model = build_model(
+        "refvos_lite",
+        backbone_weights=None,
+        text_encoder=None,
+        text_config=tiny if quick else MINILM_L6_H384,
+    )
     save_checkpoint(path, model)
 
 
@@ -95,8 +115,11 @@ def make_picture(path: Path, width: int = 640, height: int = 480) -> None:
 
 
 def summary(values: list[float]) -> dict[str, Any]:
-    return {"median_s": round(statistics.median(values), 4), "min_s": round(min(values), 4),
-            "samples_s": [round(v, 4) for v in values]}
+    return {
+        "median_s": round(statistics.median(values), 4),
+        "min_s": round(min(values), 4),
+        "samples_s": [round(v, 4) for v in values],
+    }
 
 
 def measure(checkpoint: Path, image: Path, repeats: int, precision: str) -> dict[str, Any]:
@@ -108,13 +131,43 @@ def measure(checkpoint: Path, image: Path, repeats: int, precision: str) -> dict
             ("python_start_s", [py, "-c", "pass"]),
             ("torch_import_s", [py, "-c", "import torch"]),  # the floor of any PyTorch program
             ("help_cli_s", [py, "-m", "refvos", "--help"]),
-            ("predict_cli_s", [py, "-m", "refvos", "predict", "--checkpoint", str(checkpoint), "--image",
-                               str(image), "-e", EXPRESSION, "--device", "cpu", "--precision", precision,
-                               "--compile", "off", "--mask-out", str(image.with_name("startup_mask.png"))]),
+            (
+                "predict_cli_s",
+                [
+                    py,
+                    "-m",
+                    "refvos",
+                    "predict",
+                    "--checkpoint",
+                    str(checkpoint),
+                    "--image",
+                    str(image),
+                    "-e",
+                    EXPRESSION,
+                    "--device",
+                    "cpu",
+                    "--precision",
+                    precision,
+                    "--compile",
+                    "off",
+                    "--mask-out",
+                    str(image.with_name("startup_mask.png")),
+                ],
+            ),
         ):
             samples.setdefault(name, []).append(_run(argv)[0])
-        _, out = _run([py, "-c", PHASES_CHILD, str(checkpoint), str(image), precision, EXPRESSION,
-                       json.dumps(HEAVY)])
+        _, out = _run(
+            [
+                py,
+                "-c",
+                PHASES_CHILD,
+                str(checkpoint),
+                str(image),
+                precision,
+                EXPRESSION,
+                json.dumps(HEAVY),
+            ]
+        )
         phases = json.loads(out.strip().splitlines()[-1])
         modules = phases.pop("modules")
         for name, value in phases.items():
@@ -122,19 +175,30 @@ def measure(checkpoint: Path, image: Path, repeats: int, precision: str) -> dict
     result = {name: summary(values) for name, values in samples.items()}
     median = {name: r["median_s"] for name, r in result.items()}
     total = median["import_s"] + median["load_s"] + median["predict_s"]
-    return {"phases": result, "work_share": round(median["predict_s"] / total, 4),
-            "modules_imported_by_predict": modules}
+    return {
+        "phases": result,
+        "work_share": round(median["predict_s"] / total, 4),
+        "modules_imported_by_predict": modules,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    p.add_argument("--checkpoint", type=Path, help="model file (default: refvos_lite, random weights)")
+    p.add_argument(
+        "--checkpoint", type=Path, help="model file (default: refvos_lite, random weights)"
+    )
     p.add_argument("--image", type=Path, help="picture (default: a 640x480 JPEG)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
-                   help="fp32 (default): no calibration; 'auto' measures once per machine and caches")
-    p.add_argument("--quick", action="store_true", help="a tiny default model, one repeat (for tests)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "auto"),
+        help="fp32 (default): no calibration; 'auto' measures once per machine and caches",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="a tiny default model, one repeat (for tests)"
+    )
     args = p.parse_args(argv)
     sys.path.insert(0, str(REPO / "src"))
     from refvos.io import atomic_write_json
@@ -152,19 +216,32 @@ def main(argv: list[str] | None = None) -> int:
             image = image.with_suffix(args.image.suffix)
             image.write_bytes(args.image.read_bytes())
         result = measure(checkpoint, image, repeats, args.precision)
-    result.update({
-        "checkpoint": str(args.checkpoint) if args.checkpoint else ("refvos_lite random (tiny text)" if args.quick
-                                                                    else "refvos_lite random (MiniLM-L6 shapes)"),
-        "image": str(args.image) if args.image else "640x480 JPEG", "expression": EXPRESSION,
-        "precision": args.precision, "repeats": repeats, "python": sys.version.split()[0],
-        "logical_cpus": os.cpu_count(), "load_average_start": load_start,
-        "load_average_end": list(os.getloadavg()),
-    })
+    result.update(
+        {
+            "checkpoint": str(args.checkpoint)
+            if args.checkpoint
+            else (
+                "refvos_lite random (tiny text)"
+                if args.quick
+                else "refvos_lite random (MiniLM-L6 shapes)"
+            ),
+            "image": str(args.image) if args.image else "640x480 JPEG",
+            "expression": EXPRESSION,
+            "precision": args.precision,
+            "repeats": repeats,
+            "python": sys.version.split()[0],
+            "logical_cpus": os.cpu_count(),
+            "load_average_start": load_start,
+            "load_average_end": list(os.getloadavg()),
+        }
+    )
     atomic_write_json(args.out, result)
     for name, r in result["phases"].items():
         print(f"{name:18s} {r['median_s']:8.3f} s  (min {r['min_s']:.3f})")
-    print(f"prediction's share of import + load + predict: {result['work_share']:.0%}; "
-          f"imported: {', '.join(result['modules_imported_by_predict'])}")
+    print(
+        f"prediction's share of import + load + predict: {result['work_share']:.0%}; "
+        f"imported: {', '.join(result['modules_imported_by_predict'])}"
+    )
     print(f"load average {load_start} -> {result['load_average_end']}; wrote {args.out}")
     return 0
 

@@ -42,16 +42,36 @@ def random_checkpoint(path: Path) -> Path:
     from refvos.modeling import build_model
 
     torch.manual_seed(0)
-    model = build_model("refvos_lite", backbone_weights=None, text_encoder=None,
-                        text_config=complete_text_config(SMALL_TEXT_CONFIG))
+    model = build_model(
+        "refvos_lite",
+        backbone_weights=None,
+        text_encoder=None,
+        text_config=complete_text_config(SMALL_TEXT_CONFIG),
+    )
     save_checkpoint(path, model.eval())
     return path
 
 
 def run_cli(checkpoint: Path, frames: Path, out_dir: Path, precision: str) -> dict[str, float]:
     """Wall seconds and peak RSS (MB) of one `refvos predict --video` process."""
-    cmd = [sys.executable, "-m", "refvos", "predict", "--checkpoint", str(checkpoint), "--video", str(frames),
-           "-e", EXPRESSION, "--out-dir", str(out_dir), "--precision", precision, "--compile", "off"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "refvos",
+        "predict",
+        "--checkpoint",
+        str(checkpoint),
+        "--video",
+        str(frames),
+        "-e",
+        EXPRESSION,
+        "--out-dir",
+        str(out_dir),
+        "--precision",
+        precision,
+        "--compile",
+        "off",
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -77,7 +97,9 @@ def time_iter_video(checkpoint: Path, paths: list[Path], precision: str) -> floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="bench_out/video_cli.json")
-    parser.add_argument("--checkpoint", default=None, help="a model.pth (default: a random refvos_lite)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="a model.pth (default: a random refvos_lite)"
+    )
     parser.add_argument("--frames", type=int, nargs=2, default=(40, 160), metavar=("SHORT", "LONG"))
     parser.add_argument("--size", type=int, nargs=2, default=(240, 427), metavar=("H", "W"))
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
@@ -87,23 +109,36 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--frames: expected 1 <= SHORT < LONG, got {short} {long}")
     with tempfile.TemporaryDirectory(prefix="refvos-video-cli-") as tmp:
         work = Path(tmp)
-        checkpoint = Path(args.checkpoint) if args.checkpoint else random_checkpoint(work / "model.pth")
+        checkpoint = (
+            Path(args.checkpoint) if args.checkpoint else random_checkpoint(work / "model.pth")
+        )
         frames, _ = workloads.make_clip(long, *args.size)
         clips = {n: workloads.write_frames(frames[:n], work / f"clip{n}") for n in (short, long)}
-        cli = {n: run_cli(checkpoint, work / f"clip{n}", work / f"out{n}", args.precision) for n in (short, long)}
+        cli = {
+            n: run_cli(checkpoint, work / f"clip{n}", work / f"out{n}", args.precision)
+            for n in (short, long)
+        }
         library = {n: time_iter_video(checkpoint, clips[n], args.precision) for n in (short, long)}
     cli_per_frame = (cli[long]["wall_s"] - cli[short]["wall_s"]) / (long - short)
     lib_per_frame = (library[long] - library[short]) / (long - short)
     result: dict[str, Any] = {
-        "command": " ".join(["python", "benchmarks/video_cli.py", *(argv if argv is not None else sys.argv[1:])]),
-        "checkpoint": args.checkpoint or "random refvos_lite", "size": list(args.size), "precision": args.precision,
+        "command": " ".join(
+            ["python", "benchmarks/video_cli.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "checkpoint": args.checkpoint or "random refvos_lite",
+        "size": list(args.size),
+        "precision": args.precision,
         "cli": {str(n): v for n, v in cli.items()},
         "iter_video_s": {str(n): round(v, 3) for n, v in library.items()},
-        "cli_s_per_frame": round(cli_per_frame, 4), "iter_video_s_per_frame": round(lib_per_frame, 4),
+        "cli_s_per_frame": round(cli_per_frame, 4),
+        "iter_video_s_per_frame": round(lib_per_frame, 4),
         # None when the clips are too short for the difference to rise above noise
-        "cli_over_iter_video": round(cli_per_frame / lib_per_frame, 3) if lib_per_frame > 0 else None,
+        "cli_over_iter_video": round(cli_per_frame / lib_per_frame, 3)
+        if lib_per_frame > 0
+        else None,
         "peak_rss_growth_mb_per_100_frames": round(
-            100 * (cli[long]["peak_rss_mb"] - cli[short]["peak_rss_mb"]) / (long - short), 1),
+            100 * (cli[long]["peak_rss_mb"] - cli[short]["peak_rss_mb"]) / (long - short), 1
+        ),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, result)

@@ -15,12 +15,18 @@ from refvos.media.image import to_tensor
 from refvos.runtime import autocast
 
 
-def make_clip(num_frames: int, height: int, width: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def make_clip(
+    num_frames: int, height: int, width: int, seed: int = 0
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """RGB uint8 frames: a smooth textured background and a red disk moving left to right; and
     the disk's bool masks."""
     rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, size=(max(2, height // 16), max(2, width // 16), 3), dtype=np.uint8)
-    background = np.asarray(Image.fromarray(small).resize((width, height), Image.BILINEAR)).astype(np.float32)
+    small = rng.integers(
+        0, 256, size=(max(2, height // 16), max(2, width // 16), 3), dtype=np.uint8
+    )
+    background = np.asarray(Image.fromarray(small).resize((width, height), Image.BILINEAR)).astype(
+        np.float32
+    )
     yy, xx = np.mgrid[0:height, 0:width]
     radius = 0.22 * min(height, width)
     frames, masks = [], []
@@ -47,8 +53,13 @@ def write_frames(frames: list[np.ndarray], folder: Path) -> list[Path]:
 
 
 @torch.no_grad()
-def fit_head(model, frames: list[np.ndarray], masks: list[np.ndarray], text: torch.Tensor,
-             ridge: float = 1e-2) -> dict[str, Any]:
+def fit_head(
+    model,
+    frames: list[np.ndarray],
+    masks: list[np.ndarray],
+    text: torch.Tensor,
+    ridge: float = 1e-2,
+) -> dict[str, Any]:
     """Fit the last 1x1 conv (``classifier.conv_2``) by ridge regression of the object mask on its
     256-d input features (fp32), so that a randomly initialised network gives spatially coherent,
     content-dependent masks (random weights alone give empty or noise-like masks). Returns the
@@ -63,7 +74,9 @@ def fit_head(model, frames: list[np.ndarray], masks: list[np.ndarray], text: tor
         hook.remove()
     x = feats[0]  # (N, C, h, w)
     n, c, h, w = x.shape
-    target = F.interpolate(torch.from_numpy(np.stack(masks)).float()[:, None], size=(h, w), mode="area")[:, 0]
+    target = F.interpolate(
+        torch.from_numpy(np.stack(masks)).float()[:, None], size=(h, w), mode="area"
+    )[:, 0]
     y = (target > 0.5).float().reshape(-1) * 2 - 1
     xf = x.permute(0, 2, 3, 1).reshape(-1, c).double()
     mean, std = xf.mean(0), xf.std(0).clamp(min=1e-12)
@@ -82,9 +95,12 @@ def fit_head(model, frames: list[np.ndarray], masks: list[np.ndarray], text: tor
     pred = (logits[:, 1] > logits[:, 0]).numpy()
     gt = np.stack(masks)
     inter, union = np.logical_and(pred, gt).sum(), np.logical_or(pred, gt).sum()
-    return {"method": "ridge regression of classifier.conv_2 on its input features (random other weights)",
-            "frames": len(frames), "fit_iou_with_object": float(inter / max(union, 1)),
-            "foreground_fraction": float(pred.mean())}
+    return {
+        "method": "ridge regression of classifier.conv_2 on its input features (random other weights)",
+        "frames": len(frames),
+        "fit_iou_with_object": float(inter / max(union, 1)),
+        "foreground_fraction": float(pred.mean()),
+    }
 
 
 def count_flops(segmenter, height: int, width: int, text_dim: int) -> int:
@@ -98,8 +114,17 @@ def count_flops(segmenter, height: int, width: int, text_dim: int) -> int:
     return int(counter.get_total_flops())
 
 
-def frame_runner(segmenter, height: int, width: int, text: torch.Tensor, precision: str,
-                 channels_last: bool, device: torch.device, fold_bn: bool = False, compile: bool = False):
+def frame_runner(
+    segmenter,
+    height: int,
+    width: int,
+    text: torch.Tensor,
+    precision: str,
+    channels_last: bool,
+    device: torch.device,
+    fold_bn: bool = False,
+    compile: bool = False,
+):
     """A no-argument callable running one ``height x width`` frame (batch 1) through the
     segmenter's ``encode`` / ``decode`` (the Predictor's path); ``fold_bn``: on the
     BatchNorm-folded copy the Predictor runs in bf16; ``compile``: through
@@ -158,13 +183,26 @@ def profile_top_ops(fn, top: int = 12) -> dict[str, Any]:
     total = sum(e.self_cpu_time_total for e in events) or 1
     rows = []
     for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]:
-        rows.append({"op": e.key, "calls": e.count, "self_s": round(e.self_cpu_time_total / 1e6, 4),
-                     "share": round(e.self_cpu_time_total / total, 4)})
+        rows.append(
+            {
+                "op": e.key,
+                "calls": e.count,
+                "self_s": round(e.self_cpu_time_total / 1e6, 4),
+                "share": round(e.self_cpu_time_total / total, 4),
+            }
+        )
     flop_ops = []
     for e in sorted(events, key=lambda e: e.cpu_time_total, reverse=True):
         flops = int(getattr(e, "flops", 0) or 0)
         if flops:
             seconds = e.cpu_time_total / 1e6
-            flop_ops.append({"op": e.key, "calls": e.count, "total_s": round(seconds, 4),
-                             "gflop": round(flops / 1e9, 2), "gflops_per_s": round(flops / seconds / 1e9, 1)})
+            flop_ops.append(
+                {
+                    "op": e.key,
+                    "calls": e.count,
+                    "total_s": round(seconds, 4),
+                    "gflop": round(flops / 1e9, 2),
+                    "gflops_per_s": round(flops / seconds / 1e9, 1),
+                }
+            )
     return {"wall_total_self_s": round(total / 1e6, 3), "top_self": rows, "flop_ops": flop_ops}

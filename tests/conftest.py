@@ -64,8 +64,9 @@ def refcoco_root(tmp_path_factory) -> Path:
     """A synthetic RefCOCO-layout data set of 20 images of IMAGE_SIZE x IMAGE_SIZE pixels (read only)."""
     from refvos.data import synthetic
 
-    return synthetic.make_refcoco(tmp_path_factory.mktemp("refcoco"), num_images=20,
-                                  image_size=IMAGE_SIZE, seed=0)
+    return synthetic.make_refcoco(
+        tmp_path_factory.mktemp("refcoco"), num_images=20, image_size=IMAGE_SIZE, seed=0
+    )
 
 
 @pytest.fixture(scope="session")

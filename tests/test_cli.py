@@ -16,7 +16,9 @@ from tests.helpers import REPO_ROOT
 
 def _python(code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_help_lists_every_command_without_torch_or_transformers():
@@ -33,7 +35,9 @@ def test_help_lists_every_command_without_torch_or_transformers():
     text = "\n".join(help_lines)
     assert "`" not in text
     for name, module in COMMANDS.items():
-        help_first_words = " ".join(__import__(f"refvos.commands.{module}", fromlist=["HELP"]).HELP.split()[:3])
+        help_first_words = " ".join(
+            __import__(f"refvos.commands.{module}", fromlist=["HELP"]).HELP.split()[:3]
+        )
         assert name in text and help_first_words in " ".join(text.split()), name
 
 
@@ -45,18 +49,35 @@ def test_each_command_help_runs(capsys):
         assert f"usage: refvos {name}" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, dest, value", [
-    (["train", "--model-id", "x"], "model_id", "x"),
-    (["train", "--model_id=x"], "model_id", "x"),
-    (["train", "--output_dir", "o"], "output_dir", "o"),
-    (["train", "--base-size", "64"], "base_size", 64),
-    (["train", "--select_on_test"], "select_on_test", True),
-    (["test", "--checkpoint", "c.pth", "--display_limit", "3"], "display_limit", 3),
-    (["test", "--checkpoint", "c.pth", "--refer-data-root", "r"], "refer_data_root", "r"),
-    (["predict", "--checkpoint", "c.pth", "--image", "a.jpg", "-e", "x", "--mask_out", "m.png"], "mask_out", "m.png"),
-    (["make-synthetic", "--out", "d", "--num_images", "30"], "num_images", 30),
-    (["serve", "--checkpoint", "c.pth", "--max_upload_mb", "2"], "max_upload_mb", 2.0),
-])
+@pytest.mark.parametrize(
+    "argv, dest, value",
+    [
+        (["train", "--model-id", "x"], "model_id", "x"),
+        (["train", "--model_id=x"], "model_id", "x"),
+        (["train", "--output_dir", "o"], "output_dir", "o"),
+        (["train", "--base-size", "64"], "base_size", 64),
+        (["train", "--select_on_test"], "select_on_test", True),
+        (["test", "--checkpoint", "c.pth", "--display_limit", "3"], "display_limit", 3),
+        (["test", "--checkpoint", "c.pth", "--refer-data-root", "r"], "refer_data_root", "r"),
+        (
+            [
+                "predict",
+                "--checkpoint",
+                "c.pth",
+                "--image",
+                "a.jpg",
+                "-e",
+                "x",
+                "--mask_out",
+                "m.png",
+            ],
+            "mask_out",
+            "m.png",
+        ),
+        (["make-synthetic", "--out", "d", "--num_images", "30"], "num_images", 30),
+        (["serve", "--checkpoint", "c.pth", "--max_upload_mb", "2"], "max_upload_mb", 2.0),
+    ],
+)
 def test_flags_accept_underscores_and_hyphens(argv, dest, value):
     assert getattr(parse(argv), dest) == value
 

@@ -14,7 +14,9 @@ from tests.helpers import REPO_ROOT, make_mixed_model, rgb
 
 def test_torch_hub_load_local_builds_refvos_lite():
     model = torch.hub.load(str(REPO_ROOT), "refvos_lite", source="local")
-    assert isinstance(model, RefVOS) and model.config.variant == "refvos_lite" and not model.training
+    assert (
+        isinstance(model, RefVOS) and model.config.variant == "refvos_lite" and not model.training
+    )
 
 
 def test_torch_hub_load_pretrained_by_name(tmp_path, monkeypatch):
@@ -26,5 +28,8 @@ def test_torch_hub_load_pretrained_by_name(tmp_path, monkeypatch):
     loaded = torch.hub.load(str(REPO_ROOT), "refvos_r101", source="local", pretrained="refcoco")
     assert (tmp_path / "cache" / "checkpoints" / "refvos-refcoco.pth.sha256").is_file()
     image = rgb(40, 56)
-    masks = [Predictor(m, device="cpu", precision="fp32").predict(image, "the red circle") for m in (model, loaded)]
+    masks = [
+        Predictor(m, device="cpu", precision="fp32").predict(image, "the red circle")
+        for m in (model, loaded)
+    ]
     assert np.array_equal(*masks)

@@ -47,7 +47,9 @@ def test_several_expressions_reuse_the_image_features(mixed_model, picture, monk
     p = Predictor(mixed_model, device="cpu", precision="fp32")
     calls = []
     backbone_forward = p.model.segmenter.backbone.forward
-    monkeypatch.setattr(p.model.segmenter.backbone, "forward", lambda x: calls.append(1) or backbone_forward(x))
+    monkeypatch.setattr(
+        p.model.segmenter.backbone, "forward", lambda x: calls.append(1) or backbone_forward(x)
+    )
     results = p.predict_all(picture, ["the cat", "a dog on the right"])
     assert len(calls) == 1 and len(results) == 2
     for r in results:
@@ -86,7 +88,9 @@ def test_max_size_caps_the_processed_image_but_returns_full_size(tiny_model, pic
 
 
 def test_predict_video_encodes_the_sentence_once(mixed_model, monkeypatch):
-    frames = [np.random.default_rng(i).integers(0, 256, (40, 56, 3), dtype=np.uint8) for i in range(5)]
+    frames = [
+        np.random.default_rng(i).integers(0, 256, (40, 56, 3), dtype=np.uint8) for i in range(5)
+    ]
     p = Predictor(mixed_model, device="cpu", precision="fp32")
     calls = []
     encode = p.model.encode_text
@@ -141,7 +145,9 @@ def test_from_checkpoint_and_argument_order(mixed_model, picture, tmp_path):
 
 
 def test_predict_video_from_a_path_with_scores(mixed_model, tmp_path):
-    frames = [np.random.default_rng(i).integers(0, 256, (40, 56, 3), dtype=np.uint8) for i in range(3)]
+    frames = [
+        np.random.default_rng(i).integers(0, 256, (40, 56, 3), dtype=np.uint8) for i in range(3)
+    ]
     gif = tmp_path / "clip.gif"
     pictures = [Image.fromarray(f) for f in frames]
     pictures[0].save(gif, save_all=True, append_images=pictures[1:], duration=100, loop=0)
@@ -151,7 +157,10 @@ def test_predict_video_from_a_path_with_scores(mixed_model, tmp_path):
         Image.fromarray(f).save(folder / f"{i:05d}.png")
     p = Predictor(mixed_model, device="cpu", precision="fp32")
     from_folder = p.predict_video(folder, "the cat", batch_size=2)
-    assert len(p.predict_video(gif, "the cat")) == 3 and len(p.predict_video(str(folder), "the cat")) == 3
+    assert (
+        len(p.predict_video(gif, "the cat")) == 3
+        and len(p.predict_video(str(folder), "the cat")) == 3
+    )
     for frame, r in zip(frames, from_folder):
         (single,) = p.predict_all(frame, ["the cat"])  # the same definitions as for an image
         np.testing.assert_array_equal(r.mask, single.mask)
@@ -173,7 +182,10 @@ def test_predictor_does_not_change_the_model_it_is_given(tiny_model, picture):
 
 def test_max_size_defaults_to_the_size_the_checkpoint_records(tiny_model):
     big = np.zeros((64, 96, 3), np.uint8)
-    assert Predictor(tiny_model, device="cpu").preprocess(big).shape[-2:] == (64, 96)  # None: native
+    assert Predictor(tiny_model, device="cpu").preprocess(big).shape[-2:] == (
+        64,
+        96,
+    )  # None: native
     tiny_model.config.input_size = 48
     p = Predictor(tiny_model, device="cpu")
     assert p.max_size == 48 and p.preprocess(big).shape[-2:] == (32, 48)
@@ -183,12 +195,16 @@ def test_max_size_defaults_to_the_size_the_checkpoint_records(tiny_model):
 
 
 def test_iter_video_all_encodes_each_expression_once_and_batches_frames(mixed_model, monkeypatch):
-    frames = [np.random.default_rng(i).integers(0, 256, (40, 56, 3), dtype=np.uint8) for i in range(5)]
+    frames = [
+        np.random.default_rng(i).integers(0, 256, (40, 56, 3), dtype=np.uint8) for i in range(5)
+    ]
     expressions = ["the square moving left", "the red ball"]
     p = Predictor(mixed_model, device="cpu", precision="fp32")
     text_calls, image_batches = [], []
     encode_text, encode = p.model.encode_text, p.runner.encode
-    monkeypatch.setattr(p.model, "encode_text", lambda *a: text_calls.append(a[0].shape[0]) or encode_text(*a))
+    monkeypatch.setattr(
+        p.model, "encode_text", lambda *a: text_calls.append(a[0].shape[0]) or encode_text(*a)
+    )
     monkeypatch.setattr(p.runner, "encode", lambda x: image_batches.append(x.shape[0]) or encode(x))
     out = list(p.iter_video_all(frames, expressions, batch_size=2))
     assert text_calls == [2] and image_batches == [2, 2, 1]
@@ -210,8 +226,13 @@ def test_precision_choice_is_reported(tiny_model):
     p = Predictor(tiny_model, device="cpu", precision="fp32", compile=False)
     doc = p.runtime_report()
     assert doc["precision"]["precision"] == "fp32" and doc["precision"]["source"] == "explicit"
-    assert doc["compile"] == {"setting": False, "compiled": False, "compile_s": 0.0, "compiled_sizes": [],
-                              "fallback": None}
+    assert doc["compile"] == {
+        "setting": False,
+        "compiled": False,
+        "compile_s": 0.0,
+        "compiled_sizes": [],
+        "fallback": None,
+    }
 
 
 def test_auto_precision_is_one_of_the_measured_ones(tiny_model, monkeypatch):
@@ -241,7 +262,10 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(tiny_model, picture,
     with pytest.warns(RuntimeWarning, match="inductor exploded"):
         got = p.predict(picture, "the dog")
     np.testing.assert_array_equal(got, expected)
-    assert p.compile_report()["fallback"] == "RuntimeError: inductor exploded" and not p.runner.compiled
+    assert (
+        p.compile_report()["fallback"] == "RuntimeError: inductor exploded"
+        and not p.runner.compiled
+    )
 
 
 def test_auto_compiles_a_size_only_where_the_frames_ahead_pay_back(tiny_model, monkeypatch):
@@ -277,7 +301,9 @@ def test_auto_compiles_a_size_only_where_the_frames_ahead_pay_back(tiny_model, m
     assert not compiled and not calls and not p.compile_report()["compiled"]
     list(p.iter_video_all(frames, ["x"], batch_size=1, total_frames=3000))
     assert len(compiled) == 2 and compiled[0]["options"] == {"freezing": True}  # encode and decode
-    assert calls == ["timed_encode", "decode"] * 4  # measured enough frames already: all ran compiled
+    assert (
+        calls == ["timed_encode", "decode"] * 4
+    )  # measured enough frames already: all ran compiled
     p.predict(np.zeros((16, 16, 3), np.uint8), "x")  # another size, one frame: eager
     assert len(calls) == 8 and p.compile_report()["compiled_sizes"] == [[24, 32]]
 
@@ -308,7 +334,9 @@ def test_prediction_score_is_the_mean_foreground_probability_inside_the_mask():
     assert (empty.score, empty.area, empty.box) == (0.0, 0, None)
 
 
-def test_constructing_with_auto_precision_times_nothing_and_writes_nothing(tiny_model, monkeypatch, tmp_path):
+def test_constructing_with_auto_precision_times_nothing_and_writes_nothing(
+    tiny_model, monkeypatch, tmp_path
+):
     import refvos.runtime.precision
 
     monkeypatch.delenv("REFVOS_PRECISION")
@@ -327,7 +355,9 @@ def test_constructing_with_auto_precision_times_nothing_and_writes_nothing(tiny_
     monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
     measure = refvos.runtime.precision.measure
-    monkeypatch.setattr(refvos.runtime.precision, "measure", lambda *a, **k: calls.append(1) or measure(*a, **k))
+    monkeypatch.setattr(
+        refvos.runtime.precision, "measure", lambda *a, **k: calls.append(1) or measure(*a, **k)
+    )
     p.predict(np.zeros((24, 32, 3), np.uint8), "the dog")
     assert len(calls) == 1 and p.precision_choice.source == "measured"
     assert p.calibrate() is p.precision_choice and len(calls) == 1
@@ -343,9 +373,16 @@ WATCHED = ("transformers", "timm", "torchvision", "torch._dynamo", "matplotlib",
 def _imported_after(code: str) -> list[str]:
     """The :data:`WATCHED` packages in ``sys.modules`` after running ``code`` in a fresh Python."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "HF_HUB_OFFLINE": "1"}
-    report = f"import json, sys\nprint(json.dumps(sorted(m for m in {WATCHED!r} if m in sys.modules)))\n"
-    proc = subprocess.run([sys.executable, "-c", code + "\n" + report], capture_output=True, text=True,
-                          env=env, timeout=300)
+    report = (
+        f"import json, sys\nprint(json.dumps(sorted(m for m in {WATCHED!r} if m in sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code + "\n" + report],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -374,7 +411,9 @@ def test_predicting_with_lite_imports_no_model_library(tmp_path):
 def test_predicting_with_r101_imports_neither_torchvision_nor_dynamo(tmp_path):
     from refvos.modeling import build_model
 
-    model = build_model("refvos_r101", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG)
+    model = build_model(
+        "refvos_r101", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG
+    )
     code = _predicting_with(save_checkpoint(tmp_path / "r101.pth", model))
     # the ResNet-101 is plain PyTorch (refvos.modeling.resnet), as BERT is
     assert _imported_after(code) == []

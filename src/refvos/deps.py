@@ -46,7 +46,9 @@ def install_hint(module: str) -> str:
 def _message(module: str, purpose: str | None, extra: str | None = None) -> str:
     dist, own = OPTIONAL[module.split(".")[0]]
     need = f"{purpose} needs" if purpose else "this needs"
-    return f'{need} the package {dist}, which is not installed: pip install "refvos[{extra or own}]"'
+    return (
+        f'{need} the package {dist}, which is not installed: pip install "refvos[{extra or own}]"'
+    )
 
 
 def require(module: str, purpose: str | None = None) -> ModuleType:
@@ -64,8 +66,9 @@ def require(module: str, purpose: str | None = None) -> ModuleType:
         raise MissingExtraError(_message(module, purpose)) from e
 
 
-def missing_extra(error: BaseException, purpose: str | None = None,
-                  extra: str | None = None) -> MissingExtraError | None:
+def missing_extra(
+    error: BaseException, purpose: str | None = None, extra: str | None = None
+) -> MissingExtraError | None:
     """The one-line :class:`~refvos.errors.MissingExtraError` for a ``ModuleNotFoundError`` of an
     optional package (raised by a module-level import), None for anything else. ``purpose``:
     what needs it (a command); ``extra``: the extra to name instead of the package's own (the

@@ -48,13 +48,13 @@ from .tokenization import Tokenizer, get_tokenizer
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
 # Prediction and the functions that make one live in refvos.modeling.postprocess
-__all__ = ["ImageLike", "Prediction", "Predictor", "mask_box", "prediction",
-           "upsampled_prediction"]
+__all__ = ["ImageLike", "Prediction", "Predictor", "mask_box", "prediction", "upsampled_prediction"]
 
 
 # a video batch holds at most this many pixels of frames (4 frames of 2048 x 2048): frames of
 # 8000 x 8000 run one at a time
 BATCH_PIXELS = 4 * 2048 * 2048
+
 
 class Predictor:
     """Runs a :class:`RefVOS` network on images and videos.
@@ -127,8 +127,14 @@ class Predictor:
         self._fold_bn = fold_bn
         self._precision_request = precision
         self._calibration_side = min(max_size or CALIBRATION_SIDE, CALIBRATION_SIDE)
-        self.backends = Backends(self._segmenter_for, self.model.config.text_dim, self.device,
-                                 check_backend(backend), int8_model, channels_last)
+        self.backends = Backends(
+            self._segmenter_for,
+            self.model.config.text_dim,
+            self.device,
+            check_backend(backend),
+            int8_model,
+            channels_last,
+        )
         self._choice: PrecisionChoice | None = None
         self._torch_precision: str | None = None
         self._segmenter: torch.nn.Module | None = None
@@ -168,7 +174,9 @@ class Predictor:
         # the precision of what PyTorch runs (the text encoder; the segmenter with backend torch)
         precision = torch_precision(choice)
         # the network that runs images: the model's own segmenter, or its BN-folded copy
-        segmenter = self._segmenter_for(precision) if choice.backend == "torch" else self.model.segmenter
+        segmenter = (
+            self._segmenter_for(precision) if choice.backend == "torch" else self.model.segmenter
+        )
         if self._folded is not None and segmenter is not self._folded:
             self._folded = None  # calibration only: free the copy
         self._segmenter, self._runner = segmenter, self.backends.runner(choice, self.compile)
@@ -209,7 +217,9 @@ class Predictor:
         self._runner = runner
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, truncation: str | None = None, **kwargs) -> Predictor:
+    def from_checkpoint(
+        cls, path: str | os.PathLike, truncation: str | None = None, **kwargs
+    ) -> Predictor:
         """A predictor for the network in checkpoint ``path`` (refvos format or the authors'
         release); ``truncation`` overrides the rule it records (see
         :func:`~refvos.checkpoint.load_checkpoint`); ``kwargs`` as for the constructor."""
@@ -218,8 +228,13 @@ class Predictor:
         return cls(load_checkpoint(path, truncation=truncation), _owns_model=True, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, truncation: str | None = None,
-                        hub_kwargs: dict | None = None, **kwargs) -> Predictor:
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        truncation: str | None = None,
+        hub_kwargs: dict | None = None,
+        **kwargs,
+    ) -> Predictor:
         """A predictor for a model by name: a released model (``"refcoco"``, ``"davis"``...,
         see ``refvos download --list``; downloaded into the cache on first use), a folder written
         by :meth:`save_pretrained`, a Hugging Face repository id (``"org/name"``), or a ``.pth``
@@ -227,8 +242,11 @@ class Predictor:
         the constructor."""
         from .hub.resolve import load_model
 
-        return cls(load_model(name_or_path, truncation=truncation, **(hub_kwargs or {})), _owns_model=True,
-                   **kwargs)
+        return cls(
+            load_model(name_or_path, truncation=truncation, **(hub_kwargs or {})),
+            _owns_model=True,
+            **kwargs,
+        )
 
     def save_pretrained(self, folder: str | os.PathLike, **kwargs) -> str:
         """Write the model as ``config.json`` + ``model.safetensors`` + a model card ``README.md``
@@ -247,13 +265,19 @@ class Predictor:
     def runtime_report(self) -> dict:
         """The backend and precision choice (and its measured reason), the compile (or OpenVINO)
         report and the int8 model's record when one runs, for JSON output."""
-        report = {"device": str(self.device), "backend": self.backend,
-                  "precision": self.precision_choice.to_json(), "compile": self.compile_report()}
+        report = {
+            "device": str(self.device),
+            "backend": self.backend,
+            "precision": self.precision_choice.to_json(),
+            "compile": self.compile_report(),
+        }
         if (int8 := self.backends.report()) is not None:
             report["int8_model"] = int8
         return report
 
-    def warm_up(self, sizes: Iterable[tuple[int, int]], batch_sizes: Iterable[int] = (1, 4)) -> None:
+    def warm_up(
+        self, sizes: Iterable[tuple[int, int]], batch_sizes: Iterable[int] = (1, 4)
+    ) -> None:
         """Compile the network now for processed pictures of each ``(height, width)`` in ``sizes``
         (batches of each of ``batch_sizes`` frames, one expression), then compile nothing more:
         other shapes run eagerly (what ``refvos serve --warmup`` does before it serves)."""
@@ -282,7 +306,9 @@ class Predictor:
         with autocast(self.device, self.precision):
             return self.runner.encode(x)
 
-    def decode(self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def decode(
+        self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]
+    ) -> torch.Tensor:
         """Float logits ``(B, 2, *size)`` of features ``(B, C, h, w)`` and sentence vectors
         ``(B, D)`` or ``(1, D)``, upsampled to ``size`` (the image's own size)."""
         with autocast(self.device, self.precision):
@@ -293,7 +319,9 @@ class Predictor:
     def encode_expressions(self, expressions: Sequence[str]) -> torch.Tensor:
         """Sentence vectors ``(N, D)`` of the expressions (tokenised to the model's limit)."""
         ids, mask = self.tokenizer.encode(
-            list(expressions), self.model.config.max_tokens, legacy_truncation=self.legacy_truncation
+            list(expressions),
+            self.model.config.max_tokens,
+            legacy_truncation=self.legacy_truncation,
         )
         with autocast(self.device, self.precision):
             return self.model.encode_text(ids.to(self.device), mask.to(self.device)).float()
@@ -307,11 +335,17 @@ class Predictor:
         self._image_size = rgb.shape[:2]
 
     @torch.inference_mode()
-    def predict_all(self, image: ImageLike | None, expressions: str | Sequence[str]) -> list[Prediction]:
+    def predict_all(
+        self, image: ImageLike | None, expressions: str | Sequence[str]
+    ) -> list[Prediction]:
         """One :class:`Prediction` per expression on ``image`` (None: the image given to
         ``set_image``). The arguments are in :meth:`predict`'s order."""
-        if isinstance(image, (list, tuple)) or isinstance(expressions, (np.ndarray, Image.Image, os.PathLike)):
-            raise TypeError("predict_all(image, expressions): the image comes first, as in predict()")
+        if isinstance(image, (list, tuple)) or isinstance(
+            expressions, (np.ndarray, Image.Image, os.PathLike)
+        ):
+            raise TypeError(
+                "predict_all(image, expressions): the image comes first, as in predict()"
+            )
         if image is not None:
             self.set_image(image)
         if self._features is None:
@@ -351,7 +385,10 @@ class Predictor:
             yield rgb, p.mask, p.score
 
     def iter_video_all(
-        self, frames: Iterable[ImageLike], expressions: str | Sequence[str], batch_size: int = 4,
+        self,
+        frames: Iterable[ImageLike],
+        expressions: str | Sequence[str],
+        batch_size: int = 4,
         total_frames: int | None = None,
     ) -> Iterator[tuple[np.ndarray, list[Prediction]]]:
         """Yield ``(frame RGB uint8 (H, W, 3), [Prediction per expression])`` per frame, in order.
@@ -370,7 +407,11 @@ class Predictor:
             yield rgb, [upsampled_prediction(e, small, size) for e, small in zip(expressions, head)]
 
     def _video_logits(
-        self, frames: Iterable[ImageLike], expressions: list[str], batch_size: int, total_frames: int | None = None
+        self,
+        frames: Iterable[ImageLike],
+        expressions: list[str],
+        batch_size: int,
+        total_frames: int | None = None,
     ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         """``(frame, float head logits (N expressions, 2, h, w))`` per frame, at the resolution of
         the network's head (a stride-8 map of the processed picture), never at the frame's size."""
@@ -394,7 +435,9 @@ class Predictor:
         size = tuple(features.shape[-2:])  # decode's upsampling to its own size is the identity
         return torch.stack([self.decode(features, vector[None], size) for vector in text], dim=1)
 
-    def _run_batch(self, batch: list[np.ndarray], text: torch.Tensor) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    def _run_batch(
+        self, batch: list[np.ndarray], text: torch.Tensor
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         yield from zip(batch, self._batch_logits(batch, text))
 
 

@@ -60,17 +60,26 @@ def _wordpiece(vocab_file: Path):
     try:
         vocab = models.WordPiece.read_file(str(vocab_file))
     except Exception as e:  # not text, unreadable
-        raise InputError(f"vocabulary file {vocab_file} cannot be read (expected a BERT vocab.txt): {e}") from e
+        raise InputError(
+            f"vocabulary file {vocab_file} cannot be read (expected a BERT vocab.txt): {e}"
+        ) from e
     missing = [t for t in SPECIAL_TOKENS if t not in vocab]
     if missing:
-        raise InputError(f"vocabulary file {vocab_file} lacks BERT's special tokens {missing} "
-                         "(expected a BERT vocab.txt)")
-    tok = RustTokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=MAX_WORD_CHARS))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                strip_accents=True, lowercase=True)
+        raise InputError(
+            f"vocabulary file {vocab_file} lacks BERT's special tokens {missing} "
+            "(expected a BERT vocab.txt)"
+        )
+    tok = RustTokenizer(
+        models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=MAX_WORD_CHARS)
+    )
+    tok.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True
+    )
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.add_special_tokens(list(SPECIAL_TOKENS))
-    tok.post_processor = processors.BertProcessing(("[SEP]", vocab["[SEP]"]), ("[CLS]", vocab["[CLS]"]))
+    tok.post_processor = processors.BertProcessing(
+        ("[SEP]", vocab["[SEP]"]), ("[CLS]", vocab["[CLS]"])
+    )
     return tok, vocab
 
 
@@ -86,7 +95,9 @@ class Tokenizer:
     def __init__(self, vocab_file: str | os.PathLike | None = None) -> None:
         vocab_file = Path(vocab_file) if vocab_file is not None else shipped_vocab_path()
         if not vocab_file.is_file():
-            raise InputError(f"vocabulary file {vocab_file} does not exist (expected a BERT vocab.txt)")
+            raise InputError(
+                f"vocabulary file {vocab_file} does not exist (expected a BERT vocab.txt)"
+            )
         self.vocab_file = vocab_file
         self._tok, vocab = _wordpiece(vocab_file)
         self.pad_token_id = vocab["[PAD]"]
@@ -108,14 +119,18 @@ class Tokenizer:
         (compare with the model's ``max_tokens`` to tell whether it is truncated)."""
         return len(self.uncut_ids(expression))
 
-    def token_ids(self, expression: str, max_tokens: int, legacy_truncation: bool = False) -> list[int]:
+    def token_ids(
+        self, expression: str, max_tokens: int, legacy_truncation: bool = False
+    ) -> list[int]:
         """Ids of one expression, with special tokens, at most ``max_tokens`` long (unpadded)."""
         if not isinstance(expression, str):
             raise InputError(f"expression must be a string, got {type(expression).__name__}")
         if not expression.strip():
             raise InputError("expression is empty: give a sentence that describes the object")
         if max_tokens < 3:
-            raise InputError(f"max_tokens must be at least 3 ([CLS], one token, [SEP]), got {max_tokens}")
+            raise InputError(
+                f"max_tokens must be at least 3 ([CLS], one token, [SEP]), got {max_tokens}"
+            )
         try:
             expression.encode("utf-8")
         except UnicodeEncodeError as e:  # lone surrogates (e.g. from a badly decoded file)
@@ -149,7 +164,9 @@ class Tokenizer:
         if len(expressions) == 0:
             raise InputError("no expression given")
         if max_tokens < 3:
-            raise InputError(f"max_tokens must be at least 3 ([CLS], one token, [SEP]), got {max_tokens}")
+            raise InputError(
+                f"max_tokens must be at least 3 ([CLS], one token, [SEP]), got {max_tokens}"
+            )
         ids = torch.zeros(len(expressions), max_tokens, dtype=torch.long)
         mask = torch.zeros(len(expressions), max_tokens, dtype=torch.long)
         for i, text in enumerate(expressions):
@@ -159,8 +176,12 @@ class Tokenizer:
         return ids, mask
 
 
-def truncation_report(expressions: Iterable[str], max_tokens: int, vocab_file: str | os.PathLike | None = None,
-                      examples: int = 3) -> dict[str, Any]:
+def truncation_report(
+    expressions: Iterable[str],
+    max_tokens: int,
+    vocab_file: str | os.PathLike | None = None,
+    examples: int = 3,
+) -> dict[str, Any]:
     """Which distinct expressions are longer than ``max_tokens`` ([CLS] and [SEP] included): the
     model reads only their first tokens.
 
@@ -171,8 +192,12 @@ def truncation_report(expressions: Iterable[str], max_tokens: int, vocab_file: s
     tok = get_tokenizer(vocab_file)
     lengths = [(text, tok.count_tokens(text)) for text in dict.fromkeys(expressions)]
     over = sorted(((t, n) for t, n in lengths if n > max_tokens), key=lambda item: -item[1])
-    return {"token_limit": max_tokens, "distinct_expressions": len(lengths), "over_token_limit": len(over),
-            "examples": [{"expression": t, "tokens": n} for t, n in over[:examples]]}
+    return {
+        "token_limit": max_tokens,
+        "distinct_expressions": len(lengths),
+        "over_token_limit": len(over),
+        "examples": [{"expression": t, "tokens": n} for t, n in over[:examples]],
+    }
 
 
 def truncation_note(report: dict[str, Any], what: str = "") -> str | None:
@@ -180,11 +205,15 @@ def truncation_note(report: dict[str, Any], what: str = "") -> str | None:
     expression is over the limit."""
     if not report["over_token_limit"]:
         return None
-    examples = ", ".join(f"{e['expression'][:80]!r} ({e['tokens']} tokens)" for e in report["examples"])
-    return (f"note: {report['over_token_limit']} of {report['distinct_expressions']} distinct "
-            f"{what + ' ' if what else ''}expressions are longer than {report['token_limit']} tokens "
-            f"([CLS] and [SEP] included); the model reads their first {report['token_limit']} only, "
-            f"e.g. {examples}")
+    examples = ", ".join(
+        f"{e['expression'][:80]!r} ({e['tokens']} tokens)" for e in report["examples"]
+    )
+    return (
+        f"note: {report['over_token_limit']} of {report['distinct_expressions']} distinct "
+        f"{what + ' ' if what else ''}expressions are longer than {report['token_limit']} tokens "
+        f"([CLS] and [SEP] included); the model reads their first {report['token_limit']} only, "
+        f"e.g. {examples}"
+    )
 
 
 @functools.lru_cache(maxsize=8)

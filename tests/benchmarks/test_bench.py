@@ -21,45 +21,77 @@ PEERS = ("openvino_fp32", "openvino_bf16", "openvino_int8", "onnxruntime_fp32")
 
 
 # every headline key a full quick run writes (int8_latency_trained_s: only with an int8 model given)
-TOP_KEYS = [*(k for k in run.headline_spec(run.QUICK) if k != "int8_latency_trained_s"), "load_average_end",
-            "duration_s"]
+TOP_KEYS = [
+    *(k for k in run.headline_spec(run.QUICK) if k != "int8_latency_trained_s"),
+    "load_average_end",
+    "duration_s",
+]
 PEERS = ("openvino_fp32", "openvino_bf16", "openvino_int8", "onnxruntime_fp32")
 
 
 def _latency_entry(ratio: float) -> dict:
-    return {"fp32": {"median_s": 0.2}, "bf16": {"median_s": 0.1}, "roofline_ratio_fp32": ratio,
-            "roofline_ratio_bf16": ratio / 2, "roofline_ratio_best": ratio / 3, "auto_vs_fastest": 1.0 + ratio}
+    return {
+        "fp32": {"median_s": 0.2},
+        "bf16": {"median_s": 0.1},
+        "roofline_ratio_fp32": ratio,
+        "roofline_ratio_bf16": ratio / 2,
+        "roofline_ratio_best": ratio / 3,
+        "auto_vs_fastest": 1.0 + ratio,
+    }
 
 
 def test_headline_keys_come_from_the_sections_that_ran():
     first, second = (run.size_key(hw) for hw in run.QUICK["latency_sizes"][:2])
     sections = {
         "matmul": {"fp32": {"gflops_best": 10.0}, "bf16": {"gflops_best": 20.0}},
-        "latency": {"auto": {"precision": "bf16"}, first: _latency_entry(2.0), second: _latency_entry(3.0)},
+        "latency": {
+            "auto": {"precision": "bf16"},
+            first: _latency_entry(2.0),
+            second: _latency_entry(3.0),
+        },
         "video": None,  # failed or skipped
-        "trained": {"bf16_vs_fp32": {"mean_iou": 0.99, "pixel_agreement": 0.999, "frames_identical_fraction": 0.5},
-                    "int8": {"int8_vs_fp32": {"mean_iou": 0.95}}},
+        "trained": {
+            "bf16_vs_fp32": {
+                "mean_iou": 0.99,
+                "pixel_agreement": 0.999,
+                "frames_identical_fraction": 0.5,
+            },
+            "int8": {"int8_vs_fp32": {"mean_iou": 0.95}},
+        },
     }
     result = run.assemble({}, sections, run.QUICK)
     assert result["matmul_gflops_fp32"] == 10.0 and result["matmul_gflops_bf16"] == 20.0
     # the worst size over the latency sizes; the first size's own latency
     assert result["roofline_ratio_fp32"] == 3.0 and result["auto_vs_fastest"] == 4.0
     assert result["latency_r101_fp32_s"] == 0.2 and result["auto_precision"] == "bf16"
-    assert result["int8_mask_iou_vs_fp32"] == 0.95 and result["bf16_frames_identical_fraction"] == 0.5
+    assert (
+        result["int8_mask_iou_vs_fp32"] == 0.95 and result["bf16_frames_identical_fraction"] == 0.5
+    )
     # a section's result under its key; nothing from a section that did not run
     assert result["trained_agreement"] is sections["trained"] and "video" not in result
     assert not any(k.startswith(("video_", "train_", "onnx_")) for k in result)
     assert set(result) - set(sections) - {"trained_agreement"} <= set(run.headline_spec(run.QUICK))
     targets = run.targets(result)
-    assert targets["roofline_ratio_best"]["value"] == 1.0 and targets["video_speedup_vs_original"]["met"] is None
+    assert (
+        targets["roofline_ratio_best"]["value"] == 1.0
+        and targets["video_speedup_vs_original"]["met"] is None
+    )
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    env = {k: v for k, v in os.environ.items() if k != "REFVOS_PRECISION"}  # auto measured, as for users
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=1500, env=env)
+    env = {
+        k: v for k, v in os.environ.items() if k != "REFVOS_PRECISION"
+    }  # auto measured, as for users
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(out.read_text()), proc.stdout
 
@@ -74,8 +106,14 @@ def test_every_key_is_there_with_sane_values(bench):
     assert r["mode"] == "quick" and r["errors"] == {}
     for key in TOP_KEYS:
         assert key in r, key
-    fractions = ("bf16_mask_iou_vs_fp32", "bf16_mask_pixel_agreement", "bf16_frames_identical_fraction",
-                 "bf16_mask_iou_vs_fp32_r101_untrained", "int8_mask_iou_vs_fp32", "int8_onnxruntime_mask_iou_vs_fp32")
+    fractions = (
+        "bf16_mask_iou_vs_fp32",
+        "bf16_mask_pixel_agreement",
+        "bf16_frames_identical_fraction",
+        "bf16_mask_iou_vs_fp32_r101_untrained",
+        "int8_mask_iou_vs_fp32",
+        "int8_onnxruntime_mask_iou_vs_fp32",
+    )
     precisions = ("auto_precision", "train_precision_refvos")
     assert r["int8_source"] in run.INT8_SOURCES.values()
     for key in TOP_KEYS:
@@ -88,10 +126,18 @@ def test_every_key_is_there_with_sane_values(bench):
     assert r["bf16_mask_pixel_agreement"] > 0.5
     assert r["onnx_max_abs_logit_diff"] < 1e-2
     r101_onnx = r["onnx"]["refvos_r101"]
-    assert r101_onnx["int8"]["file_mb"] < r101_onnx["file_mb"] / 2  # the backbone's weights are int8
-    assert set(r["targets"]) == {"video_speedup_vs_original", "bf16_mask_iou_vs_fp32", "roofline_ratio_best",
-                                 "auto_vs_fastest", "train_speedup_vs_original", "refvos_over_best_peer",
-                                 "int8_mask_iou_vs_fp32"}
+    assert (
+        r101_onnx["int8"]["file_mb"] < r101_onnx["file_mb"] / 2
+    )  # the backbone's weights are int8
+    assert set(r["targets"]) == {
+        "video_speedup_vs_original",
+        "bf16_mask_iou_vs_fp32",
+        "roofline_ratio_best",
+        "auto_vs_fastest",
+        "train_speedup_vs_original",
+        "refvos_over_best_peer",
+        "int8_mask_iou_vs_fp32",
+    }
     for t in r["targets"].values():
         assert isinstance(t["met"], bool)
 
@@ -100,7 +146,11 @@ def test_every_key_is_there_with_sane_values(bench):
 def test_sections_are_consistent(bench):
     r, stdout = bench
     auto = r["latency"]["auto"]
-    assert auto["precision"] in ("fp32", "bf16") and auto["reason"] and r["auto_precision"] == auto["precision"]
+    assert (
+        auto["precision"] in ("fp32", "bf16")
+        and auto["reason"]
+        and r["auto_precision"] == auto["precision"]
+    )
     sizes = [e for k, e in r["latency"].items() if k != "auto"]
     assert len(sizes) == 2
     for e in sizes:
@@ -111,12 +161,16 @@ def test_sections_are_consistent(bench):
         assert e["best"] in variants
         assert e[e["best"]]["median_s"] == min(e[k]["median_s"] for k in variants)
         assert e["roofline_best_s"] == min(e["roofline_fp32_s"], e["roofline_bf16_s"])
-        assert math.isclose(e["roofline_ratio_best"], e[e["best"]]["median_s"] / e["roofline_best_s"])
+        assert math.isclose(
+            e["roofline_ratio_best"], e[e["best"]]["median_s"] / e["roofline_best_s"]
+        )
         assert e["auto_variant"] == auto["precision"] and e["auto_vs_fastest"] >= 1.0
     assert r["roofline_ratio_best"] == max(e["roofline_ratio_best"] for e in sizes)
     assert r["auto_vs_fastest"] == max(e["auto_vs_fastest"] for e in sizes)
     v = r["video"]
-    assert v["frames"] >= 2 and v["refvos_precision"] == v["refvos_precision_choice"]["precision"] in ("bf16", "fp32")
+    assert v["frames"] >= 2 and v["refvos_precision"] == v["refvos_precision_choice"][
+        "precision"
+    ] in ("bf16", "fp32")
     # the masks compared are not trivial: the fitted head finds the moving object
     assert 0 < v["bf16_vs_fp32"]["reference_foreground_fraction"] < 1
     assert v["head_calibration"]["fit_iou_with_object"] > 0.5
@@ -131,7 +185,9 @@ def test_sections_are_consistent(bench):
     assert a["frames"] == len(a["expressions"]) * 3 and 0 <= a["demo_overall_iou"] <= 1
     assert r["bf16_mask_iou_vs_fp32"] == a["bf16_vs_fp32"]["mean_iou"]
     assert r["int8_mask_iou_vs_fp32"] == a["int8"]["int8_vs_fp32"]["mean_iou"]
-    assert a["int8"]["onnx_fp32_vs_fp32"]["pixel_agreement"] > 0.99  # the exported fp32 graph is the network
+    assert (
+        a["int8"]["onnx_fp32_vs_fp32"]["pixel_agreement"] > 0.99
+    )  # the exported fp32 graph is the network
     assert t["refvos_precision"] == r["train_precision_refvos"]
     assert r["profile"]["bf16"]["top_self"]
     assert "| target |" in stdout and "video_speedup_vs_original" in stdout
@@ -142,19 +198,28 @@ def test_peers_section_is_consistent(bench):
     r, stdout = bench
     p = r["peers"]
     variants = p["trained"]["variants"]
-    assert {"refvos_default", "onnxruntime_fp32"} <= set(variants) <= {"refvos_default", "refvos_int8", *PEERS}
+    assert (
+        {"refvos_default", "onnxruntime_fp32"}
+        <= set(variants)
+        <= {"refvos_default", "refvos_int8", *PEERS}
+    )
     for v in variants.values():
         assert 0 <= v["agreement"]["mean_iou"] <= 1 and _positive(v["latency"]["median_s"])
     # the exported graph in ONNX Runtime is the network: its masks are the fp32 Predictor's
     assert variants["onnxruntime_fp32"]["agreement"]["pixel_agreement"] > 0.99
-    assert p["accurate"] == sorted(k for k, v in variants.items() if v["agreement"]["mean_iou"] >= 0.98)
+    assert p["accurate"] == sorted(
+        k for k, v in variants.items() if v["agreement"]["mean_iou"] >= 0.98
+    )
     latency = p["r101"]["latency"]
     assert set(latency) == set(variants) - {"refvos_int8"}
     best = p["r101"]["best_accurate_peer"]
     accurate_peers = [k for k in PEERS if k in p["accurate"] and k in latency]
     assert best == min(accurate_peers, key=lambda k: latency[k]["median_s"])
-    assert r["refvos_over_best_peer"] == p["refvos_over_best_peer"] == \
-        latency["refvos_default"]["median_s"] / latency[best]["median_s"]
+    assert (
+        r["refvos_over_best_peer"]
+        == p["refvos_over_best_peer"]
+        == latency["refvos_default"]["median_s"] / latency[best]["median_s"]
+    )
     choice = p["r101"]["refvos_default_choice"]
     assert choice["backend"] in ("torch", "openvino") and choice["reason"]
     assert "refvos_over_best_peer" in stdout
@@ -167,7 +232,9 @@ def test_agreement_section_uses_a_finished_demo_run(tmp_path, monkeypatch):
     import refvos.demo
 
     demo = refvos.demo.run_demo(tmp_path / "demo", preset="tiny", seed=0)
-    monkeypatch.setattr(refvos.demo, "run_demo", lambda *a, **k: pytest.fail("trained a second network"))
+    monkeypatch.setattr(
+        refvos.demo, "run_demo", lambda *a, **k: pytest.fail("trained a second network")
+    )
     cfg = {**run.QUICK, "demo_dir": str(tmp_path / "demo")}
     out = run.bench_trained_agreement(cfg, run.torch.device("cpu"), tmp_path / "work")
     assert out["demo_overall_iou"] == demo["overall_iou"]

@@ -21,8 +21,22 @@ def _positive(x):
 def test_gpu_script_runs_on_the_cpu(tmp_path):
     out = tmp_path / "gpu.json"
     env = {**os.environ, "REFVOS_PRECISION": "fp32"}
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu.py"), "--device", "cpu", "--small",
-                           "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=1200, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "gpu.py"),
+            "--device",
+            "cpu",
+            "--small",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
     assert r["errors"] == {} and r["device"] == "cpu" and r["config"]["model"] == "refvos_lite"
@@ -31,7 +45,15 @@ def test_gpu_script_runs_on_the_cpu(tmp_path):
         assert _positive(t[name]["images_per_s"]) and _positive(t[name]["peak_memory"]["mb"])
     assert t["original_fp32"]["speedup_vs_original"] == 1.0
     i = r["inference"]
-    assert i["eager"]["compile"]["compiled"] is False and i["compiled"]["compile"]["setting"] is True
-    assert _positive(i["eager"]["latency"]["median_s"]) and _positive(i["compiled"]["latency"]["median_s"])
-    assert r["torchrun"]["returncode"] == 0 and r["torchrun"]["backend"] == "gloo" and r["torchrun"]["done"]
+    assert (
+        i["eager"]["compile"]["compiled"] is False and i["compiled"]["compile"]["setting"] is True
+    )
+    assert _positive(i["eager"]["latency"]["median_s"]) and _positive(
+        i["compiled"]["latency"]["median_s"]
+    )
+    assert (
+        r["torchrun"]["returncode"] == 0
+        and r["torchrun"]["backend"] == "gloo"
+        and r["torchrun"]["done"]
+    )
     assert "torchrun --nproc_per_node 1: exit 0" in proc.stdout

@@ -11,15 +11,28 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PHASES = ("python_start_s", "torch_import_s", "help_cli_s", "predict_cli_s", "import_s", "load_s",
-          "predict_s", "predict_again_s")
+PHASES = (
+    "python_start_s",
+    "torch_import_s",
+    "help_cli_s",
+    "predict_cli_s",
+    "import_s",
+    "load_s",
+    "predict_s",
+    "predict_again_s",
+)
 
 
 @pytest.mark.slow
 def test_startup_benchmark_writes_every_phase(tmp_path):
     out = tmp_path / "startup.json"
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "startup.py"), "--quick", "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "startup.py"), "--quick", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert set(result["phases"]) == set(PHASES)

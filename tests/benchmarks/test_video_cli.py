@@ -16,9 +16,25 @@ REPO = Path(__file__).resolve().parents[2]
 def test_video_cli_benchmark_writes_consistent_figures(tmp_path):
     out = tmp_path / "video_cli.json"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "video_cli.py"), "--out", str(out),
-                           "--frames", "2", "5", "--size", "48", "64"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "video_cli.py"),
+            "--out",
+            str(out),
+            "--frames",
+            "2",
+            "5",
+            "--size",
+            "48",
+            "64",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     r = json.loads(out.read_text())
     assert set(r["cli"]) == set(r["iter_video_s"]) == {"2", "5"}
@@ -29,14 +45,21 @@ def test_video_cli_benchmark_writes_consistent_figures(tmp_path):
     per_frame_lib = (r["iter_video_s"]["5"] - r["iter_video_s"]["2"]) / 3
     assert r["iter_video_s_per_frame"] == pytest.approx(per_frame_lib, abs=2e-3)
     if r["iter_video_s_per_frame"] > 0:
-        assert r["cli_over_iter_video"] == pytest.approx(r["cli_s_per_frame"] / r["iter_video_s_per_frame"], rel=0.01)
+        assert r["cli_over_iter_video"] == pytest.approx(
+            r["cli_s_per_frame"] / r["iter_video_s_per_frame"], rel=0.01
+        )
     else:
         assert r["cli_over_iter_video"] is None
     assert r["size"] == [48, 64] and r["precision"] == "fp32"
 
 
 def test_video_cli_benchmark_refuses_a_bad_frame_span():
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "video_cli.py"), "--frames", "5", "5"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "video_cli.py"), "--frames", "5", "5"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     assert proc.returncode == 2 and "SHORT < LONG" in proc.stderr

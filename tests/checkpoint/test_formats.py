@@ -12,13 +12,20 @@ from tests.helpers import make_tiny_model
 
 def _released(model) -> dict:
     """A checkpoint in the authors' layout: Namespace args, no embeddings.position_ids."""
-    bert = {k: v for k, v in model.text_encoder.state_dict().items() if k != "embeddings.position_ids"}
+    bert = {
+        k: v for k, v in model.text_encoder.state_dict().items() if k != "embeddings.position_ids"
+    }
     return {
         "model": model.segmenter.state_dict(),
         "bert_model": bert,
-        "optimizer": {"state": {}, "param_groups": [{"lr": 0.01, "momentum": 0.9, "params": [0, 1]}]},
+        "optimizer": {
+            "state": {},
+            "param_groups": [{"lr": 0.01, "momentum": 0.9, "params": [0, 1]}],
+        },
         "epoch": 7,
-        "args": argparse.Namespace(dataset="refcoco", model="deeplabv3_resnet101", lr=0.01, batch_size=7),
+        "args": argparse.Namespace(
+            dataset="refcoco", model="deeplabv3_resnet101", lr=0.01, batch_size=7
+        ),
     }
 
 
@@ -35,7 +42,9 @@ def test_released_r101_checkpoint_loads_strict_and_gives_same_logits(r101_model,
     ids = torch.tensor([[101, 1996, 2158, 2006, 1996, 2187, 102, 0]])
     mask = (ids > 0).long()
     with torch.no_grad():
-        torch.testing.assert_close(loaded(images, ids, mask), r101_model(images, ids, mask), rtol=0, atol=0)
+        torch.testing.assert_close(
+            loaded(images, ids, mask), r101_model(images, ids, mask), rtol=0, atol=0
+        )
 
 
 def test_released_a2d_checkpoint_gets_10_tokens(tmp_path):
@@ -68,7 +77,9 @@ def test_refvos_checkpoint_records_its_truncation_rule(tmp_path):
     path = save_checkpoint(tmp_path / "m.pth", model)
     assert read_checkpoint(path)["config"]["truncation"] == "original"
     loaded = load_checkpoint(path)
-    assert loaded.config.truncation == "original" and Predictor(loaded, device="cpu").legacy_truncation
+    assert (
+        loaded.config.truncation == "original" and Predictor(loaded, device="cpu").legacy_truncation
+    )
     overridden = load_checkpoint(path, truncation="standard")
     assert not Predictor(overridden, device="cpu").legacy_truncation
     # a refvos checkpoint written before the field existed was trained with standard truncation
@@ -89,7 +100,9 @@ def test_export_to_released_layout_and_back(r101_model, tmp_path):
     torch.save(released, tmp_path / "theirs.pth")
     again = load_checkpoint(tmp_path / "theirs.pth")
     assert again.config.max_tokens == 10  # davis models use 10 tokens
-    assert torch.equal(again.segmenter.classifier.conv_2.weight, r101_model.segmenter.classifier.conv_2.weight)
+    assert torch.equal(
+        again.segmenter.classifier.conv_2.weight, r101_model.segmenter.classifier.conv_2.weight
+    )
 
 
 class _Payload:
@@ -141,7 +154,10 @@ def test_wrong_keys_are_listed(tmp_path):
     ckpt["model"].pop("classifier.conv_2.bias")
     ckpt["model"]["classifier.extra.weight"] = torch.zeros(1)
     torch.save(ckpt, tmp_path / "bad.pth")
-    with pytest.raises(CheckpointError, match=r"missing \['classifier.conv_2.bias'\].*unexpected \['classifier.extra.weight'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"missing \['classifier.conv_2.bias'\].*unexpected \['classifier.extra.weight'\]",
+    ):
         load_checkpoint(tmp_path / "bad.pth")
 
 
@@ -153,17 +169,22 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
         load_checkpoint(tmp_path / "other.pth")
 
 
-@pytest.mark.parametrize("part, weight", [
-    ("model", lambda m: m.segmenter.classifier.conv.weight),
-    ("bert_model", lambda m: m.text_encoder.encoder.layer[1].output.dense.weight),
-])
+@pytest.mark.parametrize(
+    "part, weight",
+    [
+        ("model", lambda m: m.segmenter.classifier.conv.weight),
+        ("bert_model", lambda m: m.text_encoder.encoder.layer[1].output.dense.weight),
+    ],
+)
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_nan_weights_are_refused(tmp_path, part, weight, value):
     model = make_tiny_model()
     with torch.no_grad():
         weight(model)[0, 0] = value
     path = save_checkpoint(tmp_path / "nan.pth", model)
-    with pytest.raises(CheckpointError, match=rf"'{part}' weight .* contains NaN or infinite values"):
+    with pytest.raises(
+        CheckpointError, match=rf"'{part}' weight .* contains NaN or infinite values"
+    ):
         load_checkpoint(path)
 
 
@@ -179,7 +200,9 @@ def test_every_tensor_comes_from_the_file(tmp_path):
         assert torch.equal(loaded.state_dict()[k], v), k
     held = [*loaded.parameters(), *loaded.buffers()]
     assert all(t.device.type == "cpu" for t in held)  # nothing left on the meta device
-    assert all(p.requires_grad for p in loaded.parameters())  # parameters, trainable as a built network
+    assert all(
+        p.requires_grad for p in loaded.parameters()
+    )  # parameters, trainable as a built network
 
 
 def test_half_precision_file_loads_at_the_networks_dtypes(tmp_path):
@@ -188,7 +211,9 @@ def test_half_precision_file_loads_at_the_networks_dtypes(tmp_path):
     path = save_checkpoint(tmp_path / "half.pth", model)
     ckpt = torch.load(path, weights_only=True)
     ckpt["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-    ckpt["bert_model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["bert_model"].items()}
+    ckpt["bert_model"] = {
+        k: v.half() if v.is_floating_point() else v for k, v in ckpt["bert_model"].items()
+    }
     torch.save(ckpt, path)
     loaded = load_checkpoint(path)
     for k, v in loaded.state_dict().items():

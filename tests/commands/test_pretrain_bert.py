@@ -16,9 +16,32 @@ from tests.helpers import TINY_TEXT_CONFIG, train_argv
 @pytest.mark.slow
 def test_pretrain_bert_lowers_mlm_loss_and_loads_as_ck_bert(refcoco_root, tmp_path, capsys):
     out = tmp_path / "bert"
-    assert main(["pretrain-bert", "--dataset", "refcoco", "--refer_data_root", str(refcoco_root),
-                 "--out", str(out), "--bert", "none", "--text-config", json.dumps(TINY_TEXT_CONFIG),
-                 "--epochs", "3", "-b", "16", "--lr", "3e-3", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "pretrain-bert",
+                "--dataset",
+                "refcoco",
+                "--refer_data_root",
+                str(refcoco_root),
+                "--out",
+                str(out),
+                "--bert",
+                "none",
+                "--text-config",
+                json.dumps(TINY_TEXT_CONFIG),
+                "--epochs",
+                "3",
+                "-b",
+                "16",
+                "--lr",
+                "3e-3",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "pretrain_bert.json").read_text())
     losses = [e["loss"] for e in summary["epochs"]]
     assert losses[-1] < losses[0] and summary["eval_loss_after"] < summary["eval_loss_before"]
@@ -32,5 +55,3 @@ def test_pretrain_bert_lowers_mlm_loss_and_loads_as_ck_bert(refcoco_root, tmp_pa
     assert main(args) == 0
     ckpt = read_checkpoint(tmp_path / "run" / "last.pth")
     assert ckpt["args"]["vocab_file"] == str(out / "vocab.txt")
-
-

@@ -45,7 +45,11 @@ def test_recipe_sets_every_rule_that_applies(dataset, recipe, expected):
 def test_a_rule_flag_overrides_the_recipe_for_that_rule_alone():
     args = parse(["train", "--dataset", "a2d", "--recipe", "paper", "--a2d-query", "full"])
     rules = resolve_rules(args, rules_for("a2d", "train"))[0]
-    assert rules["a2d_query"] == "full" and rules["a2d_repeats"] == "last" and recipe_of(rules) == "mixed"
+    assert (
+        rules["a2d_query"] == "full"
+        and rules["a2d_repeats"] == "last"
+        and recipe_of(rules) == "mixed"
+    )
     args = parse(["train", "--dataset", "a2d", "--a2d-repeats", "last"])
     assert resolve_rules(args, rules_for("a2d", "train"))[0]["a2d_repeats"] == "last"
 
@@ -62,7 +66,8 @@ def test_selection_rule_set_size_sentences_and_metric(tiny_synthetic, tmp_path, 
     args = _train_args(tiny_synthetic["refcoco"], tmp_path, "refcoco", *switch)
     rules = _rules(args)
     assert train_setup.training_config(args, tmp_path, rules).select_metric == (
-        "mean_iou" if paper else "overall_iou")
+        "mean_iou" if paper else "overall_iou"
+    )
     opts = {"max_tokens": 20}
     _, val, split = train_setup.datasets(args, tiny_synthetic["refcoco"], opts, rules["selection"])
     sentences = sum(len(t.sentences) for t in val.targets)
@@ -73,7 +78,9 @@ def test_selection_rule_set_size_sentences_and_metric(tiny_synthetic, tmp_path, 
 
     args = _train_args(tiny_synthetic["a2d"], tmp_path, "a2d", *switch)
     rules = _rules(args)
-    _, val, split = train_setup.datasets(args, tiny_synthetic["a2d"], {"max_tokens": 10}, rules["selection"])
+    _, val, split = train_setup.datasets(
+        args, tiny_synthetic["a2d"], {"max_tokens": 10}, rules["selection"]
+    )
     assert split == "test" and (val is not None) == paper
 
 
@@ -89,12 +96,30 @@ def test_selection_picks_by_mean_iou(refcoco_root, tmp_path):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(trainer_module, "validate", fake_validate)
-        assert main(train_argv(refcoco_root, tmp_path, "--epochs", "1", "--recipe", "paper",
-                               "--schedule", "constant")) == 0
+        assert (
+            main(
+                train_argv(
+                    refcoco_root,
+                    tmp_path,
+                    "--epochs",
+                    "1",
+                    "--recipe",
+                    "paper",
+                    "--schedule",
+                    "constant",
+                )
+            )
+            == 0
+        )
     best = read_checkpoint(tmp_path / "run" / "best.pth")
     assert best["best"]["metric"] == "mean_iou" and best["best"]["value"] == pytest.approx(0.2)
-    assert best["args"]["selection"] == {"rule": "paper", "metric": "mean_iou", "split": "val", "size": 520,
-                                         "sentences": "one drawn per target"}
+    assert best["args"]["selection"] == {
+        "rule": "paper",
+        "metric": "mean_iou",
+        "split": "val",
+        "size": 520,
+        "sentences": "one drawn per target",
+    }
 
 
 # ------------------------------------------------------------------ item 2: precision
@@ -106,8 +131,11 @@ def test_training_precision_and_tf32(refcoco_root, tmp_path, monkeypatch, switch
     seen = {}
 
     def fit(self, resume=None, checkpoint=None):
-        seen.update(precision=self.config.precision, tf32=(torch.backends.cuda.matmul.allow_tf32,
-                                                           torch.backends.cudnn.allow_tf32), args=self.args)
+        seen.update(
+            precision=self.config.precision,
+            tf32=(torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32),
+            args=self.args,
+        )
         return TrainResult()
 
     monkeypatch.setattr(Trainer, "fit", fit)
@@ -115,7 +143,9 @@ def test_training_precision_and_tf32(refcoco_root, tmp_path, monkeypatch, switch
     assert main(train_argv(refcoco_root, tmp_path, *switch)) == 0
     if switch:
         assert seen["precision"] == "fp32" and seen["tf32"] == (False, False)
-        assert seen["args"]["rules"]["precision"] == "fp32" and seen["args"]["rules"]["tf32"] == "off"
+        assert (
+            seen["args"]["rules"]["precision"] == "fp32" and seen["args"]["rules"]["tf32"] == "off"
+        )
     else:
         assert seen["precision"] == "auto" and seen["tf32"][1] is True
         assert seen["args"]["rules"]["tf32"] == "default"
@@ -143,18 +173,40 @@ def recorded_checkpoint(tmp_path):
     """The tiny network with a training run's args recording the original mask and truncation."""
     model = make_tiny_model().eval()
     model.config.truncation = "original"
-    args = {"dataset": "refcoco", "rules": {"truncation": "original", "refcoco_mask": "original",
-                                            "tf32": "off", "selection": "paper", "precision": "fp32"}}
+    args = {
+        "dataset": "refcoco",
+        "rules": {
+            "truncation": "original",
+            "refcoco_mask": "original",
+            "tf32": "off",
+            "selection": "paper",
+            "precision": "fp32",
+        },
+    }
     return save_checkpoint(tmp_path / "recorded.pth", model, args=args)
 
 
 def _test(ckpt, root, out, *extra):
-    return ["test", "--dataset", "refcoco", "--resume", str(ckpt), "--refer_data_root", str(root),
-            "--output-dir", str(out), "--device", "cpu", "--no-progress", *extra]
+    return [
+        "test",
+        "--dataset",
+        "refcoco",
+        "--resume",
+        str(ckpt),
+        "--refer_data_root",
+        str(root),
+        "--output-dir",
+        str(out),
+        "--device",
+        "cpu",
+        "--no-progress",
+        *extra,
+    ]
 
 
-def test_test_follows_the_recorded_rules_and_names_a_contradicting_flag(recorded_checkpoint, tiny_checkpoint,
-                                                                        tiny_synthetic, tmp_path, capsys):
+def test_test_follows_the_recorded_rules_and_names_a_contradicting_flag(
+    recorded_checkpoint, tiny_checkpoint, tiny_synthetic, tmp_path, capsys
+):
     root = tiny_synthetic["refcoco"]
     assert main(_test(recorded_checkpoint, root, tmp_path / "a")) == 0
     run = json.loads((tmp_path / "a" / "metrics.json").read_text())["run"]
@@ -174,11 +226,37 @@ def test_test_follows_the_recorded_rules_and_names_a_contradicting_flag(recorded
 
 
 def test_resume_keeps_the_runs_rules(refcoco_root, tmp_path, capsys):
-    assert main(train_argv(refcoco_root, tmp_path, "--epochs", "1", "--recipe", "paper", "--schedule",
-                           "constant")) == 0
+    assert (
+        main(
+            train_argv(
+                refcoco_root,
+                tmp_path,
+                "--epochs",
+                "1",
+                "--recipe",
+                "paper",
+                "--schedule",
+                "constant",
+            )
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(train_argv(refcoco_root, tmp_path, "--epochs", "2", "--resume", "auto",
-                           "--refcoco-mask", "union")) == 2
+    assert (
+        main(
+            train_argv(
+                refcoco_root,
+                tmp_path,
+                "--epochs",
+                "2",
+                "--resume",
+                "auto",
+                "--refcoco-mask",
+                "union",
+            )
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--refcoco-mask original, not union" in err[0]
 
@@ -186,22 +264,42 @@ def test_resume_keeps_the_runs_rules(refcoco_root, tmp_path, capsys):
 # ------------------------------------------------------------------ items 5, 6 and the round trip
 
 
-@pytest.mark.parametrize("switch, overlap", [([], "confident"), (["--recipe", "paper"], "last"),
-                                             (["--davis-overlap", "last"], "last")])
-def test_davis_overlap_rule_reaches_the_evaluation(tiny_checkpoint, tiny_synthetic, tmp_path, monkeypatch,
-                                                   switch, overlap):
+@pytest.mark.parametrize(
+    "switch, overlap",
+    [([], "confident"), (["--recipe", "paper"], "last"), (["--davis-overlap", "last"], "last")],
+)
+def test_davis_overlap_rule_reaches_the_evaluation(
+    tiny_checkpoint, tiny_synthetic, tmp_path, monkeypatch, switch, overlap
+):
     """item 5: the merged label map of J / F and --submission under each rule."""
     from refvos.engine import evaluator
 
     seen = {}
     real = evaluator.evaluate
     monkeypatch.setattr(evaluator, "evaluate", lambda *a, **k: seen.update(k) or real(*a, **k))
-    argv = ["test", "--dataset", "davis", "--resume", str(tiny_checkpoint), "--davis_root",
-            str(tiny_synthetic["davis"]), "--output-dir", str(tmp_path), "--device", "cpu", "--no-progress",
-            "--protocol", "refvos", *switch]
+    argv = [
+        "test",
+        "--dataset",
+        "davis",
+        "--resume",
+        str(tiny_checkpoint),
+        "--davis_root",
+        str(tiny_synthetic["davis"]),
+        "--output-dir",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--protocol",
+        "refvos",
+        *switch,
+    ]
     assert main(argv) == 0
     assert seen["davis_overlap"] == overlap
-    assert json.loads((tmp_path / "metrics.json").read_text())["run"]["rules"]["davis_overlap"] == overlap
+    assert (
+        json.loads((tmp_path / "metrics.json").read_text())["run"]["rules"]["davis_overlap"]
+        == overlap
+    )
 
 
 def test_flags_of_another_data_set_are_refused(tiny_checkpoint, capsys):
@@ -215,9 +313,34 @@ def test_train_then_test_round_trip_with_the_paper_recipe(tiny_synthetic, tmp_pa
     """A2D: train --recipe paper records every rule and selects on the test split by mean IoU;
     test of its best.pth, without flags, runs under the recorded rules (item 6: repeated rows)."""
     root = tiny_synthetic["a2d"]
-    argv = ["train", "--dataset", "a2d", "--a2d_root", str(root), *TINY_MODEL_ARGS, "--recipe", "paper",
-            "--schedule", "a2d", "--epochs", "1", "-b", "2", "--base-size", "48", "--crop-size", "48",
-            "--workers", "0", "--device", "cpu", "--output-dir", str(tmp_path), "--model_id", "a2d"]
+    argv = [
+        "train",
+        "--dataset",
+        "a2d",
+        "--a2d_root",
+        str(root),
+        *TINY_MODEL_ARGS,
+        "--recipe",
+        "paper",
+        "--schedule",
+        "a2d",
+        "--epochs",
+        "1",
+        "-b",
+        "2",
+        "--base-size",
+        "48",
+        "--crop-size",
+        "48",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--output-dir",
+        str(tmp_path),
+        "--model_id",
+        "a2d",
+    ]
     assert main(argv) == 0
     best = read_checkpoint(tmp_path / "a2d" / "best.pth")
     args = best["args"]
@@ -226,8 +349,25 @@ def test_train_then_test_round_trip_with_the_paper_recipe(tiny_synthetic, tmp_pa
     assert args["selection"]["split"] == "test" and best["best"]["metric"] == "mean_iou"
     assert args["precision"] == "fp32" and (args["batch_size"], args["weight_decay"]) == (2, 1e-6)
     out = tmp_path / "test"
-    assert main(["test", "--dataset", "a2d", "--a2d_root", str(root), "--resume", str(tmp_path / "a2d" / "best.pth"),
-                 "--output-dir", str(out), "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "test",
+                "--dataset",
+                "a2d",
+                "--a2d_root",
+                str(root),
+                "--resume",
+                str(tmp_path / "a2d" / "best.pth"),
+                "--output-dir",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     run = json.loads((out / "metrics.json").read_text())["run"]
     assert run["recipe"] == "paper" and run["precision"] == "fp32"
     assert run["rules"] == {k: PAPER[k] for k in rules_for("a2d", "test")}
@@ -235,8 +375,18 @@ def test_train_then_test_round_trip_with_the_paper_recipe(tiny_synthetic, tmp_pa
     assert "trained under other rules" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, mask", [([], "union"), (["--protocol", "refvos"], "original"),
-                                         (["--protocol", "refvos", "--refcoco-mask", "union"], "union")])
-def test_protocol_refvos_scores_refcoco_on_the_authors_masks(tiny_checkpoint, tiny_synthetic, tmp_path, extra, mask):
+@pytest.mark.parametrize(
+    "extra, mask",
+    [
+        ([], "union"),
+        (["--protocol", "refvos"], "original"),
+        (["--protocol", "refvos", "--refcoco-mask", "union"], "union"),
+    ],
+)
+def test_protocol_refvos_scores_refcoco_on_the_authors_masks(
+    tiny_checkpoint, tiny_synthetic, tmp_path, extra, mask
+):
     assert main(_test(tiny_checkpoint, tiny_synthetic["refcoco"], tmp_path, *extra)) == 0
-    assert json.loads((tmp_path / "metrics.json").read_text())["run"]["rules"]["refcoco_mask"] == mask
+    assert (
+        json.loads((tmp_path / "metrics.json").read_text())["run"]["rules"]["refcoco_mask"] == mask
+    )

@@ -103,14 +103,22 @@ def test_default_is_a_time_budget_measured_by_the_server(served_budget):
 def test_max_work_sets_the_pixel_budget_and_skips_the_measurement(served_budget):
     limits, kwargs = served_budget("--max-work", "5000")
     assert limits.max_work == 5000 and kwargs["max_seconds"] is None
-    assert served_budget()[0].max_work == DEFAULT_MAX_WORK  # replaced by the measured budget in make_server
+    assert (
+        served_budget()[0].max_work == DEFAULT_MAX_WORK
+    )  # replaced by the measured budget in make_server
 
 
-@pytest.mark.parametrize("flags, words", [
-    (["--max-seconds", "0"], "--max-seconds must be a number of seconds more than 0, got 0.0"),
-    (["--max-seconds", "nan"], "--max-seconds must be a number of seconds more than 0, got nan"),
-    (["--max-work", "0"], "--max-work must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--max-seconds", "0"], "--max-seconds must be a number of seconds more than 0, got 0.0"),
+        (
+            ["--max-seconds", "nan"],
+            "--max-seconds must be a number of seconds more than 0, got nan",
+        ),
+        (["--max-work", "0"], "--max-work must be at least 1"),
+    ],
+)
 def test_bad_budgets_are_one_line(served_budget, checkpoint, capsys, flags, words):
     assert main(["serve", "--checkpoint", checkpoint, *flags]) == 2
     assert words in capsys.readouterr().err

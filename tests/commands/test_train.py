@@ -22,19 +22,41 @@ def test_train_cli_resume_auto(refcoco_root, tmp_path, capsys):
     run = tmp_path / "run"
     ckpt = read_checkpoint(run / "last.pth")
     assert ckpt["epoch"] == 1 and ckpt["args"]["dataset"] == "refcoco"
-    assert ckpt["lr_scheduler"]["name"] == "refcoco" and ckpt["optimizer"]["param_groups"][0]["lr"] == 0.01
+    assert (
+        ckpt["lr_scheduler"]["name"] == "refcoco"
+        and ckpt["optimizer"]["param_groups"][0]["lr"] == 0.01
+    )
     assert (run / "best.pth").is_file() and (run / "log.jsonl").is_file()
     # --resume auto continues the run to a second epoch (refcoco recipe: 0.0096), reading last.pth once
     from refvos import checkpoint
 
     reads, read = [], checkpoint.read_checkpoint
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(checkpoint, "read_checkpoint", lambda path, *a, **k: reads.append(path) or read(path, *a, **k))
-        assert main(train_argv(refcoco_root, tmp_path, "--epochs", "2", "--schedule", "refcoco",
-                               "--resume", "auto")) == 0
+        mp.setattr(
+            checkpoint,
+            "read_checkpoint",
+            lambda path, *a, **k: reads.append(path) or read(path, *a, **k),
+        )
+        assert (
+            main(
+                train_argv(
+                    refcoco_root,
+                    tmp_path,
+                    "--epochs",
+                    "2",
+                    "--schedule",
+                    "refcoco",
+                    "--resume",
+                    "auto",
+                )
+            )
+            == 0
+        )
     assert reads == [run / "last.pth"]
     ckpt = read_checkpoint(run / "last.pth")
-    assert ckpt["epoch"] == 2 and ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0096)
+    assert ckpt["epoch"] == 2 and ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
+        0.0096
+    )
     assert "resuming from" in capsys.readouterr().out
 
 
@@ -55,8 +77,15 @@ def test_train_cli_pretrained_refvos(refcoco_root, tmp_path, capsys):
     init = make_tiny_model(seed=5)
     init.config.truncation = "original"  # e.g. a released A2D / DAVIS model
     src = save_checkpoint(tmp_path / "init.pth", init)
-    args = train_argv(refcoco_root, tmp_path, "--epochs", "1", "--pretrained_refvos",
-                      "--ck_pretrained_refvos", str(src))
+    args = train_argv(
+        refcoco_root,
+        tmp_path,
+        "--epochs",
+        "1",
+        "--pretrained_refvos",
+        "--ck_pretrained_refvos",
+        str(src),
+    )
     args = [a for a in args if a not in TINY_MODEL_ARGS]  # the network comes from the checkpoint
     assert main(args) == 0
     last = read_checkpoint(tmp_path / "run" / "last.pth")
@@ -79,13 +108,45 @@ def test_train_cli_pretrained_refvos(refcoco_root, tmp_path, capsys):
 
 
 def test_train_cli_original_flags_truncation_and_fixed_lr(refcoco_root, tmp_path, capsys):
-    assert main(train_argv(refcoco_root, tmp_path, "--epochs", "1", "--truncation", "original",
-                           "--fixed_lr", "--lr", "1", "--lr_specific", "3e-5")) == 0
+    assert (
+        main(
+            train_argv(
+                refcoco_root,
+                tmp_path,
+                "--epochs",
+                "1",
+                "--truncation",
+                "original",
+                "--fixed_lr",
+                "--lr",
+                "1",
+                "--lr_specific",
+                "3e-5",
+            )
+        )
+        == 0
+    )
     ckpt = read_checkpoint(tmp_path / "run" / "last.pth")
     assert ckpt["config"]["truncation"] == "original"
-    assert ckpt["lr_scheduler"]["name"] == "fixed" and ckpt["optimizer"]["param_groups"][0]["lr"] == 3e-5
-    assert main(train_argv(refcoco_root, tmp_path, "--epochs", "2", "--resume", "auto",
-                           "--truncation", "standard")) == 2
+    assert (
+        ckpt["lr_scheduler"]["name"] == "fixed"
+        and ckpt["optimizer"]["param_groups"][0]["lr"] == 3e-5
+    )
+    assert (
+        main(
+            train_argv(
+                refcoco_root,
+                tmp_path,
+                "--epochs",
+                "2",
+                "--resume",
+                "auto",
+                "--truncation",
+                "standard",
+            )
+        )
+        == 2
+    )
     assert "trained with --truncation original, not standard" in capsys.readouterr().err
 
 
@@ -98,11 +159,25 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(refcoco_root, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "--master_port", str(_free_port()), "-m", "refvos",
-           *train_argv(refcoco_root, out, "--epochs", "1", "-b", "2")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(REPO_ROOT / "src")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "refvos",
+        *train_argv(refcoco_root, out, "--epochs", "1", "-b", "2"),
+    ]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO_ROOT / "src"),
+    }
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = out / "run"
@@ -112,18 +187,46 @@ def test_torchrun_two_cpu_processes(refcoco_root, tmp_path):
     assert sorted(p.name for p in run.glob("*.pth")) == ["best.pth", "last.pth"]
     assert not list(run.glob(".*.tmp"))
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    assert [e["kind"] for e in log].count("epoch") == 1 and [e["kind"] for e in log].count("start") == 1
+    assert [e["kind"] for e in log].count("epoch") == 1 and [e["kind"] for e in log].count(
+        "start"
+    ) == 1
     assert proc.stdout.count("done:") == 1  # rank 0 reports once
 
 
 def test_train_cli_a2d_query_is_recorded_and_kept_on_resume(tiny_synthetic, tmp_path, capsys):
     """--a2d-query original trains on the cut queries and is recorded; resuming keeps the rule."""
     a2d = ["--dataset", "a2d", "--data-root", str(tiny_synthetic["a2d"])]
-    assert main(train_argv(tiny_synthetic["refcoco"], tmp_path, *a2d, "--epochs", "1",
-                           "--a2d-query", "original")) == 0
+    assert (
+        main(
+            train_argv(
+                tiny_synthetic["refcoco"],
+                tmp_path,
+                *a2d,
+                "--epochs",
+                "1",
+                "--a2d-query",
+                "original",
+            )
+        )
+        == 0
+    )
     assert read_checkpoint(tmp_path / "run" / "last.pth")["args"]["a2d_query"] == "original"
-    assert main(train_argv(tiny_synthetic["refcoco"], tmp_path, *a2d, "--epochs", "2", "--resume", "auto",
-                           "--a2d-query", "full")) == 2
+    assert (
+        main(
+            train_argv(
+                tiny_synthetic["refcoco"],
+                tmp_path,
+                *a2d,
+                "--epochs",
+                "2",
+                "--resume",
+                "auto",
+                "--a2d-query",
+                "full",
+            )
+        )
+        == 2
+    )
     assert "was trained with --a2d-query original, not full" in capsys.readouterr().err
     # the flag belongs to A2D: refused for another data set before anything is built
     assert main(train_argv(tiny_synthetic["refcoco"], tmp_path / "x", "--a2d-query", "full")) == 2

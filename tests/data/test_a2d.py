@@ -30,9 +30,11 @@ def write_a2d(root):
             (root / d / video).mkdir(parents=True, exist_ok=True)
         for k, fr in enumerate(frames):
             Image.fromarray(np.full((FH, FW, 3), 50 * k, np.uint8)).save(
-                root / "pngs320H" / video / f"{fr}.png")
+                root / "pngs320H" / video / f"{fr}.png"
+            )
             Image.fromarray(np.zeros((FH, FW), np.uint8)).save(
-                root / "Annotations/col" / video / f"{fr}.png")
+                root / "Annotations/col" / video / f"{fr}.png"
+            )
     m0 = np.zeros((FH, FW), np.uint8)
     m0[2:6, 20:30] = 1
     m1 = np.zeros((FH, FW), np.uint8)
@@ -52,12 +54,18 @@ def write_a2d(root):
 def test_a2d_samples_masks_and_queries(tmp_path):
     m0, m1 = write_a2d(tmp_path)
     ds = build_dataset("a2d", tmp_path, "train", "eval")
-    got = [(s["meta"]["frame"], s["meta"]["object_id"], s["sentence"], s["meta"]["present"])
-           for s in ds]
+    got = [
+        (s["meta"]["frame"], s["meta"]["object_id"], s["sentence"], s["meta"]["present"])
+        for s in ds
+    ]
     # Every annotated frame for every instance of the video, as the original: instance 0 is not
     # in 00004.h5, so that sample has an all-zero mask (trained on; IoU 0 under RefVOS's protocol).
-    assert got == [("00001", 0, "man in red, running left", True), ("00001", 1, "a dog, jumping", True),
-                   ("00004", 0, "man in red, running left", False), ("00004", 1, "a dog, jumping", True)]
+    assert got == [
+        ("00001", 0, "man in red, running left", True),
+        ("00001", 1, "a dog, jumping", True),
+        ("00004", 0, "man in red, running left", False),
+        ("00004", 1, "a dog, jumping", True),
+    ]
     assert np.array_equal(ds[0]["mask"].numpy(), m0) and np.array_equal(ds[3]["mask"].numpy(), m1)
     assert ds[2]["mask"].shape == (FH, FW) and ds[2]["mask"].eq(0).all()
     train = build_dataset("a2d", tmp_path, "train", "train", base_size=16, crop_size=16)
@@ -74,16 +82,25 @@ def test_a2d_query_rule_original_cuts_at_the_first_comma_as_the_authors_split(tm
     path = tmp_path / "a2d_annotation.txt"
     full = read_queries(path)
     original = read_queries(path, "original")
-    assert full == {("vidA", 0): [("man in red, running left",) * 2], ("vidA", 1): [("a dog, jumping",) * 2],
-                    ("vidB", 0): [("a bird flying",) * 2]}
-    assert original == {("vidA", 0): [('"man in red', "man in red, running left")],
-                        ("vidA", 1): [("a dog", "a dog, jumping")],
-                        ("vidB", 0): [("a bird flying", "a bird flying")]}
+    assert full == {
+        ("vidA", 0): [("man in red, running left",) * 2],
+        ("vidA", 1): [("a dog, jumping",) * 2],
+        ("vidB", 0): [("a bird flying",) * 2],
+    }
+    assert original == {
+        ("vidA", 0): [('"man in red', "man in red, running left")],
+        ("vidA", 1): [("a dog", "a dog, jumping")],
+        ("vidB", 0): [("a bird flying", "a bird flying")],
+    }
     # what the authors' code reads from the same lines
-    authors = {tuple(w[:2]): w[2].split("\n")[0] for w in (line.split(",") for line in path.read_text().splitlines(True))
-               if len(w) > 1 and len(w[1]) < 3}
-    assert {(v, str(i)): [q for q, _ in qs] for (v, i), qs in original.items()} == \
-        {k: [v] for k, v in authors.items()}
+    authors = {
+        tuple(w[:2]): w[2].split("\n")[0]
+        for w in (line.split(",") for line in path.read_text().splitlines(True))
+        if len(w) > 1 and len(w[1]) < 3
+    }
+    assert {(v, str(i)): [q for q, _ in qs] for (v, i), qs in original.items()} == {
+        k: [v] for k, v in authors.items()
+    }
 
 
 def test_a2d_query_rule_through_the_dataset(tmp_path):
@@ -96,7 +113,9 @@ def test_a2d_query_rule_through_the_dataset(tmp_path):
     assert all("full_query" not in s["meta"] for s in full)
     assert not torch.equal(cut[1]["input_ids"], full[1]["input_ids"])
     untouched = build_dataset("a2d", tmp_path, "test", "eval", query_rule="original")
-    assert [(s["sentence"], "full_query" in s["meta"]) for s in untouched] == [("a bird flying", False)]
+    assert [(s["sentence"], "full_query" in s["meta"]) for s in untouched] == [
+        ("a bird flying", False)
+    ]
     with pytest.raises(InputError, match="A2D query rule must be one of"):
         build_dataset("a2d", tmp_path, "train", "eval", query_rule="first")
 
@@ -105,15 +124,24 @@ def test_a2d_query_rule_original_reads_each_rows_own_line(tmp_path):
     """A quoted query over two lines, CRLF line ends: the cut of every row comes from its first line."""
     write_a2d(tmp_path)
     path = tmp_path / "a2d_annotation.txt"
-    path.write_bytes(b'video_id,instance_id,query\r\nvidA,0,"two\r\nlines, here"\r\nvidA,1,a dog, jumping\r\n'
-                     b"vidB,0,a bird\r\n")
-    assert read_queries(path) == {("vidA", 0): [("two\r\nlines, here",) * 2], ("vidA", 1): [("a dog, jumping",) * 2],
-                                  ("vidB", 0): [("a bird",) * 2]}
-    assert read_queries(path, "original") == {("vidA", 0): [('"two', "two\r\nlines, here")],
-                                              ("vidA", 1): [("a dog", "a dog, jumping")],
-                                              ("vidB", 0): [("a bird", "a bird")]}
+    path.write_bytes(
+        b'video_id,instance_id,query\r\nvidA,0,"two\r\nlines, here"\r\nvidA,1,a dog, jumping\r\n'
+        b"vidB,0,a bird\r\n"
+    )
+    assert read_queries(path) == {
+        ("vidA", 0): [("two\r\nlines, here",) * 2],
+        ("vidA", 1): [("a dog, jumping",) * 2],
+        ("vidB", 0): [("a bird",) * 2],
+    }
+    assert read_queries(path, "original") == {
+        ("vidA", 0): [('"two', "two\r\nlines, here")],
+        ("vidA", 1): [("a dog", "a dog, jumping")],
+        ("vidB", 0): [("a bird", "a bird")],
+    }
     path.write_text('video_id,instance_id,query\nvidA,0,a dog\nvidA,"1\n",a cat\n')
-    with pytest.raises(DataFormatError, match=r"a2d_annotation.txt:3: no third comma-separated piece"):
+    with pytest.raises(
+        DataFormatError, match=r"a2d_annotation.txt:3: no third comma-separated piece"
+    ):
         read_queries(path, "original")
     assert read_queries(path)[("vidA", 1)] == [("a cat", "a cat")]
 
@@ -131,12 +159,16 @@ def test_a2d_known_copy_row_is_skipped_once_in_the_log(tmp_path, caplog):
     assert len(messages) == 1 and "vidA (line 5)" in messages[0]
 
 
-@pytest.mark.parametrize("row", ["vidA,1 (copie),a dog\n", "vidA,x,a dog\n", "vidA,1\n", "vidA,2,\n"])
+@pytest.mark.parametrize(
+    "row", ["vidA,1 (copie),a dog\n", "vidA,x,a dog\n", "vidA,1\n", "vidA,2,\n"]
+)
 def test_a2d_malformed_row_is_a_clear_error(tmp_path, row):
     write_a2d(tmp_path)
     with open(tmp_path / "a2d_annotation.txt", "a") as f:
         f.write(row)
-    with pytest.raises(DataFormatError, match=r"a2d_annotation.txt:5: expected 'video_id,instance_id,query'"):
+    with pytest.raises(
+        DataFormatError, match=r"a2d_annotation.txt:5: expected 'video_id,instance_id,query'"
+    ):
         build_dataset("a2d", tmp_path, "train", "eval")
 
 
@@ -151,7 +183,9 @@ def test_a2d_queries_file_swaps_queries(tmp_path):
 def test_a2d_missing_frame_and_h5(tmp_path):
     write_a2d(tmp_path)
     (tmp_path / "pngs320H/vidA/00004.png").unlink()
-    with pytest.raises(DataFormatError, match=r"pngs320H/vidA/00004.png: frame not found.*Release/"):
+    with pytest.raises(
+        DataFormatError, match=r"pngs320H/vidA/00004.png: frame not found.*Release/"
+    ):
         build_dataset("a2d", tmp_path, "train", "eval")
     write_a2d(tmp_path)
     (tmp_path / "a2d_annotation_with_instances/vidA/00001.h5").unlink()

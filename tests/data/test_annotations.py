@@ -14,7 +14,9 @@ from tests.helpers import shared_dataset_file
 
 
 def test_real_a2d_categorization_counts():
-    recs = load_categorization(shared_dataset_file("RE_categorization", "A2D_RE_categorization.csv"))
+    recs = load_categorization(
+        shared_dataset_file("RE_categorization", "A2D_RE_categorization.csv")
+    )
     assert len(recs) == 1295
     assert len({r.video for r in recs}) == 737
     assert Counter(r.difficulty for r in recs) == {
@@ -26,17 +28,29 @@ def test_real_a2d_categorization_counts():
     }
     first = recs[0]
     assert first == ExpressionCategory(
-        "-7EE9T3Z0qk", 0, "the child is crawling up onto the sofa", "Non-trivial",
+        "-7EE9T3Z0qk",
+        0,
+        "the child is crawling up onto the sofa",
+        "Non-trivial",
         "Redundant Information",
-        {"appearance": False, "obj-static": False, "category": True, "location": True,
-         "motion": True, "obj-motion": False, "static": False},
+        {
+            "appearance": False,
+            "obj-static": False,
+            "category": True,
+            "location": True,
+            "motion": True,
+            "obj-motion": False,
+            "static": False,
+        },
     )
     incorrect = next(r for r in recs if r.difficulty == "Incorrect Referring Expression")
     assert incorrect.information is None and incorrect.categories == {}
 
 
 def test_real_davis_categorization_counts():
-    recs = load_categorization(shared_dataset_file("RE_categorization", "DAVIS17_RE_categorization.csv"))
+    recs = load_categorization(
+        shared_dataset_file("RE_categorization", "DAVIS17_RE_categorization.csv")
+    )
     assert len(recs) == 61
     assert all(set(r.categories) == set(CATEGORIES) for r in recs)
     assert recs[0].video == "blackswan" and recs[0].instance_id == 1
@@ -44,7 +58,8 @@ def test_real_davis_categorization_counts():
 
 def test_real_augmented_expressions():
     d = load_augmented_expressions(
-        shared_dataset_file("New_REs", "A2D_appearance_new_format_all_non_trivial.txt"))
+        shared_dataset_file("New_REs", "A2D_appearance_new_format_all_non_trivial.txt")
+    )
     assert len(d) == 428
     assert d[("XQ2WJo8sLEw", 2)] == "the person in gray is walking"
 
@@ -61,8 +76,14 @@ def test_augmented_duplicates_become_lists_and_bad_rows_fail(tmp_path):
 
 def test_categorization_round_trip_and_errors(tmp_path):
     recs = [
-        ExpressionCategory("v", 1, "the red circle", "Non-trivial", "Minimum Information",
-                           {c: c == "appearance" for c in CATEGORIES}),
+        ExpressionCategory(
+            "v",
+            1,
+            "the red circle",
+            "Non-trivial",
+            "Minimum Information",
+            {c: c == "appearance" for c in CATEGORIES},
+        ),
         ExpressionCategory("w", 2, "a thing", "Trivial", None, {}),
     ]
     p = tmp_path / "c.csv"

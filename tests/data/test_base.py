@@ -12,7 +12,9 @@ def test_expressions_of_plain_subset_and_concatenated_sets(refcoco_root):
     texts = list(dict.fromkeys(s.text for t in val.targets for s in t.sentences))
     assert dataset_expressions(val) == texts and len(texts) > 1
     first = val._index[0][0]
-    assert dataset_expressions(torch.utils.data.Subset(val, [0])) == [s.text for s in val.targets[first].sentences]
+    assert dataset_expressions(torch.utils.data.Subset(val, [0])) == [
+        s.text for s in val.targets[first].sentences
+    ]
     test_a = build_dataset("refcoco", refcoco_root, "testA", mode="eval")
     both = dataset_expressions(torch.utils.data.ConcatDataset([val, test_a]))
     assert both == list(dict.fromkeys(texts + dataset_expressions(test_a)))
@@ -27,5 +29,10 @@ def test_truncation_at_the_data_sets_own_limit(refcoco_root):
     assert report["token_limit"] == 4 and report["distinct_expressions"] == len(texts)
     assert report["over_token_limit"] == sum(tok.count_tokens(t) > 4 for t in texts) > 0
     assert len(report["examples"]) == min(3, report["over_token_limit"])
-    assert dataset_truncation(build_dataset("refcoco", refcoco_root, "val", mode="eval"))["over_token_limit"] == 0
+    assert (
+        dataset_truncation(build_dataset("refcoco", refcoco_root, "val", mode="eval"))[
+            "over_token_limit"
+        ]
+        == 0
+    )
     assert dataset_truncation(torch.utils.data.TensorDataset(torch.zeros(2))) is None

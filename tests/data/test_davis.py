@@ -20,7 +20,8 @@ def write_davis(root, annot2_text):
         (root / "DAVIS/Annotations/480p" / seq).mkdir(parents=True)
         for t in range(2):
             Image.fromarray(np.zeros((FH, FW, 3), np.uint8)).save(
-                root / f"DAVIS/JPEGImages/480p/{seq}/{t:05d}.jpg")
+                root / f"DAVIS/JPEGImages/480p/{seq}/{t:05d}.jpg"
+            )
             lab = np.zeros((FH, FW), np.uint8)
             for o in range(1, n + 1):
                 lab[o * 3 : o * 3 + 2 + t, :5] = o
@@ -30,10 +31,12 @@ def write_davis(root, annot2_text):
     d = root / "davis_text_annotations"
     d.mkdir()
     (d / "Davis17_annot1.txt").write_text(
-        'bear 1 "a brown bear"\nbear 2 "the bear on the right"\n\ncar 1 "a car"\n')
+        'bear 1 "a brown bear"\nbear 2 "the bear on the right"\n\ncar 1 "a car"\n'
+    )
     (d / "Davis17_annot2.txt").write_bytes(annot2_text.encode("latin-1"))
     (d / "Davis17_annot1_full_video.txt").write_text(
-        'bear 1 "a bear walking"\nbear 2 "bear, standing"\ncar 1 "a car driving"\n')
+        'bear 1 "a bear walking"\nbear 2 "bear, standing"\ncar 1 "a car driving"\n'
+    )
 
 
 def test_davis_annotators_kinds_and_latin1(tmp_path):
@@ -48,8 +51,9 @@ def test_davis_annotators_kinds_and_latin1(tmp_path):
     assert len(both) == 12 and {s["meta"]["annotator"] for s in both} == {1, 2}
     full = build_dataset("davis", tmp_path, "val", "eval", kind="full_video")
     assert full[1]["sentence"] == "bear, standing" and full[1]["meta"]["kind"] == "full_video"
-    train = build_dataset("davis", tmp_path, "val", "train", annotator="both", crop_size=40,
-                          base_size=32)
+    train = build_dataset(
+        "davis", tmp_path, "val", "train", annotator="both", crop_size=40, base_size=32
+    )
     assert len(train) == 6 and train[0]["image"].shape == (3, 40, 40)
     with pytest.raises(DataFormatError, match="Davis17_annot2_full_video.txt: file not found"):
         build_dataset("davis", tmp_path, "val", "eval", annotator=2, kind="full_video")

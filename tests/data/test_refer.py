@@ -22,8 +22,11 @@ def write_refcoco(root, refs, anns, dataset="refcoco", split_by="unc"):
         name = f"COCO_train2014_{image_id:012d}.jpg"
         Image.fromarray(np.full((H, W, 3), 100 + image_id, np.uint8)).save(imgdir / name)
         images.append({"id": image_id, "file_name": name, "height": H, "width": W})
-    (root / dataset / "instances.json").write_text(json.dumps(
-        {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "thing"}]}))
+    (root / dataset / "instances.json").write_text(
+        json.dumps(
+            {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "thing"}]}
+        )
+    )
     (root / dataset / f"refs({split_by}).p").write_bytes(pickle.dumps(refs, protocol=2))
 
 
@@ -38,9 +41,17 @@ def box_mask(x0, y0, x1, y1):
 
 
 def ref(ref_id, ann_id, image_id, split, sents):
-    return {"ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "category_id": 1,
-            "split": split, "sentences": [{"raw": s, "sent": s.lower(), "tokens": s.lower().split(),
-                                           "sent_id": ref_id * 10 + k} for k, s in enumerate(sents)]}
+    return {
+        "ref_id": ref_id,
+        "ann_id": ann_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "split": split,
+        "sentences": [
+            {"raw": s, "sent": s.lower(), "tokens": s.lower().split(), "sent_id": ref_id * 10 + k}
+            for k, s in enumerate(sents)
+        ],
+    }
 
 
 @pytest.fixture
@@ -60,16 +71,36 @@ def polygons_root(tmp_path):
     counts.append(run)
     anns = [
         # two overlapping polygons: the union is what counts
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 30, 20], "iscrowd": 0,
-         "segmentation": [sq(0, 0, 20, 20), sq(10, 0, 30, 20)]},
-        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [5, 5, 10, 20], "iscrowd": 1,
-         "segmentation": rle},
-        {"id": 3, "image_id": 2, "category_id": 1, "bbox": [30, 10, 20, 10], "iscrowd": 1,
-         "segmentation": {"size": [H, W], "counts": counts}},
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [0, 0, 30, 20],
+            "iscrowd": 0,
+            "segmentation": [sq(0, 0, 20, 20), sq(10, 0, 30, 20)],
+        },
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [5, 5, 10, 20],
+            "iscrowd": 1,
+            "segmentation": rle,
+        },
+        {
+            "id": 3,
+            "image_id": 2,
+            "category_id": 1,
+            "bbox": [30, 10, 20, 10],
+            "iscrowd": 1,
+            "segmentation": {"size": [H, W], "counts": counts},
+        },
     ]
-    refs = [ref(1, 1, 1, "train", ["The Left Thing", "the wide one", "both boxes"]),
-            ref(2, 2, 1, "testA", ["tall box"]),
-            ref(3, 3, 2, "testB", ["the right box"])]
+    refs = [
+        ref(1, 1, 1, "train", ["The Left Thing", "the wide one", "both boxes"]),
+        ref(2, 2, 1, "testA", ["tall box"]),
+        ref(3, 3, 2, "testB", ["the right box"]),
+    ]
     write_refcoco(tmp_path, refs, anns)
     return tmp_path
 
@@ -94,7 +125,9 @@ def test_original_rule_keeps_pixels_covered_by_exactly_one_polygon(polygons_root
     expected[:20, 10:20] = 0
     assert np.array_equal(out["mask"], expected)
     # an RLE annotation is one mask: both rules agree
-    assert np.array_equal(refer.getMask(refer.Refs[2], rule="original")["mask"], box_mask(5, 5, 15, 25))
+    assert np.array_equal(
+        refer.getMask(refer.Refs[2], rule="original")["mask"], box_mask(5, 5, 15, 25)
+    )
     with pytest.raises(ValueError, match="mask rule"):
         refer.getMask(refer.Refs[1], rule="sum")
 
@@ -112,9 +145,28 @@ def test_refcoco_mask_rule_through_the_dataset_and_cli(polygons_root, tmp_path):
     areas = {}
     for rule in ("union", "original"):
         out = tmp_path / rule
-        assert main(["test", "--dataset", "refcoco", "--resume", str(ckpt), "--refer_data_root",
-                     str(polygons_root), "--split", "train", "--refcoco-mask", rule, "--output-dir",
-                     str(out), "--device", "cpu"]) == 0
+        assert (
+            main(
+                [
+                    "test",
+                    "--dataset",
+                    "refcoco",
+                    "--resume",
+                    str(ckpt),
+                    "--refer_data_root",
+                    str(polygons_root),
+                    "--split",
+                    "train",
+                    "--refcoco-mask",
+                    rule,
+                    "--output-dir",
+                    str(out),
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         rows = [_json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
         areas[rule] = {r["gt_area"] for r in rows}
     assert areas == {"union": {600}, "original": {400}}
@@ -156,9 +208,17 @@ def test_dataset_modes_over_refs(polygons_root):
     assert [s["meta"]["sent_id"] for s in ev] == [10, 11, 12]
     s = ev[0]
     assert s["image"].shape == (3, H, W) and s["mask"].shape == (H, W)
-    assert s["meta"] == {"dataset": "refcoco", "image_id": 1, "ref_id": 1, "ann_id": 1,
-                         "split": "train", "sent_id": 10}
-    assert s["input_ids"].shape == (20,) and s["attention_mask"].sum() == 5  # cls the left thing sep
+    assert s["meta"] == {
+        "dataset": "refcoco",
+        "image_id": 1,
+        "ref_id": 1,
+        "ann_id": 1,
+        "split": "train",
+        "sent_id": 10,
+    }
+    assert (
+        s["input_ids"].shape == (20,) and s["attention_mask"].sum() == 5
+    )  # cls the left thing sep
     tr = build_dataset("refcoco", polygons_root, "train", "train", crop_size=64, base_size=48)
     assert len(tr) == 1
     seen = {tr[0]["sentence"] for _ in range(40)}
@@ -181,18 +241,27 @@ def test_malicious_refs_pickle_runs_nothing(tmp_path):
 
 
 def test_missing_files_name_the_layout(tmp_path):
-    with pytest.raises(DataFormatError, match=r"refs\(umd\)\.p: file not found .*refcoco is split by unc"):
+    with pytest.raises(
+        DataFormatError, match=r"refs\(umd\)\.p: file not found .*refcoco is split by unc"
+    ):
         REFER(tmp_path, "refcoco", "umd")
-    write_refcoco(tmp_path, [ref(1, 99, 1, "train", ["x"])],
-                  [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [sq(0, 0, 5, 5)]}])
+    write_refcoco(
+        tmp_path,
+        [ref(1, 99, 1, "train", ["x"])],
+        [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [sq(0, 0, 5, 5)]}],
+    )
     with pytest.raises(DataFormatError, match="annotation 99"):
         REFER(tmp_path)
 
 
 def test_refcocog_umd_and_missing_image(tmp_path):
-    write_refcoco(tmp_path, [ref(1, 1, 1, "val", ["a"])],
-                  [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [sq(0, 0, 5, 5)]}],
-                  dataset="refcocog", split_by="umd")
+    write_refcoco(
+        tmp_path,
+        [ref(1, 1, 1, "val", ["a"])],
+        [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [sq(0, 0, 5, 5)]}],
+        dataset="refcocog",
+        split_by="umd",
+    )
     ds = build_dataset("refcocog", tmp_path, "val", "eval")
     assert ds[0]["mask"].sum() == 25
     (tmp_path / "images/mscoco/images/train2014/COCO_train2014_000000000001.jpg").unlink()

@@ -29,18 +29,24 @@ def test_refcoco_round_trip(synth):
             assert m.sum() > 0 and abs(refer.refToAnn[r["ref_id"]]["area"] - m.sum()) < 1
             for s in r["sentences"]:
                 words = s["sent"].split()
-                assert words[0] == "the" and set(s["categories"]) <= {"appearance", "category", "location"}
+                assert words[0] == "the" and set(s["categories"]) <= {
+                    "appearance",
+                    "category",
+                    "location",
+                }
         # objects do not share pixels; no two objects with the same colour and shape
         assert (np.sum(masks, axis=0) <= 1).all()
     sents = [s["sent"] for r in refer.data["refs"] for s in r["sentences"]]
-    assert len(sents) == len(set(zip(sents, [r["image_id"] for r in refer.data["refs"]
-                                              for _ in r["sentences"]])))
+    assert len(sents) == len(
+        set(zip(sents, [r["image_id"] for r in refer.data["refs"] for _ in r["sentences"]]))
+    )
     ds = build_dataset("refcoco", synth["refcoco"], "val", "eval")
     s = ds[0]
     assert s["image"].shape == (3, 64, 64) and set(s["mask"].unique().tolist()) == {0, 1}
     # the mask's pixels have the colour the expression names
     img = s["image"] * torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1) + torch.tensor(
-        [0.485, 0.456, 0.406]).view(3, 1, 1)
+        [0.485, 0.456, 0.406]
+    ).view(3, 1, 1)
     colour = (img[:, s["mask"] == 1].mean(1) * 255).round()
     named = [c for c in COLORS if c in s["sentence"]]
     if named:
@@ -52,8 +58,13 @@ def test_color_shape_expression_is_unique(synth):
     for refs in refer.imgToRefs.values():
         kinds = []
         for r in refs:
-            cs = [s["sent"] for s in r["sentences"] if len(s["sent"].split()) == 3
-                  and s["sent"].split()[1] in COLORS and s["sent"].split()[2] in SHAPES]
+            cs = [
+                s["sent"]
+                for s in r["sentences"]
+                if len(s["sent"].split()) == 3
+                and s["sent"].split()[1] in COLORS
+                and s["sent"].split()[2] in SHAPES
+            ]
             kinds.extend(cs)
         assert len(kinds) == len(set(kinds))
 
@@ -69,10 +80,17 @@ def test_deterministic_for_a_seed(tmp_path):
 
 
 def test_video_layouts_round_trip(synth):
-    davis = build_dataset("davis", synth["davis"], "val", "eval", annotator="both", kind="full_video")
+    davis = build_dataset(
+        "davis", synth["davis"], "val", "eval", annotator="both", kind="full_video"
+    )
     assert len(davis) > 0 and all(s["meta"]["video"] == "synth-004" for s in davis)
-    assert any("moving" in s["sentence"] or "stop" in s["sentence"] or "move" in s["sentence"]
-               or "still" in s["sentence"] for s in davis)
+    assert any(
+        "moving" in s["sentence"]
+        or "stop" in s["sentence"]
+        or "move" in s["sentence"]
+        or "still" in s["sentence"]
+        for s in davis
+    )
     assert sum(s["mask"].sum().item() for s in davis) > 0
     a2d = build_dataset("a2d", synth["a2d"], "train", "eval")
     assert len(a2d) > 0 and all((s["mask"].sum() > 0) == s["meta"]["present"] for s in a2d)
@@ -81,7 +99,8 @@ def test_video_layouts_round_trip(synth):
     assert len(build_dataset("a2d", synth["a2d"], "test", "eval")) > 0
     recs = load_categorization(synth["a2d"] / "RE_categorization.csv")
     assert {r.video for r in recs} == {s["meta"]["video"] for s in a2d} | {
-        s["meta"]["video"] for s in build_dataset("a2d", synth["a2d"], "test", "eval")}
+        s["meta"]["video"] for s in build_dataset("a2d", synth["a2d"], "test", "eval")
+    }
     assert all(r.categories["motion"] or r.categories["static"] for r in recs)
 
 
@@ -98,8 +117,9 @@ def test_video_clip():
 
 def _epoch(ds, seed, workers):
     g = torch.Generator().manual_seed(seed)
-    loader = DataLoader(ds, batch_size=4, shuffle=True, num_workers=workers, collate_fn=collate,
-                        generator=g)
+    loader = DataLoader(
+        ds, batch_size=4, shuffle=True, num_workers=workers, collate_fn=collate, generator=g
+    )
     return [(b["sentence"], b["image"].sum().item(), b["mask"]) for b in loader]
 
 

@@ -13,7 +13,8 @@ def test_train_resize_pad_crop():
     # shorter side 416 -> rows 416..479 are padding: ignore in the mask, 0 in the raw image
     assert (m[416:] == 255).all() and (m[:416] == 1).all()
     raw = im * torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1) + torch.tensor(
-        [0.485, 0.456, 0.406]).view(3, 1, 1)
+        [0.485, 0.456, 0.406]
+    ).view(3, 1, 1)
     assert raw[:, 416:].abs().max() < 1e-5 and (raw[:, :416] > 0.99).all()
 
 

@@ -50,8 +50,13 @@ def test_slow_machine_plan_shortens_the_run_to_the_budget():
     # steps 10..40 take 30 s; before step 40, 41 s have passed: 95 - 41 = 54 more steps fit
     assert run(plan) == plan.total == 94
     assert plan.seconds_per_step == 1.0 and plan.shortened and not plan.cap_hit
-    assert plan.to_json() == {"iterations_planned": 94, "seconds_per_step": 1.0, "plan_shortened": True,
-                              "plan_rechecks_shortened": 0, "time_cap_hit": False}
+    assert plan.to_json() == {
+        "iterations_planned": 94,
+        "seconds_per_step": 1.0,
+        "plan_shortened": True,
+        "plan_rechecks_shortened": 0,
+        "time_cap_hit": False,
+    }
 
 
 def test_fast_machine_plan_keeps_the_iterations():
@@ -70,19 +75,29 @@ def test_time_cap_stays_a_safety_net():
 def test_machine_that_slows_down_is_replanned_before_the_cap():
     """1 s a step, then 2 s from the 200th clock read: the checks every 100 steps shorten the plan
     so that the run ends by plan, under the cap (worked by hand: the clock reads n at step n - 1)."""
-    plan = StepPlan(10_000, time_cap_s=1000.0, clock=changing(200, 2.0), window=(10, 40), share=0.95,
-                    recheck=100)
+    plan = StepPlan(
+        10_000,
+        time_cap_s=1000.0,
+        clock=changing(200, 2.0),
+        window=(10, 40),
+        share=0.95,
+        recheck=100,
+    )
     # step 40: 41 s, 1 s/step -> 40 + 909 = 949; step 140: unchanged; step 240: 282 s, 1.41 s/step
     # -> 240 + 473 = 713; step 340: 482 s, 2 s/step -> 340 + 234 = 574; step 440: 682 s -> 574
     assert run(plan) == plan.total == 574
     assert plan.seconds_per_step == 2.0 and plan.replans == 2 and not plan.cap_hit
     # without the checks the first plan (949 steps) runs into the cap: step 600 reads 1002 s
-    once = StepPlan(10_000, time_cap_s=1000.0, clock=changing(200, 2.0), window=(10, 40), recheck=10**9)
+    once = StepPlan(
+        10_000, time_cap_s=1000.0, clock=changing(200, 2.0), window=(10, 40), recheck=10**9
+    )
     assert run(once) == 600 and once.total == 949 and once.cap_hit
 
 
 def test_checks_never_lengthen_the_plan():
-    plan = StepPlan(10_000, time_cap_s=1000.0, clock=changing(100, 0.1), window=(10, 40), recheck=50)
+    plan = StepPlan(
+        10_000, time_cap_s=1000.0, clock=changing(100, 0.1), window=(10, 40), recheck=50
+    )
     assert run(plan) == plan.total == 40 + 909 and plan.replans == 0
 
 
@@ -97,8 +112,15 @@ def tiny_setup(seed: int = 0):
     """A stage-2 refvos_lite with a narrow head, the frozen part's features of 6 random pictures
     cached, 2 sentences per picture (4 distinct vectors) and square referents."""
     torch.manual_seed(seed)
-    model = build_model("refvos_lite", backbone_stage=2, head_channels=8, atrous_rates=(1, 2, 3),
-                        backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG)
+    model = build_model(
+        "refvos_lite",
+        backbone_stage=2,
+        head_channels=8,
+        atrous_rates=(1, 2, 3),
+        backbone_weights=None,
+        text_encoder=None,
+        text_config=TINY_TEXT_CONFIG,
+    )
     for p in model.parameters():
         p.requires_grad_(False)
     frozen, tuned = split_backbone(model, 1)
@@ -111,15 +133,23 @@ def tiny_setup(seed: int = 0):
     masks = torch.zeros(12, SIZE, SIZE, dtype=torch.uint8)
     masks[:, 8:20, 8:20] = 1
     masks[:, 0] = 255
-    data = CachedSplit(features, torch.arange(6).repeat_interleave(2), torch.arange(12) % 4, masks, images,
-                       [f"sentence {i % 4}" for i in range(12)], [{"split": "train", "sent_id": i} for i in range(12)])
+    data = CachedSplit(
+        features,
+        torch.arange(6).repeat_interleave(2),
+        torch.arange(12) % 4,
+        masks,
+        images,
+        [f"sentence {i % 4}" for i in range(12)],
+        [{"split": "train", "sent_id": i} for i in range(12)],
+    )
     text = torch.randn(4, model.config.text_dim, generator=gen)
     return model, frozen, tuned, data, text
 
 
 def config(iterations: int) -> HeadTrainConfig:
-    return HeadTrainConfig(iterations=iterations, batch_size=2, lr=1e-3, weight_decay=1e-4, warmup=5,
-                           time_cap_s=100.0)
+    return HeadTrainConfig(
+        iterations=iterations, batch_size=2, lr=1e-3, weight_decay=1e-4, warmup=5, time_cap_s=100.0
+    )
 
 
 def test_slow_machine_trains_the_planned_steps_with_the_schedule_ending_at_zero():
@@ -135,7 +165,7 @@ def test_slow_machine_trains_the_planned_steps_with_the_schedule_ending_at_zero(
     assert lrs[:40] == [schedule.rate(i, 1000) for i in range(40)]
     assert lrs[40:] == [schedule.rate(i, 94) for i in range(40, 94)]
     assert schedule.rate(94, 94) == 0.0 and lrs[-1] < 1e-3 * cfg.lr
-    assert all(a >= b for a, b in zip(lrs[cfg.warmup - 1:], lrs[cfg.warmup:]))
+    assert all(a >= b for a, b in zip(lrs[cfg.warmup - 1 :], lrs[cfg.warmup :]))
     assert [r.step for r in log["curve"]] == list(range(1, 95))
 
 

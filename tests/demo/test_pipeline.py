@@ -38,7 +38,10 @@ def test_writes_metrics(demo_run):
     recipe = PRESETS["tiny"]
     assert metrics["iterations"] == recipe.training.iterations and not metrics["time_cap_hit"]
     # the run's plan: the tiny preset is shorter than the timed steps, so it keeps its iterations
-    assert metrics["iterations_planned"] == recipe.training.iterations and not metrics["plan_shortened"]
+    assert (
+        metrics["iterations_planned"] == recipe.training.iterations
+        and not metrics["plan_shortened"]
+    )
     assert metrics["seconds_per_step"] is None
     assert metrics["train_images_seen"] == recipe.training.iterations * recipe.training.batch_size
     assert metrics["wall_time_s"] > 0 and metrics["device"] == "cpu"
@@ -46,8 +49,12 @@ def test_writes_metrics(demo_run):
     assert metrics["test_splits"] == list(TEST_SPLITS)
     assert 0.0 <= metrics["video"]["mean_j"] <= 1.0
     # the precision used and why (the tiny preset asks for fp32 explicitly)
-    assert metrics["precision"]["precision"] == metrics["recipe"]["precision_used"] == recipe.precision
-    assert metrics["precision"]["source"] == "explicit" and isinstance(metrics["time_cap_hit"], bool)
+    assert (
+        metrics["precision"]["precision"] == metrics["recipe"]["precision_used"] == recipe.precision
+    )
+    assert metrics["precision"]["source"] == "explicit" and isinstance(
+        metrics["time_cap_hit"], bool
+    )
 
 
 def test_writes_pictures(demo_run):
@@ -81,7 +88,9 @@ def test_checkpoint_reproduces_the_demo_predictions(demo_run):
     # the test splits, read as a user would, give the demo's metrics
     metrics = RefSegMetrics()
     for split in TEST_SPLITS:
-        ds = build_dataset("refcoco", out / "data", split, "eval", max_tokens=model.config.max_tokens)
+        ds = build_dataset(
+            "refcoco", out / "data", split, "eval", max_tokens=model.config.max_tokens
+        )
         for sample in ds:
             pred = predictor.predict(denormalize(sample["image"]), sample["sentence"])
             gt = sample["mask"].numpy()
@@ -107,20 +116,27 @@ def test_cli_tiny(tmp_path, capsys):
     assert "overall IoU" in printed and (tmp_path / "o" / "metrics.json").is_file()
 
 
-
-
 def test_cli_says_when_the_plan_shortened_the_run(demo_run, monkeypatch, capsys, tmp_path):
     """A slower machine's metrics (the plan cut 6,000 steps to 3,100): the summary says so."""
     import refvos.demo.pipeline
     from refvos.cli import main
 
     _, result = demo_run
-    slow = {**result, "iterations": 3100, "iterations_planned": 3100, "plan_shortened": True,
-            "seconds_per_step": 0.147, "recipe": {**result["recipe"], "training": {"iterations": 6000, "time_cap_s": 480.0}}}
+    slow = {
+        **result,
+        "iterations": 3100,
+        "iterations_planned": 3100,
+        "plan_shortened": True,
+        "seconds_per_step": 0.147,
+        "recipe": {**result["recipe"], "training": {"iterations": 6000, "time_cap_s": 480.0}},
+    }
     monkeypatch.setattr(refvos.demo, "run_demo", lambda *a, **k: slow)
     assert main(["demo", "--out", str(tmp_path / "o"), "--preset", "tiny"]) == 0
     printed = capsys.readouterr().out
-    assert "trained 3100 iterations (planned to 3100 of 6000 to fit the 480 s budget at 0.147 s a step)" in printed
+    assert (
+        "trained 3100 iterations (planned to 3100 of 6000 to fit the 480 s budget at 0.147 s a step)"
+        in printed
+    )
 
 
 def test_video_overlay_keeps_one_colour_through_the_clip(tmp_path, monkeypatch):
@@ -134,13 +150,27 @@ def test_video_overlay_keeps_one_colour_through_the_clip(tmp_path, monkeypatch):
     frames, _, _ = make_video_clip(recipe.video_frames, recipe.image_size, seed=1)
     half = np.zeros(frames[0].shape[:2], bool)
     half[:, : half.shape[1] // 2] = True
-    monkeypatch.setattr(Predictor, "predict_video", lambda self, frames, expression: [
-        Prediction(expression, half, 1.0, int(half.sum()), None) for _ in frames])
+    monkeypatch.setattr(
+        Predictor,
+        "predict_video",
+        lambda self, frames, expression: [
+            Prediction(expression, half, 1.0, int(half.sum()), None) for _ in frames
+        ],
+    )
     colours = []
     original = refvos.media.visualize.overlay
-    monkeypatch.setattr(refvos.media.visualize, "overlay", lambda *a, **k: colours.append(k["color"]) or original(*a, **k))
+    monkeypatch.setattr(
+        refvos.media.visualize,
+        "overlay",
+        lambda *a, **k: colours.append(k["color"]) or original(*a, **k),
+    )
     refvos.demo.pipeline.segment_video(make_tiny_model().eval(), tmp_path, recipe, "fp32", seed=1)
     factor = refvos.demo.pipeline._display_factor(recipe.image_size)
-    per_frame = {fill_color(refvos.demo.pipeline._upscale(f, factor), refvos.demo.pipeline._upscale(half, factor)) for f in frames}
+    per_frame = {
+        fill_color(
+            refvos.demo.pipeline._upscale(f, factor), refvos.demo.pipeline._upscale(half, factor)
+        )
+        for f in frames
+    }
     assert len(colours) == recipe.video_frames and len(set(colours)) == 1
     assert colours[0] in per_frame

@@ -38,21 +38,31 @@ class ListDataset(torch.utils.data.Dataset):
         g = torch.Generator().manual_seed(i)
         ids = torch.zeros(10, dtype=torch.long)
         ids[0], ids[1] = 101, 1000 + i
-        return {"image": torch.randn(3, 16, 16, generator=g), "mask": torch.as_tensor(gt).long(),
-                "input_ids": ids, "attention_mask": (ids > 0).long(), "sentence": sentence,
-                "meta": dict(meta)}
+        return {
+            "image": torch.randn(3, 16, 16, generator=g),
+            "mask": torch.as_tensor(gt).long(),
+            "input_ids": ids,
+            "attention_mask": (ids > 0).long(),
+            "sentence": sentence,
+            "meta": dict(meta),
+        }
 
 
 def _square(y0, x0, n=6):
     m = np.zeros((16, 16), np.uint8)
-    m[y0:y0 + n, x0:x0 + n] = 1
+    m[y0 : y0 + n, x0 : x0 + n] = 1
     return m
 
 
 EMPTY = np.zeros((16, 16), np.uint8)
 # (gt, prediction): perfect, empty prediction, empty gt, both empty, half overlap
-CASES = [(_square(2, 2), _square(2, 2)), (_square(2, 2), EMPTY), (EMPTY, _square(4, 4)),
-         (EMPTY, EMPTY), (_square(0, 0, 8), _square(0, 4, 8))]
+CASES = [
+    (_square(2, 2), _square(2, 2)),
+    (_square(2, 2), EMPTY),
+    (EMPTY, _square(4, 4)),
+    (EMPTY, EMPTY),
+    (_square(0, 0, 8), _square(0, 4, 8)),
+]
 
 
 def _edge_dataset(name: str):
@@ -73,8 +83,13 @@ def test_metric_edge_cases(name):
     result = evaluate(model, ds, device="cpu", davis_frames="all")
     rows, m = result["samples"], result["metrics"]
     assert [r["iou"] for r in rows] == [1.0, 0.0, 0.0, 0.0, pytest.approx(32 / 96)]
-    assert [(r["intersection"], r["union"]) for r in rows] == [(36, 36), (0, 36), (0, 36), (0, 0),
-                                                               (32, 96)]
+    assert [(r["intersection"], r["union"]) for r in rows] == [
+        (36, 36),
+        (0, 36),
+        (0, 36),
+        (0, 0),
+        (32, 96),
+    ]
     assert [r["pred_area"] for r in rows] == [36, 0, 36, 0, 64]
     assert rows[1]["score"] == 0.0 and rows[0]["score"] > 0.99
     ref = m["refvos"]
@@ -82,8 +97,9 @@ def test_metric_edge_cases(name):
     assert ref["mean_iou"] == pytest.approx((1 + 32 / 96) / 5)
     assert ref["precision@0.5"] == pytest.approx(1 / 5)
     if name == "a2d":  # MTTR: both empty counts as IoU 1
-        assert m["mttr"]["mean_iou"] == pytest.approx((1 + 1 + 32 / 96 + 1e-6 / (96 + 1e-6)) / 5,
-                                                      abs=1e-5)
+        assert m["mttr"]["mean_iou"] == pytest.approx(
+            (1 + 1 + 32 / 96 + 1e-6 / (96 + 1e-6)) / 5, abs=1e-5
+        )
         assert m["mttr"]["precision@0.5"] == pytest.approx(2 / 5)
         assert 0 < m["a2d_map"]["mAP"] < 1
     if name == "davis":
@@ -98,8 +114,9 @@ def test_metric_edge_cases(name):
 def test_perfect_model_refcoco_and_records(tiny_synthetic, tmp_path):
     ds = build_dataset("refcoco", tiny_synthetic["refcoco"], "val", mode="eval")
     model = TableModel(ds)
-    result = evaluate(model, ds, device="cpu", output_dir=tmp_path, display_dir=tmp_path / "d",
-                      display_limit=3)
+    result = evaluate(
+        model, ds, device="cpu", output_dir=tmp_path, display_dir=tmp_path / "d", display_limit=3
+    )
     m = result["metrics"]
     assert m["refvos"]["overall_iou"] == 1.0 and m["refvos"]["mean_iou"] == 1.0
     assert all(m["refvos"][f"precision@{t}"] == 1.0 for t in ("0.5", "0.6", "0.7", "0.8", "0.9"))
@@ -107,9 +124,14 @@ def test_perfect_model_refcoco_and_records(tiny_synthetic, tmp_path):
     assert len(lines) == len(ds) == m["num_samples"]
     rows = [json.loads(x) for x in lines]
     assert [r["index"] for r in rows] == list(range(len(ds)))
-    assert {"image_id", "ref_id", "sent_id", "sentence", "intersection", "union", "iou"} <= set(rows[0])
+    assert {"image_id", "ref_id", "sent_id", "sentence", "intersection", "union", "iou"} <= set(
+        rows[0]
+    )
     assert json.loads((tmp_path / "metrics.json").read_text()) == m
-    assert m["runtime"]["precision"]["precision"] == "fp32" and m["runtime"]["precision"]["source"] == "explicit"
+    assert (
+        m["runtime"]["precision"]["precision"] == "fp32"
+        and m["runtime"]["precision"]["source"] == "explicit"
+    )
     assert m["runtime"]["compile"]["setting"] == "auto" and not m["runtime"]["compile"]["compiled"]
     assert len(list((tmp_path / "d").glob("*.png"))) == 3
     # every distinct sentence encoded once
@@ -144,7 +166,9 @@ def test_backbone_once_per_picture(tiny_synthetic):
     # the shared-feature path equals the original's pipeline computed independently
     for s in samples[:3]:
         masks, _ = runner([s])
-        logits = reference_logits(model, s["image"][None], s["input_ids"][None], s["attention_mask"][None])
+        logits = reference_logits(
+            model, s["image"][None], s["input_ids"][None], s["attention_mask"][None]
+        )
         expected = logits.argmax(1).bool()
         assert_mixed(expected)
         assert torch.equal(masks, expected)
@@ -152,8 +176,10 @@ def test_backbone_once_per_picture(tiny_synthetic):
 
 def test_perfect_model_davis_submission_round_trip(tiny_synthetic, tmp_path):
     root = tiny_synthetic["davis"]
-    parts = [build_dataset("davis", root, "val", mode="eval", annotator="both", kind=k)
-             for k in ("first_frame", "full_video")]
+    parts = [
+        build_dataset("davis", root, "val", mode="eval", annotator="both", kind=k)
+        for k in ("first_frame", "full_video")
+    ]
     ds = torch.utils.data.ConcatDataset(parts)
     result = evaluate(TableModel(ds), ds, device="cpu", submission_dir=tmp_path / "sub")
     d = result["metrics"]["davis"]
@@ -182,7 +208,9 @@ def test_perfect_model_a2d_map(tiny_synthetic):
     present = [sample_meta(ds, i)["present"] for i in range(len(ds))]
     assert not all(present)  # the synthetic test split has a frame where the instance is absent
     # MTTR's protocol (and the mAP) leave the absent frames out; RefVOS's scores them IoU 0.
-    assert m["mttr"]["overall_iou"] == pytest.approx(1.0) and m["mttr"]["mean_iou"] == pytest.approx(1.0)
+    assert m["mttr"]["overall_iou"] == pytest.approx(1.0) and m["mttr"][
+        "mean_iou"
+    ] == pytest.approx(1.0)
     assert m["mttr"]["num_samples"] == sum(present) and m["refvos"]["num_samples"] == len(ds)
     assert m["a2d_map"]["num_samples"] == sum(present)
     assert m["refvos"]["mean_iou"] == pytest.approx(sum(present) / len(ds))
@@ -194,10 +222,18 @@ def test_a2d_absent_frame_prediction_counts_in_refvos_union_only():
     the union; MTTR's block and the mAP leave the frame out."""
     gt = np.zeros((16, 16), bool)
     gt[2:8, 2:8] = True
-    items = [({"dataset": "a2d", "video": "v", "frame": "00001", "object_id": 0, "present": True},
-              gt, "the dog"),
-             ({"dataset": "a2d", "video": "v", "frame": "00002", "object_id": 0, "present": False},
-              np.zeros((16, 16), bool), "the dog")]
+    items = [
+        (
+            {"dataset": "a2d", "video": "v", "frame": "00001", "object_id": 0, "present": True},
+            gt,
+            "the dog",
+        ),
+        (
+            {"dataset": "a2d", "video": "v", "frame": "00002", "object_id": 0, "present": False},
+            np.zeros((16, 16), bool),
+            "the dog",
+        ),
+    ]
     ds = ListDataset(items)
     model = TableModel(ds, predict=lambda s: gt)  # predicts the same 36 pixels on both frames
     m = evaluate(model, ds, device="cpu")["metrics"]
@@ -205,12 +241,6 @@ def test_a2d_absent_frame_prediction_counts_in_refvos_union_only():
     assert m["refvos"]["mean_iou"] == pytest.approx(0.5)
     assert m["mttr"]["num_samples"] == 1 and m["mttr"]["overall_iou"] == pytest.approx(1.0)
     assert m["a2d_map"]["num_samples"] == 1 and m["a2d_map"]["mAP"] == pytest.approx(1.0)
-
-
-
-
-
-
 
 
 def test_bad_inputs(tiny_synthetic):
@@ -224,13 +254,19 @@ def test_bad_inputs(tiny_synthetic):
 
 
 def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                                         world_size=world)
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world
+    )
     try:
         for name in ("a2d", "davis"):
             ds, model = _edge_dataset(name)
-            evaluate(model, ds, device="cpu", output_dir=f"{out_dir}/{name}",
-                     submission_dir=f"{out_dir}/sub" if name == "davis" else None)
+            evaluate(
+                model,
+                ds,
+                device="cpu",
+                output_dir=f"{out_dir}/{name}",
+                submission_dir=f"{out_dir}/sub" if name == "davis" else None,
+            )
     finally:
         torch.distributed.destroy_process_group()
 
@@ -238,8 +274,9 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 @pytest.mark.slow
 def test_distributed_two_processes_match_one(tmp_path):
     """Two gloo processes: shards, gathered records and A2D states, rank-0 files, whole videos."""
-    torch.multiprocessing.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)),
-                                nprocs=2, join=True)
+    torch.multiprocessing.spawn(
+        _ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True
+    )
     for name in ("a2d", "davis"):
         ds, model = _edge_dataset(name)
         single = evaluate(model, ds, device="cpu")
@@ -248,9 +285,6 @@ def test_distributed_two_processes_match_one(tmp_path):
         rows = [json.loads(x) for x in (tmp_path / name / "samples.jsonl").read_text().splitlines()]
         assert [r["index"] for r in rows] == list(range(len(ds)))
     assert len(list((tmp_path / "sub").glob("annotator1_first_frame/*/00000.png"))) == len(CASES)
-
-
-
 
 
 def test_davis_j_and_f_score_the_merged_label_map_of_a_frame():
@@ -265,18 +299,32 @@ def test_davis_j_and_f_score_the_merged_label_map_of_a_frame():
     items, table = [], {}
     for annotator in (1, 2):
         for obj, gt in ((1, gt1), (2, gt2)):
-            meta = {"dataset": "davis", "video": "v", "frame": "00000", "object_id": obj,
-                    "annotator": annotator, "kind": "first_frame", "sent_id": f"{annotator}-0"}
+            meta = {
+                "dataset": "davis",
+                "video": "v",
+                "frame": "00000",
+                "object_id": obj,
+                "annotator": annotator,
+                "kind": "first_frame",
+                "sent_id": f"{annotator}-0",
+            }
             items.append((meta, gt, f"object {obj} by {annotator}"))
             # annotator 2's object 1 prediction is exact: no overlap there
-            table[len(table)] = pred1 if (annotator, obj) == (1, 1) else (gt1 if obj == 1 else pred2)
+            table[len(table)] = (
+                pred1 if (annotator, obj) == (1, 1) else (gt1 if obj == 1 else pred2)
+            )
+
     class OneFrame(ListDataset):  # every sample shows the same picture (one frame)
         def __getitem__(self, i):
             return {**super().__getitem__(i), "image": super().__getitem__(0)["image"]}
 
     ds = OneFrame(items)
-    model = TableModel(ds, predict=lambda s: table[int(s["sentence"].split()[1]) - 1 + 2 * (
-        int(s["sentence"].split()[-1]) - 1)])
+    model = TableModel(
+        ds,
+        predict=lambda s: table[
+            int(s["sentence"].split()[1]) - 1 + 2 * (int(s["sentence"].split()[-1]) - 1)
+        ],
+    )
     rows = evaluate(model, ds, device="cpu", davis_frames="all")["samples"]
     by = {(r["annotator"], r["object_id"]): r for r in rows}
     assert by[(1, 1)]["J"] == pytest.approx(36 / 54) and by[(1, 1)]["iou"] == pytest.approx(36 / 54)

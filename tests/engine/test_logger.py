@@ -32,7 +32,11 @@ def test_event_writer_jsonl(tmp_path):
     w.write("train", 3, loss=0.5, lr=0.01)
     w.write("val", 3, overall_iou=0.25)
     rows = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert [r["kind"] for r in rows] == ["train", "val"] and rows[0]["loss"] == 0.5 and rows[0]["step"] == 3
+    assert (
+        [r["kind"] for r in rows] == ["train", "val"]
+        and rows[0]["loss"] == 0.5
+        and rows[0]["step"] == 3
+    )
 
 
 def test_single_process_helpers():

@@ -11,8 +11,12 @@ def test_param_groups_original_full_frozen():
     # a 4-layer encoder: layers 0-1 train, 2-3 and the embeddings are frozen
     from refvos.modeling import build_model
 
-    model = build_model("refvos_lite", backbone_weights=None, text_encoder=None,
-                        text_config={**TINY_TEXT_CONFIG, "num_hidden_layers": 4})
+    model = build_model(
+        "refvos_lite",
+        backbone_weights=None,
+        text_encoder=None,
+        text_config={**TINY_TEXT_CONFIG, "num_hidden_layers": 4},
+    )
     groups = build_param_groups(model, "original")
     names = [g["name"] for g in groups]
     assert names == ["backbone", "head", "text_layers", "text_pooler"]

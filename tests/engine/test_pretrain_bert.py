@@ -7,14 +7,25 @@ from refvos.engine.pretrain_bert import pretrain_bert
 from refvos.tokenization import get_tokenizer
 from tests.helpers import TINY_TEXT_CONFIG
 
-EXPRESSIONS = ["the red circle", "the big blue square on the left of the green star", "a dog",
-               "the small yellow triangle below the red circle"]
+EXPRESSIONS = [
+    "the red circle",
+    "the big blue square on the left of the green star",
+    "a dog",
+    "the small yellow triangle below the red circle",
+]
 
 
 def test_pretraining_reports_expressions_over_the_token_limit(tmp_path, capsys):
     out = tmp_path / "bert"
-    result = pretrain_bert(EXPRESSIONS, out, bert=None, text_config=TINY_TEXT_CONFIG, epochs=1,
-                           batch_size=2, max_tokens=6)
+    result = pretrain_bert(
+        EXPRESSIONS,
+        out,
+        bert=None,
+        text_config=TINY_TEXT_CONFIG,
+        epochs=1,
+        batch_size=2,
+        max_tokens=6,
+    )
     tok = get_tokenizer()
     over = [e for e in EXPRESSIONS if tok.count_tokens(e) > 6]
     report = result["truncation"]

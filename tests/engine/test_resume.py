@@ -12,7 +12,9 @@ from tests.helpers import IMAGE_SIZE
 
 def train_subset(root, n: int = 6) -> torch.utils.data.Dataset:
     """The first ``n`` training samples, cropped to the image size."""
-    ds = build_dataset("refcoco", root, "train", "train", base_size=IMAGE_SIZE, crop_size=IMAGE_SIZE)
+    ds = build_dataset(
+        "refcoco", root, "train", "train", base_size=IMAGE_SIZE, crop_size=IMAGE_SIZE
+    )
     return torch.utils.data.Subset(ds, range(min(n, len(ds))))
 
 
@@ -47,9 +49,17 @@ def test_rng_state_roundtrip_weights_only(tmp_path):
     state = rng_state()
     torch.save(state, tmp_path / "rng.pt")
     loaded = torch.load(tmp_path / "rng.pt", weights_only=True)
-    expected = (torch.rand(3), float(torch.randn(1)), __import__("random").random(),
-                __import__("numpy").random.rand())
+    expected = (
+        torch.rand(3),
+        float(torch.randn(1)),
+        __import__("random").random(),
+        __import__("numpy").random.rand(),
+    )
     set_rng_state(loaded)
-    again = (torch.rand(3), float(torch.randn(1)), __import__("random").random(),
-             __import__("numpy").random.rand())
+    again = (
+        torch.rand(3),
+        float(torch.randn(1)),
+        __import__("random").random(),
+        __import__("numpy").random.rand(),
+    )
     assert torch.equal(expected[0], again[0]) and expected[1:] == again[1:]

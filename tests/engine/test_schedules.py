@@ -9,9 +9,10 @@ from refvos.engine.schedules import SCHEDULES, CosineSchedule, build_schedule
 from refvos.errors import InputError
 
 REFCOCO = (
-    [0.01 - 4e-4 * e for e in range(18)] + [3e-3]          # phase 1: epochs 0-18 (18 clamped)
-    + [6e-3 - 2.5e-4 * e for e in range(21)]               # phase 2: epochs 19-39 (39 = 1e-3)
-    + [3e-5] * 10                                          # phase 3: epochs 40-49
+    [0.01 - 4e-4 * e for e in range(18)]
+    + [3e-3]  # phase 1: epochs 0-18 (18 clamped)
+    + [6e-3 - 2.5e-4 * e for e in range(21)]  # phase 2: epochs 19-39 (39 = 1e-3)
+    + [3e-5] * 10  # phase 3: epochs 40-49
 )
 
 
@@ -85,7 +86,9 @@ def test_base_lr_rescales_a_recipe_and_epochs_override():
     assert rates(s, 50) == pytest.approx([2 * x for x in REFCOCO], abs=1e-15)
 
 
-@pytest.mark.parametrize("kwargs", [{"name": "cosine"}, {"name": "poly", "lr": 0.0}, {"name": "a2d", "epochs": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"name": "cosine"}, {"name": "poly", "lr": 0.0}, {"name": "a2d", "epochs": 0}]
+)
 def test_bad_arguments(kwargs):
     with pytest.raises(InputError):
         build_schedule(**kwargs)
@@ -94,7 +97,9 @@ def test_bad_arguments(kwargs):
 def test_cosine_warms_up_then_decays_to_zero_at_the_end_of_the_run():
     s = CosineSchedule(base_lr=3e-3, warmup=4)
     total = 24
-    assert [s.rate(i, total) for i in range(4)] == pytest.approx([3e-3 * k / 4 for k in (1, 2, 3, 4)])
+    assert [s.rate(i, total) for i in range(4)] == pytest.approx(
+        [3e-3 * k / 4 for k in (1, 2, 3, 4)]
+    )
     # after the warm-up: torch's own cosine annealing (eta_min 0) over the remaining 20 steps
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=3e-3)
     annealing = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - 4)
@@ -104,7 +109,9 @@ def test_cosine_warms_up_then_decays_to_zero_at_the_end_of_the_run():
         opt.step()
         annealing.step()
     assert [s.rate(i, total) for i in range(4, total + 1)] == pytest.approx(expected, abs=1e-12)
-    assert s.rate(total, total) == 0.0 and s.rate(total + 5, total) == 0.0  # 0 at the end, and after
+    assert (
+        s.rate(total, total) == 0.0 and s.rate(total + 5, total) == 0.0
+    )  # 0 at the end, and after
     assert s.rate(10, total) < s.rate(10, 2 * total)  # a shorter run decays sooner
     with pytest.raises(InputError):
         s.rate(-1, total)

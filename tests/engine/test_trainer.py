@@ -17,7 +17,9 @@ from tests.helpers import IMAGE_SIZE, make_tiny_model
 
 def train_subset(root, n: int = 6) -> torch.utils.data.Dataset:
     """The first ``n`` training samples, cropped to the image size."""
-    ds = build_dataset("refcoco", root, "train", "train", base_size=IMAGE_SIZE, crop_size=IMAGE_SIZE)
+    ds = build_dataset(
+        "refcoco", root, "train", "train", base_size=IMAGE_SIZE, crop_size=IMAGE_SIZE
+    )
     return torch.utils.data.Subset(ds, range(min(n, len(ds))))
 
 
@@ -27,8 +29,18 @@ def val_subset(root, n: int = 2) -> torch.utils.data.Dataset:
 
 
 def config(tmp_path, **kw) -> TrainConfig:
-    base = dict(output_dir=tmp_path, epochs=2, schedule="constant", lr=0.01, batch_size=2, workers=0,
-                seed=0, progress=False, tensorboard=False, print_freq=1)
+    base = dict(
+        output_dir=tmp_path,
+        epochs=2,
+        schedule="constant",
+        lr=0.01,
+        batch_size=2,
+        workers=0,
+        seed=0,
+        progress=False,
+        tensorboard=False,
+        print_freq=1,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -59,8 +71,6 @@ def assert_bitwise_equal(a, b):
 # ------------------------------------------------------------------------------ groups
 
 
-
-
 def test_text_encoder_stays_in_eval_mode(refcoco_root, tmp_path):
     trainer = Trainer(make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path))
     trainer.set_train_mode()
@@ -70,19 +80,14 @@ def test_text_encoder_stays_in_eval_mode(refcoco_root, tmp_path):
 # ------------------------------------------------------------------------------ sample order
 
 
-
-
-
-
-
-
 # ------------------------------------------------------------------------------ training
 
 
 def test_short_run_lowers_the_loss_and_writes_checkpoints(refcoco_root, tmp_path):
     cfg = config(tmp_path, epochs=4, lr=0.02, tensorboard=True)
-    result = Trainer(make_tiny_model(), train_subset(refcoco_root, 8), cfg,
-                     val_set=val_subset(refcoco_root)).fit()
+    result = Trainer(
+        make_tiny_model(), train_subset(refcoco_root, 8), cfg, val_set=val_subset(refcoco_root)
+    ).fit()
     losses = [h["loss"] for h in result.history]
     assert len(losses) == 4 and losses[-1] < losses[0], losses
     assert (tmp_path / LAST).is_file() and (tmp_path / BEST).is_file()
@@ -95,23 +100,33 @@ def test_short_run_lowers_the_loss_and_writes_checkpoints(refcoco_root, tmp_path
     assert sum('"kind": "epoch"' in line for line in log) == 4
     assert any((tmp_path / "tensorboard").iterdir())
     (precision,) = [json.loads(line) for line in log if '"kind": "precision"' in line]
-    assert precision["precision"] == ckpt["args"]["precision"] and precision["source"] and precision["reason"]
+    assert (
+        precision["precision"] == ckpt["args"]["precision"]
+        and precision["source"]
+        and precision["reason"]
+    )
 
 
-def test_auto_precision_measures_forward_and_backward_of_the_network(refcoco_root, tmp_path, monkeypatch):
+def test_auto_precision_measures_forward_and_backward_of_the_network(
+    refcoco_root, tmp_path, monkeypatch
+):
     """Which precision wins is the machine's business; the trainer times its own network's step."""
     from refvos.runtime import precision as runtime
 
     monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(runtime.PRECISION_ENV)
     timed = []
-    monkeypatch.setattr(runtime, "measure",
-                        lambda w, p, budget_s=4.0: timed.append(w) or {"fp32": 1.0, "bf16": 2.0})
+    monkeypatch.setattr(
+        runtime, "measure", lambda w, p, budget_s=4.0: timed.append(w) or {"fp32": 1.0, "bf16": 2.0}
+    )
     model = make_tiny_model()
     trainer = Trainer(model, train_subset(refcoco_root, 4), config(tmp_path, precision="auto"))
     (workload,) = timed
     assert workload.name.startswith("train:") and trainer.precision == "fp32"
-    assert trainer.precision_choice.source == "measured" and trainer.precision_choice.seconds["bf16"] == 2.0
+    assert (
+        trainer.precision_choice.source == "measured"
+        and trainer.precision_choice.seconds["bf16"] == 2.0
+    )
     before = {k: v.clone() for k, v in model.state_dict().items()}
     for precision in ("fp32", "bf16"):  # a forward + backward of a copy: the model is untouched
         workload.runner(precision)()
@@ -121,27 +136,35 @@ def test_auto_precision_measures_forward_and_backward_of_the_network(refcoco_roo
 
 def _uninterrupted(root, tmp_path, **kw):
     model = make_tiny_model()
-    Trainer(model, train_subset(root), config(tmp_path / "full", **kw),
-            val_set=val_subset(root)).fit()
+    Trainer(
+        model, train_subset(root), config(tmp_path / "full", **kw), val_set=val_subset(root)
+    ).fit()
     return params(model)
 
 
-@pytest.mark.parametrize("stop_at", [1, 3, 4])  # mid-epoch 0, end of epoch 0 (before validation), mid-epoch 1
+@pytest.mark.parametrize(
+    "stop_at", [1, 3, 4]
+)  # mid-epoch 0, end of epoch 0 (before validation), mid-epoch 1
 def test_stop_and_resume_is_bitwise_identical(refcoco_root, tmp_path, stop_at):
     # 6 samples, batch 2 -> 3 steps per epoch, 2 epochs; the constant-free poly schedule
     kw = dict(schedule="poly", checkpoint_every=1)
     expected = _uninterrupted(refcoco_root, tmp_path, **kw)
 
     run = tmp_path / "stopped"
-    trainer = StoppingTrainer(make_tiny_model(), train_subset(refcoco_root), config(run, **kw),
-                              val_set=val_subset(refcoco_root))
+    trainer = StoppingTrainer(
+        make_tiny_model(),
+        train_subset(refcoco_root),
+        config(run, **kw),
+        val_set=val_subset(refcoco_root),
+    )
     trainer.stop_at = stop_at
     with pytest.raises(Stop):
         trainer.fit()
     torch.manual_seed(1234)  # the resumed process starts from other generator states
     model = make_tiny_model(seed=7)
-    result = Trainer(model, train_subset(refcoco_root), config(run, **kw),
-                     val_set=val_subset(refcoco_root)).fit(resume=run / LAST)
+    result = Trainer(
+        model, train_subset(refcoco_root), config(run, **kw), val_set=val_subset(refcoco_root)
+    ).fit(resume=run / LAST)
     assert_bitwise_equal(params(model), expected)
     assert result.iteration == 6 and len(result.history) == 2
 
@@ -150,21 +173,28 @@ def test_resume_with_accumulation_from_epoch_checkpoint(refcoco_root, tmp_path):
     kw = dict(accumulate=2, epochs=3)  # 6 samples: 1 step of 2 x 2 per epoch
     expected = _uninterrupted(refcoco_root, tmp_path, **kw)
     run = tmp_path / "stopped"
-    trainer = StoppingTrainer(make_tiny_model(), train_subset(refcoco_root), config(run, **kw),
-                              val_set=val_subset(refcoco_root))
+    trainer = StoppingTrainer(
+        make_tiny_model(),
+        train_subset(refcoco_root),
+        config(run, **kw),
+        val_set=val_subset(refcoco_root),
+    )
     trainer.stop_at = 2  # after epoch 1's only step, before its end; last.pth is the end of epoch 0
     with pytest.raises(Stop):
         trainer.fit()
     assert read_checkpoint(run / LAST)["epoch"] == 1
     model = make_tiny_model(seed=3)
-    Trainer(model, train_subset(refcoco_root), config(run, **kw),
-            val_set=val_subset(refcoco_root)).fit(resume=run / LAST)
+    Trainer(
+        model, train_subset(refcoco_root), config(run, **kw), val_set=val_subset(refcoco_root)
+    ).fit(resume=run / LAST)
     assert_bitwise_equal(params(model), expected)
 
 
 def test_resume_refuses_changed_settings(refcoco_root, tmp_path):
     Trainer(make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path, epochs=1)).fit()
-    trainer = Trainer(make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path, epochs=2, seed=1))
+    trainer = Trainer(
+        make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path, epochs=2, seed=1)
+    )
     with pytest.raises(InputError, match="seed"):
         trainer.fit(resume=tmp_path / LAST)
 
@@ -178,9 +208,13 @@ class NaNAtStep(Trainer):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(refcoco_root, tmp_path):
-    trainer = NaNAtStep(make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path, epochs=3))
+    trainer = NaNAtStep(
+        make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path, epochs=3)
+    )
     trainer.nan_at = 4  # 2 steps per epoch: epoch 0 completes, then NaN at the 2nd step of epoch 1
-    with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 1.*last good checkpoint"):
+    with pytest.raises(
+        NonFiniteLossError, match=r"loss became nan at epoch 1.*last good checkpoint"
+    ):
         trainer.fit()
     ckpt = read_checkpoint(tmp_path / LAST)
     assert ckpt["epoch"] == 1 and ckpt["iteration"] == 2
@@ -189,7 +223,11 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(refcoco_root, tmp_pat
 
 def test_too_small_training_set(refcoco_root, tmp_path):
     with pytest.raises(InputError, match="fewer than one optimizer step"):
-        Trainer(make_tiny_model(), train_subset(refcoco_root, 3), config(tmp_path, batch_size=2, accumulate=2))
+        Trainer(
+            make_tiny_model(),
+            train_subset(refcoco_root, 3),
+            config(tmp_path, batch_size=2, accumulate=2),
+        )
 
 
 def test_worker_processes_do_not_change_the_result(refcoco_root, tmp_path):
@@ -197,8 +235,11 @@ def test_worker_processes_do_not_change_the_result(refcoco_root, tmp_path):
     results = []
     for workers in (0, 1):
         model = make_tiny_model()
-        Trainer(model, train_subset(refcoco_root), config(tmp_path / str(workers), epochs=1,
-                                                           workers=workers)).fit()
+        Trainer(
+            model,
+            train_subset(refcoco_root),
+            config(tmp_path / str(workers), epochs=1, workers=workers),
+        ).fit()
         results.append(params(model))
     assert_bitwise_equal(*results)
 
@@ -215,7 +256,8 @@ def _original_poly_rates(base_lr: float, steps_per_epoch: int, epochs: int) -> l
     after every iteration."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base_lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda x: (1 - x / (steps_per_epoch * epochs)) ** 0.9)
+        optimizer, lambda x: (1 - x / (steps_per_epoch * epochs)) ** 0.9
+    )
     rates = []
     for _ in range(steps_per_epoch * epochs):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -225,10 +267,13 @@ def _original_poly_rates(base_lr: float, steps_per_epoch: int, epochs: int) -> l
 
 
 @pytest.mark.parametrize("schedule, per_step", [(None, True), ("poly-epoch", False)])
-def test_default_poly_steps_every_iteration_as_the_original(refcoco_root, tmp_path, schedule, per_step):
+def test_default_poly_steps_every_iteration_as_the_original(
+    refcoco_root, tmp_path, schedule, per_step
+):
     # 6 samples, batch 2: 3 steps per epoch, 2 epochs
-    trainer = RateRecorder(make_tiny_model(), train_subset(refcoco_root), config(tmp_path, schedule=schedule,
-                                                                                  lr=0.02))
+    trainer = RateRecorder(
+        make_tiny_model(), train_subset(refcoco_root), config(tmp_path, schedule=schedule, lr=0.02)
+    )
     trainer.fit()
     expected = _original_poly_rates(0.02, 3, 2)
     if per_step:
@@ -238,20 +283,39 @@ def test_default_poly_steps_every_iteration_as_the_original(refcoco_root, tmp_pa
 
 
 def test_fixed_schedule_is_lr_times_factor_as_the_original(refcoco_root, tmp_path):
-    trainer = RateRecorder(make_tiny_model(), train_subset(refcoco_root), config(
-        tmp_path, schedule="fixed", lr=1.0, lr_factor=3e-5, epochs=1))
+    trainer = RateRecorder(
+        make_tiny_model(),
+        train_subset(refcoco_root),
+        config(tmp_path, schedule="fixed", lr=1.0, lr_factor=3e-5, epochs=1),
+    )
     trainer.fit()
     assert trainer.rates == [3e-5] * 3
     assert read_checkpoint(tmp_path / LAST)["lr_scheduler"] == {
-        "name": "fixed", "epochs": 1, "base_lr": 1.0, "factor": 3e-5, "epoch": 1}
+        "name": "fixed",
+        "epochs": 1,
+        "base_lr": 1.0,
+        "factor": 3e-5,
+        "epoch": 1,
+    }
 
 
 def test_training_logs_expressions_over_the_token_limit(refcoco_root, tmp_path, capsys):
-    train = build_dataset("refcoco", refcoco_root, "train", "train", base_size=IMAGE_SIZE,
-                          crop_size=IMAGE_SIZE, max_tokens=4)
+    train = build_dataset(
+        "refcoco",
+        refcoco_root,
+        "train",
+        "train",
+        base_size=IMAGE_SIZE,
+        crop_size=IMAGE_SIZE,
+        max_tokens=4,
+    )
     train = torch.utils.data.Subset(train, range(4))
-    Trainer(make_tiny_model(max_tokens=4), train, config(tmp_path, epochs=1),
-            val_set=val_subset(refcoco_root)).fit()
+    Trainer(
+        make_tiny_model(max_tokens=4),
+        train,
+        config(tmp_path, epochs=1),
+        val_set=val_subset(refcoco_root),
+    ).fit()
     events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     (event,) = [e for e in events if e["kind"] == "truncation"]
     assert event["training"]["token_limit"] == 4 and event["training"]["over_token_limit"] > 0
@@ -267,6 +331,8 @@ def test_nothing_over_the_limit_logs_zero_and_prints_nothing(refcoco_root, tmp_p
     trainer = Trainer(make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path, epochs=1))
     trainer.report_truncation()
     (event,) = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert event["kind"] == "truncation" and set(event) >= {"training"} and "validation" not in event
+    assert (
+        event["kind"] == "truncation" and set(event) >= {"training"} and "validation" not in event
+    )
     assert event["training"]["over_token_limit"] == 0
     assert "note:" not in capsys.readouterr().err

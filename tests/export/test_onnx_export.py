@@ -27,10 +27,19 @@ def test_export_segmenter_and_text_encoder_match_pytorch(tmp_path):
     g = torch.Generator().manual_seed(1)
     model = make_tiny_model()
     # another batch and size than the export example (checks the dynamic axes)
-    images, text = torch.randn(3, 3, 40, 56, generator=g), torch.randn(3, model.config.text_dim, generator=g)
+    images, text = (
+        torch.randn(3, 3, 40, 56, generator=g),
+        torch.randn(3, model.config.text_dim, generator=g),
+    )
     model = _non_trivial(model, images, text)
-    result = export_onnx(model, tmp_path / "seg.onnx", height=64, width=80, dynamic=True,
-                         text_encoder_out=tmp_path / "text.onnx")
+    result = export_onnx(
+        model,
+        tmp_path / "seg.onnx",
+        height=64,
+        width=80,
+        dynamic=True,
+        text_encoder_out=tmp_path / "text.onnx",
+    )
     assert (tmp_path / "seg.onnx").is_file() and (tmp_path / "text.onnx").is_file()
     p = result.parity
     assert p["max_abs_logit_diff"] < 1e-4
@@ -47,6 +56,11 @@ def test_static_export_has_fixed_shape(tmp_path):
     sess = onnx_session(tmp_path / "seg.onnx")
     shapes = {i.name: i.shape for i in sess.get_inputs()}
     assert shapes["images"] == [1, 3, 32, 48]
-    out = sess.run(None, {"images": np.zeros((1, 3, 32, 48), np.float32),
-                          "text": np.zeros((1, model.config.text_dim), np.float32)})[0]
+    out = sess.run(
+        None,
+        {
+            "images": np.zeros((1, 3, 32, 48), np.float32),
+            "text": np.zeros((1, model.config.text_dim), np.float32),
+        },
+    )[0]
     assert out.shape == (1, 2, 32, 48)

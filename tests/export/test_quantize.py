@@ -11,8 +11,13 @@ from refvos.export.quantize import quantize_segmenter
 def test_int8_graph_runs_and_follows_the_fp32_logits(tiny_model, tmp_path):
     fp32 = export_segmenter(tiny_model, tmp_path / "fp32.onnx", 32, 32)
     rng = np.random.default_rng(0)
-    frames = [(rng.standard_normal((1, 3, 32, 32)).astype(np.float32),
-               rng.standard_normal((1, tiny_model.config.text_dim)).astype(np.float32)) for _ in range(3)]
+    frames = [
+        (
+            rng.standard_normal((1, 3, 32, 32)).astype(np.float32),
+            rng.standard_normal((1, tiny_model.config.text_dim)).astype(np.float32),
+        )
+        for _ in range(3)
+    ]
     int8 = quantize_segmenter(fp32, tmp_path / "int8.onnx", frames)
     x, t = frames[0]
     (ref,) = onnx_session(fp32).run(None, {"images": x, "text": t})
@@ -44,11 +49,20 @@ def _quantized_convs(path) -> dict[str, bool]:
 def test_head_left_float_and_backbone_quantized(tiny_model, tmp_path, float_head):
     fp32 = export_segmenter(tiny_model, tmp_path / "fp32.onnx", 32, 32)
     rng = np.random.default_rng(0)
-    frames = [(rng.standard_normal((1, 3, 32, 32)).astype(np.float32),
-               rng.standard_normal((1, tiny_model.config.text_dim)).astype(np.float32)) for _ in range(2)]
-    convs = _quantized_convs(quantize_segmenter(fp32, tmp_path / "int8.onnx", frames, float_head=float_head))
+    frames = [
+        (
+            rng.standard_normal((1, 3, 32, 32)).astype(np.float32),
+            rng.standard_normal((1, tiny_model.config.text_dim)).astype(np.float32),
+        )
+        for _ in range(2)
+    ]
+    convs = _quantized_convs(
+        quantize_segmenter(fp32, tmp_path / "int8.onnx", frames, float_head=float_head)
+    )
     head = {name: q for name, q in convs.items() if name.startswith("/classifier/")}
     backbone = {name: q for name, q in convs.items() if not name.startswith("/classifier/")}
     assert head and backbone
-    assert all(backbone.values())  # BN folded into them by the pre-processing, then int8 per channel
+    assert all(
+        backbone.values()
+    )  # BN folded into them by the pre-processing, then int8 per channel
     assert not any(head.values()) if float_head else all(head.values())

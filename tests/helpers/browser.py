@@ -13,8 +13,16 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = os.environ.get("REFVOS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def browser_or_fail():
@@ -32,5 +40,7 @@ def browser_or_fail():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("the playwright Python package is missing: pip install -e .[dev]", pytrace=False)
+        pytest.fail(
+            "the playwright Python package is missing: pip install -e .[dev]", pytrace=False
+        )
     return sync_playwright

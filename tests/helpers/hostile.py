@@ -22,13 +22,20 @@ def write_constant_png(path: Path, width: int, height: int, value: int = 0) -> P
     pixels in memory (a 10000 x 10000 one is about 100 kB and takes well under a second)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     row = b"\x00" + bytes([value]) * width  # filter byte 0, then the row
     comp = zlib.compressobj(9)
     idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -85,7 +92,7 @@ def gif_with_huge_second_frame(side: int = 13300) -> bytes:
     data = buf.getvalue()
     descriptor = b"\x2c" + struct.pack("<HHHH", 0, 0, 8, 8)
     second = data.index(descriptor, data.index(descriptor) + 1)
-    return data[:second] + b"\x2c" + struct.pack("<HHHH", 0, 0, side, side) + data[second + 9:]
+    return data[:second] + b"\x2c" + struct.pack("<HHHH", 0, 0, side, side) + data[second + 9 :]
 
 
 def tiff_pages(pages: list[tuple[int, int]], dtype: str = "uint8", value: float = 0.0) -> bytes:
@@ -99,8 +106,14 @@ def tiff_pages(pages: list[tuple[int, int]], dtype: str = "uint8", value: float 
     with tifffile.TiffWriter(buf) as tif:
         for h, w in pages:
             n = -(-h // 512) * -(-w // 512)
-            tif.write((tile for _ in range(n)), shape=(h, w), dtype=dtype, tile=(512, 512),
-                      compression="zlib", photometric="minisblack")
+            tif.write(
+                (tile for _ in range(n)),
+                shape=(h, w),
+                dtype=dtype,
+                tile=(512, 512),
+                compression="zlib",
+                photometric="minisblack",
+            )
     return buf.getvalue()
 
 
@@ -114,10 +127,17 @@ def _zip_archive(records: list[tuple[str, int, bytes, int, int]]) -> bytes:
         offset = local.tell()
         fields = struct.pack("<HHHHHIII", 20, 0, method, 0, 0x21, crc, len(data), size)
         local.write(b"PK\x03\x04" + fields + struct.pack("<HH", len(encoded), 0) + encoded + data)
-        central.write(b"PK\x01\x02" + struct.pack("<H", 20) + fields
-                      + struct.pack("<HHHHHII", len(encoded), 0, 0, 0, 0, 0, offset) + encoded)
+        central.write(
+            b"PK\x01\x02"
+            + struct.pack("<H", 20)
+            + fields
+            + struct.pack("<HHHHHII", len(encoded), 0, 0, 0, 0, 0, offset)
+            + encoded
+        )
     start, directory = local.tell(), central.getvalue()
-    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, len(records), len(records), len(directory), start, 0)
+    end = b"PK\x05\x06" + struct.pack(
+        "<HHHHIIH", 0, 0, len(records), len(records), len(directory), start, 0
+    )
     return local.getvalue() + directory + end
 
 
@@ -128,7 +148,9 @@ def deflated_checkpoint(path: Path, tensors: int = 2, elements: int = 1 << 28) -
     pickle; no inflated record is ever held."""
     small = 123457  # a size that appears in the pickle only where the tensors' sizes are
     buf = io.BytesIO()
-    torch.save({"model": {f"w{i}": torch.zeros(small) for i in range(tensors)}, "bert_model": {}}, buf)
+    torch.save(
+        {"model": {f"w{i}": torch.zeros(small) for i in range(tensors)}, "bert_model": {}}, buf
+    )
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
     chunk = bytes(1 << 22)
     part = deflate.compress(chunk) + deflate.flush(zlib.Z_FULL_FLUSH)  # repeatable: no history
@@ -143,7 +165,9 @@ def deflated_checkpoint(path: Path, tensors: int = 2, elements: int = 1 << 28) -
         for info in archive.infolist():
             data = archive.read(info)
             if info.filename.endswith("data.pkl"):
-                data = data.replace(b"J" + struct.pack("<i", small), b"J" + struct.pack("<i", elements))
+                data = data.replace(
+                    b"J" + struct.pack("<i", small), b"J" + struct.pack("<i", elements)
+                )
                 records.append((info.filename, 0, data, len(data), zlib.crc32(data)))
             elif "/data/" in info.filename:
                 records.append((info.filename, zipfile.ZIP_DEFLATED, stream, nbytes, crc))
@@ -166,7 +190,9 @@ def tiff_with_bad_second_page(defect: str) -> bytes:
             tif.write(np.zeros((8, 8), np.uint8))
     data = bytearray(buf.getvalue())
     first = struct.unpack_from("<I", data, 4)[0]
-    second = struct.unpack_from("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0])[0]
+    second = struct.unpack_from(
+        "<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0]
+    )[0]
     for i in range(struct.unpack_from("<H", data, second)[0]):
         entry = second + 2 + 12 * i
         tag = struct.unpack_from("<H", data, entry)[0]
@@ -197,5 +223,7 @@ def flat_gif(frames: int, h: int, w: int) -> bytes:
     for p in pictures:
         p.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
     buf = io.BytesIO()
-    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    pictures[0].save(
+        buf, format="GIF", save_all=True, append_images=pictures[1:], duration=100, loop=0
+    )
     return buf.getvalue()

@@ -44,7 +44,9 @@ def png_bytes(h=SERVE_H, w=SERVE_W, seed=0, fmt="PNG") -> bytes:
 
 def gif_bytes(n=3, h=SERVE_H, w=SERVE_W) -> bytes:
     rng = np.random.default_rng(5)
-    frames = [Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)) for _ in range(n)]
+    frames = [
+        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)) for _ in range(n)
+    ]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     return buf.getvalue()
@@ -67,9 +69,13 @@ def multipart(fields: list[tuple[str, str, bytes | str]]) -> tuple[bytes, str]:
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
-def request(url: str, body: bytes | None = None, ctype: str | None = None, method: str | None = None):
+def request(
+    url: str, body: bytes | None = None, ctype: str | None = None, method: str | None = None
+):
     """(status, parsed JSON or bytes, headers)."""
-    req = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"))
+    req = urllib.request.Request(
+        url, data=body, method=method or ("POST" if body is not None else "GET")
+    )
     if ctype:
         req.add_header("Content-Type", ctype)
     try:

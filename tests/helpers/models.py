@@ -28,8 +28,16 @@ TINY_TEXT_CONFIG = {
     "max_position_embeddings": 64,
 }
 # The network of make_tiny_model as refvos train flags (random weights, nothing downloaded).
-TINY_MODEL_ARGS = ["--model", "refvos_lite", "--backbone-weights", "none", "--text-encoder", "none",
-                   "--text-config", json.dumps(TINY_TEXT_CONFIG)]
+TINY_MODEL_ARGS = [
+    "--model",
+    "refvos_lite",
+    "--backbone-weights",
+    "none",
+    "--text-encoder",
+    "none",
+    "--text-config",
+    json.dumps(TINY_TEXT_CONFIG),
+]
 # Side of the synthetic RefCOCO images of the ``refcoco_root`` fixture (and their training crop).
 IMAGE_SIZE = 48
 
@@ -40,16 +48,40 @@ def make_tiny_model(max_tokens: int = 20, seed: int = 0):
 
     torch.manual_seed(seed)
     return build_model(
-        "refvos_lite", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG, max_tokens=max_tokens
+        "refvos_lite",
+        backbone_weights=None,
+        text_encoder=None,
+        text_config=TINY_TEXT_CONFIG,
+        max_tokens=max_tokens,
     )
 
 
 def train_argv(root, out, *extra) -> list[str]:
     """``refvos train`` of the tiny network on the RefCOCO layout at ``root`` (IMAGE_SIZE crops,
     batches of 4, on the CPU) into ``out/run``; ``extra`` flags come last (and win)."""
-    return ["train", "--dataset", "refcoco", "--data-root", str(root), *TINY_MODEL_ARGS,
-            "--base-size", str(IMAGE_SIZE), "--crop-size", str(IMAGE_SIZE), "-b", "4",
-            "--workers", "0", "--device", "cpu", "--output-dir", str(out), "--model_id", "run", *extra]
+    return [
+        "train",
+        "--dataset",
+        "refcoco",
+        "--data-root",
+        str(root),
+        *TINY_MODEL_ARGS,
+        "--base-size",
+        str(IMAGE_SIZE),
+        "--crop-size",
+        str(IMAGE_SIZE),
+        "-b",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--output-dir",
+        str(out),
+        "--model_id",
+        "run",
+        *extra,
+    ]
 
 
 def make_tiny_synthetic(root: Path) -> dict[str, Path]:
@@ -58,8 +90,12 @@ def make_tiny_synthetic(root: Path) -> dict[str, Path]:
 
     return {
         "refcoco": synthetic.make_refcoco(root / "refer", num_images=20, image_size=48),
-        "davis": synthetic.make_davis(root / "davis2017", num_videos=5, num_frames=4, image_size=48),
-        "a2d": synthetic.make_a2d(root / "a2d", num_videos=5, num_frames=4, image_size=48, annotated_every=2),
+        "davis": synthetic.make_davis(
+            root / "davis2017", num_videos=5, num_frames=4, image_size=48
+        ),
+        "a2d": synthetic.make_a2d(
+            root / "a2d", num_videos=5, num_frames=4, image_size=48, annotated_every=2
+        ),
     }
 
 
@@ -82,8 +118,13 @@ def make_mixed_model(seed: int = 0, max_tokens: int = 20):
 
 
 @torch.no_grad()
-def reference_logits(model, images: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
-                     size: tuple[int, int] | None = None) -> torch.Tensor:
+def reference_logits(
+    model,
+    images: torch.Tensor,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    size: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """Logits ``(B, 2, *size)`` of normalised images ``(B, 3, h, w)`` and token ids / attention
     mask ``(1, T)`` computed from the network's parts (text encoder, backbone, head) with the
     original's upsampling written here: bilinear, ``align_corners=False``, to ``size`` (default:
@@ -133,7 +174,9 @@ class TableModel(nn.Module):
 
     def __init__(self, dataset, predict=None) -> None:
         super().__init__()
-        self.config = type("Config", (), {"max_tokens": 20, "truncation": "standard", "legacy_truncation": False})()
+        self.config = type(
+            "Config", (), {"max_tokens": 20, "truncation": "standard", "legacy_truncation": False}
+        )()
         self.sentences: dict[tuple, int] = {}
         self.table: dict[tuple, np.ndarray] = {}
         for i in range(len(dataset)):

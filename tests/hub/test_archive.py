@@ -26,20 +26,38 @@ def _zip(path, members: dict[str, bytes], link: str | None = None):
 
 
 def test_unpack_finds_the_save_pretrained_folder(tmp_path):
-    src = _zip(tmp_path / "b.zip", {"bert/config.json": b"{}", "bert/pytorch_model.bin": b"x", "bert/vocab.txt": b"a"})
+    src = _zip(
+        tmp_path / "b.zip",
+        {"bert/config.json": b"{}", "bert/pytorch_model.bin": b"x", "bert/vocab.txt": b"a"},
+    )
     dest = archive.unpack_bert(src, tmp_path / "out")
-    assert sorted(p.name for p in dest.iterdir()) == ["config.json", "pytorch_model.bin", "vocab.txt"]
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "config.json",
+        "pytorch_model.bin",
+        "vocab.txt",
+    ]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-@pytest.mark.parametrize(("members", "link", "match"), [
-    ({"../evil/config.json": b"{}"}, None, "outside"),
-    ({"/abs/config.json": b"{}"}, None, "outside"),
-    ({"bert/config.json": b"{}"}, "bert/pytorch_model.bin", "symbolic link"),
-    ({"a/config.json": b"{}", "a/model.safetensors": b"x", "b/config.json": b"{}", "b/model.safetensors": b"x"},
-     None, "found 2"),
-    ({"readme.txt": b"no model"}, None, "found 0"),
-])
+@pytest.mark.parametrize(
+    ("members", "link", "match"),
+    [
+        ({"../evil/config.json": b"{}"}, None, "outside"),
+        ({"/abs/config.json": b"{}"}, None, "outside"),
+        ({"bert/config.json": b"{}"}, "bert/pytorch_model.bin", "symbolic link"),
+        (
+            {
+                "a/config.json": b"{}",
+                "a/model.safetensors": b"x",
+                "b/config.json": b"{}",
+                "b/model.safetensors": b"x",
+            },
+            None,
+            "found 2",
+        ),
+        ({"readme.txt": b"no model"}, None, "found 0"),
+    ],
+)
 def test_unsafe_or_wrong_archives_are_refused(tmp_path, members, link, match):
     src = _zip(tmp_path / "b.zip", members, link)
     with pytest.raises(CheckpointError, match=match):

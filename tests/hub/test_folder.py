@@ -98,19 +98,38 @@ def test_from_pretrained_hub_id_offline_from_the_hub_cache(tmp_path):
         f"sys.exit(main(['predict', '--checkpoint', 'someone/refvos-tiny', '--image', {str(image)!r}, "
         f"'-e', {EXPRESSIONS[0]!r}, '--mask-out', {str(mask_png)!r}, '--device', 'cpu', '--precision', 'fp32']))\n"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"),
-           "PYTHONPATH": str(REPO_ROOT / "src")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "PYTHONPATH": str(REPO_ROOT / "src"),
+    }
     out = tmp_path / "mask.npy"
     subprocess.run([sys.executable, "-c", code, str(out)], env=env, check=True, timeout=300)
     expected = Predictor(model, device="cpu", precision="fp32").predict(IMAGES[0], EXPRESSIONS[0])
     assert np.array_equal(np.load(out), expected)
-    assert np.array_equal(np.asarray(Image.open(mask_png)) > 0, expected)  # refvos predict --checkpoint org/name
+    assert np.array_equal(
+        np.asarray(Image.open(mask_png)) > 0, expected
+    )  # refvos predict --checkpoint org/name
 
 
 def test_export_safetensors_converts_a_refvos_checkpoint(tmp_path, capsys):
     model = make_mixed_model()
     pth = save_checkpoint(tmp_path / "m.pth", model)
-    assert main(["export", "--checkpoint", str(pth), "--format", "safetensors", "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(pth),
+                "--format",
+                "safetensors",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     loaded = load_checkpoint(tmp_path / "out")
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
@@ -121,15 +140,41 @@ def test_export_safetensors_converts_an_authors_released_file(tmp_path):
     from refvos.modeling import build_model
 
     torch.manual_seed(0)
-    model = build_model("refvos_r101", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG,
-                        max_tokens=10).eval()
-    bert = {k: v for k, v in model.text_encoder.state_dict().items() if k != "embeddings.position_ids"}
-    released = {"model": model.segmenter.state_dict(), "bert_model": bert, "epoch": 3,
-                "args": argparse.Namespace(dataset="davis", model="deeplabv3_resnet101")}
+    model = build_model(
+        "refvos_r101",
+        backbone_weights=None,
+        text_encoder=None,
+        text_config=TINY_TEXT_CONFIG,
+        max_tokens=10,
+    ).eval()
+    bert = {
+        k: v for k, v in model.text_encoder.state_dict().items() if k != "embeddings.position_ids"
+    }
+    released = {
+        "model": model.segmenter.state_dict(),
+        "bert_model": bert,
+        "epoch": 3,
+        "args": argparse.Namespace(dataset="davis", model="deeplabv3_resnet101"),
+    }
     torch.save(released, tmp_path / "theirs.pth")
-    assert main(["export", "--checkpoint", str(tmp_path / "theirs.pth"), "--format", "safetensors",
-                 "--out", str(tmp_path / "ours")]) == 0
-    original, converted = load_checkpoint(tmp_path / "theirs.pth"), load_checkpoint(tmp_path / "ours")
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(tmp_path / "theirs.pth"),
+                "--format",
+                "safetensors",
+                "--out",
+                str(tmp_path / "ours"),
+            ]
+        )
+        == 0
+    )
+    original, converted = (
+        load_checkpoint(tmp_path / "theirs.pth"),
+        load_checkpoint(tmp_path / "ours"),
+    )
     assert converted.config == original.config and converted.config.truncation == "original"
     assert converted.config.max_tokens == 10
     for k, v in original.state_dict().items():

@@ -86,17 +86,25 @@ def model_bytes(tmp_path_factory) -> tuple[bytes, torch.nn.Module]:
 
 def _cache_files(tmp_path: Path) -> list[str]:
     root = tmp_path / "cache"
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    return (
+        sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        if root.exists()
+        else []
+    )
 
 
-def test_download_into_empty_cache_then_load_then_refuse_changed_bytes(mirror, model_bytes, tmp_path, monkeypatch,
-                                                                       capsys):
+def test_download_into_empty_cache_then_load_then_refuse_changed_bytes(
+    mirror, model_bytes, tmp_path, monkeypatch, capsys
+):
     data, model = model_bytes
     _Mirror.files["refvos-refcoco.pth"] = data
     monkeypatch.setenv("REFVOS_WEIGHTS_URL", f"{mirror}/files/")
     predictor = Predictor.from_pretrained("refcoco", device="cpu", precision="fp32")
     target = tmp_path / "cache" / "checkpoints" / "refvos-refcoco.pth"
-    assert _cache_files(tmp_path) == ["checkpoints/refvos-refcoco.pth", "checkpoints/refvos-refcoco.pth.sha256"]
+    assert _cache_files(tmp_path) == [
+        "checkpoints/refvos-refcoco.pth",
+        "checkpoints/refvos-refcoco.pth.sha256",
+    ]
     assert target.read_bytes() == data and recorded_hash(target) == sha256_file(target)
     image = rgb(40, 56)
     expected = Predictor(model, device="cpu", precision="fp32").predict(image, "the red circle")
@@ -116,8 +124,22 @@ def test_download_into_empty_cache_then_load_then_refuse_changed_bytes(mirror, m
     assert "\n" not in str(err.value) and "refvos download refcoco" in str(err.value)
     # the CLI: one line, status 2, before the image is even read
     capsys.readouterr()
-    assert main(["predict", "--checkpoint", "refcoco", "--image", str(tmp_path / "x.png"),
-                 "--expression", "a", "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                "refcoco",
+                "--image",
+                str(tmp_path / "x.png"),
+                "--expression",
+                "a",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "SHA-256" in lines[0]
 
@@ -130,7 +152,9 @@ def test_download_follows_a_redirect(mirror, model_bytes, tmp_path, monkeypatch)
     assert _Mirror.requests == ["/redirect/refvos-davis.pth", "/files/refvos-davis.pth"]
 
 
-def test_a_cut_transfer_leaves_nothing_that_looks_complete(mirror, model_bytes, tmp_path, monkeypatch):
+def test_a_cut_transfer_leaves_nothing_that_looks_complete(
+    mirror, model_bytes, tmp_path, monkeypatch
+):
     _Mirror.files["refvos-a2d.pth"] = model_bytes[0]
     monkeypatch.setenv("REFVOS_WEIGHTS_URL", f"{mirror}/cut")
     with pytest.raises(DownloadError) as err:
@@ -149,7 +173,9 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_and_not_kept(mirror, tmp_pat
     assert _cache_files(tmp_path) == []
 
 
-def test_offline_without_mirror_is_one_line_naming_the_drive_url_and_the_path(monkeypatch, tmp_path):
+def test_offline_without_mirror_is_one_line_naming_the_drive_url_and_the_path(
+    monkeypatch, tmp_path
+):
     monkeypatch.setenv("REFVOS_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("REFVOS_WEIGHTS_URL", raising=False)
     # no network: every HTTPS request goes to a proxy that is not there
@@ -166,7 +192,9 @@ def test_offline_without_mirror_is_one_line_naming_the_drive_url_and_the_path(mo
     assert _cache_files(tmp_path) == []
 
 
-def test_a_hand_downloaded_file_is_checked_once_and_its_hash_recorded(monkeypatch, tmp_path, model_bytes):
+def test_a_hand_downloaded_file_is_checked_once_and_its_hash_recorded(
+    monkeypatch, tmp_path, model_bytes
+):
     monkeypatch.setenv("REFVOS_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("REFVOS_WEIGHTS_URL", str(tmp_path / "nowhere"))
     target = tmp_path / "cache" / "checkpoints" / "refvos-refcoco-a2d.pth"
@@ -232,16 +260,22 @@ def test_a_released_bert_unpacks_to_a_folder_the_text_encoder_loader_accepts(mon
 def test_unknown_names_and_existing_paths():
     with pytest.raises(InputError, match="download --list"):
         resolve.load_model("no-such-model")
-    assert resolve.resolve_checkpoint("no/such/file.pth") == "no/such/file.pth"  # the loader's error
+    assert (
+        resolve.resolve_checkpoint("no/such/file.pth") == "no/such/file.pth"
+    )  # the loader's error
 
 
-def test_a_local_file_wins_over_a_released_name_and_a_plain_folder_does_not(tmp_path, monkeypatch, model_bytes):
+def test_a_local_file_wins_over_a_released_name_and_a_plain_folder_does_not(
+    tmp_path, monkeypatch, model_bytes
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REFVOS_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("REFVOS_WEIGHTS_URL", str(tmp_path / "mirror"))
     (tmp_path / "mirror").mkdir()
     (tmp_path / "mirror" / "refvos-davis.pth").write_bytes(model_bytes[0])
     (tmp_path / "davis").mkdir()  # a data folder of the same name
-    assert resolve.resolve_checkpoint("davis") == str(tmp_path / "cache" / "checkpoints" / "refvos-davis.pth")
+    assert resolve.resolve_checkpoint("davis") == str(
+        tmp_path / "cache" / "checkpoints" / "refvos-davis.pth"
+    )
     (tmp_path / "refcoco").write_bytes(model_bytes[0])  # a file of the same name
     assert resolve.resolve_checkpoint("refcoco") == "refcoco"

@@ -25,8 +25,14 @@ class _RunsShell:
 
 
 def test_builtin_containers_round_trip(tmp_path):
-    obj = [{"ref_id": 1, "split": "train", "sentences": [{"sent": "a", "tokens": ["a"]}]},
-           (1.5, None, True, b"x"), {1, 2}, frozenset({"a"}), bytearray(b"ab"), 3 + 4j]
+    obj = [
+        {"ref_id": 1, "split": "train", "sentences": [{"sent": "a", "tokens": ["a"]}]},
+        (1.5, None, True, b"x"),
+        {1, 2},
+        frozenset({"a"}),
+        bytearray(b"ab"),
+        3 + 4j,
+    ]
     for protocol in range(0, pickle.HIGHEST_PROTOCOL + 1):
         p = tmp_path / f"ok{protocol}.p"
         p.write_bytes(pickle.dumps(obj, protocol=protocol))

@@ -15,7 +15,12 @@ def test_frames_are_written_as_they_come_and_read_back(tmp_path):
             gif.add(Image.fromarray(f))
             assert path.stat().st_size > 0 and gif.frames == i + 1  # on disk before the end
     with Image.open(path) as g:
-        assert g.n_frames == 3 and g.size == (50, 30) and g.info["loop"] == 0 and g.info["duration"] == 200
+        assert (
+            g.n_frames == 3
+            and g.size == (50, 30)
+            and g.info["loop"] == 0
+            and g.info["duration"] == 200
+        )
         for i, f in enumerate(frames):
             g.seek(i)
             assert np.abs(np.asarray(g.convert("RGB")).astype(int) - f).mean() < 3

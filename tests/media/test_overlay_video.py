@@ -26,13 +26,18 @@ def test_display_scaled_caps_the_long_side_and_keeps_the_mask_binary():
 
 
 def test_one_colour_chosen_once_frames_scaled_and_captioned(monkeypatch):
-    frames = [np.broadcast_to(np.array(c, np.uint8), (40, 48, 3)).copy() for c in (RED, BLUE, RED, BLUE)]
+    frames = [
+        np.broadcast_to(np.array(c, np.uint8), (40, 48, 3)).copy() for c in (RED, BLUE, RED, BLUE)
+    ]
     empty, half = np.zeros((40, 48), bool), np.zeros((40, 48), bool)
     half[:, :24] = True
     colours = []
     original = refvos.media.visualize.overlay
-    monkeypatch.setattr(refvos.media.visualize, "overlay",
-                        lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
+    monkeypatch.setattr(
+        refvos.media.visualize,
+        "overlay",
+        lambda *a, **k: colours.append(k.get("color")) or original(*a, **k),
+    )
     buf = io.BytesIO()
     with OverlayGif(buf, "the cat", fps=5, max_side=24) as gif:
         for frame, mask in zip(frames, [empty, half, half, half]):
@@ -42,5 +47,7 @@ def test_one_colour_chosen_once_frames_scaled_and_captioned(monkeypatch):
     assert colours[1:] == [fill_color(small_blue, small_half)] * 3
     assert fill_color(frames[0], half) != fill_color(frames[1], half)
     out = Image.open(io.BytesIO(buf.getvalue()))
-    assert out.n_frames == 4 and out.width == 24 and out.height > 20  # 24 x 20 plus the caption band
+    assert (
+        out.n_frames == 4 and out.width == 24 and out.height > 20
+    )  # 24 x 20 plus the caption band
     assert out.info["duration"] == 200

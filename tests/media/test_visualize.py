@@ -43,7 +43,9 @@ def test_fill_is_chosen_against_the_objects_colour():
 
 
 def test_outline_is_white_inside_black_outside_on_a_red_object_on_red():
-    image, mask = _scene(200, (200, 20, 20), (220, 30, 30))  # red on red: a red outline would vanish
+    image, mask = _scene(
+        200, (200, 20, 20), (220, 30, 30)
+    )  # red on red: a red outline would vanish
     out = np.asarray(overlay(image, mask))
     q = 50
     row = out[100]  # a horizontal line through the object's middle
@@ -82,11 +84,18 @@ def test_caption_wrapping_is_linear_in_the_text(text, monkeypatch):
 
     measured = [0]
     getlength = ImageFont.FreeTypeFont.getlength
-    monkeypatch.setattr(ImageFont.FreeTypeFont, "getlength",
-                        lambda self, t, *a, **k: measured.__setitem__(0, measured[0] + len(t)) or getlength(self, t, *a, **k))
+    monkeypatch.setattr(
+        ImageFont.FreeTypeFont,
+        "getlength",
+        lambda self, t, *a, **k: (
+            measured.__setitem__(0, measured[0] + len(t)) or getlength(self, t, *a, **k)
+        ),
+    )
     picture = caption(Image.new("RGB", (240, 100), (255, 255, 255)), text)
     assert measured[0] < 3 * len(text)
-    assert picture.height == caption(Image.new("RGB", (240, 100)), "y " * 400).height  # 4 lines, as any long text
+    assert (
+        picture.height == caption(Image.new("RGB", (240, 100)), "y " * 400).height
+    )  # 4 lines, as any long text
     band = np.asarray(picture)[100:]
     assert (band < 128).any(axis=(0, 2)).nonzero()[0].max() < 240 - 2
 
@@ -111,19 +120,27 @@ def test_dilation_matches_pils_square_max_filter(radius):
         for density in (0.02, 0.3):
             mask = rng.random(shape) < density
             mask[0, 0] = True  # something at the border
-            ref = Image.fromarray(mask.astype(np.uint8) * 255, mode="L").filter(ImageFilter.MaxFilter(2 * radius + 1))
+            ref = Image.fromarray(mask.astype(np.uint8) * 255, mode="L").filter(
+                ImageFilter.MaxFilter(2 * radius + 1)
+            )
             np.testing.assert_array_equal(_dilate(mask, radius), np.asarray(ref) > 127)
 
 
 # The caption font is matplotlib's bundled DejaVu Sans, found without importing matplotlib.
 def test_caption_font_is_found_without_importing_matplotlib():
-    code = ("import json, sys\nfrom refvos.media.visualize import caption_font\nfont = caption_font(300)\n"
-            "print(json.dumps([font.path, 'matplotlib' in sys.modules]))\n")
+    code = (
+        "import json, sys\nfrom refvos.media.visualize import caption_font\nfont = caption_font(300)\n"
+        "print(json.dumps([font.path, 'matplotlib' in sys.modules]))\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     path, imported = json.loads(proc.stdout)
-    assert path.endswith(os.path.join("mpl-data", "fonts", "ttf", "DejaVuSans.ttf")) and not imported
+    assert (
+        path.endswith(os.path.join("mpl-data", "fonts", "ttf", "DejaVuSans.ttf")) and not imported
+    )
 
 
 # A video's overlay colour is chosen once per expression (no flicker), from the first frame

@@ -24,8 +24,14 @@ def cats(**present):
 
 RECORDS = [
     ExpressionCategory("v1", 0, "the red car", "Trivial", None, cats(appearance=True)),
-    ExpressionCategory("v1", 1, "man walking left", "Non-trivial", "Redundant Information",
-                       cats(motion=True, location=True)),
+    ExpressionCategory(
+        "v1",
+        1,
+        "man walking left",
+        "Non-trivial",
+        "Redundant Information",
+        cats(motion=True, location=True),
+    ),
     ExpressionCategory("v2", 0, "a dog", "Incorrect Referring Expression", None, {}),
 ]
 RESULTS = [
@@ -39,10 +45,12 @@ RESULTS = [
 
 
 def bucket(overall, mean, prec, n):
-    return {"overall_iou": pytest.approx(overall) if overall is not None else None,
-            "mean_iou": pytest.approx(mean) if mean is not None else None,
-            "precision@0.5": pytest.approx(prec) if prec is not None else None,
-            "num_samples": n}
+    return {
+        "overall_iou": pytest.approx(overall) if overall is not None else None,
+        "mean_iou": pytest.approx(mean) if mean is not None else None,
+        "precision@0.5": pytest.approx(prec) if prec is not None else None,
+        "num_samples": n,
+    }
 
 
 def test_category_analysis_hand_case():
@@ -62,10 +70,14 @@ def test_category_analysis_hand_case():
     assert list(a["categories"]) == list(CATEGORIES)
     c = a["categories"]
     # the record without category annotation (v2) counts on neither side
-    assert c["appearance"] == {"with": bucket(9 / 20, 0.45, 0.5, 2),
-                               "without": bucket(0.6, 0.6, 1.0, 1)}
-    assert c["motion"] == {"with": bucket(0.6, 0.6, 1.0, 1),
-                           "without": bucket(9 / 20, 0.45, 0.5, 2)}
+    assert c["appearance"] == {
+        "with": bucket(9 / 20, 0.45, 0.5, 2),
+        "without": bucket(0.6, 0.6, 1.0, 1),
+    }
+    assert c["motion"] == {
+        "with": bucket(0.6, 0.6, 1.0, 1),
+        "without": bucket(9 / 20, 0.45, 0.5, 2),
+    }
     assert c["category"]["with"] == bucket(None, None, None, 0)
     assert c["category"]["without"]["num_samples"] == 3
     assert (a["num_records"], a["num_records_matched"]) == (3, 3)
@@ -104,9 +116,13 @@ def test_write_json_and_plot(tmp_path):
         rgb = np.asarray(im.convert("RGB"))
     assert rgb.shape[0] > 200 and rgb.shape[1] > 400
     labels = [(p, label) for p, label, *_ in bars]
-    assert labels[:5] == [("difficulty", "all"), ("difficulty", "Incorrect Referring Expression"),
-                          ("difficulty", "Non-trivial"), ("difficulty", "Trivial"),
-                          ("difficulty", "uncategorised")]
+    assert labels[:5] == [
+        ("difficulty", "all"),
+        ("difficulty", "Incorrect Referring Expression"),
+        ("difficulty", "Non-trivial"),
+        ("difficulty", "Trivial"),
+        ("difficulty", "uncategorised"),
+    ]
     assert len(labels) == 5 + 2 * len(CATEGORIES)
     trivial = bars[3]
     assert trivial[2:] == [pytest.approx(0.45), pytest.approx(0.45), 2]
@@ -120,8 +136,9 @@ def test_write_json_and_plot(tmp_path):
 def test_real_categorisation_files(name):
     path = shared_dataset_file("RE_categorization", name)
     records = load_categorization(path)
-    results = [SampleResult(r.video, r.instance_id, r.expression, i % 3, 3)
-               for i, r in enumerate(records)]
+    results = [
+        SampleResult(r.video, r.instance_id, r.expression, i % 3, 3) for i, r in enumerate(records)
+    ]
     a = category_analysis(results, records)
     assert a["uncategorised"]["num_samples"] == 0
     assert a["num_records_matched"] == len(records)

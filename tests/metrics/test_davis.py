@@ -116,7 +116,8 @@ def test_j_and_f_match_reference_on_random_masks():
         void = rng.random(a.shape) > 0.9 if rng.random() < 0.3 else None
         for th in (0.008, 0.02, 2):
             assert contour_accuracy(b, a, th, void) == pytest.approx(
-                ref_f_measure(b, a, void, th), abs=1e-6)
+                ref_f_measure(b, a, void, th), abs=1e-6
+            )
         assert region_similarity(b, a, void) == pytest.approx(ref_iou(b, a, void), abs=1e-6)
         checked += 0 < contour_accuracy(b, a) < 1
     assert checked > 20  # the comparison covered non-trivial F values
@@ -191,7 +192,6 @@ def test_f_boundary_tolerance_is_davis2017s_at_a_davis_frame_size():
     assert metrics.update(("v", 1, 0, "full"), shifted[9], gt)[1] < 0.7
 
 
-
 def test_submission_overlap_goes_to_most_confident(tmp_path):
     w = SubmissionWriter(tmp_path)
     meta = {"annotator": 1, "kind": "full_video", "video": "v", "frame": "00000"}
@@ -204,8 +204,6 @@ def test_submission_overlap_goes_to_most_confident(tmp_path):
     np.testing.assert_array_equal(labels[0], [1, 1, 2, 2])
 
 
-
-
 @pytest.mark.parametrize("overlap, row", [("confident", [1, 1, 2, 2]), ("last", [1, 2, 2, 2])])
 def test_davis_overlap_rule_in_submission_and_merged_map(tmp_path, overlap, row):
     """Objects 1 and 2 share columns 1 and 2; object 1 is surer on column 1, object 2 on column
@@ -213,18 +211,27 @@ def test_davis_overlap_rule_in_submission_and_merged_map(tmp_path, overlap, row)
     (``overlap="last"``) both to the highest id, object 2 (issue 21, item 5)."""
     a, b = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
     a[:, :3], b[:, 1:] = True, True
-    pa, pb = np.full((4, 4), 0.9, np.float32), np.where(np.arange(4) < 2, 0.6, 0.95)[None].repeat(4, 0)
+    pa, pb = (
+        np.full((4, 4), 0.9, np.float32),
+        np.where(np.arange(4) < 2, 0.6, 0.95)[None].repeat(4, 0),
+    )
     w = SubmissionWriter(tmp_path, overlap)
     meta = {"annotator": 1, "kind": "full_video", "video": "v", "frame": "00000"}
     w.add({**meta, "object_id": 1}, a, pa)
     w.add({**meta, "object_id": 2}, b, pb)
     w.close()
-    np.testing.assert_array_equal(read_object_ids(tmp_path / "annotator1_full_video" / "v" / "00000.png")[0], row)
+    np.testing.assert_array_equal(
+        read_object_ids(tmp_path / "annotator1_full_video" / "v" / "00000.png")[0], row
+    )
     scorer = DavisFrameScorer(overlap)
-    rows = [{"kind": "first_frame", "video": "v", "frame": "0", "sent_id": "1-0", "object_id": k}
-            for k in (1, 2)]
+    rows = [
+        {"kind": "first_frame", "video": "v", "frame": "0", "sent_id": "1-0", "object_id": k}
+        for k in (1, 2)
+    ]
     for r, pred, prob in zip(rows, (a, b), (pa, pb)):
-        scorer.add(r, pred, prob, pred, None)  # ground truth = own prediction: J < 1 where it lost pixels
+        scorer.add(
+            r, pred, prob, pred, None
+        )  # ground truth = own prediction: J < 1 where it lost pixels
     scorer.close()
     # confident: each object loses the column where the other is surer; last: object 2 keeps all
     assert [r["J"] < 1 for r in rows] == [True, overlap == "confident"]

@@ -46,8 +46,14 @@ def test_refvos_protocol_hand_computed():
     assert r["precision@0.5"] == pytest.approx(2 / 3)  # >= : 0.5 counts
     assert r["precision@0.6"] == pytest.approx(1 / 3)
     assert r["precision@0.9"] == pytest.approx(1 / 3)  # >= : 0.9 counts
-    assert set(r) == {"overall_iou", "mean_iou", "num_samples", "cum_intersection", "cum_union",
-                      *(f"precision@{t}" for t in ("0.5", "0.6", "0.7", "0.8", "0.9"))}
+    assert set(r) == {
+        "overall_iou",
+        "mean_iou",
+        "num_samples",
+        "cum_intersection",
+        "cum_union",
+        *(f"precision@{t}" for t in ("0.5", "0.6", "0.7", "0.8", "0.9")),
+    }
 
 
 def test_mttr_protocol_eps_and_strict():
@@ -233,23 +239,3 @@ def test_mask_score():
 
 
 # ---------------------------------------------------- DAVIS: independent reference transcription
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

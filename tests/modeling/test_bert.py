@@ -8,8 +8,15 @@ from refvos.modeling.bert import BertEncoder
 from refvos.modeling.config import BERT_BASE_UNCASED
 from refvos.modeling.text_encoder import bert_config, build_text_encoder, cls_embedding
 
-TINY = {**BERT_BASE_UNCASED, "vocab_size": 120, "hidden_size": 32, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "intermediate_size": 48, "max_position_embeddings": 24}
+TINY = {
+    **BERT_BASE_UNCASED,
+    "vocab_size": 120,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 48,
+    "max_position_embeddings": 24,
+}
 
 
 def _hf_bert(cfg):
@@ -44,7 +51,9 @@ def test_matches_transformers_bert_model_with_padding(act):
 
 
 def test_state_dict_keys_and_shapes_equal_transformers():
-    hf = {k: v.shape for k, v in _hf_bert(TINY).state_dict().items() if k != "embeddings.position_ids"}
+    hf = {
+        k: v.shape for k, v in _hf_bert(TINY).state_dict().items() if k != "embeddings.position_ids"
+    }
     ours = {k: v.shape for k, v in build_text_encoder(TINY).state_dict().items()}
     assert ours == hf
 
@@ -78,9 +87,11 @@ def test_building_the_encoder_imports_no_transformers_modelling():
     import subprocess
     import sys
 
-    code = ("import sys; from refvos.modeling.text_encoder import build_text_encoder; "
-            "from refvos.modeling.config import BERT_BASE_UNCASED; "
-            f"build_text_encoder({TINY!r}); "
-            "print(any(m.startswith('transformers.models') for m in sys.modules))")
+    code = (
+        "import sys; from refvos.modeling.text_encoder import build_text_encoder; "
+        "from refvos.modeling.config import BERT_BASE_UNCASED; "
+        f"build_text_encoder({TINY!r}); "
+        "print(any(m.startswith('transformers.models') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -16,8 +16,13 @@ timm = pytest.importorskip("timm")
 
 
 def _timm_features(stage: int) -> torch.nn.Module:
-    return timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, output_stride=8,
-                             out_indices=(stage,))
+    return timm.create_model(
+        "tf_efficientnet_lite0",
+        pretrained=False,
+        features_only=True,
+        output_stride=8,
+        out_indices=(stage,),
+    )
 
 
 def _randomise_batchnorm(net: torch.nn.Module, seed: int) -> None:
@@ -26,8 +31,12 @@ def _randomise_batchnorm(net: torch.nn.Module, seed: int) -> None:
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
-                for t, lo, hi in ((m.running_mean, -0.5, 0.5), (m.running_var, 0.5, 2.0),
-                                  (m.weight, 0.5, 1.5), (m.bias, -0.2, 0.2)):
+                for t, lo, hi in (
+                    (m.running_mean, -0.5, 0.5),
+                    (m.running_var, 0.5, 2.0),
+                    (m.weight, 0.5, 1.5),
+                    (m.bias, -0.2, 0.2),
+                ):
                     t.copy_(torch.empty(t.shape).uniform_(lo, hi, generator=g))
 
 
@@ -46,7 +55,9 @@ def test_features_equal_timms_at_every_stage(stage):
     ours = efficientnet_lite0_os8(None, stage)
     _randomise_batchnorm(theirs, stage)
     # timm's features_only network keeps every block; ours stops at the stage's last one
-    ours.body.load_state_dict({k: v for k, v in theirs.state_dict().items() if k in ours.body.state_dict()})
+    ours.body.load_state_dict(
+        {k: v for k, v in theirs.state_dict().items() if k in ours.body.state_dict()}
+    )
     assert ours.out_channels == theirs.feature_info.channels()[-1]
     x = torch.randn(2, 3, 67, 93)  # odd sizes: asymmetric "same" padding on the stride-2 convs
     with torch.no_grad():
@@ -75,10 +86,17 @@ def test_shipped_imagenet_weights_give_timms_features():
         torch.testing.assert_close(ours(x), theirs(x)[-1], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize(("size", "kernel", "stride", "dilation", "before", "after"), [
-    (7, 3, 2, 1, 1, 1), (8, 3, 2, 1, 0, 1), (9, 5, 2, 1, 2, 2), (10, 5, 2, 1, 1, 2),
-    (12, 2, 1, 1, 0, 1), (10, 3, 1, 2, 2, 2),
-])
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "dilation", "before", "after"),
+    [
+        (7, 3, 2, 1, 1, 1),
+        (8, 3, 2, 1, 0, 1),
+        (9, 5, 2, 1, 2, 2),
+        (10, 5, 2, 1, 1, 2),
+        (12, 2, 1, 1, 0, 1),
+        (10, 3, 1, 2, 2, 2),
+    ],
+)
 def test_same_padding_follows_tensorflow(size, kernel, stride, dilation, before, after):
     """Output ``ceil(size / stride)``; an odd padding puts its extra pixel after (TensorFlow's
     "same"; the pads are worked out by hand)."""
@@ -88,14 +106,21 @@ def test_same_padding_follows_tensorflow(size, kernel, stride, dilation, before,
     x = torch.randn(1, 1, size, size)
     out = conv(x)
     assert out.shape[-2:] == (-(-size // stride),) * 2
-    ref = F.conv2d(F.pad(x, [before, after, before, after]), conv.weight, stride=stride, dilation=dilation)
+    ref = F.conv2d(
+        F.pad(x, [before, after, before, after]), conv.weight, stride=stride, dilation=dilation
+    )
     torch.testing.assert_close(out, ref)
 
 
 @pytest.mark.parametrize("output_stride", [16, 32])
 def test_other_output_strides_equal_timms(output_stride):
-    theirs = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True,
-                               output_stride=output_stride, out_indices=(4,)).eval()
+    theirs = timm.create_model(
+        "tf_efficientnet_lite0",
+        pretrained=False,
+        features_only=True,
+        output_stride=output_stride,
+        out_indices=(4,),
+    ).eval()
     ours = EfficientNetLiteTrunk(output_stride=output_stride).eval()
     ours.load_state_dict(theirs.state_dict())
     x = torch.randn(1, 3, 65, 97)

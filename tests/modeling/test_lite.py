@@ -29,7 +29,9 @@ def test_shipped_lite0_weights_classify_imagenet_photos(name, label):
 def test_lite_backbone_carries_the_imagenet_weights():
     model = build_model("refvos_lite", text_encoder=None)
     named = lite0_imagenet_state_dict()
-    torch.testing.assert_close(model.segmenter.backbone.body.conv_stem.weight, named["conv_stem.weight"])
+    torch.testing.assert_close(
+        model.segmenter.backbone.body.conv_stem.weight, named["conv_stem.weight"]
+    )
     with torch.no_grad():
         feats = model.eval().segmenter.backbone(torch.zeros(1, 3, 64, 64))
     assert feats.shape == (1, 320, 8, 8)
@@ -41,7 +43,9 @@ def test_lite_uses_the_shipped_minilm_sentence_encoder():
     model = build_model("refvos_lite", backbone_weights=None).eval()
     assert model.config.text_dim == 384
     assert model.config.text_config["num_hidden_layers"] == 6
-    ids, mask = get_tokenizer().encode(["a red circle", "a red circle on the left", "the blue square"], 20)
+    ids, mask = get_tokenizer().encode(
+        ["a red circle", "a red circle on the left", "the blue square"], 20
+    )
     with torch.no_grad():
         v = F.normalize(model.encode_text(ids, mask), dim=1)
     # a pretrained encoder puts related sentences closer than unrelated ones; random ones do not

@@ -12,7 +12,9 @@ def test_builds_on_meta_with_the_same_names_and_shapes():
         net = nn.Sequential(ResNetFeatures((1, 1, 1, 1)), nn.Embedding(10, 4))
     assert all(p.is_meta for p in net.parameters())
     cpu = nn.Sequential(ResNetFeatures((1, 1, 1, 1)), nn.Embedding(10, 4))
-    assert [(k, v.shape) for k, v in net.state_dict().items()] == [(k, v.shape) for k, v in cpu.state_dict().items()]
+    assert [(k, v.shape) for k, v in net.state_dict().items()] == [
+        (k, v.shape) for k, v in cpu.state_dict().items()
+    ]
 
 
 def test_tensors_off_the_meta_device_are_still_initialised():

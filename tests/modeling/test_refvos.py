@@ -155,17 +155,30 @@ def test_r101_backbone_weights_from_path(tmp_path):
 def test_lite_stage_head_width_and_rates_are_kept_by_checkpoints(tmp_path):
     from refvos.checkpoint import load_checkpoint, save_checkpoint
 
-    model = build_model("refvos_lite", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG,
-                        backbone_stage=2, head_channels=32, atrous_rates=(2, 3, 5)).eval()
+    model = build_model(
+        "refvos_lite",
+        backbone_weights=None,
+        text_encoder=None,
+        text_config=TINY_TEXT_CONFIG,
+        backbone_stage=2,
+        head_channels=32,
+        atrous_rates=(2, 3, 5),
+    ).eval()
     assert model.config.backbone_channels == 40
-    assert [c[0].dilation for c in model.segmenter.classifier.aspp.convs[1:4]] == [(2, 2), (3, 3), (5, 5)]
+    assert [c[0].dilation for c in model.segmenter.classifier.aspp.convs[1:4]] == [
+        (2, 2),
+        (3, 3),
+        (5, 5),
+    ]
     assert model.segmenter.classifier.conv_2.weight.shape == (2, 32, 1, 1)
     loaded = load_checkpoint(save_checkpoint(tmp_path / "m.pth", model))
     assert loaded.config == model.config
     ids = torch.tensor([[101, 2417, 4418, 102]])
     images = torch.randn(1, 3, 48, 40)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(images, ids, torch.ones_like(ids)), model(images, ids, torch.ones_like(ids)))
+        torch.testing.assert_close(
+            loaded(images, ids, torch.ones_like(ids)), model(images, ids, torch.ones_like(ids))
+        )
 
 
 def test_encode_image_then_decode_is_the_forward(tiny_model):
@@ -184,4 +197,6 @@ def test_encode_image_then_decode_is_the_forward(tiny_model):
     assert small.shape == (2, 2, 20, 28)
     with torch.no_grad():
         head = tiny_model.segmenter.classifier(features, text[:1].expand(2, -1))
-    torch.testing.assert_close(small, torch.nn.functional.interpolate(head, size=(20, 28), mode="bilinear"))
+    torch.testing.assert_close(
+        small, torch.nn.functional.interpolate(head, size=(20, 28), mode="bilinear")
+    )

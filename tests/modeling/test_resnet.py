@@ -24,7 +24,9 @@ def pair():
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
     ours = ResNetFeatures(RESNET101_BLOCKS, dilate=(False, True, True))
-    ours.load_state_dict({k: v for k, v in ref.state_dict().items() if not k.startswith("fc.")}, strict=True)
+    ours.load_state_dict(
+        {k: v for k, v in ref.state_dict().items() if not k.startswith("fc.")}, strict=True
+    )
     return ref, ours
 
 
@@ -42,9 +44,16 @@ def test_state_dict_keys_and_shapes_are_torchvisions_without_the_classifier(pair
 
 def test_every_convolution_has_torchvisions_stride_padding_and_dilation(pair):
     ref, ours = pair
-    geometry = [(n, m.stride, m.padding, m.dilation) for n, m in ref.named_modules() if isinstance(m, nn.Conv2d)]
-    assert [(n, m.stride, m.padding, m.dilation) for n, m in ours.named_modules()
-            if isinstance(m, nn.Conv2d)] == geometry
+    geometry = [
+        (n, m.stride, m.padding, m.dilation)
+        for n, m in ref.named_modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    assert [
+        (n, m.stride, m.padding, m.dilation)
+        for n, m in ours.named_modules()
+        if isinstance(m, nn.Conv2d)
+    ] == geometry
     # output stride 8: dilation 2 in layer3 and 4 in layer4, each first block keeping the previous one
     assert [b.conv2.dilation[0] for b in ours.layer3] == [1] + [2] * 22
     assert [b.conv2.dilation[0] for b in ours.layer4] == [2, 4, 4]
@@ -95,10 +104,13 @@ def test_batchnorm_folding_folds_every_bottleneck_pair():
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
     blocks = [m for m in net.modules() if isinstance(m, Bottleneck)]
-    assert len(blocks) == 7 and all(declared_pairs(b) == (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
-                                    for b in blocks)
+    assert len(blocks) == 7 and all(
+        declared_pairs(b) == (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")) for b in blocks
+    )
     folded = fold_batchnorm(net)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())  # downsample branches too
+    assert not any(
+        isinstance(m, nn.BatchNorm2d) for m in folded.modules()
+    )  # downsample branches too
     x = torch.randn(1, 3, 48, 40)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-4)

@@ -20,7 +20,9 @@ def test_fold_batchnorm_keeps_the_function_and_leaves_the_model_alone(tiny_model
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
     folded = fold_batchnorm(tiny_model.segmenter)
-    assert any(type(m) is nn.BatchNorm2d for m in tiny_model.segmenter.modules())  # original untouched
+    assert any(
+        type(m) is nn.BatchNorm2d for m in tiny_model.segmenter.modules()
+    )  # original untouched
     x, t = torch.randn(2, 3, 48, 64), torch.randn(2, tiny_model.config.text_dim)
     with torch.no_grad():
         ref, got = tiny_model.segmenter(x, t), folded(x, t)
@@ -46,7 +48,9 @@ def test_predictor_folds_only_below_fp32():
     assert fp32.segmenter is fp32.model.segmenter
     p = Predictor(model, device="cpu", precision="bf16")
     assert p.segmenter is not p.model.segmenter
-    frames = [np.random.default_rng(i).integers(0, 256, (24, 32, 3), dtype=np.uint8) for i in range(3)]
+    frames = [
+        np.random.default_rng(i).integers(0, 256, (24, 32, 3), dtype=np.uint8) for i in range(3)
+    ]
     assert len(p.predict_video(frames, "the dog", batch_size=2)) == 3
 
 
@@ -84,7 +88,10 @@ def test_set_dropout_zero_removes_the_dropout_and_keeps_the_output(tiny_model):
     set_dropout(head, 0.0)
     assert not any(isinstance(m, nn.Dropout) for m in head.modules())
     head.train()
-    x, text = torch.randn(2, head.aspp.convs[0][0].in_channels, 6, 6), torch.randn(2, head.aspp.embedding_project[0].in_features)
+    x, text = (
+        torch.randn(2, head.aspp.convs[0][0].in_channels, 6, 6),
+        torch.randn(2, head.aspp.embedding_project[0].in_features),
+    )
     torch.manual_seed(0)
     a = head(x, text)
     torch.manual_seed(1)

@@ -24,8 +24,14 @@ def encoder():
 
 def test_config_is_read_back_from_the_state_dict(encoder):
     cfg = infer_text_config(encoder.state_dict())
-    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
-                "max_position_embeddings", "type_vocab_size"):
+    for key in (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "intermediate_size",
+        "max_position_embeddings",
+        "type_vocab_size",
+    ):
         assert cfg[key] == {**cfg, **TINY_TEXT_CONFIG}[key], key
     assert cfg["num_hidden_layers"] == TINY_TEXT_CONFIG["num_hidden_layers"]
     with pytest.raises(CheckpointError, match="not a BertModel state dict"):

@@ -187,7 +187,9 @@ def _video(make_folder: Callable[[Path], Path]) -> Callable[[Path, Env], Callabl
     return make
 
 
-def _dataset(name: str, root_of: Callable[[Path, Env], Path], **opts) -> Callable[[Path, Env], Callable[[], Any]]:
+def _dataset(
+    name: str, root_of: Callable[[Path, Env], Path], **opts
+) -> Callable[[Path, Env], Callable[[], Any]]:
     from refvos.data import build_dataset
 
     def make(tmp: Path, env: Env) -> Callable[[], Any]:
@@ -263,7 +265,9 @@ def _categorization_bad_cell(tmp: Path, env: Env) -> Callable[[], Any]:
     from refvos.data.annotations import CATEGORIZATION_HEADER, load_categorization
 
     path = tmp / "cats.csv"
-    path.write_text(";".join(CATEGORIZATION_HEADER) + "\r\nv1;1;a dog;easy;Not Applicable;1;0;yes;0;0;0;0\r\n")
+    path.write_text(
+        ";".join(CATEGORIZATION_HEADER) + "\r\nv1;1;a dog;easy;Not Applicable;1;0;yes;0;0;0;0\r\n"
+    )
     return lambda: load_categorization(path)
 
 
@@ -286,9 +290,20 @@ def _nan_loss(tmp: Path, env: Env) -> Callable[[], Any]:
     from refvos.data import build_dataset
     from refvos.engine.trainer import TrainConfig, Trainer
 
-    train = build_dataset("refcoco", env.refer, "train", "train", max_tokens=10, base_size=40, crop_size=48)
-    config = TrainConfig(output_dir=tmp / "run", epochs=1, schedule="constant", lr=0.01, batch_size=2, workers=0,
-                         progress=False, tensorboard=False, print_freq=100)
+    train = build_dataset(
+        "refcoco", env.refer, "train", "train", max_tokens=10, base_size=40, crop_size=48
+    )
+    config = TrainConfig(
+        output_dir=tmp / "run",
+        epochs=1,
+        schedule="constant",
+        lr=0.01,
+        batch_size=2,
+        workers=0,
+        progress=False,
+        tensorboard=False,
+        print_freq=100,
+    )
     trainer = Trainer(make_tiny_model(max_tokens=10), train, config)
     criterion = trainer.criterion
     trainer.criterion = lambda logits, target: criterion(logits, target) * float("nan")
@@ -297,62 +312,127 @@ def _nan_loss(tmp: Path, env: Env) -> Callable[[], Any]:
 
 LIBRARY: dict[str, Case] = {
     # images
-    "image missing": Case(_load_image(lambda t: t / "nope.png"), InputError, (r"nope\.png", "does not exist")),
-    "image empty": Case(_load_image(_write("empty.jpg", b"")), InputError, (r"empty\.jpg", r"empty \(0 bytes\)")),
-    "image truncated": Case(_load_image(lambda t: truncated_png(t / "cut.png")), InputError,
-                            (r"cut\.png", "truncated or corrupt")),
-    "image is text": Case(_load_image(_write("notes.jpg", b"shopping list: eggs\n")), InputError,
-                          (r"notes\.jpg", "not a readable image")),
-    "image 10000x10000": Case(_load_image(lambda t: write_constant_png(t / "huge.png", 10000, 10000)), InputError,
-                              (r"huge\.png", "10000x10000", "limit", "downscale")),
-    "image array of bad shape": Case(lambda t, e: lambda: __import__("refvos.media.image").media.image.load_image(
-        np.zeros((4, 4, 2), np.uint8)), InputError, (r"\(H, W, 3\)", r"\(4, 4, 2\)")),
+    "image missing": Case(
+        _load_image(lambda t: t / "nope.png"), InputError, (r"nope\.png", "does not exist")
+    ),
+    "image empty": Case(
+        _load_image(_write("empty.jpg", b"")), InputError, (r"empty\.jpg", r"empty \(0 bytes\)")
+    ),
+    "image truncated": Case(
+        _load_image(lambda t: truncated_png(t / "cut.png")),
+        InputError,
+        (r"cut\.png", "truncated or corrupt"),
+    ),
+    "image is text": Case(
+        _load_image(_write("notes.jpg", b"shopping list: eggs\n")),
+        InputError,
+        (r"notes\.jpg", "not a readable image"),
+    ),
+    "image 10000x10000": Case(
+        _load_image(lambda t: write_constant_png(t / "huge.png", 10000, 10000)),
+        InputError,
+        (r"huge\.png", "10000x10000", "limit", "downscale"),
+    ),
+    "image array of bad shape": Case(
+        lambda t, e: (
+            lambda: __import__("refvos.media.image").media.image.load_image(
+                np.zeros((4, 4, 2), np.uint8)
+            )
+        ),
+        InputError,
+        (r"\(H, W, 3\)", r"\(4, 4, 2\)"),
+    ),
     # expressions
     "expression empty": Case(_encode(""), InputError, ("expression is empty",)),
     "expression whitespace": Case(_encode(" \t\n "), InputError, ("expression is empty",)),
     "expression invisible only": Case(_encode("\u200b\u200b"), InputError, ("has no words",)),
     "expression lone surrogate": Case(_encode("the d\ud800og"), InputError, ("not valid text",)),
     # videos
-    "video unreadable frame": Case(_video(lambda t: frames_folder(t / "clip", [(32, 40)] * 4, bad=2)), InputError,
-                                   (r"clip/00002\.png", "not a readable image")),
+    "video unreadable frame": Case(
+        _video(lambda t: frames_folder(t / "clip", [(32, 40)] * 4, bad=2)),
+        InputError,
+        (r"clip/00002\.png", "not a readable image"),
+    ),
     "video differently sized frame": Case(
-        _video(lambda t: frames_folder(t / "clip", [(32, 40), (32, 40), (40, 32)])), InputError,
-        ("frames differ in size", "40x32", "32x40")),
-    "video empty folder": Case(_video(lambda t: (t / "clip").mkdir() or t / "clip"), InputError,
-                               (r"clip", "has no frames")),
+        _video(lambda t: frames_folder(t / "clip", [(32, 40), (32, 40), (40, 32)])),
+        InputError,
+        ("frames differ in size", "40x32", "32x40"),
+    ),
+    "video empty folder": Case(
+        _video(lambda t: (t / "clip").mkdir() or t / "clip"), InputError, (r"clip", "has no frames")
+    ),
     # data sets
-    "refer missing instances.json": Case(_dataset("refcoco", refer_without_instances), DataFormatError,
-                                         (r"refcoco/instances\.json", "file not found", "expected")),
-    "refer refs of the wrong split scheme": Case(_refer_wrong_split_by, DataFormatError,
-                                                 (r"refs\(umd\)\.p", "file not found", "split by unc or google")),
-    "refer unknown split": Case(_refer_unknown_split, DataFormatError, ("no such split 'training'", "testA")),
-    "refer refs not a list": Case(_refs_not_a_list, DataFormatError, (r"refs\(unc\)\.p", "expected a list of refs")),
-    "refer instances not JSON": Case(_instances_bad_json, DataFormatError, (r"instances\.json:3", "not valid JSON")),
-    "a2d query line with too few fields": Case(_dataset("a2d", a2d_short_query_line), DataFormatError,
-                                               (r"a2d_annotation\.txt:\d+", "expected 'video_id,instance_id,query'",
-                                                "v000")),
-    "a2d videoset usage not 0/1": Case(_videoset_bad_usage, DataFormatError,
-                                       (r"videoset\.csv:\d+", r"usage 0 \(train\) or 1 \(test\)")),
-    "a2d h5 without reMask": Case(_h5_without_remask, DataFormatError, (r"\.h5", "reMask", "expected an HDF5")),
-    "davis expression without quotes": Case(_dataset("davis", davis_unquoted_line), DataFormatError,
-                                            (r"Davis17_annot1\.txt:2", "expected '<sequence> <object id>",
-                                             "the dog on the left")),
-    "davis annotation not a palette PNG": Case(_davis_palette_rgb, DataFormatError,
-                                               (r"00000\.png", "mode RGB", "palette")),
-    "categorisation cell not 0/1": Case(_categorization_bad_cell, DataFormatError,
-                                        (r"cats\.csv:2", "category 'category' is 'yes'", "expected 0, 1")),
-    "augmented expressions bad row": Case(_augmented_bad_row, DataFormatError,
-                                          (r"new_res\.txt:3", "expected 'video;instance_id;query'")),
+    "refer missing instances.json": Case(
+        _dataset("refcoco", refer_without_instances),
+        DataFormatError,
+        (r"refcoco/instances\.json", "file not found", "expected"),
+    ),
+    "refer refs of the wrong split scheme": Case(
+        _refer_wrong_split_by,
+        DataFormatError,
+        (r"refs\(umd\)\.p", "file not found", "split by unc or google"),
+    ),
+    "refer unknown split": Case(
+        _refer_unknown_split, DataFormatError, ("no such split 'training'", "testA")
+    ),
+    "refer refs not a list": Case(
+        _refs_not_a_list, DataFormatError, (r"refs\(unc\)\.p", "expected a list of refs")
+    ),
+    "refer instances not JSON": Case(
+        _instances_bad_json, DataFormatError, (r"instances\.json:3", "not valid JSON")
+    ),
+    "a2d query line with too few fields": Case(
+        _dataset("a2d", a2d_short_query_line),
+        DataFormatError,
+        (r"a2d_annotation\.txt:\d+", "expected 'video_id,instance_id,query'", "v000"),
+    ),
+    "a2d videoset usage not 0/1": Case(
+        _videoset_bad_usage,
+        DataFormatError,
+        (r"videoset\.csv:\d+", r"usage 0 \(train\) or 1 \(test\)"),
+    ),
+    "a2d h5 without reMask": Case(
+        _h5_without_remask, DataFormatError, (r"\.h5", "reMask", "expected an HDF5")
+    ),
+    "davis expression without quotes": Case(
+        _dataset("davis", davis_unquoted_line),
+        DataFormatError,
+        (r"Davis17_annot1\.txt:2", "expected '<sequence> <object id>", "the dog on the left"),
+    ),
+    "davis annotation not a palette PNG": Case(
+        _davis_palette_rgb, DataFormatError, (r"00000\.png", "mode RGB", "palette")
+    ),
+    "categorisation cell not 0/1": Case(
+        _categorization_bad_cell,
+        DataFormatError,
+        (r"cats\.csv:2", "category 'category' is 'yes'", "expected 0, 1"),
+    ),
+    "augmented expressions bad row": Case(
+        _augmented_bad_row,
+        DataFormatError,
+        (r"new_res\.txt:3", "expected 'video;instance_id;query'"),
+    ),
     # checkpoints
-    "checkpoint of another model": Case(_checkpoint(other_model_ckpt), CheckpointError,
-                                        (r"resnet18\.pth", "do not fit", "refvos_lite")),
-    "checkpoint truncated": Case(_checkpoint(truncated_ckpt), CheckpointError, (r"cut\.pth", "cannot be read")),
-    "checkpoint with NaN weights": Case(_checkpoint(nan_ckpt), CheckpointError, (r"nan\.pth", "NaN or infinite")),
-    "checkpoint without model": Case(_checkpoint(not_a_ckpt), CheckpointError,
-                                     (r"weights\.pth", "not a RefVOS checkpoint", "expected a dict with 'model'")),
+    "checkpoint of another model": Case(
+        _checkpoint(other_model_ckpt),
+        CheckpointError,
+        (r"resnet18\.pth", "do not fit", "refvos_lite"),
+    ),
+    "checkpoint truncated": Case(
+        _checkpoint(truncated_ckpt), CheckpointError, (r"cut\.pth", "cannot be read")
+    ),
+    "checkpoint with NaN weights": Case(
+        _checkpoint(nan_ckpt), CheckpointError, (r"nan\.pth", "NaN or infinite")
+    ),
+    "checkpoint without model": Case(
+        _checkpoint(not_a_ckpt),
+        CheckpointError,
+        (r"weights\.pth", "not a RefVOS checkpoint", "expected a dict with 'model'"),
+    ),
     # training
-    "NaN loss during training": Case(_nan_loss, RefVOSError,
-                                     ("loss became nan", "epoch 0, step 0", "training stopped")),
+    "NaN loss during training": Case(
+        _nan_loss, RefVOSError, ("loss became nan", "epoch 0, step 0", "training stopped")
+    ),
 }
 
 
@@ -367,7 +447,9 @@ def test_library_refuses_with_a_clear_message(name, env, tmp_path):
     assert "\n" not in message, f"message is not one line: {message!r}"
     for pattern in case.expect:
         assert re.search(pattern, message), f"{pattern!r} not in {message!r}"
-    after = [p for p in tree(tmp_path) if not p.startswith("run")]  # the training run dir: events only
+    after = [
+        p for p in tree(tmp_path) if not p.startswith("run")
+    ]  # the training run dir: events only
     assert after == [p for p in before if not p.startswith("run")], "something was written"
 
 
@@ -402,7 +484,10 @@ def _expression_works(text: str, min_tokens: int) -> Callable[[Path, Env], Any]:
         ids, mask = get_tokenizer().encode([text], 20)
         n = int(mask.sum())
         assert min_tokens <= n <= 20
-        assert ids[0, 0] == get_tokenizer().cls_token_id and ids[0, n - 1] == get_tokenizer().sep_token_id
+        assert (
+            ids[0, 0] == get_tokenizer().cls_token_id
+            and ids[0, n - 1] == get_tokenizer().sep_token_id
+        )
         return n
 
     return run
@@ -413,7 +498,9 @@ def _one_pixel(tmp: Path, env: Env):
     from refvos.predictor import Predictor
 
     Image.fromarray(np.full((1, 1, 3), 200, np.uint8)).save(tmp / "dot.png")
-    mask = Predictor(load_checkpoint(env.ckpt), device="cpu", precision="fp32").predict(tmp / "dot.png", "the dot")
+    mask = Predictor(load_checkpoint(env.ckpt), device="cpu", precision="fp32").predict(
+        tmp / "dot.png", "the dot"
+    )
     assert mask.shape == (1, 1) and mask.dtype == bool
 
 
@@ -453,8 +540,14 @@ def test_huge_image_is_refused_before_decoding(tmp_path):
         "    print('refused', e)\n"
         "print('grew_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
-                         cwd=REPO_ROOT, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        check=True,
+    ).stdout
     assert "refused" in out and "10000x10000" in out
     grew_kb = int(re.search(r"grew_kb (\d+)", out).group(1))
     assert grew_kb < 50_000, f"peak memory grew by {grew_kb} kB: the image was decoded"
@@ -472,66 +565,129 @@ class CliCase:
     expect: tuple[str, ...]
 
 
-def _predict(image: Callable[[Path], Path] | None = None, expression: str = "the red circle",
-             ckpt: Callable[[Path, Env], Path] | None = None, video: Callable[[Path], Path] | None = None,
-             extra: tuple[str, ...] = ()) -> Callable[[Path, Env], list[str]]:
+def _predict(
+    image: Callable[[Path], Path] | None = None,
+    expression: str = "the red circle",
+    ckpt: Callable[[Path, Env], Path] | None = None,
+    video: Callable[[Path], Path] | None = None,
+    extra: tuple[str, ...] = (),
+) -> Callable[[Path, Env], list[str]]:
     def argv(tmp: Path, env: Env) -> list[str]:
-        args = ["predict", "--checkpoint", str(ckpt(tmp, env) if ckpt else env.ckpt), "-e", expression,
-                "--device", "cpu", "--precision", "fp32", *extra]
+        args = [
+            "predict",
+            "--checkpoint",
+            str(ckpt(tmp, env) if ckpt else env.ckpt),
+            "-e",
+            expression,
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            *extra,
+        ]
         if video is not None:
             return [*args, "--video", str(video(tmp)), "--out-dir", str(tmp / "out")]
         source = image(tmp) if image else write_image(tmp / "photo.png", "RGB")
-        return [*args, "--image", str(source), "--out", str(tmp / "overlay.png"),
-                "--mask-out", str(tmp / "mask.png")]
+        return [
+            *args,
+            "--image",
+            str(source),
+            "--out",
+            str(tmp / "overlay.png"),
+            "--mask-out",
+            str(tmp / "mask.png"),
+        ]
 
     return argv
 
 
-def _test(dataset: str, root: Callable[[Path, Env], Path], ckpt: Callable[[Path, Env], Path] | None = None
-          ) -> Callable[[Path, Env], list[str]]:
+def _test(
+    dataset: str, root: Callable[[Path, Env], Path], ckpt: Callable[[Path, Env], Path] | None = None
+) -> Callable[[Path, Env], list[str]]:
     flag = {"refcoco": "--refer_data_root", "a2d": "--a2d_root", "davis": "--davis_root"}[dataset]
     split = {"refcoco": "train", "a2d": "train", "davis": "val"}[dataset]  # the splits with samples
 
     def argv(tmp: Path, env: Env) -> list[str]:
-        return ["test", "--dataset", dataset, flag, str(root(tmp, env)), "--split", split,
-                "--resume", str(ckpt(tmp, env) if ckpt else env.ckpt), "--device", "cpu",
-                "--output-dir", str(tmp / "out")]
+        return [
+            "test",
+            "--dataset",
+            dataset,
+            flag,
+            str(root(tmp, env)),
+            "--split",
+            split,
+            "--resume",
+            str(ckpt(tmp, env) if ckpt else env.ckpt),
+            "--device",
+            "cpu",
+            "--output-dir",
+            str(tmp / "out"),
+        ]
 
     return argv
 
 
 CLI: dict[str, CliCase] = {
-    "predict: image missing": CliCase(_predict(image=lambda t: t / "nope.jpg"), (r"nope\.jpg", "does not exist")),
-    "predict: image empty": CliCase(_predict(image=_write("empty.png", b"")), (r"empty\.png", "empty")),
-    "predict: image truncated": CliCase(_predict(image=lambda t: truncated_png(t / "cut.png")),
-                                        (r"cut\.png", "truncated or corrupt")),
-    "predict: not an image": CliCase(_predict(image=_write("cv.pdf", b"%PDF-1.4\n")),
-                                     (r"cv\.pdf", "not a readable image")),
-    "predict: 10000x10000 image": CliCase(_predict(image=lambda t: write_constant_png(t / "huge.png", 10000, 10000)),
-                                          (r"huge\.png", "10000x10000", "limit")),
+    "predict: image missing": CliCase(
+        _predict(image=lambda t: t / "nope.jpg"), (r"nope\.jpg", "does not exist")
+    ),
+    "predict: image empty": CliCase(
+        _predict(image=_write("empty.png", b"")), (r"empty\.png", "empty")
+    ),
+    "predict: image truncated": CliCase(
+        _predict(image=lambda t: truncated_png(t / "cut.png")),
+        (r"cut\.png", "truncated or corrupt"),
+    ),
+    "predict: not an image": CliCase(
+        _predict(image=_write("cv.pdf", b"%PDF-1.4\n")), (r"cv\.pdf", "not a readable image")
+    ),
+    "predict: 10000x10000 image": CliCase(
+        _predict(image=lambda t: write_constant_png(t / "huge.png", 10000, 10000)),
+        (r"huge\.png", "10000x10000", "limit"),
+    ),
     "predict: empty expression": CliCase(_predict(expression=""), ("--expression is empty",)),
-    "predict: whitespace expression": CliCase(_predict(expression="   "), ("--expression is empty",)),
-    "predict: checkpoint of another model": CliCase(_predict(ckpt=other_model_ckpt), (r"resnet18\.pth", "do not fit")),
-    "predict: checkpoint truncated": CliCase(_predict(ckpt=truncated_ckpt), (r"cut\.pth", "cannot be read")),
+    "predict: whitespace expression": CliCase(
+        _predict(expression="   "), ("--expression is empty",)
+    ),
+    "predict: checkpoint of another model": CliCase(
+        _predict(ckpt=other_model_ckpt), (r"resnet18\.pth", "do not fit")
+    ),
+    "predict: checkpoint truncated": CliCase(
+        _predict(ckpt=truncated_ckpt), (r"cut\.pth", "cannot be read")
+    ),
     "predict: checkpoint with NaN": CliCase(_predict(ckpt=nan_ckpt), (r"nan\.pth", "NaN")),
-    "predict: checkpoint missing": CliCase(_predict(ckpt=lambda t, e: t / "none.pth"), (r"none\.pth", "does not exist")),
-    "predict: --max-size too small": CliCase(_predict(extra=("--max-size", "4")), ("--max-size", "at least 16")),
+    "predict: checkpoint missing": CliCase(
+        _predict(ckpt=lambda t, e: t / "none.pth"), (r"none\.pth", "does not exist")
+    ),
+    "predict: --max-size too small": CliCase(
+        _predict(extra=("--max-size", "4")), ("--max-size", "at least 16")
+    ),
     "predict: video with an unreadable frame": CliCase(
         _predict(video=lambda t: frames_folder(t / "clip", [(32, 40)] * 5, bad=3)),
-        (r"clip/00003\.png", "not a readable image")),
+        (r"clip/00003\.png", "not a readable image"),
+    ),
     "predict: video with a differently sized frame": CliCase(
         _predict(video=lambda t: frames_folder(t / "clip", [(32, 40)] * 3 + [(40, 32)])),
-        ("00003", "40x32", "32x40", "same size")),
-    "predict: video folder missing": CliCase(_predict(video=lambda t: t / "clip"), (r"clip", "does not exist")),
-    "test: refer root without instances.json": CliCase(_test("refcoco", refer_without_instances),
-                                                       (r"instances\.json", "file not found")),
-    "test: a2d query line with too few fields": CliCase(_test("a2d", a2d_short_query_line),
-                                                        (r"a2d_annotation\.txt:\d+", "expected 'video_id")),
-    "test: davis expression without quotes": CliCase(_test("davis", davis_unquoted_line),
-                                                     (r"Davis17_annot1\.txt:2", "expected '<sequence>")),
-    "test: a2d h5 without reMask": CliCase(_test("a2d", lambda t, e: a2d_h5_without_remask(t, e)[0]),
-                                           (r"\.h5", "reMask")),
-    "test: checkpoint with NaN": CliCase(_test("refcoco", lambda t, e: e.refer, ckpt=nan_ckpt), (r"nan\.pth", "NaN")),
+        ("00003", "40x32", "32x40", "same size"),
+    ),
+    "predict: video folder missing": CliCase(
+        _predict(video=lambda t: t / "clip"), (r"clip", "does not exist")
+    ),
+    "test: refer root without instances.json": CliCase(
+        _test("refcoco", refer_without_instances), (r"instances\.json", "file not found")
+    ),
+    "test: a2d query line with too few fields": CliCase(
+        _test("a2d", a2d_short_query_line), (r"a2d_annotation\.txt:\d+", "expected 'video_id")
+    ),
+    "test: davis expression without quotes": CliCase(
+        _test("davis", davis_unquoted_line), (r"Davis17_annot1\.txt:2", "expected '<sequence>")
+    ),
+    "test: a2d h5 without reMask": CliCase(
+        _test("a2d", lambda t, e: a2d_h5_without_remask(t, e)[0]), (r"\.h5", "reMask")
+    ),
+    "test: checkpoint with NaN": CliCase(
+        _test("refcoco", lambda t, e: e.refer, ckpt=nan_ckpt), (r"nan\.pth", "NaN")
+    ),
 }
 
 
@@ -564,8 +720,14 @@ def test_cli_exits_2_with_one_line(name, env, tmp_path, monkeypatch, capsys):
 def test_cli_exit_status_through_the_real_entry_point(env, tmp_path):
     """The same contract through ``python -m refvos`` (a separate process, no test harness)."""
     argv = _predict(image=lambda t: truncated_png(t / "cut.png"))(tmp_path, env)
-    proc = subprocess.run([sys.executable, "-m", "refvos", *argv], capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "refvos", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert re.search(r"refvos predict: error: .*cut\.png.*truncated or corrupt", proc.stderr)
@@ -588,8 +750,9 @@ def test_cli_predict_converts_image_modes(name, env, tmp_path, monkeypatch, caps
 
 def test_cli_predict_one_pixel_and_long_foreign_expression(env, tmp_path, monkeypatch, capsys):
     Image.fromarray(rgb(1, 1)).save(tmp_path / "dot.png")
-    argv = _predict(image=lambda t: t / "dot.png", expression="左边的男人 " + "very " * 1000 + "tall man")(
-        tmp_path, env)
+    argv = _predict(
+        image=lambda t: t / "dot.png", expression="左边的男人 " + "very " * 1000 + "tall man"
+    )(tmp_path, env)
     rc, out, err = _run_cli([*argv, "--json"], tmp_path, monkeypatch, capsys)
     assert rc == 0, err
     with Image.open(tmp_path / "mask.png") as m:
@@ -604,12 +767,33 @@ def test_cli_train_bad_input(name, env, tmp_path, monkeypatch, capsys):
     if name == "missing instances.json":
         root, resume, expect = refer_without_instances(tmp_path, env), [], r"instances\.json"
     else:
-        root, resume, expect = env.refer, ["--resume", str(truncated_ckpt(tmp_path, env))], r"cut\.pth"
-    argv = ["train", "--dataset", "refcoco", "--refer_data_root", str(root), "--output-dir",
-            str(tmp_path / "run"), "--device", "cpu", *TINY_MODEL_ARGS, "-j", "0", *resume]
+        root, resume, expect = (
+            env.refer,
+            ["--resume", str(truncated_ckpt(tmp_path, env))],
+            r"cut\.pth",
+        )
+    argv = [
+        "train",
+        "--dataset",
+        "refcoco",
+        "--refer_data_root",
+        str(root),
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+        *TINY_MODEL_ARGS,
+        "-j",
+        "0",
+        *resume,
+    ]
     before = tree(tmp_path)
     rc, out, err = _run_cli(argv, tmp_path, monkeypatch, capsys)
     assert rc == 2, err
     assert "Traceback" not in err and re.search(expect, err)
-    assert tree(tmp_path) == before  # refused before anything was written: no run folder, no checkpoint
-    assert [p for p in tree(tmp_path) if not p.startswith("run")] == [p for p in before if not p.startswith("run")]
+    assert (
+        tree(tmp_path) == before
+    )  # refused before anything was written: no run folder, no checkpoint
+    assert [p for p in tree(tmp_path) if not p.startswith("run")] == [
+        p for p in before if not p.startswith("run")
+    ]

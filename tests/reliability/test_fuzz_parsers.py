@@ -20,9 +20,16 @@ from PIL import Image
 
 from refvos.errors import RefVOSError
 
-FUZZ = settings(max_examples=100, deadline=timedelta(seconds=5), derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                       HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=100,
+    deadline=timedelta(seconds=5),
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
+)
 _DIR = Path(tempfile.mkdtemp(prefix="refvos-fuzz-"))
 
 
@@ -47,8 +54,10 @@ def _file(name: str, data: bytes | str) -> Path:
 
 # Text that looks like the formats: their separators and digits are common, so the fuzzer
 # reaches past the first check.
-_ALPHABET = st.sampled_from(list(' ,;"\'\t\r\n0123456789-.abcvX_') + ["video_id", "instance_id", "query", "é",
-                                                                      "\x00", "\u2028", "²", "١"])
+_ALPHABET = st.sampled_from(
+    list(" ,;\"'\t\r\n0123456789-.abcvX_")
+    + ["video_id", "instance_id", "query", "é", "\x00", "\u2028", "²", "١"]
+)
 format_text = st.lists(_ALPHABET, max_size=120).map("".join)
 any_text = st.one_of(format_text, st.text(max_size=200))
 
@@ -56,12 +65,21 @@ any_text = st.one_of(format_text, st.text(max_size=200))
 # ------------------------------------------------------------------------------ pickles
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20),
-                    st.binary(max_size=20))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.binary(max_size=20),
+)
 py_values = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
-                            st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner, max_size=4),
+    ),
     max_leaves=20,
 )
 
@@ -82,7 +100,7 @@ def test_safe_load_mutated_pickles(value, protocol, cut):
     data = pickle.dumps(value, protocol=protocol)
     # repr compares NaN (and -0.0) exactly, where == would say [nan] != [nan] for distinct objects
     assert repr(_parses_or_refuses(safe_load, io.BytesIO(data))) == repr(value)
-    broken = data[:cut] + bytes([cut % 256]) + data[cut + 1:]
+    broken = data[:cut] + bytes([cut % 256]) + data[cut + 1 :]
     _parses_or_refuses(safe_load, _file("refs(unc).p", broken))
 
 
@@ -92,25 +110,54 @@ def test_safe_load_mutated_pickles(value, protocol, cut):
 _ids = st.integers(-1, 3)
 _seg = st.one_of(
     st.lists(st.lists(st.floats(-5, 50, allow_nan=False), max_size=8), max_size=2),
-    st.fixed_dictionaries({"size": st.lists(st.integers(0, 20), min_size=0, max_size=3),
-                           "counts": st.one_of(st.text(max_size=10), st.lists(st.integers(0, 30), max_size=5))}),
+    st.fixed_dictionaries(
+        {
+            "size": st.lists(st.integers(0, 20), min_size=0, max_size=3),
+            "counts": st.one_of(st.text(max_size=10), st.lists(st.integers(0, 30), max_size=5)),
+        }
+    ),
     py_values,
 )
-_image = st.fixed_dictionaries({"id": _ids, "file_name": st.text(max_size=5), "height": st.integers(0, 20),
-                                "width": st.integers(0, 20)})
-_ann = st.fixed_dictionaries({"id": _ids, "image_id": _ids, "category_id": _ids, "segmentation": _seg})
-_sentence = st.one_of(st.fixed_dictionaries({"sent_id": _ids, "sent": any_text, "raw": any_text}), py_values)
+_image = st.fixed_dictionaries(
+    {
+        "id": _ids,
+        "file_name": st.text(max_size=5),
+        "height": st.integers(0, 20),
+        "width": st.integers(0, 20),
+    }
+)
+_ann = st.fixed_dictionaries(
+    {"id": _ids, "image_id": _ids, "category_id": _ids, "segmentation": _seg}
+)
+_sentence = st.one_of(
+    st.fixed_dictionaries({"sent_id": _ids, "sent": any_text, "raw": any_text}), py_values
+)
 _ref = st.one_of(
-    st.fixed_dictionaries({"ref_id": _ids, "ann_id": _ids, "image_id": _ids, "category_id": _ids,
-                           "split": st.sampled_from(["train", "val", "testA", "testB", "", 3]),
-                           "sentences": st.one_of(st.lists(_sentence, max_size=3), py_values)}),
+    st.fixed_dictionaries(
+        {
+            "ref_id": _ids,
+            "ann_id": _ids,
+            "image_id": _ids,
+            "category_id": _ids,
+            "split": st.sampled_from(["train", "val", "testA", "testB", "", 3]),
+            "sentences": st.one_of(st.lists(_sentence, max_size=3), py_values),
+        }
+    ),
     py_values,
 )
 _instances = st.one_of(
-    st.fixed_dictionaries({"images": st.one_of(st.lists(_image, max_size=3), py_values),
-                           "annotations": st.one_of(st.lists(_ann, max_size=3), py_values),
-                           "categories": st.one_of(st.lists(st.fixed_dictionaries({"id": _ids, "name": st.text(
-                               max_size=5)}), max_size=2), py_values)}),
+    st.fixed_dictionaries(
+        {
+            "images": st.one_of(st.lists(_image, max_size=3), py_values),
+            "annotations": st.one_of(st.lists(_ann, max_size=3), py_values),
+            "categories": st.one_of(
+                st.lists(
+                    st.fixed_dictionaries({"id": _ids, "name": st.text(max_size=5)}), max_size=2
+                ),
+                py_values,
+            ),
+        }
+    ),
     py_values.filter(lambda v: not isinstance(v, (bytes, tuple))),
 )
 
@@ -123,8 +170,12 @@ def _jsonable(v):
 
 
 @FUZZ
-@given(instances=_instances, refs=st.one_of(st.lists(_ref, max_size=4), py_values), raw=st.booleans(),
-       text=any_text)
+@given(
+    instances=_instances,
+    refs=st.one_of(st.lists(_ref, max_size=4), py_values),
+    raw=st.booleans(),
+    text=any_text,
+)
 def test_refer_random_annotations(instances, refs, raw, text):
     from refvos.data.refer import REFER
 
@@ -149,8 +200,10 @@ def test_refer_random_annotations(instances, refs, raw, text):
 def test_a2d_query_file(text, header):
     from refvos.data.a2d import read_queries
 
-    _parses_or_refuses(read_queries, _file("a2d_annotation.txt", ("video_id,instance_id,query\n" if header else "")
-                                            + text))
+    _parses_or_refuses(
+        read_queries,
+        _file("a2d_annotation.txt", ("video_id,instance_id,query\n" if header else "") + text),
+    )
 
 
 @FUZZ
@@ -171,15 +224,22 @@ def test_a2d_videoset(text):
 
 
 _h5_arrays = st.one_of(
-    st.tuples(st.sampled_from(["f8", "u1", "i4", "bool", "f4"]),
-              st.lists(st.integers(0, 4), min_size=0, max_size=4)),
+    st.tuples(
+        st.sampled_from(["f8", "u1", "i4", "bool", "f4"]),
+        st.lists(st.integers(0, 4), min_size=0, max_size=4),
+    ),
     st.sampled_from(["group", "string", "scalar"]),
 )
 
 
 @FUZZ
-@given(instance=_h5_arrays, remask=_h5_arrays, names=st.sets(st.sampled_from(["instance", "reMask", "other"])),
-       garbage=st.binary(max_size=64), raw=st.booleans())
+@given(
+    instance=_h5_arrays,
+    remask=_h5_arrays,
+    names=st.sets(st.sampled_from(["instance", "reMask", "other"])),
+    garbage=st.binary(max_size=64),
+    raw=st.booleans(),
+)
 def test_a2d_h5_masks(instance, remask, names, garbage, raw):
     from refvos.data.a2d import read_instance_masks
 
@@ -224,11 +284,21 @@ def _image_bytes(mode: str, size: tuple[int, int], fmt: str) -> bytes:
     return buf.getvalue()
 
 
-_FORMAT_MODES = {"PNG": ["P", "L", "RGB", "RGBA", "1", "I;16"], "BMP": ["P", "L", "RGB", "1"],
-                 "TIFF": ["P", "L", "RGB", "RGBA", "1", "I;16"], "GIF": ["P", "L"], "JPEG": ["L", "RGB", "CMYK"]}
+_FORMAT_MODES = {
+    "PNG": ["P", "L", "RGB", "RGBA", "1", "I;16"],
+    "BMP": ["P", "L", "RGB", "1"],
+    "TIFF": ["P", "L", "RGB", "RGBA", "1", "I;16"],
+    "GIF": ["P", "L"],
+    "JPEG": ["L", "RGB", "CMYK"],
+}
 _valid_images = st.sampled_from(sorted(_FORMAT_MODES)).flatmap(
-    lambda fmt: st.builds(_image_bytes, st.sampled_from(_FORMAT_MODES[fmt]),
-                          st.tuples(st.integers(1, 12), st.integers(1, 12)), st.just(fmt)))
+    lambda fmt: st.builds(
+        _image_bytes,
+        st.sampled_from(_FORMAT_MODES[fmt]),
+        st.tuples(st.integers(1, 12), st.integers(1, 12)),
+        st.just(fmt),
+    )
+)
 
 
 def _mutate(data: bytes, positions: list[int], cut: int | None) -> bytes:
@@ -239,8 +309,12 @@ def _mutate(data: bytes, positions: list[int], cut: int | None) -> bytes:
     return bytes(b[:cut] if cut is not None else b)
 
 
-_mutated_images = st.builds(_mutate, _valid_images, st.lists(st.integers(0, 10_000), max_size=3),
-                            st.one_of(st.none(), st.integers(0, 400)))
+_mutated_images = st.builds(
+    _mutate,
+    _valid_images,
+    st.lists(st.integers(0, 10_000), max_size=3),
+    st.one_of(st.none(), st.integers(0, 400)),
+)
 
 
 @FUZZ
@@ -255,8 +329,16 @@ def test_davis_palette_png(data):
 
 
 @FUZZ
-@given(rows=st.lists(st.lists(st.one_of(format_text, st.sampled_from(["1", "0", "1.0", "0.0", ""])),
-                              max_size=13), max_size=4), header=st.booleans(), text=any_text)
+@given(
+    rows=st.lists(
+        st.lists(
+            st.one_of(format_text, st.sampled_from(["1", "0", "1.0", "0.0", ""])), max_size=13
+        ),
+        max_size=4,
+    ),
+    header=st.booleans(),
+    text=any_text,
+)
 def test_categorization_csv(rows, header, text):
     from refvos.data.annotations import CATEGORIZATION_HEADER, load_categorization
 
@@ -309,8 +391,10 @@ def test_load_image_random_bytes(data):
 
 
 @FUZZ
-@given(shape=st.lists(st.integers(0, 5), max_size=4), dtype=st.sampled_from(["u1", "u2", "f4", "f8", "i4", "bool",
-                                                                               "c8"]))
+@given(
+    shape=st.lists(st.integers(0, 5), max_size=4),
+    dtype=st.sampled_from(["u1", "u2", "f4", "f8", "i4", "bool", "c8"]),
+)
 def test_load_image_arrays(shape, dtype):
     from refvos.media.image import load_image
 

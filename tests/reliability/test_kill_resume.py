@@ -35,25 +35,75 @@ def data_root(tmp_path_factory) -> Path:
     from refvos.data.synthetic import make_refcoco
 
     # 18 images: 16 train (32 refs of 2 objects each), 2 val
-    return make_refcoco(tmp_path_factory.mktemp("data"), num_images=18, image_size=48, min_objects=2,
-                        max_objects=2, max_sentences=2)
+    return make_refcoco(
+        tmp_path_factory.mktemp("data"),
+        num_images=18,
+        image_size=48,
+        min_objects=2,
+        max_objects=2,
+        max_sentences=2,
+    )
 
 
 def _argv(root: Path, out: Path) -> list[str]:
-    return ["train", "--dataset", "refcoco", "--refer_data_root", str(root), *TINY_MODEL_ARGS,
-            "--base-size", "40", "--crop-size", "48", "-j", "0", "-b", "4", "--epochs", str(EPOCHS),
-            "--schedule", "constant", "--lr", "0.01", "--seed", "3", "--output-dir", str(out), "--model_id", "run",
-            "--checkpoint-every", "1", "--device", "cpu", "--print-freq", "1000", "--resume", "auto"]
+    return [
+        "train",
+        "--dataset",
+        "refcoco",
+        "--refer_data_root",
+        str(root),
+        *TINY_MODEL_ARGS,
+        "--base-size",
+        "40",
+        "--crop-size",
+        "48",
+        "-j",
+        "0",
+        "-b",
+        "4",
+        "--epochs",
+        str(EPOCHS),
+        "--schedule",
+        "constant",
+        "--lr",
+        "0.01",
+        "--seed",
+        "3",
+        "--output-dir",
+        str(out),
+        "--model_id",
+        "run",
+        "--checkpoint-every",
+        "1",
+        "--device",
+        "cpu",
+        "--print-freq",
+        "1000",
+        "--resume",
+        "auto",
+    ]
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore",
-            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
 
 
 def _start(root: Path, out: Path, pause: float = 0.15) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.reliability.slow_save_runner", *_argv(root, out)],
-                            cwd=REPO_ROOT, env={**_env(), "REFVOS_TEST_SAVE_PAUSE": str(pause)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.slow_save_runner", *_argv(root, out)],
+        cwd=REPO_ROOT,
+        env={**_env(), "REFVOS_TEST_SAVE_PAUSE": str(pause)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _tmp_files(run: Path) -> list[Path]:
@@ -67,7 +117,9 @@ def _inode(path: Path) -> int | None:
         return None
 
 
-def _run_until(proc: subprocess.Popen, run: Path, when: str, count: int, timeout: float = 120.0) -> str:
+def _run_until(
+    proc: subprocess.Popen, run: Path, when: str, count: int, timeout: float = 120.0
+) -> str:
     """SIGKILL ``proc`` at the moment ``when``:
 
     - ``"tmp"``: the ``count``-th time a temporary checkpoint file is seen (inside a write);
@@ -102,8 +154,10 @@ def _run_until(proc: subprocess.Popen, run: Path, when: str, count: int, timeout
 
 def _params(path: Path) -> dict[str, torch.Tensor]:
     ckpt = read_checkpoint(path)
-    return {**{f"model.{k}": v for k, v in ckpt["model"].items()},
-            **{f"bert.{k}": v for k, v in ckpt["bert_model"].items()}}
+    return {
+        **{f"model.{k}": v for k, v in ckpt["model"].items()},
+        **{f"bert.{k}": v for k, v in ckpt["bert_model"].items()},
+    }
 
 
 def _assert_checkpoints_readable(run: Path) -> list[int]:
@@ -129,10 +183,10 @@ def test_sigkill_at_several_moments_then_resume_auto_is_bitwise_identical(data_r
 
     run = tmp_path / "cut" / "run"
     plan = [
-        ("tmp", 1),     # inside the very first checkpoint write: no last.pth yet
-        ("saved", 3),   # in the middle of a training step
-        ("tmp", 2),     # inside a checkpoint write that replaces an existing last.pth
-        ("saved", 5),   # mid-step again, later (crosses the epoch boundary)
+        ("tmp", 1),  # inside the very first checkpoint write: no last.pth yet
+        ("saved", 3),  # in the middle of a training step
+        ("tmp", 2),  # inside a checkpoint write that replaces an existing last.pth
+        ("saved", 5),  # mid-step again, later (crosses the epoch boundary)
         ("tmp", 3),
     ]
     history = []
@@ -158,7 +212,9 @@ def test_sigkill_at_several_moments_then_resume_auto_is_bitwise_identical(data_r
     assert int(read_checkpoint(run / "last.pth")["iteration"]) == total
     assert resumed.keys() == reference.keys()
     different = [k for k in reference if not torch.equal(reference[k], resumed[k])]
-    assert not different, f"{len(different)} tensors differ after kill + resume, e.g. {different[:3]}"
+    assert not different, (
+        f"{len(different)} tensors differ after kill + resume, e.g. {different[:3]}"
+    )
 
 
 # ------------------------------------------------------------------------------ in-process cases
@@ -168,9 +224,22 @@ def _trainer(root: Path, out: Path, **config):
     from refvos.data import build_dataset
     from refvos.engine.trainer import TrainConfig, Trainer
 
-    train = build_dataset("refcoco", root, "train", "train", max_tokens=10, base_size=40, crop_size=48)
-    settings = dict(output_dir=out, epochs=1, schedule="constant", lr=0.01, batch_size=4, workers=0,
-                    checkpoint_every=1, progress=False, tensorboard=False, print_freq=1000, seed=3)
+    train = build_dataset(
+        "refcoco", root, "train", "train", max_tokens=10, base_size=40, crop_size=48
+    )
+    settings = dict(
+        output_dir=out,
+        epochs=1,
+        schedule="constant",
+        lr=0.01,
+        batch_size=4,
+        workers=0,
+        checkpoint_every=1,
+        progress=False,
+        tensorboard=False,
+        print_freq=1000,
+        seed=3,
+    )
     settings.update(config)
     return Trainer(make_tiny_model(max_tokens=10), train, TrainConfig(**settings))
 
@@ -188,8 +257,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(bad, data_root
     trainer.criterion = poisoned
     snapshot = {}
     trainer.on_step_end = lambda: snapshot.update(
-        {k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
-    with pytest.raises(RefVOSError, match=rf"loss became {bad}.*step 3.*last good checkpoint is .*last\.pth") as e:
+        {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    )
+    with pytest.raises(
+        RefVOSError, match=rf"loss became {bad}.*step 3.*last good checkpoint is .*last\.pth"
+    ) as e:
         trainer.fit()
     assert "\n" not in str(e.value)
     last = tmp_path / "run" / "last.pth"
@@ -217,8 +289,11 @@ def test_diverging_weights_never_reach_last_pth(data_root, tmp_path):
                 trainer.model.segmenter.classifier.conv_2.weight[0, 0] = float("nan")
 
     trainer.optimizer.register_step_post_hook(diverge)
-    with pytest.raises(RefVOSError, match=r"weights became non-finite \(segmenter\.classifier\.conv_2\.weight\) "
-                                          r"at iteration 3.*last good checkpoint is .*last\.pth"):
+    with pytest.raises(
+        RefVOSError,
+        match=r"weights became non-finite \(segmenter\.classifier\.conv_2\.weight\) "
+        r"at iteration 3.*last good checkpoint is .*last\.pth",
+    ):
         trainer.fit()
     assert len(steps) == 3
     last = tmp_path / "run" / "last.pth"
@@ -241,13 +316,18 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint(data_root, tmp_pa
 
     monkeypatch.setattr(checkpoint.torch, "save", filling_disk)
     last = tmp_path / "run" / "last.pth"
-    with pytest.raises(RefVOSError, match=r"cannot write checkpoint .*last\.pth: No space left on device.*"
-                                          r"the previous last\.pth is unchanged") as e:
+    with pytest.raises(
+        RefVOSError,
+        match=r"cannot write checkpoint .*last\.pth: No space left on device.*"
+        r"the previous last\.pth is unchanged",
+    ) as e:
         trainer.fit()
     assert isinstance(e.value.__cause__, OSError) and e.value.__cause__.errno == errno.ENOSPC
     ckpt = read_checkpoint(last)  # the second save, intact
     assert ckpt["iteration"] == 2
-    assert not list((tmp_path / "run").glob(".*.tmp")), "the half-written temporary file was left behind"
+    assert not list((tmp_path / "run").glob(".*.tmp")), (
+        "the half-written temporary file was left behind"
+    )
 
 
 def test_disk_full_on_a_real_small_filesystem(tmp_path):
@@ -257,8 +337,13 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path):
 
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here")
     try:
         model = make_tiny_model(max_tokens=10)
@@ -266,7 +351,10 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path):
         data = first.read_bytes()
         with torch.no_grad():
             next(model.parameters()).add_(1.0)
-        with pytest.raises(RefVOSError, match=r"cannot write checkpoint .*last\.pth.*previous last\.pth is unchanged"):
+        with pytest.raises(
+            RefVOSError,
+            match=r"cannot write checkpoint .*last\.pth.*previous last\.pth is unchanged",
+        ):
             save_checkpoint(mnt / "last.pth", model)
         assert (mnt / "last.pth").read_bytes() == data
         read_checkpoint(mnt / "last.pth")

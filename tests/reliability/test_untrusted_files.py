@@ -63,7 +63,10 @@ def _opcode_pickles(marker: Path) -> dict[str, bytes]:
     return {
         "GLOBAL (protocol 0)": b"cos\nsystem\n(S'" + cmd + b"'\ntR.",
         "STACK_GLOBAL (protocol 4)": (
-            b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94\x93\x94\x8c" + bytes([len(cmd)]) + cmd + b"\x94\x85\x94R\x94."
+            b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94\x93\x94\x8c"
+            + bytes([len(cmd)])
+            + cmd
+            + b"\x94\x85\x94R\x94."
         ),
         "INST": b"(S'" + cmd + b"'\nios\nsystem\n.",
         "OBJ": b"\x80\x02(cos\nsystem\nX" + len(cmd).to_bytes(4, "little") + cmd + b"o.",
@@ -116,8 +119,14 @@ def _evil_checkpoint(kind: str, layout: str, good: dict, marker: Path, path: Pat
     return path
 
 
-LAYOUTS = ["top level", "inside the optimizer state", "inside an argparse.Namespace", "in place of a tensor",
-           "legacy (non-zip) format", "raw pickle protocol 5"]
+LAYOUTS = [
+    "top level",
+    "inside the optimizer state",
+    "inside an argparse.Namespace",
+    "in place of a tensor",
+    "legacy (non-zip) format",
+    "raw pickle protocol 5",
+]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -154,11 +163,23 @@ def test_trainer_resume_refuses_a_planted_last_pth(good_ckpt, tmp_path):
     marker = tmp_path / "pwned"
     run = tmp_path / "run"
     run.mkdir()
-    evil = _evil_checkpoint("os.system", "inside the optimizer state", good_ckpt, marker, run / "last.pth")
+    evil = _evil_checkpoint(
+        "os.system", "inside the optimizer state", good_ckpt, marker, run / "last.pth"
+    )
     root = make_refcoco(tmp_path / "data", num_images=2, image_size=32)
-    train = build_dataset("refcoco", root, "train", "train", max_tokens=10, base_size=28, crop_size=32)
-    config = TrainConfig(output_dir=run, epochs=1, schedule="constant", lr=0.01, batch_size=2, workers=0,
-                         progress=False, tensorboard=False)
+    train = build_dataset(
+        "refcoco", root, "train", "train", max_tokens=10, base_size=28, crop_size=32
+    )
+    config = TrainConfig(
+        output_dir=run,
+        epochs=1,
+        schedule="constant",
+        lr=0.01,
+        batch_size=2,
+        workers=0,
+        progress=False,
+        tensorboard=False,
+    )
     trainer = Trainer(make_tiny_model(max_tokens=10), train, config)
     with pytest.raises(CheckpointError, match=r"last\.pth.*refused"):
         trainer.resume(evil)
@@ -177,15 +198,43 @@ def test_cli_predict_and_test_refuse_a_hostile_checkpoint(good_ckpt, tmp_path, m
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "photo.png")
     root = make_refcoco(tmp_path / "data", num_images=2, image_size=32)
     monkeypatch.chdir(tmp_path)
-    for argv in (["predict", "--checkpoint", str(evil), "--image", "photo.png", "-e", "the thing",
-                  "--mask-out", "mask.png", "--device", "cpu"],
-                 ["test", "--refer_data_root", str(root), "--split", "train", "--resume", str(evil),
-                  "--output-dir", "out", "--device", "cpu"]):
+    for argv in (
+        [
+            "predict",
+            "--checkpoint",
+            str(evil),
+            "--image",
+            "photo.png",
+            "-e",
+            "the thing",
+            "--mask-out",
+            "mask.png",
+            "--device",
+            "cpu",
+        ],
+        [
+            "test",
+            "--refer_data_root",
+            str(root),
+            "--split",
+            "train",
+            "--resume",
+            str(evil),
+            "--output-dir",
+            "out",
+            "--device",
+            "cpu",
+        ],
+    ):
         capsys.readouterr()
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "Traceback" not in err and "refused" in err and "nothing in it was run" in err
-    assert not marker.exists() and not (tmp_path / "mask.png").exists() and not (tmp_path / "out").exists()
+    assert (
+        not marker.exists()
+        and not (tmp_path / "mask.png").exists()
+        and not (tmp_path / "out").exists()
+    )
 
 
 # ------------------------------------------------------------------------------ refs pickles
@@ -206,7 +255,9 @@ def test_refs_pickle_opcode_payloads_are_refused(name, tmp_path):
 def test_refs_pickle_payload_every_protocol(kind, protocol, tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "refs(unc).p"
-    path.write_bytes(pickle.dumps([{"ref_id": 1, "sentences": [_payloads(marker)[kind]]}], protocol=protocol))
+    path.write_bytes(
+        pickle.dumps([{"ref_id": 1, "sentences": [_payloads(marker)[kind]]}], protocol=protocol)
+    )
     with pytest.raises(UnsafePickleError, match=r"refs\(unc\)\.p"):
         safe_load(path)
     assert not marker.exists()
@@ -226,12 +277,15 @@ def _str(s: str) -> bytes:
     return b"X" + len(data).to_bytes(4, "little") + data
 
 
-@pytest.mark.parametrize("stream, what", [
-    (_global_call("__builtin__", "bytearray", _int(10**13)), "bytearray"),  # 10 TB allocation
-    (_global_call("builtins", "bytearray", _str("abc"), _str("latin1")), "bytearray"),
-    (_global_call("_codecs", "encode", _str("abc"), _str("rot13")), "encode"),
-    (_global_call("_codecs", "encode", _int(5), _str("latin1")), "encode"),
-])
+@pytest.mark.parametrize(
+    "stream, what",
+    [
+        (_global_call("__builtin__", "bytearray", _int(10**13)), "bytearray"),  # 10 TB allocation
+        (_global_call("builtins", "bytearray", _str("abc"), _str("latin1")), "bytearray"),
+        (_global_call("_codecs", "encode", _str("abc"), _str("rot13")), "encode"),
+        (_global_call("_codecs", "encode", _int(5), _str("latin1")), "encode"),
+    ],
+)
 def test_allowed_globals_cannot_exhaust_memory_or_reach_codecs(stream, what, tmp_path):
     path = tmp_path / "refs(unc).p"
     path.write_bytes(stream)
@@ -241,7 +295,9 @@ def test_allowed_globals_cannot_exhaust_memory_or_reach_codecs(stream, what, tmp
 
 def test_legitimate_python2_refs_still_load():
     """Python 2 refs pickles (str as latin-1 ``_codecs.encode`` bytes, bytearray) still load."""
-    obj = [{"raw": "café", "b": b"\xff\x00", "ba": bytearray(b"\x01\x02"), "s": {1, 2}, "c": 1 + 2j}]
+    obj = [
+        {"raw": "café", "b": b"\xff\x00", "ba": bytearray(b"\x01\x02"), "s": {1, 2}, "c": 1 + 2j}
+    ]
     for protocol in (0, 1, 2):
         assert safe_load(io.BytesIO(pickle.dumps(obj, protocol=protocol))) == obj
 
@@ -253,13 +309,32 @@ def test_refer_dataset_through_the_cli_refuses_a_hostile_refs_pickle(tmp_path, m
 
     marker = tmp_path / "pwned"
     root = make_refcoco(tmp_path / "data", num_images=2, image_size=32)
-    (root / "refcoco" / "refs(unc).p").write_bytes(_opcode_pickles(marker)["STACK_GLOBAL (protocol 4)"])
+    (root / "refcoco" / "refs(unc).p").write_bytes(
+        _opcode_pickles(marker)["STACK_GLOBAL (protocol 4)"]
+    )
     ckpt = save_checkpoint(tmp_path / "m.pth", make_tiny_model(max_tokens=10))
     monkeypatch.chdir(tmp_path)
-    assert main(["test", "--refer_data_root", str(root), "--resume", str(ckpt), "--output-dir", "out",
-                 "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "test",
+                "--refer_data_root",
+                str(root),
+                "--resume",
+                str(ckpt),
+                "--output-dir",
+                "out",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert r"refs(unc).p: refused to load the pickle: it references os.system" in err and "Traceback" not in err
+    assert (
+        r"refs(unc).p: refused to load the pickle: it references os.system" in err
+        and "Traceback" not in err
+    )
     assert not marker.exists() and not (tmp_path / "out").exists()
 
 
@@ -287,7 +362,10 @@ def test_bert_directory_with_a_hostile_pytorch_model_bin_is_refused(tmp_path):
     bert = tmp_path / "bert"
     bert.mkdir()
     BertConfig(**TINY_TEXT_CONFIG).save_pretrained(bert)
-    torch.save({"embeddings.word_embeddings.weight": _payloads(marker)["os.system"]}, bert / "pytorch_model.bin")
+    torch.save(
+        {"embeddings.word_embeddings.weight": _payloads(marker)["os.system"]},
+        bert / "pytorch_model.bin",
+    )
     with pytest.raises(RefVOSError, match=r"cannot load a BERT from directory .*bert"):
         load_pretrained_text_encoder(bert)
     assert not marker.exists()
@@ -328,16 +406,26 @@ def test_source_tree_uses_only_safe_loaders():
             name = _call_name(node)
             where = f"{rel}:{node.lineno}: {name}"
             last = name.rsplit(".", 1)[-1]
-            if name in ("torch.load", "torch.hub.load_state_dict_from_url") and _kw(node, "weights_only") is not True:
+            if (
+                name in ("torch.load", "torch.hub.load_state_dict_from_url")
+                and _kw(node, "weights_only") is not True
+            ):
                 problems.append(f"{where} without weights_only=True")
             elif name in ("np.load", "numpy.load") and _kw(node, "allow_pickle") is not False:
                 problems.append(f"{where} without allow_pickle=False")
-            elif name.startswith(("pickle.", "cPickle.", "dill.", "joblib.", "marshal.", "shelve.")) and last in (
-                    "load", "loads", "Unpickler", "open"):
+            elif name.startswith(
+                ("pickle.", "cPickle.", "dill.", "joblib.", "marshal.", "shelve.")
+            ) and last in ("load", "loads", "Unpickler", "open"):
                 if rel.name != "safe_pickle.py":
                     problems.append(f"{where}: use refvos.io.safe_pickle.safe_load")
-            elif name in ("yaml.load", "yaml.unsafe_load", "builtins.eval", "builtins.exec", "pd.read_pickle",
-                          "pandas.read_pickle") or (isinstance(node.func, ast.Name) and name in ("eval", "exec")):
+            elif name in (
+                "yaml.load",
+                "yaml.unsafe_load",
+                "builtins.eval",
+                "builtins.exec",
+                "pd.read_pickle",
+                "pandas.read_pickle",
+            ) or (isinstance(node.func, ast.Name) and name in ("eval", "exec")):
                 problems.append(where)
     assert not problems, "unsafe loaders:\n" + "\n".join(problems)
 

@@ -22,7 +22,9 @@ def no_openvino(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
 
 
-def test_without_the_extra_auto_is_torch_and_openvino_names_the_install(tiny_model, no_openvino, monkeypatch):
+def test_without_the_extra_auto_is_torch_and_openvino_names_the_install(
+    tiny_model, no_openvino, monkeypatch
+):
     monkeypatch.delenv("REFVOS_PRECISION")
     assert candidate_backends("auto", CPU) == ("torch",)
     p = Predictor(tiny_model, device="cpu", max_size=32, compile=False)
@@ -31,11 +33,26 @@ def test_without_the_extra_auto_is_torch_and_openvino_names_the_install(tiny_mod
         Predictor(tiny_model, device="cpu", backend="openvino")
 
 
-def test_cli_backend_openvino_without_the_extra_is_one_line(tiny_checkpoint, no_openvino, tmp_path, capsys):
+def test_cli_backend_openvino_without_the_extra_is_one_line(
+    tiny_checkpoint, no_openvino, tmp_path, capsys
+):
     from refvos.cli import main
 
-    code = main(["predict", "--checkpoint", str(tiny_checkpoint), "--image", str(tmp_path / "x.png"),
-                 "--expression", "a", "--out", str(tmp_path / "o.png"), "--backend", "openvino"])
+    code = main(
+        [
+            "predict",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--image",
+            str(tmp_path / "x.png"),
+            "--expression",
+            "a",
+            "--out",
+            str(tmp_path / "o.png"),
+            "--backend",
+            "openvino",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and 'pip install "refvos[openvino]"' in err
 
@@ -45,7 +62,9 @@ def test_unknown_backend_is_refused(tiny_model):
         Predictor(tiny_model, device="cpu", backend="tensorrt")
 
 
-needs_openvino = pytest.mark.skipif(not openvino_backend.available(), reason="the [openvino] extra is not installed")
+needs_openvino = pytest.mark.skipif(
+    not openvino_backend.available(), reason="the [openvino] extra is not installed"
+)
 
 
 @needs_openvino
@@ -56,11 +75,16 @@ def test_auto_measures_both_backends_and_says_which_ran(tiny_model, monkeypatch,
     c = p.precision_choice
     assert set(c.seconds) == {"fp32", "bf16", "openvino:fp32", "openvino:bf16"}
     report = p.runtime_report()
-    assert report["backend"] == c.backend == p.backend and report["precision"]["backend"] == c.backend
+    assert (
+        report["backend"] == c.backend == p.backend and report["precision"]["backend"] == c.backend
+    )
     assert report["compile"].get("backend", "torch") == c.backend
     assert "openvino:fp32" in c.reason
     again = Predictor(tiny_model, device="cpu", max_size=32, compile=False).precision_choice
-    assert (again.backend, again.precision) == (c.backend, c.precision) or again.source == "measured"
+    assert (again.backend, again.precision) == (
+        c.backend,
+        c.precision,
+    ) or again.source == "measured"
 
 
 @needs_openvino
@@ -78,8 +102,10 @@ def test_openvino_backend_predicts_pytorchs_masks(tiny_model, monkeypatch, tmp_p
     torch_p = Predictor(tiny_model, device="cpu", precision="fp32", backend="torch", compile=False)
     ov_p = Predictor(tiny_model, device="cpu", precision="fp32", backend="openvino", compile=False)
     assert ov_p.backend == "openvino" and ov_p.runtime_report()["compile"]["backend"] == "openvino"
-    for a, b in zip(torch_p.predict_video(frames, "the dog", batch_size=2),
-                    ov_p.predict_video(frames, "the dog", batch_size=2)):
+    for a, b in zip(
+        torch_p.predict_video(frames, "the dog", batch_size=2),
+        ov_p.predict_video(frames, "the dog", batch_size=2),
+    ):
         assert (a.mask != b.mask).mean() < 1e-3 and a.score == pytest.approx(b.score, abs=1e-4)
 
 

@@ -5,10 +5,24 @@ from refvos.errors import InputError
 from refvos.runtime.compiling import SegmenterRunner, check_compile
 
 
-@pytest.mark.parametrize(("given", "expected"), [("auto", "auto"), (True, True), (False, False), ("on", True),
-                                                 ("off", False), ("True", True), ("false", False)])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("auto", "auto"),
+        (True, True),
+        (False, False),
+        ("on", True),
+        ("off", False),
+        ("True", True),
+        ("false", False),
+    ],
+)
 def test_compile_settings(given, expected):
-    assert check_compile(given) is expected if isinstance(expected, bool) else check_compile(given) == expected
+    assert (
+        check_compile(given) is expected
+        if isinstance(expected, bool)
+        else check_compile(given) == expected
+    )
 
 
 @pytest.mark.parametrize("bad", ["sometimes", 1, None])
@@ -23,8 +37,13 @@ def test_eager_runner_is_the_segmenter(tiny_model):
     with torch.no_grad():
         got = runner.decode(runner.encode(x), t, (32, 40))
         torch.testing.assert_close(got, tiny_model.segmenter(x, t), rtol=0, atol=0)
-    assert runner.report() == {"setting": False, "compiled": False, "compile_s": 0.0, "compiled_sizes": [],
-                               "fallback": None}
+    assert runner.report() == {
+        "setting": False,
+        "compiled": False,
+        "compile_s": 0.0,
+        "compiled_sizes": [],
+        "fallback": None,
+    }
 
 
 def test_pays_back_weighs_the_saving_over_the_frames_ahead_against_the_compile_time():
@@ -57,9 +76,13 @@ def _fake_compile(monkeypatch):
     return compiled
 
 
-@pytest.mark.parametrize(("seconds", "expected", "compiles"), [(0.01, 10_000, False), (1.0, 10_000, True),
-                                                               (1.0, 100, False)])
-def test_auto_compiles_where_the_simulated_timings_pay_back(tiny_model, monkeypatch, seconds, expected, compiles):
+@pytest.mark.parametrize(
+    ("seconds", "expected", "compiles"),
+    [(0.01, 10_000, False), (1.0, 10_000, True), (1.0, 100, False)],
+)
+def test_auto_compiles_where_the_simulated_timings_pay_back(
+    tiny_model, monkeypatch, seconds, expected, compiles
+):
     compiled = _fake_compile(monkeypatch)
     net = _ClockedSegmenter(tiny_model.segmenter, seconds)
     runner = SegmenterRunner(net, "auto", clock=lambda: net.now, compile_cost_s=60.0, saving=0.05)
@@ -70,7 +93,9 @@ def test_auto_compiles_where_the_simulated_timings_pay_back(tiny_model, monkeypa
     assert bool(compiled) is compiles and runner.report()["compiled"] is compiles
 
 
-def test_auto_with_no_known_length_compiles_once_as_many_frames_again_would_pay_back(tiny_model, monkeypatch):
+def test_auto_with_no_known_length_compiles_once_as_many_frames_again_would_pay_back(
+    tiny_model, monkeypatch
+):
     compiled = _fake_compile(monkeypatch)
     net = _ClockedSegmenter(tiny_model.segmenter, 1.0)
     # no compile measured yet: the conservative default compile time (60 s) at a 5 % saving

@@ -62,8 +62,13 @@ def test_int8_model_of_other_weights_or_size_is_refused(tiny_model, cache, tmp_p
     xml.with_suffix(".json").write_text(json.dumps({"weights": "0" * 16, "size": [32, 32]}))
     with pytest.raises(InputError, match="other weights"):
         ovb.OpenVINORunner(tiny_model.segmenter, "fp32", int8_encoder=xml)
-    xml.with_suffix(".json").write_text(json.dumps({"weights": runner.folder.name, "size": [32, 32]}))
+    xml.with_suffix(".json").write_text(
+        json.dumps({"weights": runner.folder.name, "size": [32, 32]})
+    )
     int8 = ovb.OpenVINORunner(tiny_model.segmenter, "fp32", int8_encoder=xml)
-    assert int8.encode(torch.randn(1, 3, 32, 32)).shape[0] == 1 and int8.report()["precision"] == "int8"
+    assert (
+        int8.encode(torch.randn(1, 3, 32, 32)).shape[0] == 1
+        and int8.report()["precision"] == "int8"
+    )
     with pytest.raises(InputError, match="quantised for 32x32"):
         int8.encode(torch.randn(1, 3, 24, 32))

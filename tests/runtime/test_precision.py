@@ -94,7 +94,10 @@ def test_a_precision_far_slower_at_warm_up_is_not_timed_again(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(runtime, "time", clock)
     workload, calls = clocked_workload(clock, {"fp32": 1.0, "bf16": 10.0})
-    assert runtime.measure(workload, ("fp32", "bf16"), budget_s=100.0, repeats=3) == {"fp32": 1.0, "bf16": 10.0}
+    assert runtime.measure(workload, ("fp32", "bf16"), budget_s=100.0, repeats=3) == {
+        "fp32": 1.0,
+        "bf16": 10.0,
+    }
     assert calls == {"fp32": 4, "bf16": 1}
 
 
@@ -102,7 +105,10 @@ def test_close_precisions_are_both_timed(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(runtime, "time", clock)
     workload, calls = clocked_workload(clock, {"fp32": 1.0, "bf16": 2.0})  # bf16 half as fast
-    assert runtime.measure(workload, ("fp32", "bf16"), budget_s=100.0, repeats=3) == {"fp32": 1.0, "bf16": 2.0}
+    assert runtime.measure(workload, ("fp32", "bf16"), budget_s=100.0, repeats=3) == {
+        "fp32": 1.0,
+        "bf16": 2.0,
+    }
     assert calls == {"fp32": 4, "bf16": 4}
 
 
@@ -116,12 +122,18 @@ def test_auto_on_a_cpu_measures_whatever_its_flags(cache, monkeypatch):
     assert (c.precision, c.source) == ("bf16", "measured") and calls["bf16"] > 1
 
 
-@pytest.mark.parametrize(("fp32", "bf16", "expected"), [(1.0, 0.5, "bf16"), (1.0, 2.0, "fp32"), (1.0, 0.99, "fp32")])
+@pytest.mark.parametrize(
+    ("fp32", "bf16", "expected"), [(1.0, 0.5, "bf16"), (1.0, 2.0, "fp32"), (1.0, 0.99, "fp32")]
+)
 def test_auto_takes_the_measured_faster_and_caches_it(cache, monkeypatch, fp32, bf16, expected):
     fixed_seconds(monkeypatch, fp32, bf16)
     workload, _ = counting_workload()
     c = choose_precision("auto", CPU, workload)
-    assert (c.precision, c.source, c.seconds) == (expected, "measured", {"fp32": fp32, "bf16": bf16})
+    assert (c.precision, c.source, c.seconds) == (
+        expected,
+        "measured",
+        {"fp32": fp32, "bf16": bf16},
+    )
     assert "fp32" in c.reason and "bf16" in c.reason
     # the second time comes from the cache, without measuring
     monkeypatch.setattr(runtime, "measure", lambda *a, **k: pytest.fail("measured twice"))
@@ -129,7 +141,11 @@ def test_auto_takes_the_measured_faster_and_caches_it(cache, monkeypatch, fp32, 
     assert (again.precision, again.source, again.seconds) == (expected, "cached", c.seconds)
     stored = json.loads((cache / runtime.CACHE_FILE).read_text())
     (key,) = stored
-    assert torch.__version__ in key and f"threads={torch.get_num_threads()}" in key and key.endswith("|w")
+    assert (
+        torch.__version__ in key
+        and f"threads={torch.get_num_threads()}" in key
+        and key.endswith("|w")
+    )
 
 
 def test_the_cache_is_keyed_by_workload_and_threads(cache, monkeypatch):
@@ -193,7 +209,9 @@ def test_choice_to_json_names_precision_source_and_reason(cache, monkeypatch):
 
 
 def _agree_worker(rank: int, init_file: str, out_dir: str) -> None:
-    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2
+    )
     try:
         mine = runtime.PrecisionChoice(["bf16", "fp32"][rank], "measured", f"rank {rank}")
         agreed = runtime.agree_across_ranks(mine)
@@ -205,7 +223,9 @@ def _agree_worker(rank: int, init_file: str, out_dir: str) -> None:
 
 @pytest.mark.slow
 def test_ranks_of_a_distributed_run_take_rank_0s_choice(tmp_path):
-    torch.multiprocessing.spawn(_agree_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    torch.multiprocessing.spawn(
+        _agree_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2
+    )
     docs = [json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1)]
     assert docs[0] == docs[1] and docs[0]["precision"] == "bf16" and docs[0]["reason"] == "rank 0"
 
@@ -232,13 +252,27 @@ def test_tf32_mode_off_disables_tf32_and_restores_it():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-@pytest.mark.parametrize(("seconds", "expected"), [
-    ({"fp32": 1.0, "bf16": 0.5, "openvino:fp32": 0.8, "openvino:bf16": 0.3}, ("openvino", "bf16")),
-    ({"fp32": 1.0, "bf16": 0.5, "openvino:fp32": 0.8, "openvino:bf16": 0.49}, ("torch", "bf16")),  # a near tie
-    ({"fp32": 1.0, "bf16": 2.0, "openvino:fp32": 0.9, "openvino:bf16": 1.5}, ("openvino", "fp32")),
-])
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (
+            {"fp32": 1.0, "bf16": 0.5, "openvino:fp32": 0.8, "openvino:bf16": 0.3},
+            ("openvino", "bf16"),
+        ),
+        (
+            {"fp32": 1.0, "bf16": 0.5, "openvino:fp32": 0.8, "openvino:bf16": 0.49},
+            ("torch", "bf16"),
+        ),  # a near tie
+        (
+            {"fp32": 1.0, "bf16": 2.0, "openvino:fp32": 0.9, "openvino:bf16": 1.5},
+            ("openvino", "fp32"),
+        ),
+    ],
+)
 def test_backends_are_measured_and_chosen_with_their_margins(cache, monkeypatch, seconds, expected):
-    monkeypatch.setattr(runtime, "measure", lambda workload, names, budget_s=0: {n: seconds[n] for n in names})
+    monkeypatch.setattr(
+        runtime, "measure", lambda workload, names, budget_s=0: {n: seconds[n] for n in names}
+    )
     workload, _ = counting_workload()
     c = choose_precision("auto", CPU, workload, backends=("torch", "openvino"))
     assert (c.backend, c.precision, c.source) == (*expected, "measured") and c.seconds == seconds
@@ -247,14 +281,21 @@ def test_backends_are_measured_and_chosen_with_their_margins(cache, monkeypatch,
     again = choose_precision("auto", CPU, workload, backends=("torch", "openvino"))
     assert (again.backend, again.precision, again.source) == (*expected, "cached")
     # a torch-only choice is another cache entry (the backends are part of the key)
-    monkeypatch.setattr(runtime, "measure", lambda workload, names, budget_s=0: {n: seconds[n] for n in names})
+    monkeypatch.setattr(
+        runtime, "measure", lambda workload, names, budget_s=0: {n: seconds[n] for n in names}
+    )
     assert choose_precision("auto", CPU, workload).backend == "torch"
 
 
 def test_an_explicit_precision_with_two_backends_measures_only_that_precision(cache, monkeypatch):
     seen = []
-    monkeypatch.setattr(runtime, "measure", lambda workload, names, budget_s=0: seen.append(names) or
-                        {n: 1.0 if n == "fp32" else 0.5 for n in names})
+    monkeypatch.setattr(
+        runtime,
+        "measure",
+        lambda workload, names, budget_s=0: (
+            seen.append(names) or {n: 1.0 if n == "fp32" else 0.5 for n in names}
+        ),
+    )
     c = choose_precision("fp32", CPU, counting_workload()[0], backends=("torch", "openvino"))
     assert seen == [("fp32", "openvino:fp32")] and (c.backend, c.precision) == ("openvino", "fp32")
 

@@ -29,8 +29,10 @@ def test_host_names_and_origins():
 @pytest.fixture(scope="module")
 def client():
     model = make_tiny_model().eval()
-    pool = WorkerPool(lambda: Predictor(model, device="cpu", precision="fp32", compile=False, max_size=64),
-                      Limits(max_bytes=200_000))
+    pool = WorkerPool(
+        lambda: Predictor(model, device="cpu", precision="fp32", compile=False, max_size=64),
+        Limits(max_bytes=200_000),
+    )
     with TestClient(create_app(pool, {"variant": "refvos_lite"}, {"testserver"})) as c:
         yield c
     pool.close()
@@ -48,21 +50,28 @@ def test_page_info_and_security_headers(client):
 def test_other_hosts_and_cross_site_posts_are_refused(client):
     r = client.get("/", headers={"host": "evil.example"})
     assert r.status_code == 400 and "Host evil.example is not served here" in r.json()["error"]
-    r = client.post("/api/segment", content=b"{}", headers={"origin": "http://evil.example",
-                                                             "content-type": "application/json"})
+    r = client.post(
+        "/api/segment",
+        content=b"{}",
+        headers={"origin": "http://evil.example", "content-type": "application/json"},
+    )
     assert r.status_code == 403 and "cross-site request" in r.json()["error"]
 
 
 def test_segment_a_picture_and_the_errors(client):
     body = {"expression": "the dog", "image": base64.b64encode(png_bytes(20, 30)).decode()}
-    r = client.post("/api/segment", content=json.dumps(body), headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/segment", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 200, r.text
     doc = r.json()
     assert doc["kind"] == "image" and (doc["width"], doc["height"]) == (30, 20)
     assert doc["results"][0]["expression"] == "the dog" and doc["results"][0]["overlay_png"]
     served = client.get("/healthz").json()["served"]
     assert served >= 1
-    r = client.post("/api/segment", content=b"x" * 300_000, headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/segment", content=b"x" * 300_000, headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413 and "more than this server's limit" in r.json()["error"]
     r = client.post("/api/segment", content=b"hello", headers={"content-type": "text/plain"})
     assert r.status_code == 400 and "unsupported Content-Type" in r.json()["error"]

@@ -50,7 +50,9 @@ def test_upload_type_click_get_mask(server, tmp_path):
             page = browser.new_page(viewport={"width": 1100, "height": 800})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: "Content Security Policy" in m.text and errors.append(m.text))
+            page.on(
+                "console", lambda m: "Content Security Policy" in m.text and errors.append(m.text)
+            )
             page.goto(server.url + "/", timeout=60_000)
             assert "refvos" in page.title()
 
@@ -62,7 +64,9 @@ def test_upload_type_click_get_mask(server, tmp_path):
             page.fill("#expression", "the red ball on the right")
             page.click("#submit")
             # (selectors, not JavaScript predicates: the page's CSP forbids eval, and stays in force here)
-            page.wait_for_selector('#result[src^="data:image/png;base64,"]', state="attached", timeout=120_000)
+            page.wait_for_selector(
+                '#result[src^="data:image/png;base64,"]', state="attached", timeout=120_000
+            )
             src = page.get_attribute("#result", "src")
             data = base64.b64decode(src.split(",", 1)[1])
             assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -95,8 +99,12 @@ def test_upload_type_click_get_mask(server, tmp_path):
             frames[0].save(clip, save_all=True, append_images=frames[1:], duration=100, loop=0)
             page.set_input_files("#file", str(clip))
             page.click("#submit")
-            page.wait_for_selector('#result[src^="data:image/gif;base64,"]', state="attached", timeout=120_000)
-            gif = Image.open(io.BytesIO(base64.b64decode(page.get_attribute("#result", "src").split(",", 1)[1])))
+            page.wait_for_selector(
+                '#result[src^="data:image/gif;base64,"]', state="attached", timeout=120_000
+            )
+            gif = Image.open(
+                io.BytesIO(base64.b64decode(page.get_attribute("#result", "src").split(",", 1)[1]))
+            )
             assert gif.n_frames == 3 and gif.width == W
             assert "3 frames" in page.inner_text("#result-caption")
 
@@ -104,7 +112,9 @@ def test_upload_type_click_get_mask(server, tmp_path):
             page.set_input_files("#file", str(photo))
             page.fill("#expression", "the red ball on the right")
             page.click("#submit")
-            page.wait_for_selector('#result[src^="data:image/png;base64,"]', state="attached", timeout=120_000)
+            page.wait_for_selector(
+                '#result[src^="data:image/png;base64,"]', state="attached", timeout=120_000
+            )
             for _ in range(600):  # the status line says Done. once the answer is shown
                 if page.inner_text("#status") == "Done.":
                     break

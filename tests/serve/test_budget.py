@@ -16,7 +16,9 @@ class Simulated:
     """A clock and a run(e) that advances it: ``backbone`` + ``head`` x e seconds, ``warmup``
     more on the first call (which must not count)."""
 
-    def __init__(self, backbone: float, head: float, warmup: float = 100.0, slow_first_timed: float = 0.0):
+    def __init__(
+        self, backbone: float, head: float, warmup: float = 100.0, slow_first_timed: float = 0.0
+    ):
         self.now = 0.0
         self.backbone, self.head, self.warmup, self.slow = backbone, head, warmup, slow_first_timed
         self.calls: list[int] = []
@@ -42,8 +44,9 @@ def test_one_expression_budget_is_max_seconds_over_the_seconds_per_pixel_of_work
     assert measured.seconds == {1: 2.0}
     assert measured.max_work == 491_520
     assert measured.reference_frame_seconds == 128.0
-    assert measured.describe() == ("budget: 491,520 pixels of work = 30 s measured at 128 s per "
-                                   "1024x1024-equivalent frame")
+    assert measured.describe() == (
+        "budget: 491,520 pixels of work = 30 s measured at 128 s per 1024x1024-equivalent frame"
+    )
     assert measured.to_json()["max_seconds"] == 30.0 and measured.to_json()["measured_side"] == 128
 
 
@@ -83,7 +86,9 @@ def test_a_very_slow_machine_still_admits_one_pixel():
 @pytest.mark.parametrize("seconds", [0.0, -1.0, float("nan"), float("inf")])
 def test_max_seconds_must_be_a_positive_number(seconds):
     sim = Simulated(1.0, 0.0)
-    with pytest.raises(InputError, match="max_seconds must be a finite number of seconds more than 0"):
+    with pytest.raises(
+        InputError, match="max_seconds must be a finite number of seconds more than 0"
+    ):
         measure_budget(sim.run, 64, seconds, clock=sim.clock)
     assert not sim.calls
 

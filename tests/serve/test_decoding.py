@@ -35,7 +35,9 @@ def decoded(frames, expressions: int = 1, limits: Limits | None = None) -> list:
 @pytest.mark.parametrize("kind", ["gif", "tiff"])
 def test_huge_later_frame_refused_before_decoding(kind):
     data = gif_with_huge_second_frame() if kind == "gif" else tiff_pages([(40, 48), (13300, 13300)])
-    with pytest.raises(InputError, match=r"up\.x frame 1: image is 13300x13300 pixels, more than the limit"):
+    with pytest.raises(
+        InputError, match=r"up\.x frame 1: image is 13300x13300 pixels, more than the limit"
+    ):
         decode_upload(data, "up.x", Limits())
 
 
@@ -49,7 +51,11 @@ def test_float_tiff_named_as_video_goes_through_the_checked_decoder():
 def test_unknown_video_bytes_name_no_temporary_path():
     with pytest.raises(InputError) as e:
         decoded(decode_video(b"\x00" * 64, "v.mp4", Limits()))
-    assert "v.mp4" in str(e.value) and "/tmp" not in str(e.value) and "refvos-serve" not in str(e.value)
+    assert (
+        "v.mp4" in str(e.value)
+        and "/tmp" not in str(e.value)
+        and "refvos-serve" not in str(e.value)
+    )
 
 
 def test_float_tiff_in_unit_range_is_scaled_and_nan_refused(tmp_path):
@@ -97,8 +103,13 @@ def test_bombs_raise_peak_memory_by_less_than_1gb():
         out["rise_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
         print(json.dumps(out))
     """)
-    proc = subprocess.run([sys.executable, "-c", script, str(REPO)], capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": f"{REPO / 'src'}:{REPO}", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": f"{REPO / 'src'}:{REPO}", "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "frame 1" in out["a.gif"] and "frame 1" in out["b.tif"] and "13300x13300" in out["c.mp4"]
@@ -127,7 +138,9 @@ def test_frames_are_counted_by_seeking_to_the_cap_never_n_frames(monkeypatch):
     seek = TiffImagePlugin.TiffImageFile.seek
     monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "n_frames", property(forbidden))
     monkeypatch.setattr(GifImagePlugin.GifImageFile, "n_frames", property(forbidden))
-    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "seek", lambda self, i: seeks.append(i) or seek(self, i))
+    monkeypatch.setattr(
+        TiffImagePlugin.TiffImageFile, "seek", lambda self, i: seeks.append(i) or seek(self, i)
+    )
     limits = Limits(max_frames=48)
     with pytest.raises(InputError, match="49 or more frames, more than the limit of 48"):
         decode_upload(many_page_tiff(3000), "pages.tif", limits)
@@ -150,11 +163,16 @@ def test_request_over_the_work_budget_is_refused_before_decoding(monkeypatch):
     data = flat_gif(48, 1024, 1024)
     monkeypatch.setattr(refvos.serve.decoding, "pil_frames", no_decoding)
     frames = decode_upload(data, "big.gif", Limits(max_size=1024))
-    with pytest.raises(WorkBudgetError, match=r"big\.gif: 48 frames of 1024x1024 with 8 expressions is "
-                                              r"452,984,832 pixels of work, more than the budget of 60,000,000") as e:
+    with pytest.raises(
+        WorkBudgetError,
+        match=r"big\.gif: 48 frames of 1024x1024 with 8 expressions is "
+        r"452,984,832 pixels of work, more than the budget of 60,000,000",
+    ) as e:
         frames.check_work(Limits(max_size=1024), 8)
     assert (e.value.budget, e.value.asked) == (60_000_000, 48 * 1024 * 1024 * 9)
     frames.check_work(Limits(max_size=1024, max_work=120_000_000), 1)
     # the decoded pixels count too: 48 frames of 4000 x 4000 are over budget at any --max-size
     with pytest.raises(WorkBudgetError, match=r"processed at 64x64"):
-        decode_upload(flat_gif(48, 4000, 4000), "huge.gif", Limits(max_size=64)).check_work(Limits(max_size=64), 1)
+        decode_upload(flat_gif(48, 4000, 4000), "huge.gif", Limits(max_size=64)).check_work(
+            Limits(max_size=64), 1
+        )

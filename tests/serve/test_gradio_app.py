@@ -25,7 +25,9 @@ def _require_gradio() -> None:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        pytest.fail("gradio is missing: `make venv` installs it (requirements-nodeps.txt)", pytrace=False)
+        pytest.fail(
+            "gradio is missing: `make venv` installs it (requirements-nodeps.txt)", pytrace=False
+        )
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,11 @@ def test_video_colour_is_chosen_once(tmp_path, monkeypatch):
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
     colours = []
     original = refvos.media.visualize.overlay
-    monkeypatch.setattr(refvos.media.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
+    monkeypatch.setattr(
+        refvos.media.visualize,
+        "overlay",
+        lambda *a, **k: colours.append(k.get("color")) or original(*a, **k),
+    )
     segment_video(LeftHalves(), str(gif), "the cat", str(tmp_path / "out.gif"))
     half = np.zeros((20, 24), bool)
     half[:, :12] = True
@@ -134,7 +140,9 @@ def test_gradio_page_in_a_browser(predictor, tmp_path, monkeypatch):
                 # no expression: the app's one-line error is shown on the page
                 page.locator("input[type=file]").first.set_input_files(str(tmp_path / "photo.png"))
                 page.get_by_role("button", name="Segment").first.click()
-                page.get_by_text("type an expression that describes one object").first.wait_for(timeout=60_000)
+                page.get_by_text("type an expression that describes one object").first.wait_for(
+                    timeout=60_000
+                )
 
                 page.get_by_label("expression").first.fill("the red box")
                 page.get_by_role("button", name="Segment").first.click()
@@ -146,13 +154,16 @@ def test_gradio_page_in_a_browser(predictor, tmp_path, monkeypatch):
                 assert result.input_value() == expected
                 # the picture, its overlay and its mask, decoded by the browser at the picture's size
                 widths = page.locator("img[src*='gradio_api/file=']").evaluate_all(
-                    "els => els.map(e => e.naturalWidth)")
+                    "els => els.map(e => e.naturalWidth)"
+                )
                 assert widths == [52, 52, 52]
                 assert not errors, errors
             finally:
                 browser.close()
     finally:
         demo.close()
+
+
 def test_video_over_the_work_budget_is_refused_before_decoding(predictor, tmp_path, monkeypatch):
     """96 frames of 2048 x 2048 (a 1 MB GIF; +3 GB in the demo before): refused from the headers,
     the same budget as serve's; no frame decoded, no GIF written."""
@@ -163,7 +174,11 @@ def test_video_over_the_work_budget_is_refused_before_decoding(predictor, tmp_pa
 
     clip = tmp_path / "big.gif"
     clip.write_bytes(flat_gif(96, 2048, 2048))
-    monkeypatch.setattr(refvos.media.video, "pil_frames", lambda *a, **k: pytest.fail("decoded before the budget check"))
+    monkeypatch.setattr(
+        refvos.media.video,
+        "pil_frames",
+        lambda *a, **k: pytest.fail("decoded before the budget check"),
+    )
     with pytest.raises(WorkBudgetError, match=f"more than the budget of {DEFAULT_MAX_WORK:,}"):
         segment_video(predictor, str(clip), "the dog", str(tmp_path / "out.gif"))
     assert not (tmp_path / "out.gif").exists()

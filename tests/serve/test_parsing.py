@@ -41,21 +41,42 @@ def test_base64_fields_accept_a_data_url_and_name_the_bad_field():
 
 
 def test_json_picture_request():
-    req = parse_json(json.dumps({"expression": "the dog", "image": b64(png_bytes(20, 30))}).encode(), Limits())
+    req = parse_json(
+        json.dumps({"expression": "the dog", "image": b64(png_bytes(20, 30))}).encode(), Limits()
+    )
     assert req.kind == "image" and req.expressions == ["the dog"]
-    video = parse_json(json.dumps({"expressions": ["a", "b"], "video": b64(gif_bytes(3, 20, 30)),
-                                   "filename": "clip.gif"}).encode(), Limits())
+    video = parse_json(
+        json.dumps(
+            {"expressions": ["a", "b"], "video": b64(gif_bytes(3, 20, 30)), "filename": "clip.gif"}
+        ).encode(),
+        Limits(),
+    )
     assert video.kind == "video" and video.expressions == ["a", "b"]
 
 
-@pytest.mark.parametrize("body, words", [
-    (b"{not json", "request body is not valid JSON"),
-    (b"[1, 2]", "request body must be a JSON object"),
-    (json.dumps({"expression": "x"}).encode(), "give exactly one of 'image', 'video' or 'frames'"),
-    (json.dumps({"expression": "x", "image": "aGk=", "video": "aGk="}).encode(), "give exactly one of"),
-    (json.dumps({"expression": "x", "image": "aGk=", "filename": 5}).encode(), "'filename' must be a string"),
-    (json.dumps({"expression": "x", "frames": "aGk="}).encode(), "'frames' must be a list of base64 images"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"{not json", "request body is not valid JSON"),
+        (b"[1, 2]", "request body must be a JSON object"),
+        (
+            json.dumps({"expression": "x"}).encode(),
+            "give exactly one of 'image', 'video' or 'frames'",
+        ),
+        (
+            json.dumps({"expression": "x", "image": "aGk=", "video": "aGk="}).encode(),
+            "give exactly one of",
+        ),
+        (
+            json.dumps({"expression": "x", "image": "aGk=", "filename": 5}).encode(),
+            "'filename' must be a string",
+        ),
+        (
+            json.dumps({"expression": "x", "frames": "aGk="}).encode(),
+            "'frames' must be a list of base64 images",
+        ),
+    ],
+)
 def test_bad_json_bodies_are_one_line(body, words):
     with pytest.raises(InputError, match=words):
         parse_json(body, Limits())
@@ -69,11 +90,18 @@ def test_too_many_frames_are_refused_before_decoding():
 
 def test_form_parts():
     picture = png_bytes(20, 30)
-    req = parse_form(FormParts({"expression": ["the dog", " a cat "]}, {"image": [("p.png", picture)]}), Limits())
+    req = parse_form(
+        FormParts({"expression": ["the dog", " a cat "]}, {"image": [("p.png", picture)]}), Limits()
+    )
     assert req.kind == "image" and req.expressions == ["the dog", "a cat"]
-    one_frame = parse_form(FormParts({"expression": ["x"]}, {"frames": [("p.png", picture)]}), Limits())
+    one_frame = parse_form(
+        FormParts({"expression": ["x"]}, {"frames": [("p.png", picture)]}), Limits()
+    )
     assert one_frame.kind == "image"  # one file given as frames is a picture
     with pytest.raises(InputError, match="upload one 'image' file"):
-        parse_form(FormParts({"expression": ["x"]}, {"image": [("a.png", picture), ("b.png", picture)]}), Limits())
+        parse_form(
+            FormParts({"expression": ["x"]}, {"image": [("a.png", picture), ("b.png", picture)]}),
+            Limits(),
+        )
     with pytest.raises(InputError, match="upload exactly one of"):
         parse_form(FormParts({"expression": ["x"]}, {}), Limits())

@@ -29,7 +29,9 @@ def test_video_with_two_expressions_matches_the_predictor_per_expression(predict
     encode = predictor.encode_images
     predictor.encode_images = lambda *a, **k: calls.append(1) or encode(*a, **k)
     try:
-        doc = render(predictor, SegmentRequest("video", Frames.of_arrays("video", frames), expressions))
+        doc = render(
+            predictor, SegmentRequest("video", Frames.of_arrays("video", frames), expressions)
+        )
     finally:
         del predictor.encode_images
     assert len(calls) == 1  # three frames, one batch, one backbone pass for both expressions
@@ -37,7 +39,10 @@ def test_video_with_two_expressions_matches_the_predictor_per_expression(predict
     areas = []
     for result, expression in zip(doc["results"], expressions):
         expected = predictor.predict_video(frames, expression)
-        got = [np.asarray(Image.open(io.BytesIO(base64.b64decode(b)))) > 127 for b in result["mask_pngs"]]
+        got = [
+            np.asarray(Image.open(io.BytesIO(base64.b64decode(b)))) > 127
+            for b in result["mask_pngs"]
+        ]
         assert len(got) == 3
         for g, e, stats in zip(got, expected, result["frames"]):
             np.testing.assert_array_equal(g, e.mask)
@@ -64,14 +69,23 @@ class FixedMasks:
 
 
 def test_video_overlays_keep_one_colour_per_expression(monkeypatch):
-    frames = [np.broadcast_to(np.array(c, np.uint8), (20, 24, 3)).copy() for c in (RED, BLUE, RED, BLUE)]
+    frames = [
+        np.broadcast_to(np.array(c, np.uint8), (20, 24, 3)).copy() for c in (RED, BLUE, RED, BLUE)
+    ]
     half = np.zeros((20, 24), bool)
     half[:, :12] = True
     assert fill_color(frames[0], half) != fill_color(frames[1], half)  # per frame it would flicker
     colours = []
     original = refvos.media.visualize.overlay
-    monkeypatch.setattr(refvos.media.visualize, "overlay", lambda *a, **k: colours.append(k.get("color")) or original(*a, **k))
-    doc = render(FixedMasks(), SegmentRequest("video", Frames.of_arrays("video", frames), ["the cat", "the dog"]))
+    monkeypatch.setattr(
+        refvos.media.visualize,
+        "overlay",
+        lambda *a, **k: colours.append(k.get("color")) or original(*a, **k),
+    )
+    doc = render(
+        FixedMasks(),
+        SegmentRequest("video", Frames.of_arrays("video", frames), ["the cat", "the dog"]),
+    )
     assert len(doc["results"]) == 2 and len(colours) == 8
     assert set(colours) == {fill_color(frames[0], half)}
 
@@ -88,7 +102,9 @@ def test_video_answer_of_noise_is_at_most_2_bytes_of_json_per_pixel_of_work(pred
 
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(5)]
-    req = SegmentRequest("video", Frames.of_arrays("video", frames), [f"thing {i}" for i in range(expressions)])
+    req = SegmentRequest(
+        "video", Frames.of_arrays("video", frames), [f"thing {i}" for i in range(expressions)]
+    )
     size = len(json.dumps(render(predictor, req, Limits(max_size=64))))
     work = request_work([(64, 64)] * 5, 64, expressions)
     assert size <= 2 * work, (size, work)

@@ -41,8 +41,15 @@ def model():
 
 @pytest.fixture(scope="module")
 def server(model):
-    limits = Limits(workers=1, queue=3, max_bytes=2 * 1024 * 1024, max_pixels=250_000, max_size=128,
-                    max_frames=6, queue_timeout=60)
+    limits = Limits(
+        workers=1,
+        queue=3,
+        max_bytes=2 * 1024 * 1024,
+        max_pixels=250_000,
+        max_size=128,
+        max_frames=6,
+        queue_timeout=60,
+    )
     with running_server(model, limits) as srv:
         yield srv
 
@@ -76,12 +83,16 @@ def _check_image_result(r: dict, w: int, h: int) -> None:
     m = np.asarray(mask) > 127
     assert r["area"] == int(m.sum())
     ys, xs = np.nonzero(m)
-    assert r["box"] == (None if ys.size == 0 else [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())])
+    assert r["box"] == (
+        None if ys.size == 0 else [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+    )
     assert 0.0 <= r["score"] <= 1.0
 
 
 def test_segment_multipart_image(url):
-    status, doc, _ = post_files(url, [("image", "photo.png", png_bytes()), ("expression", "", "the dog")])
+    status, doc, _ = post_files(
+        url, [("image", "photo.png", png_bytes()), ("expression", "", "the dog")]
+    )
     assert status == 200, doc
     assert doc["kind"] == "image" and (doc["width"], doc["height"]) == (SERVE_W, SERVE_H)
     (r,) = doc["results"]
@@ -91,8 +102,13 @@ def test_segment_multipart_image(url):
 
 def test_segment_json_two_expressions_same_as_library(url, model):
     data = png_bytes(seed=3, fmt="JPEG")
-    status, doc, _ = post_json(url, {"image": "data:image/jpeg;base64," + base64.b64encode(data).decode(),
-                                     "expressions": ["the cat", "a car on the left"]})
+    status, doc, _ = post_json(
+        url,
+        {
+            "image": "data:image/jpeg;base64," + base64.b64encode(data).decode(),
+            "expressions": ["the cat", "a car on the left"],
+        },
+    )
     assert status == 200, doc
     assert [r["expression"] for r in doc["results"]] == ["the cat", "a car on the left"]
     rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
@@ -104,14 +120,18 @@ def test_segment_json_two_expressions_same_as_library(url, model):
 
 
 def test_large_picture_is_scaled_to_max_size(url):
-    status, doc, _ = post_files(url, [("image", "big.png", png_bytes(h=200, w=300)), ("expression", "", "x")])
+    status, doc, _ = post_files(
+        url, [("image", "big.png", png_bytes(h=200, w=300)), ("expression", "", "x")]
+    )
     assert status == 200, doc
     assert (doc["width"], doc["height"]) == (128, 85)
     _check_image_result(doc["results"][0], 128, 85)
 
 
 def test_segment_gif_and_frames(url):
-    status, doc, _ = post_files(url, [("image", "clip.gif", gif_bytes(3)), ("expression", "", "the bird")])
+    status, doc, _ = post_files(
+        url, [("image", "clip.gif", gif_bytes(3)), ("expression", "", "the bird")]
+    )
     assert status == 200, doc
     assert doc["kind"] == "video" and doc["num_frames"] == 3
     (r,) = doc["results"]
@@ -134,13 +154,25 @@ def test_segment_gif_and_frames(url):
         ([("image", "p.png", png_bytes()), ("expression", "", "   ")], "expression is empty"),
         ([("image", "p.png", png_bytes())], "no expression"),
         ([("expression", "", "the dog")], "exactly one of"),
-        ([("image", "p.png", b"not an image at all"), ("expression", "", "x")], "p.png is not a readable image"),
+        (
+            [("image", "p.png", b"not an image at all"), ("expression", "", "x")],
+            "p.png is not a readable image",
+        ),
         ([("image", "p.png", png_bytes()[:60]), ("expression", "", "x")], "p.png"),
         ([("image", "p.png", b""), ("expression", "", "x")], "empty"),
-        ([("image", "huge.png", png_bytes(h=600, w=600)), ("expression", "", "x")], "more than the limit"),
+        (
+            [("image", "huge.png", png_bytes(h=600, w=600)), ("expression", "", "x")],
+            "more than the limit",
+        ),
         ([("image", "c.gif", gif_bytes(8)), ("expression", "", "x")], "frames, more than"),
-        ([("frames", "a.png", png_bytes()), ("frames", "b.png", png_bytes(h=SERVE_H + 4)), ("expression", "", "x")],
-         "differ in size"),
+        (
+            [
+                ("frames", "a.png", png_bytes()),
+                ("frames", "b.png", png_bytes(h=SERVE_H + 4)),
+                ("expression", "", "x"),
+            ],
+            "differ in size",
+        ),
         ([("video", "v.xyz", b"\x00" * 64), ("expression", "", "x")], "unsupported format"),
         ([("image", "p.png", png_bytes()), ("expression", "", "x" * 1001)], "characters long"),
     ],
@@ -156,9 +188,18 @@ def test_bad_multipart_is_400(url, fields, words):
     [
         (b"{not json", "application/json", "not valid JSON"),
         (b"[1, 2]", "application/json", "JSON object"),
-        (json.dumps({"image": "!!!", "expression": "x"}).encode(), "application/json", "not valid base64"),
-        (json.dumps({"image": base64.b64encode(png_bytes()).decode(), "expression": ""}).encode(),
-         "application/json", "expression is empty"),
+        (
+            json.dumps({"image": "!!!", "expression": "x"}).encode(),
+            "application/json",
+            "not valid base64",
+        ),
+        (
+            json.dumps(
+                {"image": base64.b64encode(png_bytes()).decode(), "expression": ""}
+            ).encode(),
+            "application/json",
+            "expression is empty",
+        ),
         (b"hello", "text/plain", "unsupported Content-Type"),
         (b"--x\r\n", "multipart/form-data; boundary=zzz", "multipart body could not be parsed"),
     ],
@@ -178,7 +219,9 @@ def test_too_large_is_413(url):
 def test_missing_length_is_411_and_unknown_post_404(server, url):
     host, port = server.server_address[:2]
     with socket.create_connection((host, port), timeout=30) as s:
-        s.sendall(b"POST /api/segment HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\r\n")
+        s.sendall(
+            b"POST /api/segment HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\r\n"
+        )
         reply = s.makefile("rb").read()
     assert reply.split(b"\r\n", 1)[0].split()[1] == b"411" and b'"error"' in reply
     status, doc, _ = request(url + "/api/other", b"{}", "application/json")
@@ -191,7 +234,9 @@ def test_concurrent_requests_answered_or_busy(url, server):
     image = png_bytes(h=48, w=64)
 
     def one(i):
-        return post_files(url, [("image", f"p{i}.png", image), ("expression", "", f"object number {i}")])
+        return post_files(
+            url, [("image", f"p{i}.png", image), ("expression", "", f"object number {i}")]
+        )
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         answers = list(pool.map(one, range(12)))
@@ -252,7 +297,11 @@ def test_load_busy_refusals_and_bounded_workers(model):
         assert all("busy" in doc["error"] for s, doc, _ in answers if s == 503)
         assert SlowPredictor.peak <= 2
         status, health, _ = request(srv.url + "/healthz")
-        assert health["active"] == 0 and health["refused"] == statuses.count(503) and health["failed"] == 0
+        assert (
+            health["active"] == 0
+            and health["refused"] == statuses.count(503)
+            and health["failed"] == 0
+        )
         assert post_files(srv.url, [("image", "p.png", image), ("expression", "", "x")])[0] == 200
 
 

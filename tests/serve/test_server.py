@@ -37,7 +37,9 @@ def model():
 
 @pytest.fixture(scope="module")
 def server(model):
-    limits = Limits(workers=1, queue=1, max_bytes=2 * 2**20, max_size=64, header_timeout=3.0, body_timeout=4.0)
+    limits = Limits(
+        workers=1, queue=1, max_bytes=2 * 2**20, max_size=64, header_timeout=3.0, body_timeout=4.0
+    )
     with running_server(model, limits, drain_timeout=10, allowed_hosts={"refvos.lan"}) as srv:
         yield srv
 
@@ -71,14 +73,19 @@ def test_security_headers_on_pages_and_errors(server):
     check_security_headers(dict(headers.items()))
 
 
-@pytest.mark.parametrize("head", [
-    b"Content-Length: 5\r\nContent-Length: 7\r\n",  # conflicting lengths (h11 refuses)
-    b"Content-Length: 5\r\ncontent-length: 5\r\n",  # repeated, equal (the protocol refuses)
-    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",  # smuggling shape (the app refuses)
-    b"X-Bad Header: 1\r\n",  # malformed header line (h11 refuses)
-])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Content-Length: 5\r\nContent-Length: 7\r\n",  # conflicting lengths (h11 refuses)
+        b"Content-Length: 5\r\ncontent-length: 5\r\n",  # repeated, equal (the protocol refuses)
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",  # smuggling shape (the app refuses)
+        b"X-Bad Header: 1\r\n",  # malformed header line (h11 refuses)
+    ],
+)
 def test_framing_tricks_get_json_400(server, head):
-    status, headers, body = raw(server, b"POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head + b"\r\nhello")
+    status, headers, body = raw(
+        server, b"POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head + b"\r\nhello"
+    )
     assert status == 400 and headers["content-type"].startswith("application/json")
     assert json.loads(body)["status"] == 400
     check_security_headers(headers)
@@ -90,26 +97,47 @@ def test_repeated_content_length_is_refused_even_when_the_body_is_valid(server, 
     with a body the server would otherwise answer."""
     body = json.dumps({"image": base64.b64encode(png_bytes()).decode(), "expression": "x"}).encode()
     head = lengths.replace(b"{n}", str(len(body)).encode())
-    status, headers, reply = raw(server, b"POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                         b"Content-Type: application/json\r\nContent-Length: " + head + b"\r\n\r\n" + body)
+    status, headers, reply = raw(
+        server,
+        b"POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: " + head + b"\r\n\r\n" + body,
+    )
     assert status == 400 and "repeated Content-Length" in json.loads(reply)["error"]
 
 
 def test_host_and_origin_checks(server):
     port = server.server_address[1]
-    status, headers, body = raw(server, b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
-    assert status == 400 and "evil.example" in json.loads(body)["error"] and "--allowed-host" in json.loads(body)["error"]
+    status, headers, body = raw(
+        server, b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    )
+    assert (
+        status == 400
+        and "evil.example" in json.loads(body)["error"]
+        and "--allowed-host" in json.loads(body)["error"]
+    )
     for host in (b"localhost:%d" % port, b"refvos.lan", b"[::1]:%d" % port):
-        status, _, _ = raw(server, b"GET /healthz HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+        status, _, _ = raw(
+            server, b"GET /healthz HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+        )
         assert status == 200, host
     body, ctype = multipart([("image", "p.png", png_bytes()), ("expression", "", "x")])
-    req = urllib.request.Request(server.url + "/api/segment", data=body, method="POST",
-                                 headers={"Content-Type": ctype, "Origin": "http://evil.example"})
+    req = urllib.request.Request(
+        server.url + "/api/segment",
+        data=body,
+        method="POST",
+        headers={"Content-Type": ctype, "Origin": "http://evil.example"},
+    )
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=60)
     assert e.value.code == 403 and "cross-site" in json.loads(e.value.read())["error"]
     other_port = f"http://127.0.0.1:{port + 1 if port < 65535 else port - 1}"
-    for origin in ("null", "http://localhost", other_port, "file://", f"http://evil.example:{port}"):
+    for origin in (
+        "null",
+        "http://localhost",
+        other_port,
+        "file://",
+        f"http://evil.example:{port}",
+    ):
         req.headers["Origin"] = origin  # a sandboxed frame, another local page or port: refused
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req, timeout=60)
@@ -122,10 +150,13 @@ def test_host_and_origin_checks(server):
         assert resp.status == 200
 
 
-@pytest.mark.parametrize("body,words", [
-    (b"[" * 100_000 + b"]" * 100_000, "not acceptable JSON"),
-    (b'{"expression": "x", "image": ' + b"9" * 5000 + b"}", "not acceptable JSON"),
-])
+@pytest.mark.parametrize(
+    "body,words",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "not acceptable JSON"),
+        (b'{"expression": "x", "image": ' + b"9" * 5000 + b"}", "not acceptable JSON"),
+    ],
+)
 def test_hostile_json_is_400(server, body, words):
     status, doc, _ = request(server.url + "/api/segment", body, "application/json")
     assert status == 400 and words in doc["error"]
@@ -134,7 +165,10 @@ def test_hostile_json_is_400(server, body, words):
 def test_hostile_uploads_are_400_without_paths(server):
     cases = [
         ([("image", "a\x00b.png", b"junk"), ("expression", "", "x")], "a?b.png"),
-        ([("video", "f.mp4", tiff_pages([(13300, 13300)], "float32")), ("expression", "", "x")], "13300x13300"),
+        (
+            [("video", "f.mp4", tiff_pages([(13300, 13300)], "float32")), ("expression", "", "x")],
+            "13300x13300",
+        ),
         ([("image", "bomb.gif", gif_with_huge_second_frame()), ("expression", "", "x")], "frame 1"),
         ([("video", "v.mp4", b"\x00" * 64), ("expression", "", "x")], "v.mp4"),
     ]
@@ -142,8 +176,14 @@ def test_hostile_uploads_are_400_without_paths(server):
         status, doc, _ = post_files(server.url, fields)
         assert status == 400 and words in doc["error"], doc
         assert "/tmp" not in doc["error"] and "refvos-serve" not in doc["error"]
-    status, doc, _ = post_json(server.url, {"image": base64.b64encode(png_bytes()).decode(), "expression": "x",
-                                            "filename": "q\x00.png"})
+    status, doc, _ = post_json(
+        server.url,
+        {
+            "image": base64.b64encode(png_bytes()).decode(),
+            "expression": "x",
+            "filename": "q\x00.png",
+        },
+    )
     assert status == 200, doc
 
 
@@ -152,7 +192,9 @@ def test_tiff_with_a_corrupt_second_page_is_400_not_500(server, defect, caplog):
     data = tiff_with_bad_second_page(defect)
     with caplog.at_level(logging.ERROR, logger="refvos.serve"):
         for field in ("image", "video"):
-            status, doc, _ = post_files(server.url, [(field, "t.tif", data), ("expression", "", "x")])
+            status, doc, _ = post_files(
+                server.url, [(field, "t.tif", data), ("expression", "", "x")]
+            )
             assert status == 400 and "t.tif frame 1 is truncated or corrupt" in doc["error"], doc
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
@@ -166,10 +208,18 @@ def test_request_over_the_work_budget_is_413_with_the_budget_and_the_work_asked(
     status, doc, _ = post_files(server.url, [("image", "clip.gif", data), *exprs])
     assert status == 413 and doc["budget"] == budget and doc["asked"] > budget, doc
     assert f"more than the budget of {budget:,}" in doc["error"] and "8 expressions" in doc["error"]
-    status, doc, _ = post_json(server.url, {"video": base64.b64encode(data).decode(), "filename": "c.gif",
-                                            "expressions": [f"thing {i}" for i in range(8)]})
+    status, doc, _ = post_json(
+        server.url,
+        {
+            "video": base64.b64encode(data).decode(),
+            "filename": "c.gif",
+            "expressions": [f"thing {i}" for i in range(8)],
+        },
+    )
     assert status == 413 and doc["asked"] > doc["budget"]
-    status, doc, _ = post_files(server.url, [("image", "small.gif", flat_gif(4, 40, 48)), *exprs[:2]])
+    status, doc, _ = post_files(
+        server.url, [("image", "small.gif", flat_gif(4, 40, 48)), *exprs[:2]]
+    )
     assert status == 200 and doc["num_frames"] == 4 and len(doc["results"]) == 2
     assert (doc["width"], doc["height"]) == (48, 40)
 
@@ -179,7 +229,9 @@ def test_many_parts_refused_by_the_parser(server):
     boundary = "b"
     part = f'--{boundary}\r\nContent-Disposition: form-data; name="n"\r\n\r\n\r\n'.encode()
     body = part * 40_000 + f"--{boundary}--\r\n".encode()
-    status, doc, _ = request(server.url + "/api/segment", body, f"multipart/form-data; boundary={boundary}")
+    status, doc, _ = request(
+        server.url + "/api/segment", body, f"multipart/form-data; boundary={boundary}"
+    )
     assert status == 400 and "Too many fields" in doc["error"]
     assert request(server.url + "/healthz")[1]["active"] == 0
 
@@ -227,7 +279,9 @@ def test_slow_clients_do_not_starve_a_legitimate_request(server):
     try:
         time.sleep(1.0)
         body, ctype = multipart([("image", "p.png", png_bytes()), ("expression", "", "the thing")])
-        req = urllib.request.Request(server.url + "/api/segment", data=body, headers={"Content-Type": ctype})
+        req = urllib.request.Request(
+            server.url + "/api/segment", data=body, headers={"Content-Type": ctype}
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:  # the bound the issue asks for
             assert resp.status == 200 and json.loads(resp.read())["results"]
         time.sleep(server.pool.limits.body_timeout + 1.0)  # every slow client passed its deadline
@@ -235,7 +289,9 @@ def test_slow_clients_do_not_starve_a_legitimate_request(server):
         stop.set()
         for t in threads:
             t.join(timeout=30)
-    assert sum(b" 408 " in r.split(b"\r\n", 1)[0] and b'"error"' in r for r in replies) >= 4, replies
+    assert sum(b" 408 " in r.split(b"\r\n", 1)[0] and b'"error"' in r for r in replies) >= 4, (
+        replies
+    )
     assert request(server.url + "/healthz")[1]["active"] == 0
 
 
@@ -275,9 +331,18 @@ def test_server_peak_memory_under_bombs():
         srv.stop()
         print(json.dumps({"statuses": statuses, "rise_kb": rise}))
     """)
-    proc = subprocess.run([sys.executable, "-c", script, str(repo)], capture_output=True, text=True, timeout=600,
-                          env={"PYTHONPATH": f"{repo / 'src'}:{repo}", "PATH": "/usr/bin:/bin",
-                               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(repo)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            "PYTHONPATH": f"{repo / 'src'}:{repo}",
+            "PATH": "/usr/bin:/bin",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+        },
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["statuses"] == [400] * 6, out
@@ -297,6 +362,7 @@ def test_torch_compile_never_runs_inside_a_request(model, monkeypatch):
         def compiled(*args):
             shapes.append((fn.__name__, tuple(args[0].shape)))
             return fn(*args)
+
         return compiled
 
     monkeypatch.setattr(torch, "compile", fake_compile)
@@ -307,7 +373,9 @@ def test_torch_compile_never_runs_inside_a_request(model, monkeypatch):
             status, doc, _ = post_files(srv.url, [("image", "c.gif", flat_gif(40, 24, 32)), *exprs])
             assert status == 200 and doc["num_frames"] == 40
     assert shapes == []
-    srv = make_server(model, "127.0.0.1", 0, limits, device="cpu", precision="fp32", warmup=[(24, 32)])
+    srv = make_server(
+        model, "127.0.0.1", 0, limits, device="cpu", precision="fp32", warmup=[(24, 32)]
+    )
     warmed = list(shapes)
     assert ("encode", (1, 3, 24, 32)) in warmed and ("encode", (4, 3, 24, 32)) in warmed
     srv.start()
@@ -351,9 +419,18 @@ def test_largest_request_within_the_budget_raises_peak_memory_by_less_than_1gb()
         srv.stop()
         print(json.dumps({"status": status, "frames": doc.get("num_frames"), "refused": refused, "rise_kb": rise}))
     """)
-    proc = subprocess.run([sys.executable, "-c", script, str(repo)], capture_output=True, text=True, timeout=600,
-                          env={"PYTHONPATH": f"{repo / 'src'}:{repo}", "PATH": "/usr/bin:/bin",
-                               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(repo)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            "PYTHONPATH": f"{repo / 'src'}:{repo}",
+            "PATH": "/usr/bin:/bin",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+        },
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["status"] == 200 and out["frames"] == 12 and out["refused"] == 413, out
@@ -376,7 +453,9 @@ class TimedPredictor:
         return self.inner.iter_video_all(*args, **kwargs)
 
 
-def test_time_budget_is_measured_at_start_and_refuses_more_work_before_decoding(model, monkeypatch, caplog):
+def test_time_budget_is_measured_at_start_and_refuses_more_work_before_decoding(
+    model, monkeypatch, caplog
+):
     """max_seconds=10 at --max-size 64 on the simulated clock: one expression on the 64 x 64 noise
     frame takes 0.75 s for 2 x 64^2 pixels of work (two take 1 s: 8 would take 2.5 s for 9 x 64^2,
     a lower rate), so max_work = 10 x 8192 / 0.75 = 109,226: in Limits, /api/info and the log.
@@ -388,12 +467,19 @@ def test_time_budget_is_measured_at_start_and_refuses_more_work_before_decoding(
     clock = [0.0]
     limits = Limits(max_size=64)
     factory = lambda: TimedPredictor(  # noqa: E731
-        Predictor(model, device="cpu", precision="fp32", max_size=64, compile=False), clock)
-    with caplog.at_level(logging.INFO, logger="refvos.serve"), \
-            running_server(model, limits, predictor_factory=factory, max_seconds=10.0, clock=lambda: clock[0]) as srv:
+        Predictor(model, device="cpu", precision="fp32", max_size=64, compile=False), clock
+    )
+    with (
+        caplog.at_level(logging.INFO, logger="refvos.serve"),
+        running_server(
+            model, limits, predictor_factory=factory, max_seconds=10.0, clock=lambda: clock[0]
+        ) as srv,
+    ):
         assert srv.pool.limits.max_work == 109_226
-        assert ("budget: 109,226 pixels of work = 10 s measured at 192 s per 1024x1024-equivalent frame"
-                in caplog.text)
+        assert (
+            "budget: 109,226 pixels of work = 10 s measured at 192 s per 1024x1024-equivalent frame"
+            in caplog.text
+        )
         status, info, _ = request(srv.url + "/api/info")
         assert status == 200 and info["max_work"] == 109_226 and info["max_seconds"] == 10.0
         assert info["budget"]["measured"] and info["budget"]["measured_side"] == 64
@@ -401,8 +487,10 @@ def test_time_budget_is_measured_at_start_and_refuses_more_work_before_decoding(
         data = flat_gif(8, 64, 64)
         exprs = [("expression", "", f"thing {i}") for i in range(8)]
         with monkeypatch.context() as m:
-            m.setattr("refvos.serve.decoding.pil_frames",
-                      lambda *a, **k: pytest.fail("decoded before the budget check"))
+            m.setattr(
+                "refvos.serve.decoding.pil_frames",
+                lambda *a, **k: pytest.fail("decoded before the budget check"),
+            )
             status, doc, _ = post_files(srv.url, [("image", "clip.gif", data), *exprs])
         assert status == 413 and (doc["budget"], doc["asked"]) == (109_226, 8 * 9 * 64 * 64), doc
         assert doc["asked"] < DEFAULT_MAX_WORK
@@ -413,7 +501,9 @@ def test_time_budget_is_measured_at_start_and_refuses_more_work_before_decoding(
 def test_without_max_seconds_nothing_is_measured(model, monkeypatch):
     """A server given a pixel budget (make_server without max_seconds, as ``--max-work``) keeps it
     and reports it as not measured."""
-    monkeypatch.setattr("refvos.serve.server.measure_budget", lambda *a, **k: pytest.fail("measured"))
+    monkeypatch.setattr(
+        "refvos.serve.server.measure_budget", lambda *a, **k: pytest.fail("measured")
+    )
     with running_server(model, Limits(max_size=64, max_work=5000)) as srv:
         status, info, _ = request(srv.url + "/api/info")
     assert status == 200 and info["max_work"] == 5000 and info["max_seconds"] is None
@@ -428,5 +518,8 @@ def test_auto_backend_never_converts_a_per_size_network_inside_requests(r101_mod
 
     lite = make_tiny_model()
     assert serving_backend("auto", lite) == "torch"
-    assert serving_backend("openvino", lite) == "openvino" and serving_backend("torch", lite) == "torch"
+    assert (
+        serving_backend("openvino", lite) == "openvino"
+        and serving_backend("torch", lite) == "torch"
+    )
     assert serving_backend("auto", r101_model) == "auto"

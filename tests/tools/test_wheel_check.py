@@ -15,7 +15,12 @@ from tests.helpers import REPO_ROOT
 @pytest.mark.slow
 def test_wheel_check_passes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "wheel_check.py"), "--keep", str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / "wheel_check.py"), "--keep", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "wheel check passed" in done.stdout

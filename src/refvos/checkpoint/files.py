@@ -30,12 +30,18 @@ SAFE_GLOBALS = [argparse.Namespace]
 
 # leading bytes of files people pass by mistake -> what they are
 _KNOWN_MAGIC = {
-    b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
-    b"RIFF": "a RIFF file (WebP image, AVI video...)", b"%PDF": "a PDF document", b"\x1f\x8b": "a gzip archive",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"RIFF": "a RIFF file (WebP image, AVI video...)",
+    b"%PDF": "a PDF document",
+    b"\x1f\x8b": "a gzip archive",
     b"\x08": "an ONNX model (refvos export's output)",
 }
-EXPECTED = ("expected a .pth checkpoint (refvos format, e.g. best.pth, or the authors' released file) "
-            "or a save_pretrained folder (config.json + model.safetensors)")
+EXPECTED = (
+    "expected a .pth checkpoint (refvos format, e.g. best.pth, or the authors' released file) "
+    "or a save_pretrained folder (config.json + model.safetensors)"
+)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 # the parts of a RefVOS state dict -> the checkpoint dict's entries
@@ -56,7 +62,9 @@ def check_checkpoint_file(path: str | os.PathLike, what: str = "checkpoint") -> 
     if path.is_dir():
         if is_pretrained_folder(path):
             return path
-        raise CheckpointError(f"{what} {path} is a folder without {CONFIG_NAME} and {WEIGHTS_NAME}; {EXPECTED}")
+        raise CheckpointError(
+            f"{what} {path} is a folder without {CONFIG_NAME} and {WEIGHTS_NAME}; {EXPECTED}"
+        )
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist; {EXPECTED}")
     if path.stat().st_size == 0:
@@ -67,11 +75,17 @@ def check_checkpoint_file(path: str | os.PathLike, what: str = "checkpoint") -> 
         return path
     kind = next((v for k, v in _KNOWN_MAGIC.items() if head.startswith(k)), None)
     if kind is None:
-        kind = "a text file" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else "not a PyTorch file"
+        kind = (
+            "a text file"
+            if all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+            else "not a PyTorch file"
+        )
     raise CheckpointError(f"{what} {path} is {kind}; {EXPECTED}")
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def read_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Load a checkpoint file as a dict, with ``weights_only=True`` and the minimal allow-list
     (a pretrained folder: :func:`read_pretrained`).
 
@@ -103,14 +117,18 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"'bert_model', found {keys}"
         )
     if "bert_model" not in obj:
-        raise CheckpointError(f"checkpoint {path} has no 'bert_model' (the sentence encoder's weights)")
+        raise CheckpointError(
+            f"checkpoint {path} has no 'bert_model' (the sentence encoder's weights)"
+        )
     check_tensors(obj, f"checkpoint {path}")
     check_weights(obj["model"], f"checkpoint {path}", "model")
     check_weights(obj["bert_model"], f"checkpoint {path}", "bert_model")
     return obj
 
 
-def read_pretrained(config_file: str | os.PathLike, weights_file: str | os.PathLike) -> dict[str, Any]:
+def read_pretrained(
+    config_file: str | os.PathLike, weights_file: str | os.PathLike
+) -> dict[str, Any]:
     """The refvos checkpoint dict of a pretrained folder's ``config.json`` and
     ``model.safetensors`` (read by safetensors: no pickle, nothing run), checked as
     :func:`read_checkpoint` checks a ``.pth``."""
@@ -122,19 +140,29 @@ def read_pretrained(config_file: str | os.PathLike, weights_file: str | os.PathL
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{config_file} is not a readable JSON file: {str(e)[:120]}") from e
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{config_file} is not a refvos config (expected \"format\": \"{FORMAT}\")")
+        raise CheckpointError(
+            f'{config_file} is not a refvos config (expected "format": "{FORMAT}")'
+        )
     try:
         tensors = load_file(str(weights_file))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{weights_file} cannot be read as safetensors: {str(e)[:160]}") from e
-    ckpt: dict[str, Any] = {"format": FORMAT, "version": config.get("version", 0),
-                            "config": {k: v for k, v in config.items() if k not in ("format", "version")},
-                            "model": {}, "bert_model": {}}
+        raise CheckpointError(
+            f"{weights_file} cannot be read as safetensors: {str(e)[:160]}"
+        ) from e
+    ckpt: dict[str, Any] = {
+        "format": FORMAT,
+        "version": config.get("version", 0),
+        "config": {k: v for k, v in config.items() if k not in ("format", "version")},
+        "model": {},
+        "bert_model": {},
+    }
     for key, tensor in tensors.items():
         prefix = next((p for p in _PARTS if key.startswith(p)), None)
         if prefix is None:
-            raise CheckpointError(f"{weights_file}: tensor {key[:80]!r} is not under {' or '.join(_PARTS)}")
-        ckpt[_PARTS[prefix]][key[len(prefix):]] = tensor
+            raise CheckpointError(
+                f"{weights_file}: tensor {key[:80]!r} is not under {' or '.join(_PARTS)}"
+            )
+        ckpt[_PARTS[prefix]][key[len(prefix) :]] = tensor
     source = f"pretrained folder {Path(weights_file).parent}"
     check_tensors(ckpt, source)
     check_weights(ckpt["model"], source, "model")
@@ -144,7 +172,11 @@ def read_pretrained(config_file: str | os.PathLike, weights_file: str | os.PathL
 
 def pretrained_config(model: RefVOS) -> dict[str, Any]:
     """The ``config.json`` of ``model``'s pretrained folder."""
-    return {"format": FORMAT, "version": VERSION, **getattr(model, "module", model).config.to_dict()}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        **getattr(model, "module", model).config.to_dict(),
+    }
 
 
 def pretrained_tensors(model: RefVOS) -> dict[str, torch.Tensor]:

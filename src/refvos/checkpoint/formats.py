@@ -49,7 +49,9 @@ RELEASED_MAX_TOKENS = {"a2d": 10, "davis": 10}
 
 
 def config_of(
-    ckpt: dict[str, Any], source: str = "checkpoint", max_tokens: int | None = None,
+    ckpt: dict[str, Any],
+    source: str = "checkpoint",
+    max_tokens: int | None = None,
     truncation: str | None = None,
 ) -> RefVOSConfig:
     """The network configuration of a loaded checkpoint (read off the shapes for released files),
@@ -64,7 +66,9 @@ def config_of(
 
 
 def _config_and_skeleton(
-    ckpt: dict[str, Any], source: str = "checkpoint", max_tokens: int | None = None,
+    ckpt: dict[str, Any],
+    source: str = "checkpoint",
+    max_tokens: int | None = None,
     truncation: str | None = None,
 ) -> tuple[RefVOSConfig, RefVOS]:
     """:func:`config_of` and the meta-device network it was checked on."""
@@ -72,13 +76,19 @@ def _config_and_skeleton(
     return config, _check_describes(config, ckpt, source)
 
 
-def _read_config(ckpt: dict[str, Any], source: str, max_tokens: int | None, truncation: str | None) -> RefVOSConfig:
+def _read_config(
+    ckpt: dict[str, Any], source: str, max_tokens: int | None, truncation: str | None
+) -> RefVOSConfig:
     if not is_released_format(ckpt):
         version = ckpt.get("version", 0)
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise CheckpointError(f"{source}: 'version' must be a positive integer, got {str(version)[:40]!r}")
+            raise CheckpointError(
+                f"{source}: 'version' must be a positive integer, got {str(version)[:40]!r}"
+            )
         if version > VERSION:
-            raise CheckpointError(f"{source}: refvos format version {version} is newer than {VERSION}")
+            raise CheckpointError(
+                f"{source}: refvos format version {version} is newer than {VERSION}"
+            )
         try:
             config = RefVOSConfig.from_dict(ckpt.get("config")).validate()
         except (KeyError, TypeError, ValueError) as e:
@@ -108,7 +118,9 @@ def _read_config(ckpt: dict[str, Any], source: str, max_tokens: int | None, trun
     try:
         config.validate()
     except ValueError as e:
-        raise CheckpointError(f"{source}: {'' if is_released_format(ckpt) else 'invalid config: '}{e}"[:400]) from e
+        raise CheckpointError(
+            f"{source}: {'' if is_released_format(ckpt) else 'invalid config: '}{e}"[:400]
+        ) from e
     return config
 
 
@@ -120,7 +132,9 @@ def _segmenter_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in seg_state.items() if not k.startswith("aux_classifier.")}
 
 
-def check_config(config: RefVOSConfig, source: str, error: type[RefVOSError] = CheckpointError) -> RefVOS:
+def check_config(
+    config: RefVOSConfig, source: str, error: type[RefVOSError] = CheckpointError
+) -> RefVOS:
     """The checks every checkpoint's config passes when it is loaded: each field's type and range
     (:meth:`RefVOSConfig.validate`: at most 48 text layers, ``max_position_embeddings`` at least
     the token limit...), and the network it describes builds, on the meta device (nothing
@@ -137,11 +151,15 @@ def check_config(config: RefVOSConfig, source: str, error: type[RefVOSError] = C
         with on_meta_device():
             skeleton = build_from_config(config)
     except (ValueError, TypeError, RuntimeError) as e:
-        raise error(f"{source}: its config does not build a network: {str(e).splitlines()[0][:200]}") from e
+        raise error(
+            f"{source}: its config does not build a network: {str(e).splitlines()[0][:200]}"
+        ) from e
     count = sum(p.numel() for p in skeleton.parameters())
     if count > MAX_PARAMETERS:
-        raise error(f"{source}: its config describes {count:,} parameters, more than the limit of "
-                    f"{MAX_PARAMETERS:,}")
+        raise error(
+            f"{source}: its config describes {count:,} parameters, more than the limit of "
+            f"{MAX_PARAMETERS:,}"
+        )
     return skeleton
 
 
@@ -153,34 +171,53 @@ def _check_describes(config: RefVOSConfig, ckpt: dict[str, Any], source: str) ->
     return skeleton
 
 
-def _network_for(skeleton: RefVOS, ckpt: dict[str, Any], config: RefVOSConfig) -> tuple[RefVOS, bool]:
+def _network_for(
+    skeleton: RefVOS, ckpt: dict[str, Any], config: RefVOSConfig
+) -> tuple[RefVOS, bool]:
     """The network to load ``ckpt`` into and whether it takes the checkpoint's tensors: the meta
     ``skeleton`` when the checkpoint holds every tensor it has (no allocation, no random
     initialisation and no copy, which for ResNet-101 + BERT-base take seconds), else a network
     built afresh that the weights are copied into."""
-    loaded = {f"segmenter.{k}" for k in _segmenter_state(ckpt)} | {f"text_encoder.{k}" for k in ckpt["bert_model"]}
-    held = [name for name, _ in skeleton.named_parameters()] + [name for name, _ in skeleton.named_buffers()]
+    loaded = {f"segmenter.{k}" for k in _segmenter_state(ckpt)} | {
+        f"text_encoder.{k}" for k in ckpt["bert_model"]
+    }
+    held = [name for name, _ in skeleton.named_parameters()] + [
+        name for name, _ in skeleton.named_buffers()
+    ]
     if all(name in loaded for name in held):  # (a non-persistent buffer is never loaded)
         return skeleton, True
     return build_from_config(config), False
 
 
 def _check_parts_fit(model: RefVOS, ckpt: dict[str, Any], source: str) -> None:
-    check_fits(model.segmenter, _segmenter_state(ckpt),
-               f"{source}: the segmentation weights of a {model.config.variant} network")
-    check_fits(model.text_encoder, ckpt["bert_model"], f"{source}: the text encoder's weights", TEXT_OPTIONAL_KEYS)
+    check_fits(
+        model.segmenter,
+        _segmenter_state(ckpt),
+        f"{source}: the segmentation weights of a {model.config.variant} network",
+    )
+    check_fits(
+        model.text_encoder,
+        ckpt["bert_model"],
+        f"{source}: the text encoder's weights",
+        TEXT_OPTIONAL_KEYS,
+    )
 
 
 def _check_finite(state: dict[str, torch.Tensor], source: str, part: str) -> None:
     for k, v in state.items():
         # a NaN or an infinity makes the sum non-finite; only then (or when finite values
         # overflow the sum) is every element tested, which costs seconds on BERT-base
-        if torch.is_tensor(v) and v.is_floating_point() and not (
-                torch.isfinite(v.sum()) or torch.isfinite(v).all()):
+        if (
+            torch.is_tensor(v)
+            and v.is_floating_point()
+            and not (torch.isfinite(v.sum()) or torch.isfinite(v).all())
+        ):
             raise CheckpointError(f"{source}: '{part}' weight {k} contains NaN or infinite values")
 
 
-def load_state_into(model: RefVOS, ckpt: dict[str, Any], source: str = "checkpoint", assign: bool = False) -> None:
+def load_state_into(
+    model: RefVOS, ckpt: dict[str, Any], source: str = "checkpoint", assign: bool = False
+) -> None:
     """Load ``model`` / ``bert_model`` into an existing network (strict; clear error on mismatch).
     Names and shapes are checked before any value is read (NaN check, copy). ``assign``: the
     network takes the checkpoint's tensors (a network on the meta device)."""
@@ -188,13 +225,19 @@ def load_state_into(model: RefVOS, ckpt: dict[str, Any], source: str = "checkpoi
     seg_state = _segmenter_state(ckpt)
     _check_finite(seg_state, source, "model")
     _check_finite(ckpt["bert_model"], source, "bert_model")
-    load_strict(model.segmenter, seg_state, f"{source}: the segmentation weights of a {model.config.variant} network",
-                assign=assign)
+    load_strict(
+        model.segmenter,
+        seg_state,
+        f"{source}: the segmentation weights of a {model.config.variant} network",
+        assign=assign,
+    )
     load_text_state_dict(model.text_encoder, ckpt["bert_model"], source, assign=assign)
 
 
 def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu", max_tokens: int | None = None,
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    max_tokens: int | None = None,
     truncation: str | None = None,
 ) -> RefVOS:
     """Build the network a checkpoint describes and load its weights; returns it in eval mode.
@@ -203,12 +246,16 @@ def load_checkpoint(
     configuration is read off the weights, no download). ``max_tokens`` overrides the token limit,
     ``truncation`` the expression-cutting rule (see :func:`config_of`).
     """
-    return model_from_checkpoint(read_checkpoint(path, map_location="cpu"), str(path), map_location,
-                                 max_tokens, truncation)
+    return model_from_checkpoint(
+        read_checkpoint(path, map_location="cpu"), str(path), map_location, max_tokens, truncation
+    )
 
 
 def model_from_checkpoint(
-    ckpt: dict[str, Any], source: str, map_location: str | torch.device = "cpu", max_tokens: int | None = None,
+    ckpt: dict[str, Any],
+    source: str,
+    map_location: str | torch.device = "cpu",
+    max_tokens: int | None = None,
     truncation: str | None = None,
 ) -> RefVOS:
     """The network a checkpoint dict (from :func:`read_checkpoint` / :func:`read_pretrained`)
@@ -244,7 +291,10 @@ def write_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
     try:
         with atomic_open(path, "wb") as f:
             torch.save(ckpt, f)
-    except (OSError, RuntimeError) as e:  # disk full (torch's zip writer raises RuntimeError), quota, permissions
+    except (
+        OSError,
+        RuntimeError,
+    ) as e:  # disk full (torch's zip writer raises RuntimeError), quota, permissions
         reason = (e.strerror if isinstance(e, OSError) else None) or str(e).strip().splitlines()[0]
         with contextlib.suppress(OSError):
             reason += f" ({shutil.disk_usage(path.parent).free:,} bytes free on that disk)"
@@ -266,7 +316,11 @@ def to_released_format(ckpt: dict[str, Any]) -> dict[str, Any]:
     args = dict(ckpt.get("args") or {})
     args.setdefault("model", "deeplabv3_resnet101")
     args.setdefault("dataset", "refcoco")
-    out = {"model": ckpt["model"], "bert_model": ckpt["bert_model"], "args": argparse.Namespace(**args)}
+    out = {
+        "model": ckpt["model"],
+        "bert_model": ckpt["bert_model"],
+        "args": argparse.Namespace(**args),
+    }
     for key in ("optimizer", "epoch", "lr_scheduler"):
         if key in ckpt:
             out[key] = ckpt[key]

@@ -16,32 +16,50 @@ def add_device_argument(parser: argparse.ArgumentParser | Any) -> None:
     parser.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
-def add_runtime_arguments(parser: argparse.ArgumentParser | Any, precision_default: str = "auto",
-                          precision_help: str | None = None) -> None:
+def add_runtime_arguments(
+    parser: argparse.ArgumentParser | Any,
+    precision_default: str = "auto",
+    precision_help: str | None = None,
+) -> None:
     """``--device`` and ``--precision`` (one of :data:`refvos.runtime.PRECISIONS`)."""
     from ..runtime import PRECISIONS
 
     add_device_argument(parser)
-    parser.add_argument("--precision", choices=PRECISIONS, default=precision_default,
-                        help=precision_help or f"numeric precision (default {precision_default})")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=precision_default,
+        help=precision_help or f"numeric precision (default {precision_default})",
+    )
 
 
 def add_compile_argument(parser: argparse.ArgumentParser | Any, auto_means: str) -> None:
     """``--compile {auto,on,off}`` (torch.compile of the segmentation network); ``auto_means``
     says when ``auto`` compiles for this command."""
-    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
-                        help=f"torch.compile the network (auto: {auto_means}; on: always; off: never)")
+    parser.add_argument(
+        "--compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help=f"torch.compile the network (auto: {auto_means}; on: always; off: never)",
+    )
 
 
 def add_backend_argument(parser: argparse.ArgumentParser | Any, int8: bool = True) -> None:
     """``--backend {auto,torch,openvino}`` (see :mod:`refvos.runtime.backend`) and, with ``int8``,
     ``--int8-model`` (an int8 encoder written by ``refvos quantize``)."""
-    parser.add_argument("--backend", choices=("auto", "torch", "openvino"), default="auto",
-                        help="inference engine: auto (default: PyTorch, or OpenVINO where installed and measured "
-                             "faster with --precision auto), torch, openvino (pip install \"refvos[openvino]\")")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "torch", "openvino"),
+        default="auto",
+        help="inference engine: auto (default: PyTorch, or OpenVINO where installed and measured "
+        'faster with --precision auto), torch, openvino (pip install "refvos[openvino]")',
+    )
     if int8:
-        parser.add_argument("--int8-model", default=None,
-                            help="an int8 model written by refvos quantize for this checkpoint (runs in OpenVINO)")
+        parser.add_argument(
+            "--int8-model",
+            default=None,
+            help="an int8 model written by refvos quantize for this checkpoint (runs in OpenVINO)",
+        )
 
 
 def parse_text_config(value: str | None) -> dict[str, Any] | None:
@@ -54,7 +72,9 @@ def parse_text_config(value: str | None) -> dict[str, Any] | None:
     try:
         config = json.loads(value if value.lstrip().startswith("{") else Path(value).read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"--text-config: expected a JSON file or inline JSON object, got {value!r} ({e})") from e
+        raise InputError(
+            f"--text-config: expected a JSON file or inline JSON object, got {value!r} ({e})"
+        ) from e
     if not isinstance(config, dict):
         raise InputError(f"--text-config: expected a JSON object, got {type(config).__name__}")
     return complete_text_config(config)
@@ -68,17 +88,23 @@ def complete_text_config(config: dict[str, Any]) -> dict[str, Any]:
 
     unknown = sorted(set(config) - set(BERT_CONFIG_KEYS))
     if unknown:
-        raise InputError(f"--text-config: unknown fields {unknown}; expected some of {list(BERT_CONFIG_KEYS)}")
+        raise InputError(
+            f"--text-config: unknown fields {unknown}; expected some of {list(BERT_CONFIG_KEYS)}"
+        )
     config = dict(config)
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
         if key in config and not (isinstance(config[key], int) and config[key] >= 1):
-            raise InputError(f"--text-config: {key} must be a positive integer, got {config[key]!r}")
+            raise InputError(
+                f"--text-config: {key} must be a positive integer, got {config[key]!r}"
+            )
     if "hidden_size" in config:
         config.setdefault("num_attention_heads", max(1, config["hidden_size"] // 64))
         config.setdefault("intermediate_size", 4 * config["hidden_size"])
     hidden, heads = config.get("hidden_size", 768), config.get("num_attention_heads", 12)
     if hidden % heads:
-        raise InputError(f"--text-config: hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
+        raise InputError(
+            f"--text-config: hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
+        )
     return config
 
 

@@ -27,51 +27,88 @@ ROOT_FLAGS = {"refcoco": "refer_data_root", "a2d": "a2d_root", "davis": "davis_r
 
 def add_data_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--dataset``, ``--data-root``, the per-data-set root flags and ``--splitBy``."""
-    parser.add_argument("--dataset", choices=DATASETS, default="refcoco", help="data set (default refcoco)")
-    parser.add_argument("--data-root", help="root of the chosen data set (overrides the per-data-set flags)")
-    parser.add_argument("--refer_data_root",
-                        help="REFER data folder holding <dataset>/refs(<splitBy>).p, <dataset>/instances.json "
-                             f"and images/ (default {DEFAULT_ROOTS['refcoco']})")
-    parser.add_argument("--a2d_root", "--a2d_data_root", help=f"A2D-Sentences Release folder (default {DEFAULT_ROOTS['a2d']})")
-    parser.add_argument("--davis_root", "--davis_data_root",
-                        help="DAVIS-2017 folder with DAVIS/ and davis_text_annotations/ "
-                             f"(default {DEFAULT_ROOTS['davis']})")
-    parser.add_argument("--splitBy", choices=("unc", "umd", "google"),
-                        help="RefCOCO family split (default unc; umd for refcocog)")
+    parser.add_argument(
+        "--dataset", choices=DATASETS, default="refcoco", help="data set (default refcoco)"
+    )
+    parser.add_argument(
+        "--data-root", help="root of the chosen data set (overrides the per-data-set flags)"
+    )
+    parser.add_argument(
+        "--refer_data_root",
+        help="REFER data folder holding <dataset>/refs(<splitBy>).p, <dataset>/instances.json "
+        f"and images/ (default {DEFAULT_ROOTS['refcoco']})",
+    )
+    parser.add_argument(
+        "--a2d_root",
+        "--a2d_data_root",
+        help=f"A2D-Sentences Release folder (default {DEFAULT_ROOTS['a2d']})",
+    )
+    parser.add_argument(
+        "--davis_root",
+        "--davis_data_root",
+        help="DAVIS-2017 folder with DAVIS/ and davis_text_annotations/ "
+        f"(default {DEFAULT_ROOTS['davis']})",
+    )
+    parser.add_argument(
+        "--splitBy",
+        choices=("unc", "umd", "google"),
+        help="RefCOCO family split (default unc; umd for refcocog)",
+    )
 
 
-def add_truncation_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
-                            training: bool = False) -> None:
+def add_truncation_argument(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, training: bool = False
+) -> None:
     """``--truncation {original,standard}``: how expressions longer than the token limit are cut."""
-    default = ("original with --recipe paper, else the starting checkpoint's rule (--pretrained_refvos / "
-               "--resume), else standard"
-               if training else "the rule the checkpoint records; original for the authors' released files "
-                                "and with --recipe paper")
-    parser.add_argument("--truncation", choices=TRUNCATION_CHOICES, default=None,
-                        help="expressions longer than the token limit (20 RefCOCO, 10 A2D / DAVIS): original "
-                             "slices the ids after adding [CLS]/[SEP] as the authors' code (the [SEP] is lost), "
-                             f"standard keeps [SEP] (default: {default})")
+    default = (
+        "original with --recipe paper, else the starting checkpoint's rule (--pretrained_refvos / "
+        "--resume), else standard"
+        if training
+        else "the rule the checkpoint records; original for the authors' released files "
+        "and with --recipe paper"
+    )
+    parser.add_argument(
+        "--truncation",
+        choices=TRUNCATION_CHOICES,
+        default=None,
+        help="expressions longer than the token limit (20 RefCOCO, 10 A2D / DAVIS): original "
+        "slices the ids after adding [CLS]/[SEP] as the authors' code (the [SEP] is lost), "
+        f"standard keeps [SEP] (default: {default})",
+    )
 
 
 def add_mask_rule_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--refcoco-mask {union,original}``: how a RefCOCO annotation's polygons make its mask."""
-    parser.add_argument("--refcoco-mask", choices=("union", "original"), default=None,
-                        help="RefCOCO family masks: union of an annotation's polygons, or original: "
-                             "the authors' rule, pixels covered by exactly one polygon (overlaps become "
-                             "background), for exact reproduction (default: union; original with --recipe "
-                             "paper and test --protocol refvos; test: else the rule the checkpoint records)")
+    parser.add_argument(
+        "--refcoco-mask",
+        choices=("union", "original"),
+        default=None,
+        help="RefCOCO family masks: union of an annotation's polygons, or original: "
+        "the authors' rule, pixels covered by exactly one polygon (overlaps become "
+        "background), for exact reproduction (default: union; original with --recipe "
+        "paper and test --protocol refvos; test: else the rule the checkpoint records)",
+    )
 
 
-def add_a2d_query_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
-                           protocol: bool = False) -> None:
+def add_a2d_query_argument(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, protocol: bool = False
+) -> None:
     """``--a2d-query {full,original}``: how A2D-Sentences' ``a2d_annotation.txt`` queries are read."""
-    default = ("original with --protocol refvos or --recipe paper, else the rule the checkpoint records, else "
-               "full" if protocol else "full; train: original with --recipe paper")
-    parser.add_argument("--a2d-query", choices=A2D_QUERY_CHOICES, default=None,
-                        help="A2D-Sentences queries with a comma: full keeps the whole query (a quoted CSV "
-                             "field); original cuts it at its first comma, as the authors' code reads the file "
-                             "(l.split(',')), the text the paper's A2D numbers were computed on "
-                             f"(default: {default})")
+    default = (
+        "original with --protocol refvos or --recipe paper, else the rule the checkpoint records, else "
+        "full"
+        if protocol
+        else "full; train: original with --recipe paper"
+    )
+    parser.add_argument(
+        "--a2d-query",
+        choices=A2D_QUERY_CHOICES,
+        default=None,
+        help="A2D-Sentences queries with a comma: full keeps the whole query (a quoted CSV "
+        "field); original cuts it at its first comma, as the authors' code reads the file "
+        "(l.split(',')), the text the paper's A2D numbers were computed on "
+        f"(default: {default})",
+    )
 
 
 def _refcoco_option(args: argparse.Namespace, flag: str, key: str, value: str | None) -> dict:
@@ -88,7 +125,9 @@ def a2d_query_rule(args: argparse.Namespace, default: str = "full") -> str | Non
     the flag is refused."""
     if args.dataset != "a2d":
         if args.a2d_query:
-            raise DataFormatError(f"--a2d-query applies to A2D-Sentences (--dataset a2d), not {args.dataset}")
+            raise DataFormatError(
+                f"--a2d-query applies to A2D-Sentences (--dataset a2d), not {args.dataset}"
+            )
         return None
     return args.a2d_query or default
 

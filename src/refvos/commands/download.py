@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
         print(f"{'name':<14} {'kind':<10} {'dataset':<28} {'tokens':>6}  paper (overall IoU / J&F)")
         for row in rows:
-            print(f"{row['name']:<14} {row['kind']:<10} {row['dataset']:<28} {row['max_tokens']:>6}  {_paper(row)}")
+            print(
+                f"{row['name']:<14} {row['kind']:<10} {row['dataset']:<28} {row['max_tokens']:>6}  {_paper(row)}"
+            )
         return 0
     if not args.name:
         raise InputError("give a released model's name (refvos download --list lists them)")

@@ -15,12 +15,21 @@ HELP = "write a refvos checkpoint in the released RefVOS layout (model, bert_mod
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", dest="checkpoint_flag", metavar="CKPT",
-                        help="refvos-format checkpoint (e.g. best.pth); also accepted as the first argument")
-    parser.add_argument("--out", dest="out_flag", metavar="OUT", help="output .pth file; also the second argument")
+    parser.add_argument(
+        "--checkpoint",
+        dest="checkpoint_flag",
+        metavar="CKPT",
+        help="refvos-format checkpoint (e.g. best.pth); also accepted as the first argument",
+    )
+    parser.add_argument(
+        "--out", dest="out_flag", metavar="OUT", help="output .pth file; also the second argument"
+    )
     parser.add_argument("paths", nargs="*", metavar="CKPT OUT", help=argparse.SUPPRESS)
-    parser.add_argument("--weights-only", action="store_true",
-                        help="leave out the optimizer, epoch and schedule state")
+    parser.add_argument(
+        "--weights-only",
+        action="store_true",
+        help="leave out the optimizer, epoch and schedule state",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if args.weights_only:
         released = {k: released[k] for k in ("model", "bert_model", "args")}
     write_checkpoint(out, released)
-    print(f"{out}: released layout ({len(released['model'])} model tensors, "
-          f"{len(released['bert_model'])} bert_model tensors)")
+    print(
+        f"{out}: released layout ({len(released['model'])} model tensors, "
+        f"{len(released['bert_model'])} bert_model tensors)"
+    )
     return 0

@@ -23,14 +23,14 @@ IGNORED: dict[str, str] = {
     "--size_a2d_y": "the original stored it and never used it (A2D frames are read at their own size)",
     "--refer_dataset": "only the original's GloVe baseline read it; RefCOCO is chosen by --dataset",
     "--davis_annotations_file": "the original's test.py read it only for --display captions, a branch that "
-                                "never ran; refvos reads the expressions from <--davis_root>",
+    "never ran; refvos reads the expressions from <--davis_root>",
 }
 
 # The original's flag -> where its meaning went (for both train and test unless the command has it).
 POINTERS: dict[str, str] = {
     "--aux-loss": "RefVOS's networks are trained without the auxiliary loss; refvos does not offer it",
     "--pretrained": "the COCO-trained DeepLabv3 is not offered; the backbone starts from ImageNet "
-                    "(refvos train --backbone-weights)",
+    "(refvos train --backbone-weights)",
     "--test-only": "evaluate with refvos test --checkpoint CKPT",
     "--addition": "only RefVOS's multiplication fusion is implemented",
     "--fixed_lr": "that is a refvos train flag (--schedule fixed)",
@@ -41,8 +41,8 @@ POINTERS: dict[str, str] = {
     "--bert_tokenizer": "the tokenizer is the text encoder's (bert-base-uncased WordPiece)",
     "--glove_dict": "the GloVe baseline is not implemented",
     "--emb_type": "refvos train draws DAVIS expressions from both annotators' first-frame files and "
-                  "selects on annotator 1's, as the original's default first_mask; refvos test "
-                  "--expressions first_frame|full_video chooses the kind",
+    "selects on annotator 1's, as the original's default first_mask; refvos test "
+    "--expressions first_frame|full_video chooses the kind",
     "--a2d_annotations_file": "the annotations are read from <--a2d_root> (Release/)",
     # flags of the other command
     "--results_folder": "that is refvos test --output-dir",
@@ -93,7 +93,9 @@ def add_original_flags(parser: argparse.ArgumentParser, command: str) -> None:
     known = {s.replace("_", "-") for action in parser._actions for s in action.option_strings}
     for flag in (*IGNORED, *ACCEPTED.get(command, ())):
         if flag.replace("_", "-") not in known:
-            parser.add_argument(flag, nargs="?", const=True, dest=_dest(flag), help=argparse.SUPPRESS)
+            parser.add_argument(
+                flag, nargs="?", const=True, dest=_dest(flag), help=argparse.SUPPRESS
+            )
     for flag, pointer in POINTERS.items():
         if flag.replace("_", "-") not in known and flag not in ACCEPTED.get(command, ()):
             parser.add_argument(flag, action=_Pointer, dest=_dest(flag), pointer=pointer)

@@ -43,27 +43,54 @@ HELP = "segment what an expression refers to in an image or a video (overlay, ma
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True,
-                        help="model: a .pth (refvos format or the authors' release), a save_pretrained folder, "
-                             "a released model's name (refvos download --list) or a Hugging Face repo id")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="model: a .pth (refvos format or the authors' release), a save_pretrained folder, "
+        "a released model's name (refvos download --list) or a Hugging Face repo id",
+    )
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="an image file (JPEG, PNG, ...)")
-    src.add_argument("--video", help="a folder of frames, a GIF, or a video file (mp4... needs imageio + ffmpeg)")
-    parser.add_argument("--expression", "-e", action="append", required=True,
-                        help="the sentence describing the object; repeat for several objects")
-    parser.add_argument("--out", help="overlay PNG for --image (suffixed _0, _1... with several expressions)")
-    parser.add_argument("--mask-out", help="binary mask PNG for --image (0/255; suffixed like --out)")
-    parser.add_argument("--out-dir", help="output folder for --video (default: <video stem>_refvos)")
-    parser.add_argument("--json", action="store_true", help="print areas, boxes and scores as one JSON document")
-    add_runtime_arguments(parser, "auto",
-                          "numeric precision (default auto: bf16 on GPUs; on CPUs the faster of fp32 and bf16, "
-                             "measured once and cached; env REFVOS_PRECISION overrides auto)")
+    src.add_argument(
+        "--video", help="a folder of frames, a GIF, or a video file (mp4... needs imageio + ffmpeg)"
+    )
+    parser.add_argument(
+        "--expression",
+        "-e",
+        action="append",
+        required=True,
+        help="the sentence describing the object; repeat for several objects",
+    )
+    parser.add_argument(
+        "--out", help="overlay PNG for --image (suffixed _0, _1... with several expressions)"
+    )
+    parser.add_argument(
+        "--mask-out", help="binary mask PNG for --image (0/255; suffixed like --out)"
+    )
+    parser.add_argument(
+        "--out-dir", help="output folder for --video (default: <video stem>_refvos)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print areas, boxes and scores as one JSON document"
+    )
+    add_runtime_arguments(
+        parser,
+        "auto",
+        "numeric precision (default auto: bf16 on GPUs; on CPUs the faster of fp32 and bf16, "
+        "measured once and cached; env REFVOS_PRECISION overrides auto)",
+    )
     add_compile_argument(parser, "once a video has run enough frames to pay back the compile time")
     add_backend_argument(parser)
-    parser.add_argument("--max-size", type=max_size_arg, default="model",
-                        help="cap on the long side of the processed picture in pixels, or 'native' "
-                             "(default: the size the checkpoint was trained at, native for the released ones)")
-    parser.add_argument("--fps", type=float, default=6.0, help="frame rate of the overlaid GIF (default 6)")
+    parser.add_argument(
+        "--max-size",
+        type=max_size_arg,
+        default="model",
+        help="cap on the long side of the processed picture in pixels, or 'native' "
+        "(default: the size the checkpoint was trained at, native for the released ones)",
+    )
+    parser.add_argument(
+        "--fps", type=float, default=6.0, help="frame rate of the overlaid GIF (default 6)"
+    )
     add_truncation_argument(parser)
 
 
@@ -81,11 +108,15 @@ def _check_expressions(expressions: list[str]) -> list[str]:
     for i, e in enumerate(expressions):
         if not e.strip():
             which = "" if len(expressions) == 1 else f" #{i + 1}"
-            raise InputError(f"--expression{which} is empty: give a sentence that describes the object")
+            raise InputError(
+                f"--expression{which} is empty: give a sentence that describes the object"
+            )
     return expressions
 
 
-def _check_png_path(path: str, option: str, suffixes: tuple[str, ...] = (".png", ".jpg", ".jpeg")) -> Path:
+def _check_png_path(
+    path: str, option: str, suffixes: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+) -> Path:
     from ..errors import InputError
 
     p = Path(path)
@@ -103,7 +134,9 @@ def max_size_arg(value: str) -> int | str | None:
     try:
         return int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of pixels, 'native' or 'model', got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a number of pixels, 'native' or 'model', got {value!r}"
+        ) from None
 
 
 def _make_predictor(args: argparse.Namespace):
@@ -112,11 +145,16 @@ def _make_predictor(args: argparse.Namespace):
 
     if isinstance(args.max_size, int) and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16 pixels, got {args.max_size}")
-    return Predictor.from_checkpoint(args.checkpoint, truncation=args.truncation, device=args.device,
-                                     precision=args.precision, max_size=args.max_size,
-                                     compile=getattr(args, "compile", "auto"),
-                                     backend=getattr(args, "backend", "auto"),
-                                     int8_model=getattr(args, "int8_model", None))
+    return Predictor.from_checkpoint(
+        args.checkpoint,
+        truncation=args.truncation,
+        device=args.device,
+        precision=args.precision,
+        max_size=args.max_size,
+        compile=getattr(args, "compile", "auto"),
+        backend=getattr(args, "backend", "auto"),
+        int8_model=getattr(args, "int8_model", None),
+    )
 
 
 def report_truncation(predictor, expressions: list[str]) -> list[str]:
@@ -127,8 +165,10 @@ def report_truncation(predictor, expressions: list[str]) -> list[str]:
     for e in expressions:
         n = predictor.tokenizer.count_tokens(e)
         if n > limit:
-            notes.append(f"note: expression {e!r} is {n} tokens long ([CLS] and [SEP] included); "
-                         f"the model reads the first {limit}")
+            notes.append(
+                f"note: expression {e!r} is {n} tokens long ([CLS] and [SEP] included); "
+                f"the model reads the first {limit}"
+            )
     for note in notes:
         print(note, file=sys.stderr)
     return notes
@@ -189,7 +229,9 @@ def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
                 entry = {"expression": r.expression, **r.to_json()}
                 entry["box"] = list(r.box) if r.box is not None else None
                 if out is not None:
-                    files.append(save_image(overlay(rgb, r.mask, r.expression), suffixed(out, i, n)))
+                    files.append(
+                        save_image(overlay(rgb, r.mask, r.expression), suffixed(out, i, n))
+                    )
                     entry["overlay"] = str(files[-1])
                 if mask_out is not None:
                     files.append(save_image(_mask_image(r.mask), suffixed(mask_out, i, n)))
@@ -201,13 +243,26 @@ def _run_image(args: argparse.Namespace, expressions: list[str]) -> int:
                 Path(f).unlink()
         raise
     if args.json:
-        _print_json({"image": str(args.image), "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
-                     "results": written, "runtime": predictor.runtime_report()})
+        _print_json(
+            {
+                "image": str(args.image),
+                "width": int(rgb.shape[1]),
+                "height": int(rgb.shape[0]),
+                "results": written,
+                "runtime": predictor.runtime_report(),
+            }
+        )
     else:
         for e in written:
             paths = ", ".join(e[k] for k in ("overlay", "mask") if k in e)
-            box = "none" if e["box"] is None else "x{}-{} y{}-{}".format(e["box"][0], e["box"][2], e["box"][1], e["box"][3])
-            print(f"{e['expression']!r}: area {e['area']} px, box {box}, score {e['score']:.3f} -> {paths}")
+            box = (
+                "none"
+                if e["box"] is None
+                else "x{}-{} y{}-{}".format(e["box"][0], e["box"][2], e["box"][1], e["box"][3])
+            )
+            print(
+                f"{e['expression']!r}: area {e['area']} px, box {box}, score {e['score']:.3f} -> {paths}"
+            )
     return 0
 
 
@@ -223,11 +278,17 @@ def check_out_dir(out_dir: Path) -> None:
     from ..errors import InputError
 
     if out_dir.is_dir():
-        foreign = [p.name for p in out_dir.iterdir() if not (re.fullmatch(r"expr_\d+", p.name) and p.is_dir())]
+        foreign = [
+            p.name
+            for p in out_dir.iterdir()
+            if not (re.fullmatch(r"expr_\d+", p.name) and p.is_dir())
+        ]
         if foreign:
-            raise InputError(f"--out-dir {out_dir} holds files refvos predict did not write ({foreign[0]}"
-                             f"{' ...' if len(foreign) > 1 else ''}); the folder is replaced whole by a run: "
-                             "give a new or empty folder")
+            raise InputError(
+                f"--out-dir {out_dir} holds files refvos predict did not write ({foreign[0]}"
+                f"{' ...' if len(foreign) > 1 else ''}); the folder is replaced whole by a run: "
+                "give a new or empty folder"
+            )
 
 
 def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
@@ -241,7 +302,11 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     if args.out or args.mask_out:
         raise InputError("--out and --mask-out are for --image; with --video give --out-dir")
     video = Path(args.video)
-    out_dir = Path(args.out_dir) if args.out_dir else Path(f"{video.name if video.is_dir() else video.stem}_refvos")
+    out_dir = (
+        Path(args.out_dir)
+        if args.out_dir
+        else Path(f"{video.name if video.is_dir() else video.stem}_refvos")
+    )
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out-dir {out_dir} exists and is not a folder")
     if args.fps <= 0:
@@ -286,34 +351,64 @@ def _run_video(args: argparse.Namespace, expressions: list[str]) -> int:
     # frame half-way or a kill leaves the previous output as it was, never a mix of two runs
     # (staging folders of killed runs are removed by the next run, see refvos.io.staged_folder).
     per_frame: list[list[dict]] = [[] for _ in range(n)]
-    with _writing(f"--out-dir {out_dir}"), staged_folder(out_dir) as stage, contextlib.ExitStack() as gifs:
-        writers = [gifs.enter_context(OverlayGif(stage / d / "overlay.gif", e, fps=args.fps, max_side=GIF_MAX_SIDE))
-                   for d, e in zip(subdirs, expressions)]
-        for rgb, results in predictor.iter_video_all(decoded_frames(), expressions, batch_size=VIDEO_BATCH,
-                                                     total_frames=total):
+    with (
+        _writing(f"--out-dir {out_dir}"),
+        staged_folder(out_dir) as stage,
+        contextlib.ExitStack() as gifs,
+    ):
+        writers = [
+            gifs.enter_context(
+                OverlayGif(stage / d / "overlay.gif", e, fps=args.fps, max_side=GIF_MAX_SIDE)
+            )
+            for d, e in zip(subdirs, expressions)
+        ]
+        for rgb, results in predictor.iter_video_all(
+            decoded_frames(), expressions, batch_size=VIDEO_BATCH, total_frames=total
+        ):
             name = names.popleft()
             for i, r in enumerate(results):
                 save_image(_mask_image(r.mask), stage / subdirs[i] / "masks" / f"{name}.png")
                 writers[i].add(rgb, r.mask)
-                per_frame[i].append({"frame": name, "area": r.area,
-                                     "box": list(r.box) if r.box is not None else None,
-                                     "score": round(r.score, 6)})
+                per_frame[i].append(
+                    {
+                        "frame": name,
+                        "area": r.area,
+                        "box": list(r.box) if r.box is not None else None,
+                        "score": round(r.score, 6),
+                    }
+                )
             del rgb, results
         gifs.close()  # the GIFs complete before the swap
 
     results_doc = []
     for i, e in enumerate(expressions):
         d = out_dir / subdirs[i]
-        results_doc.append({"expression": e, "masks": str(d / "masks"), "overlay": str(d / "overlay.gif"),
-                            "frames": per_frame[i]})
+        results_doc.append(
+            {
+                "expression": e,
+                "masks": str(d / "masks"),
+                "overlay": str(d / "overlay.gif"),
+                "frames": per_frame[i],
+            }
+        )
     if args.json:
-        _print_json({"video": str(video), "num_frames": len(per_frame[0]), "width": int(size[0][1]),
-                     "height": int(size[0][0]), "results": results_doc, "runtime": predictor.runtime_report()})
+        _print_json(
+            {
+                "video": str(video),
+                "num_frames": len(per_frame[0]),
+                "width": int(size[0][1]),
+                "height": int(size[0][0]),
+                "results": results_doc,
+                "runtime": predictor.runtime_report(),
+            }
+        )
     else:
         for r in results_doc:
             areas = [f["area"] for f in r["frames"]]
-            print(f"{r['expression']!r}: {len(areas)} frames, mean area {sum(areas) / len(areas):.0f} px "
-                  f"-> {r['overlay']}, {r['masks']}/")
+            print(
+                f"{r['expression']!r}: {len(areas)} frames, mean area {sum(areas) / len(areas):.0f} px "
+                f"-> {r['overlay']}, {r['masks']}/"
+            )
     return 0
 
 

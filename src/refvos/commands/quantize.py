@@ -11,23 +11,46 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "write an int8 encoder of a checkpoint (OpenVINO, NNCF) with its measured agreement with fp32"
+HELP = (
+    "write an int8 encoder of a checkpoint (OpenVINO, NNCF) with its measured agreement with fp32"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="refvos or released .pth checkpoint")
-    parser.add_argument("--calibration", required=True,
-                        help="frames to calibrate on and to measure with: a folder of images, a GIF or a video")
-    parser.add_argument("--expression", action="append", required=True,
-                        help="an expression about the frames (repeat the flag for several)")
-    parser.add_argument("--out", required=True, help="the int8 model: an OpenVINO .xml path (.bin, .json beside it)")
-    parser.add_argument("--held-out", type=float, default=0.25,
-                        help="fraction of the frames (the last ones) kept for measuring the agreement (default 0.25)")
-    parser.add_argument("--max-size", type=int, default=None,
-                        help="long side the frames are scaled to (default: the model's input size)")
-    parser.add_argument("--max-drop", type=float, default=0.01,
-                        help="accuracy control: layers return to float until the calibration frames' mask mean "
-                             "IoU vs fp32 is at least 1 - this (default 0.01); 0 or less: plain quantisation")
+    parser.add_argument(
+        "--calibration",
+        required=True,
+        help="frames to calibrate on and to measure with: a folder of images, a GIF or a video",
+    )
+    parser.add_argument(
+        "--expression",
+        action="append",
+        required=True,
+        help="an expression about the frames (repeat the flag for several)",
+    )
+    parser.add_argument(
+        "--out", required=True, help="the int8 model: an OpenVINO .xml path (.bin, .json beside it)"
+    )
+    parser.add_argument(
+        "--held-out",
+        type=float,
+        default=0.25,
+        help="fraction of the frames (the last ones) kept for measuring the agreement (default 0.25)",
+    )
+    parser.add_argument(
+        "--max-size",
+        type=int,
+        default=None,
+        help="long side the frames are scaled to (default: the model's input size)",
+    )
+    parser.add_argument(
+        "--max-drop",
+        type=float,
+        default=0.01,
+        help="accuracy control: layers return to float until the calibration frames' mask mean "
+        "IoU vs fp32 is at least 1 - this (default 0.01); 0 or less: plain quantisation",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,13 +77,25 @@ def run(args: argparse.Namespace) -> int:
     frames = [load_image(f) for f in read_video_frames(args.calibration)]
     held = max(1, round(len(frames) * args.held_out))
     if len(frames) - held < 1:
-        raise InputError(f"--calibration {args.calibration}: {len(frames)} frame(s); need at least 2 "
-                         "(calibration and held out)")
+        raise InputError(
+            f"--calibration {args.calibration}: {len(frames)} frame(s); need at least 2 "
+            "(calibration and held out)"
+        )
     model = load_checkpoint(args.checkpoint)
-    pairs = [[(f, e) for f in part for e in expressions] for part in (frames[:-held], frames[-held:])]
-    record = quantize_encoder(model, args.out, pairs[0], pairs[1], max_size=args.max_size or "model",
-                              max_drop=args.max_drop if args.max_drop > 0 else None)
+    pairs = [
+        [(f, e) for f in part for e in expressions] for part in (frames[:-held], frames[-held:])
+    ]
+    record = quantize_encoder(
+        model,
+        args.out,
+        pairs[0],
+        pairs[1],
+        max_size=args.max_size or "model",
+        max_drop=args.max_drop if args.max_drop > 0 else None,
+    )
     print(json.dumps(record["agreement"], indent=2))
-    print(f"wrote {args.out} (+ .bin, .json): int8 masks vs fp32 on {record['agreement']['masks']} held-out "
-          f"frame/expression pairs: mean IoU {record['agreement']['mean_iou']:.4f}")
+    print(
+        f"wrote {args.out} (+ .bin, .json): int8 masks vs fp32 on {record['agreement']['masks']} held-out "
+        f"frame/expression pairs: mean IoU {record['agreement']['mean_iou']:.4f}"
+    )
     return 0

@@ -66,39 +66,66 @@ def rules_for(dataset: str, command: str) -> tuple[str, ...]:
     return tuple(rules)
 
 
-def add_recipe_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup, command: str) -> None:
-    default = ("the rules the checkpoint records, else refvos" if command == "test"
-               else "refvos; on --resume the run's own")
-    parser.add_argument("--recipe", choices=RECIPES, default=None,
-                        help="paper: every rule of the authors' code at once (--truncation original, "
-                             "--refcoco-mask original, --a2d-query original, --a2d-repeats last, "
-                             "--davis-overlap last, --tf32 off"
-                             + (", --precision fp32, --selection paper" if command == "train" else "")
-                             + "); refvos: refvos's own rules; a flag of its own overrides one rule "
-                             f"(default: {default})")
+def add_recipe_argument(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, command: str
+) -> None:
+    default = (
+        "the rules the checkpoint records, else refvos"
+        if command == "test"
+        else "refvos; on --resume the run's own"
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default=None,
+        help="paper: every rule of the authors' code at once (--truncation original, "
+        "--refcoco-mask original, --a2d-query original, --a2d-repeats last, "
+        "--davis-overlap last, --tf32 off"
+        + (", --precision fp32, --selection paper" if command == "train" else "")
+        + "); refvos: refvos's own rules; a flag of its own overrides one rule "
+        f"(default: {default})",
+    )
 
 
-def add_rule_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, command: str) -> None:
+def add_rule_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, command: str
+) -> None:
     """``--a2d-repeats``, ``--tf32``, and ``--davis-overlap`` (test) / ``--selection`` (train);
     ``--truncation``, ``--refcoco-mask`` and ``--a2d-query`` live in :mod:`.data_args`."""
-    parser.add_argument("--a2d-repeats", choices=("all", "last"), default=None,
-                        help="A2D-Sentences rows repeating a (video, instance) pair: all keeps every query, "
-                             "last only the last row's, as the authors' code (default: all)")
-    parser.add_argument("--tf32", choices=("default", "off"), default=None,
-                        help="off: TF32 disabled for CUDA matmuls and cuDNN convolutions (full fp32, as the "
-                             "paper's V100); default: PyTorch's settings (default: default)")
+    parser.add_argument(
+        "--a2d-repeats",
+        choices=("all", "last"),
+        default=None,
+        help="A2D-Sentences rows repeating a (video, instance) pair: all keeps every query, "
+        "last only the last row's, as the authors' code (default: all)",
+    )
+    parser.add_argument(
+        "--tf32",
+        choices=("default", "off"),
+        default=None,
+        help="off: TF32 disabled for CUDA matmuls and cuDNN convolutions (full fp32, as the "
+        "paper's V100); default: PyTorch's settings (default: default)",
+    )
     if command == "test":
-        parser.add_argument("--davis-overlap", choices=("confident", "last"), default=None,
-                            help="DAVIS merged label map (J, F, --submission): where objects overlap the "
-                                 "pixel goes to the most confident (default) or to the last, highest object "
-                                 "id, as the authors' merge")
+        parser.add_argument(
+            "--davis-overlap",
+            choices=("confident", "last"),
+            default=None,
+            help="DAVIS merged label map (J, F, --submission): where objects overlap the "
+            "pixel goes to the most confident (default) or to the last, highest object "
+            "id, as the authors' merge",
+        )
     else:
-        parser.add_argument("--selection", choices=("refvos", "paper"), default=None,
-                            help="how best.pth is chosen. refvos (default): validation overall IoU at the "
-                                 "images' own size, every sentence, RefCOCO val only (A2D / DAVIS need "
-                                 "--select-on-test); paper: the authors' rule, validation mean IoU on "
-                                 "images resized to a 520 short side (--base_size N: N), one sentence "
-                                 "drawn per ref, on RefCOCO val, A2D test, DAVIS val")
+        parser.add_argument(
+            "--selection",
+            choices=("refvos", "paper"),
+            default=None,
+            help="how best.pth is chosen. refvos (default): validation overall IoU at the "
+            "images' own size, every sentence, RefCOCO val only (A2D / DAVIS need "
+            "--select-on-test); paper: the authors' rule, validation mean IoU on "
+            "images resized to a 520 short side (--base_size N: N), one sentence "
+            "drawn per ref, on RefCOCO val, A2D test, DAVIS val",
+        )
 
 
 def recorded_rules(ckpt_args: Any, truncation: str | None) -> dict[str, str]:
@@ -113,10 +140,15 @@ def recorded_rules(ckpt_args: Any, truncation: str | None) -> dict[str, str]:
     return {k: v for k, v in rules.items() if k in RULES and isinstance(v, str)}
 
 
-def resolve_rules(args: argparse.Namespace, rules: tuple[str, ...], recorded: dict[str, str] | None = None,
-                  source: str = "the checkpoint", resuming: bool = False,
-                  fallback: dict[str, str] | None = None,
-                  implied: dict[str, tuple[str, str]] | None = None) -> tuple[dict[str, str], str | None]:
+def resolve_rules(
+    args: argparse.Namespace,
+    rules: tuple[str, ...],
+    recorded: dict[str, str] | None = None,
+    source: str = "the checkpoint",
+    resuming: bool = False,
+    fallback: dict[str, str] | None = None,
+    implied: dict[str, tuple[str, str]] | None = None,
+) -> tuple[dict[str, str], str | None]:
     """``({rule: value}, note)``: each rule from its flag, else ``implied`` (``{rule: (value,
     the flag implying it)}``), else ``--recipe``, else ``recorded``
     (the checkpoint's), else ``fallback``, else refvos's. ``note``: one line naming the values
@@ -143,9 +175,16 @@ def resolve_rules(args: argparse.Namespace, rules: tuple[str, ...], recorded: di
             refused.append(f"{flag(rule)} {recorded[rule]}, not {value} ({origin})")
         values[rule] = value
     if refused and resuming:
-        raise InputError(f"{source} was trained with " + "; with ".join(refused)
-                         + ": resuming keeps a run's rules")
-    note = f"note: {source} was trained under other rules; this run uses " + ", ".join(differ) if differ else None
+        raise InputError(
+            f"{source} was trained with "
+            + "; with ".join(refused)
+            + ": resuming keeps a run's rules"
+        )
+    note = (
+        f"note: {source} was trained under other rules; this run uses " + ", ".join(differ)
+        if differ
+        else None
+    )
     return values, note
 
 

@@ -20,8 +20,13 @@ from .recipe import (
 MODELS = ("refvos_r101", "refvos_lite", "deeplabv3_resnet101")  # the last: the original's name
 MODEL_ALIASES = {"deeplabv3_resnet101": "refvos_r101"}
 # data set -> (split used for model selection, whether that split is the one results are reported on)
-SELECTION_SPLIT = {"refcoco": ("val", False), "refcoco+": ("val", False), "refcocog": ("val", False),
-                   "a2d": ("test", True), "davis": ("val", True)}
+SELECTION_SPLIT = {
+    "refcoco": ("val", False),
+    "refcoco+": ("val", False),
+    "refcocog": ("val", False),
+    "a2d": ("test", True),
+    "davis": ("val", True),
+}
 DEFAULT_TEXT_ENCODER = {"refvos_r101": "bert-base-uncased", "refvos_lite": "minilm-l6"}
 
 
@@ -34,40 +39,61 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.pretrained_refvos and not args.ck_pretrained_refvos:
         raise InputError("--pretrained_refvos needs --ck_pretrained_refvos CKPT")
     if args.pretrained_refvos and args.resume:
-        raise InputError("--resume continues a run; --pretrained_refvos starts a new one: pass one of them")
+        raise InputError(
+            "--resume continues a run; --pretrained_refvos starts a new one: pass one of them"
+        )
     if args.ck_bert and args.text_encoder:
         raise InputError("--ck_bert and --text-encoder both name the text encoder: pass one")
     if args.ck_bert and not Path(args.ck_bert).is_dir():
-        raise InputError(f"--ck_bert {args.ck_bert}: not a directory (expected a save_pretrained BERT folder; "
-                         "a model hub name is --text-encoder NAME)")
+        raise InputError(
+            f"--ck_bert {args.ck_bert}: not a directory (expected a save_pretrained BERT folder; "
+            "a model hub name is --text-encoder NAME)"
+        )
     if args.pretrained_refvos and (args.ck_bert or args.text_encoder):
-        raise InputError("--pretrained_refvos loads the text encoder from its checkpoint; "
-                         "drop --ck_bert / --text-encoder")
+        raise InputError(
+            "--pretrained_refvos loads the text encoder from its checkpoint; "
+            "drop --ck_bert / --text-encoder"
+        )
     if args.text_config and (args.text_encoder or "").lower() != "none":
-        raise InputError("--text-config shapes a random text encoder: use it with --text-encoder none")
+        raise InputError(
+            "--text-config shapes a random text encoder: use it with --text-encoder none"
+        )
     if args.fixed_lr and args.schedule not in (None, "fixed"):
-        raise InputError(f"--fixed_lr is --schedule fixed; it cannot be combined with --schedule {args.schedule}")
+        raise InputError(
+            f"--fixed_lr is --schedule fixed; it cannot be combined with --schedule {args.schedule}"
+        )
     if args.base_size is not None and args.original_base_size is not None:
-        raise InputError("--base-size N trains at N, --base_size N (the original's flag) at int(0.8 * N): "
-                         "pass one of them")
+        raise InputError(
+            "--base-size N trains at N, --base_size N (the original's flag) at int(0.8 * N): "
+            "pass one of them"
+        )
     if args.original_base_size is not None and args.original_base_size < 10:
-        raise InputError("--base_size (the original's flag; training at int(0.8 * N)) must be at least 10")
+        raise InputError(
+            "--base_size (the original's flag; training at int(0.8 * N)) must be at least 10"
+        )
     if (args.base_size or 8) < 8 or args.crop_size < 8:
         raise InputError("--base-size and --crop-size must be at least 8 pixels")
     check_text_config(args)  # a JSON or BertConfig mistake: refused before anything is built
     a2d_query_rule(args)  # --a2d-query with another data set
     mask_rule_options(args)  # --refcoco-mask with another data set
     if args.a2d_repeats and args.dataset != "a2d":
-        raise InputError(f"--a2d-repeats applies to A2D-Sentences (--dataset a2d), not {args.dataset}")
+        raise InputError(
+            f"--a2d-repeats applies to A2D-Sentences (--dataset a2d), not {args.dataset}"
+        )
     if not 0 <= args.seed < 2**32:
         raise InputError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     if args.resume and args.overwrite:
         raise InputError("--overwrite starts a new run; --resume continues one: pass one of them")
     check_output_folder(args.output_dir, "--output-dir")
     run_dir = (Path(args.output_dir) / args.model_id).resolve()
-    if Path(args.model_id).is_absolute() or not run_dir.is_relative_to(Path(args.output_dir).resolve()) \
-            or run_dir == Path(args.output_dir).resolve():
-        raise InputError(f"--model_id {args.model_id!r} must name a sub-folder of --output-dir {args.output_dir}")
+    if (
+        Path(args.model_id).is_absolute()
+        or not run_dir.is_relative_to(Path(args.output_dir).resolve())
+        or run_dir == Path(args.output_dir).resolve()
+    ):
+        raise InputError(
+            f"--model_id {args.model_id!r} must name a sub-folder of --output-dir {args.output_dir}"
+        )
 
 
 def check_text_config(args: argparse.Namespace) -> None:
@@ -84,10 +110,17 @@ def check_text_config(args: argparse.Namespace) -> None:
     if name not in VARIANT_BACKBONES:
         return  # an unknown --model is refused where the network is built
     try:  # the backbone's fields are placeholders: only the text encoder and token limit are judged here
-        RefVOSConfig(variant=name, backbone=VARIANT_BACKBONES[name], backbone_channels=1, text_config=text,
-                     max_tokens=MAX_TOKENS[args.dataset]).validate()
+        RefVOSConfig(
+            variant=name,
+            backbone=VARIANT_BACKBONES[name],
+            backbone_channels=1,
+            text_config=text,
+            max_tokens=MAX_TOKENS[args.dataset],
+        ).validate()
     except ValueError as e:
-        raise InputError(f"--text-config: {e}; a checkpoint of that network could not be loaded") from e
+        raise InputError(
+            f"--text-config: {e}; a checkpoint of that network could not be loaded"
+        ) from e
 
 
 def check_new_run(run_dir: Path, args: argparse.Namespace) -> None:
@@ -97,8 +130,10 @@ def check_new_run(run_dir: Path, args: argparse.Namespace) -> None:
 
     existing = [name for name in (LAST, BEST) if (run_dir / name).exists()]
     if existing and not args.overwrite:
-        raise InputError(f"{run_dir} already holds a run ({', '.join(existing)}); pass --resume auto to continue "
-                         "it, --overwrite to replace it, or another --model_id")
+        raise InputError(
+            f"{run_dir} already holds a run ({', '.join(existing)}); pass --resume auto to continue "
+            "it, --overwrite to replace it, or another --model_id"
+        )
 
 
 def check_resume_matches(config, resume: Path, args: argparse.Namespace) -> None:
@@ -111,7 +146,9 @@ def check_resume_matches(config, resume: Path, args: argparse.Namespace) -> None
         wanted = parse_text_config(args.text_config)
         differ = sorted(k for k, v in wanted.items() if config.text_config.get(k) != v)
         if differ:
-            raise InputError(f"--resume {resume}: its text encoder differs from --text-config in {differ}")
+            raise InputError(
+                f"--resume {resume}: its text encoder differs from --text-config in {differ}"
+            )
 
 
 def new_model(args: argparse.Namespace, max_tokens: int, pretrained: dict[str, Any] | None = None):
@@ -123,9 +160,13 @@ def new_model(args: argparse.Namespace, max_tokens: int, pretrained: dict[str, A
 
     if pretrained is not None:
         ckpt = pretrained
-        config = config_of(ckpt, args.ck_pretrained_refvos, max_tokens=max_tokens, truncation=args.truncation)
+        config = config_of(
+            ckpt, args.ck_pretrained_refvos, max_tokens=max_tokens, truncation=args.truncation
+        )
         if args.model and MODEL_ALIASES.get(args.model, args.model) != config.variant:
-            raise RefVOSError(f"--model {args.model} but {args.ck_pretrained_refvos} holds a {config.variant}")
+            raise RefVOSError(
+                f"--model {args.model} but {args.ck_pretrained_refvos} holds a {config.variant}"
+            )
         model = build_from_config(config)
         load_state_into(model, ckpt, args.ck_pretrained_refvos)
         return model
@@ -136,14 +177,21 @@ def new_model(args: argparse.Namespace, max_tokens: int, pretrained: dict[str, A
     text = args.ck_bert or args.text_encoder or DEFAULT_TEXT_ENCODER[name]
     text = None if text.lower() == "none" else text
     try:
-        return build_model(name, backbone_weights=weights, text_encoder=text,
-                           text_config=parse_text_config(args.text_config), max_tokens=max_tokens,
-                           truncation=args.truncation or "standard")
+        return build_model(
+            name,
+            backbone_weights=weights,
+            text_encoder=text,
+            text_config=parse_text_config(args.text_config),
+            max_tokens=max_tokens,
+            truncation=args.truncation or "standard",
+        )
     except RefVOSError as e:
         if text is None or Path(text).is_dir() or "model hub" not in str(e):
             raise
-        raise RefVOSError(f"{e} With refvos train: --ck_bert DIR, --text-encoder minilm-l6, or "
-                          "--text-encoder none (random).") from e
+        raise RefVOSError(
+            f"{e} With refvos train: --ck_bert DIR, --text-encoder minilm-l6, or "
+            "--text-encoder none (random)."
+        ) from e
 
 
 def vocab_file(text_encoder: str | None) -> str | None:
@@ -175,12 +223,21 @@ def training_config(args: argparse.Namespace, run_dir: Path, rules: dict[str, st
     rules = rules or {}
 
     config = TrainConfig(
-        output_dir=run_dir, epochs=args.epochs, schedule="fixed" if args.fixed_lr else args.schedule,
-        lr=args.lr, lr_factor=args.lr_specific,
-        batch_size=args.batch_size, momentum=args.momentum, weight_decay=args.weight_decay,
-        accumulate=args.accumulate, workers=args.workers, seed=args.seed,
-        checkpoint_every=args.checkpoint_every, text_encoder_training=args.text_encoder_training,
-        precision=rules.get("precision", args.precision or "auto"), print_freq=args.print_freq,
+        output_dir=run_dir,
+        epochs=args.epochs,
+        schedule="fixed" if args.fixed_lr else args.schedule,
+        lr=args.lr,
+        lr_factor=args.lr_specific,
+        batch_size=args.batch_size,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        accumulate=args.accumulate,
+        workers=args.workers,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        text_encoder_training=args.text_encoder_training,
+        precision=rules.get("precision", args.precision or "auto"),
+        print_freq=args.print_freq,
         select_metric="mean_iou" if rules.get("selection") == "paper" else "overall_iou",
     )
     config.check()
@@ -195,20 +252,36 @@ def datasets(args: argparse.Namespace, root: Path, opts: dict[str, Any], selecti
     from ..engine import distributed as du
     from ..errors import DataFormatError
 
-    train_set = build_dataset(args.dataset, root, "train", "train", base_size=base_side(args),
-                              crop_size=args.crop_size, **opts)
+    train_set = build_dataset(
+        args.dataset,
+        root,
+        "train",
+        "train",
+        base_size=base_side(args),
+        crop_size=args.crop_size,
+        **opts,
+    )
     split, is_test = SELECTION_SPLIT[args.dataset]
     val_set = None
     if not is_test or args.select_on_test or selection == "paper":
-        paper = {"eval_size": selection_size(args), "draw_sentence": True} if selection == "paper" else {}
+        paper = (
+            {"eval_size": selection_size(args), "draw_sentence": True}
+            if selection == "paper"
+            else {}
+        )
         val_set = build_dataset(args.dataset, root, split, "eval", **opts, **paper)
     elif du.is_main_process():
-        print(f"{args.dataset}: no model selection ({split} is the reported split; "
-              "--select-on-test allows it); only last.pth is kept", flush=True)
+        print(
+            f"{args.dataset}: no model selection ({split} is the reported split; "
+            "--select-on-test allows it); only last.pth is kept",
+            flush=True,
+        )
     for name, dataset in (("train", train_set), (split, val_set)):
         if dataset is not None and len(dataset) == 0:
-            raise DataFormatError(f"{args.dataset} split {name!r} under {root} has no samples; "
-                                  f"training needs {'it' if name == 'train' else 'it for model selection'}")
+            raise DataFormatError(
+                f"{args.dataset} split {name!r} under {root} has no samples; "
+                f"training needs {'it' if name == 'train' else 'it for model selection'}"
+            )
     return train_set, val_set, split
 
 

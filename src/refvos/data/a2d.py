@@ -69,7 +69,9 @@ def _read_utf8(path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise DataFormatError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+        raise DataFormatError(
+            f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from e
 
 
 def read_queries(path: Path, rule: str = "full") -> dict[tuple[str, int], list[tuple[str, str]]]:
@@ -91,7 +93,10 @@ def read_queries(path: Path, rule: str = "full") -> dict[tuple[str, int], list[t
     reader = csv.reader(io.StringIO(text, newline=""))
     start = 1
     for row in reader:
-        lineno, start = start, reader.line_num + 1  # the row's first line (a quoted field may span lines)
+        lineno, start = (
+            start,
+            reader.line_num + 1,
+        )  # the row's first line (a quoted field may span lines)
         if not row or not "".join(row).strip():
             continue
         if lineno == 1 and row[0].strip() == "video_id":
@@ -100,8 +105,12 @@ def read_queries(path: Path, rule: str = "full") -> dict[tuple[str, int], list[t
             skipped.append(f"{row[0].strip()} (line {lineno})")
             continue
         # An unquoted query with commas is split by the CSV reader: put it back together.
-        if len(row) < 3 or not row[1].strip().isascii() or not row[1].strip().isdigit() \
-                or not ",".join(row[2:]).strip():
+        if (
+            len(row) < 3
+            or not row[1].strip().isascii()
+            or not row[1].strip().isdigit()
+            or not ",".join(row[2:]).strip()
+        ):
             raise DataFormatError(
                 f"{path}:{lineno}: expected 'video_id,instance_id,query', got {row!r}"
             )
@@ -110,15 +119,22 @@ def read_queries(path: Path, rule: str = "full") -> dict[tuple[str, int], list[t
         if rule == "original":
             pieces = lines[lineno - 1].rstrip("\n").split(",")
             if len(pieces) < 3:
-                raise DataFormatError(f"{path}:{lineno}: no third comma-separated piece on the line, which "
-                                      "--a2d-query original reads as the query (as the authors' code)")
+                raise DataFormatError(
+                    f"{path}:{lineno}: no third comma-separated piece on the line, which "
+                    "--a2d-query original reads as the query (as the authors' code)"
+                )
             query = pieces[2].strip()
         out.setdefault(key, []).append((query, full))
     if skipped and str(path) not in _reported:
         _reported.add(str(path))
-        log.warning("%s: skipped %d row(s) with instance id %r, the published file's known "
-                    "annotation mistake (as the original and MTTR do): %s",
-                    path, len(skipped), KNOWN_BAD_INSTANCE_ID, ", ".join(skipped))
+        log.warning(
+            "%s: skipped %d row(s) with instance id %r, the published file's known "
+            "annotation mistake (as the original and MTTR do): %s",
+            path,
+            len(skipped),
+            KNOWN_BAD_INSTANCE_ID,
+            ", ".join(skipped),
+        )
     return out
 
 
@@ -141,7 +157,9 @@ def read_videoset(path: Path) -> dict[str, int]:
 
 
 MAX_INSTANCES = 1000  # instance ids of one frame's .h5
-MASK_SCALE_LIMIT = 8  # a mask side may be at most this many times its frame's (full-resolution masks)
+MASK_SCALE_LIMIT = (
+    8  # a mask side may be at most this many times its frame's (full-resolution masks)
+)
 
 
 def _instance_ids(f: h5py.File) -> list[int]:
@@ -151,24 +169,33 @@ def _instance_ids(f: h5py.File) -> list[int]:
     return [int(x) for x in np.asarray(data).reshape(-1)]
 
 
-def _mask_problem(shape: tuple[int, ...], dtype: np.dtype, count: int, size: tuple[int, int] | None) -> str | None:
+def _mask_problem(
+    shape: tuple[int, ...], dtype: np.dtype, count: int, size: tuple[int, int] | None
+) -> str | None:
     """What is wrong with a ``reMask`` dataset of ``shape`` / ``dtype`` for ``count`` ids and a
     frame of ``size`` ``(H, W)``, judged from its header (None: it can be read)."""
     if dtype.kind not in "biuf":
         return f"reMask has dtype {dtype}; expected numbers (0/1 masks)"
-    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[0] != count) or (len(shape) == 2 and count != 1):
+    if (
+        len(shape) not in (2, 3)
+        or (len(shape) == 3 and shape[0] != count)
+        or (len(shape) == 2 and count != 1)
+    ):
         return f"reMask has shape {shape} for {count} instance id(s); expected (N, W, H) or a single (W, H) mask"
     w, h = shape[-2], shape[-1]
     if w * h > MAX_PIXELS:
         return f"reMask declares {w}x{h} masks, more than the limit of {MAX_PIXELS:,} pixels"
     if size is not None and (h > MASK_SCALE_LIMIT * size[0] or w > MASK_SCALE_LIMIT * size[1]):
-        return (f"reMask declares {w}x{h} masks for a {size[1]}x{size[0]} frame (at most {MASK_SCALE_LIMIT} "
-                "times its sides)")
+        return (
+            f"reMask declares {w}x{h} masks for a {size[1]}x{size[0]} frame (at most {MASK_SCALE_LIMIT} "
+            "times its sides)"
+        )
     return None
 
 
-def read_instance_masks(path: Path, size: tuple[int, int] | None = None,
-                        ids_only: bool = False) -> tuple[list[int], np.ndarray | None]:
+def read_instance_masks(
+    path: Path, size: tuple[int, int] | None = None, ids_only: bool = False
+) -> tuple[list[int], np.ndarray | None]:
     """Instance ids and masks ``(N, H, W)`` uint8 0/1 of one annotated frame's ``.h5``.
 
     ``size``: the frame's ``(H, W)``; the masks' declared shape and dtype are checked (against
@@ -222,7 +249,9 @@ class A2DDataset(ReferringDataset):
         if split not in SPLITS:
             raise InputError(f"A2D split must be one of {list(SPLITS)}, got {split!r}")
         if repeated_rows not in REPEATED_ROWS:
-            raise InputError(f"A2D repeated_rows must be one of {list(REPEATED_ROWS)}, got {repeated_rows!r}")
+            raise InputError(
+                f"A2D repeated_rows must be one of {list(REPEATED_ROWS)}, got {repeated_rows!r}"
+            )
         self.root = root = Path(root)
         self.query_rule, self.repeated_rows = query_rule, repeated_rows
         queries = read_queries(root / "a2d_annotation.txt", query_rule)
@@ -230,8 +259,10 @@ class A2DDataset(ReferringDataset):
             queries = {k: qs[-1:] for k, qs in queries.items()}
         if queries_file is not None:
             # The augmented sets replace the queries of the (video, instance) pairs they cover.
-            queries = {k: [(q, q) for q in ([v] if isinstance(v, str) else v)]
-                       for k, v in load_augmented_expressions(queries_file).items()}
+            queries = {
+                k: [(q, q) for q in ([v] if isinstance(v, str) else v)]
+                for k, v in load_augmented_expressions(queries_file).items()
+            }
         videoset = read_videoset(root / "videoset.csv")
         by_video: dict[str, dict[int, list[str]]] = {}
         for (video, inst), qs in queries.items():
@@ -254,10 +285,18 @@ class A2DDataset(ReferringDataset):
                 h5 = root / "a2d_annotation_with_instances" / video / f"{frame}.h5"
                 ids, _ = read_instance_masks(h5, ids_only=True)
                 for inst in sorted(by_video[video]):
-                    meta = {"dataset": "a2d", "video": video, "frame": frame,
-                            "object_id": inst, "split": split, "present": inst in ids}
-                    sents = [Sentence(q, {"sent_id": j, **({"full_query": full} if full != q else {})})
-                             for j, (q, full) in enumerate(by_video[video][inst])]
+                    meta = {
+                        "dataset": "a2d",
+                        "video": video,
+                        "frame": frame,
+                        "object_id": inst,
+                        "split": split,
+                        "present": inst in ids,
+                    }
+                    sents = [
+                        Sentence(q, {"sent_id": j, **({"full_query": full} if full != q else {})})
+                        for j, (q, full) in enumerate(by_video[video][inst])
+                    ]
                     self.targets.append(Target(meta, sents, (image_path, h5, inst)))
         self._finalize()
 

@@ -69,9 +69,7 @@ def _instance_id(value: str, path: Path, lineno: int) -> int:
     try:
         return int(value)
     except ValueError as e:
-        raise DataFormatError(
-            f"{path}:{lineno}: instance_id {value!r} is not an integer"
-        ) from e
+        raise DataFormatError(f"{path}:{lineno}: instance_id {value!r} is not an integer") from e
 
 
 def load_categorization(path: str | os.PathLike) -> list[ExpressionCategory]:
@@ -123,10 +121,18 @@ def write_categorization(path: str | os.PathLike, records: list[ExpressionCatego
         w = csv.writer(f, delimiter=";", lineterminator="\r\n")
         w.writerow(CATEGORIZATION_HEADER)
         for r in records:
-            cells = [("1.0" if r.categories[c] else "0.0") if r.categories else "" for c in CATEGORIES]
+            cells = [
+                ("1.0" if r.categories[c] else "0.0") if r.categories else "" for c in CATEGORIES
+            ]
             w.writerow(
-                [r.video, r.instance_id, r.expression, r.difficulty,
-                 r.information or "Not Applicable", *cells]
+                [
+                    r.video,
+                    r.instance_id,
+                    r.expression,
+                    r.difficulty,
+                    r.information or "Not Applicable",
+                    *cells,
+                ]
             )
 
 
@@ -137,7 +143,11 @@ def load_augmented_expressions(path: str | os.PathLike) -> dict[tuple[str, int],
     """
     path = Path(path)
     lines = _read_text(path).splitlines()
-    if not lines or [c.strip() for c in lines[0].split(",")] != ["video_id", "instance_id", "query"]:
+    if not lines or [c.strip() for c in lines[0].split(",")] != [
+        "video_id",
+        "instance_id",
+        "query",
+    ]:
         raise DataFormatError(f"{path}:1: expected the header 'video_id,instance_id,query'")
     out: dict[tuple[str, int], str | list[str]] = {}
     for lineno, line in enumerate(lines[1:], start=2):

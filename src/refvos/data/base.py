@@ -49,12 +49,19 @@ def read_rgb(path: Path, layout: str) -> np.ndarray:
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:  # from the header, before decoding
-                raise DataFormatError(f"{path}: image is {im.width}x{im.height} pixels, more than the limit of "
-                                      f"{MAX_PIXELS:,}")
+                raise DataFormatError(
+                    f"{path}: image is {im.width}x{im.height} pixels, more than the limit of "
+                    f"{MAX_PIXELS:,}"
+                )
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError as e:
         raise DataFormatError(f"{path}: image not found; expected {layout}") from e
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # truncated, not an image
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+    ) as e:  # truncated, not an image
         raise DataFormatError(f"{path}: cannot read the image ({e}); expected {layout}") from e
 
 
@@ -85,7 +92,9 @@ class ReferringDataset(torch.utils.data.Dataset):
         self.max_tokens = max_tokens
         self.legacy_truncation = legacy_truncation
         self.vocab_file = vocab_file
-        self.transform = TrainTransform(base_size, crop_size) if mode == "train" else EvalTransform(eval_size)
+        self.transform = (
+            TrainTransform(base_size, crop_size) if mode == "train" else EvalTransform(eval_size)
+        )
         self.targets: list[Target] = []
         self._index: list[tuple[int, int]] = []
 
@@ -97,7 +106,9 @@ class ReferringDataset(torch.utils.data.Dataset):
         if self.mode == "train" or self.draw_sentence:
             self._index = [(i, -1) for i in range(len(self.targets))]
         else:
-            self._index = [(i, j) for i, t in enumerate(self.targets) for j in range(len(t.sentences))]
+            self._index = [
+                (i, j) for i, t in enumerate(self.targets) for j in range(len(t.sentences))
+            ]
 
     def load(self, target: Target) -> tuple[np.ndarray, np.ndarray]:
         """uint8 image ``(H, W, 3)`` and uint8 mask ``(H, W)`` (0/1) of ``target``."""
@@ -137,7 +148,11 @@ def dataset_expressions(dataset: torch.utils.data.Dataset) -> list[str] | None:
     ``ConcatDataset`` of them (no image is read); None for any other Dataset."""
     if isinstance(dataset, torch.utils.data.ConcatDataset):
         parts = [dataset_expressions(d) for d in dataset.datasets]
-        return None if any(p is None for p in parts) else list(dict.fromkeys(e for p in parts for e in p))
+        return (
+            None
+            if any(p is None for p in parts)
+            else list(dict.fromkeys(e for p in parts for e in p))
+        )
     if isinstance(dataset, torch.utils.data.Subset):
         if not isinstance(dataset.dataset, ReferringDataset):
             return None
@@ -158,7 +173,11 @@ def dataset_truncation(dataset: torch.utils.data.Dataset) -> dict[str, Any] | No
         return None
     first = dataset
     while not isinstance(first, ReferringDataset):
-        first = first.datasets[0] if isinstance(first, torch.utils.data.ConcatDataset) else first.dataset
+        first = (
+            first.datasets[0]
+            if isinstance(first, torch.utils.data.ConcatDataset)
+            else first.dataset
+        )
     return truncation_report(expressions, first.max_tokens, first.vocab_file)
 
 
@@ -173,7 +192,8 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
             f"cannot batch images of different sizes {sorted(sizes)}; use batch_size=1 in eval mode"
         )
     out: dict[str, Any] = {
-        k: torch.stack([s[k] for s in batch]) for k in ("image", "mask", "input_ids", "attention_mask")
+        k: torch.stack([s[k] for s in batch])
+        for k in ("image", "mask", "input_ids", "attention_mask")
     }
     out["sentence"] = [s["sentence"] for s in batch]
     out["meta"] = [s["meta"] for s in batch]
@@ -215,11 +235,17 @@ class DataLoader(torch.utils.data.DataLoader):
     """``torch.utils.data.DataLoader`` that re-raises a :class:`RefVOSError` of a worker as it
     is: the user sees the project's one-line error naming the file, whatever ``num_workers``."""
 
-    def __init__(self, dataset: torch.utils.data.Dataset, *args: Any, collate_fn: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, dataset: torch.utils.data.Dataset, *args: Any, collate_fn: Any = None, **kwargs: Any
+    ) -> None:
         from torch.utils.data import default_collate
 
-        super().__init__(_Carrying(dataset), *args, collate_fn=_CarryingCollate(collate_fn or default_collate),
-                         **kwargs)
+        super().__init__(
+            _Carrying(dataset),
+            *args,
+            collate_fn=_CarryingCollate(collate_fn or default_collate),
+            **kwargs,
+        )
 
     def __iter__(self) -> Any:
         for batch in super().__iter__():

@@ -48,7 +48,7 @@ def read_expressions(path: Path) -> dict[tuple[str, int], list[str]]:
         m = _LINE.match(line.strip())
         if not m or not m.group(3).strip():
             raise DataFormatError(
-                f'{path}:{lineno}: expected \'<sequence> <object id> "<expression>"\', got {line!r}'
+                f"{path}:{lineno}: expected '<sequence> <object id> \"<expression>\"', got {line!r}"
             )
         out.setdefault((m.group(1), int(m.group(2))), []).append(m.group(3).strip())
     return out
@@ -68,7 +68,12 @@ def read_object_ids(path: Path) -> np.ndarray:
         raise DataFormatError(f"{path}: annotation not found; expected {LAYOUT}") from e
     except DataFormatError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # truncated, not an image
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+    ) as e:  # truncated, not an image
         raise DataFormatError(
             f"{path}: cannot read the annotation PNG ({type(e).__name__}: {e}); expected a palette (P) image "
             "of object ids"
@@ -106,8 +111,14 @@ class DAVISDataset(ReferringDataset):
         split_file = root / "DAVIS" / "ImageSets" / "2017" / f"{split}.txt"
         if not split_file.is_file():
             existing = sorted(p.stem for p in split_file.parent.glob("*.txt"))
-            raise DataFormatError(f"split {split!r}: {split_file} not found"
-                                  + (f"; the splits there are {', '.join(existing)}" if existing else f"; expected {LAYOUT}"))
+            raise DataFormatError(
+                f"split {split!r}: {split_file} not found"
+                + (
+                    f"; the splits there are {', '.join(existing)}"
+                    if existing
+                    else f"; expected {LAYOUT}"
+                )
+            )
         seqs = [s.strip() for s in split_file.read_text().splitlines() if s.strip()]
         annotators = (1, 2) if annotator == "both" else (annotator,)
         exprs: dict[tuple[str, int], list[Sentence]] = {}
@@ -132,8 +143,14 @@ class DAVISDataset(ReferringDataset):
                 if not anno.is_file():
                     raise DataFormatError(f"{anno}: annotation not found; expected {LAYOUT}")
                 for obj in objects:
-                    meta = {"dataset": "davis", "video": seq, "frame": frame, "object_id": obj,
-                            "kind": kind, "split": split}
+                    meta = {
+                        "dataset": "davis",
+                        "video": seq,
+                        "frame": frame,
+                        "object_id": obj,
+                        "kind": kind,
+                        "split": split,
+                    }
                     self.targets.append(
                         Target(meta, exprs[(seq, obj)], (frame_dir / f"{frame}.jpg", anno, obj))
                     )

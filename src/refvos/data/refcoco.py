@@ -33,7 +33,9 @@ class RefCOCODataset(ReferringDataset):
     ) -> None:
         super().__init__(mode, max_tokens, **kwargs)
         if mask_rule not in MASK_RULES:
-            raise InputError(f"RefCOCO mask rule must be one of {list(MASK_RULES)}, got {mask_rule!r}")
+            raise InputError(
+                f"RefCOCO mask rule must be one of {list(MASK_RULES)}, got {mask_rule!r}"
+            )
         self.mask_rule = mask_rule
         split_by = split_by or DEFAULT_SPLIT_BY.get(dataset, "unc")
         self.refer = REFER(root, dataset, split_by)
@@ -43,14 +45,23 @@ class RefCOCODataset(ReferringDataset):
         except DataFormatError:
             ref_ids = []
         if not ref_ids:
-            raise DataFormatError(f"split {split!r} of {dataset} (splitBy {split_by}) under {root} has no "
-                                  f"expressions; its splits are {', '.join(existing) or 'none'}")
+            raise DataFormatError(
+                f"split {split!r} of {dataset} (splitBy {split_by}) under {root} has no "
+                f"expressions; its splits are {', '.join(existing) or 'none'}"
+            )
         for ref_id in ref_ids:
             ref = self.refer.Refs[ref_id]
-            meta = {"dataset": dataset, "image_id": ref["image_id"], "ref_id": ref_id,
-                    "ann_id": ref["ann_id"], "split": ref["split"]}
-            sentences = [Sentence(s.get("raw") or s["sent"], {"sent_id": s["sent_id"]})
-                         for s in ref["sentences"]]
+            meta = {
+                "dataset": dataset,
+                "image_id": ref["image_id"],
+                "ref_id": ref_id,
+                "ann_id": ref["ann_id"],
+                "split": ref["split"],
+            }
+            sentences = [
+                Sentence(s.get("raw") or s["sent"], {"sent_id": s["sent_id"]})
+                for s in ref["sentences"]
+            ]
             self.targets.append(Target(meta, sentences, ref))
         self._finalize()
 

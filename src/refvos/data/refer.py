@@ -67,7 +67,9 @@ def _image_entry_problem(img: Any) -> str | None:
     if not (_positive_int(h) and _positive_int(w)):
         return f"image {img['id']!r}: height {h!r} and width {w!r} must be positive integers"
     if h * w > MAX_PIXELS:
-        return f"image {img['id']!r}: declares {w}x{h} pixels, more than the limit of {MAX_PIXELS:,}"
+        return (
+            f"image {img['id']!r}: declares {w}x{h} pixels, more than the limit of {MAX_PIXELS:,}"
+        )
     return None
 
 
@@ -80,7 +82,9 @@ def _sentence_problem(sent: Any) -> str | None:
             return f"sentence {key!r} is {type(sent.get(key)).__name__}, expected a string"
     if not isinstance(sent.get("sent_id"), (int, str)) or isinstance(sent.get("sent_id"), bool):
         return f"'sent_id' is {type(sent.get('sent_id')).__name__}, expected an integer"
-    if "tokens" in sent and not (isinstance(sent["tokens"], list) and all(isinstance(t, str) for t in sent["tokens"])):
+    if "tokens" in sent and not (
+        isinstance(sent["tokens"], list) and all(isinstance(t, str) for t in sent["tokens"])
+    ):
         return "'tokens' must be a list of strings"
     return None
 
@@ -104,15 +108,19 @@ def segmentation_to_rle(segmentation: Any, height: int, width: int) -> dict:
             h, w = segmentation["size"]
             return mask_utils.frPyObjects(segmentation, h, w)
         counts = segmentation["counts"]
-        return {"size": list(segmentation["size"]),
-                "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        return {
+            "size": list(segmentation["size"]),
+            "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+        }
     raise ValueError(f"unsupported segmentation of type {type(segmentation).__name__}")
 
 
 class REFER:
     """Referring-expression annotations of one data set and split scheme (original API names)."""
 
-    def __init__(self, data_root: str | os.PathLike, dataset: str = "refcoco", splitBy: str = "unc"):
+    def __init__(
+        self, data_root: str | os.PathLike, dataset: str = "refcoco", splitBy: str = "unc"
+    ):
         self.data_root = Path(data_root)
         self.DATA_DIR = self.data_root / dataset
         if dataset == "refclef":
@@ -137,7 +145,9 @@ class REFER:
         except json.JSONDecodeError as e:
             raise DataFormatError(f"{instances_file}:{e.lineno}: not valid JSON ({e.msg})") from e
         except (UnicodeDecodeError, RecursionError) as e:
-            raise DataFormatError(f"{instances_file}: not readable JSON ({type(e).__name__}: {e})") from e
+            raise DataFormatError(
+                f"{instances_file}: not readable JSON ({type(e).__name__}: {e})"
+            ) from e
         if not isinstance(instances, dict):
             raise DataFormatError(
                 f"{instances_file}: expected a JSON object with 'images', 'annotations' and 'categories', "
@@ -240,7 +250,9 @@ class REFER:
             refs = [r for r in refs if r["ref_id"] in ref_ids]
         if split:
             if split in ("testA", "testB", "testC"):
-                refs = [r for r in refs if r["split"].startswith("test") and split[-1] in r["split"][4:]]
+                refs = [
+                    r for r in refs if r["split"].startswith("test") and split[-1] in r["split"][4:]
+                ]
             elif split == "test":
                 refs = [r for r in refs if "test" in r["split"]]
             elif split in ("testAB", "testBC", "testAC", "train", "val"):
@@ -310,15 +322,21 @@ class REFER:
         if size is not None and (height, width) != tuple(size):
             raise DataFormatError(
                 f"{self.DATA_DIR / 'instances.json'}: image {image['id']} declares {width}x{height} but "
-                f"{image['file_name']} is {size[1]}x{size[0]}")
+                f"{image['file_name']} is {size[1]}x{size[0]}"
+            )
         try:
             declared = _declared_size(ann["segmentation"])
             if declared is not None and declared != (height, width):
-                raise ValueError(f"its RLE is {declared[1]}x{declared[0]} but image {image['id']} is "
-                                 f"{width}x{height}")
+                raise ValueError(
+                    f"its RLE is {declared[1]}x{declared[0]} but image {image['id']} is "
+                    f"{width}x{height}"
+                )
             if rule == "original" and isinstance(ann["segmentation"], list):
-                parts = mask_utils.decode(mask_utils.frPyObjects(
-                    _polygons(ann["segmentation"]), image["height"], image["width"]))  # (H, W, N)
+                parts = mask_utils.decode(
+                    mask_utils.frPyObjects(
+                        _polygons(ann["segmentation"]), image["height"], image["width"]
+                    )
+                )  # (H, W, N)
                 m = (parts.astype(np.int64).sum(axis=2) == 1).astype(np.uint8)
                 return {"mask": m, "area": int(m.sum())}
             rle = segmentation_to_rle(ann["segmentation"], height, width)

@@ -95,10 +95,15 @@ def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """uint8 ``(H, W, 3)``: a light tinted base with soft noise and faint stripes."""
     base = rng.uniform(150, 215, size=3)
     noise = rng.normal(0, 10, size=(h // 8 + 2, w // 8 + 2, 3))
-    noise = np.asarray(
-        Image.fromarray(np.clip(noise + 128, 0, 255).astype(np.uint8)).resize((w, h), Image.BILINEAR),
-        dtype=np.float32,
-    ) - 128
+    noise = (
+        np.asarray(
+            Image.fromarray(np.clip(noise + 128, 0, 255).astype(np.uint8)).resize(
+                (w, h), Image.BILINEAR
+            ),
+            dtype=np.float32,
+        )
+        - 128
+    )
     yy, xx = np.mgrid[0:h, 0:w]
     angle, period = rng.uniform(0, np.pi), rng.uniform(6, 16)
     stripes = 6 * np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * np.pi / period)
@@ -166,8 +171,12 @@ def image_expressions(objs: list[Shape], t: Shape, size: int) -> list[Expression
             out.append(Expression(f"the {t.size} {t.shape}", ("appearance", "category")))
         margin = 0.08 * size
         others = [o for o in same if o is not t]
-        for word, key, sign in (("leftmost", "cx", 1), ("rightmost", "cx", -1),
-                                ("topmost", "cy", 1), ("bottom", "cy", -1)):
+        for word, key, sign in (
+            ("leftmost", "cx", 1),
+            ("rightmost", "cx", -1),
+            ("topmost", "cy", 1),
+            ("bottom", "cy", -1),
+        ):
             if all(sign * (getattr(o, key) - getattr(t, key)) > margin for o in others):
                 text = f"the {word} {t.shape}"
                 if len(same) == 2 and word in ("leftmost", "rightmost"):
@@ -178,8 +187,12 @@ def image_expressions(objs: list[Shape], t: Shape, size: int) -> list[Expression
                 continue
             rel = _relation(t, ref, margin)
             if rel and all(_relation(o, ref, margin) != rel for o in others):
-                out.append(Expression(f"the {t.shape} {rel} the {ref.color} {ref.shape}",
-                                      ("location", "category", "appearance")))
+                out.append(
+                    Expression(
+                        f"the {t.shape} {rel} the {ref.color} {ref.shape}",
+                        ("location", "category", "appearance"),
+                    )
+                )
                 break
     return out
 
@@ -231,7 +244,9 @@ class Track:
         return Shape(s.shape, s.color, s.size, cx, cy, s.r)
 
 
-def sample_video(rng: np.random.Generator, num_objects: int, num_frames: int, size: int) -> list[Track]:
+def sample_video(
+    rng: np.random.Generator, num_objects: int, num_frames: int, size: int
+) -> list[Track]:
     """Tracks with distinct (colour, shape) and distinct motions that stay inside the frame."""
     motions = [MOTIONS[i] for i in rng.choice(len(MOTIONS), size=num_objects, replace=False)]
     first = sample_scene(rng, num_objects, size)
@@ -289,8 +304,9 @@ def render_video(tracks: list[Track], bg: np.ndarray) -> tuple[list[np.ndarray],
     return frames, np.stack(labels)
 
 
-def videos(seed: int, num_videos: int, num_frames: int, size: int, min_objects: int,
-            max_objects: int):
+def videos(
+    seed: int, num_videos: int, num_frames: int, size: int, min_objects: int, max_objects: int
+):
     """``(index, rng, tracks, frames, labels)`` per video of :func:`render_video`, for a seed."""
     rng = np.random.default_rng(seed)
     for v in range(num_videos):

@@ -66,32 +66,63 @@ def make_refcoco(
         img, shapes, polys, masks = make_image(rng, image_size, min_objects, max_objects)
         file_name = f"COCO_train2014_{image_id:012d}.png"
         Image.fromarray(img).save(image_dir / file_name)
-        images.append({"id": image_id, "file_name": file_name, "height": image_size,
-                       "width": image_size})
+        images.append(
+            {"id": image_id, "file_name": file_name, "height": image_size, "width": image_size}
+        )
         split = REFCOCO_SPLITS[i % len(REFCOCO_SPLITS)]
         for s, p, m in zip(shapes, polys, masks):
             ann_id += 1
             ys, xs = np.nonzero(m)
-            bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
-                    float(ys.max() - ys.min() + 1)]
+            bbox = [
+                float(xs.min()),
+                float(ys.min()),
+                float(xs.max() - xs.min() + 1),
+                float(ys.max() - ys.min() + 1),
+            ]
             cat = SHAPES.index(s.shape) + 1
-            anns.append({"id": ann_id, "image_id": image_id, "category_id": cat,
-                         "segmentation": p, "area": float(m.sum()), "bbox": bbox, "iscrowd": 0})
+            anns.append(
+                {
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": cat,
+                    "segmentation": p,
+                    "area": float(m.sum()),
+                    "bbox": bbox,
+                    "iscrowd": 0,
+                }
+            )
             exprs = image_expressions(shapes, s, image_size)
             pick = rng.choice(len(exprs), size=min(max_sentences, len(exprs)), replace=False)
             sentences = []
             for k in sorted(int(x) for x in pick):
                 sent_id += 1
                 e = exprs[k]
-                sentences.append({"raw": e.text, "sent": e.text, "tokens": e.text.split(),
-                                  "sent_id": sent_id, "categories": list(e.categories)})
+                sentences.append(
+                    {
+                        "raw": e.text,
+                        "sent": e.text,
+                        "tokens": e.text.split(),
+                        "sent_id": sent_id,
+                        "categories": list(e.categories),
+                    }
+                )
             ref_id += 1
-            refs.append({"ref_id": ref_id, "ann_id": ann_id, "image_id": image_id,
-                         "category_id": cat, "split": split, "sentences": sentences,
-                         "sent_ids": [x["sent_id"] for x in sentences],
-                         "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.png"})
-    atomic_write_json(root / "refcoco" / "instances.json",
-                      {"images": images, "annotations": anns, "categories": categories})
+            refs.append(
+                {
+                    "ref_id": ref_id,
+                    "ann_id": ann_id,
+                    "image_id": image_id,
+                    "category_id": cat,
+                    "split": split,
+                    "sentences": sentences,
+                    "sent_ids": [x["sent_id"] for x in sentences],
+                    "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.png",
+                }
+            )
+    atomic_write_json(
+        root / "refcoco" / "instances.json",
+        {"images": images, "annotations": anns, "categories": categories},
+    )
     atomic_write(root / "refcoco" / "refs(unc).p", lambda f: pickle.dump(refs, f, protocol=2))
     return root
 
@@ -103,8 +134,14 @@ _PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0, 0, 0, 128, 128, 0, 128, 
 
 
 def _categorization_rows(video: str, k: int, e: Expression, first_id: int) -> ExpressionCategory:
-    return ExpressionCategory(video, k + first_id, e.text, "Non-trivial", "Minimum Information",
-                              {c: c in e.categories for c in CATEGORIES})
+    return ExpressionCategory(
+        video,
+        k + first_id,
+        e.text,
+        "Non-trivial",
+        "Minimum Information",
+        {c: c in e.categories for c in CATEGORIES},
+    )
 
 
 def make_davis(
@@ -124,18 +161,21 @@ def make_davis(
     root = Path(root)
     davis = root / "DAVIS"
     splits: dict[str, list[str]] = {"train": [], "val": []}
-    lines: dict[tuple[int, str], list[str]] = {(a, k): [] for a in (1, 2) for k in
-                                                ("first_frame", "full_video")}
+    lines: dict[tuple[int, str], list[str]] = {
+        (a, k): [] for a in (1, 2) for k in ("first_frame", "full_video")
+    }
     records = []
-    for v, _rng, tracks, frames, labels in videos(seed, num_videos, num_frames, image_size,
-                                                   min_objects, max_objects):
+    for v, _rng, tracks, frames, labels in videos(
+        seed, num_videos, num_frames, image_size, min_objects, max_objects
+    ):
         seq = f"synth-{v:03d}"
         splits["val" if v % 5 == 4 else "train"].append(seq)
         (davis / "JPEGImages" / "480p" / seq).mkdir(parents=True, exist_ok=True)
         (davis / "Annotations" / "480p" / seq).mkdir(parents=True, exist_ok=True)
         for t, (img, lab) in enumerate(zip(frames, labels)):
-            Image.fromarray(img).save(davis / "JPEGImages" / "480p" / seq / f"{t:05d}.jpg",
-                                      quality=95)
+            Image.fromarray(img).save(
+                davis / "JPEGImages" / "480p" / seq / f"{t:05d}.jpg", quality=95
+            )
             p = Image.fromarray(lab, mode="P")
             p.putpalette(_PALETTE)
             p.save(davis / "Annotations" / "480p" / seq / f"{t:05d}.png")
@@ -150,8 +190,9 @@ def make_davis(
             records.append(_categorization_rows(seq, k, motion_expressions(tracks, tr)[0], 1))
     sets = davis / "ImageSets" / "2017"
     for split, seqs in splits.items():
-        atomic_write(sets / f"{split}.txt", lambda f, s=seqs: f.write("".join(x + "\n" for x in s)),
-                     mode="w")
+        atomic_write(
+            sets / f"{split}.txt", lambda f, s=seqs: f.write("".join(x + "\n" for x in s)), mode="w"
+        )
     text_dir = root / "davis_text_annotations"
     for (a, kind), ls in lines.items():
         name = f"Davis17_annot{a}{'_full_video' if kind == 'full_video' else ''}.txt"
@@ -185,18 +226,35 @@ def make_a2d(
     (a frame where the referred instance is absent)."""
     root = Path(root)
     queries, videoset, records = [], [], []
-    for v, rng, tracks, frames, labels in videos(seed + 1, num_videos, num_frames, image_size,
-                                                  min_objects, max_objects):
-        video = "".join(rng.choice(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                        "0123456789_-"), size=11))
+    for v, rng, tracks, frames, labels in videos(
+        seed + 1, num_videos, num_frames, image_size, min_objects, max_objects
+    ):
+        video = "".join(
+            rng.choice(
+                list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"), size=11
+            )
+        )
         video = f"{v:02d}{video[2:]}"
         annotated = list(range(0, num_frames, annotated_every))
-        videoset.append([video, "0", "0", str(num_frames), str(image_size), str(image_size),
-                         str(num_frames), str(len(annotated)), "1" if v % 5 == 4 else "0"])
+        videoset.append(
+            [
+                video,
+                "0",
+                "0",
+                str(num_frames),
+                str(image_size),
+                str(image_size),
+                str(num_frames),
+                str(len(annotated)),
+                "1" if v % 5 == 4 else "0",
+            ]
+        )
         for k, tr in enumerate(tracks):
             e = motion_expressions(tracks, tr)[0]
             text = e.text
-            if k == 0 and tr.motion in DIRECTIONS:  # a query with a comma (--a2d-query original cuts it there)
+            if (
+                k == 0 and tr.motion in DIRECTIONS
+            ):  # a query with a comma (--a2d-query original cuts it there)
                 text = f"the {tr.shape.color} {tr.shape.shape}, moving {tr.motion}"
             queries.append([video, str(k), text])
             records.append(_categorization_rows(video, k, Expression(text, e.categories), 0))
@@ -213,7 +271,9 @@ def make_a2d(
             col.putpalette(_PALETTE)
             col.save(root / "Annotations" / "col" / video / f"{name}.png")
             ids = [k for k in range(len(tracks)) if (labels[t] == k + 1).any()]
-            if len(annotated) > 1 and t == annotated[-1] and len(ids) > 1:  # last instance absent here
+            if (
+                len(annotated) > 1 and t == annotated[-1] and len(ids) > 1
+            ):  # last instance absent here
                 ids = [k for k in ids if k != len(tracks) - 1]
             masks = np.stack([(labels[t] == k + 1).T.astype(np.uint8) for k in ids])
             with h5py.File(root / "a2d_annotation_with_instances" / video / f"{name}.h5", "w") as f:
@@ -242,8 +302,18 @@ def make_all(
     root = Path(root)
     return {
         "refcoco": make_refcoco(root, num_images=num_images, image_size=image_size, seed=seed),
-        "davis": make_davis(root / "davis2017", num_videos=num_videos, num_frames=num_frames,
-                            image_size=image_size, seed=seed),
-        "a2d": make_a2d(root / "a2d" / "Release", num_videos=num_videos, num_frames=num_frames,
-                        image_size=image_size, seed=seed),
+        "davis": make_davis(
+            root / "davis2017",
+            num_videos=num_videos,
+            num_frames=num_frames,
+            image_size=image_size,
+            seed=seed,
+        ),
+        "a2d": make_a2d(
+            root / "a2d" / "Release",
+            num_videos=num_videos,
+            num_frames=num_frames,
+            image_size=image_size,
+            seed=seed,
+        ),
     }

@@ -87,7 +87,11 @@ class SentenceTable:
 
 @torch.inference_mode()
 def encode_split(
-    model: RefVOS, root: Path, splits: tuple[str, ...], table: SentenceTable, precision: str,
+    model: RefVOS,
+    root: Path,
+    splits: tuple[str, ...],
+    table: SentenceTable,
+    precision: str,
     frozen: nn.Module,
 ) -> CachedSplit:
     """Read ``splits`` through ``build_dataset("refcoco", ..., mode="eval")`` (every
@@ -105,8 +109,11 @@ def encode_split(
                     image_pos[meta["image_id"]] = len(raw_images)
                     raw_images.append(denormalize(batch["image"][k]))
                 image_index.append(image_pos[meta["image_id"]])
-                text_index.append(table.add(batch["sentence"][k], batch["input_ids"][k],
-                                            batch["attention_mask"][k]))
+                text_index.append(
+                    table.add(
+                        batch["sentence"][k], batch["input_ids"][k], batch["attention_mask"][k]
+                    )
+                )
                 masks.append(batch["mask"][k].to(torch.uint8))
                 sentences.append(batch["sentence"][k])
                 metas.append(meta)
@@ -120,5 +127,12 @@ def encode_split(
         x = torch.stack([to_tensor(image) for image in images[i : i + 32]])
         with autocast(device, precision):
             feats.append(frozen(x).float())
-    return CachedSplit(torch.cat(feats), torch.tensor(image_index), torch.tensor(text_index),
-                       torch.stack(masks), images, sentences, metas)
+    return CachedSplit(
+        torch.cat(feats),
+        torch.tensor(image_index),
+        torch.tensor(text_index),
+        torch.stack(masks),
+        images,
+        sentences,
+        metas,
+    )

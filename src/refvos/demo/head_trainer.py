@@ -89,9 +89,15 @@ class StepPlan:
     construction, once per :meth:`proceed` that runs a step and once per :meth:`elapsed`.
     """
 
-    def __init__(self, iterations: int, time_cap_s: float, clock: Callable[[], float] = time.perf_counter,
-                 window: tuple[int, int] = PLAN_WINDOW, share: float = PLAN_SHARE,
-                 recheck: int = PLAN_RECHECK) -> None:
+    def __init__(
+        self,
+        iterations: int,
+        time_cap_s: float,
+        clock: Callable[[], float] = time.perf_counter,
+        window: tuple[int, int] = PLAN_WINDOW,
+        share: float = PLAN_SHARE,
+        recheck: int = PLAN_RECHECK,
+    ) -> None:
         if not 0 <= window[0] < window[1]:
             raise ValueError(f"window must be two increasing steps >= 0, got {window}")
         if recheck < 1:
@@ -123,7 +129,9 @@ class StepPlan:
         first, last = self.window
         if step == first:
             self._mark = (step, now)
-        elif self._mark is not None and (step == last or (step > last and (step - last) % self.recheck == 0)):
+        elif self._mark is not None and (
+            step == last or (step > last and (step - last) % self.recheck == 0)
+        ):
             self._plan(step, now)
         return step < self.total
 
@@ -133,7 +141,11 @@ class StepPlan:
         mark_step, mark_time = self._mark
         self.seconds_per_step = (now - mark_time) / (step - mark_step)
         remaining = self.share * self.time_cap_s - now
-        fit = self.requested if self.seconds_per_step <= 0 else int(max(0.0, remaining) / self.seconds_per_step)
+        fit = (
+            self.requested
+            if self.seconds_per_step <= 0
+            else int(max(0.0, remaining) / self.seconds_per_step)
+        )
         total = min(self.total, step + fit)
         if step > self.window[1] and total < self.total:
             self.replans += 1
@@ -146,10 +158,15 @@ class StepPlan:
         return self.total < self.requested
 
     def to_json(self) -> dict[str, Any]:
-        return {"iterations_planned": self.total,
-                "seconds_per_step": None if self.seconds_per_step is None else round(self.seconds_per_step, 5),
-                "plan_shortened": self.shortened, "plan_rechecks_shortened": self.replans,
-                "time_cap_hit": self.cap_hit}
+        return {
+            "iterations_planned": self.total,
+            "seconds_per_step": None
+            if self.seconds_per_step is None
+            else round(self.seconds_per_step, 5),
+            "plan_shortened": self.shortened,
+            "plan_rechecks_shortened": self.replans,
+            "time_cap_hit": self.cap_hit,
+        }
 
 
 class StepRecord(NamedTuple):
@@ -176,8 +193,14 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return ce + dice.mean()
 
 
-def fused_logits(head: nn.Module, tuned: nn.Module, features: torch.Tensor, local: torch.Tensor,
-                 text: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def fused_logits(
+    head: nn.Module,
+    tuned: nn.Module,
+    features: torch.Tensor,
+    local: torch.Tensor,
+    text: torch.Tensor,
+    size: tuple[int, int],
+) -> torch.Tensor:
     """The training step's forward: ``tuned`` blocks and the head's sentence-independent part on
     cached frozen features ``(G, C, h, w)`` once per image, the language fusion once per sentence
     (``local (S,)``: each sentence's image row; ``text (S, D)``). Float logits ``(S, 2, *size)``."""
@@ -186,19 +209,32 @@ def fused_logits(head: nn.Module, tuned: nn.Module, features: torch.Tensor, loca
     return F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
 
 
-def head_logits(model: RefVOS, tuned: nn.Module, data: CachedSplit, images: torch.Tensor, text: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def head_logits(
+    model: RefVOS, tuned: nn.Module, data: CachedSplit, images: torch.Tensor, text: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`fused_logits` for every sentence about the images ``images`` (rows ``(G,)``);
     returns float logits ``(S, 2, H, W)`` at the image size (what ``model.segment`` computes from
     the images) and the sample indices ``(S,)`` they belong to."""
     samples, local = data.samples_of(images)
-    logits = fused_logits(model.segmenter.classifier, tuned, data.features[images], local,
-                          text[data.text_index[samples]], tuple(data.masks.shape[-2:]))
+    logits = fused_logits(
+        model.segmenter.classifier,
+        tuned,
+        data.features[images],
+        local,
+        text[data.text_index[samples]],
+        tuple(data.masks.shape[-2:]),
+    )
     return logits, samples
 
 
-def head_step_workload(model: RefVOS, frozen: nn.Module, tuned: nn.Module, batch_size: int, image_size: int,
-                       sentences_per_image: int = 3) -> Workload:
+def head_step_workload(
+    model: RefVOS,
+    frozen: nn.Module,
+    tuned: nn.Module,
+    batch_size: int,
+    image_size: int,
+    sentences_per_image: int = 3,
+) -> Workload:
     """One step of :func:`train_head` (forward + backward of copies of the ``tuned`` blocks and
     the head on a random batch of ``batch_size`` square images of ``image_size``): what
     ``precision="auto"`` times."""
@@ -236,8 +272,14 @@ def _batch_iou(logits: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def train_head(
-    model: RefVOS, tuned: nn.Module, data: CachedSplit, text: torch.Tensor, config: HeadTrainConfig,
-    precision: str, seed: int, clock: Callable[[], float] = time.perf_counter,
+    model: RefVOS,
+    tuned: nn.Module,
+    data: CachedSplit,
+    text: torch.Tensor,
+    config: HeadTrainConfig,
+    precision: str,
+    seed: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Any]:
     """Train the ``tuned`` backbone blocks (BN statistics kept) and ``model.segmenter.classifier``
     on the cached features of ``data`` (sentence vectors ``text (U, D)``), on the CPU with
@@ -249,13 +291,21 @@ def train_head(
     [StepRecord], "flush_denormals"}``. Denormal floats are flushed to zero during the run
     (:func:`refvos.runtime.flush_denormals`: on many CPUs they slow the late steps many times)."""
     with flush_denormals(torch.device("cpu")) as flushing:
-        return {**_train_steps(model, tuned, data, text, config, precision, seed, clock),
-                "flush_denormals": flushing}
+        return {
+            **_train_steps(model, tuned, data, text, config, precision, seed, clock),
+            "flush_denormals": flushing,
+        }
 
 
 def _train_steps(
-    model: RefVOS, tuned: nn.Module, data: CachedSplit, text: torch.Tensor, config: HeadTrainConfig,
-    precision: str, seed: int, clock: Callable[[], float],
+    model: RefVOS,
+    tuned: nn.Module,
+    data: CachedSplit,
+    text: torch.Tensor,
+    config: HeadTrainConfig,
+    precision: str,
+    seed: int,
+    clock: Callable[[], float],
 ) -> dict[str, Any]:
     """The loop of :func:`train_head`."""
     tqdm = require("tqdm", "progress bars").tqdm
@@ -303,8 +353,14 @@ def _train_steps(
         bar.set_postfix(loss=f"{record.loss:.3f}", iou=f"{batch_iou:.2f}")
     bar.close()
     head.eval()
-    return {"iterations": len(curve), **plan.to_json(), "train_images_seen": images_seen,
-            "train_samples_seen": samples_seen, "train_time_s": round(plan.elapsed(), 2), "curve": curve}
+    return {
+        "iterations": len(curve),
+        **plan.to_json(),
+        "train_images_seen": images_seen,
+        "train_samples_seen": samples_seen,
+        "train_time_s": round(plan.elapsed(), 2),
+        "curve": curve,
+    }
 
 
 def _summary(m: RefSegMetrics) -> dict[str, Any]:
@@ -314,8 +370,14 @@ def _summary(m: RefSegMetrics) -> dict[str, Any]:
 
 
 @torch.inference_mode()
-def score_split(model: RefVOS, tuned: nn.Module, data: CachedSplit, text: torch.Tensor, precision: str,
-                categories: dict[int, list[str]]) -> tuple[dict[str, Any], np.ndarray]:
+def score_split(
+    model: RefVOS,
+    tuned: nn.Module,
+    data: CachedSplit,
+    text: torch.Tensor,
+    precision: str,
+    categories: dict[int, list[str]],
+) -> tuple[dict[str, Any], np.ndarray]:
     """RefVOS's IoU metrics (:class:`~refvos.metrics.RefSegMetrics`, rounded to 4 digits) of the
     network on every sample of ``data``, overall and in ``"breakdown"`` per split
     (``split/NAME``) and per expression category (``category/NAME``; ``categories``: sent_id ->
@@ -343,7 +405,9 @@ def score_split(model: RefVOS, tuned: nn.Module, data: CachedSplit, text: torch.
         union = ((pred & ~ignore) | (gt == 1)).sum(axis=(1, 2))
         for k, n in enumerate(samples.tolist()):
             meta = data.metas[n]
-            keys = [f"split/{meta['split']}"] + [f"category/{c}" for c in categories.get(meta["sent_id"], [])]
+            keys = [f"split/{meta['split']}"] + [
+                f"category/{c}" for c in categories.get(meta["sent_id"], [])
+            ]
             for key in keys:
                 buckets[key].update_from_counts([inter[k]], [union[k]])
             preds[n] = pred[k]

@@ -111,24 +111,51 @@ class Recipe:
 
 PRESETS: dict[str, Recipe] = {
     # 128-pixel images give 16x16 stride-8 maps: ASPP rates 3/6/9 are RefVOS's 12/24/36 at 60x60
-    "default": Recipe(num_images=1000, image_size=128, backbone_stage=2, head_channels=64,
-                      atrous_rates=(3, 6, 9), dropout=0.0,
-                      tuned_blocks=1,
-                      training=HeadTrainConfig(iterations=6000, batch_size=6, lr=3e-3, weight_decay=1e-4,
-                                               warmup=20, time_cap_s=480.0),
-                      precision="auto", video_frames=12, overlays=8),
-    "quick": Recipe(num_images=400, image_size=128, backbone_stage=2, head_channels=64,
-                    atrous_rates=(3, 6, 9), dropout=0.0,
-                    tuned_blocks=1,
-                    training=HeadTrainConfig(iterations=1500, batch_size=6, lr=3e-3, weight_decay=1e-4,
-                                             warmup=20, time_cap_s=240.0),
-                    precision="auto", video_frames=12, overlays=8),
-    "tiny": Recipe(num_images=20, image_size=64, backbone_stage=2, head_channels=16,
-                   atrous_rates=(2, 4, 6), dropout=0.0,
-                   tuned_blocks=1,
-                   training=HeadTrainConfig(iterations=3, batch_size=4, lr=1e-3, weight_decay=1e-4, warmup=1,
-                                            time_cap_s=60.0),
-                   precision="fp32", video_frames=4, overlays=2),
+    "default": Recipe(
+        num_images=1000,
+        image_size=128,
+        backbone_stage=2,
+        head_channels=64,
+        atrous_rates=(3, 6, 9),
+        dropout=0.0,
+        tuned_blocks=1,
+        training=HeadTrainConfig(
+            iterations=6000, batch_size=6, lr=3e-3, weight_decay=1e-4, warmup=20, time_cap_s=480.0
+        ),
+        precision="auto",
+        video_frames=12,
+        overlays=8,
+    ),
+    "quick": Recipe(
+        num_images=400,
+        image_size=128,
+        backbone_stage=2,
+        head_channels=64,
+        atrous_rates=(3, 6, 9),
+        dropout=0.0,
+        tuned_blocks=1,
+        training=HeadTrainConfig(
+            iterations=1500, batch_size=6, lr=3e-3, weight_decay=1e-4, warmup=20, time_cap_s=240.0
+        ),
+        precision="auto",
+        video_frames=12,
+        overlays=8,
+    ),
+    "tiny": Recipe(
+        num_images=20,
+        image_size=64,
+        backbone_stage=2,
+        head_channels=16,
+        atrous_rates=(2, 4, 6),
+        dropout=0.0,
+        tuned_blocks=1,
+        training=HeadTrainConfig(
+            iterations=3, batch_size=4, lr=1e-3, weight_decay=1e-4, warmup=1, time_cap_s=60.0
+        ),
+        precision="fp32",
+        video_frames=4,
+        overlays=2,
+    ),
 }
 
 
@@ -156,15 +183,21 @@ def write_overlays(out_dir: Path, data: CachedSplit, preds: np.ndarray, count: i
     for n, i in enumerate(picks):
         image = data.images[int(data.image_index[i])]
         gt = data.masks[i].numpy() == 1
-        pic = overlay(_upscale(image, factor), _upscale(preds[i], factor), data.sentences[i],
-                      gt=_upscale(gt, factor))
+        pic = overlay(
+            _upscale(image, factor),
+            _upscale(preds[i], factor),
+            data.sentences[i],
+            gt=_upscale(gt, factor),
+        )
         rel = f"overlays/{n:02d}.png"
         save_image(pic, out_dir / rel)
         paths.append(rel)
     return paths
 
 
-def segment_video(model: RefVOS, out_dir: Path, recipe: Recipe, precision: str, seed: int) -> dict[str, Any]:
+def segment_video(
+    model: RefVOS, out_dir: Path, recipe: Recipe, precision: str, seed: int
+) -> dict[str, Any]:
     """Segment a synthetic clip with :class:`Predictor` (the ``refvos predict --video`` path) and
     write ``video.gif``; returns its expression, per-frame J and mean J."""
     frames, gts, expression = make_video_clip(recipe.video_frames, recipe.image_size, seed=seed)
@@ -177,8 +210,13 @@ def segment_video(model: RefVOS, out_dir: Path, recipe: Recipe, precision: str, 
         for f, m in zip(frames, masks):
             writer.add(_upscale(f, factor), _upscale(m, factor))
     atomic_write(out_dir / "video.gif", lambda f: f.write(gif.getvalue()))
-    return {"expression": expression, "frames": len(frames), "mean_j": round(float(np.mean(j)), 4),
-            "j_per_frame": [round(float(x), 4) for x in j], "gif": "video.gif"}
+    return {
+        "expression": expression,
+        "frames": len(frames),
+        "mean_j": round(float(np.mean(j)), 4),
+        "j_per_frame": [round(float(x), 4) for x in j],
+        "gif": "video.gif",
+    }
 
 
 def _sentence_categories(root: Path, splits: tuple[str, ...]) -> dict[int, list[str]]:
@@ -186,8 +224,11 @@ def _sentence_categories(root: Path, splits: tuple[str, ...]) -> dict[int, list[
     from ..data import REFER
 
     refer = REFER(root, "refcoco", "unc")
-    return {sid: list(s.get("categories", [])) for sid, s in refer.Sents.items()
-            if refer.sentToRef[sid]["split"] in splits}
+    return {
+        sid: list(s.get("categories", []))
+        for sid, s in refer.Sents.items()
+        if refer.sentToRef[sid]["split"] in splits
+    }
 
 
 def device_info(threads: int) -> dict[str, Any]:
@@ -211,10 +252,16 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
         return now
 
     t = time.perf_counter()
-    root = make_refcoco(out_dir / "data", num_images=recipe.num_images, image_size=recipe.image_size, seed=seed)
+    root = make_refcoco(
+        out_dir / "data", num_images=recipe.num_images, image_size=recipe.image_size, seed=seed
+    )
     t = lap("generate_data_s", t)
-    model = build_model("refvos_lite", backbone_stage=recipe.backbone_stage,
-                        head_channels=recipe.head_channels, atrous_rates=recipe.atrous_rates).eval()
+    model = build_model(
+        "refvos_lite",
+        backbone_stage=recipe.backbone_stage,
+        head_channels=recipe.head_channels,
+        atrous_rates=recipe.atrous_rates,
+    ).eval()
     model.config.input_size = recipe.image_size  # refvos predict on model.pth scales pictures to it
     set_dropout(model.segmenter.classifier, recipe.dropout)
     for p in model.parameters():
@@ -223,9 +270,13 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
     for p in (*tuned.parameters(), *model.segmenter.classifier.parameters()):
         p.requires_grad_(True)
     t = lap("build_model_s", t)
-    choice = choose_precision(recipe.precision, torch.device("cpu"),
-                              head_step_workload(model, frozen, tuned, recipe.training.batch_size, recipe.image_size)
-                              if recipe.precision == "auto" else None)
+    choice = choose_precision(
+        recipe.precision,
+        torch.device("cpu"),
+        head_step_workload(model, frozen, tuned, recipe.training.batch_size, recipe.image_size)
+        if recipe.precision == "auto"
+        else None,
+    )
     precision = choice.precision
     t = lap("choose_precision_s", t)
     table = SentenceTable()
@@ -235,13 +286,21 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
     t = lap("encode_s", t)
     log = train_head(model, tuned, train, text, recipe.training, precision, seed)
     t = lap("train_s", t)
-    metrics, preds = score_split(model, tuned, test, text, precision, _sentence_categories(root, TEST_SPLITS))
+    metrics, preds = score_split(
+        model, tuned, test, text, precision, _sentence_categories(root, TEST_SPLITS)
+    )
     overlays = write_overlays(out_dir, test, preds, recipe.overlays)
     t = lap("evaluate_s", t)
     curve = log.pop("curve")
-    plot_curves({"loss": [(r.step, r.loss) for r in curve], "batch IoU": [(r.step, r.batch_iou) for r in curve]},
-                out_dir / "training_curve.png", xlabel="iteration",
-                title=f"refvos_lite head on synthetic RefCOCO ({preset})")
+    plot_curves(
+        {
+            "loss": [(r.step, r.loss) for r in curve],
+            "batch IoU": [(r.step, r.batch_iou) for r in curve],
+        },
+        out_dir / "training_curve.png",
+        xlabel="iteration",
+        title=f"refvos_lite head on synthetic RefCOCO ({preset})",
+    )
     video = segment_video(model, out_dir, recipe, precision, seed + 1)
     t = lap("video_s", t)
     result = {
@@ -259,19 +318,30 @@ def run_demo(out_dir: str | os.PathLike, preset: str = "default", seed: int = 0)
         "preset": preset,
         "seed": seed,
         "precision": choice.to_json(),
-        "recipe": {**asdict(recipe), "precision_used": precision,
-                   "frozen": ["text_encoder", f"segmenter.backbone except its last {recipe.tuned_blocks} block(s)"],
-                   "trained": [f"segmenter.backbone's last {recipe.tuned_blocks} block(s) (BN statistics kept)",
-                               "segmenter.classifier"],
-                   "optimizer": "AdamW",
-                   "schedule": "linear warm-up, cosine to 0 at the planned last step",
-                   "plan": f"steps {PLAN_WINDOW[0]}-{PLAN_WINDOW[1]} timed, run planned to fill "
-                           f"{PLAN_SHARE:.0%} of time_cap_s, shortened if needed every {PLAN_RECHECK} steps",
-                   "loss": f"cross-entropy (referent weight {FOREGROUND_WEIGHT:g}) + soft Dice"},
+        "recipe": {
+            **asdict(recipe),
+            "precision_used": precision,
+            "frozen": [
+                "text_encoder",
+                f"segmenter.backbone except its last {recipe.tuned_blocks} block(s)",
+            ],
+            "trained": [
+                f"segmenter.backbone's last {recipe.tuned_blocks} block(s) (BN statistics kept)",
+                "segmenter.classifier",
+            ],
+            "optimizer": "AdamW",
+            "schedule": "linear warm-up, cosine to 0 at the planned last step",
+            "plan": f"steps {PLAN_WINDOW[0]}-{PLAN_WINDOW[1]} timed, run planned to fill "
+            f"{PLAN_SHARE:.0%} of time_cap_s, shortened if needed every {PLAN_RECHECK} steps",
+            "loss": f"cross-entropy (referent weight {FOREGROUND_WEIGHT:g}) + soft Dice",
+        },
         **device_info(threads),
     }
-    save_checkpoint(out_dir / "model.pth", model, demo={"preset": preset, "seed": seed,
-                                                         "overall_iou": result["overall_iou"]})
+    save_checkpoint(
+        out_dir / "model.pth",
+        model,
+        demo={"preset": preset, "seed": seed, "overall_iou": result["overall_iou"]},
+    )
     t = lap("checkpoint_s", t)
     result["timings"] = timings
     result["wall_time_s"] = round(time.perf_counter() - start, 2)

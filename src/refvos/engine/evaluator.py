@@ -111,7 +111,9 @@ class _Runner:
     an OpenVINO runner, see :mod:`refvos.runtime.backend`) and ``decode`` per sample, upsampled to the
     image inside. ``model`` is a RefVOS network."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str, segmenter=None) -> None:
+    def __init__(
+        self, model: torch.nn.Module, device: torch.device, precision: str, segmenter=None
+    ) -> None:
         self.model, self.device, self.precision = model, device, precision
         self.segmenter = segmenter if segmenter is not None else SegmenterRunner(model.segmenter)
         self._text: dict[tuple, torch.Tensor] = {}
@@ -170,8 +172,9 @@ def _groups(items: Iterable[tuple[int, dict]], batch_size: int) -> Iterator[list
     """Consecutive items in runs of at most ``batch_size`` with images of one size."""
     group: list[tuple[int, dict]] = []
     for item in items:
-        if group and (len(group) == batch_size
-                      or item[1]["image"].shape != group[0][1]["image"].shape):
+        if group and (
+            len(group) == batch_size or item[1]["image"].shape != group[0][1]["image"].shape
+        ):
             yield group
             group = []
         group.append(item)
@@ -267,7 +270,9 @@ def evaluate(
             f"--categories: RefVOS's categorisation files cover A2D and DAVIS expressions, not {name}"
         )
     if submission_dir is not None and name != "davis":
-        raise InputError(f"--submission writes DAVIS-format results; data set {name!r} is not DAVIS")
+        raise InputError(
+            f"--submission writes DAVIS-format results; data set {name!r} is not DAVIS"
+        )
 
     rank, world = du.get_rank(), du.get_world_size()
     device = resolve_device(device)
@@ -276,14 +281,22 @@ def evaluate(
     # auto: measured on the first sample's size (capped: a few seconds at most)
     side = min(max(dataset[0]["image"].shape[-2:]), CALIBRATION_SIDE)
     text_dim = getattr(getattr(net, "config", None), "text_dim", None)  # for measuring only
-    backends = Backends(lambda _: net.segmenter, text_dim, device, check_backend(backend), channels_last=False)
+    backends = Backends(
+        lambda _: net.segmenter, text_dim, device, check_backend(backend), channels_last=False
+    )
     choice = agree_across_ranks(backends.choose(precision, side))
     runner = _Runner(net, device, torch_precision(choice), backends.runner(choice, compile))
     indices = shard_indices(dataset, rank, world)
-    runner.segmenter.expect_frames(len(indices))  # compile="auto" weighs the compile time against these
+    runner.segmenter.expect_frames(
+        len(indices)
+    )  # compile="auto" weighs the compile time against these
     loader = DataLoader(
-        _Indexed(dataset, indices), batch_size=1, shuffle=False, num_workers=workers,
-        collate_fn=_first, pin_memory=device.type == "cuda",
+        _Indexed(dataset, indices),
+        batch_size=1,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_first,
+        pin_memory=device.type == "cuda",
     )
     writer = SubmissionWriter(submission_dir, davis_overlap) if submission_dir is not None else None
     ap = A2DMaskAP() if name == "a2d" else None
@@ -299,11 +312,21 @@ def evaluate(
             union = int(((pred_t | gt_t) & ~ignore_t).sum())
             pred, prob, gt = pred_t.cpu().numpy(), prob_t.cpu().numpy(), gt_t.cpu().numpy()
             score = mask_score(prob, pred)
-            row = {"index": index, **s["meta"], "sentence": s["sentence"],
-                   "intersection": inter, "union": union, "iou": inter / union if union else 0.0,
-                   "pred_area": int(pred.sum()), "gt_area": int(gt.sum()), "score": score}
+            row = {
+                "index": index,
+                **s["meta"],
+                "sentence": s["sentence"],
+                "intersection": inter,
+                "union": union,
+                "iou": inter / union if union else 0.0,
+                "pred_area": int(pred.sum()),
+                "gt_area": int(gt.sum()),
+                "score": score,
+            }
             if davis_scorer is not None:  # J / F on the frame's merged label map
-                davis_scorer.add(row, pred, prob, gt, ignore_t.cpu().numpy() if bool(ignore_t.any()) else None)
+                davis_scorer.add(
+                    row, pred, prob, gt, ignore_t.cpu().numpy() if bool(ignore_t.any()) else None
+                )
             if ap is not None:
                 ap.update(index, pred, gt, score)
             if writer is not None:
@@ -327,11 +350,23 @@ def evaluate(
     metrics = summarize(samples, name, ap_state if name == "a2d" else None, davis_frames)
     if records_cat is not None:
         # matched on the annotated expression (A2D's full_query where the original's rule cut it)
-        results = [SampleResult(str(r["video"]), int(r["object_id"]), r.get("full_query", r["sentence"]),
-                                r["intersection"], r["union"]) for r in samples]
+        results = [
+            SampleResult(
+                str(r["video"]),
+                int(r["object_id"]),
+                r.get("full_query", r["sentence"]),
+                r["intersection"],
+                r["union"],
+            )
+            for r in samples
+        ]
         metrics["categories"] = category_analysis(results, records_cat)
-    metrics["runtime"] = {"device": str(device), "backend": choice.backend, "precision": choice.to_json(),
-                          "compile": runner.segmenter.report()}
+    metrics["runtime"] = {
+        "device": str(device),
+        "backend": choice.backend,
+        "precision": choice.to_json(),
+        "compile": runner.segmenter.report(),
+    }
     metrics = _finite(metrics)
     if run_info is not None:
         metrics["run"] = run_info
@@ -354,8 +389,11 @@ def summarize(
     """The metrics dict of :func:`evaluate` from its per-sample records (and A2D's AP state)."""
     refvos = RefSegMetrics()
     refvos.update_from_counts([r["intersection"] for r in samples], [r["union"] for r in samples])
-    metrics: dict[str, Any] = {"dataset": dataset, "num_samples": len(samples),
-                               "refvos": refvos.compute()}
+    metrics: dict[str, Any] = {
+        "dataset": dataset,
+        "num_samples": len(samples),
+        "refvos": refvos.compute(),
+    }
     if dataset == "a2d":
         # MTTR's protocol leaves out frames where the referred instance is absent (the RefVOS
         # block above keeps them, as the original: IoU 0, their predicted pixels in the union).
@@ -364,8 +402,9 @@ def summarize(
         mttr.update_from_counts([r["intersection"] for r in present], [r["union"] for r in present])
         metrics["mttr"] = mttr.compute()
         absent = {r["index"] for r in samples if not r.get("present", True)}
-        metrics["a2d_map"] = A2DMaskAP().merge(
-            [a for a in a2d_state or [] if a["id"] not in absent]).compute()
+        metrics["a2d_map"] = (
+            A2DMaskAP().merge([a for a in a2d_state or [] if a["id"] not in absent]).compute()
+        )
     if dataset == "davis":
         metrics["davis"] = _davis_summary(samples, davis_frames)
     return metrics
@@ -380,10 +419,15 @@ def _davis_summary(samples: list[dict[str, Any]], frames: str) -> dict[str, Any]
     by_kind: dict[str, RefSegMetrics] = {}
     for r in samples:
         by_kind.setdefault(str(r["kind"]), RefSegMetrics()).update_from_counts(
-            [r["intersection"]], [r["union"]])
+            [r["intersection"]], [r["union"]]
+        )
         if frames == "inner" and r["frame"] in ends[(r["video"], r["kind"])]:
             continue
         davis.add((r["video"], r["object_id"], r["annotator"], r["kind"]), r["J"], r["F"])
     out = davis.compute()
-    return {"frames": frames, "summary": out["summary"], "per_object": out["per_object"],
-            "iou_by_kind": {k: m.compute() for k, m in sorted(by_kind.items())}}
+    return {
+        "frames": frames,
+        "summary": out["summary"],
+        "per_object": out["per_object"],
+        "iou_by_kind": {k: m.compute() for k, m in sorted(by_kind.items())},
+    }

@@ -75,8 +75,13 @@ class SmoothedValue:
         return self.deque[-1] if self.deque else math.nan
 
     def __str__(self) -> str:
-        return self.fmt.format(median=self.median, avg=self.avg, global_avg=self.global_avg,
-                               max=self.max, value=self.value)
+        return self.fmt.format(
+            median=self.median,
+            avg=self.avg,
+            global_avg=self.global_avg,
+            max=self.max,
+            value=self.value,
+        )
 
 
 class MetricLogger:
@@ -111,10 +116,19 @@ class MetricLogger:
 
     def postfix(self) -> dict[str, str]:
         """Short current values for a progress bar: ``lr`` in %.2e, others in %.4g."""
-        return {k: (f"{m.value:.2e}" if k == "lr" else f"{m.median:.4g}") for k, m in self.meters.items()}
+        return {
+            k: (f"{m.value:.2e}" if k == "lr" else f"{m.median:.4g}")
+            for k, m in self.meters.items()
+        }
 
-    def log_every(self, iterable: Iterable, header: str = "", total: int | None = None,
-                  print_freq: int = 10, initial: int = 0) -> Iterator:
+    def log_every(
+        self,
+        iterable: Iterable,
+        header: str = "",
+        total: int | None = None,
+        print_freq: int = 10,
+        initial: int = 0,
+    ) -> Iterator:
         """Yield from ``iterable``; rank 0 shows a tqdm bar (refreshed every ``print_freq``
         items) with the meters, or prints a line every ``print_freq`` items without a TTY bar."""
         show = self.progress and is_main_process()
@@ -123,8 +137,15 @@ class MetricLogger:
             return
         tqdm = require("tqdm", "progress bars").tqdm
 
-        bar = tqdm(total=total, initial=initial, desc=header, dynamic_ncols=True, leave=True,
-                   mininterval=0.5, disable=None)
+        bar = tqdm(
+            total=total,
+            initial=initial,
+            desc=header,
+            dynamic_ncols=True,
+            leave=True,
+            mininterval=0.5,
+            disable=None,
+        )
         start = time.time()
         try:
             for i, obj in enumerate(iterable):

@@ -16,7 +16,9 @@ TEXT_ENCODER_TRAINING = ("original", "full", "frozen")
 FROZEN_LAST_LAYERS = 2  # the original never updates BERT-base's layers 10 and 11
 
 
-def build_param_groups(model: torch.nn.Module, text_encoder_training: str = "original") -> list[dict]:
+def build_param_groups(
+    model: torch.nn.Module, text_encoder_training: str = "original"
+) -> list[dict]:
     """SGD parameter groups ``[{"name", "params"}, ...]``; sets ``requires_grad`` accordingly.
 
     ``original``: backbone, head, text encoder layers ``0 .. L-3`` and pooler (embeddings and the
@@ -44,7 +46,11 @@ def build_param_groups(model: torch.nn.Module, text_encoder_training: str = "ori
                 "text_encoder_training='original' needs a BERT-like encoder (encoder.layer, pooler); "
                 "use 'full' or 'frozen'"
             ) from e
-        trainable = [p for layer in layers[: max(0, len(layers) - FROZEN_LAST_LAYERS)] for p in layer.parameters()]
+        trainable = [
+            p
+            for layer in layers[: max(0, len(layers) - FROZEN_LAST_LAYERS)]
+            for p in layer.parameters()
+        ]
         pooled = list(pooler.parameters()) if pooler is not None else []
         for p in trainable + pooled:
             p.requires_grad_(True)

@@ -36,7 +36,9 @@ from ..modeling.text_encoder import SHIPPED_MINILM, bert_config, shipped_minilm_
 from ..tokenization import get_tokenizer, truncation_note, truncation_report
 
 IGNORE_LABEL = -100
-OUTPUT_MARKER = "pretrain_bert.json"  # in every folder pretrain_bert writes: the one kind it replaces
+OUTPUT_MARKER = (
+    "pretrain_bert.json"  # in every folder pretrain_bert writes: the one kind it replaces
+)
 
 
 def training_expressions(dataset: torch.utils.data.Dataset) -> list[str]:
@@ -50,9 +52,15 @@ def training_expressions(dataset: torch.utils.data.Dataset) -> list[str]:
     return expressions
 
 
-def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: Sequence[int],
-                vocab_size: int, mask_token_id: int, probability: float = 0.15,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    special_ids: Sequence[int],
+    vocab_size: int,
+    mask_token_id: int,
+    probability: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking: ``(B, T)`` ids and attention mask -> masked ids and labels ``(B, T)``.
 
     Labels are the original ids at the chosen positions and -100 elsewhere. Each expression has
@@ -90,14 +98,18 @@ def load_masked_lm(source: str | os.PathLike | None, text_config: dict[str, Any]
     hf_logging.disable_progress_bar()
     path = shipped_minilm_path() if str(source) == SHIPPED_MINILM else source
     if Path(path).is_dir():
-        check_archives_in(path)  # pytorch_model.bin, mlm_head.pt: no compressed records (see checkpoint_checks)
+        check_archives_in(
+            path
+        )  # pytorch_model.bin, mlm_head.pt: no compressed records (see checkpoint_checks)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "some weights newly initialised" is expected for the MLM head
     try:
         mlm = BertForMaskedLM.from_pretrained(str(path))
         head = Path(path) / "mlm_head.pt"
         if head.is_file():  # a directory written by pretrain_bert
-            mlm.cls.load_state_dict(torch.load(head, map_location="cpu", weights_only=True), strict=False)
+            mlm.cls.load_state_dict(
+                torch.load(head, map_location="cpu", weights_only=True), strict=False
+            )
         pooler = BertModel.from_pretrained(str(path), add_pooling_layer=True).pooler.state_dict()
     except OSError as e:
         raise RefVOSError(
@@ -113,8 +125,14 @@ def _mlm_loss(mlm, ids, att, labels) -> torch.Tensor:
     return mlm(input_ids=ids, attention_mask=att, labels=labels).loss
 
 
-def evaluation_loss(mlm, ids: torch.Tensor, att: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                    device: torch.device) -> float:
+def evaluation_loss(
+    mlm,
+    ids: torch.Tensor,
+    att: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+) -> float:
     """Mean MLM loss over a fixed masking (eval mode, no dropout), weighted by masked tokens."""
     was = mlm.training
     mlm.eval()
@@ -124,21 +142,37 @@ def evaluation_loss(mlm, ids: torch.Tensor, att: torch.Tensor, labels: torch.Ten
             lab = labels[i : i + batch_size].to(device)
             n = int((lab != IGNORE_LABEL).sum())
             if n:
-                total += float(_mlm_loss(mlm, ids[i : i + batch_size].to(device),
-                                         att[i : i + batch_size].to(device), lab)) * n
+                total += (
+                    float(
+                        _mlm_loss(
+                            mlm,
+                            ids[i : i + batch_size].to(device),
+                            att[i : i + batch_size].to(device),
+                            lab,
+                        )
+                    )
+                    * n
+                )
                 count += n
     mlm.train(was)
     return total / max(count, 1)
 
 
-def save_bert_directory(mlm, pooler: dict[str, torch.Tensor] | None, vocab_file: str | os.PathLike,
-                        out: str | os.PathLike, summary: dict[str, Any]) -> Path:
+def save_bert_directory(
+    mlm,
+    pooler: dict[str, torch.Tensor] | None,
+    vocab_file: str | os.PathLike,
+    out: str | os.PathLike,
+    summary: dict[str, Any],
+) -> Path:
     """Write ``out`` atomically: BertModel (``save_pretrained``), ``vocab.txt``, ``mlm_head.pt``,
     ``pretrain_bert.json``. An existing ``out`` is replaced only when it is empty or an output of
     this function (it holds ``pretrain_bert.json``); any other folder is refused (InputError)."""
     from transformers import BertModel
 
-    out = check_output_folder(out, "out", owned_by=OUTPUT_MARKER)  # never replace a folder it did not write
+    out = check_output_folder(
+        out, "out", owned_by=OUTPUT_MARKER
+    )  # never replace a folder it did not write
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -150,7 +184,9 @@ def save_bert_directory(mlm, pooler: dict[str, torch.Tensor] | None, vocab_file:
             encoder.pooler.load_state_dict(pooler)
         encoder.save_pretrained(str(tmp))
         shutil.copyfile(vocab_file, tmp / "vocab.txt")
-        (tmp / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "tokenizer_class": "BertTokenizer"}))
+        (tmp / "tokenizer_config.json").write_text(
+            json.dumps({"do_lower_case": True, "tokenizer_class": "BertTokenizer"})
+        )
         torch.save({k: v.clone() for k, v in mlm.cls.state_dict().items()}, tmp / "mlm_head.pt")
         atomic_write_json(tmp / OUTPUT_MARKER, summary)
         if out.exists():
@@ -201,11 +237,15 @@ def pretrain_bert(
     device = torch.device(device)
     torch.manual_seed(seed)
     mlm, pooler = load_masked_lm(bert, text_config)
-    local_vocab = Path(str(bert)) / "vocab.txt" if bert is not None and Path(str(bert)).is_dir() else None
+    local_vocab = (
+        Path(str(bert)) / "vocab.txt" if bert is not None and Path(str(bert)).is_dir() else None
+    )
     tok = get_tokenizer(local_vocab if local_vocab is not None and local_vocab.is_file() else None)
     if tok.vocab_size > mlm.config.vocab_size:
-        raise InputError(f"the vocabulary ({tok.vocab_size} tokens) is larger than the BERT's "
-                         f"({mlm.config.vocab_size})")
+        raise InputError(
+            f"the vocabulary ({tok.vocab_size} tokens) is larger than the BERT's "
+            f"({mlm.config.vocab_size})"
+        )
     truncation = truncation_report(expressions, max_tokens, tok.vocab_file)
     if (note := truncation_note(truncation)) is not None:
         print(note, file=sys.stderr, flush=True)
@@ -214,14 +254,21 @@ def pretrain_bert(
     mlm.to(device).train()
 
     fixed = torch.Generator().manual_seed(seed + 1)
-    eval_ids, eval_labels = mask_tokens(ids, att, special, mlm.config.vocab_size, tok.mask_token_id,
-                                        mlm_probability, fixed)
+    eval_ids, eval_labels = mask_tokens(
+        ids, att, special, mlm.config.vocab_size, tok.mask_token_id, mlm_probability, fixed
+    )
     before = evaluation_loss(mlm, eval_ids, att, eval_labels, batch_size, device)
 
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
-        {"params": [p for n, p in mlm.named_parameters() if not n.endswith(no_decay)], "weight_decay": weight_decay},
-        {"params": [p for n, p in mlm.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+        {
+            "params": [p for n, p in mlm.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": weight_decay,
+        },
+        {
+            "params": [p for n, p in mlm.named_parameters() if n.endswith(no_decay)],
+            "weight_decay": 0.0,
+        },
     ]
     optimizer = torch.optim.AdamW(groups, lr=lr)
     steps_per_epoch = math.ceil(len(ids) / batch_size)
@@ -231,11 +278,19 @@ def pretrain_bert(
     for epoch in range(epochs):
         order = torch.randperm(len(ids), generator=gen)
         logger = MetricLogger(progress=progress)
-        for i in logger.log_every(range(0, len(ids), batch_size), header=f"MLM epoch [{epoch}]",
-                                  total=steps_per_epoch):
+        for i in logger.log_every(
+            range(0, len(ids), batch_size), header=f"MLM epoch [{epoch}]", total=steps_per_epoch
+        ):
             rows = order[i : i + batch_size]
-            masked, labels = mask_tokens(ids[rows], att[rows], special, mlm.config.vocab_size,
-                                         tok.mask_token_id, mlm_probability, gen)
+            masked, labels = mask_tokens(
+                ids[rows],
+                att[rows],
+                special,
+                mlm.config.vocab_size,
+                tok.mask_token_id,
+                mlm_probability,
+                gen,
+            )
             loss = _mlm_loss(mlm, masked.to(device), att[rows].to(device), labels.to(device))
             if not torch.isfinite(loss):
                 raise RefVOSError(f"MLM loss became {loss.item()} at epoch {epoch}; lower --lr")
@@ -246,10 +301,19 @@ def pretrain_bert(
             logger.update(loss=loss.item(), lr=scheduler.get_last_lr()[0])
         history.append({"epoch": epoch, "loss": logger.loss.global_avg})
     after = evaluation_loss(mlm, eval_ids, att, eval_labels, batch_size, device)
-    summary = {"source": str(bert) if bert is not None else None, "expressions": len(expressions),
-               "epochs": history, "eval_loss_before": before, "eval_loss_after": after,
-               "lr": lr, "batch_size": batch_size, "mlm_probability": mlm_probability,
-               "max_tokens": max_tokens, "truncation": truncation, "seed": seed}
+    summary = {
+        "source": str(bert) if bert is not None else None,
+        "expressions": len(expressions),
+        "epochs": history,
+        "eval_loss_before": before,
+        "eval_loss_after": after,
+        "lr": lr,
+        "batch_size": batch_size,
+        "mlm_probability": mlm_probability,
+        "max_tokens": max_tokens,
+        "truncation": truncation,
+        "seed": seed,
+    }
     with contextlib.suppress(AttributeError):
         mlm.to("cpu")
     save_bert_directory(mlm, pooler, tok.vocab_file, out, summary)

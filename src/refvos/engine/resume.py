@@ -31,8 +31,13 @@ class ResumableSampler(torch.utils.data.Sampler):
     selects the epoch and skips this process's first ``skip`` samples.
     """
 
-    def __init__(self, num_samples: int, seed: int = 0, num_replicas: int | None = None,
-                 rank: int | None = None) -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
         self.n = num_samples
         self.seed = seed
         self.num_replicas = du.get_world_size() if num_replicas is None else num_replicas
@@ -96,7 +101,13 @@ def rng_state() -> dict[str, Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "numpy": [
+            name,
+            torch.from_numpy(keys.astype(np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -118,15 +129,19 @@ def _check_rng_states(rngs: Any, source: str) -> None:
     """``rngs`` is a non-empty list of :func:`rng_state` dicts that :func:`set_rng_state` takes
     (each is tried; this process's generators are left as they were)."""
     if not isinstance(rngs, list) or not rngs or not all(isinstance(r, dict) for r in rngs):
-        raise CheckpointError(f"{source}: 'rng' must be a non-empty list of generator-state dicts, "
-                              f"found {type(rngs).__name__}")
+        raise CheckpointError(
+            f"{source}: 'rng' must be a non-empty list of generator-state dicts, "
+            f"found {type(rngs).__name__}"
+        )
     mine = rng_state()
     try:
         for r in rngs:
             set_rng_state(r)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
-        raise CheckpointError(f"{source}: 'rng' holds a generator state that cannot be restored "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from e
+        raise CheckpointError(
+            f"{source}: 'rng' holds a generator state that cannot be restored "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
+        ) from e
     finally:
         set_rng_state(mine)
 
@@ -137,15 +152,23 @@ def check_training_state(ckpt: dict[str, Any], source: str, complete: bool = Tru
     naming ``source`` otherwise; values are not trusted further than their types.
     ``complete=False``: only the entries present are checked (a weights-only file passes)."""
     if ckpt_io.is_released_format(ckpt):
-        raise CheckpointError(f"{source} is in the released format (weights only); use it with "
-                              "--pretrained_refvos --ck_pretrained_refvos to start a new run")
-    missing = [k for k in ("optimizer", "epoch", "step", "iteration", "rng", "args") if k not in ckpt]
+        raise CheckpointError(
+            f"{source} is in the released format (weights only); use it with "
+            "--pretrained_refvos --ck_pretrained_refvos to start a new run"
+        )
+    missing = [
+        k for k in ("optimizer", "epoch", "step", "iteration", "rng", "args") if k not in ckpt
+    ]
     if missing and complete:
-        raise CheckpointError(f"{source} cannot resume training: it has no {missing} (a weights-only file?)")
+        raise CheckpointError(
+            f"{source} cannot resume training: it has no {missing} (a weights-only file?)"
+        )
 
     def wrong(key: str, expected: str) -> CheckpointError:
-        return CheckpointError(f"{source}: '{key}' must be {expected}, found {type(ckpt[key]).__name__} "
-                               f"{str(ckpt[key])[:40]!r}")
+        return CheckpointError(
+            f"{source}: '{key}' must be {expected}, found {type(ckpt[key]).__name__} "
+            f"{str(ckpt[key])[:40]!r}"
+        )
 
     for key in ("args", "optimizer"):
         if key in ckpt and not isinstance(ckpt[key], dict):
@@ -153,17 +176,23 @@ def check_training_state(ckpt: dict[str, Any], source: str, complete: bool = Tru
     for key in ("dataset", "vocab_file", "a2d_query", "truncation"):
         value = ckpt.get("args", {}).get(key)
         if value is not None and not isinstance(value, str):
-            raise CheckpointError(f"{source}: 'args' entry {key!r} must be a string, found {type(value).__name__}")
+            raise CheckpointError(
+                f"{source}: 'args' entry {key!r} must be a string, found {type(value).__name__}"
+            )
     for key in ("epoch", "step", "iteration"):
         value = ckpt.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise wrong(key, "a non-negative integer")
     if ckpt.get("history") is not None and not (
-            isinstance(ckpt["history"], list) and all(isinstance(h, dict) for h in ckpt["history"])):
+        isinstance(ckpt["history"], list) and all(isinstance(h, dict) for h in ckpt["history"])
+    ):
         raise wrong("history", "a list of per-epoch dicts")
     best = ckpt.get("best")
-    if best is not None and not (isinstance(best, dict) and isinstance(best.get("value"), (int, float))
-                                 and not isinstance(best.get("value"), bool)):
+    if best is not None and not (
+        isinstance(best, dict)
+        and isinstance(best.get("value"), (int, float))
+        and not isinstance(best.get("value"), bool)
+    ):
         raise wrong("best", "None or a dict with a numeric 'value'")
     if "scaler" in ckpt and not isinstance(ckpt["scaler"], dict):
         raise wrong("scaler", "a dict")
@@ -187,8 +216,13 @@ def training_state(trainer: Any) -> dict[str, Any]:
         "epoch": trainer.epoch,
         "step": trainer.step,
         "iteration": trainer.iteration,
-        "sampler": {"seed": trainer.config.seed, "epoch": trainer.epoch,
-                    "consumed_samples": trainer.step * trainer.config.accumulate * trainer.config.batch_size},
+        "sampler": {
+            "seed": trainer.config.seed,
+            "epoch": trainer.epoch,
+            "consumed_samples": trainer.step
+            * trainer.config.accumulate
+            * trainer.config.batch_size,
+        },
         "rng": rngs,
         "best": trainer.best,
         "history": trainer.history,
@@ -205,7 +239,9 @@ def restore_training_state(trainer: Any, ckpt: dict[str, Any], source: str = "ch
     settings of :data:`RESUME_INVARIANTS` must be the checkpoint's."""
     check_training_state(ckpt, source)
     old = ckpt["args"]
-    changed = {k: (old.get(k), trainer.args[k]) for k in RESUME_INVARIANTS if old.get(k) != trainer.args[k]}
+    changed = {
+        k: (old.get(k), trainer.args[k]) for k in RESUME_INVARIANTS if old.get(k) != trainer.args[k]
+    }
     if changed:
         raise InputError(
             f"{source} was trained with different settings; resuming needs the same "
@@ -214,14 +250,22 @@ def restore_training_state(trainer: Any, ckpt: dict[str, Any], source: str = "ch
     try:
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
     except (ValueError, KeyError, TypeError, IndexError) as e:
-        raise CheckpointError(f"{source}: optimizer state does not fit this model: "
-                              f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from e
+        raise CheckpointError(
+            f"{source}: optimizer state does not fit this model: "
+            f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}"
+        ) from e
     if trainer.scaler is not None and "scaler" in ckpt:
         try:
             trainer.scaler.load_state_dict(ckpt["scaler"])
         except (ValueError, KeyError, TypeError, RuntimeError) as e:
-            raise CheckpointError(f"{source}: 'scaler' state cannot be restored: {type(e).__name__}") from e
-    trainer.epoch, trainer.step, trainer.iteration = int(ckpt["epoch"]), int(ckpt["step"]), int(ckpt["iteration"])
+            raise CheckpointError(
+                f"{source}: 'scaler' state cannot be restored: {type(e).__name__}"
+            ) from e
+    trainer.epoch, trainer.step, trainer.iteration = (
+        int(ckpt["epoch"]),
+        int(ckpt["step"]),
+        int(ckpt["iteration"]),
+    )
     trainer.best, trainer.history = ckpt.get("best"), list(ckpt.get("history") or [])
     rngs = ckpt["rng"]
     set_rng_state(rngs[trainer.rank] if len(rngs) == trainer.world_size else rngs[0])

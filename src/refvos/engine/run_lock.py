@@ -32,8 +32,10 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-            raise InputError(f"run folder {run_dir} is in use by another training (lock {path} held by "
-                             f"pid {holder}); wait for it or choose another --model_id") from None
+            raise InputError(
+                f"run folder {run_dir} is in use by another training (lock {path} held by "
+                f"pid {holder}); wait for it or choose another --model_id"
+            ) from None
         try:  # the holder's pid, for the message another run gets (the flock is what locks)
             pid = str(os.getpid()).encode()
             os.pwrite(fd, pid, 0)

@@ -222,7 +222,11 @@ def _recipe(recipe: PiecewiseLinearSchedule) -> Callable[..., Schedule]:
 
 def _plain(cls, **options: Any) -> Callable[..., Schedule]:
     def make(lr: float | None = None, epochs: int | None = None) -> Schedule:
-        return cls(DEFAULT_LR if lr is None else lr, DEFAULT_EPOCHS if epochs is None else epochs, **options)
+        return cls(
+            DEFAULT_LR if lr is None else lr,
+            DEFAULT_EPOCHS if epochs is None else epochs,
+            **options,
+        )
 
     make.__doc__ = cls.__doc__
     return make
@@ -242,7 +246,10 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {
 
 
 def build_schedule(
-    name: str | None, lr: float | None = None, epochs: int | None = None, lr_factor: float | None = None
+    name: str | None,
+    lr: float | None = None,
+    epochs: int | None = None,
+    lr_factor: float | None = None,
 ) -> Schedule:
     """A schedule from :data:`SCHEDULES` (``None``: :data:`DEFAULT_SCHEDULE`).
 
@@ -257,7 +264,9 @@ def build_schedule(
     if epochs is not None and epochs < 1:
         raise InputError(f"--epochs must be at least 1, got {epochs}")
     if lr_factor is not None and name != "fixed":
-        raise InputError(f"--lr_specific is the factor of the fixed schedule (--fixed_lr), not of {name}")
+        raise InputError(
+            f"--lr_specific is the factor of the fixed schedule (--fixed_lr), not of {name}"
+        )
     if lr_factor is not None and not lr_factor > 0:
         raise InputError(f"--lr_specific must be positive, got {lr_factor}")
     schedule = SCHEDULES[name](lr=lr, epochs=epochs)

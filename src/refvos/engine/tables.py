@@ -26,8 +26,10 @@ def format_table(metrics: dict[str, Any]) -> str:
 
     iou_block(f"{metrics['dataset']}: RefVOS protocol", metrics["refvos"])
     if "mttr" in metrics:
-        iou_block("A2D-Sentences: MTTR protocol (frames without the referred instance left out)",
-                  metrics["mttr"])
+        iou_block(
+            "A2D-Sentences: MTTR protocol (frames without the referred instance left out)",
+            metrics["mttr"],
+        )
         lines.append("A2D-Sentences: COCO mask AP (useCats=0)")
         for k, v in metrics["a2d_map"].items():
             if k != "num_samples":
@@ -39,19 +41,24 @@ def format_table(metrics: dict[str, Any]) -> str:
         for kind, s in d["summary"].items():
             lines.append(f"DAVIS {kind}: J / F / J&F ({d['frames']} frames)")
             for annotator, a in sorted(s["per_annotator"].items()):
-                lines.append(f"  annotator {annotator:<18s}{a['J']:6.4f} {a['F']:6.4f} "
-                             f"{a['J&F']:6.4f}")
+                lines.append(
+                    f"  annotator {annotator:<18s}{a['J']:6.4f} {a['F']:6.4f} {a['J&F']:6.4f}"
+                )
             m = s["mean"]
-            lines.append(f"  {'mean':<28s}{m['J']:6.4f} {m['F']:6.4f} "
-                         f"{m['J&F']:6.4f}")
+            lines.append(f"  {'mean':<28s}{m['J']:6.4f} {m['F']:6.4f} {m['J&F']:6.4f}")
     if "categories" in metrics:
         c = metrics["categories"]
         lines.append("categories: overall IoU / mean IoU")
-        for label, b in [("all", c["all"]), *c["difficulty"].items(),
-                         ("uncategorised", c["uncategorised"])]:
+        for label, b in [
+            ("all", c["all"]),
+            *c["difficulty"].items(),
+            ("uncategorised", c["uncategorised"]),
+        ]:
             o, m = b["overall_iou"], b["mean_iou"]
-            lines.append(f"  {label:<28s}{'n/a' if o is None else f'{o:6.4f}'} "
-                         f"{'n/a' if m is None else f'{m:6.4f}'}  (n={b['num_samples']})")
+            lines.append(
+                f"  {label:<28s}{'n/a' if o is None else f'{o:6.4f}'} "
+                f"{'n/a' if m is None else f'{m:6.4f}'}  (n={b['num_samples']})"
+            )
     return "\n".join(lines)
 
 
@@ -66,7 +73,9 @@ def epoch_line(summary: dict[str, Any], new_best: dict[str, Any] | None = None) 
     val = summary.get("val")
     if val:
         shown = ("overall_iou", "mean_iou", "precision@0.5", "precision@0.9")
-        line += "; val " + ", ".join(f"{k.replace('_', ' ')} {val[k]:.4f}" for k in shown if k in val)
+        line += "; val " + ", ".join(
+            f"{k.replace('_', ' ')} {val[k]:.4f}" for k in shown if k in val
+        )
     if new_best is not None:
         line += f" (new best {new_best['metric'].replace('_', ' ')}: best.pth)"
     return line

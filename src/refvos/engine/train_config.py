@@ -35,10 +35,17 @@ class TrainConfig:
     tensorboard: bool = True
 
     def check(self) -> None:
-        for name, low in (("batch_size", 1), ("accumulate", 1), ("workers", 0), ("checkpoint_every", 0),
-                          ("print_freq", 1)):
+        for name, low in (
+            ("batch_size", 1),
+            ("accumulate", 1),
+            ("workers", 0),
+            ("checkpoint_every", 0),
+            ("print_freq", 1),
+        ):
             if getattr(self, name) < low:
-                raise InputError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
+                raise InputError(
+                    f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}"
+                )
         if self.lr is not None and not self.lr > 0:
             raise InputError(f"--lr must be positive, got {self.lr}")
         if self.epochs is not None and self.epochs < 1:

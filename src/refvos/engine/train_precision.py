@@ -14,7 +14,9 @@ from ..runtime import PrecisionChoice, Workload, autocast, choose_precision, mod
 TRAIN_CALIBRATION_SIDE = 192
 
 
-def train_workload(model: torch.nn.Module, device: torch.device, side: int = TRAIN_CALIBRATION_SIDE) -> Workload:
+def train_workload(
+    model: torch.nn.Module, device: torch.device, side: int = TRAIN_CALIBRATION_SIDE
+) -> Workload:
     """One forward + backward of a copy of ``model.segmenter`` (train mode, channels-last, as the
     trainer runs it) on a random batch of two ``side`` x ``side`` images: what ``auto`` times."""
     net = getattr(model, "module", model)
@@ -23,7 +25,9 @@ def train_workload(model: torch.nn.Module, device: torch.device, side: int = TRA
     def runner(precision: str):
         seg = copy.deepcopy(net.segmenter).to(device, memory_format=torch.channels_last).train()
         gen = torch.Generator().manual_seed(0)
-        x = torch.randn(2, 3, side, side, generator=gen).to(device, memory_format=torch.channels_last)
+        x = torch.randn(2, 3, side, side, generator=gen).to(
+            device, memory_format=torch.channels_last
+        )
         text = torch.randn(2, text_dim, generator=gen).to(device)
         target = torch.randint(0, 2, (2, side, side), generator=gen).to(device)
 
@@ -38,8 +42,9 @@ def train_workload(model: torch.nn.Module, device: torch.device, side: int = TRA
     return Workload(f"train:{module_signature(net.segmenter)}:2x{side}x{side}:cl", runner)
 
 
-def choose_train_precision(precision: str, device: torch.device, model: torch.nn.Module | None = None
-                           ) -> PrecisionChoice:
+def choose_train_precision(
+    precision: str, device: torch.device, model: torch.nn.Module | None = None
+) -> PrecisionChoice:
     """``auto``: bf16 on CUDA (fp16 where bf16 is missing); on a CPU the faster of fp32 and bf16
     for ``model``'s forward + backward (:func:`train_workload`, measured once and cached; without
     a model, :func:`refvos.runtime.conv_workload`). fp16 needs CUDA.
@@ -52,6 +57,8 @@ def choose_train_precision(precision: str, device: torch.device, model: torch.nn
     return choice
 
 
-def resolve_train_precision(precision: str, device: torch.device, model: torch.nn.Module | None = None) -> str:
+def resolve_train_precision(
+    precision: str, device: torch.device, model: torch.nn.Module | None = None
+) -> str:
     """:func:`choose_train_precision`'s precision alone."""
     return choose_train_precision(precision, device, model).precision

@@ -75,8 +75,14 @@ class NonFiniteLossError(RefVOSError):
 # ----------------------------------------------------------------------------- validation
 
 
-def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, device: torch.device,
-             precision: str = "fp32", workers: int = 0, progress: bool = False) -> dict[str, float]:
+def validate(
+    model: torch.nn.Module,
+    dataset: torch.utils.data.Dataset,
+    device: torch.device,
+    precision: str = "fp32",
+    workers: int = 0,
+    progress: bool = False,
+) -> dict[str, float]:
     """RefVOS's IoU metrics (overall / mean IoU, precision@0.5:0.9) of ``model`` on an eval-mode
     ``dataset`` through :func:`refvos.engine.evaluator.evaluate` (sharded over processes); the
     model's train / eval mode is restored afterwards."""
@@ -85,8 +91,9 @@ def validate(model: torch.nn.Module, dataset: torch.utils.data.Dataset, device: 
     net = getattr(model, "module", model)
     was_training = net.training
     try:
-        result = evaluate(net, dataset, device=device, precision=precision, workers=workers,
-                          progress=progress)
+        result = evaluate(
+            net, dataset, device=device, precision=precision, workers=workers, progress=progress
+        )
     finally:
         net.train(was_training)
     return dict(result["metrics"]["refvos"])
@@ -113,13 +120,21 @@ class Trainer:
     under torchrun). ``args``: extra settings stored in checkpoints (data set, model, ...).
     """
 
-    def __init__(self, model: torch.nn.Module, train_set: torch.utils.data.Dataset, config: TrainConfig,
-                 val_set: torch.utils.data.Dataset | None = None, device: str | torch.device = "cpu",
-                 args: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_set: torch.utils.data.Dataset,
+        config: TrainConfig,
+        val_set: torch.utils.data.Dataset | None = None,
+        device: str | torch.device = "cpu",
+        args: dict[str, Any] | None = None,
+    ) -> None:
         config.check()
         self.config = config
         self.device = torch.device(device)
-        self.precision_choice = agree_across_ranks(choose_train_precision(config.precision, self.device, model))
+        self.precision_choice = agree_across_ranks(
+            choose_train_precision(config.precision, self.device, model)
+        )
         self.precision = self.precision_choice.precision
         self.run_dir = Path(config.output_dir)
         self.schedule = build_schedule(config.schedule, config.lr, config.epochs, config.lr_factor)
@@ -131,19 +146,29 @@ class Trainer:
         self.args = {**(args or {}), **self._settings()}
 
         self.param_groups = build_param_groups(self.model, config.text_encoder_training)
-        self.optimizer = torch.optim.SGD(self.param_groups, lr=self.schedule(0), momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            self.param_groups,
+            lr=self.schedule(0),
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.ddp = None
         if self.world_size > 1:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True,  # the pooler is optimised (as the original) but unused
             )
         self.sampler = ResumableSampler(len(train_set), config.seed)
         self.loader = DataLoader(
-            SeededSamples(train_set), batch_size=config.batch_size, sampler=self.sampler, drop_last=True,
-            num_workers=config.workers, collate_fn=collate, pin_memory=self.device.type == "cuda",
+            SeededSamples(train_set),
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            drop_last=True,
+            num_workers=config.workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
             generator=torch.Generator(),  # keeps the global generator untouched
         )
         self.steps_per_epoch = self.sampler.per_rank // config.batch_size // config.accumulate
@@ -161,8 +186,13 @@ class Trainer:
     def _settings(self) -> dict[str, Any]:
         c = asdict(self.config)
         c["output_dir"] = str(c["output_dir"])
-        c.update(world_size=du.get_world_size(), schedule=self.schedule.name, lr=self.schedule(0),
-                 epochs=self.epochs, precision=self.precision)
+        c.update(
+            world_size=du.get_world_size(),
+            schedule=self.schedule.name,
+            lr=self.schedule(0),
+            epochs=self.epochs,
+            precision=self.precision,
+        )
         return c
 
     # -------------------------------------------------------------- state
@@ -203,14 +233,20 @@ class Trainer:
         """Raise :class:`NonFiniteLossError` if an update made a weight NaN or infinite (its loss
         was still finite), so that no checkpoint is written with such weights: the last one
         written stays the last good one (every rank holds the same weights and raises alike)."""
-        bad = next((name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()), None)
+        bad = next(
+            (name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()), None
+        )
         if bad is None:
             return
         last = self.run_dir / LAST
         raise NonFiniteLossError(
             f"the weights became non-finite ({bad}) at iteration {self.iteration}; training stopped. "
-            + (f"The last good checkpoint is {last}; resume from it with --resume {last} "
-               "(perhaps with a lower --lr)." if last.is_file() else "No checkpoint was written yet.")
+            + (
+                f"The last good checkpoint is {last}; resume from it with --resume {last} "
+                "(perhaps with a lower --lr)."
+                if last.is_file()
+                else "No checkpoint was written yet."
+            )
         )
 
     # -------------------------------------------------------------- training
@@ -245,8 +281,13 @@ class Trainer:
         batches = iter(self.loader)
         logger = MetricLogger(progress=cfg.progress)
         images_per_step = cfg.batch_size * cfg.accumulate * self.world_size
-        for step in logger.log_every(range(self.step, self.steps_per_epoch), header=f"Epoch [{epoch}]",
-                                     total=self.steps_per_epoch, print_freq=cfg.print_freq, initial=self.step):
+        for step in logger.log_every(
+            range(self.step, self.steps_per_epoch),
+            header=f"Epoch [{epoch}]",
+            total=self.steps_per_epoch,
+            print_freq=cfg.print_freq,
+            initial=self.step,
+        ):
             start = time.perf_counter()
             lr = self.set_lr(epoch, step)  # poly decays every iteration, as the original
             loss_sum = torch.zeros((), device=self.device)
@@ -255,10 +296,14 @@ class Trainer:
                 sync = micro == cfg.accumulate - 1 or self.ddp is None
                 with contextlib.nullcontext() if sync else self.ddp.no_sync():
                     with autocast(self.device, self.precision):
-                        image = batch["image"].to(self.device, non_blocking=True,
-                                                  memory_format=torch.channels_last)
-                        logits = net(image,
-                                     batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+                        image = batch["image"].to(
+                            self.device, non_blocking=True, memory_format=torch.channels_last
+                        )
+                        logits = net(
+                            image,
+                            batch["input_ids"].to(self.device),
+                            batch["attention_mask"].to(self.device),
+                        )
                     loss = self.criterion(logits, batch["mask"].to(self.device)) / cfg.accumulate
                     (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
                 loss_sum += loss.detach()
@@ -268,8 +313,12 @@ class Trainer:
                 raise NonFiniteLossError(
                     f"the loss became {mean_loss} at epoch {epoch}, step {step} (iteration {self.iteration + 1}, "
                     f"learning rate {lr:g}); training stopped. "
-                    + (f"The last good checkpoint is {last}; resume from it with --resume {last} "
-                       "(perhaps with a lower --lr)." if last.is_file() else "No checkpoint was written yet.")
+                    + (
+                        f"The last good checkpoint is {last}; resume from it with --resume {last} "
+                        "(perhaps with a lower --lr)."
+                        if last.is_file()
+                        else "No checkpoint was written yet."
+                    )
                 )
             if self.scaler is not None:
                 self.scaler.step(self.optimizer)
@@ -281,23 +330,39 @@ class Trainer:
             seconds = time.perf_counter() - start
             logger.update(loss=mean_loss, lr=lr, **{"img/s": images_per_step / max(seconds, 1e-9)})
             if self.iteration % cfg.print_freq == 0:
-                self.events.write("train", self.iteration, epoch=epoch, loss=mean_loss, lr=lr,
-                                  images_per_second=images_per_step / max(seconds, 1e-9))
+                self.events.write(
+                    "train",
+                    self.iteration,
+                    epoch=epoch,
+                    loss=mean_loss,
+                    lr=lr,
+                    images_per_second=images_per_step / max(seconds, 1e-9),
+                )
             if cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
                 self.save(LAST)
             self.on_step_end()
         logger.synchronize_between_processes()
         loss_meter = logger.meters.get("loss")
-        return {"epoch": epoch, "lr": first_lr, "iteration": self.iteration,
-                "loss": loss_meter.global_avg if loss_meter is not None else math.nan}
+        return {
+            "epoch": epoch,
+            "lr": first_lr,
+            "iteration": self.iteration,
+            "loss": loss_meter.global_avg if loss_meter is not None else math.nan,
+        }
 
     def end_epoch(self, summary: dict[str, Any]) -> None:
         """Validate, keep the best, then save ``best.pth`` (if improved) and ``last.pth``."""
         epoch = summary["epoch"]
         improved = False
         if self.val_set is not None:
-            metrics = validate(self.model, self.val_set, self.device, self.precision, self.config.workers,
-                               progress=self.config.progress)
+            metrics = validate(
+                self.model,
+                self.val_set,
+                self.device,
+                self.precision,
+                self.config.workers,
+                progress=self.config.progress,
+            )
             summary["val"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
             value = metrics[self.config.select_metric]
             self.events.write("val", self.iteration, epoch=epoch, **summary["val"])
@@ -305,7 +370,9 @@ class Trainer:
                 self.best = {"metric": self.config.select_metric, "value": value, "epoch": epoch}
                 improved = True
         self.history.append(summary)
-        self.events.write("epoch", self.iteration, **{k: v for k, v in summary.items() if k != "val"})
+        self.events.write(
+            "epoch", self.iteration, **{k: v for k, v in summary.items() if k != "val"}
+        )
         if du.is_main_process():
             print(epoch_line(summary, self.best if improved else None), flush=True)
         self.epoch, self.step = epoch + 1, 0
@@ -337,7 +404,9 @@ class Trainer:
             if (note := truncation_note(report, name)) is not None:
                 print(note, file=sys.stderr, flush=True)
 
-    def fit(self, resume: str | Path | None = None, checkpoint: dict[str, Any] | None = None) -> TrainResult:
+    def fit(
+        self, resume: str | Path | None = None, checkpoint: dict[str, Any] | None = None
+    ) -> TrainResult:
         """Train until ``epochs``; ``resume``: a checkpoint to continue from (``checkpoint``: its
         contents, if already read). Returns the history. The run folder is locked meanwhile
         (:func:`~refvos.engine.run_lock.run_lock`, main process)."""
@@ -348,15 +417,26 @@ class Trainer:
         self.remove_stale_temporaries()
         if resume is not None:
             self.resume(resume, checkpoint)
-            self.events.write("resume", self.iteration, source=str(resume), epoch=self.epoch, epoch_step=self.step)
+            self.events.write(
+                "resume", self.iteration, source=str(resume), epoch=self.epoch, epoch_step=self.step
+            )
         else:
             seed_everything(self.config.seed + self.rank)
-            self.events.write("start", 0, **{k: v for k, v in self.args.items()
-                                             if isinstance(v, (str, int, float, bool)) or v is None})
+            self.events.write(
+                "start",
+                0,
+                **{
+                    k: v
+                    for k, v in self.args.items()
+                    if isinstance(v, (str, int, float, bool)) or v is None
+                },
+            )
         self.events.write("precision", self.iteration, **self.precision_choice.to_json())
         if du.is_main_process():
-            print(f"precision: {self.precision} ({self.precision_choice.source}: {self.precision_choice.reason})",
-                  flush=True)
+            print(
+                f"precision: {self.precision} ({self.precision_choice.source}: {self.precision_choice.reason})",
+                flush=True,
+            )
             self.report_truncation()
         try:
             while self.epoch < self.epochs:

@@ -43,7 +43,11 @@ def supported_opsets() -> tuple[int, int]:
 
     try:
         from torch.onnx import _constants
-        low, high = _constants.ONNX_CONSTANT_FOLDING_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+
+        low, high = (
+            _constants.ONNX_CONSTANT_FOLDING_MIN_OPSET,
+            _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET,
+        )
     except (ImportError, AttributeError):  # torch moved its constants: the values of torch 2.x
         low, high = 9, 20
     return low, min(high, onnx.defs.onnx_opset_version())
@@ -53,7 +57,9 @@ def check_opset(opset: int) -> None:
     """``opset`` is in :func:`supported_opsets`; one-line InputError."""
     low, high = supported_opsets()
     if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
-        raise InputError(f"--opset {opset}: the installed torch and onnx export opsets {low}..{high}")
+        raise InputError(
+            f"--opset {opset}: the installed torch and onnx export opsets {low}..{high}"
+        )
 
 
 def check_export_arguments(height: int, width: int, opset: int) -> None:
@@ -110,27 +116,49 @@ def _require_onnx() -> None:
     require("onnx", "ONNX export")
 
 
-def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
-            dynamic_axes: dict | None, opset: int) -> None:
+def _export(
+    module: nn.Module,
+    args: tuple,
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict | None,
+    opset: int,
+) -> None:
     """``torch.onnx.export`` (legacy exporter) to a temporary file, then atomically into place."""
 
     def write(f) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation / tracer warnings of the legacy exporter
             torch.onnx.export(
-                module, args, f, dynamo=False, input_names=input_names, output_names=output_names,
-                dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=True,
+                module,
+                args,
+                f,
+                dynamo=False,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes,
+                opset_version=opset,
+                do_constant_folding=True,
             )
 
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         atomic_write(path, write)
     except torch.onnx.errors.OnnxExporterError as e:  # an operator without a form at this opset
-        raise RefVOSError(f"ONNX export to {path} at opset {opset} failed: {str(e).splitlines()[0][:200]}") from e
+        raise RefVOSError(
+            f"ONNX export to {path} at opset {opset} failed: {str(e).splitlines()[0][:200]}"
+        ) from e
 
 
-def export_segmenter(model: nn.Module, path: str | os.PathLike, height: int = 480, width: int = 480,
-                     dynamic: bool = False, opset: int = DEFAULT_OPSET) -> Path:
+def export_segmenter(
+    model: nn.Module,
+    path: str | os.PathLike,
+    height: int = 480,
+    width: int = 480,
+    dynamic: bool = False,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
     """Write the segmentation graph ``(images, text) -> logits`` of a :class:`RefVOS` to ``path``."""
     check_export_arguments(height, width, opset)
     path = Path(path)
@@ -139,14 +167,19 @@ def export_segmenter(model: nn.Module, path: str | os.PathLike, height: int = 48
     text = torch.zeros(1, model.config.text_dim)
     axes = None
     if dynamic:
-        axes = {"images": {0: "batch", 2: "height", 3: "width"}, "text": {0: "batch"},
-                "logits": {0: "batch", 2: "height", 3: "width"}}
+        axes = {
+            "images": {0: "batch", 2: "height", 3: "width"},
+            "text": {0: "batch"},
+            "logits": {0: "batch", 2: "height", 3: "width"},
+        }
     with torch.no_grad():
         _export(graph, (images, text), path, ["images", "text"], ["logits"], axes, opset)
     return path
 
 
-def export_text_encoder(model: nn.Module, path: str | os.PathLike, opset: int = DEFAULT_OPSET) -> Path:
+def export_text_encoder(
+    model: nn.Module, path: str | os.PathLike, opset: int = DEFAULT_OPSET
+) -> Path:
     """Write the text graph ``(input_ids, attention_mask) -> text`` (batch symbolic, T fixed)."""
     check_opset(opset)
     path = Path(path)
@@ -171,8 +204,13 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None):
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def segmenter_parity(model: nn.Module, path: str | os.PathLike, images: torch.Tensor,
-                     text: torch.Tensor, session=None) -> dict[str, Any]:
+def segmenter_parity(
+    model: nn.Module,
+    path: str | os.PathLike,
+    images: torch.Tensor,
+    text: torch.Tensor,
+    session=None,
+) -> dict[str, Any]:
     """Compare onnxruntime's logits with PyTorch fp32 on ``images (B,3,H,W)`` / ``text (B,D)``.
 
     Returns ``max_abs_logit_diff``, ``max_abs_logit`` (scale), ``mask_pixel_agreement``
@@ -182,7 +220,9 @@ def segmenter_parity(model: nn.Module, path: str | os.PathLike, images: torch.Te
     graph = SegmentationGraph(model.segmenter).eval().float()
     with torch.no_grad():
         ref = graph(images.float().contiguous(), text.float()).numpy()
-    got = session.run(["logits"], {"images": images.float().contiguous().numpy(), "text": text.float().numpy()})[0]
+    got = session.run(
+        ["logits"], {"images": images.float().contiguous().numpy(), "text": text.float().numpy()}
+    )[0]
     return logits_agreement(ref, got)
 
 
@@ -200,20 +240,35 @@ def logits_agreement(ref: np.ndarray, got: np.ndarray) -> dict[str, Any]:
     }
 
 
-def text_parity(model: nn.Module, path: str | os.PathLike, expressions: list[str]) -> dict[str, Any]:
+def text_parity(
+    model: nn.Module, path: str | os.PathLike, expressions: list[str]
+) -> dict[str, Any]:
     """Max abs difference of onnxruntime's sentence vectors against PyTorch's."""
     from ..tokenization import get_tokenizer
 
     ids, mask = get_tokenizer().encode(expressions, model.config.max_tokens)
     with torch.no_grad():
         ref = model.encode_text(ids, mask).float().numpy()
-    got = onnx_session(path).run(["text"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
-    return {"max_abs_text_diff": float(np.abs(ref - got).max()), "max_abs_text": float(np.abs(ref).max())}
+    got = onnx_session(path).run(
+        ["text"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+    )[0]
+    return {
+        "max_abs_text_diff": float(np.abs(ref - got).max()),
+        "max_abs_text": float(np.abs(ref).max()),
+    }
 
 
-def export_onnx(model: nn.Module, out: str | os.PathLike, height: int = 480, width: int = 480,
-                dynamic: bool = False, text_encoder_out: str | os.PathLike | None = None,
-                opset: int = DEFAULT_OPSET, check: bool = True, seed: int = 0) -> ExportResult:
+def export_onnx(
+    model: nn.Module,
+    out: str | os.PathLike,
+    height: int = 480,
+    width: int = 480,
+    dynamic: bool = False,
+    text_encoder_out: str | os.PathLike | None = None,
+    opset: int = DEFAULT_OPSET,
+    check: bool = True,
+    seed: int = 0,
+) -> ExportResult:
     """Export ``model`` (a :class:`RefVOS`, moved to CPU fp32) and check it with onnxruntime.
 
     ``out``: the segmentation graph; ``text_encoder_out``: also write the text graph there. The
@@ -227,8 +282,15 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, height: int = 480, wid
     start = time.perf_counter()
     seg_path = export_segmenter(model, out, height, width, dynamic, opset)
     text_path = export_text_encoder(model, text_encoder_out, opset) if text_encoder_out else None
-    result = ExportResult(str(seg_path), str(text_path) if text_path else None, height, width, dynamic, opset,
-                          round(time.perf_counter() - start, 3))
+    result = ExportResult(
+        str(seg_path),
+        str(text_path) if text_path else None,
+        height,
+        width,
+        dynamic,
+        opset,
+        round(time.perf_counter() - start, 3),
+    )
     if check:
         gen = torch.Generator().manual_seed(seed)
         session = onnx_session(seg_path)
@@ -241,7 +303,9 @@ def export_onnx(model: nn.Module, out: str | os.PathLike, height: int = 480, wid
             text = torch.randn(b, model.config.text_dim, generator=gen)
             r = segmenter_parity(model, seg_path, images, text, session)
             for k, v in r.items():
-                parity[k] = max(parity.get(k, v), v) if k.startswith("max") else min(parity.get(k, v), v)
+                parity[k] = (
+                    max(parity.get(k, v), v) if k.startswith("max") else min(parity.get(k, v), v)
+                )
         if text_path is not None:
             parity.update(text_parity(model, text_path, ["the man on the left", "a red car"]))
         result.parity = parity

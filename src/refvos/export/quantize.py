@@ -43,8 +43,12 @@ from ..errors import InputError, RefVOSError
 HEAD_PREFIX = "/classifier/"  # node names of RefVOSHead in an exported segmentation graph
 
 
-def quantize_segmenter(onnx_path: str | os.PathLike, out_path: str | os.PathLike,
-                       calibration: Iterable[tuple[np.ndarray, np.ndarray]], float_head: bool = True) -> Path:
+def quantize_segmenter(
+    onnx_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    calibration: Iterable[tuple[np.ndarray, np.ndarray]],
+    float_head: bool = True,
+) -> Path:
     """Write the int8 (QDQ) version of the fp32 segmentation graph ``onnx_path`` to ``out_path``.
 
     ``calibration``: ``(images float32 (1, 3, H, W) normalised, text float32 (1, D))`` pairs at
@@ -60,8 +64,10 @@ def quantize_segmenter(onnx_path: str | os.PathLike, out_path: str | os.PathLike
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    feeds = [{"images": np.ascontiguousarray(x, np.float32), "text": np.ascontiguousarray(t, np.float32)}
-             for x, t in calibration]
+    feeds = [
+        {"images": np.ascontiguousarray(x, np.float32), "text": np.ascontiguousarray(t, np.float32)}
+        for x, t in calibration
+    ]
     if not feeds:
         raise RefVOSError("int8 quantisation needs at least one calibration frame")
 
@@ -76,10 +82,19 @@ def quantize_segmenter(onnx_path: str | os.PathLike, out_path: str | os.PathLike
     with tempfile.TemporaryDirectory(prefix="refvos-quantize-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared))
-        head = [n.name for n in onnx.load(str(prepared)).graph.node if n.name.startswith(HEAD_PREFIX)]
-        quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=head if float_head else [])
+        head = [
+            n.name for n in onnx.load(str(prepared)).graph.node if n.name.startswith(HEAD_PREFIX)
+        ]
+        quantize_static(
+            str(prepared),
+            str(out_path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=head if float_head else [],
+        )
     return out_path
 
 
@@ -98,26 +113,42 @@ def mask_agreement(ref: list[np.ndarray], got: list[np.ndarray]) -> dict[str, fl
         union = np.logical_or(a, b).sum()
         ious.append(float(np.logical_and(a, b).sum() / union) if union else 1.0)
         pixels.append(float((a == b).mean()))
-    return {"mean_iou": float(np.mean(ious)), "min_iou": float(np.min(ious)),
-            "pixel_agreement": float(np.mean(pixels)), "masks": len(ious)}
+    return {
+        "mean_iou": float(np.mean(ious)),
+        "min_iou": float(np.min(ious)),
+        "pixel_agreement": float(np.mean(pixels)),
+        "masks": len(ious),
+    }
 
 
-def int8_agreement(model, int8_model: str | os.PathLike, held_out: list[tuple[np.ndarray, str]],
-                   max_size: int | str | None = "model") -> dict[str, float]:
+def int8_agreement(
+    model,
+    int8_model: str | os.PathLike,
+    held_out: list[tuple[np.ndarray, str]],
+    max_size: int | str | None = "model",
+) -> dict[str, float]:
     """Masks of the int8 model against the fp32 PyTorch Predictor on ``held_out`` ``(frame RGB
     uint8 (H, W, 3), expression)`` pairs (:func:`mask_agreement`)."""
     from ..predictor import Predictor
 
-    fp32 = Predictor(model, device="cpu", precision="fp32", backend="torch", max_size=max_size, compile=False)
+    fp32 = Predictor(
+        model, device="cpu", precision="fp32", backend="torch", max_size=max_size, compile=False
+    )
     int8 = Predictor(model, device="cpu", max_size=max_size, int8_model=int8_model, compile=False)
     ref = [fp32.predict(frame, expression) for frame, expression in held_out]
     got = [int8.predict(frame, expression) for frame, expression in held_out]
     return mask_agreement(ref, got)
 
 
-def quantize_encoder(model, out: str | os.PathLike, calibration: list[tuple[np.ndarray, str]],
-                     held_out: list[tuple[np.ndarray, str]], max_size: int | str | None = "model",
-                     max_drop: float | None = DEFAULT_MAX_DROP, preset: str = "performance") -> dict:
+def quantize_encoder(
+    model,
+    out: str | os.PathLike,
+    calibration: list[tuple[np.ndarray, str]],
+    held_out: list[tuple[np.ndarray, str]],
+    max_size: int | str | None = "model",
+    max_drop: float | None = DEFAULT_MAX_DROP,
+    preset: str = "performance",
+) -> dict:
     """Write the int8 encoder of ``model`` (a :class:`RefVOS`) to ``out`` (OpenVINO IR ``.xml`` +
     ``.bin``) and its record ``out.json``; return the record.
 
@@ -142,28 +173,45 @@ def quantize_encoder(model, out: str | os.PathLike, calibration: list[tuple[np.n
         raise RefVOSError(ovb.INSTALL_HINT) from e
     out = Path(out)
     if out.suffix != ".xml":
-        raise InputError(f"int8 model path {out}: expected an OpenVINO .xml path (its .bin and .json go beside it)")
+        raise InputError(
+            f"int8 model path {out}: expected an OpenVINO .xml path (its .bin and .json go beside it)"
+        )
     if not calibration or not held_out:
-        raise InputError("int8 quantisation needs calibration and held-out (frame, expression) pairs")
+        raise InputError(
+            "int8 quantisation needs calibration and held-out (frame, expression) pairs"
+        )
     start = time.perf_counter()
-    predictor = Predictor(model, device="cpu", precision="fp32", backend="torch", max_size=max_size,
-                          channels_last=False, compile=False)
+    predictor = Predictor(
+        model,
+        device="cpu",
+        precision="fp32",
+        backend="torch",
+        max_size=max_size,
+        channels_last=False,
+        compile=False,
+    )
     images = [predictor.preprocess(frame) for frame, _ in calibration]
     sizes = {tuple(x.shape[-2:]) for x in images}
     if len(sizes) > 1:
-        raise InputError(f"calibration frames must have one size after scaling, got {sorted(sizes)}")
+        raise InputError(
+            f"calibration frames must have one size after scaling, got {sorted(sizes)}"
+        )
     segmenter = predictor.model.segmenter
     size = None if ovb.shape_generic(segmenter) else next(iter(sizes))
     texts = predictor.encode_expressions([e for _, e in calibration])
     with torch.inference_mode():
-        validation = [(x.numpy(), t[None], foreground_mask(segmenter(x, t[None]))[0])
-                      for x, t in zip(images, texts)]
+        validation = [
+            (x.numpy(), t[None], foreground_mask(segmenter(x, t[None]))[0])
+            for x, t in zip(images, texts)
+        ]
 
     def mean_iou(compiled, items) -> float:
         ious = []
         for x, text, ref in items:
             with torch.inference_mode():
-                got = foreground_mask(segmenter.decode(torch.from_numpy(compiled(x)[0]), text, x.shape[-2:]))[0]
+                got = foreground_mask(
+                    segmenter.decode(torch.from_numpy(compiled(x)[0]), text, x.shape[-2:])
+                )[0]
             union = int((ref | got).sum())
             ious.append(int((ref & got).sum()) / union if union else 1.0)
         return float(np.mean(ious))
@@ -176,21 +224,40 @@ def quantize_encoder(model, out: str | os.PathLike, calibration: list[tuple[np.n
             quantized = nncf.quantize(fp32_model, calibration_data, **common)
         else:
             quantized = nncf.quantize_with_accuracy_control(
-                fp32_model, calibration_data, nncf.Dataset(validation), mean_iou, max_drop=max_drop,
-                drop_type=nncf.DropType.ABSOLUTE, **common)
+                fp32_model,
+                calibration_data,
+                nncf.Dataset(validation),
+                mean_iou,
+                max_drop=max_drop,
+                drop_type=nncf.DropType.ABSOLUTE,
+                **common,
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     ovb.save_ir(quantized, out)
-    record = {"format": "refvos int8 encoder (OpenVINO IR, NNCF post-training quantisation)",
-              "version": RECORD_VERSION, "weights": ovb.weights_key(segmenter),
-              "variant": getattr(model.config, "variant", None),
-              "size": list(size) if size else None, "calibration_frames": len(validation),
-              "recipe": {"encoder": "int8", "head": "float (f32)", "preset": preset,
-                         "accuracy_control_max_iou_drop": max_drop},
-              "openvino": ovb.version(), "nncf": nncf.__version__, "agreement": None}
+    record = {
+        "format": "refvos int8 encoder (OpenVINO IR, NNCF post-training quantisation)",
+        "version": RECORD_VERSION,
+        "weights": ovb.weights_key(segmenter),
+        "variant": getattr(model.config, "variant", None),
+        "size": list(size) if size else None,
+        "calibration_frames": len(validation),
+        "recipe": {
+            "encoder": "int8",
+            "head": "float (f32)",
+            "preset": preset,
+            "accuracy_control_max_iou_drop": max_drop,
+        },
+        "openvino": ovb.version(),
+        "nncf": nncf.__version__,
+        "agreement": None,
+    }
     atomic_write_json(out.with_suffix(".json"), record)
     record["quantize_s"] = round(time.perf_counter() - start, 1)
     agreement = int8_agreement(model, out, held_out, max_size)
-    record["agreement"] = {**agreement, "expressions": sorted({e for _, e in held_out}),
-                           "reference": "fp32 PyTorch Predictor"}
+    record["agreement"] = {
+        **agreement,
+        "expressions": sorted({e for _, e in held_out}),
+        "reference": "fp32 PyTorch Predictor",
+    }
     atomic_write_json(out.with_suffix(".json"), record)
     return record

@@ -5,8 +5,15 @@ imports nothing heavy; the rest is imported on first use."""
 
 from .registry import RELEASED, ReleasedWeights, released
 
-__all__ = ["RELEASED", "ReleasedWeights", "download", "load_model", "released", "resolve_checkpoint",
-           "resolve_text_encoder"]
+__all__ = [
+    "RELEASED",
+    "ReleasedWeights",
+    "download",
+    "load_model",
+    "released",
+    "resolve_checkpoint",
+    "resolve_text_encoder",
+]
 
 _LAZY = {"download", "load_model", "resolve_checkpoint", "resolve_text_encoder"}
 

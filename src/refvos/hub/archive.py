@@ -24,7 +24,9 @@ def _member_path(info: zipfile.ZipInfo, source: Path) -> PurePosixPath:
     name = info.filename.replace("\\", "/")
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise CheckpointError(f"{source}: member {name[:80]!r} points outside the folder it unpacks to")
+        raise CheckpointError(
+            f"{source}: member {name[:80]!r} points outside the folder it unpacks to"
+        )
     if stat.S_ISLNK(info.external_attr >> 16):
         raise CheckpointError(f"{source}: member {name[:80]!r} is a symbolic link")
     return path
@@ -41,7 +43,9 @@ def extract_zip(source: Path, dest: Path) -> None:
     with archive:
         members = archive.infolist()
         if len(members) > MAX_MEMBERS:
-            raise CheckpointError(f"{source}: {len(members)} members, more than the limit of {MAX_MEMBERS}")
+            raise CheckpointError(
+                f"{source}: {len(members)} members, more than the limit of {MAX_MEMBERS}"
+            )
         if sum(m.file_size for m in members) > MAX_TOTAL_BYTES:
             raise CheckpointError(f"{source}: unpacks to more than {MAX_TOTAL_BYTES:,} bytes")
         for info in members:
@@ -56,20 +60,30 @@ def extract_zip(source: Path, dest: Path) -> None:
                     while block := src.read(1 << 20):
                         copied += len(block)
                         if copied > info.file_size:
-                            raise CheckpointError(f"{source}: member {info.filename[:80]!r} is longer than declared")
+                            raise CheckpointError(
+                                f"{source}: member {info.filename[:80]!r} is longer than declared"
+                            )
                         out.write(block)
             except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise CheckpointError(f"{source}: member {info.filename[:80]!r} cannot be read: {e}") from e
+                raise CheckpointError(
+                    f"{source}: member {info.filename[:80]!r} cannot be read: {e}"
+                ) from e
 
 
 def bert_folder(root: Path, source: Path) -> Path:
     """The one folder under ``root`` holding ``config.json`` and BERT weights."""
-    found = sorted({p.parent for p in root.rglob("config.json")
-                    if any((p.parent / w).is_file() for w in WEIGHT_FILES)})
+    found = sorted(
+        {
+            p.parent
+            for p in root.rglob("config.json")
+            if any((p.parent / w).is_file() for w in WEIGHT_FILES)
+        }
+    )
     if len(found) != 1:
         raise CheckpointError(
             f"{source}: expected one save_pretrained folder (config.json with {' or '.join(WEIGHT_FILES)}), "
-            f"found {len(found)}")
+            f"found {len(found)}"
+        )
     return found[0]
 
 

@@ -43,8 +43,9 @@ def source_of(weights: ReleasedWeights) -> str:
     return str(Path(folder).expanduser() / weights.filename)
 
 
-def fetch(weights: ReleasedWeights, target: Path, verify: Callable[[Path], None],
-          progress: bool = True) -> str:
+def fetch(
+    weights: ReleasedWeights, target: Path, verify: Callable[[Path], None], progress: bool = True
+) -> str:
     """Download ``weights`` to ``target`` and return its SHA-256 (recorded in ``target``'s hash
     file). ``verify(path)`` checks the temporary file (raising to refuse it) before it is renamed
     to ``target``. A failure leaves no file at ``target`` and no temporary file; it is raised as
@@ -66,8 +67,10 @@ def fetch(weights: ReleasedWeights, target: Path, verify: Callable[[Path], None]
         try:
             verify(Path(tmp))
         except CheckpointError as e:
-            raise CheckpointError(f"the file downloaded from {source} for {weights.name!r} was refused and "
-                                  f"not kept: {str(e).replace(tmp, weights.filename)}") from e
+            raise CheckpointError(
+                f"the file downloaded from {source} for {weights.name!r} was refused and "
+                f"not kept: {str(e).replace(tmp, weights.filename)}"
+            ) from e
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -82,8 +85,15 @@ def _transfer(source: str, f, digest, progress: bool) -> None:
     (gdown 6.4 or later: ``hasher``, ``timeout``)."""
     if source.startswith(("http://", "https://")):
         gdown = require("gdown", "downloading released models")
-        gdown.download(source, output=f, quiet=not progress, use_cookies=False, timeout=TIMEOUT_S,
-                       hasher=digest, log_messages={"start": "", "output": ""})
+        gdown.download(
+            source,
+            output=f,
+            quiet=not progress,
+            use_cookies=False,
+            timeout=TIMEOUT_S,
+            hasher=digest,
+            log_messages={"start": "", "output": ""},
+        )
         if f.tell() == 0:
             raise OSError("the server sent an empty file")
         return
@@ -96,7 +106,8 @@ def _transfer(source: str, f, digest, progress: bool) -> None:
 def _offline_message(weights: ReleasedWeights, target: Path, source: str, error: Exception) -> str:
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
     mirror = f" ({MIRROR_ENV})" if os.environ.get(MIRROR_ENV, "").strip() else ""
-    return (f"cannot download {weights.name!r} from {source}{mirror}: {type(error).__name__}: {reason}; "
-            f"download {weights.drive_url} by hand and save it as {target} (or set {MIRROR_ENV} to a "
-            f"mirror URL or folder holding {weights.filename})")
-
+    return (
+        f"cannot download {weights.name!r} from {source}{mirror}: {type(error).__name__}: {reason}; "
+        f"download {weights.drive_url} by hand and save it as {target} (or set {MIRROR_ENV} to a "
+        f"mirror URL or folder holding {weights.filename})"
+    )

@@ -46,11 +46,18 @@ mask = predictor.predict("photo.jpg", "the man on the left")
 
 def _mixin_class():
     """:class:`RefVOSPretrained`, defined on first use so that huggingface_hub stays optional."""
-    hub = require("huggingface_hub", "the Hugging Face folder format (save_pretrained / from_pretrained)")
+    hub = require(
+        "huggingface_hub", "the Hugging Face folder format (save_pretrained / from_pretrained)"
+    )
 
-    class RefVOSPretrained(hub.ModelHubMixin, library_name="refvos", license="mit", model_card_template=CARD,
-                           pipeline_tag="image-segmentation",
-                           tags=["referring-expression-segmentation", "refvos"]):
+    class RefVOSPretrained(
+        hub.ModelHubMixin,
+        library_name="refvos",
+        license="mit",
+        model_card_template=CARD,
+        pipeline_tag="image-segmentation",
+        tags=["referring-expression-segmentation", "refvos"],
+    ):
         """A :class:`RefVOS` network with the mixin's ``save_pretrained`` / ``from_pretrained``
         / ``push_to_hub``; ``config``: the ``config.json`` dict."""
 
@@ -66,20 +73,39 @@ def _mixin_class():
                 f.write(data)
 
         @classmethod
-        def _from_pretrained(cls, *, model_id: str, revision: str | None = None, cache_dir=None,
-                             force_download: bool = False, local_files_only: bool = False, token=None,
-                             config: dict | None = None, map_location: str = "cpu", **kwargs: Any):
+        def _from_pretrained(
+            cls,
+            *,
+            model_id: str,
+            revision: str | None = None,
+            cache_dir=None,
+            force_download: bool = False,
+            local_files_only: bool = False,
+            token=None,
+            config: dict | None = None,
+            map_location: str = "cpu",
+            **kwargs: Any,
+        ):
             if os.path.isdir(model_id):
                 config_file, weights = Path(model_id) / CONFIG_NAME, Path(model_id) / WEIGHTS_NAME
             else:
+
                 def get(filename: str) -> str:
-                    return hub.hf_hub_download(repo_id=model_id, filename=filename, revision=revision,
-                                               cache_dir=cache_dir, force_download=force_download,
-                                               token=token, local_files_only=local_files_only)
+                    return hub.hf_hub_download(
+                        repo_id=model_id,
+                        filename=filename,
+                        revision=revision,
+                        cache_dir=cache_dir,
+                        force_download=force_download,
+                        token=token,
+                        local_files_only=local_files_only,
+                    )
+
                 config_file, weights = get(CONFIG_NAME), get(WEIGHTS_NAME)
             ckpt = read_pretrained(config_file, weights)
-            model = model_from_checkpoint(ckpt, model_id, map_location, kwargs.get("max_tokens"),
-                                          kwargs.get("truncation"))
+            model = model_from_checkpoint(
+                ckpt, model_id, map_location, kwargs.get("max_tokens"), kwargs.get("truncation")
+            )
             return _wrap(cls, model)
 
     return RefVOSPretrained
@@ -97,15 +123,22 @@ def save_pretrained(model: RefVOS, folder: str | os.PathLike, **kwargs: Any) -> 
     ``repo_id``, ``model_card_kwargs``...). Returns the folder."""
     model = getattr(model, "module", model)
     if Path(folder).exists() and not Path(folder).is_dir():
-        raise InputError(f"{folder} is a file; save_pretrained writes a folder (config.json + {WEIGHTS_NAME})")
+        raise InputError(
+            f"{folder} is a file; save_pretrained writes a folder (config.json + {WEIGHTS_NAME})"
+        )
     _wrap(_mixin_class(), model).save_pretrained(folder, **kwargs)
     return Path(folder)
 
 
-def from_pretrained(folder_or_repo: str | os.PathLike, max_tokens: int | None = None,
-                    truncation: str | None = None, **kwargs: Any) -> RefVOS:
+def from_pretrained(
+    folder_or_repo: str | os.PathLike,
+    max_tokens: int | None = None,
+    truncation: str | None = None,
+    **kwargs: Any,
+) -> RefVOS:
     """The network of a pretrained folder or Hub repository id (``kwargs``: the mixin's
     ``revision``, ``cache_dir``, ``local_files_only``, ``token``...)."""
-    loaded = _mixin_class().from_pretrained(str(folder_or_repo), max_tokens=max_tokens,
-                                            truncation=truncation, **kwargs)
+    loaded = _mixin_class().from_pretrained(
+        str(folder_or_repo), max_tokens=max_tokens, truncation=truncation, **kwargs
+    )
     return loaded.model

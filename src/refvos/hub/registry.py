@@ -41,41 +41,93 @@ class ReleasedWeights:
         return f"https://drive.google.com/file/d/{self.drive_id}/view"
 
 
-RELEASED: dict[str, ReleasedWeights] = {w.name: w for w in (
-    ReleasedWeights(
-        "refcoco", "1VI2TixrkjDORirkGGi3eXDJj35CRoEVr", "refvos-refcoco.pth", CHECKPOINT,
-        "RefCOCO", "refvos_r101", 20, "RefVOS (ResNet-101 + BERT-base) trained on RefCOCO",
-        {"RefCOCO val": 59.45, "RefCOCO testA": 63.19, "RefCOCO testB": 54.17}),
-    ReleasedWeights(
-        "refcoco+", "1HIM3xHkL2Z1rCnnA6OF3r8SmroL7EoQy", "refvos-refcocoplus.pth", CHECKPOINT,
-        "RefCOCO+", "refvos_r101", 20, "RefVOS trained on RefCOCO+",
-        {"RefCOCO+ val": 44.71, "RefCOCO+ testA": 49.73, "RefCOCO+ testB": 36.17}),
-    ReleasedWeights(
-        "a2d", "1CqwYTwcD0lQ0VHJMJJ9iOmRGvjj3Eiuf", "refvos-a2d.pth", CHECKPOINT,
-        "A2D-Sentences", "refvos_r101", 10, "RefVOS trained on A2D-Sentences"),
-    ReleasedWeights(
-        "refcoco-a2d", "1Y4sclYO4wViw-gH2nrLZ-XmLq0_FXpWf", "refvos-refcoco-a2d.pth", CHECKPOINT,
-        "RefCOCO, then A2D-Sentences", "refvos_r101", 10,
-        "RefVOS trained on RefCOCO, then fine-tuned on A2D-Sentences"),
-    ReleasedWeights(
-        "davis", "1H3S4bZQChIlJNAM5mttbjTAr7pnOk1PL", "refvos-davis.pth", CHECKPOINT,
-        "DAVIS-2017", "refvos_r101", 10, "RefVOS fine-tuned on DAVIS-2017 (from a RefCOCO model)",
-        {"DAVIS-2017 val J&F (first-frame)": 44.5, "DAVIS-2017 val J&F (full-video)": 45.1}),
-    ReleasedWeights(
-        "bert-refcoco", "1-hpF7UwA-cza2MpT75fyHEsKLe7xgpGc", "bert_pretrained_refcoco.zip", BERT_ZIP,
-        "RefCOCO", "bert-base-uncased", 20,
-        "BERT-base masked-LM-pretrained on RefCOCO's training expressions (--ck_bert)"),
-    ReleasedWeights(
-        "bert-refcoco+", "1FmDjRj66YXG4Hv8X1nagwmaSxhVC7Y7_", "bert_pretrained_refcocoplus.zip", BERT_ZIP,
-        "RefCOCO+", "bert-base-uncased", 20,
-        "BERT-base masked-LM-pretrained on RefCOCO+'s training expressions (--ck_bert)"),
-)}
+RELEASED: dict[str, ReleasedWeights] = {
+    w.name: w
+    for w in (
+        ReleasedWeights(
+            "refcoco",
+            "1VI2TixrkjDORirkGGi3eXDJj35CRoEVr",
+            "refvos-refcoco.pth",
+            CHECKPOINT,
+            "RefCOCO",
+            "refvos_r101",
+            20,
+            "RefVOS (ResNet-101 + BERT-base) trained on RefCOCO",
+            {"RefCOCO val": 59.45, "RefCOCO testA": 63.19, "RefCOCO testB": 54.17},
+        ),
+        ReleasedWeights(
+            "refcoco+",
+            "1HIM3xHkL2Z1rCnnA6OF3r8SmroL7EoQy",
+            "refvos-refcocoplus.pth",
+            CHECKPOINT,
+            "RefCOCO+",
+            "refvos_r101",
+            20,
+            "RefVOS trained on RefCOCO+",
+            {"RefCOCO+ val": 44.71, "RefCOCO+ testA": 49.73, "RefCOCO+ testB": 36.17},
+        ),
+        ReleasedWeights(
+            "a2d",
+            "1CqwYTwcD0lQ0VHJMJJ9iOmRGvjj3Eiuf",
+            "refvos-a2d.pth",
+            CHECKPOINT,
+            "A2D-Sentences",
+            "refvos_r101",
+            10,
+            "RefVOS trained on A2D-Sentences",
+        ),
+        ReleasedWeights(
+            "refcoco-a2d",
+            "1Y4sclYO4wViw-gH2nrLZ-XmLq0_FXpWf",
+            "refvos-refcoco-a2d.pth",
+            CHECKPOINT,
+            "RefCOCO, then A2D-Sentences",
+            "refvos_r101",
+            10,
+            "RefVOS trained on RefCOCO, then fine-tuned on A2D-Sentences",
+        ),
+        ReleasedWeights(
+            "davis",
+            "1H3S4bZQChIlJNAM5mttbjTAr7pnOk1PL",
+            "refvos-davis.pth",
+            CHECKPOINT,
+            "DAVIS-2017",
+            "refvos_r101",
+            10,
+            "RefVOS fine-tuned on DAVIS-2017 (from a RefCOCO model)",
+            {"DAVIS-2017 val J&F (first-frame)": 44.5, "DAVIS-2017 val J&F (full-video)": 45.1},
+        ),
+        ReleasedWeights(
+            "bert-refcoco",
+            "1-hpF7UwA-cza2MpT75fyHEsKLe7xgpGc",
+            "bert_pretrained_refcoco.zip",
+            BERT_ZIP,
+            "RefCOCO",
+            "bert-base-uncased",
+            20,
+            "BERT-base masked-LM-pretrained on RefCOCO's training expressions (--ck_bert)",
+        ),
+        ReleasedWeights(
+            "bert-refcoco+",
+            "1FmDjRj66YXG4Hv8X1nagwmaSxhVC7Y7_",
+            "bert_pretrained_refcocoplus.zip",
+            BERT_ZIP,
+            "RefCOCO+",
+            "bert-base-uncased",
+            20,
+            "BERT-base masked-LM-pretrained on RefCOCO+'s training expressions (--ck_bert)",
+        ),
+    )
+}
 
 
 # What this implementation reproduces of each kind of file (the README's "reproduced here" column, which
 # says what each means and which tests check it): the released layout loads into the original
 # network; no accuracy has been measured on the real data sets.
-REPRODUCED = {CHECKPOINT: "loads, original network; not measured", BERT_ZIP: "loads as `--ck_bert`; not measured"}
+REPRODUCED = {
+    CHECKPOINT: "loads, original network; not measured",
+    BERT_ZIP: "loads as `--ck_bert`; not measured",
+}
 
 
 def released(name: str) -> ReleasedWeights | None:
@@ -86,17 +138,33 @@ def released(name: str) -> ReleasedWeights | None:
 def table() -> list[dict]:
     """The registry as rows (name, kind, dataset, variant, max_tokens, paper, drive_id, filename)
     for ``refvos download --list`` and the README's model zoo."""
-    return [{"name": w.name, "kind": w.kind, "dataset": w.dataset, "variant": w.variant,
-             "max_tokens": w.max_tokens, "paper": dict(w.paper), "drive_id": w.drive_id,
-             "filename": w.filename, "description": w.description} for w in RELEASED.values()]
+    return [
+        {
+            "name": w.name,
+            "kind": w.kind,
+            "dataset": w.dataset,
+            "variant": w.variant,
+            "max_tokens": w.max_tokens,
+            "paper": dict(w.paper),
+            "drive_id": w.drive_id,
+            "filename": w.filename,
+            "description": w.description,
+        }
+        for w in RELEASED.values()
+    ]
 
 
 def markdown_table() -> str:
     """The model zoo as a Markdown table with what is reproduced here (the README's, checked
     against this registry by tests/hub/test_registry.py)."""
-    lines = ["| name | file | trained on | tokens | the paper's numbers | reproduced here |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| name | file | trained on | tokens | the paper's numbers | reproduced here |",
+        "|---|---|---|---|---|---|",
+    ]
     for w in RELEASED.values():
         paper = ", ".join(f"{k} {v:g}" for k, v in w.paper.items()) or "-"
         kind = f"{w.variant} `.pth`" if w.kind == CHECKPOINT else f"{w.variant} zip (`--ck_bert`)"
-        lines.append(f"| `{w.name}` | {kind} | {w.dataset} | {w.max_tokens} | {paper} | {REPRODUCED[w.kind]} |")
+        lines.append(
+            f"| `{w.name}` | {kind} | {w.dataset} | {w.max_tokens} | {paper} | {REPRODUCED[w.kind]} |"
+        )
     return "\n".join(lines)

@@ -40,8 +40,12 @@ def is_local_model(text: str) -> bool:
 def is_hub_id(text: str) -> bool:
     """True for ``org/name`` that is neither an existing path nor a name of a file
     (``runs/best.pth``) nor under an existing folder (``runs/missing``)."""
-    return (bool(_REPO_ID.match(text)) and not text.lower().endswith(_FILE_SUFFIXES)
-            and not Path(text).exists() and not Path(text.split("/")[0]).is_dir())
+    return (
+        bool(_REPO_ID.match(text))
+        and not text.lower().endswith(_FILE_SUFFIXES)
+        and not Path(text).exists()
+        and not Path(text.split("/")[0]).is_dir()
+    )
 
 
 def cached_path(weights: ReleasedWeights) -> Path:
@@ -97,7 +101,9 @@ def resolve_checkpoint(value: str | os.PathLike) -> str:
     weights = released(text)
     if weights is not None:
         if weights.kind != CHECKPOINT:
-            raise InputError(f"{weights.name!r} is a pretrained BERT, not a RefVOS model: give it as --ck_bert")
+            raise InputError(
+                f"{weights.name!r} is a pretrained BERT, not a RefVOS model: give it as --ck_bert"
+            )
         return str(download(text))
     if is_hub_id(text):
         return str(_hub_snapshot(text))
@@ -122,14 +128,20 @@ def _hub_snapshot(repo_id: str) -> Path:
         config = hub.hf_hub_download(repo_id=repo_id, filename=CONFIG_NAME)
         hub.hf_hub_download(repo_id=repo_id, filename=WEIGHTS_NAME)
     except Exception as e:  # offline, unknown repository, missing file: one line
-        raise CheckpointError(f"{repo_id} is not a local file or folder, and cannot be fetched as a Hugging Face "
-                              f"Hub model: {type(e).__name__}: "
-                              f"{(str(e).strip().splitlines() or [''])[0][:200]}") from e
+        raise CheckpointError(
+            f"{repo_id} is not a local file or folder, and cannot be fetched as a Hugging Face "
+            f"Hub model: {type(e).__name__}: "
+            f"{(str(e).strip().splitlines() or [''])[0][:200]}"
+        ) from e
     return Path(config).parent
 
 
-def load_model(name_or_path: str | os.PathLike, max_tokens: int | None = None,
-               truncation: str | None = None, **hub_kwargs) -> RefVOS:
+def load_model(
+    name_or_path: str | os.PathLike,
+    max_tokens: int | None = None,
+    truncation: str | None = None,
+    **hub_kwargs,
+) -> RefVOS:
     """The network named by ``name_or_path``: a ``.pth`` file or pretrained folder, a released
     model's name (its token limit from the registry unless ``max_tokens`` is given), or a Hub
     repository id (through :func:`refvos.hub.folder.from_pretrained`; ``hub_kwargs``: its
@@ -139,11 +151,15 @@ def load_model(name_or_path: str | os.PathLike, max_tokens: int | None = None,
         weights = released(text)
         if weights is not None:
             path = resolve_checkpoint(text)
-            return load_checkpoint(path, max_tokens=max_tokens or weights.max_tokens, truncation=truncation)
+            return load_checkpoint(
+                path, max_tokens=max_tokens or weights.max_tokens, truncation=truncation
+            )
         if is_hub_id(text):
             from .folder import from_pretrained
 
             return from_pretrained(text, max_tokens=max_tokens, truncation=truncation, **hub_kwargs)
-        raise InputError(f"{text!r} is not a file, a folder, a released model ('refvos download --list') "
-                         "or a Hugging Face repository id (org/name)")
+        raise InputError(
+            f"{text!r} is not a file, a folder, a released model ('refvos download --list') "
+            "or a Hugging Face repository id (org/name)"
+        )
     return load_checkpoint(text, max_tokens=max_tokens, truncation=truncation)

@@ -82,15 +82,23 @@ def check_writable(paths: list[Path], inputs: list[Path] = ()) -> None:
         if key in resolved_inputs:
             raise InputError(f"output {path} is the input file; choose another name")
         if key in seen:
-            raise InputError(f"outputs {seen[key]} and {path} are the same file; give them different names")
+            raise InputError(
+                f"outputs {seen[key]} and {path} are the same file; give them different names"
+            )
         seen[key] = path
         if path.exists() and (path.is_dir() or not os.access(path, os.W_OK)):
-            raise InputError(f"cannot write {path}: {'it is a folder' if path.is_dir() else 'permission denied'}")
+            raise InputError(
+                f"cannot write {path}: {'it is a folder' if path.is_dir() else 'permission denied'}"
+            )
         _check_folder_writable(path)
 
 
-def check_output_folder(path: str | os.PathLike, option: str = "--out", inputs: list[Path] = (),
-                        owned_by: str | None = None) -> Path:
+def check_output_folder(
+    path: str | os.PathLike,
+    option: str = "--out",
+    inputs: list[Path] = (),
+    owned_by: str | None = None,
+) -> Path:
     """Before any work, for an output folder: it is not a file, it can be created or written, it
     is none of the ``inputs`` and holds none of them. ``owned_by``: the name of the file a
     previous run of the command leaves in the folder, for commands that REPLACE the folder; an
@@ -109,9 +117,16 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out", inputs: 
         q = Path(q).resolve()
         if q == resolved or q.is_relative_to(resolved):
             raise InputError(f"{option} {path} is or holds the input {q}; choose another folder")
-    if owned_by is not None and path.is_dir() and not (path / owned_by).is_file() and any(path.iterdir()):
-        raise InputError(f"{option} {path} is a folder that is not empty and is not an output of this command "
-                         f"(no {owned_by}); it would be replaced: choose a new folder")
+    if (
+        owned_by is not None
+        and path.is_dir()
+        and not (path / owned_by).is_file()
+        and any(path.iterdir())
+    ):
+        raise InputError(
+            f"{option} {path} is a folder that is not empty and is not an output of this command "
+            f"(no {owned_by}); it would be replaced: choose a new folder"
+        )
     return path
 
 
@@ -140,7 +155,9 @@ def clean_stale_staging(target: str | os.PathLike) -> list[Path]:
     if not target.parent.is_dir():
         return []
     removed = []
-    for path in sorted(target.parent.glob(f".{target.name}.*.tmp"), key=lambda p: not p.name.endswith(".old.tmp")):
+    for path in sorted(
+        target.parent.glob(f".{target.name}.*.tmp"), key=lambda p: not p.name.endswith(".old.tmp")
+    ):
         if path.is_symlink() or not path.is_dir():
             continue
         try:

@@ -41,22 +41,29 @@ def check_archive(path: str | os.PathLike, source: str) -> None:
         with zipfile.ZipFile(path) as archive:
             records = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise CheckpointError(f"{source} cannot be read (truncated or not a PyTorch file): "
-                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        raise CheckpointError(
+            f"{source} cannot be read (truncated or not a PyTorch file): "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from e
     total = 0
     for record in records:
         name = record.filename[:120]
         if record.compress_type != zipfile.ZIP_STORED:
             raise CheckpointError(
                 f"{source}: record {name} is compressed (method {record.compress_type}); torch.save "
-                "stores records uncompressed, and a compressed one can inflate to far more than the file; refused")
+                "stores records uncompressed, and a compressed one can inflate to far more than the file; refused"
+            )
         if record.file_size != record.compress_size:
-            raise CheckpointError(f"{source}: record {name} declares {record.file_size:,} bytes but stores "
-                                  f"{record.compress_size:,}; refused")
+            raise CheckpointError(
+                f"{source}: record {name} declares {record.file_size:,} bytes but stores "
+                f"{record.compress_size:,}; refused"
+            )
         total += record.file_size
     if total > size:
-        raise CheckpointError(f"{source}: its records declare {total:,} bytes in all, more than the file's "
-                              f"{size:,} (overlapping records); refused")
+        raise CheckpointError(
+            f"{source}: its records declare {total:,} bytes in all, more than the file's "
+            f"{size:,} (overlapping records); refused"
+        )
 
 
 def check_archives_in(folder: str | os.PathLike) -> None:
@@ -92,15 +99,23 @@ def check_tensors(obj: Any, source: str) -> None:
     for name, t in tensors:
         where = f"{source}: tensor {name[:120]}"
         if t.layout != torch.strided or t.is_sparse:
-            raise CheckpointError(f"{where} is {t.layout} (sparse); only dense tensors are accepted")
+            raise CheckpointError(
+                f"{where} is {t.layout} (sparse); only dense tensors are accepted"
+            )
         if t.device.type == "meta":
             raise CheckpointError(f"{where} is a meta tensor (no data)")
         if t.is_quantized or t.is_complex():
-            raise CheckpointError(f"{where} has dtype {t.dtype}; only real floating point and integer weights are accepted")
+            raise CheckpointError(
+                f"{where} has dtype {t.dtype}; only real floating point and integer weights are accepted"
+            )
         if t.numel() > MAX_TENSOR_ELEMENTS:
-            raise CheckpointError(f"{where} has {t.numel():,} elements, more than the limit of {MAX_TENSOR_ELEMENTS:,}")
+            raise CheckpointError(
+                f"{where} has {t.numel():,} elements, more than the limit of {MAX_TENSOR_ELEMENTS:,}"
+            )
         if any(stride == 0 and size > 1 for size, stride in zip(t.shape, t.stride())):
-            raise CheckpointError(f"{where} is an expanded view (stride 0): its {t.numel():,} elements are not stored")
+            raise CheckpointError(
+                f"{where} is an expanded view (stride 0): its {t.numel():,} elements are not stored"
+            )
         storage = t.untyped_storage()
         storages[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
         needed += t.numel() * t.element_size()
@@ -108,19 +123,26 @@ def check_tensors(obj: Any, source: str) -> None:
     if needed > stored:
         raise CheckpointError(
             f"{source}: its tensors claim {needed:,} bytes of elements but the file stores {stored:,} "
-            "(overlapping views of one storage); refused")
+            "(overlapping views of one storage); refused"
+        )
 
 
 def check_weights(state: Any, source: str, part: str) -> dict[str, torch.Tensor]:
     """``state`` is a dict of names -> floating-point tensors (integer only for counters such as
     BatchNorm's ``num_batches_tracked``); returns it."""
     if not isinstance(state, dict):
-        raise CheckpointError(f"{source}: '{part}' must be a dict of weights, found {type(state).__name__}")
+        raise CheckpointError(
+            f"{source}: '{part}' must be a dict of weights, found {type(state).__name__}"
+        )
     for k, v in state.items():
         if not isinstance(k, str) or not torch.is_tensor(v):
             raise CheckpointError(f"{source}: '{part}' entry {str(k)[:80]!r} is not a named tensor")
-        integer_ok = k.endswith(COUNTER_SUFFIXES) and not v.is_floating_point() and v.dtype != torch.bool
+        integer_ok = (
+            k.endswith(COUNTER_SUFFIXES) and not v.is_floating_point() and v.dtype != torch.bool
+        )
         if v.dtype not in WEIGHT_DTYPES and not integer_ok:
-            raise CheckpointError(f"{source}: '{part}' weight {k[:120]} has dtype {v.dtype}; expected float32, "
-                                  "float16, bfloat16 or float64")
+            raise CheckpointError(
+                f"{source}: '{part}' weight {k[:120]} has dtype {v.dtype}; expected float32, "
+                "float16, bfloat16 or float64"
+            )
     return state

@@ -52,7 +52,9 @@ def _bytes(*args: Any) -> bytes:
 def _codecs_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """``_codecs.encode`` for pickles: the latin-1 text of protocol 0-2 bytes only."""
     if not isinstance(obj, str) or str(encoding).lower().replace("-", "") not in ("latin1", "utf8"):
-        raise UnsafePickleError(f"_codecs.encode(...) with {type(obj).__name__} and encoding {encoding!r}")
+        raise UnsafePickleError(
+            f"_codecs.encode(...) with {type(obj).__name__} and encoding {encoding!r}"
+        )
     return obj.encode(encoding, errors)
 
 
@@ -103,6 +105,8 @@ def safe_load(path_or_file: str | os.PathLike | IO[bytes]) -> Any:
     except UnsafePickleError as e:
         if str(e).startswith(f"{name}:"):
             raise
-        raise UnsafePickleError(f"{name}: refused to load the pickle: it calls {e}; nothing else in it was run") from e
+        raise UnsafePickleError(
+            f"{name}: refused to load the pickle: it calls {e}; nothing else in it was run"
+        ) from e
     except Exception as e:  # truncated or not a pickle at all
         raise DataFormatError(f"{name}: not a readable pickle ({type(e).__name__}: {e})") from e

@@ -39,14 +39,21 @@ class GifWriter:
         about 1 ms for a 480x280 frame where median cut (what ``Image.save`` does) took 0.4 s."""
         frame = picture.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
         if self.frames == 0:
-            header, _ = GifImagePlugin.getheader(frame, None, {"loop": 0, "duration": self.duration})
+            header, _ = GifImagePlugin.getheader(
+                frame, None, {"loop": 0, "duration": self.duration}
+            )
             self._file.writelines(header)
-        self._file.writelines(GifImagePlugin.getdata(frame, (0, 0), duration=self.duration,
-                                                     include_color_table=True, disposal=1))
+        self._file.writelines(
+            GifImagePlugin.getdata(
+                frame, (0, 0), duration=self.duration, include_color_table=True, disposal=1
+            )
+        )
         self._file.flush()  # on disk now, not held in a buffer
         self.frames += 1
 
-    def __exit__(self, kind: type | None, error: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if kind is None and self.frames:
             self._file.write(b";")
         if self.stream is not None:

@@ -34,7 +34,6 @@ def check_pixels(width: int, height: int, source: str, max_pixels: int = MAX_PIX
         )
 
 
-
 def _from_pil(img: Image.Image, source: str) -> np.ndarray:
     check_pixels(img.width, img.height, source)
     img = ImageOps.exif_transpose(img)
@@ -91,14 +90,18 @@ def load_image(image: str | os.PathLike | Image.Image | np.ndarray) -> np.ndarra
         return _from_pil(image, "image")
     if isinstance(image, np.ndarray):
         return _from_array(image)
-    raise InputError(f"image must be a path, a PIL image or a numpy array, got {type(image).__name__}")
+    raise InputError(
+        f"image must be a path, a PIL image or a numpy array, got {type(image).__name__}"
+    )
 
 
 def _from_array(arr: np.ndarray) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise InputError(f"image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {arr.shape}")
+        raise InputError(
+            f"image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {arr.shape}"
+        )
     check_pixels(arr.shape[1], arr.shape[0], "image array")
     if arr.dtype == np.uint16:
         arr = (arr.astype(np.float64) / 65535.0 * 255.0).round().astype(np.uint8)
@@ -153,4 +156,6 @@ def scaled_tensor(image: np.ndarray, max_size: int | None) -> torch.Tensor:
         warnings.filterwarnings("ignore", "The given NumPy array is not writable")
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
     x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-    return x.sub_(torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).div_(torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+    return x.sub_(torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).div_(
+        torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    )

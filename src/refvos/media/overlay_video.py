@@ -21,7 +21,9 @@ from . import visualize
 from .gif import GifWriter
 
 
-def display_scaled(rgb: np.ndarray, mask: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
+def display_scaled(
+    rgb: np.ndarray, mask: np.ndarray, max_side: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """A frame RGB uint8 ``(H, W, 3)`` and its bool mask ``(H, W)`` with the long side at most
     ``max_side`` (None: as they are): the frame bilinear, the mask nearest-neighbour."""
     h, w = rgb.shape[:2]
@@ -29,16 +31,23 @@ def display_scaled(rgb: np.ndarray, mask: np.ndarray, max_side: int | None) -> t
         return rgb, mask
     scale = max_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return (np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR, reducing_gap=2.0)),
-            np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST)))
+    return (
+        np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR, reducing_gap=2.0)),
+        np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST)),
+    )
 
 
 class OverlayGif:
     """``with OverlayGif(path, expression) as gif: gif.add(rgb, mask)`` ... writes the overlaid
     GIF of one expression (``path``: a file or a binary stream, as :class:`GifWriter`)."""
 
-    def __init__(self, path: str | os.PathLike | BinaryIO, expression: str, fps: float = 6.0,
-                 max_side: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike | BinaryIO,
+        expression: str,
+        fps: float = 6.0,
+        max_side: int | None = None,
+    ) -> None:
         self.expression = expression
         self.max_side = max_side
         self.fill = visualize.VideoFill()  # one colour through the video
@@ -58,5 +67,7 @@ class OverlayGif:
     def frames(self) -> int:
         return self.writer.frames
 
-    def __exit__(self, kind: type | None, error: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.writer.__exit__(kind, error, tb)

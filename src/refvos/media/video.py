@@ -83,7 +83,16 @@ def frame_batches(frames: Iterable, batch_size: int, max_pixels: int) -> Iterato
         yield batch
 
 
-PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, KeyError, TypeError, IndexError, struct.error)
+PIL_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    KeyError,
+    TypeError,
+    IndexError,
+    struct.error,
+)
 
 
 def _gif_sizes(data: bytes, limit: int) -> list[tuple[int, int]] | None:
@@ -116,7 +125,9 @@ def _gif_sizes(data: bytes, limit: int) -> list[tuple[int, int]] | None:
     return sizes
 
 
-def frame_sizes(img, source: str, max_frames: int, data: bytes | None = None) -> list[tuple[int, int]]:
+def frame_sizes(
+    img, source: str, max_frames: int, data: bytes | None = None
+) -> list[tuple[int, int]]:
     """``(width, height)`` of every frame of an opened Pillow image, read from the frame headers
     without decoding any pixels where the format allows it; :class:`InputError` when there are
     more than ``max_frames`` (counted by seeking one frame at a time up to ``max_frames + 1``:
@@ -159,18 +170,26 @@ def frame_sizes(img, source: str, max_frames: int, data: bytes | None = None) ->
     except Image.DecompressionBombError as e:
         raise InputError(f"{source} frame {len(sizes)} is larger than the pixel limit") from e
     except PIL_ERRORS as e:
-        raise InputError(f"{source} frame {len(sizes)} is truncated or corrupt: {_pil_message(e)}") from e
+        raise InputError(
+            f"{source} frame {len(sizes)} is truncated or corrupt: {_pil_message(e)}"
+        ) from e
     return sizes
 
 
 def too_many_frames(source: str, max_frames: int) -> InputError:
-    return InputError(f"{source} has {max_frames + 1} or more frames, more than the limit of {max_frames}; "
-                      "trim it first")
+    return InputError(
+        f"{source} has {max_frames + 1} or more frames, more than the limit of {max_frames}; "
+        "trim it first"
+    )
 
 
 def _pil_message(e: BaseException) -> str:
     text = str(e).splitlines()[0][:200] if str(e) else ""
-    return f"{type(e).__name__}: {text}" if isinstance(e, (KeyError, TypeError, IndexError)) or not text else text
+    return (
+        f"{type(e).__name__}: {text}"
+        if isinstance(e, (KeyError, TypeError, IndexError)) or not text
+        else text
+    )
 
 
 def pil_frames(img, source: str, max_pixels: int, max_frames: int | None = None) -> Iterator:
@@ -204,9 +223,13 @@ def pil_frames(img, source: str, max_pixels: int, max_frames: int | None = None)
         except InputError:
             raise
         except Image.DecompressionBombError as e:
-            raise InputError(f"{source} frame {i} is larger than the limit of {max_pixels:,} pixels") from e
+            raise InputError(
+                f"{source} frame {i} is larger than the limit of {max_pixels:,} pixels"
+            ) from e
         except PIL_ERRORS as e:
-            raise InputError(f"{source} frame {i} is truncated or corrupt: {_pil_message(e)}") from e
+            raise InputError(
+                f"{source} frame {i} is truncated or corrupt: {_pil_message(e)}"
+            ) from e
         yield load_image(img)
         i += 1
 
@@ -218,7 +241,9 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
         raise InputError(f"video folder {folder} does not exist")
     frames = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
     if not frames:
-        raise InputError(f"video folder {folder} has no frames (expected {', '.join(FRAME_SUFFIXES)} files)")
+        raise InputError(
+            f"video folder {folder} has no frames (expected {', '.join(FRAME_SUFFIXES)} files)"
+        )
     return frames
 
 
@@ -248,8 +273,13 @@ def read_video_frames(path: str | os.PathLike, max_frames: int | None = None) ->
     yield from video_file_frames(path, f"video {path}", MAX_PIXELS, max_frames=max_frames)
 
 
-def video_file_frames(file: Path | bytes, source: str, max_pixels: int, suffix: str = "",
-                      max_frames: int | None = None) -> Iterator:
+def video_file_frames(
+    file: Path | bytes,
+    source: str,
+    max_pixels: int,
+    suffix: str = "",
+    max_frames: int | None = None,
+) -> Iterator:
     """RGB frames of a video file (a path, or its bytes with its ``suffix``), every frame checked
     against ``max_pixels``; errors name ``source``, never a temporary path. Whatever Pillow
     recognises by its content (GIF, TIFF, WebP ... whatever the file is called) goes through
@@ -280,8 +310,10 @@ def video_file_frames(file: Path | bytes, source: str, max_pixels: int, suffix: 
     try:
         import imageio.v3 as iio
     except ImportError as e:
-        raise InputError(f"{source}: reading video files needs imageio with PyAV (pip install imageio av); "
-                         "or give a folder of frames or a GIF") from e
+        raise InputError(
+            f"{source}: reading video files needs imageio with PyAV (pip install imageio av); "
+            "or give a folder of frames or a GIF"
+        ) from e
     errors = []
     for plugin in ("pyav", "FFMPEG"):
         try:
@@ -299,7 +331,11 @@ def video_file_frames(file: Path | bytes, source: str, max_pixels: int, suffix: 
                     raise too_many_frames(source, max_frames)
                 frame = np.asarray(frame)
                 check_pixels(frame.shape[1], frame.shape[0], f"{source} frame {i}", max_pixels)
-                yield np.ascontiguousarray(frame[:, :, :3]) if frame.ndim == 3 else np.repeat(frame[:, :, None], 3, 2)
+                yield (
+                    np.ascontiguousarray(frame[:, :, :3])
+                    if frame.ndim == 3
+                    else np.repeat(frame[:, :, None], 3, 2)
+                )
         except InputError:
             raise
         except Exception as e:
@@ -307,5 +343,7 @@ def video_file_frames(file: Path | bytes, source: str, max_pixels: int, suffix: 
         return
     if errors:
         raise InputError(f"{source} is not a readable video ({errors[0][:200]})")
-    raise InputError(f"{source}: unsupported format (not an image or GIF; other video files need imageio with "
-                     "PyAV: pip install imageio av)")
+    raise InputError(
+        f"{source}: unsupported format (not an image or GIF; other video files need imageio with "
+        "PyAV: pip install imageio av)"
+    )

@@ -13,7 +13,14 @@ from PIL import Image, ImageDraw, ImageFont
 from ..io import atomic_open
 
 # fill colours the overlay chooses from: the one farthest from the object's own mean colour
-FILL_COLORS = ((230, 25, 75), (0, 130, 200), (255, 225, 25), (145, 30, 180), (70, 240, 240), (60, 180, 75))
+FILL_COLORS = (
+    (230, 25, 75),
+    (0, 130, 200),
+    (255, 225, 25),
+    (145, 30, 180),
+    (70, 240, 240),
+    (60, 180, 75),
+)
 GT_COLOR = (40, 220, 40)
 FILL_ALPHA = 0.5
 
@@ -98,11 +105,18 @@ def overlay(
     ys, xs = np.nonzero(m)
     if ys.size:  # work in the mask's bounding box grown by the outline (a video frame's cost)
         pad = 2 * w + 1
-        win = (slice(max(0, ys.min() - pad), ys.max() + pad + 1), slice(max(0, xs.min() - pad), xs.max() + pad + 1))
+        win = (
+            slice(max(0, ys.min() - pad), ys.max() + pad + 1),
+            slice(max(0, xs.min() - pad), xs.max() + pad + 1),
+        )
         mw, region = m[win], out[win].astype(np.float32)
         region[mw] = region[mw] * (1 - alpha) + np.array(color, np.float32) * alpha
         region[_dilate(mw, 2 * w) & ~_dilate(mw, w)] = (0, 0, 0)  # dark edge outside
-        region[_dilate(mw, w) & ~mw | _contour(mw, w)] = (255, 255, 255)  # white band on the boundary
+        region[_dilate(mw, w) & ~mw | _contour(mw, w)] = (
+            255,
+            255,
+            255,
+        )  # white band on the boundary
         out[win] = region.round().astype(np.uint8)
     if gt is not None and gt.any():
         out[_contour(gt.astype(bool), w)] = GT_COLOR
@@ -139,7 +153,9 @@ def caption_font(width: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int | None = None) -> list[str]:
+def _wrap(
+    text: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int | None = None
+) -> list[str]:
     """``text`` in lines that fit ``width`` pixels (a word longer than the width is cut); with
     ``max_lines``, wrapping stops after ``max_lines + 1`` lines (enough to show that text was
     cut). Linear in the text shown: a word is measured a line's worth at a time (every glyph is
@@ -202,12 +218,22 @@ def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float 
     path = Path(path)
     with atomic_open(path, "wb") as f:
         frames[0].save(
-            f, format="GIF", save_all=True, append_images=list(frames[1:]), duration=int(1000 / fps), loop=0
+            f,
+            format="GIF",
+            save_all=True,
+            append_images=list(frames[1:]),
+            duration=int(1000 / fps),
+            loop=0,
         )
     return path
 
 
-def plot_curves(series: dict[str, Sequence[tuple[float, float]]], path: str | os.PathLike, xlabel: str, title: str) -> Path:
+def plot_curves(
+    series: dict[str, Sequence[tuple[float, float]]],
+    path: str | os.PathLike,
+    xlabel: str,
+    title: str,
+) -> Path:
     """A line chart PNG of named ``(x, y)`` series (e.g. loss per iteration), written atomically."""
     from ..deps import require
 

@@ -126,8 +126,10 @@ def _chart_bars(analysis: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]
     bars += [("difficulty", k, v) for k, v in analysis["difficulty"].items()]
     bars.append(("difficulty", "uncategorised", analysis["uncategorised"]))
     for c, sides in analysis["categories"].items():
-        bars += [("categories", f"{c} (with)", sides["with"]),
-                 ("categories", f"{c} (without)", sides["without"])]
+        bars += [
+            ("categories", f"{c} (with)", sides["with"]),
+            ("categories", f"{c} (without)", sides["without"]),
+        ]
     return bars
 
 
@@ -152,10 +154,18 @@ def plot_category_analysis(analysis: dict[str, Any], path: str | os.PathLike) ->
     for ax, panel in zip(axes, panels):
         items = rows[panel]
         ys = range(len(items))
-        for offset, key, color in ((-0.2, "overall_iou", "tab:blue"), (0.2, "mean_iou", "tab:orange")):
+        for offset, key, color in (
+            (-0.2, "overall_iou", "tab:blue"),
+            (0.2, "mean_iou", "tab:orange"),
+        ):
             values = [100 * (b[2][key] or 0.0) for b in items]
-            ax.barh([y + offset for y in ys], values, height=0.4, color=color,
-                    label=key.replace("_", " "))
+            ax.barh(
+                [y + offset for y in ys],
+                values,
+                height=0.4,
+                color=color,
+                label=key.replace("_", " "),
+            )
         ax.set_yticks(list(ys), [f"{b[1]} (n={b[2]['num_samples']})" for b in items])
         ax.invert_yaxis()
         ax.set_xlim(0, 100)
@@ -166,5 +176,9 @@ def plot_category_analysis(analysis: dict[str, Any], path: str | os.PathLike) ->
         [[p, label, b["overall_iou"], b["mean_iou"], b["num_samples"]] for p, label, b in bars]
     )
     with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100,
-                    metadata={"Title": "RefVOS category analysis", "Description": description})
+        fig.savefig(
+            f,
+            format="png",
+            dpi=100,
+            metadata={"Title": "RefVOS category analysis", "Description": description},
+        )

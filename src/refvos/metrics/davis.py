@@ -150,11 +150,11 @@ class DavisMetrics:
     def compute(self) -> dict[str, Any]:
         """JSON-able results::
 
-            {"per_object": [{"video", "object_id", "annotator", "kind", "J", "F", "J&F",
-                             "num_frames"}, ...],
-             "summary": {kind: {"per_annotator": {str(annotator): {"J", "F", "J&F",
-                                                                  "num_objects"}},
-                                "mean": {"J", "F", "J&F", "num_annotators"}}}}
+        {"per_object": [{"video", "object_id", "annotator", "kind", "J", "F", "J&F",
+                         "num_frames"}, ...],
+         "summary": {kind: {"per_annotator": {str(annotator): {"J", "F", "J&F",
+                                                              "num_objects"}},
+                            "mean": {"J", "F", "J&F", "num_annotators"}}}}
         """
         per_object = []
         groups: dict[str, dict[str, list[tuple[float, float]]]] = {}
@@ -162,22 +162,41 @@ class DavisMetrics:
             self._sums.items(), key=lambda kv: tuple(map(str, kv[0]))
         ):
             j, f = float(sj / n), float(sf / n)
-            per_object.append({"video": video, "object_id": obj, "annotator": annotator,
-                               "kind": kind, "J": j, "F": f, "J&F": (j + f) / 2,
-                               "num_frames": int(n)})
+            per_object.append(
+                {
+                    "video": video,
+                    "object_id": obj,
+                    "annotator": annotator,
+                    "kind": kind,
+                    "J": j,
+                    "F": f,
+                    "J&F": (j + f) / 2,
+                    "num_frames": int(n),
+                }
+            )
             groups.setdefault(str(kind), {}).setdefault(str(annotator), []).append((j, f))
         summary = {}
         for kind, by_annotator in groups.items():
             per_annotator = {}
             for annotator, jf in by_annotator.items():
                 j, f = (float(x) for x in np.mean(jf, axis=0))
-                per_annotator[annotator] = {"J": j, "F": f, "J&F": (j + f) / 2,
-                                            "num_objects": len(jf)}
+                per_annotator[annotator] = {
+                    "J": j,
+                    "F": f,
+                    "J&F": (j + f) / 2,
+                    "num_objects": len(jf),
+                }
             mj = float(np.mean([a["J"] for a in per_annotator.values()]))
             mf = float(np.mean([a["F"] for a in per_annotator.values()]))
-            summary[kind] = {"per_annotator": per_annotator,
-                             "mean": {"J": mj, "F": mf, "J&F": (mj + mf) / 2,
-                                      "num_annotators": len(per_annotator)}}
+            summary[kind] = {
+                "per_annotator": per_annotator,
+                "mean": {
+                    "J": mj,
+                    "F": mf,
+                    "J&F": (mj + mf) / 2,
+                    "num_annotators": len(per_annotator),
+                },
+            }
         return {"per_object": per_object, "summary": summary}
 
 
@@ -199,8 +218,15 @@ def davis_palette() -> list[int]:
     return palette
 
 
-def claim_pixels(labels: np.ndarray, best: np.ndarray, obj: int, pred: np.ndarray, prob: np.ndarray,
-                 overlap: str = "confident", rank: int | None = None) -> None:
+def claim_pixels(
+    labels: np.ndarray,
+    best: np.ndarray,
+    obj: int,
+    pred: np.ndarray,
+    prob: np.ndarray,
+    overlap: str = "confident",
+    rank: int | None = None,
+) -> None:
     """Add one object to a frame's label map in place: the pixels it predicts go to it where it
     beats the claim so far: its foreground probability (``overlap="confident"``) or its object id
     (``"last"``: the highest id wins, as the original's merge, which wrote the objects in id
@@ -208,8 +234,11 @@ def claim_pixels(labels: np.ndarray, best: np.ndarray, obj: int, pred: np.ndarra
     ``(H, W)``; best float ``(H, W)``, -1 where unclaimed; pred bool and prob float ``(H, W)``."""
     if overlap not in DAVIS_OVERLAPS:
         raise InputError(f"DAVIS overlap rule must be one of {DAVIS_OVERLAPS}, got {overlap!r}")
-    claim = prob if overlap == "confident" else np.full(prob.shape, float(obj if rank is None else rank),
-                                                        np.float32)
+    claim = (
+        prob
+        if overlap == "confident"
+        else np.full(prob.shape, float(obj if rank is None else rank), np.float32)
+    )
     win = pred & (claim > best)
     labels[win] = obj
     best[win] = claim[win]
@@ -232,8 +261,14 @@ class DavisFrameScorer:
         self._open: dict[tuple, list[tuple[dict, np.ndarray, np.ndarray, np.ndarray, Any]]] = {}
         self._frame: tuple | None = None
 
-    def add(self, row: dict[str, Any], pred: np.ndarray, prob: np.ndarray, gt: np.ndarray,
-            void: np.ndarray | None) -> None:
+    def add(
+        self,
+        row: dict[str, Any],
+        pred: np.ndarray,
+        prob: np.ndarray,
+        gt: np.ndarray,
+        void: np.ndarray | None,
+    ) -> None:
         """One object's record (given ``J`` / ``F`` later), bool ``pred``, float ``prob``,
         bool ``gt`` and optional bool ``void``, all ``(H, W)``."""
         frame = (row["kind"], row["video"], row["frame"])
@@ -251,7 +286,9 @@ class DavisFrameScorer:
                 claim_pixels(labels, best, k, pred, prob, self.overlap, int(row["object_id"]))
             for k, (row, _, _, gt, void) in enumerate(objects, start=1):
                 merged = labels == k
-                row.update(J=region_similarity(merged, gt, void), F=contour_accuracy(merged, gt, void=void))
+                row.update(
+                    J=region_similarity(merged, gt, void), F=contour_accuracy(merged, gt, void=void)
+                )
         self._open.clear()
 
     def close(self) -> None:

@@ -91,7 +91,11 @@ class RefSegMetrics:
         inter = np.atleast_1d(to_numpy(intersection)).astype(np.float64)
         union = np.atleast_1d(to_numpy(union)).astype(np.float64)
         iou = self.sample_iou(inter, union)
-        hits = iou[:, None] > self.thresholds if self.protocol == "mttr" else iou[:, None] >= self.thresholds
+        hits = (
+            iou[:, None] > self.thresholds
+            if self.protocol == "mttr"
+            else iou[:, None] >= self.thresholds
+        )
         self._state[0] += len(iou)
         self._state[1] += inter.sum()
         self._state[2] += union.sum()
@@ -176,8 +180,13 @@ class A2DMaskAP:
 
         self._ids.add(sample_id)
         self._samples.append(
-            {"id": sample_id, "size": gt_np.shape, "gt": rle(gt_np), "pred": rle(pred_np),
-             "score": float(score)}
+            {
+                "id": sample_id,
+                "size": gt_np.shape,
+                "gt": rle(gt_np),
+                "pred": rle(pred_np),
+                "score": float(score),
+            }
         )
 
     def state(self) -> list[dict]:
@@ -206,14 +215,26 @@ class A2DMaskAP:
             h, w = s["size"]
             images.append({"id": image_id, "height": int(h), "width": int(w)})
             if s["gt"] is not None:
-                anns.append({
-                    "id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                    "segmentation": s["gt"], "area": float(mask_utils.area(s["gt"])),
-                    "bbox": mask_utils.toBbox(s["gt"]).tolist(),
-                })
+                anns.append(
+                    {
+                        "id": len(anns) + 1,
+                        "image_id": image_id,
+                        "category_id": 1,
+                        "iscrowd": 0,
+                        "segmentation": s["gt"],
+                        "area": float(mask_utils.area(s["gt"])),
+                        "bbox": mask_utils.toBbox(s["gt"]).tolist(),
+                    }
+                )
             if s["pred"] is not None:
-                dets.append({"image_id": image_id, "category_id": 1, "segmentation": s["pred"],
-                             "score": s["score"]})
+                dets.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": 1,
+                        "segmentation": s["pred"],
+                        "score": s["score"],
+                    }
+                )
         out = {k: math.nan for k in self._LABELS}
         out["num_samples"] = len(self._samples)
         if not anns:
@@ -222,8 +243,11 @@ class A2DMaskAP:
             return {**out, **{k: 0.0 for k in self._LABELS}}
         with contextlib.redirect_stdout(io.StringIO()):
             coco_gt = COCO()
-            coco_gt.dataset = {"images": images, "annotations": anns,
-                               "categories": [{"id": 1, "name": "object"}]}
+            coco_gt.dataset = {
+                "images": images,
+                "annotations": anns,
+                "categories": [{"id": 1, "name": "object"}],
+            }
             coco_gt.createIndex()
             coco_dt = coco_gt.loadRes(dets)
             ev = COCOeval(coco_gt, coco_dt, iouType="segm")

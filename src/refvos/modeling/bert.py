@@ -150,8 +150,9 @@ class BertEncoder(nn.Module):
         self.encoder = BertLayers(text_config)
         self.pooler = BertPooler(text_config)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.embeddings(input_ids)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -166,7 +167,9 @@ def check_text_config(text_config: dict[str, Any]) -> None:
     """Refuse a ``text_config`` this encoder cannot build, with the field and what was expected."""
     act = text_config.get("hidden_act")
     if act not in ACTIVATIONS:
-        raise CheckpointError(f"text config hidden_act={act!r} is not supported (expected one of {sorted(ACTIVATIONS)})")
+        raise CheckpointError(
+            f"text config hidden_act={act!r} is not supported (expected one of {sorted(ACTIVATIONS)})"
+        )
     if text_config["hidden_size"] % text_config["num_attention_heads"]:
         raise CheckpointError(
             f"text config hidden_size={text_config['hidden_size']} is not a multiple of "

@@ -100,8 +100,11 @@ def build_from_config(config: RefVOSConfig | dict[str, Any]) -> RefVOS:
     if isinstance(config, dict):
         config = RefVOSConfig.from_dict(config)
     lite_options = (
-        {"backbone_stage": config.backbone_stage, "head_channels": config.head_channels,
-         "atrous_rates": config.atrous_rates}
+        {
+            "backbone_stage": config.backbone_stage,
+            "head_channels": config.head_channels,
+            "atrous_rates": config.atrous_rates,
+        }
         if config.variant == "refvos_lite"
         else {}
     )

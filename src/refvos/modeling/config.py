@@ -98,7 +98,9 @@ class RefVOSConfig:
 
     def __post_init__(self) -> None:
         if self.truncation not in TRUNCATIONS:
-            raise ValueError(f"truncation must be one of {list(TRUNCATIONS)}, got {self.truncation!r}")
+            raise ValueError(
+                f"truncation must be one of {list(TRUNCATIONS)}, got {self.truncation!r}"
+            )
 
     @property
     def legacy_truncation(self) -> bool:
@@ -123,7 +125,9 @@ class RefVOSConfig:
         if not isinstance(self.variant, str) or self.variant not in variants:
             raise ValueError(f"variant must be one of {sorted(variants)}, got {self.variant!r}")
         if self.backbone != variants[self.variant]:
-            raise ValueError(f"backbone of {self.variant} must be {variants[self.variant]!r}, got {self.backbone!r}")
+            raise ValueError(
+                f"backbone of {self.variant} must be {variants[self.variant]!r}, got {self.backbone!r}"
+            )
         _int_in("backbone_channels", self.backbone_channels, 1, 8192)
         _int_in("max_tokens", self.max_tokens, 1, 512)
         _int_in("num_classes", self.num_classes, 2, 2)
@@ -156,7 +160,9 @@ class RefVOSConfig:
         if self.max_tokens > t["max_position_embeddings"]:
             raise ValueError("max_tokens must not exceed text_config.max_position_embeddings")
         if t["hidden_act"] not in ("gelu", "relu", "gelu_new", "gelu_python", "silu", "tanh"):
-            raise ValueError(f"text_config.hidden_act {t['hidden_act']!r} is not a known activation")
+            raise ValueError(
+                f"text_config.hidden_act {t['hidden_act']!r} is not a known activation"
+            )
         for name in ("layer_norm_eps", "hidden_dropout_prob", "attention_probs_dropout_prob"):
             v = t[name]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
@@ -171,8 +177,14 @@ class RefVOSConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown RefVOSConfig fields: {sorted(unknown)}")
-        missing = sorted({f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
-                          and f.default_factory is dataclasses.MISSING} - set(d))
+        missing = sorted(
+            {
+                f.name
+                for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            }
+            - set(d)
+        )
         if missing:
             raise ValueError(f"config lacks fields {missing}")
         d = dict(d)

@@ -42,8 +42,16 @@ LITE0_STAGES: tuple[tuple[str, int, int, int, int, int], ...] = (
 # feature stage (timm's out_indices 0-4: strides 2, 4, 8, 16, 32 without dilation) -> last block
 FEATURE_BLOCKS = (0, 1, 2, 4, 6)
 # the classifier's tensors after the trunk in timm's full model (the shipped ImageNet weights)
-CLASSIFIER_KEYS = ("conv_head.weight", "bn2.weight", "bn2.bias", "bn2.running_mean", "bn2.running_var",
-                   "bn2.num_batches_tracked", "classifier.weight", "classifier.bias")
+CLASSIFIER_KEYS = (
+    "conv_head.weight",
+    "bn2.weight",
+    "bn2.bias",
+    "bn2.running_mean",
+    "bn2.running_var",
+    "bn2.num_batches_tracked",
+    "classifier.weight",
+    "classifier.bias",
+)
 
 
 class SamePadConv2d(nn.Conv2d):
@@ -51,28 +59,57 @@ class SamePadConv2d(nn.Conv2d):
     ``ceil(H / stride)`` rows, and the odd padding pixel goes to the bottom / right (timm's
     ``Conv2dSame``). ``(B, C_in, H, W) -> (B, C_out, ceil(H / s), ceil(W / s))``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 dilation: int = 1, groups: int = 1) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0,
-                         dilation=dilation, groups=groups, bias=False)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=0,
+            dilation=dilation,
+            groups=groups,
+            bias=False,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
-        for size, k, s, d in zip(x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1],
-                                 self.dilation[::-1]):
+        for size, k, s, d in zip(
+            x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1], self.dilation[::-1]
+        ):
             total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
             pads += [total // 2, total - total // 2]
         return super().forward(F.pad(x, pads))
 
 
-def conv2d_same(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                dilation: int = 1, groups: int = 1) -> nn.Conv2d:
+def conv2d_same(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int = 1,
+    dilation: int = 1,
+    groups: int = 1,
+) -> nn.Conv2d:
     """timm's ``create_conv2d(..., padding="same")``: a fixed symmetric padding where it equals
     TensorFlow's "same" (stride 1, even ``dilation * (kernel_size - 1)``), else
     :class:`SamePadConv2d`."""
     if stride == 1 and (dilation * (kernel_size - 1)) % 2 == 0:
-        return nn.Conv2d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size - 1) // 2,
-                         dilation=dilation, groups=groups, bias=False)
+        return nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            padding=dilation * (kernel_size - 1) // 2,
+            dilation=dilation,
+            groups=groups,
+            bias=False,
+        )
     return SamePadConv2d(in_channels, out_channels, kernel_size, stride, dilation, groups)
 
 
@@ -80,10 +117,18 @@ class DepthwiseSeparableConv(nn.Module):
     """Depthwise kxk conv + BN + ReLU6, pointwise 1x1 conv + BN, residual when shapes allow:
     ``(B, C_in, H, W) -> (B, C_out, H / stride, W / stride)``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 dilation: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+    ) -> None:
         super().__init__()
-        self.conv_dw = conv2d_same(in_channels, in_channels, kernel_size, stride, dilation, groups=in_channels)
+        self.conv_dw = conv2d_same(
+            in_channels, in_channels, kernel_size, stride, dilation, groups=in_channels
+        )
         self.bn1 = nn.BatchNorm2d(in_channels, eps=BN_EPS)
         self.act1 = nn.ReLU6(inplace=True)
         self.conv_pw = nn.Conv2d(in_channels, out_channels, 1, bias=False)
@@ -103,8 +148,15 @@ class InvertedResidual(nn.Module):
     """MobileNetV2 block: 1x1 expansion + BN + ReLU6, depthwise kxk + BN + ReLU6, 1x1 projection
     + BN, residual when shapes allow: ``(B, C_in, H, W) -> (B, C_out, H / stride, W / stride)``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 dilation: int = 1, expansion: int = 6) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        expansion: int = 6,
+    ) -> None:
         super().__init__()
         mid = in_channels * expansion
         self.conv_pw = nn.Conv2d(in_channels, mid, 1, bias=False)
@@ -161,11 +213,17 @@ class EfficientNetLiteTrunk(nn.Module):
                     else:
                         current_stride *= block_stride
                 if kind == "ds":
-                    blocks.append(DepthwiseSeparableConv(channels, out_channels, kernel, block_stride,
-                                                         block_dilation))
+                    blocks.append(
+                        DepthwiseSeparableConv(
+                            channels, out_channels, kernel, block_stride, block_dilation
+                        )
+                    )
                 else:
-                    blocks.append(InvertedResidual(channels, out_channels, kernel, block_stride,
-                                                   block_dilation, expansion))
+                    blocks.append(
+                        InvertedResidual(
+                            channels, out_channels, kernel, block_stride, block_dilation, expansion
+                        )
+                    )
                 channels = out_channels
             stages.append(nn.Sequential(*blocks))
         self.blocks = nn.Sequential(*stages)

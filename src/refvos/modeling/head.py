@@ -15,7 +15,9 @@ class ASPPConv(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.Conv2d(
+                in_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False
+            ),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(),
         )
@@ -50,7 +52,11 @@ class LanguageFusedASPP(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, text_dim: int, atrous_rates: tuple[int, int, int], channels: int = 256
+        self,
+        in_channels: int,
+        text_dim: int,
+        atrous_rates: tuple[int, int, int],
+        channels: int = 256,
     ) -> None:
         super().__init__()
         branches: list[nn.Module] = [
@@ -67,7 +73,9 @@ class LanguageFusedASPP(nn.Module):
             nn.ReLU(),
             nn.Dropout(0.5),
         )
-        self.embedding_project = nn.Sequential(nn.Linear(text_dim, channels), nn.BatchNorm1d(channels))
+        self.embedding_project = nn.Sequential(
+            nn.Linear(text_dim, channels), nn.BatchNorm1d(channels)
+        )
         self.project_final = nn.Sequential(
             nn.Conv2d(channels, channels, 1, bias=False),
             nn.BatchNorm2d(channels),

@@ -16,8 +16,16 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 # in-place fills a module's initialisation calls (torch.nn.init's functions dispatch their own)
-_TENSOR_FILLS = frozenset({torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.fill_,
-                           torch.Tensor.zero_, torch.Tensor.random_, torch.Tensor.bernoulli_})
+_TENSOR_FILLS = frozenset(
+    {
+        torch.Tensor.normal_,
+        torch.Tensor.uniform_,
+        torch.Tensor.fill_,
+        torch.Tensor.zero_,
+        torch.Tensor.random_,
+        torch.Tensor.bernoulli_,
+    }
+)
 
 
 class _SkipMetaInit(TorchFunctionMode):
@@ -25,8 +33,11 @@ class _SkipMetaInit(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         target = args[0] if args else (kwargs or {}).get("tensor")
-        if (isinstance(target, torch.Tensor) and target.is_meta
-                and (func in _TENSOR_FILLS or getattr(func, "__module__", None) == "torch.nn.init")):
+        if (
+            isinstance(target, torch.Tensor)
+            and target.is_meta
+            and (func in _TENSOR_FILLS or getattr(func, "__module__", None) == "torch.nn.init")
+        ):
             return target
         return func(*args, **(kwargs or {}))
 

@@ -43,7 +43,12 @@ class Prediction:
     box: tuple[int, int, int, int] | None
 
     def to_json(self) -> dict:
-        return {"expression": self.expression, "area": self.area, "box": self.box, "score": round(self.score, 6)}
+        return {
+            "expression": self.expression,
+            "area": self.area,
+            "box": self.box,
+            "score": round(self.score, 6),
+        }
 
 
 def prediction(expression: str, mask: torch.Tensor, logits: torch.Tensor) -> Prediction:
@@ -58,20 +63,30 @@ def prediction(expression: str, mask: torch.Tensor, logits: torch.Tensor) -> Pre
 SCORE_ROWS = 256  # rows of a full-size logit difference turned into probabilities at a time
 
 
-def upsampled_prediction(expression: str, logits: torch.Tensor, size: tuple[int, int]) -> Prediction:
+def upsampled_prediction(
+    expression: str, logits: torch.Tensor, size: tuple[int, int]
+) -> Prediction:
     """:func:`prediction` of head logits ``(2, h, w)`` upsampled to ``size`` (bilinear,
     ``align_corners=False``, as :meth:`~refvos.modeling.refvos.Segmenter.decode`), holding one
     float map at full size at a time (each channel is upsampled alone, the difference taken in
     place): the mask ``logit1 - logit0 > 0`` is ``logit1 > logit0`` exactly."""
     with torch.inference_mode():
         logits = logits[None].float()
-        diff = F.interpolate(logits[:, 1:2], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
-        diff.sub_(F.interpolate(logits[:, 0:1], size=tuple(size), mode="bilinear", align_corners=False)[0, 0])
+        diff = F.interpolate(
+            logits[:, 1:2], size=tuple(size), mode="bilinear", align_corners=False
+        )[0, 0]
+        diff.sub_(
+            F.interpolate(logits[:, 0:1], size=tuple(size), mode="bilinear", align_corners=False)[
+                0, 0
+            ]
+        )
         mask = diff > 0
         area = int(mask.sum())
         total = 0.0
         if area:
-            for r in range(0, diff.shape[0], SCORE_ROWS):  # sigmoid of the masked values, a band at a time
+            for r in range(
+                0, diff.shape[0], SCORE_ROWS
+            ):  # sigmoid of the masked values, a band at a time
                 rows = slice(r, r + SCORE_ROWS)
                 total += float(torch.sigmoid(diff[rows][mask[rows]]).double().sum())
         del diff

@@ -29,7 +29,9 @@ class Segmenter(nn.Module):
         """Backbone features ``(B, C, h, w)`` (stride 8) of normalised images ``(B, 3, H, W)``."""
         return self.backbone(images)
 
-    def decode(self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def decode(
+        self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]
+    ) -> torch.Tensor:
         """Logits ``(B, classes, *size)`` from features ``(B, C, h, w)`` and sentence vectors
         ``(B, D)`` (or one ``(1, D)`` shared by all), upsampled bilinearly (``align_corners=False``,
         as the original) to ``size``. The head's logits are cast to float before upsampling."""
@@ -72,7 +74,9 @@ class RefVOS(nn.Module):
         image, they serve every sentence about it (:meth:`decode`)."""
         return self.segmenter.encode(images)
 
-    def decode(self, features: torch.Tensor, text_embedding: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def decode(
+        self, features: torch.Tensor, text_embedding: torch.Tensor, size: tuple[int, int]
+    ) -> torch.Tensor:
         """Float logits ``(B, 2, *size)`` of :meth:`encode_image`'s features ``(B, C, h, w)`` for
         sentence vectors ``(B, D)`` (or one ``(1, D)`` shared by all), upsampled to ``size``."""
         return self.segmenter.decode(features, text_embedding, size)

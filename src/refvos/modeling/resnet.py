@@ -24,12 +24,20 @@ class Bottleneck(nn.Module):
     """1x1 -> 3x3 (stride, dilation) -> 1x1 with a residual: ``(B, C_in, H, W) -> (B, 4 * width,
     H / stride, W / stride)``; ``downsample`` (1x1 conv + BN) maps the input when shapes change."""
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, dilation: int = 1,
-                 downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        dilation: int = 1,
+        downsample: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+        self.conv2 = nn.Conv2d(
+            width, width, 3, stride=stride, padding=dilation, dilation=dilation, bias=False
+        )
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, width * EXPANSION, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(width * EXPANSION)
@@ -60,8 +68,11 @@ class ResNetFeatures(nn.Module):
     ``forward(images (B, 3, H, W)) -> (B, 2048, H/s, W/s)`` (s: the output stride).
     """
 
-    def __init__(self, blocks: tuple[int, int, int, int] = RESNET101_BLOCKS,
-                 dilate: tuple[bool, bool, bool] = (False, True, True)) -> None:
+    def __init__(
+        self,
+        blocks: tuple[int, int, int, int] = RESNET101_BLOCKS,
+        dilate: tuple[bool, bool, bool] = (False, True, True),
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -93,7 +104,9 @@ class ResNetFeatures(nn.Module):
             )
         layers = [Bottleneck(self.out_channels, width, stride, previous_dilation, downsample)]
         self.out_channels = width * EXPANSION
-        layers += [Bottleneck(self.out_channels, width, dilation=self._dilation) for _ in range(1, blocks)]
+        layers += [
+            Bottleneck(self.out_channels, width, dilation=self._dilation) for _ in range(1, blocks)
+        ]
         return nn.Sequential(*layers)
 
     def conv_bn_pairs(self) -> tuple[tuple[str, str], ...]:

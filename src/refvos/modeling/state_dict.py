@@ -12,7 +12,10 @@ def _listed(keys: list[str], limit: int = 8) -> str:
 
 
 def check_fits(
-    module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, optional: frozenset[str] = frozenset()
+    module: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    what: str,
+    optional: frozenset[str] = frozenset(),
 ) -> dict[str, torch.Tensor]:
     """Compare names and shapes only (no value is read; ``module`` may live on the meta device):
     every key must match, except the ``optional`` buffers, which may be absent. Raises
@@ -32,7 +35,10 @@ def check_fits(
 
 
 def load_strict(
-    module: torch.nn.Module, state: dict[str, torch.Tensor], what: str, optional: frozenset[str] = frozenset(),
+    module: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    what: str,
+    optional: frozenset[str] = frozenset(),
     assign: bool = False,
 ) -> None:
     """Load ``state`` into ``module`` after :func:`check_fits`. ``assign``: the module takes the

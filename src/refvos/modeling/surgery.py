@@ -30,16 +30,23 @@ def declared_pairs(module: nn.Module) -> tuple[tuple[str, str], ...]:
         pairs = tuple(declare())
     elif isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
         names = list(module._modules)
-        return tuple((a, b) for a, b in zip(names, names[1:])
-                     if isinstance(module._modules[a], nn.Conv2d) and isinstance(module._modules[b], nn.BatchNorm2d))
+        return tuple(
+            (a, b)
+            for a, b in zip(names, names[1:])
+            if isinstance(module._modules[a], nn.Conv2d)
+            and isinstance(module._modules[b], nn.BatchNorm2d)
+        )
     else:
         return ()
     for conv, bn in pairs:
         if not isinstance(module._modules.get(conv), nn.Conv2d) or not isinstance(
-                module._modules.get(bn), nn.BatchNorm2d):
-            raise InputError(f"{type(module).__name__} declares the conv/BN pair ({conv!r}, {bn!r}) but its "
-                             f"children there are {type(module._modules.get(conv)).__name__} and "
-                             f"{type(module._modules.get(bn)).__name__}")
+            module._modules.get(bn), nn.BatchNorm2d
+        ):
+            raise InputError(
+                f"{type(module).__name__} declares the conv/BN pair ({conv!r}, {bn!r}) but its "
+                f"children there are {type(module._modules.get(conv)).__name__} and "
+                f"{type(module._modules.get(bn)).__name__}"
+            )
     return pairs
 
 
@@ -55,7 +62,11 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     for parent in list(module.modules()):
         for c, b in declared_pairs(parent):
             conv, bn = parent._modules[c], parent._modules[b]
-            if isinstance(conv, nn.Conv2d) and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
+            if (
+                isinstance(conv, nn.Conv2d)
+                and type(bn) is nn.BatchNorm2d
+                and bn.track_running_stats
+            ):
                 parent._modules[c] = fuse_conv_bn_eval(conv, bn)
                 parent._modules[b] = nn.Identity()
     return module

@@ -71,7 +71,9 @@ def infer_text_config(state: dict[str, torch.Tensor]) -> dict[str, Any]:
         intermediate = state["encoder.layer.0.intermediate.dense.weight"].shape[0]
     except KeyError as e:
         raise CheckpointError(f"not a BertModel state dict: key {e} is missing") from e
-    layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"encoder\.layer\.(\d+)\.", k)))
+    layers = 1 + max(
+        int(m.group(1)) for k in state if (m := re.match(r"encoder\.layer\.(\d+)\.", k))
+    )
     return {
         **BERT_BASE_UNCASED,
         "vocab_size": int(vocab),
@@ -102,7 +104,9 @@ def build_text_encoder(text_config: dict[str, Any]) -> BertEncoder:
     return encoder
 
 
-def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_pretrained_text_encoder(
+    name_or_path: str | os.PathLike,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Load a pretrained BERT from a local directory (``save_pretrained`` layout), the shipped MiniLM
     (``"minilm-l6"``) or, online, a model-hub name such as ``bert-base-uncased``.
 
@@ -138,13 +142,22 @@ def load_pretrained_text_encoder(name_or_path: str | os.PathLike) -> tuple[torch
 TEXT_OPTIONAL_KEYS = frozenset({"embeddings.position_ids"})
 
 
-def load_text_state_dict(encoder: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
-                         assign: bool = False) -> None:
+def load_text_state_dict(
+    encoder: torch.nn.Module, state: dict[str, torch.Tensor], source: str, assign: bool = False
+) -> None:
     """Load a ``BertModel`` state dict strictly, tolerating only :data:`TEXT_OPTIONAL_KEYS`
     (``assign``: see :func:`~refvos.modeling.state_dict.load_strict`)."""
-    load_strict(encoder, state, f"{source}: the text encoder's weights", optional=TEXT_OPTIONAL_KEYS, assign=assign)
+    load_strict(
+        encoder,
+        state,
+        f"{source}: the text encoder's weights",
+        optional=TEXT_OPTIONAL_KEYS,
+        assign=assign,
+    )
 
 
-def cls_embedding(encoder: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def cls_embedding(
+    encoder: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
     """Last-layer hidden state of the [CLS] token: ``(B, T)`` ids and mask -> ``(B, D)``."""
     return encoder(input_ids, attention_mask)[0][:, 0]

@@ -45,8 +45,12 @@ def check_backend(backend: str) -> str:
     return backend
 
 
-def candidate_backends(backend: str, device: torch.device, int8_model: str | os.PathLike | None = None,
-                       precision: str = "auto") -> tuple[str, ...]:
+def candidate_backends(
+    backend: str,
+    device: torch.device,
+    int8_model: str | os.PathLike | None = None,
+    precision: str = "auto",
+) -> tuple[str, ...]:
     """The backends ``backend`` leaves to choose from on ``device`` for ``precision``: ``auto`` is
     PyTorch and OpenVINO where OpenVINO is installed, the device is a CPU and the precision is
     ``auto`` too (an explicit precision, also :data:`~refvos.runtime.PRECISION_ENV`, keeps
@@ -60,17 +64,27 @@ def candidate_backends(backend: str, device: torch.device, int8_model: str | os.
             what = "an int8 model" if int8_model is not None else "backend openvino"
             raise InputError(f"{what} runs on the CPU, got device {device}")
         if int8_model is not None and backend == "torch":
-            raise InputError("an int8 model runs in OpenVINO: use backend 'auto' or 'openvino' with it")
+            raise InputError(
+                "an int8 model runs in OpenVINO: use backend 'auto' or 'openvino' with it"
+            )
         return ("openvino",)
-    explicit = precision != "auto" or os.environ.get(PRECISION_ENV, "auto").strip() not in ("", "auto")
+    explicit = precision != "auto" or os.environ.get(PRECISION_ENV, "auto").strip() not in (
+        "",
+        "auto",
+    )
     if backend == "auto" and device.type == "cpu" and not explicit and openvino_backend.available():
         return ("torch", "openvino")
     return ("torch",)
 
 
-def inference_workload(segmenter_for: Callable[[str], torch.nn.Module], text_dim: int, side: int,
-                       device: torch.device, channels_last: bool = True,
-                       openvino_for: Callable[[str], Any] | None = None) -> Workload:
+def inference_workload(
+    segmenter_for: Callable[[str], torch.nn.Module],
+    text_dim: int,
+    side: int,
+    device: torch.device,
+    channels_last: bool = True,
+    openvino_for: Callable[[str], Any] | None = None,
+) -> Workload:
     """One frame (batch 1, ``side`` x ``side``) through ``encode`` + ``decode`` of the runner each
     variant would use: for a PyTorch precision the segmenter ``segmenter_for(precision)`` (e.g.
     the BN-folded copy for bf16, built only when that precision is timed), for
@@ -79,7 +93,9 @@ def inference_workload(segmenter_for: Callable[[str], torch.nn.Module], text_dim
 
     def runner(name: str):
         backend, precision = split_candidate(name)
-        x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device, memory_format=fmt)
+        x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(
+            device, memory_format=fmt
+        )
         text = torch.randn(1, text_dim, generator=torch.Generator().manual_seed(1)).to(device)
         if backend == "openvino":
             engine = openvino_for(precision)
@@ -114,13 +130,21 @@ class Backends:
     ``segmenter_for(precision)``: the PyTorch segmenter that precision runs; ``int8_model``: an
     int8 encoder written by ``refvos quantize`` (then the choice is int8 in OpenVINO)."""
 
-    def __init__(self, segmenter_for: Callable[[str], torch.nn.Module], text_dim: int | None, device: torch.device,
-                 backend: str = "auto", int8_model: str | os.PathLike | None = None,
-                 channels_last: bool = True) -> None:
+    def __init__(
+        self,
+        segmenter_for: Callable[[str], torch.nn.Module],
+        text_dim: int | None,
+        device: torch.device,
+        backend: str = "auto",
+        int8_model: str | os.PathLike | None = None,
+        channels_last: bool = True,
+    ) -> None:
         self.segmenter_for, self.text_dim, self.device = segmenter_for, text_dim, device
         self.channels_last = channels_last
         self.int8_model = int8_model
-        self.int8_info = openvino_backend.int8_encoder_info(int8_model) if int8_model is not None else None
+        self.int8_info = (
+            openvino_backend.int8_encoder_info(int8_model) if int8_model is not None else None
+        )
         self.backend = check_backend(backend)
         candidate_backends(backend, device, int8_model)  # the install / device errors, at once
         self._openvino: dict[str, Any] = {}
@@ -128,32 +152,52 @@ class Backends:
     def openvino_for(self, precision: str):
         if precision not in self._openvino:
             self._openvino[precision] = openvino_backend.OpenVINORunner(
-                self.segmenter_for("fp32"), precision, self.int8_model)
+                self.segmenter_for("fp32"), precision, self.int8_model
+            )
         return self._openvino[precision]
 
     def choose(self, precision: str, side: int) -> PrecisionChoice:
         """The backend and precision (``side``: the calibration frame's side)."""
         if self.int8_info is not None:
             agreement = (self.int8_info.get("agreement") or {}).get("mean_iou")
-            return PrecisionChoice("int8", "explicit", f"int8 model {self.int8_model} was given "
-                                   f"(mask mean IoU vs fp32 {agreement} on held-out frames)", backend="openvino")
+            return PrecisionChoice(
+                "int8",
+                "explicit",
+                f"int8 model {self.int8_model} was given "
+                f"(mask mean IoU vs fp32 {agreement} on held-out frames)",
+                backend="openvino",
+            )
         backends = candidate_backends(self.backend, self.device, self.int8_model, precision)
         env = os.environ.get(PRECISION_ENV, "auto").strip() or "auto"
         if len(backends) == 1 and (precision != "auto" or env != "auto"):  # nothing to measure
             return choose_precision(precision, self.device, backends=backends)
         if self.backend == "auto" and "openvino" in backends:
             try:  # a cached choice builds nothing here; a measurement builds the OpenVINO runners
-                return choose_precision(precision, self.device, self.workload(side, backends), backends=backends)
+                return choose_precision(
+                    precision, self.device, self.workload(side, backends), backends=backends
+                )
             except Exception as e:  # noqa: BLE001 - auto falls back to PyTorch, saying why
-                warnings.warn(f"OpenVINO could not run this network ({type(e).__name__}: {e}); "
-                              "backend auto uses PyTorch", RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"OpenVINO could not run this network ({type(e).__name__}: {e}); "
+                    "backend auto uses PyTorch",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 self._openvino.clear()
                 backends = ("torch",)
-        return choose_precision(precision, self.device, self.workload(side, backends), backends=backends)
+        return choose_precision(
+            precision, self.device, self.workload(side, backends), backends=backends
+        )
 
     def workload(self, side: int, backends: tuple[str, ...]) -> Workload:
-        return inference_workload(self.segmenter_for, self.text_dim, side, self.device, self.channels_last,
-                                  self.openvino_for if "openvino" in backends else None)
+        return inference_workload(
+            self.segmenter_for,
+            self.text_dim,
+            side,
+            self.device,
+            self.channels_last,
+            self.openvino_for if "openvino" in backends else None,
+        )
 
     def runner(self, choice: PrecisionChoice, compile: str | bool):
         if choice.backend == "openvino":

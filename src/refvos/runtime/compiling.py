@@ -32,8 +32,9 @@ EXPECTED_SAVING = 0.05
 DEFAULT_COMPILE_S = 60.0
 
 
-def pays_back(eager_s_per_frame: float, frames_ahead: int, compile_s: float,
-              saving: float = EXPECTED_SAVING) -> bool:
+def pays_back(
+    eager_s_per_frame: float, frames_ahead: int, compile_s: float, saving: float = EXPECTED_SAVING
+) -> bool:
     """Whether compiling (``compile_s`` seconds) saves more than it costs over ``frames_ahead``
     frames that take ``eager_s_per_frame`` seconds each eagerly, compiled ``saving`` less."""
     return frames_ahead * eager_s_per_frame * saving > compile_s
@@ -66,9 +67,15 @@ class SegmenterRunner:
     made it eager, or None}``.
     """
 
-    def __init__(self, segmenter: torch.nn.Module, compile: str | bool = False, *,
-                 clock: Callable[[], float] = time.perf_counter, compile_cost_s: float | None = None,
-                 saving: float = EXPECTED_SAVING) -> None:
+    def __init__(
+        self,
+        segmenter: torch.nn.Module,
+        compile: str | bool = False,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        compile_cost_s: float | None = None,
+        saving: float = EXPECTED_SAVING,
+    ) -> None:
         self.segmenter = segmenter
         self.compile = check_compile(compile)
         self.clock = clock
@@ -122,14 +129,19 @@ class SegmenterRunner:
             ahead = max(0, self._expected - self._since_expected)
         else:
             ahead = frames
-        return pays_back(self._eager_s[size] / frames, ahead, self.expected_compile_s(), self.saving)
+        return pays_back(
+            self._eager_s[size] / frames, ahead, self.expected_compile_s(), self.saving
+        )
 
     def _hot(self, size: tuple) -> bool:
         """Whether images of ``size`` run compiled."""
         if self.compile is False or self.fallback is not None:
             return False
-        if size not in self._hot_images and not self.frozen and (
-                self.compile is True or self._worth_compiling(size)):
+        if (
+            size not in self._hot_images
+            and not self.frozen
+            and (self.compile is True or self._worth_compiling(size))
+        ):
             self._compile()
             self._hot_images.add(size)
         return size in self._hot_images
@@ -147,8 +159,11 @@ class SegmenterRunner:
             first_line = str(e).splitlines()[0] if str(e) else ""
             self.fallback = f"{type(e).__name__}: {first_line}"
             self._hot_images.clear()
-            warnings.warn(f"torch.compile failed ({self.fallback}); running the network eagerly",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"torch.compile failed ({self.fallback}); running the network eagerly",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             return eager(*args)
         self.compile_s += time.perf_counter() - start
         self._compiles += 1
@@ -166,12 +181,16 @@ class SegmenterRunner:
                 self._eager_s[size] = self._eager_s.get(size, 0.0) + self.clock() - start
                 self._frames[size] = self._frames.get(size, 0) + images.shape[0]
             return features
-        features = self._call(self._encode, self.segmenter.encode, ("encode", tuple(images.shape)), images)
+        features = self._call(
+            self._encode, self.segmenter.encode, ("encode", tuple(images.shape)), images
+        )
         if self.fallback is None:
             self._hot_features.add(tuple(features.shape[-2:]))
         return features
 
-    def decode(self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def decode(
+        self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]
+    ) -> torch.Tensor:
         """Float logits ``(B, 2, *size)`` of features ``(B, C, h, w)`` and sentence vectors."""
         size = tuple(size)
         if self.fallback is not None or tuple(features.shape[-2:]) not in self._hot_features:
@@ -180,5 +199,10 @@ class SegmenterRunner:
         return self._call(self._decode, self.segmenter.decode, key, features, text, size)
 
     def report(self) -> dict:
-        return {"setting": self.compile, "compiled": self.compiled, "compile_s": round(self.compile_s, 3),
-                "compiled_sizes": sorted(list(s) for s in self._hot_images), "fallback": self.fallback}
+        return {
+            "setting": self.compile,
+            "compiled": self.compiled,
+            "compile_s": round(self.compile_s, 3),
+            "compiled_sizes": sorted(list(s) for s in self._hot_images),
+            "fallback": self.fallback,
+        }

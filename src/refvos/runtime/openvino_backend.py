@@ -127,29 +127,41 @@ def _float_copy(segmenter: nn.Module) -> nn.Module:
     return copy.deepcopy(segmenter).to("cpu", memory_format=torch.contiguous_format).float().eval()
 
 
-def _convert(module: nn.Module, example: tuple[torch.Tensor, ...], shapes: list[list[int]], path: Path) -> Path:
+def _convert(
+    module: nn.Module, example: tuple[torch.Tensor, ...], shapes: list[list[int]], path: Path
+) -> Path:
     ov = require()
     import warnings
 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's deprecation and constant warnings
-        model = ov.convert_model(module, example_input=example, input=[ov.PartialShape(s) for s in shapes])
+        model = ov.convert_model(
+            module, example_input=example, input=[ov.PartialShape(s) for s in shapes]
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     save_ir(model, path)
     return path
 
 
-def convert_encoder(segmenter: nn.Module, folder: str | os.PathLike, size: tuple[int, int] | None = None) -> Path:
+def convert_encoder(
+    segmenter: nn.Module, folder: str | os.PathLike, size: tuple[int, int] | None = None
+) -> Path:
     """Write the encoder IR of ``segmenter`` (an fp32 CPU copy) into ``folder``: batch symbolic,
     height and width too when ``size`` is None, else fixed to ``size = (H, W)``."""
     seg = _float_copy(segmenter)
     h, w = size or (64, 64)
     dims = [-1, -1] if size is None else [h, w]
-    return _convert(EncoderGraph(seg).eval(), (torch.zeros(1, 3, h, w),), [[-1, 3, *dims]],
-                    ir_path(Path(folder), ENCODER, size))
+    return _convert(
+        EncoderGraph(seg).eval(),
+        (torch.zeros(1, 3, h, w),),
+        [[-1, 3, *dims]],
+        ir_path(Path(folder), ENCODER, size),
+    )
 
 
-def convert_head(segmenter: nn.Module, folder: str | os.PathLike, size: tuple[int, int] | None = None) -> Path:
+def convert_head(
+    segmenter: nn.Module, folder: str | os.PathLike, size: tuple[int, int] | None = None
+) -> Path:
     """Write the head IR of ``segmenter`` into ``folder`` for features of ``size = (h, w)``
     (None: any)."""
     seg = _float_copy(segmenter)
@@ -157,8 +169,12 @@ def convert_head(segmenter: nn.Module, folder: str | os.PathLike, size: tuple[in
     channels = seg.classifier.aspp.convs[0][0].in_channels
     h, w = size or (8, 8)
     dims = [-1, -1] if size is None else [h, w]
-    return _convert(HeadGraph(seg).eval(), (torch.zeros(1, channels, h, w), torch.zeros(1, text_dim)),
-                    [[-1, channels, *dims], [-1, text_dim]], ir_path(Path(folder), HEAD, size))
+    return _convert(
+        HeadGraph(seg).eval(),
+        (torch.zeros(1, channels, h, w), torch.zeros(1, text_dim)),
+        [[-1, channels, *dims], [-1, text_dim]],
+        ir_path(Path(folder), HEAD, size),
+    )
 
 
 def save_ir(model, path: Path) -> None:
@@ -203,16 +219,22 @@ def int8_encoder_info(path: str | os.PathLike) -> dict[str, Any]:
 
     path = Path(path)
     if path.suffix != ".xml" or not path.is_file() or not path.with_suffix(".bin").is_file():
-        raise InputError(f"int8 model {path}: expected an OpenVINO .xml file with its .bin beside it "
-                         "(written by `refvos quantize`)")
+        raise InputError(
+            f"int8 model {path}: expected an OpenVINO .xml file with its .bin beside it "
+            "(written by `refvos quantize`)"
+        )
     record = path.with_suffix(".json")
     try:
         info = json.loads(record.read_text())
     except (OSError, ValueError) as e:
-        raise InputError(f"int8 model {path}: its record {record.name} (written by `refvos quantize`) "
-                         f"is missing or not JSON ({e})") from e
+        raise InputError(
+            f"int8 model {path}: its record {record.name} (written by `refvos quantize`) "
+            f"is missing or not JSON ({e})"
+        ) from e
     if not isinstance(info, dict) or "weights" not in info:
-        raise InputError(f"int8 model {path}: {record.name} has no 'weights' key (not written by refvos quantize)")
+        raise InputError(
+            f"int8 model {path}: {record.name} has no 'weights' key (not written by refvos quantize)"
+        )
     return info
 
 
@@ -230,8 +252,12 @@ class OpenVINORunner:
     cache, "sizes": the input sizes compiled ([] when size-generic), "cache_dir"}``.
     """
 
-    def __init__(self, segmenter: nn.Module, precision: str = "fp32",
-                 int8_encoder: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        segmenter: nn.Module,
+        precision: str = "fp32",
+        int8_encoder: str | os.PathLike | None = None,
+    ) -> None:
         require()
         self.segmenter = segmenter
         self.precision = "int8" if int8_encoder is not None else precision
@@ -242,8 +268,10 @@ class OpenVINORunner:
         if int8_encoder is not None:
             info = int8_encoder_info(int8_encoder)
             if info["weights"] != self.folder.name:
-                raise InputError(f"int8 model {int8_encoder} was quantised from other weights "
-                                 f"({info['weights']}) than this checkpoint's ({self.folder.name})")
+                raise InputError(
+                    f"int8 model {int8_encoder} was quantised from other weights "
+                    f"({info['weights']}) than this checkpoint's ({self.folder.name})"
+                )
             self.int8_size = tuple(info["size"]) if info.get("size") else None
         self.converted = 0
         self.convert_s = self.compile_s = 0.0
@@ -259,14 +287,18 @@ class OpenVINORunner:
         if key not in self._requests:
             if part == ENCODER and self.int8_model is not None:
                 if self.int8_size is not None and key[1] != self.int8_size:
-                    raise InputError(f"int8 model {self.int8_model} was quantised for {self.int8_size[1]}x"
-                                     f"{self.int8_size[0]} images of this network, got {size[1]}x{size[0]}")
+                    raise InputError(
+                        f"int8 model {self.int8_model} was quantised for {self.int8_size[1]}x"
+                        f"{self.int8_size[0]} images of this network, got {size[1]}x{size[0]}"
+                    )
                 path = Path(self.int8_model)
             else:
                 path = ir_path(self.folder, part, key[1])
                 if not path.is_file():
                     start = time.perf_counter()
-                    (convert_encoder if part == ENCODER else convert_head)(self.segmenter, self.folder, key[1])
+                    (convert_encoder if part == ENCODER else convert_head)(
+                        self.segmenter, self.folder, key[1]
+                    )
                     self.convert_s += time.perf_counter() - start
                     self.converted += 1
             start = time.perf_counter()
@@ -289,24 +321,37 @@ class OpenVINORunner:
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Features ``(B, C, h, w)`` float32 of normalised images ``(B, 3, H, W)``."""
         x = np.ascontiguousarray(images.detach().float().cpu().numpy())
-        out = self._request(ENCODER, tuple(x.shape[-2:])).infer({0: x}, share_inputs=True, share_outputs=False)
+        out = self._request(ENCODER, tuple(x.shape[-2:])).infer(
+            {0: x}, share_inputs=True, share_outputs=False
+        )
         return torch.from_numpy(out[0]).to(images.device)
 
-    def decode(self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def decode(
+        self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]
+    ) -> torch.Tensor:
         """Float logits ``(B, 2, *size)`` of features ``(B, C, h, w)`` and sentence vectors
         ``(B, D)`` or one ``(1, D)`` shared by all."""
         if text.shape[0] == 1 and features.shape[0] > 1:
             text = text.expand(features.shape[0], -1)
         f = np.ascontiguousarray(features.detach().float().cpu().numpy())
         t = np.ascontiguousarray(text.detach().float().cpu().numpy())
-        out = self._request(HEAD, tuple(f.shape[-2:])).infer({0: f, 1: t}, share_inputs=True, share_outputs=False)
+        out = self._request(HEAD, tuple(f.shape[-2:])).infer(
+            {0: f, 1: t}, share_inputs=True, share_outputs=False
+        )
         logits = torch.from_numpy(out[0]).to(features.device)
         return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
 
     def report(self) -> dict[str, Any]:
         sizes = sorted({k[1] for k in self._requests if k[0] == ENCODER and k[1] is not None})
-        return {"backend": "openvino", "openvino": version(), "precision": self.precision,
-                "int8_model": self.int8_model, "converted": self.converted,
-                "convert_s": round(self.convert_s, 3), "compile_s": round(self.compile_s, 3),
-                "loaded_from_cache": self.cached, "sizes": [list(s) for s in sizes],
-                "cache_dir": str(cache_root())}
+        return {
+            "backend": "openvino",
+            "openvino": version(),
+            "precision": self.precision,
+            "int8_model": self.int8_model,
+            "converted": self.converted,
+            "convert_s": round(self.convert_s, 3),
+            "compile_s": round(self.compile_s, 3),
+            "loaded_from_cache": self.cached,
+            "sizes": [list(s) for s in sizes],
+            "cache_dir": str(cache_root()),
+        }

@@ -64,7 +64,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise InputError(f"device {device!r} is not a device name (expected auto, cpu, cuda or cuda:N)") from e
+        raise InputError(
+            f"device {device!r} is not a device name (expected auto, cpu, cuda or cuda:N)"
+        ) from e
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device} was asked for but no CUDA GPU is available")
     return device
@@ -126,8 +128,14 @@ class PrecisionChoice:
     backend: str = "torch"
 
     def to_json(self) -> dict:
-        return {"precision": self.precision, "backend": self.backend, "source": self.source,
-                "reason": self.reason, "workload": self.workload, "seconds": dict(self.seconds)}
+        return {
+            "precision": self.precision,
+            "backend": self.backend,
+            "source": self.source,
+            "reason": self.reason,
+            "workload": self.workload,
+            "seconds": dict(self.seconds),
+        }
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,10 @@ def _check(precision: str, what: str) -> str:
 
 
 def choose_precision(
-    precision: str, device: torch.device, workload: Workload | None = None, budget_s: float = 3.0,
+    precision: str,
+    device: torch.device,
+    workload: Workload | None = None,
+    budget_s: float = 3.0,
     backends: tuple[str, ...] = ("torch",),
 ) -> PrecisionChoice:
     """Resolve ``precision`` on ``device`` (see the module docstring). ``workload`` is what
@@ -162,28 +173,45 @@ def choose_precision(
     if precision == "auto":
         env = os.environ.get(PRECISION_ENV, "").strip()
         if env and env != "auto":
-            precision, source, reason = _check(env, f"the environment variable {PRECISION_ENV}"), "env", \
-                f"{PRECISION_ENV}={env}"
+            precision, source, reason = (
+                _check(env, f"the environment variable {PRECISION_ENV}"),
+                "env",
+                f"{PRECISION_ENV}={env}",
+            )
     if precision != "auto" and len(backends) == 1:
         return PrecisionChoice(precision, source, reason, backend=backends[0])
     if device.type == "cuda" and precision == "auto":
         if torch.cuda.is_bf16_supported():
             return PrecisionChoice("bf16", "cuda", "the GPU supports bf16")
-        return PrecisionChoice("fp16", "cuda", "the GPU has no bf16; fp16 with loss scaling where trained")
+        return PrecisionChoice(
+            "fp16", "cuda", "the GPU has no bf16; fp16 with loss scaling where trained"
+        )
     if device.type != "cpu":
-        return PrecisionChoice("fp32" if precision == "auto" else precision, "explicit",
-                               f"no calibration on {device.type}")
+        return PrecisionChoice(
+            "fp32" if precision == "auto" else precision,
+            "explicit",
+            f"no calibration on {device.type}",
+        )
     precisions = ("fp32", "bf16") if precision == "auto" else (precision,)
     names = tuple(candidate(b, p) for b in backends for p in precisions)
     workload = workload or conv_workload()
     name = workload.name if names == ("fp32", "bf16") else f"{workload.name}|{','.join(names)}"
     key = calibration_key(name)
     cached = _read_cache().get(key)
-    if isinstance(cached, dict) and cached.get("precision") in precisions \
-            and cached.get("backend", "torch") in backends:
+    if (
+        isinstance(cached, dict)
+        and cached.get("precision") in precisions
+        and cached.get("backend", "torch") in backends
+    ):
         seconds = {k: float(v) for k, v in cached.get("seconds", {}).items()}
-        return PrecisionChoice(cached["precision"], "cached", _reason(seconds, workload.name), workload.name,
-                               seconds, cached.get("backend", "torch"))
+        return PrecisionChoice(
+            cached["precision"],
+            "cached",
+            _reason(seconds, workload.name),
+            workload.name,
+            seconds,
+            cached.get("backend", "torch"),
+        )
     seconds = measure(workload, names, budget_s)
     best = min(names, key=lambda n: seconds[n] / _margin(n))
     backend, chosen = split_candidate(best)
@@ -193,8 +221,17 @@ def choose_precision(
         # other processes skew the timings: use this choice now, measure again next time
         reason += f"; load average {load:.1f} on {_cpu_count()} CPUs, so not cached"
     else:
-        _write_cache(key, {"precision": chosen, "backend": backend, "seconds": seconds, "workload": workload.name,
-                           "load_average": load, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        _write_cache(
+            key,
+            {
+                "precision": chosen,
+                "backend": backend,
+                "seconds": seconds,
+                "workload": workload.name,
+                "load_average": load,
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
     return PrecisionChoice(chosen, "measured", reason, workload.name, seconds, backend)
 
 
@@ -214,7 +251,9 @@ def _margin(name: str) -> float:
     """The factor a variant's time is divided by before the fastest is taken: bf16 must beat
     fp32 by :data:`BF16_MARGIN`, another backend PyTorch by :data:`BACKEND_MARGIN`."""
     backend, precision = split_candidate(name)
-    return (BF16_MARGIN if precision == "bf16" else 1.0) * (BACKEND_MARGIN if backend != "torch" else 1.0)
+    return (BF16_MARGIN if precision == "bf16" else 1.0) * (
+        BACKEND_MARGIN if backend != "torch" else 1.0
+    )
 
 
 def machine_load() -> float | None:
@@ -226,7 +265,9 @@ def machine_load() -> float | None:
 
 
 def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
 
 
 def agree_across_ranks(choice: PrecisionChoice) -> PrecisionChoice:
@@ -241,7 +282,9 @@ def agree_across_ranks(choice: PrecisionChoice) -> PrecisionChoice:
     return box[0]
 
 
-def resolve_precision(precision: str, device: torch.device, workload: Workload | None = None) -> str:
+def resolve_precision(
+    precision: str, device: torch.device, workload: Workload | None = None
+) -> str:
     """:func:`choose_precision`'s precision alone."""
     return choose_precision(precision, device, workload).precision
 
@@ -256,8 +299,9 @@ def calibration_key(workload: str) -> str:
     return f"{cpu_model()}|threads={torch.get_num_threads()}|torch={torch.__version__}|{workload}"
 
 
-def measure(workload: Workload, precisions: tuple[str, ...], budget_s: float = 4.0, repeats: int = 3
-            ) -> dict[str, float]:
+def measure(
+    workload: Workload, precisions: tuple[str, ...], budget_s: float = 4.0, repeats: int = 3
+) -> dict[str, float]:
     """Best time in seconds of one run of ``workload`` per precision: one warm-up each, then
     runs alternated (so that other processes' load hits both alike) until ``repeats`` runs each
     or ``budget_s`` seconds are spent (at least one timed run each). A precision whose warm-up
@@ -320,7 +364,9 @@ def conv_workload(channels: int = 256, size: int = 32, layers: int = 4) -> Workl
 
     def runner(precision: str) -> Callable[[], object]:
         torch.manual_seed(0)
-        net = torch.nn.Sequential(*[torch.nn.Conv2d(channels, channels, 3, padding=1) for _ in range(layers)])
+        net = torch.nn.Sequential(
+            *[torch.nn.Conv2d(channels, channels, 3, padding=1) for _ in range(layers)]
+        )
         net = net.eval().to(memory_format=torch.channels_last)
         x = torch.randn(1, channels, size, size).contiguous(memory_format=torch.channels_last)
 
@@ -359,7 +405,6 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
-
 
 
 TF32_MODES = ("default", "off")

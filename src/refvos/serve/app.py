@@ -51,12 +51,18 @@ from .render import render
 
 log = logging.getLogger("refvos.serve")
 
-STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
-                "style.css": "text/css; charset=utf-8"}
+STATIC_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' data: blob:; "
-                                 b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' data: blob:; "
+        b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -107,8 +113,13 @@ class Guard:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  *[(k, v) for k, v in SECURITY_HEADERS if k not in names]]}
+                message = {
+                    **message,
+                    "headers": [
+                        *message.get("headers", []),
+                        *[(k, v) for k, v in SECURITY_HEADERS if k not in names],
+                    ],
+                }
             await send(message)
 
         headers = {}
@@ -122,23 +133,38 @@ class Guard:
                 await self.app(scope, receive, send_guarded)
         finally:
             client = scope.get("client") or ("-", 0)
-            log.info("%s %s %s %d %.0fms", client[0], safe_name(scope["method"], 16),
-                     safe_name(scope.get("path", ""), 200), status, (time.perf_counter() - start) * 1000)
+            log.info(
+                "%s %s %s %d %.0fms",
+                client[0],
+                safe_name(scope["method"], 16),
+                safe_name(scope.get("path", ""), 200),
+                status,
+                (time.perf_counter() - start) * 1000,
+            )
 
     def refusal(self, headers: dict[str, list[str]], method: str) -> Response | None:
         hosts = headers.get("host", [])
         if len(hosts) != 1 or host_name(hosts[0]) not in self.allowed:
             shown = safe_name(hosts[0] if hosts else "(none)", 80)
-            return error_response(400, f"Host {shown} is not served here (allowed: {', '.join(sorted(self.allowed))}; "
-                                       "start the server with --allowed-host NAME to add one)",
-                                  {"Connection": "close"})
+            return error_response(
+                400,
+                f"Host {shown} is not served here (allowed: {', '.join(sorted(self.allowed))}; "
+                "start the server with --allowed-host NAME to add one)",
+                {"Connection": "close"},
+            )
         origins = headers.get("origin", [])
         if method not in ("GET", "HEAD") and origins and not same_origin(origins, hosts[0]):
-            return error_response(403, f"cross-site request from {safe_name(origins[0], 80)} refused: "
-                                       "only the server's own page may post")
+            return error_response(
+                403,
+                f"cross-site request from {safe_name(origins[0], 80)} refused: "
+                "only the server's own page may post",
+            )
         if "transfer-encoding" in headers and "content-length" in headers:
-            return error_response(400, "Content-Length and Transfer-Encoding together are refused",
-                                  {"Connection": "close"})
+            return error_response(
+                400,
+                "Content-Length and Transfer-Encoding together are refused",
+                {"Connection": "close"},
+            )
         return None
 
 
@@ -159,8 +185,12 @@ class BodyBudget:
         self.used -= n
 
 
-def create_app(pool: WorkerPool, model_info: dict | None = None, allowed_hosts: set[str] | None = None,
-               measured: MeasuredBudget | None = None) -> Any:
+def create_app(
+    pool: WorkerPool,
+    model_info: dict | None = None,
+    allowed_hosts: set[str] | None = None,
+    measured: MeasuredBudget | None = None,
+) -> Any:
     """The ASGI app: Starlette routes inside :class:`Guard`. ``measured``: how ``max_work`` was
     measured (None: given as a number of pixels)."""
     limits: Limits = pool.limits
@@ -180,16 +210,35 @@ def create_app(pool: WorkerPool, model_info: dict | None = None, allowed_hosts: 
         return static(request.path_params["name"])
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "active": pool.active, "workers": limits.workers,
-                             "queue": limits.queue, "served": pool.served, "refused": pool.refused,
-                             "failed": pool.failed})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "active": pool.active,
+                "workers": limits.workers,
+                "queue": limits.queue,
+                "served": pool.served,
+                "refused": pool.refused,
+                "failed": pool.failed,
+            }
+        )
 
     async def info(request: Request) -> Response:
-        return JSONResponse({"model": model_info, "max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels,
-                             "max_size": limits.max_size, "max_frames": limits.max_frames, "max_work": limits.max_work,
-                             "workers": limits.workers, "queue": limits.queue,
-                             "max_seconds": measured.max_seconds if measured else None,
-                             "budget": {"measured": True, **measured.to_json()} if measured else {"measured": False}})
+        return JSONResponse(
+            {
+                "model": model_info,
+                "max_bytes": limits.max_bytes,
+                "max_pixels": limits.max_pixels,
+                "max_size": limits.max_size,
+                "max_frames": limits.max_frames,
+                "max_work": limits.max_work,
+                "workers": limits.workers,
+                "queue": limits.queue,
+                "max_seconds": measured.max_seconds if measured else None,
+                "budget": {"measured": True, **measured.to_json()}
+                if measured
+                else {"measured": False},
+            }
+        )
 
     async def read_body(request: Request, length: int) -> bytes | Response:
         chunks, received = [], 0
@@ -199,19 +248,31 @@ def create_app(pool: WorkerPool, model_info: dict | None = None, allowed_hosts: 
                     if not chunk:
                         continue
                     if received + len(chunk) > length:
-                        return error_response(400, "request body is longer than its Content-Length",
-                                              {"Connection": "close"})
+                        return error_response(
+                            400,
+                            "request body is longer than its Content-Length",
+                            {"Connection": "close"},
+                        )
                     if not budget.take(len(chunk)):
                         pool.count("refused")
-                        return error_response(503, "server busy receiving other uploads; try again in a moment",
-                                              {"Retry-After": "2", "Connection": "close"})
+                        return error_response(
+                            503,
+                            "server busy receiving other uploads; try again in a moment",
+                            {"Retry-After": "2", "Connection": "close"},
+                        )
                     received += len(chunk)
                     chunks.append(chunk)
         except TimeoutError:
-            return error_response(408, f"request body did not arrive within {limits.body_timeout:g} s "
-                                       f"({received:,} of {length:,} bytes)", {"Connection": "close"})
+            return error_response(
+                408,
+                f"request body did not arrive within {limits.body_timeout:g} s "
+                f"({received:,} of {length:,} bytes)",
+                {"Connection": "close"},
+            )
         except ClientDisconnect:
-            return error_response(400, "client went away before the body arrived", {"Connection": "close"})
+            return error_response(
+                400, "client went away before the body arrived", {"Connection": "close"}
+            )
         finally:
             budget.give(received)
         if received != length:
@@ -237,8 +298,12 @@ def create_app(pool: WorkerPool, model_info: dict | None = None, allowed_hosts: 
         length = int(value)  # h11 has checked it is one run of digits
         if length > limits.max_bytes:
             await discard_body(request, length)
-            return error_response(413, f"upload is {length:,} bytes, more than this server's limit of "
-                                       f"{limits.max_bytes:,} bytes", {"Connection": "close"})
+            return error_response(
+                413,
+                f"upload is {length:,} bytes, more than this server's limit of "
+                f"{limits.max_bytes:,} bytes",
+                {"Connection": "close"},
+            )
         body = await read_body(request, length)
         if isinstance(body, Response):
             return body
@@ -252,15 +317,20 @@ def create_app(pool: WorkerPool, model_info: dict | None = None, allowed_hosts: 
                 elif ctype.startswith("application/json") or not ctype:
                     req = await pool.call(parse_json, body, limits)
                 else:
-                    return error_response(400, f"unsupported Content-Type {safe_name(ctype, 80)!r}: "
-                                               "send multipart/form-data or application/json")
+                    return error_response(
+                        400,
+                        f"unsupported Content-Type {safe_name(ctype, 80)!r}: "
+                        "send multipart/form-data or application/json",
+                    )
                 start = time.perf_counter()
                 doc = await pool.run(lambda predictor: render(predictor, req, limits))
         except BusyError as e:
             return error_response(503, str(e), {"Retry-After": "2"})
         except WorkBudgetError as e:
-            return JSONResponse({"error": str(e), "status": 413, "budget": e.budget, "asked": e.asked},
-                                status_code=413)
+            return JSONResponse(
+                {"error": str(e), "status": 413, "budget": e.budget, "asked": e.asked},
+                status_code=413,
+            )
         except RefVOSError as e:
             return error_response(400, str(e))
         doc["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
@@ -268,8 +338,10 @@ def create_app(pool: WorkerPool, model_info: dict | None = None, allowed_hosts: 
         return Response(json.dumps(doc), media_type="application/json")
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        message = {404: f"no such page: {safe_name(request.url.path)}",
-                   405: f"method {safe_name(request.method, 16)} not allowed here"}.get(exc.status_code, str(exc.detail))
+        message = {
+            404: f"no such page: {safe_name(request.url.path)}",
+            405: f"method {safe_name(request.method, 16)} not allowed here",
+        }.get(exc.status_code, str(exc.detail))
         return error_response(exc.status_code, message, dict(exc.headers or {}))
 
     async def server_error(request: Request, exc: Exception) -> Response:

@@ -65,8 +65,9 @@ def request_work(sizes: Iterable[tuple[int, int]], max_size: int | None, express
     return total
 
 
-def check_work(sizes: list[tuple[int, int]], max_size: int | None, expressions: int, budget: int,
-               source: str) -> int:
+def check_work(
+    sizes: list[tuple[int, int]], max_size: int | None, expressions: int, budget: int, source: str
+) -> int:
     """The work of a request (:func:`request_work`); :class:`WorkBudgetError` saying the budget
     and what was asked when it is over ``budget``."""
     asked = request_work(sizes, max_size, expressions)
@@ -79,15 +80,19 @@ def check_work(sizes: list[tuple[int, int]], max_size: int | None, expressions: 
             f"{source}: {frames}{scaled} with {expressions} expression{'s' if expressions != 1 else ''} is "
             f"{asked:,} pixels of work, more than the budget of {budget:,} per request (frames x (pixels + "
             "expressions x processed pixels)); send fewer or smaller frames, or fewer expressions",
-            budget, asked)
+            budget,
+            asked,
+        )
     return asked
 
 
 def check_expression_length(expression: str) -> str:
     """``expression`` if at most :data:`MAX_EXPRESSION_CHARS` characters, else :class:`InputError`."""
     if len(expression) > MAX_EXPRESSION_CHARS:
-        raise InputError(f"expression is {len(expression)} characters long, more than the limit of "
-                         f"{MAX_EXPRESSION_CHARS}")
+        raise InputError(
+            f"expression is {len(expression)} characters long, more than the limit of "
+            f"{MAX_EXPRESSION_CHARS}"
+        )
     return expression
 
 
@@ -111,15 +116,21 @@ class MeasuredBudget:
 
     def describe(self) -> str:
         capped = f" (capped at {self.cap:,} for memory)" if self.max_work == self.cap else ""
-        return (f"budget: {self.max_work:,} pixels of work = {self.max_seconds:g} s measured at "
-                f"{self.reference_frame_seconds:.3g} s per 1024x1024-equivalent frame{capped}")
+        return (
+            f"budget: {self.max_work:,} pixels of work = {self.max_seconds:g} s measured at "
+            f"{self.reference_frame_seconds:.3g} s per 1024x1024-equivalent frame{capped}"
+        )
 
     def to_json(self) -> dict:
-        return {"max_work": self.max_work, "max_seconds": self.max_seconds,
-                "seconds_per_work_pixel": self.seconds_per_work_pixel,
-                "seconds_per_1024x1024_frame": self.reference_frame_seconds,
-                "measured_side": self.side, "measured_seconds": {str(e): t for e, t in self.seconds.items()},
-                "cap": self.cap}
+        return {
+            "max_work": self.max_work,
+            "max_seconds": self.max_seconds,
+            "seconds_per_work_pixel": self.seconds_per_work_pixel,
+            "seconds_per_1024x1024_frame": self.reference_frame_seconds,
+            "measured_side": self.side,
+            "measured_seconds": {str(e): t for e, t in self.seconds.items()},
+            "cap": self.cap,
+        }
 
 
 def measure_side(max_size: int | None) -> int:
@@ -142,9 +153,15 @@ def noise_png(side: int, seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
-def measure_budget(run: Callable[[int], object], side: int, max_seconds: float, max_expressions: int = 1,
-                   repeats: int = 2, clock: Callable[[], float] = time.perf_counter,
-                   cap: int = MAX_WORK_CAP) -> MeasuredBudget:
+def measure_budget(
+    run: Callable[[int], object],
+    side: int,
+    max_seconds: float,
+    max_expressions: int = 1,
+    repeats: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
+    cap: int = MAX_WORK_CAP,
+) -> MeasuredBudget:
     """The work budget that ``max_seconds`` buys on this machine.
 
     ``run(e)`` answers one request of a ``side x side`` frame with ``e`` expressions, from its
@@ -160,7 +177,9 @@ def measure_budget(run: Callable[[int], object], side: int, max_seconds: float, 
     and ``cap``.
     """
     if not (math.isfinite(max_seconds) and max_seconds > 0):
-        raise InputError(f"max_seconds must be a finite number of seconds more than 0, got {max_seconds}")
+        raise InputError(
+            f"max_seconds must be a finite number of seconds more than 0, got {max_seconds}"
+        )
     counts = (1, 2) if max_expressions > 1 else (1,)
     run(counts[-1])  # warm-up: first-call allocations, lazy initialisation
     seconds = dict.fromkeys(counts, float("inf"))

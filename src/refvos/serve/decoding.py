@@ -87,14 +87,18 @@ def _open(data: bytes, name: str) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
     except UnidentifiedImageError as e:
-        raise InputError(f"{name} is not a readable image (JPEG, PNG, GIF, WebP, BMP, TIFF...)") from e
+        raise InputError(
+            f"{name} is not a readable image (JPEG, PNG, GIF, WebP, BMP, TIFF...)"
+        ) from e
     except Image.DecompressionBombError as e:
         raise InputError(f"{name} is larger than this server's pixel limit") from e
     except PIL_ERRORS as e:
         raise InputError(f"{name} is not a readable image: {e}") from e
 
 
-def _pillow_frames(img: Image.Image, data: bytes, name: str, limits: Limits, kind: str | None) -> Frames:
+def _pillow_frames(
+    img: Image.Image, data: bytes, name: str, limits: Limits, kind: str | None
+) -> Frames:
     """The frames of an opened picture, sized from their headers (one shared count:
     :func:`refvos.media.video.frame_sizes`), every size checked before anything is decoded."""
     with img:
@@ -138,15 +142,23 @@ def decode_video(data: bytes, name: str, limits: Limits) -> Frames:
     if img is not None:
         return _pillow_frames(img, data, name, limits, "video")
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return Frames("video", name, None, lambda: video_file_frames(
-        data, name, limits.max_pixels, suffix=suffix[:8], max_frames=limits.max_frames))
+    return Frames(
+        "video",
+        name,
+        None,
+        lambda: video_file_frames(
+            data, name, limits.max_pixels, suffix=suffix[:8], max_frames=limits.max_frames
+        ),
+    )
 
 
 def frames_from_files(files: list[tuple[str, bytes]], limits: Limits) -> Frames:
     """Several uploaded pictures -> one video's :class:`Frames`, in file-name order (as a frame
     folder), each picture's size read from its header first."""
     if len(files) > limits.max_frames:
-        raise InputError(f"{len(files)} frames given, more than this server's limit of {limits.max_frames}")
+        raise InputError(
+            f"{len(files)} frames given, more than this server's limit of {limits.max_frames}"
+        )
     files = sorted(files, key=lambda f: f[0])
     sizes = []
     for name, data in files:

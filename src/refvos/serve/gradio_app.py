@@ -32,7 +32,9 @@ def load_predictor(checkpoint: str, device: str | None = None, max_size: int | N
     from ..hub.resolve import load_model
     from ..predictor import Predictor
 
-    predictor = Predictor(load_model(checkpoint), device=device, max_size=max_size, _owns_model=True)
+    predictor = Predictor(
+        load_model(checkpoint), device=device, max_size=max_size, _owns_model=True
+    )
     predictor.calibrate()  # at start-up, not on the first request
     return predictor
 
@@ -46,7 +48,9 @@ def _expression(expression: str | None) -> str:
     return check_expression_length(expression)
 
 
-def segment_image(predictor: Any, image: np.ndarray | None, expression: str) -> tuple[np.ndarray, np.ndarray, str]:
+def segment_image(
+    predictor: Any, image: np.ndarray | None, expression: str
+) -> tuple[np.ndarray, np.ndarray, str]:
     """RGB ``(H, W, 3)`` and a sentence -> (overlay RGB ``(H, W, 3)``, mask uint8 ``(H, W)`` 0/255,
     a one-line summary). Raises :class:`InputError` for a missing image, an empty sentence or one
     longer than :data:`refvos.serve.budget.MAX_EXPRESSION_CHARS`."""
@@ -81,8 +85,13 @@ def _header_sizes(video_path: str, source: str) -> list[tuple[int, int]] | None:
         return frame_sizes(img, source, MAX_VIDEO_FRAMES)
 
 
-def segment_video(predictor: Any, video_path: str | None, expression: str, out_path: str,
-                  max_work: int | None = None) -> str:
+def segment_video(
+    predictor: Any,
+    video_path: str | None,
+    expression: str,
+    out_path: str,
+    max_work: int | None = None,
+) -> str:
     """A video file (GIF, or mp4 with imageio + PyAV) and a sentence -> an overlaid GIF at
     ``out_path``. The work (:mod:`refvos.serve.budget`, ``max_work`` pixels, default serve's) is
     checked from the frames' headers before decoding where the format allows it, else frame by
@@ -176,7 +185,9 @@ def build_interface(predictor: Any, max_work: int | None = None, max_seconds: fl
 
         from .budget import DEFAULT_MAX_SECONDS
 
-        measured = measure_demo_budget(predictor, DEFAULT_MAX_SECONDS if max_seconds is None else max_seconds)
+        measured = measure_demo_budget(
+            predictor, DEFAULT_MAX_SECONDS if max_seconds is None else max_seconds
+        )
         max_work = measured.max_work
         logging.getLogger("refvos.gradio").info("%s", measured.describe())
 
@@ -190,17 +201,25 @@ def build_interface(predictor: Any, max_work: int | None = None, max_seconds: fl
 
     def on_video(video, expression):
         try:
-            return segment_video(predictor, video, expression, str(outputs.new_file()), max_work=max_work)
+            return segment_video(
+                predictor, video, expression, str(outputs.new_file()), max_work=max_work
+            )
         except RefVOSError as e:
             raise gr.Error(str(e)) from None
 
     with gr.Blocks(title="refvos: referring expression segmentation") as demo:
-        gr.Markdown("# refvos\nDescribe one object in a sentence; see its mask (RefVOS, Bellver et al. 2020).")
+        gr.Markdown(
+            "# refvos\nDescribe one object in a sentence; see its mask (RefVOS, Bellver et al. 2020)."
+        )
         with gr.Tab("Image"):
             image = gr.Image(type="numpy", label="image")
             expression = gr.Textbox(label="expression", placeholder="the man on the left")
             button = gr.Button("Segment")
-            shown, mask, summary = gr.Image(label="overlay"), gr.Image(label="mask"), gr.Textbox(label="result")
+            shown, mask, summary = (
+                gr.Image(label="overlay"),
+                gr.Image(label="mask"),
+                gr.Textbox(label="result"),
+            )
             button.click(on_image, [image, expression], [shown, mask, summary])
         with gr.Tab("Video"):
             video = gr.Video(label="video")
@@ -212,15 +231,26 @@ def build_interface(predictor: Any, max_work: int | None = None, max_seconds: fl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m refvos.serve.gradio_app", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m refvos.serve.gradio_app", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7861)
     parser.add_argument("--device", default=None)
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--max-seconds", type=float, default=None,
-                        help="time budget of a video, measured at start as in refvos serve (default 30)")
-    budget.add_argument("--max-work", type=int, default=None, help="work budget of a video in pixels (nothing measured)")
+    budget.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="time budget of a video, measured at start as in refvos serve (default 30)",
+    )
+    budget.add_argument(
+        "--max-work",
+        type=int,
+        default=None,
+        help="work budget of a video in pixels (nothing measured)",
+    )
     args = parser.parse_args(argv)
     try:
         require("gradio", "the Gradio demo")

@@ -38,7 +38,11 @@ class Limits:
         """Raise :class:`InputError` naming the first limit out of range (NaN, <= 0 ...)."""
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 raise InputError(f"limit {f.name} must be a finite number, got {value!r}")
             low = 0 if f.name == "queue" else (16 if f.name == "max_size" else 1)
             if f.name.endswith("timeout"):

@@ -41,7 +41,9 @@ def check_expressions(expressions: list[Any]) -> list[str]:
     if not expressions:
         raise InputError("no expression given: type a sentence that describes the object")
     if len(expressions) > MAX_EXPRESSIONS:
-        raise InputError(f"at most {MAX_EXPRESSIONS} expressions per request, got {len(expressions)}")
+        raise InputError(
+            f"at most {MAX_EXPRESSIONS} expressions per request, got {len(expressions)}"
+        )
     out = []
     for e in expressions:
         if not isinstance(e, str):
@@ -92,9 +94,12 @@ def parse_json(body: bytes, limits: Limits) -> SegmentRequest:
         if not isinstance(items, list):
             raise InputError("'frames' must be a list of base64 images")
         if len(items) > limits.max_frames:
-            raise InputError(f"{len(items)} frames given, more than this server's limit of {limits.max_frames}")
+            raise InputError(
+                f"{len(items)} frames given, more than this server's limit of {limits.max_frames}"
+            )
         frames = frames_from_files(
-            [(f"frame {i:05d}", b64decode(x, f"frames[{i}]")) for i, x in enumerate(items)], limits)
+            [(f"frame {i:05d}", b64decode(x, f"frames[{i}]")) for i, x in enumerate(items)], limits
+        )
     frames.check_work(limits, len(expressions))
     return SegmentRequest(frames.kind, frames, expressions)
 
@@ -109,11 +114,15 @@ async def read_form(content_type: str, body: bytes, limits: Limits) -> FormParts
 
     async def chunks() -> AsyncIterator[bytes]:
         for i in range(0, len(body), 1 << 16):
-            yield body[i:i + (1 << 16)]
+            yield body[i : i + (1 << 16)]
 
-    parser = MultiPartParser(Headers({"content-type": content_type}), chunks(),
-                             max_files=limits.max_frames + 1, max_fields=MAX_EXPRESSIONS + 4,
-                             max_part_size=FIELD_BYTES)
+    parser = MultiPartParser(
+        Headers({"content-type": content_type}),
+        chunks(),
+        max_files=limits.max_frames + 1,
+        max_fields=MAX_EXPRESSIONS + 4,
+        max_part_size=FIELD_BYTES,
+    )
     try:
         form = await parser.parse()
     except MultiPartException as e:
@@ -135,7 +144,9 @@ def parse_form(parts: FormParts, limits: Limits) -> SegmentRequest:
     """Multipart parts -> request: ``expression`` (repeatable) and one of ``image`` (one file; a
     multi-frame file is a video), ``video`` (one file) or ``frames`` (several pictures)."""
     exprs: list[Any] = list(parts.fields.get("expression", []))
-    exprs += [data.decode("utf-8", errors="replace") for _, data in parts.files.get("expression", [])]
+    exprs += [
+        data.decode("utf-8", errors="replace") for _, data in parts.files.get("expression", [])
+    ]
     files = parts.files
     given = [k for k in ("image", "video", "frames") if files.get(k)]
     if len(given) != 1:

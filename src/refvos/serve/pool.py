@@ -81,7 +81,9 @@ class WorkerPool:
 
     async def run(self, job: Callable[[Any], T]) -> T:
         """Run ``job(predictor)`` on a worker thread (call inside ``admit()``)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._with_predictor, job)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._with_predictor, job
+        )
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` (decoding, no predictor) on a worker thread (call inside ``admit()``)."""

@@ -47,8 +47,12 @@ def render(predictor: Any, req: SegmentRequest, limits: Limits | None = None) ->
         rgb = next(frames)
         doc["width"], doc["height"] = int(rgb.shape[1]), int(rgb.shape[0])
         doc["results"] = [
-            {**r.to_json(), "box": list(r.box) if r.box is not None else None,
-             "overlay_png": png_b64(overlay(rgb, r.mask)), "mask_png": png_b64(mask_picture(r.mask))}
+            {
+                **r.to_json(),
+                "box": list(r.box) if r.box is not None else None,
+                "overlay_png": png_b64(overlay(rgb, r.mask)),
+                "mask_png": png_b64(mask_picture(r.mask)),
+            }
             for r in predictor.predict_all(rgb, req.expressions)
         ]
         return doc
@@ -57,20 +61,35 @@ def render(predictor: Any, req: SegmentRequest, limits: Limits | None = None) ->
     total = len(req.frames.sizes) if req.frames.sizes is not None else None
     count = 0
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(OverlayGif(g, e, fps=6.0)) for g, e in zip(gifs, req.expressions)]
-        for rgb, predictions in predictor.iter_video_all(frames, req.expressions, total_frames=total):
+        writers = [
+            stack.enter_context(OverlayGif(g, e, fps=6.0)) for g, e in zip(gifs, req.expressions)
+        ]
+        for rgb, predictions in predictor.iter_video_all(
+            frames, req.expressions, total_frames=total
+        ):
             if not count:
                 doc["width"], doc["height"] = int(rgb.shape[1]), int(rgb.shape[0])
             count += 1
             for out, writer, r in zip(per_expression, writers, predictions):
                 writer.add(rgb, r.mask)
                 out["mask_pngs"].append(png_b64(mask_picture(r.mask)))
-                out["frames"].append({"area": r.area, "box": list(r.box) if r.box is not None else None,
-                                      "score": round(r.score, 6)})
+                out["frames"].append(
+                    {
+                        "area": r.area,
+                        "box": list(r.box) if r.box is not None else None,
+                        "score": round(r.score, 6),
+                    }
+                )
     doc["num_frames"] = count
-    doc["results"] = [{"expression": out["expression"], "overlay_gif": base64.b64encode(g.getvalue()).decode("ascii"),
-                       "mask_pngs": out["mask_pngs"], "frames": out["frames"]}
-                      for out, g in zip(per_expression, gifs)]
+    doc["results"] = [
+        {
+            "expression": out["expression"],
+            "overlay_gif": base64.b64encode(g.getvalue()).decode("ascii"),
+            "mask_pngs": out["mask_pngs"],
+            "frames": out["frames"],
+        }
+        for out, g in zip(per_expression, gifs)
+    ]
     return doc
 
 
@@ -85,7 +104,9 @@ def timing_run(predictor: Any, limits: Limits) -> Callable[[int], dict]:
 
     def run(expressions: int) -> dict:
         frames = decode_upload(data, "budget.png", limits)
-        req = SegmentRequest("image", frames, [f"the object number {i}" for i in range(expressions)])
+        req = SegmentRequest(
+            "image", frames, [f"the object number {i}" for i in range(expressions)]
+        )
         return render(predictor, req, limits)
 
     return run

@@ -32,8 +32,14 @@ log = logging.getLogger("refvos.serve")
 def _raw_json_response(status: int, reason: bytes, message: str, extra: bytes = b"") -> bytes:
     body = json.dumps({"error": message, "status": status}).encode()
     head = b"".join(k + b": " + v + b"\r\n" for k, v in SECURITY_HEADERS)
-    return (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n"
-            % (status, reason, len(body)) + extra + head + b"\r\n" + body)
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n"
+        % (status, reason, len(body))
+        + extra
+        + head
+        + b"\r\n"
+        + body
+    )
 
 
 def protocol_class(limits: Limits) -> type[H11Protocol]:
@@ -62,8 +68,14 @@ def protocol_class(limits: Limits) -> type[H11Protocol]:
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             if len(self.connections) > limits.max_connections:
-                transport.write(_raw_json_response(503, b"Service Unavailable",
-                                                   "server busy: too many open connections", b"retry-after: 2\r\n"))
+                transport.write(
+                    _raw_json_response(
+                        503,
+                        b"Service Unavailable",
+                        "server busy: too many open connections",
+                        b"retry-after: 2\r\n",
+                    )
+                )
                 transport.close()
                 return
             self._arm_header_timer()
@@ -81,8 +93,13 @@ def protocol_class(limits: Limits) -> type[H11Protocol]:
             self._header_timer = None
             if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
                 if self.conn.our_state is h11.IDLE:  # nothing sent yet on this request
-                    self.transport.write(_raw_json_response(
-                        408, b"Request Timeout", f"request headers did not arrive within {limits.header_timeout:g} s"))
+                    self.transport.write(
+                        _raw_json_response(
+                            408,
+                            b"Request Timeout",
+                            f"request headers did not arrive within {limits.header_timeout:g} s",
+                        )
+                    )
                 self.transport.close()
 
         def handle_events(self) -> None:
@@ -101,7 +118,9 @@ def protocol_class(limits: Limits) -> type[H11Protocol]:
             super().connection_lost(exc)
 
         def send_400_response(self, msg: str) -> None:
-            self.transport.write(_raw_json_response(400, b"Bad Request", f"malformed HTTP request: {msg}"))
+            self.transport.write(
+                _raw_json_response(400, b"Bad Request", f"malformed HTTP request: {msg}")
+            )
             self.transport.close()
 
     return GuardedH11Protocol
@@ -111,7 +130,9 @@ class RefVOSServer:
     """A bound (not yet serving) server: ``serve_forever()`` in the main thread (Ctrl-C / SIGTERM
     stop it, finishing open requests), or ``start()`` / ``stop()`` in a background thread."""
 
-    def __init__(self, app: Any, pool: WorkerPool, host: str, port: int, drain_timeout: float = 10.0) -> None:
+    def __init__(
+        self, app: Any, pool: WorkerPool, host: str, port: int, drain_timeout: float = 10.0
+    ) -> None:
         self.pool = pool
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
@@ -125,10 +146,18 @@ class RefVOSServer:
         self.server_address = self._socket.getsockname()[:2]
         limits = pool.limits
         config = uvicorn.Config(
-            app, http=protocol_class(limits), ws="none", lifespan="off", interface="asgi3",
-            log_config=None, access_log=False, server_header=False, proxy_headers=False,
+            app,
+            http=protocol_class(limits),
+            ws="none",
+            lifespan="off",
+            interface="asgi3",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
             timeout_keep_alive=max(1, round(limits.header_timeout)),
-            limit_concurrency=limits.max_connections + 1,  # backstop; the protocol answers the cap in JSON
+            limit_concurrency=limits.max_connections
+            + 1,  # backstop; the protocol answers the cap in JSON
             timeout_graceful_shutdown=max(1, round(drain_timeout)),
         )
         self._server = uvicorn.Server(config)
@@ -154,8 +183,12 @@ class RefVOSServer:
 
     def start(self) -> threading.Thread:
         """Serve in a background thread (tests, embedding); ``stop()`` ends it."""
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name="refvos-serve", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="refvos-serve",
+            daemon=True,
+        )
         self._thread.start()
         while not self._server.started and self._thread.is_alive():
             self._thread.join(0.02)
@@ -217,8 +250,15 @@ def make_server(
         backend = serving_backend(backend, model)
 
         def predictor_factory():
-            predictor = Predictor(model, device=device, precision=precision, max_size=limits.max_size,
-                                  compile=False, backend=backend, int8_model=int8_model)
+            predictor = Predictor(
+                model,
+                device=device,
+                precision=precision,
+                max_size=limits.max_size,
+                compile=False,
+                backend=backend,
+                int8_model=int8_model,
+            )
             predictor.calibrate()  # at start-up, not on the first request
             if warmup:
                 predictor.warm_up(warmup)
@@ -229,15 +269,28 @@ def make_server(
     if max_seconds is not None:
         timer = {"clock": clock} if clock is not None else {}
         side = measure_side(limits.max_size)
-        log.info("budget: timing requests of a %dx%d frame to turn --max-seconds %g into pixels of work",
-                 side, side, max_seconds)
-        measured = pool.run_now(lambda predictor: measure_budget(
-            timing_run(predictor, limits), side, max_seconds, MAX_EXPRESSIONS, **timer))
+        log.info(
+            "budget: timing requests of a %dx%d frame to turn --max-seconds %g into pixels of work",
+            side,
+            side,
+            max_seconds,
+        )
+        measured = pool.run_now(
+            lambda predictor: measure_budget(
+                timing_run(predictor, limits), side, max_seconds, MAX_EXPRESSIONS, **timer
+            )
+        )
         limits.max_work = measured.max_work
         log.info("%s", measured.describe())
     config = getattr(model, "config", None)
-    info = {"variant": getattr(config, "variant", None), "max_tokens": getattr(config, "max_tokens", None)} \
-        if config is not None else {}
+    info = (
+        {
+            "variant": getattr(config, "variant", None),
+            "max_tokens": getattr(config, "max_tokens", None),
+        }
+        if config is not None
+        else {}
+    )
     hosts = set(allowed_hosts or ())
     if host not in ("0.0.0.0", "::", ""):
         hosts.add(host)
