@@ -60,7 +60,7 @@ def build(name: str, small: bool):
 
 
 def train_batch(batch: int, size: int, max_tokens: int) -> dict[str, torch.Tensor]:
-    from refvos.data.synthetic import make_video_clip
+    from refvos.data.scenes import make_video_clip
     from refvos.media.image import to_tensor
     from refvos.tokenization import get_tokenizer
 

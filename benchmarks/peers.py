@@ -117,7 +117,7 @@ def bench_peers(r101, trained, cfg, workdir: Path, int8_model: str | None = None
     """The section (see the module docstring). ``trained``: ``(model, side)`` of the trained
     network; ``int8_model``: an int8 model of it written by ``refvos quantize``."""
     from refvos import Predictor
-    from refvos.data.synthetic import make_video_clip
+    from refvos.data.scenes import make_video_clip
     from refvos.export import export_segmenter
     from refvos.media.image import to_tensor
     from refvos.modeling.postprocess import foreground_mask
@@ -239,7 +239,7 @@ def peers_lines(p: dict[str, Any]) -> list[str]:
 def quantize_trained(model, side: int, out: str, cfg) -> dict[str, Any]:
     """``refvos quantize``'s int8 model of the trained network, calibrated on 4 synthetic clips
     (seeds 900-903) and measured on the held-out clips of :func:`bench_peers` (seeds 1000+)."""
-    from refvos.data.synthetic import make_video_clip
+    from refvos.data.scenes import make_video_clip
     from refvos.export.quantize import quantize_encoder
 
     def pairs(seeds):

@@ -36,3 +36,29 @@ def test_truncation_at_the_data_sets_own_limit(refcoco_root):
         == 0
     )
     assert dataset_truncation(torch.utils.data.TensorDataset(torch.zeros(2))) is None
+
+
+def test_workers_start_from_a_fork_server_once_openvino_is_loaded(refcoco_root, monkeypatch):
+    """Forking a process that runs OpenVINO's threads crashes it now and then: with OpenVINO
+    loaded, the project's DataLoader starts its workers from a fork server, and they still
+    deliver the data set's samples; without it, PyTorch's default start method is kept."""
+    import sys
+    import types
+
+    from refvos.data import collate
+    from refvos.data.base import DataLoader, worker_context
+
+    monkeypatch.delitem(sys.modules, "openvino", raising=False)
+    assert worker_context() is None
+    assert DataLoader([1, 2], num_workers=1).multiprocessing_context is None
+    monkeypatch.setitem(sys.modules, "openvino", types.ModuleType("openvino"))
+    assert worker_context() == "forkserver"
+    ds = build_dataset("refcoco", refcoco_root, "val", "eval")
+    loader = DataLoader(ds, batch_size=2, num_workers=1, collate_fn=collate)
+    assert loader.multiprocessing_context.get_start_method() == "forkserver"
+    batch = next(iter(loader))
+    assert batch["image"].shape[0] == 2 and batch["sentence"] == [
+        ds[0]["sentence"],
+        ds[1]["sentence"],
+    ]
+    assert DataLoader([1, 2]).multiprocessing_context is None  # no workers: nothing to start

@@ -4,10 +4,10 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from refvos.data import REFER, build_dataset, collate
 from refvos.data.annotations import load_categorization
+from refvos.data.base import DataLoader
 from refvos.data.scenes import COLORS, SHAPES, make_video_clip
 from refvos.data.synthetic import make_all, make_refcoco
 

@@ -11,6 +11,7 @@ side (the original validated at 520).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,15 +232,27 @@ class _CarryingCollate:
         return carried if carried is not None else self.collate_fn(batch)
 
 
+def worker_context() -> str | None:
+    """The multiprocessing start method for DataLoader workers: ``"forkserver"`` once OpenVINO
+    is loaded in this process (its threads do not survive a fork), else None (PyTorch's
+    default, fork on Linux)."""
+    return "forkserver" if "openvino" in sys.modules else None
+
+
 class DataLoader(torch.utils.data.DataLoader):
     """``torch.utils.data.DataLoader`` that re-raises a :class:`RefVOSError` of a worker as it
-    is: the user sees the project's one-line error naming the file, whatever ``num_workers``."""
+    is: the user sees the project's one-line error naming the file, whatever ``num_workers``.
+    Workers are started by a fork server instead of forking this process when OpenVINO is
+    loaded in it (the OpenVINO backend, ``refvos quantize``): forking a process that runs
+    OpenVINO's thread pool crashes it now and then."""
 
     def __init__(
         self, dataset: torch.utils.data.Dataset, *args: Any, collate_fn: Any = None, **kwargs: Any
     ) -> None:
         from torch.utils.data import default_collate
 
+        if kwargs.get("num_workers", 0) > 0 and "multiprocessing_context" not in kwargs:
+            kwargs["multiprocessing_context"] = worker_context()
         super().__init__(
             _Carrying(dataset),
             *args,
