@@ -31,8 +31,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# OpenVINO's tests run in a pytest process of their own: a process running OpenVINO's threads
+# does not survive a fork (the other tests fork DataLoader workers and servers)
 test: venv browser lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not openvino"
+	$(BIN)/python -m pytest -q -m openvino
 
 # sdist + wheel, twine check, the wheel in a fresh venv over this one (also run by `make test`,
 # as tests/tools/test_wheel_check.py)
@@ -40,7 +43,7 @@ wheel-check: venv
 	$(BIN)/python tools/wheel_check.py
 
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not openvino"
 
 demo: venv
 	$(BIN)/refvos demo --out demo_out

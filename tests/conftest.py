@@ -73,3 +73,15 @@ def refcoco_root(tmp_path_factory) -> Path:
 def tiny_synthetic(tmp_path_factory) -> dict[str, Path]:
     """:func:`tests.helpers.make_tiny_synthetic`'s three data sets, written once (read only)."""
     return make_tiny_synthetic(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(autouse=True)
+def openvino_only_where_marked(request, monkeypatch):
+    """Tests not marked ``openvino`` see no OpenVINO (``backend="auto"`` chooses among PyTorch's
+    precisions), so the process running them never loads it: a process running OpenVINO's
+    threads does not survive a fork, and these tests fork DataLoader workers and servers. The
+    marked tests run in a pytest process of their own (``make test``)."""
+    if request.node.get_closest_marker("openvino") is None:
+        from refvos.runtime import openvino_backend
+
+        monkeypatch.setattr(openvino_backend, "available", lambda: False)

@@ -3,6 +3,7 @@ agreement, then ``refvos predict --int8-model`` runs it and says so."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -11,7 +12,11 @@ from PIL import Image
 
 from refvos.cli import main
 
-pytest.importorskip("nncf")
+# OpenVINO loaded here: a pytest process of its own (make test); NNCF looked up, not imported
+pytestmark = [
+    pytest.mark.openvino,
+    pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="the [openvino] extra"),
+]
 
 
 @pytest.mark.slow

@@ -13,6 +13,8 @@ from refvos.errors import InputError, RefVOSError
 from refvos.runtime import openvino_backend, resolve_device
 from refvos.runtime.backend import candidate_backends
 
+pytestmark = pytest.mark.openvino  # OpenVINO loaded here: a pytest process of its own (make test)
+
 CPU = resolve_device("cpu")
 
 

@@ -3,16 +3,22 @@ compiled once per weights (a second runner reads both from the cache), int8 mode
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
 import torch
 
-pytest.importorskip("openvino")
+from refvos.errors import InputError
+from refvos.runtime import openvino_backend as ovb
+from tests.helpers import make_tiny_model
 
-from refvos.errors import InputError  # noqa: E402
-from refvos.runtime import openvino_backend as ovb  # noqa: E402
-from tests.helpers import make_tiny_model  # noqa: E402
+# OpenVINO loaded here: a pytest process of its own (make test); looked up, not imported, at
+# collection so that the other tests' process never loads it
+pytestmark = [
+    pytest.mark.openvino,
+    pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="the [openvino] extra"),
+]
 
 
 @pytest.fixture
