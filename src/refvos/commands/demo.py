@@ -27,11 +27,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from ..demo import run_demo
     from ..io import check_output_folder
+    from ..runtime import flush_denormals
 
     check_output_folder(args.out, "--out")
-    m = run_demo(args.out, preset=args.preset, seed=args.seed)
+    # for the whole run, from before PyTorch starts its worker threads: they take the flag from
+    # the thread that creates them (the trainer's own flushing reaches only its calling thread)
+    with flush_denormals(torch.device("cpu")):
+        m = run_demo(args.out, preset=args.preset, seed=args.seed)
     print(
         f"test ({' + '.join(m['test_splits'])}, {m['num_samples']} expressions): "
         f"overall IoU {m['overall_iou']:.3f}, mean IoU {m['mean_iou']:.3f}, "

@@ -383,7 +383,8 @@ def conv_workload(channels: int = 256, size: int = 32, layers: int = 4) -> Workl
 @contextlib.contextmanager
 def flush_denormals(device: torch.device) -> Iterator[bool]:
     """Inside the block, on the CPU, floats below the normal range (denormals) are flushed to
-    zero (``torch.set_flush_denormal``: the FTZ / DAZ bits of x86). Training drives optimiser
+    zero (``torch.set_flush_denormal``: the FTZ / DAZ bits of x86, set in the calling thread and
+    inherited by the threads it starts afterwards, PyTorch's intra-op workers among them). Training drives optimiser
     state and gradients into that range as the loss settles, where many CPUs take a slow path
     per operation (on an Intel Xeon, family 6 model 207, 2 threads, `make demo`'s fp32 step went
     from 0.07 s to 1.6 s half-way through the run without flushing). Yields whether flushing is on (False on other devices, or where
