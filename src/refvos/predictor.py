@@ -302,14 +302,14 @@ class Predictor:
 
     # -- the network: the model's encode_image / decode split --------------------------------
     def encode_images(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, C, h, w)`` of preprocessed images ``(B, 3, h, w)`` (compiled when on)."""
+        """Features ``(B, 256, h, w)`` of preprocessed images ``(B, 3, h, w)`` (compiled when on)."""
         with autocast(self.device, self.precision):
             return self.runner.encode(x)
 
     def decode(
         self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]
     ) -> torch.Tensor:
-        """Float logits ``(B, 2, *size)`` of features ``(B, C, h, w)`` and sentence vectors
+        """Float logits ``(B, 2, *size)`` of features ``(B, 256, h, w)`` and sentence vectors
         ``(B, D)`` or ``(1, D)``, upsampled to ``size`` (the image's own size)."""
         with autocast(self.device, self.precision):
             return self.runner.decode(features, text, tuple(size))

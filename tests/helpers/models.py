@@ -160,10 +160,17 @@ class _Lookup(nn.Module):
         super().__init__()
         self.table = table
 
-    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        masks = [self.table[(_digest(f), int(t[0]))] for f, t in zip(features, text)]
+    def visual(self, features: torch.Tensor) -> torch.Tensor:
+        """The head's sentence-independent part (here: the image itself, to look it up)."""
+        return features
+
+    def decode(self, visual: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        masks = [self.table[(_digest(f), int(t[0]))] for f, t in zip(visual, text)]
         fg = torch.stack([torch.as_tensor(m, dtype=torch.float32) for m in masks])
         return torch.stack([1 - fg, fg], dim=1) * 8 - 4  # logits +-4
+
+    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.visual(features), text)
 
 
 class TableModel(nn.Module):

@@ -183,7 +183,8 @@ def test_lite_stage_head_width_and_rates_are_kept_by_checkpoints(tmp_path):
 
 def test_encode_image_then_decode_is_the_forward(tiny_model):
     """The SAM-style split reproduces the released pipeline: backbone, head, bilinear upsampling
-    to the image; features serve several sentences and other output sizes."""
+    to the image; features (after the head's ASPP, the last sentence-independent step) serve
+    several sentences and other output sizes."""
     images, ids = torch.randn(2, 3, 40, 56), torch.randint(1000, 2000, (2, 6))
     mask = torch.ones_like(ids)
     with torch.no_grad():
@@ -192,11 +193,13 @@ def test_encode_image_then_decode_is_the_forward(tiny_model):
         text = tiny_model.encode_text(ids, mask)
         got = tiny_model.decode(features, text, (40, 56))
         small = tiny_model.decode(features, text[:1], (20, 28))
-    assert features.shape[-2:] == (5, 7) and got.dtype == torch.float32
+    head_channels = tiny_model.segmenter.classifier.aspp.project[0].out_channels
+    assert features.shape[1:] == (head_channels, 5, 7) and got.dtype == torch.float32
     torch.testing.assert_close(got, ref, rtol=0, atol=0)
     assert small.shape == (2, 2, 20, 28)
-    with torch.no_grad():
-        head = tiny_model.segmenter.classifier(features, text[:1].expand(2, -1))
+    with torch.no_grad():  # the released head on the backbone's features, in one call
+        backbone = tiny_model.segmenter.backbone(images)
+        head = tiny_model.segmenter.classifier(backbone, text[:1].expand(2, -1))
     torch.testing.assert_close(
         small, torch.nn.functional.interpolate(head, size=(20, 28), mode="bilinear")
     )

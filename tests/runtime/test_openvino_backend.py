@@ -65,12 +65,17 @@ def test_int8_model_of_other_weights_or_size_is_refused(tiny_model, cache, tmp_p
     xml = next((cache / "openvino" / "models").glob("*/encoder-32x32.xml"))
     with pytest.raises(InputError, match="record"):
         ovb.OpenVINORunner(tiny_model.segmenter, "fp32", int8_encoder=xml)
-    xml.with_suffix(".json").write_text(json.dumps({"weights": "0" * 16, "size": [32, 32]}))
+    layout = ovb.GRAPH_LAYOUT
+    record = {"weights": "0" * 16, "size": [32, 32], "graph_layout": layout}
+    xml.with_suffix(".json").write_text(json.dumps(record))
     with pytest.raises(InputError, match="other weights"):
         ovb.OpenVINORunner(tiny_model.segmenter, "fp32", int8_encoder=xml)
-    xml.with_suffix(".json").write_text(
-        json.dumps({"weights": runner.folder.name, "size": [32, 32]})
-    )
+    # an int8 encoder of the earlier split (it ended at the backbone) is refused, not mis-run
+    record = {"weights": runner.key, "size": [32, 32]}
+    xml.with_suffix(".json").write_text(json.dumps(record))
+    with pytest.raises(InputError, match="earlier refvos.*refvos quantize"):
+        ovb.OpenVINORunner(tiny_model.segmenter, "fp32", int8_encoder=xml)
+    xml.with_suffix(".json").write_text(json.dumps({**record, "graph_layout": layout}))
     int8 = ovb.OpenVINORunner(tiny_model.segmenter, "fp32", int8_encoder=xml)
     assert (
         int8.encode(torch.randn(1, 3, 32, 32)).shape[0] == 1
@@ -78,3 +83,24 @@ def test_int8_model_of_other_weights_or_size_is_refused(tiny_model, cache, tmp_p
     )
     with pytest.raises(InputError, match="quantised for 32x32"):
         int8.encode(torch.randn(1, 3, 24, 32))
+
+
+def test_head_ops_are_the_aspp_after_the_backbone(tiny_model, tmp_path):
+    """The encoder graph ends with the head's ASPP; ``head_ops`` names exactly its convolutions
+    (the four branches, the pooling branch and the projection: those fed by the backbone's output
+    or by the branches, nothing upstream), which int8 keeps in float."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(ovb.convert_encoder(tiny_model.segmenter, tmp_path)))
+    head = ovb.head_ops(model, tiny_model.segmenter)
+    aspp = tiny_model.segmenter.classifier.aspp
+    assert len(head) == len(aspp.convs) + 1
+    ops = {op.get_friendly_name(): op for op in model.get_ordered_ops()}
+    weights = sorted(tuple(ops[n].input(1).get_partial_shape().to_shape()) for n in head)
+    expected = sorted(
+        tuple(m.weight.shape)
+        for part in (aspp.convs, aspp.project)
+        for m in part.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    )
+    assert weights == expected

@@ -381,8 +381,9 @@ def score_split(
     """RefVOS's IoU metrics (:class:`~refvos.metrics.RefSegMetrics`, rounded to 4 digits) of the
     network on every sample of ``data``, overall and in ``"breakdown"`` per split
     (``split/NAME``) and per expression category (``category/NAME``; ``categories``: sent_id ->
-    names). Runs the model's inference path on the cache: ``tuned`` blocks, then
-    ``model.decode`` (upsampling inside), 16 images at a time.
+    names). Runs the model's inference path on the cache: ``tuned`` blocks and the head's
+    sentence-independent part (what ``model.encode_image`` ends with), then ``model.decode``
+    (upsampling inside), 16 images at a time.
 
     Returns the metrics dict and the predicted masks bool ``(N, H, W)``."""
     model.eval()
@@ -395,8 +396,8 @@ def score_split(
     for i in range(0, len(data.features), 16):
         samples, local = data.samples_of(torch.arange(i, min(i + 16, len(data.features))))
         with autocast(device, precision):
-            features = tuned(data.features[i : i + 16])
-            logits = model.decode(features[local], text[data.text_index[samples]], size)
+            visual = model.segmenter.classifier.visual(tuned(data.features[i : i + 16]))
+            logits = model.decode(visual[local], text[data.text_index[samples]], size)
         pred = foreground_mask(logits).numpy()
         gt = data.masks[samples].numpy()
         ignore = gt == IGNORE_INDEX

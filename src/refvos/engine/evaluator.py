@@ -138,7 +138,7 @@ class _Runner:
         return torch.stack([self._text[k] for k in keys])
 
     def _backbone(self, samples: list[dict[str, Any]]) -> torch.Tensor:
-        """Image features ``(B, C, h, w)``, one ``encode_image`` pass per distinct picture."""
+        """Image features ``(B, 256, h, w)``, one ``encode_image`` pass per distinct picture."""
         keys = []
         for i, s in enumerate(samples):
             k = image_key(s["meta"])

@@ -219,7 +219,12 @@ def quantize_encoder(
     with tempfile.TemporaryDirectory(prefix="refvos-quantize-") as tmp:
         fp32_model = ov.Core().read_model(str(ovb.convert_encoder(segmenter, tmp, size)))
         calibration_data = nncf.Dataset(validation, lambda item: item[0])
-        common = {"preset": nncf.QuantizationPreset(preset), "subset_size": len(validation)}
+        head = ovb.head_ops(fp32_model, segmenter)  # the ASPP the encoder graph ends with
+        common = {
+            "preset": nncf.QuantizationPreset(preset),
+            "subset_size": len(validation),
+            "ignored_scope": nncf.IgnoredScope(names=head, validate=False),
+        }
         if max_drop is None:
             quantized = nncf.quantize(fp32_model, calibration_data, **common)
         else:
@@ -238,12 +243,13 @@ def quantize_encoder(
         "format": "refvos int8 encoder (OpenVINO IR, NNCF post-training quantisation)",
         "version": RECORD_VERSION,
         "weights": ovb.weights_key(segmenter),
+        "graph_layout": ovb.GRAPH_LAYOUT,
         "variant": getattr(model.config, "variant", None),
         "size": list(size) if size else None,
         "calibration_frames": len(validation),
         "recipe": {
             "encoder": "int8",
-            "head": "float (f32)",
+            "head": "float (f32): the ASPP at the end of the encoder graph and the decoder",
             "preset": preset,
             "accuracy_control_max_iou_drop": max_drop,
         },

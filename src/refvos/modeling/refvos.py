@@ -15,9 +15,12 @@ class Segmenter(nn.Module):
     """The segmentation part (``model`` in the released checkpoints): ``backbone`` + ``classifier``.
 
     Split as segment-anything's predictor: :meth:`encode` (the image's features, computed once)
-    and :meth:`decode` (a sentence's logits at a requested size). ``forward(images (B,3,H,W),
-    text (B,D) or (1,D)) -> logits (B, classes, H, W)`` is ``decode(encode(images), text, (H, W))``,
-    the released pipeline's output.
+    and :meth:`decode` (a sentence's logits at a requested size). The split lies where the
+    sentence first enters: ``encode`` runs the backbone and the head's sentence-independent part
+    (ASPP and its projection, :meth:`RefVOSHead.visual`), so a second sentence about the same
+    image costs only the fusion and the last convolutions. ``forward(images (B,3,H,W), text
+    (B,D) or (1,D)) -> logits (B, classes, H, W)`` is ``decode(encode(images), text, (H, W))``,
+    the released pipeline's output (the same operations in the same order).
     """
 
     def __init__(self, backbone: nn.Module, classifier: RefVOSHead) -> None:
@@ -26,18 +29,20 @@ class Segmenter(nn.Module):
         self.classifier = classifier
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Backbone features ``(B, C, h, w)`` (stride 8) of normalised images ``(B, 3, H, W)``."""
-        return self.backbone(images)
+        """Sentence-independent features ``(B, 256, h, w)`` (stride 8) of normalised images
+        ``(B, 3, H, W)``: the backbone, then the head's ASPP and projection."""
+        return self.classifier.visual(self.backbone(images))
 
     def decode(
         self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]
     ) -> torch.Tensor:
-        """Logits ``(B, classes, *size)`` from features ``(B, C, h, w)`` and sentence vectors
-        ``(B, D)`` (or one ``(1, D)`` shared by all), upsampled bilinearly (``align_corners=False``,
-        as the original) to ``size``. The head's logits are cast to float before upsampling."""
+        """Logits ``(B, classes, *size)`` from :meth:`encode`'s features ``(B, 256, h, w)`` and
+        sentence vectors ``(B, D)`` (or one ``(1, D)`` shared by all), upsampled bilinearly
+        (``align_corners=False``, as the original) to ``size``. The head's logits are cast to
+        float before upsampling."""
         if text.shape[0] == 1 and features.shape[0] > 1:
             text = text.expand(features.shape[0], -1)
-        logits = self.classifier(features, text)
+        logits = self.classifier.decode(features, text)
         return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
 
     def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -70,14 +75,15 @@ class RefVOS(nn.Module):
         return cls_embedding(self.text_encoder, input_ids, attention_mask)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """Image features ``(B, C, h, w)`` of normalised images ``(B, 3, H, W)``; computed once per
-        image, they serve every sentence about it (:meth:`decode`)."""
+        """Image features ``(B, 256, h, w)`` of normalised images ``(B, 3, H, W)`` (the backbone and
+        the head's sentence-independent part); computed once per image, they serve every sentence
+        about it (:meth:`decode`)."""
         return self.segmenter.encode(images)
 
     def decode(
         self, features: torch.Tensor, text_embedding: torch.Tensor, size: tuple[int, int]
     ) -> torch.Tensor:
-        """Float logits ``(B, 2, *size)`` of :meth:`encode_image`'s features ``(B, C, h, w)`` for
+        """Float logits ``(B, 2, *size)`` of :meth:`encode_image`'s features ``(B, 256, h, w)`` for
         sentence vectors ``(B, D)`` (or one ``(1, D)`` shared by all), upsampled to ``size``."""
         return self.segmenter.decode(features, text_embedding, size)
 

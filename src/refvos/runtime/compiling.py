@@ -171,7 +171,7 @@ class SegmenterRunner:
         return out
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, C, h, w)`` of normalised images ``(B, 3, H, W)``."""
+        """Features ``(B, 256, h, w)`` of normalised images ``(B, 3, H, W)``."""
         size = tuple(images.shape[-2:])
         self._since_expected += images.shape[0]
         if not self._hot(size):
@@ -191,7 +191,7 @@ class SegmenterRunner:
     def decode(
         self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]
     ) -> torch.Tensor:
-        """Float logits ``(B, 2, *size)`` of features ``(B, C, h, w)`` and sentence vectors."""
+        """Float logits ``(B, 2, *size)`` of features ``(B, 256, h, w)`` and sentence vectors."""
         size = tuple(size)
         if self.fallback is not None or tuple(features.shape[-2:]) not in self._hot_features:
             return self.segmenter.decode(features, text, size)

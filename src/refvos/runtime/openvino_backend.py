@@ -2,7 +2,8 @@
 
 The segmenter runs as two OpenVINO models, split where the Predictor splits it
 (:class:`~refvos.modeling.refvos.Segmenter`): the **encoder** ``images (B, 3, H, W) -> features
-(B, C, h, w)`` and the **head** ``features (B, C, h, w), text (B, D) -> logits (B, 2, h, w)``;
+(B, 256, h, w)`` (the backbone and the head's ASPP) and the **head** ``features (B, 256, h, w),
+text (B, D) -> logits (B, 2, h, w)`` (the fusion with the sentence and the last convolutions);
 the bilinear upsampling to the image's size stays in PyTorch, as in ``Segmenter.decode``. Both
 are converted by ``openvino.convert_model`` from the PyTorch modules with symbolic batch, height
 and width, saved as OpenVINO IR under ``<cache>/models/<weights hash>/`` and compiled with
@@ -40,6 +41,9 @@ INSTALL_HINT = 'the OpenVINO backend needs the openvino extra: pip install "refv
 ENCODER, HEAD = "encoder", "head"
 # OpenVINO's names of the precisions the Predictor knows
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# where the encoder graph ends: 2, after the head's ASPP (Segmenter.encode); 1 (earlier refvos),
+# after the backbone. Converted graphs and int8 encoders record it and are never mixed.
+GRAPH_LAYOUT = 2
 
 
 def available() -> bool:
@@ -75,25 +79,26 @@ def cache_root() -> Path:
 
 
 class EncoderGraph(nn.Module):
-    """``images (B, 3, H, W) -> features (B, C, h, w)``: the segmenter's ``encode``."""
+    """``images (B, 3, H, W) -> features (B, 256, h, w)``: the segmenter's ``encode``."""
 
     def __init__(self, segmenter: nn.Module) -> None:
         super().__init__()
         self.backbone = segmenter.backbone
+        self.classifier = segmenter.classifier
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.backbone(images)
+        return self.classifier.visual(self.backbone(images))
 
 
 class HeadGraph(nn.Module):
-    """``features (B, C, h, w), text (B, D) -> logits (B, 2, h, w)`` at the features' size."""
+    """``features (B, 256, h, w), text (B, D) -> logits (B, 2, h, w)`` at the features' size."""
 
     def __init__(self, segmenter: nn.Module) -> None:
         super().__init__()
         self.classifier = segmenter.classifier
 
     def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return self.classifier(features, text)
+        return self.classifier.decode(features, text)
 
 
 def weights_key(segmenter: nn.Module) -> str:
@@ -166,7 +171,7 @@ def convert_head(
     (None: any)."""
     seg = _float_copy(segmenter)
     text_dim = seg.classifier.aspp.embedding_project[0].in_features
-    channels = seg.classifier.aspp.convs[0][0].in_channels
+    channels = seg.classifier.aspp.project[0].out_channels
     h, w = size or (8, 8)
     dims = [-1, -1] if size is None else [h, w]
     return _convert(
@@ -175,6 +180,25 @@ def convert_head(
         [[-1, channels, *dims], [-1, text_dim]],
         ir_path(Path(folder), HEAD, size),
     )
+
+
+def head_ops(model, segmenter: nn.Module) -> list[str]:
+    """Friendly names of the convolutions of an encoder graph (an ``openvino.Model`` of
+    :class:`EncoderGraph` of ``segmenter``) that belong to the head's ASPP and projection, which
+    the graph ends with. Every ASPP convolution depends on the backbone's output, which depends
+    on every backbone convolution, so in the graph's topological order the head's convolutions
+    are the last ones: as many as ``segmenter``'s ASPP has ``Conv2d`` modules (names do not tell:
+    the converter renames a convolution it fuses with its BatchNorm)."""
+    aspp = segmenter.classifier.aspp
+    count = sum(
+        isinstance(m, nn.Conv2d) for part in (aspp.convs, aspp.project) for m in part.modules()
+    )
+    convs = [op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    if len(convs) <= count:
+        raise RefVOSError(
+            f"the encoder graph has {len(convs)} convolutions, expected more than the head's {count}"
+        )
+    return [op.get_friendly_name() for op in convs[-count:]]
 
 
 def save_ir(model, path: Path) -> None:
@@ -235,6 +259,12 @@ def int8_encoder_info(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(
             f"int8 model {path}: {record.name} has no 'weights' key (not written by refvos quantize)"
         )
+    if info.get("graph_layout", 1) != GRAPH_LAYOUT:
+        raise InputError(
+            f"int8 model {path}: written by an earlier refvos whose encoder ended at the backbone "
+            f"(graph layout {info.get('graph_layout', 1)}, this one reads {GRAPH_LAYOUT}); "
+            "write it again with `refvos quantize`"
+        )
     return info
 
 
@@ -262,15 +292,16 @@ class OpenVINORunner:
         self.segmenter = segmenter
         self.precision = "int8" if int8_encoder is not None else precision
         self.generic = shape_generic(segmenter)
-        self.folder = cache_root() / "models" / weights_key(segmenter)
+        self.key = weights_key(segmenter)
+        self.folder = cache_root() / "models" / f"{self.key}-layout{GRAPH_LAYOUT}"
         self.int8_model = str(int8_encoder) if int8_encoder is not None else None
         self.int8_size: tuple[int, int] | None = None
         if int8_encoder is not None:
             info = int8_encoder_info(int8_encoder)
-            if info["weights"] != self.folder.name:
+            if info["weights"] != self.key:
                 raise InputError(
                     f"int8 model {int8_encoder} was quantised from other weights "
-                    f"({info['weights']}) than this checkpoint's ({self.folder.name})"
+                    f"({info['weights']}) than this checkpoint's ({self.key})"
                 )
             self.int8_size = tuple(info["size"]) if info.get("size") else None
         self.converted = 0
@@ -319,7 +350,7 @@ class OpenVINORunner:
         is why ``refvos serve``'s ``auto`` keeps such networks on PyTorch)."""
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, C, h, w)`` float32 of normalised images ``(B, 3, H, W)``."""
+        """Features ``(B, 256, h, w)`` float32 of normalised images ``(B, 3, H, W)``."""
         x = np.ascontiguousarray(images.detach().float().cpu().numpy())
         out = self._request(ENCODER, tuple(x.shape[-2:])).infer(
             {0: x}, share_inputs=True, share_outputs=False
@@ -329,7 +360,7 @@ class OpenVINORunner:
     def decode(
         self, features: torch.Tensor, text: torch.Tensor, size: tuple[int, int]
     ) -> torch.Tensor:
-        """Float logits ``(B, 2, *size)`` of features ``(B, C, h, w)`` and sentence vectors
+        """Float logits ``(B, 2, *size)`` of features ``(B, 256, h, w)`` and sentence vectors
         ``(B, D)`` or one ``(1, D)`` shared by all."""
         if text.shape[0] == 1 and features.shape[0] > 1:
             text = text.expand(features.shape[0], -1)
