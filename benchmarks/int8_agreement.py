@@ -1,0 +1,127 @@
+"""int8 against fp32 on a trained checkpoint: ``refvos quantize``'s model, its masks and its speed.
+
+For any trained network (``refvos_r101`` trained by ``refvos train``, or the demo's
+``refvos_lite``): the int8 encoder is written by :func:`refvos.export.quantize.quantize_encoder`
+(accuracy-controlled NNCF quantisation, the head's ASPP and the decoder in float), calibrated on
+synthetic clips of seeds 900-903 and measured on clips it never saw (seeds 1000-1003, the bench's
+agreement clips), both at the checkpoint's input side. Then, alternated in one process, the
+per-frame latency at ``--size`` (a per-size network: the size it was quantised for) of the int8 Predictor, the default Predictor (backend and
+precision ``auto``) and the fp32 PyTorch Predictor (random frame, the checkpoint's weights).
+Usage::
+
+    python -m benchmarks.int8_agreement --checkpoint CKPT --int8-model OUT.xml --out bench_out/int8.json
+
+An existing ``--int8-model`` of these weights is reused (its recorded agreement is re-measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import machine  # noqa: E402
+from benchmarks.peers import ACCURATE, refvos_runner, time_alternated  # noqa: E402
+
+CALIBRATION_SEEDS = range(900, 904)
+HELD_OUT_SEEDS = range(1000, 1004)
+CLIP_FRAMES = 12
+
+
+def clip_pairs(seeds, side: int) -> list[tuple[np.ndarray, str]]:
+    """``(frame RGB uint8 (side, side, 3), expression)`` of the synthetic clips of ``seeds``."""
+    from refvos.data.scenes import make_video_clip
+
+    pairs = []
+    for seed in seeds:
+        frames, _, expression = make_video_clip(CLIP_FRAMES, side, seed=seed)
+        pairs += [(f, expression) for f in frames]
+    return pairs
+
+
+def run(checkpoint: str, int8_model: str, size: int, repeats: int) -> dict[str, Any]:
+    from refvos import Predictor, load_checkpoint
+    from refvos.export.quantize import int8_agreement, quantize_encoder
+    from refvos.runtime import openvino_backend as ovb
+
+    model = load_checkpoint(checkpoint).eval()
+    fp32 = Predictor(model, device="cpu", precision="fp32", backend="torch", compile=False)
+    side = fp32.preprocess(np.zeros((64, 64, 3), np.uint8)).shape[-1]  # the model's input side
+    held_out = clip_pairs(HELD_OUT_SEEDS, side)
+    out: dict[str, Any] = {"checkpoint": checkpoint, "variant": model.config.variant, "side": side}
+    start = time.perf_counter()
+    if Path(int8_model).is_file():
+        record = ovb.int8_encoder_info(int8_model)
+        record["agreement"] = int8_agreement(model, int8_model, held_out)
+        record["reused"] = True
+    else:
+        record = quantize_encoder(model, int8_model, clip_pairs(CALIBRATION_SEEDS, side), held_out)
+    out["quantize"] = {**record, "seconds": round(time.perf_counter() - start, 1)}
+    out["int8_mask_iou_vs_fp32"] = record["agreement"]["mean_iou"]
+    out["accurate"] = record["agreement"]["mean_iou"] >= ACCURATE
+
+    # a per-size network's int8 encoder (record["size"]) runs only at the size it was quantised for
+    h, w = record.get("size") or (size, size)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 3, h, w)).astype(np.float32)
+    frame = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    t = fp32.encode_expressions(["the object"]).numpy()
+    predictors = {
+        "refvos_int8": Predictor(
+            model, device="cpu", max_size=None, compile=False, int8_model=int8_model
+        ),
+        "refvos_default": Predictor(model, device="cpu", max_size=None, compile=False),
+        "refvos_fp32": Predictor(
+            model, device="cpu", max_size=None, precision="fp32", backend="torch", compile=False
+        ),
+    }
+    predictors["refvos_default"].predict(frame, "the object")  # auto measures before timing
+    latency = time_alternated({k: refvos_runner(p) for k, p in predictors.items()}, x, t, repeats)
+    out["latency"] = {"size": f"{w}x{h}", **latency}
+    out["refvos_default_choice"] = predictors["refvos_default"].precision_choice.to_json()
+    out["int8_speedup_vs_default"] = (
+        latency["refvos_default"]["median_s"] / latency["refvos_int8"]["median_s"]
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", required=True, help="a trained refvos checkpoint (.pth)")
+    p.add_argument("--int8-model", required=True, help="the int8 model (.xml): written if missing")
+    p.add_argument("--size", type=int, default=480, help="latency frame side (default 480)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default="bench_out/int8.json")
+    args = p.parse_args(argv)
+    result = {
+        "machine": machine.machine_info(),
+        **run(args.checkpoint, args.int8_model, args.size, args.repeats),
+    }
+    result["machine"]["load_average_end"] = machine.load_average()
+    from refvos.io import atomic_write_json
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out, result)
+    a = result["quantize"]["agreement"]
+    lat = result["latency"]
+    print(
+        f"{result['variant']} int8 vs fp32 on {a['masks']} held-out frames at {result['side']}: "
+        f"mean IoU {a['mean_iou']:.4f} (least {a['min_iou']:.4f}); per frame at {lat['size']}: "
+        + ", ".join(
+            f"{k} {lat[k]['median_s']:.3f}s"
+            for k in ("refvos_int8", "refvos_default", "refvos_fp32")
+        )
+    )
+    print(json.dumps({k: result[k] for k in ("int8_mask_iou_vs_fp32", "accurate")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
