@@ -125,6 +125,13 @@ def bench_matmul(cfg, device) -> dict[str, Any]:
     return out
 
 
+def openvino_available(device) -> bool:
+    """Whether refvos's OpenVINO backend can run here (the extra installed, a CPU device)."""
+    from refvos.runtime import openvino_backend
+
+    return torch.device(device).type == "cpu" and openvino_backend.available()
+
+
 def auto_choice(model, device) -> dict[str, Any]:
     """What ``Predictor(model, precision="auto")`` chooses on this machine, and why."""
     from refvos import Predictor
@@ -140,8 +147,9 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
     """Per-frame latency (batch 1) of the segmentation network per size, variants alternated.
 
     Variants: ``fp32`` / ``bf16`` as the Predictor runs them (channels-last; bf16 on the BN-folded
-    copy), ``*_compiled`` the same through torch.compile (full run), ``fp32_nchw`` (the original's
-    layout) and ``bf16_unfolded`` at the first size. Per size: each precision's roofline (FLOPs
+    copy), ``*_compiled`` the same through torch.compile (full run), ``openvino_fp32`` /
+    ``openvino_bf16`` (refvos's OpenVINO backend, where the extra is installed), ``fp32_nchw``
+    (the original's layout) and ``bf16_unfolded`` at the first size. Per size: each precision's roofline (FLOPs
     over its matmul peak), ``best`` (the fastest variant), ``roofline_ratio_best`` (its latency
     over the roofline of the fastest precision measured) and ``auto_vs_fastest`` (the variant
     ``auto`` runs over the fastest)."""
@@ -161,6 +169,9 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
         if hw in [tuple(s) for s in cfg["nchw_sizes"]]:
             variants["fp32_nchw"] = ("fp32", False, False, False)  # the original's layout
             variants["bf16_unfolded"] = ("bf16", True, False, False)
+        if openvino_available(device):
+            variants["openvino_fp32"] = ("fp32", False, False, False)
+            variants["openvino_bf16"] = ("bf16", False, False, False)
         times: dict[str, list[float]] = {k: [] for k in variants}
         runners = {}
         compile_s = {}
@@ -170,7 +181,12 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
             fold,
             comp,
         ) in variants.items():  # warm-up (oneDNN primitives, compilation)
-            runners[name] = workloads.frame_runner(seg, h, w, text, prec, cl, device, fold, comp)
+            if name.startswith("openvino_"):
+                runners[name] = workloads.openvino_frame_runner(seg, h, w, text, prec)
+            else:
+                runners[name] = workloads.frame_runner(
+                    seg, h, w, text, prec, cl, device, fold, comp
+                )
             runners[name]()
             if comp:
                 compile_s[name] = runners[name].runner.report()
@@ -193,8 +209,14 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
         entry["achieved_gflops_bf16"] = flops / entry["bf16"]["median_s"] / 1e9
         entry["best"] = min(variants, key=lambda k: entry[k]["median_s"])
         entry["roofline_ratio_best"] = entry[entry["best"]]["median_s"] / entry["roofline_best_s"]
-        # auto's steady state on a video: its precision, compiled where compiled variants ran
-        entry["auto_variant"] = auto["precision"] + ("_compiled" if cfg["compiled_latency"] else "")
+        # auto's steady state on a video: its backend and precision, compiled where compiled
+        # variants ran (torch.compile is PyTorch's; OpenVINO compiles its graphs in any case)
+        if auto.get("backend") == "openvino":
+            entry["auto_variant"] = f"openvino_{auto['precision']}"
+        else:
+            entry["auto_variant"] = auto["precision"] + (
+                "_compiled" if cfg["compiled_latency"] else ""
+            )
         entry["auto_vs_fastest"] = (
             entry[entry["auto_variant"]]["median_s"] / entry[entry["best"]]["median_s"]
         )
@@ -587,6 +609,8 @@ def table(r: dict[str, Any]) -> str:
         "bf16 CL BN-folded s",
         "fp32 compiled s",
         "bf16 compiled s",
+        "OpenVINO fp32 s",
+        "OpenVINO bf16 s",
         "roofline fp32 s",
         "roofline bf16 s",
         "ratio fp32",
@@ -595,7 +619,7 @@ def table(r: dict[str, Any]) -> str:
         "ratio fastest",
         "auto / fastest",
     )
-    row(*["---"] * 15)
+    row(*["---"] * 17)
 
     def cell(e, k):
         return f"{e[k]['median_s']:.3f}" if k in e else "-"
@@ -612,6 +636,8 @@ def table(r: dict[str, Any]) -> str:
             cell(e, "bf16"),
             cell(e, "fp32_compiled"),
             cell(e, "bf16_compiled"),
+            cell(e, "openvino_fp32"),
+            cell(e, "openvino_bf16"),
             f"{e['roofline_fp32_s']:.3f}",
             f"{e['roofline_bf16_s']:.3f}",
             f"{e['roofline_ratio_fp32']:.2f}",
@@ -622,7 +648,9 @@ def table(r: dict[str, Any]) -> str:
         )
     if "auto" in r.get("latency", {}):
         a = r["latency"]["auto"]
-        lines.append(f"auto chose {a['precision']} ({a['source']}: {a['reason']})")
+        lines.append(
+            f"auto chose {a.get('backend', 'torch')} {a['precision']} ({a['source']}: {a['reason']})"
+        )
     lines.append("")
     v = r.get("video")
     if v:

@@ -154,6 +154,22 @@ def frame_runner(
     return run
 
 
+def openvino_frame_runner(segmenter, height: int, width: int, text: torch.Tensor, precision: str):
+    """:func:`frame_runner` through refvos's OpenVINO backend (:class:`OpenVINORunner`, the
+    ``[openvino]`` extra) at ``precision``: the path ``Predictor`` runs when ``auto`` chooses it."""
+    from refvos.runtime.openvino_backend import OpenVINORunner
+
+    x = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    net = OpenVINORunner(segmenter, precision)
+
+    def run() -> None:
+        with torch.inference_mode():
+            net.decode(net.encode(x), text, (height, width))
+
+    run.runner = net
+    return run
+
+
 def mask_agreement(ref: list[np.ndarray], got: list[np.ndarray]) -> dict[str, float]:
     """Mean foreground IoU over frames (1 when both empty), pixel agreement, frame fractions."""
     ious, pixels, identical = [], [], []

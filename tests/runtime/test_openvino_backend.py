@@ -104,3 +104,14 @@ def test_head_ops_are_the_aspp_after_the_backbone(tiny_model, tmp_path):
         if isinstance(m, torch.nn.Conv2d)
     )
     assert weights == expected
+
+
+def test_a_per_size_graph_converts_inside_the_predictors_autocast(tiny_model, cache):
+    """refvos_lite converts a graph per image size on first use, which happens inside the
+    Predictor's bf16 autocast: the conversion must not trace autocast's casts."""
+    assert not ovb.shape_generic(tiny_model.segmenter)
+    runner = ovb.OpenVINORunner(tiny_model.segmenter, "bf16")
+    x, text = torch.randn(1, 3, 40, 40), torch.randn(1, tiny_model.config.text_dim)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = runner.decode(runner.encode(x), text, (40, 40))
+    assert logits.shape == (1, 2, 40, 40) and runner.report()["converted"] == 2

@@ -138,7 +138,9 @@ def _convert(
     ov = require()
     import warnings
 
-    with torch.no_grad(), warnings.catch_warnings():
+    # autocast off: a per-size graph is converted on first use, inside the Predictor's autocast,
+    # whose casts the tracer would record (and OpenVINO cannot convert)
+    with torch.no_grad(), torch.autocast("cpu", enabled=False), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's deprecation and constant warnings
         model = ov.convert_model(
             module, example_input=example, input=[ov.PartialShape(s) for s in shapes]
