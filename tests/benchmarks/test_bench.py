@@ -75,6 +75,9 @@ def test_headline_keys_come_from_the_sections_that_ran():
         targets["roofline_ratio_best"]["value"] == 1.0
         and targets["video_speedup_vs_original"]["met"] is None
     )
+    # only the video section ran (--skip of every other): the int8 and peer keys are left out
+    only_video = run.assemble({}, {"matmul": sections["matmul"], "video": None}, run.QUICK)
+    assert "int8_mask_iou_vs_fp32" not in only_video and "refvos_over_best_peer" not in only_video
 
 
 @pytest.fixture(scope="module")
