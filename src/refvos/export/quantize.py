@@ -5,8 +5,10 @@ low-contrast logits decide the mask's boundary, in float):
 
 - **OpenVINO** (:func:`quantize_encoder`, what ``refvos quantize`` writes and ``Predictor(...,
   int8_model=...)`` runs): NNCF's post-training quantisation of the encoder graph
-  (:mod:`refvos.runtime.openvino_backend`) with full bias correction, recorded beside the model with its
-  measured agreement with the fp32 PyTorch path on held-out frames (:func:`int8_agreement`);
+  (:mod:`refvos.runtime.openvino_backend`), whose last part, the head's ASPP, stays float
+  (NNCF's ignored scope), accuracy-controlled, recorded beside the model with its measured
+  agreement with the fp32 PyTorch path on held-out frames (:func:`int8_agreement`; 0.996 mean IoU
+  on the demo network, docs/BENCHMARKS.md);
 - **ONNX Runtime** (:func:`quantize_segmenter`) for an exported graph (``refvos export``):
 
 For CPUs where fp32 is the fastest float (bf16 slower than fp32): :func:`quantize_segmenter`

@@ -6,7 +6,7 @@ The segmenter runs as two OpenVINO models, split where the Predictor splits it
 text (B, D) -> logits (B, 2, h, w)`` (the fusion with the sentence and the last convolutions);
 the bilinear upsampling to the image's size stays in PyTorch, as in ``Segmenter.decode``. Both
 are converted by ``openvino.convert_model`` from the PyTorch modules with symbolic batch, height
-and width, saved as OpenVINO IR under ``<cache>/models/<weights hash>/`` and compiled with
+and width, saved as OpenVINO IR under ``<cache>/models/<weights hash>-layout<GRAPH_LAYOUT>/`` and compiled with
 OpenVINO's model cache (``CACHE_DIR``) in ``<cache>/compiled/``, where ``<cache>`` is
 :func:`cache_root` (``openvino/`` in :func:`refvos.runtime.cache_dir`): a second run of the same
 weights neither converts nor recompiles (:meth:`OpenVINORunner.report` says which happened).
