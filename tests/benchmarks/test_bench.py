@@ -225,6 +225,13 @@ def test_peers_section_is_consistent(bench):
         == p["refvos_over_best_peer"]
         == latency["refvos_default"]["median_s"] / latency[best]["median_s"]
     )
+    several = p["r101"]["several_expressions"]
+    n = several["expressions"]
+    assert n > 1 and _positive(several["refvos_default"]["median_s"])
+    assert several["best_accurate_peer_s"] == n * latency[best]["median_s"]
+    assert several["refvos_over_best_peer"] == (
+        several["refvos_default"]["median_s"] / several["best_accurate_peer_s"]
+    )
     choice = p["r101"]["refvos_default_choice"]
     assert choice["backend"] in ("torch", "openvino") and choice["reason"]
     assert "refvos_over_best_peer" in stdout
