@@ -28,22 +28,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import machine  # noqa: E402
-from benchmarks.peers import ACCURATE, refvos_runner, time_alternated  # noqa: E402
+from benchmarks.peers import (  # noqa: E402
+    ACCURATE,
+    CALIBRATION_SEEDS,
+    clip_pairs,
+    refvos_runner,
+    time_alternated,
+)
 
-CALIBRATION_SEEDS = range(900, 904)
-HELD_OUT_SEEDS = range(1000, 1004)
+HELD_OUT_SEEDS = range(1000, 1004)  # the bench's agreement clips
 CLIP_FRAMES = 12
-
-
-def clip_pairs(seeds, side: int) -> list[tuple[np.ndarray, str]]:
-    """``(frame RGB uint8 (side, side, 3), expression)`` of the synthetic clips of ``seeds``."""
-    from refvos.data.scenes import make_video_clip
-
-    pairs = []
-    for seed in seeds:
-        frames, _, expression = make_video_clip(CLIP_FRAMES, side, seed=seed)
-        pairs += [(f, expression) for f in frames]
-    return pairs
 
 
 def run(checkpoint: str, int8_model: str, size: int, repeats: int) -> dict[str, Any]:
@@ -54,7 +48,7 @@ def run(checkpoint: str, int8_model: str, size: int, repeats: int) -> dict[str, 
     model = load_checkpoint(checkpoint).eval()
     fp32 = Predictor(model, device="cpu", precision="fp32", backend="torch", compile=False)
     side = fp32.preprocess(np.zeros((64, 64, 3), np.uint8)).shape[-1]  # the model's input side
-    held_out = clip_pairs(HELD_OUT_SEEDS, side)
+    held_out = clip_pairs(HELD_OUT_SEEDS, side, CLIP_FRAMES)
     out: dict[str, Any] = {"checkpoint": checkpoint, "variant": model.config.variant, "side": side}
     start = time.perf_counter()
     if Path(int8_model).is_file():
@@ -62,7 +56,8 @@ def run(checkpoint: str, int8_model: str, size: int, repeats: int) -> dict[str, 
         record["agreement"] = int8_agreement(model, int8_model, held_out)
         record["reused"] = True
     else:
-        record = quantize_encoder(model, int8_model, clip_pairs(CALIBRATION_SEEDS, side), held_out)
+        calibration = clip_pairs(CALIBRATION_SEEDS, side, CLIP_FRAMES)
+        record = quantize_encoder(model, int8_model, calibration, held_out)
     out["quantize"] = {**record, "seconds": round(time.perf_counter() - start, 1)}
     out["int8_mask_iou_vs_fp32"] = record["agreement"]["mean_iou"]
     out["accurate"] = record["agreement"]["mean_iou"] >= ACCURATE

@@ -265,19 +265,32 @@ def peers_lines(p: dict[str, Any]) -> list[str]:
     return lines
 
 
+# refvos quantize's calibration clips (the held-out clips are bench_peers' seeds 1000+)
+CALIBRATION_SEEDS = range(900, 904)
+
+
+def clip_pairs(seeds, side: int, frames: int) -> list[tuple[np.ndarray, str]]:
+    """``(frame RGB uint8 (side, side, 3), expression)`` of ``frames``-frame synthetic clips of
+    ``seeds``."""
+    from refvos.data.scenes import make_video_clip
+
+    pairs = []
+    for seed in seeds:
+        clip, _, expression = make_video_clip(frames, side, seed=seed)
+        pairs += [(f, expression) for f in clip]
+    return pairs
+
+
 def quantize_trained(model, side: int, out: str, cfg) -> dict[str, Any]:
     """``refvos quantize``'s int8 model of the trained network, calibrated on 4 synthetic clips
     (seeds 900-903) and measured on the held-out clips of :func:`bench_peers` (seeds 1000+)."""
-    from refvos.data.scenes import make_video_clip
     from refvos.export.quantize import quantize_encoder
 
-    def pairs(seeds):
-        out = []
-        for seed in seeds:
-            frames, _, expression = make_video_clip(cfg["agreement_frames"], side, seed=seed)
-            out += [(f, expression) for f in frames]
-        return out
-
+    frames = cfg["agreement_frames"]
+    held_out = range(1000, 1000 + cfg["agreement_clips"])
     return quantize_encoder(
-        model, out, pairs(range(900, 904)), pairs(range(1000, 1000 + cfg["agreement_clips"]))
+        model,
+        out,
+        clip_pairs(CALIBRATION_SEEDS, side, frames),
+        clip_pairs(held_out, side, frames),
     )
