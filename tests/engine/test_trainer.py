@@ -199,6 +199,53 @@ def test_resume_refuses_changed_settings(refcoco_root, tmp_path):
         trainer.fit(resume=tmp_path / LAST)
 
 
+def test_adamw_trains_and_resumes_bitwise(refcoco_root, tmp_path):
+    kw = dict(schedule="poly", checkpoint_every=1, optimizer="adamw", lr=1e-3)
+    expected = _uninterrupted(refcoco_root, tmp_path, **kw)
+    run = tmp_path / "stopped"
+    trainer = StoppingTrainer(
+        make_tiny_model(),
+        train_subset(refcoco_root),
+        config(run, **kw),
+        val_set=val_subset(refcoco_root),
+    )
+    assert isinstance(trainer.optimizer, torch.optim.AdamW)
+    trainer.stop_at = 4
+    with pytest.raises(Stop):
+        trainer.fit()
+    saved = read_checkpoint(run / LAST)
+    assert saved["args"]["optimizer"] == "adamw"
+    assert any("exp_avg_sq" in v for v in saved["optimizer"]["state"].values())
+    model = make_tiny_model(seed=5)
+    Trainer(
+        model, train_subset(refcoco_root), config(run, **kw), val_set=val_subset(refcoco_root)
+    ).fit(resume=run / LAST)
+    assert_bitwise_equal(params(model), expected)
+
+
+def test_resume_refuses_another_optimizer_and_reads_older_runs_as_sgd(refcoco_root, tmp_path):
+    Trainer(make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path, epochs=1)).fit()
+    trainer = Trainer(
+        make_tiny_model(),
+        train_subset(refcoco_root, 4),
+        config(tmp_path, epochs=2, optimizer="adamw"),
+    )
+    with pytest.raises(InputError, match=r"optimizer \(checkpoint 'sgd', now 'adamw'\)"):
+        trainer.fit(resume=tmp_path / LAST)
+    older = read_checkpoint(tmp_path / LAST)
+    del older["args"]["optimizer"]  # a run from before --optimizer existed
+    torch.save(older, tmp_path / "older.pth")
+    result = Trainer(
+        make_tiny_model(), train_subset(refcoco_root, 4), config(tmp_path / "b", epochs=2)
+    ).fit(resume=tmp_path / "older.pth")
+    assert result.iteration == 4
+
+
+def test_unknown_optimizer_is_refused(tmp_path):
+    with pytest.raises(InputError, match="--optimizer must be one of"):
+        config(tmp_path, optimizer="adam").check()
+
+
 class NaNAtStep(Trainer):
     nan_at = 3
 

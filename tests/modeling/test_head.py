@@ -3,6 +3,7 @@ multiplied by the projected sentence vector, then a 3x3 conv and the class score
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from refvos.modeling.head import RefVOSHead
@@ -52,3 +53,66 @@ def test_fusion_is_a_product_with_the_projected_sentence():
 
 def test_the_decode_conv_bn_pair_is_declared_for_folding():
     assert head().conv_bn_pairs() == (("conv", "bn"),)
+
+
+def _atrous_pair(dilation: int):
+    from refvos.modeling.head import AtrousConv2d
+
+    torch.manual_seed(0)
+    conv = AtrousConv2d(4, 3, 3, padding=dilation, dilation=dilation, bias=False)
+    plain = torch.nn.Conv2d(4, 3, 3, padding=dilation, dilation=dilation, bias=False)
+    plain.load_state_dict(conv.state_dict())
+    return conv, plain
+
+
+@pytest.mark.parametrize(
+    "size",
+    [(6, 6), (5, 9), (9, 5), (7, 7), (12, 12)],  # dilation 6: both / one / no sides past the map
+)
+def test_atrous_conv_in_training_equals_the_full_kernel_in_output_and_gradients(size):
+    conv, plain = _atrous_pair(6)
+    x = torch.randn(2, 4, *size, dtype=torch.float64)
+    conv, plain = conv.double().train(), plain.double().train()
+    for m in (conv, plain):
+        m(x).square().sum().backward()
+    torch.testing.assert_close(conv(x), plain(x))
+    torch.testing.assert_close(conv.weight.grad, plain.weight.grad)
+    h, w = size
+    dropped = torch.zeros(3, 3, dtype=torch.bool)
+    if h <= 6:
+        dropped[[0, 2], :] = True
+    if w <= 6:
+        dropped[:, [0, 2]] = True
+    assert (conv.weight.grad[:, :, dropped] == 0).all()
+    assert (conv.weight.grad[:, :, ~dropped] != 0).all()
+
+
+def test_atrous_conv_runs_the_whole_kernel_when_traced_so_the_graph_serves_every_size():
+    conv, plain = _atrous_pair(6)
+    conv.train()
+    traced = torch.jit.trace(conv, torch.randn(1, 4, 6, 6))  # a size whose outer taps drop
+    x = torch.randn(1, 4, 16, 16)  # ... and one where they matter
+    torch.testing.assert_close(traced(x), plain(x))
+
+
+@pytest.mark.parametrize(
+    "size, kernel, mode",
+    [
+        ((6, 6), (1, 1), "train"),
+        ((5, 9), (1, 3), "train"),
+        ((7, 7), (3, 3), "train"),
+        ((6, 6), (3, 3), "eval"),
+    ],
+)
+def test_atrous_conv_skips_the_taps_past_the_map_only_in_training(monkeypatch, size, kernel, mode):
+    conv, _ = _atrous_pair(6)
+    getattr(conv, mode)()
+    seen = []
+    conv2d = torch.nn.functional.conv2d
+    monkeypatch.setattr(
+        torch.nn.functional,
+        "conv2d",
+        lambda x, w, *a: seen.append(tuple(w.shape[-2:])) or conv2d(x, w, *a),
+    )
+    conv(torch.randn(1, 4, *size))
+    assert seen == [kernel]

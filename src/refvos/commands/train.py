@@ -186,7 +186,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument(
         "--accumulate", type=int, default=1, help="batches per optimizer step (default 1)"
     )
-    o.add_argument("--momentum", type=float, default=0.9)
+    o.add_argument(
+        "--optimizer",
+        choices=("sgd", "adamw"),
+        default="sgd",
+        help="sgd: the original's (momentum, weight decay); adamw: AdamW, e.g. to train a backbone "
+        "from scratch (--backbone-weights none) at --lr 1e-3 (default sgd)",
+    )
+    o.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum (default 0.9)")
     o.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float, default=1e-6)
     o.add_argument(
         "--seed", type=int, default=0, help="seed of initialisation and data order (default 0)"

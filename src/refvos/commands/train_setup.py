@@ -229,6 +229,7 @@ def training_config(args: argparse.Namespace, run_dir: Path, rules: dict[str, st
         lr=args.lr,
         lr_factor=args.lr_specific,
         batch_size=args.batch_size,
+        optimizer=args.optimizer,
         momentum=args.momentum,
         weight_decay=args.weight_decay,
         accumulate=args.accumulate,

@@ -1,4 +1,5 @@
-"""SGD parameter groups as the original's ``train.py``: which parameters train, in which group.
+"""Parameter groups as the original's ``train.py`` (which parameters train, in which group) and
+the optimiser over them (:func:`build_optimizer`: the original's SGD, or AdamW).
 
 :func:`build_param_groups`: ``backbone``, ``head``, ``text_layers`` (BERT encoder layers 0-9)
 and ``text_pooler``; the BERT embeddings and its last two layers are never updated (for encoders
@@ -56,3 +57,14 @@ def build_param_groups(
             p.requires_grad_(True)
         groups += [("text_layers", trainable), ("text_pooler", pooled)]
     return [{"name": name, "params": params} for name, params in groups if params]
+
+
+def build_optimizer(config, groups: list[dict], lr: float) -> torch.optim.Optimizer:
+    """The optimiser of a run over ``groups`` (:func:`build_param_groups`) at rate ``lr``:
+    ``config.optimizer`` ``"sgd"`` (the original's: ``config.momentum``, ``config.weight_decay``)
+    or ``"adamw"`` (``config.weight_decay`` decoupled, default betas)."""
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        groups, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )

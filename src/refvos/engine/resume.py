@@ -203,7 +203,16 @@ def check_training_state(ckpt: dict[str, Any], source: str, complete: bool = Tru
 # ----------------------------------------------------------------------------- a trainer's state
 
 # Settings that must not change when a run is resumed (they define the sample order / groups).
-RESUME_INVARIANTS = ("seed", "batch_size", "accumulate", "world_size", "text_encoder_training")
+RESUME_INVARIANTS = (
+    "seed",
+    "batch_size",
+    "accumulate",
+    "world_size",
+    "text_encoder_training",
+    "optimizer",
+)
+# what a checkpoint written before a setting existed was trained with
+INVARIANT_DEFAULTS = {"optimizer": "sgd"}
 
 
 def training_state(trainer: Any) -> dict[str, Any]:
@@ -239,8 +248,9 @@ def restore_training_state(trainer: Any, ckpt: dict[str, Any], source: str = "ch
     settings of :data:`RESUME_INVARIANTS` must be the checkpoint's."""
     check_training_state(ckpt, source)
     old = ckpt["args"]
+    then = {k: old.get(k, INVARIANT_DEFAULTS.get(k)) for k in RESUME_INVARIANTS}
     changed = {
-        k: (old.get(k), trainer.args[k]) for k in RESUME_INVARIANTS if old.get(k) != trainer.args[k]
+        k: (then[k], trainer.args[k]) for k in RESUME_INVARIANTS if then[k] != trainer.args[k]
     }
     if changed:
         raise InputError(

@@ -8,12 +8,17 @@ from pathlib import Path
 from ..errors import InputError
 from .param_groups import TEXT_ENCODER_TRAINING
 
+# "sgd": the original's (momentum, weight decay); "adamw": AdamW (decoupled weight decay), the
+# optimiser of later referring-segmentation models, which also trains a backbone from scratch
+OPTIMIZERS = ("sgd", "adamw")
+
 
 @dataclass
 class TrainConfig:
     """Settings of a training run (the CLI's flags). ``epochs`` / ``lr`` of ``None`` take the
     schedule's own (a recipe's length, 0.01 for ``poly`` / ``constant``); ``lr_factor``: the
-    ``fixed`` schedule's factor (the original's ``--lr_specific``)."""
+    ``fixed`` schedule's factor (the original's ``--lr_specific``); ``momentum``: SGD's (AdamW keeps
+    its default betas)."""
 
     output_dir: str | Path
     epochs: int | None = None
@@ -21,6 +26,7 @@ class TrainConfig:
     lr: float | None = None
     lr_factor: float | None = None
     batch_size: int = 7
+    optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 1e-6
     accumulate: int = 1
@@ -55,6 +61,8 @@ class TrainConfig:
                 f"--batch-size must be at least 2 (per process), got {self.batch_size}: the ASPP "
                 "image-pooling BatchNorm needs two images; use --accumulate for larger effective batches"
             )
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"--optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.text_encoder_training not in TEXT_ENCODER_TRAINING:
             raise InputError(
                 f"--text-encoder-training must be one of {TEXT_ENCODER_TRAINING}, got {self.text_encoder_training!r}"

@@ -1,4 +1,4 @@
-"""The training loop: SGD on 2-class cross-entropy, learning-rate schedules set every step, exact resume.
+"""The training loop: SGD (or AdamW) on 2-class cross-entropy, learning-rate schedules set every step, exact resume.
 
 Recipe (the paper, Bellver et al. 2020, and the authors' ``train.py``): SGD with momentum 0.9 and weight decay 1e-6, batch 7,
 480 x 480 crops, ``cross_entropy(logits (B,2,H,W), mask (B,H,W), ignore_index=255)``.
@@ -11,7 +11,7 @@ directory: ``last.pth`` at the end of every epoch (and every ``checkpoint_every`
 and ``best.pth`` (the weights, config and metrics only) when the validation metric improves.
 ``last.pth`` holds everything needed to resume:
 
-- ``model`` / ``bert_model`` / ``config``; ``optimizer`` (SGD momentum buffers); ``scaler``
+- ``model`` / ``bert_model`` / ``config``; ``optimizer`` (SGD momentum buffers, AdamW moments); ``scaler``
   (fp16 only); ``lr_scheduler`` (schedule name, base rate, length and the epoch it is at; the
   rate of a step is a function of (epoch, step), :mod:`refvos.engine.schedules`);
 - ``epoch`` / ``step``: the position to continue from (epoch index, optimizer steps already done
@@ -48,7 +48,7 @@ from ..runtime import (
 from ..tokenization import truncation_note
 from . import distributed as du
 from .logger import EventWriter, MetricLogger
-from .param_groups import build_param_groups
+from .param_groups import build_optimizer, build_param_groups
 from .resume import (
     ResumableSampler,
     SeededSamples,
@@ -146,12 +146,7 @@ class Trainer:
         self.args = {**(args or {}), **self._settings()}
 
         self.param_groups = build_param_groups(self.model, config.text_encoder_training)
-        self.optimizer = torch.optim.SGD(
-            self.param_groups,
-            lr=self.schedule(0),
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-        )
+        self.optimizer = build_optimizer(config, self.param_groups, self.schedule(0))
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.ddp = None
         if self.world_size > 1:

@@ -10,12 +10,37 @@ from torch import nn
 from torch.nn import functional as F
 
 
+class AtrousConv2d(nn.Conv2d):
+    """3x3 atrous convolution (padding = dilation, stride 1, no bias), ``(B, C_in, H, W) ->
+    (B, C_out, H, W)``, that in training leaves out the kernel rows (columns) whose taps reach
+    past the feature map at every position (dilation >= H, resp. W: they only ever multiply the
+    zero padding). The result and the gradients are the same (those taps' gradient is exactly
+    zero); the backward pass skips them. oneDNN's forward already skips such taps, but its weight
+    gradient for them falls back to a slow GEMM path on CPU: the ASPP's rates 24 and 36 on the
+    16x16 features of a 128x128 crop, or rate 36 on a 256x256 crop's 32x32. In eval mode (and
+    while traced, compiled or exported) it is a plain ``Conv2d``, so inference and exported
+    graphs serve every input size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return super().forward(x)
+        h, w = x.shape[-2:]
+        d_h, d_w = self.dilation
+        rows, cols = d_h >= h, d_w >= w
+        if not (rows or cols):
+            return super().forward(x)
+        weight = self.weight[:, :, 1:2] if rows else self.weight
+        weight = weight[:, :, :, 1:2] if cols else weight
+        padding = (0 if rows else self.padding[0], 0 if cols else self.padding[1])
+        return F.conv2d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
 class ASPPConv(nn.Sequential):
     """3x3 atrous conv (no bias), BN, ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
         super().__init__(
-            nn.Conv2d(
+            AtrousConv2d(
                 in_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False
             ),
             nn.BatchNorm2d(out_channels),
