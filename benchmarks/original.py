@@ -75,11 +75,24 @@ def original_param_groups(model) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
+def plain_convolutions(model):
+    """``model`` with refvos's :class:`~refvos.modeling.head.AtrousConv2d` turned back into
+    torchvision's plain ``Conv2d`` (same weights), as the original's ASPP trains: every tap,
+    including those that only see padding."""
+    from refvos.modeling.head import AtrousConv2d
+
+    for m in model.modules():
+        if isinstance(m, AtrousConv2d):
+            m.__class__ = torch.nn.Conv2d
+    return model
+
+
 class OriginalTrainStep:
-    """One optimizer step of the original's ``train_one_epoch`` on a given batch."""
+    """One optimizer step of the original's ``train_one_epoch`` on a given batch (torchvision's
+    plain convolutions: :func:`plain_convolutions`)."""
 
     def __init__(self, model, device: torch.device, lr: float = 0.01) -> None:
-        self.model = model.to(device)
+        self.model = plain_convolutions(model).to(device)
         self.device = device
         self.optimizer = torch.optim.SGD(
             original_param_groups(model), lr=lr, momentum=0.9, weight_decay=1e-6
