@@ -41,9 +41,11 @@ CLIP_FRAMES = 12
 CLIP_SIDE = 64  # the clips' side for a network that records no input size
 
 
-def run(checkpoint: str, int8_model: str, size: int, repeats: int) -> dict[str, Any]:
+def run(
+    checkpoint: str, int8_model: str, size: int, repeats: int, max_drop: float | None = 0.01
+) -> dict[str, Any]:
     from refvos import Predictor, load_checkpoint
-    from refvos.export.quantize import int8_agreement, quantize_encoder
+    from refvos.export.quantize import int8_agreement, mask_agreement, quantize_encoder
     from refvos.runtime import openvino_backend as ovb
 
     model = load_checkpoint(checkpoint).eval()
@@ -58,10 +60,17 @@ def run(checkpoint: str, int8_model: str, size: int, repeats: int) -> dict[str, 
         record["reused"] = True
     else:
         calibration = clip_pairs(CALIBRATION_SEEDS, side, CLIP_FRAMES)
-        record = quantize_encoder(model, int8_model, calibration, held_out)
+        record = quantize_encoder(model, int8_model, calibration, held_out, max_drop=max_drop)
     out["quantize"] = {**record, "seconds": round(time.perf_counter() - start, 1)}
     out["int8_mask_iou_vs_fp32"] = record["agreement"]["mean_iou"]
     out["accurate"] = record["agreement"]["mean_iou"] >= ACCURATE
+    # the same frames through PyTorch's bf16 path: how much any reduced precision moves this
+    # network's masks (a weakly trained one, with masks of a few pixels, moves under either)
+    bf16 = Predictor(model, device="cpu", precision="bf16", backend="torch", compile=False)
+    reference = [fp32.predict(f, e) for f, e in held_out]
+    out["bf16_mask_iou_vs_fp32"] = mask_agreement(
+        reference, [bf16.predict(f, e) for f, e in held_out]
+    )["mean_iou"]
 
     # a per-size network's int8 encoder (record["size"]) runs only at the size it was quantised for
     h, w = record.get("size") or (size, size)
@@ -94,11 +103,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--int8-model", required=True, help="the int8 model (.xml): written if missing")
     p.add_argument("--size", type=int, default=480, help="latency frame side (default 480)")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument(
+        "--max-drop",
+        type=float,
+        default=0.01,
+        help="as refvos quantize's: accuracy control's bound on the calibration frames' mask mean "
+        "IoU drop (default 0.01); 0 or less: plain quantisation",
+    )
     p.add_argument("--out", default="bench_out/int8.json")
     args = p.parse_args(argv)
+    max_drop = args.max_drop if args.max_drop > 0 else None
     result = {
         "machine": machine.machine_info(),
-        **run(args.checkpoint, args.int8_model, args.size, args.repeats),
+        **run(args.checkpoint, args.int8_model, args.size, args.repeats, max_drop),
     }
     result["machine"]["load_average_end"] = machine.load_average()
     from refvos.io import atomic_write_json
@@ -109,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     lat = result["latency"]
     print(
         f"{result['variant']} int8 vs fp32 on {a['masks']} held-out frames at {result['side']}: "
-        f"mean IoU {a['mean_iou']:.4f} (least {a['min_iou']:.4f}); per frame at {lat['size']}: "
+        f"mean IoU {a['mean_iou']:.4f} (least {a['min_iou']:.4f}; bf16: "
+        f"{result['bf16_mask_iou_vs_fp32']:.4f}); per frame at {lat['size']}: "
         + ", ".join(
             f"{k} {lat[k]['median_s']:.3f}s"
             for k in ("refvos_int8", "refvos_default", "refvos_fp32")

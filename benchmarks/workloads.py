@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from refvos.export.quantize import mask_agreement  # noqa: F401 - the sections use it from here
 from refvos.media.image import to_tensor
 from refvos.runtime import autocast
 
@@ -168,24 +169,6 @@ def openvino_frame_runner(segmenter, height: int, width: int, text: torch.Tensor
 
     run.runner = net
     return run
-
-
-def mask_agreement(ref: list[np.ndarray], got: list[np.ndarray]) -> dict[str, float]:
-    """Mean foreground IoU over frames (1 when both empty), pixel agreement, frame fractions."""
-    ious, pixels, identical = [], [], []
-    for a, b in zip(ref, got):
-        union = np.logical_or(a, b).sum()
-        ious.append(float(np.logical_and(a, b).sum() / union) if union else 1.0)
-        pixels.append(float((a == b).mean()))
-        identical.append(bool((a == b).all()))
-    return {
-        "mean_iou": float(np.mean(ious)),
-        "min_iou": float(np.min(ious)),
-        "pixel_agreement": float(np.mean(pixels)),
-        "frames_identical_fraction": float(np.mean(identical)),
-        "frames_iou_ge_0.98_fraction": float(np.mean([i >= 0.98 for i in ious])),
-        "reference_foreground_fraction": float(np.mean([a.mean() for a in ref])),
-    }
 
 
 def profile_top_ops(fn, top: int = 12) -> dict[str, Any]:

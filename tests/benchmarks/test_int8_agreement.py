@@ -24,9 +24,11 @@ def test_writes_then_reuses_the_int8_model(tiny_checkpoint, tmp_path, monkeypatc
     model, out = tmp_path / "int8" / "model.xml", tmp_path / "int8.json"
     argv = ["--checkpoint", str(tiny_checkpoint), "--int8-model", str(model)]
     argv += ["--size", "48", "--repeats", "1", "--out", str(out)]
-    assert int8_agreement.main(argv) == 0
+    assert int8_agreement.main([*argv, "--max-drop", "0"]) == 0
     first = json.loads(out.read_text())
     record = json.loads(model.with_suffix(".json").read_text())
+    assert record["recipe"]["accuracy_control_max_iou_drop"] is None  # --max-drop 0: plain
+    assert 0.0 <= first["bf16_mask_iou_vs_fp32"] <= 1.0
     agreement = first["quantize"]["agreement"]
     assert (
         record["agreement"]["mean_iou"] == agreement["mean_iou"] == first["int8_mask_iou_vs_fp32"]

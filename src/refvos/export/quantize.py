@@ -109,17 +109,22 @@ DEFAULT_MAX_DROP = 0.01
 
 def mask_agreement(ref: list[np.ndarray], got: list[np.ndarray]) -> dict[str, float]:
     """Mean and least foreground IoU of bool masks ``(H, W)`` over pairs (1 when both are
-    empty), the fraction of pixels that agree and the number of masks."""
-    ious, pixels = [], []
+    empty), the fraction of pixels that agree, the number of masks, the fractions of masks
+    identical and at IoU >= 0.98, and the reference masks' mean foreground fraction."""
+    ious, pixels, identical = [], [], []
     for a, b in zip(ref, got):
         union = np.logical_or(a, b).sum()
         ious.append(float(np.logical_and(a, b).sum() / union) if union else 1.0)
         pixels.append(float((a == b).mean()))
+        identical.append(bool((a == b).all()))
     return {
         "mean_iou": float(np.mean(ious)),
         "min_iou": float(np.min(ious)),
         "pixel_agreement": float(np.mean(pixels)),
         "masks": len(ious),
+        "frames_identical_fraction": float(np.mean(identical)),
+        "frames_iou_ge_0.98_fraction": float(np.mean([i >= 0.98 for i in ious])),
+        "reference_foreground_fraction": float(np.mean([a.mean() for a in ref])),
     }
 
 
