@@ -6,6 +6,7 @@ import torch
 
 from benchmarks.original import plain_convolutions
 from refvos.modeling.head import AtrousConv2d, LanguageFusedASPP
+from tests.helpers.models import record_conv_kernels
 
 
 def test_the_original_step_runs_every_tap_of_the_atrous_convolutions(monkeypatch):
@@ -15,12 +16,6 @@ def test_the_original_step_runs_every_tap_of_the_atrous_convolutions(monkeypatch
     plain_convolutions(aspp)
     assert not any(isinstance(m, AtrousConv2d) for m in aspp.modules())
     assert all(torch.equal(before[k], v) for k, v in aspp.state_dict().items())
-    kernels = []
-    conv2d = torch.nn.functional.conv2d
-    monkeypatch.setattr(
-        torch.nn.functional,
-        "conv2d",
-        lambda x, w, *a: kernels.append(tuple(w.shape[-2:])) or conv2d(x, w, *a),
-    )
+    kernels = record_conv_kernels(monkeypatch)
     aspp.visual(torch.randn(2, 8, 5, 5))  # every rate reaches past a 5x5 map
     assert kernels.count((3, 3)) == 3

@@ -197,3 +197,17 @@ class TableModel(nn.Module):
     def encode_text(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         self.text_calls += len(ids)
         return torch.tensor([[float(self.sentences[tuple(r.tolist())])] for r in ids.cpu()])
+
+
+def record_conv_kernels(monkeypatch) -> list[tuple[int, int]]:
+    """Patch ``torch.nn.functional.conv2d`` to append each call's kernel size ``(kh, kw)`` to the
+    returned list (``nn.Conv2d`` and its subclasses call it)."""
+    seen: list[tuple[int, int]] = []
+    conv2d = torch.nn.functional.conv2d
+
+    def recording(x, w, *args):
+        seen.append(tuple(w.shape[-2:]))
+        return conv2d(x, w, *args)
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", recording)
+    return seen

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from refvos.modeling.head import RefVOSHead
+from tests.helpers.models import record_conv_kernels
 
 
 def head(**kw) -> RefVOSHead:
@@ -107,12 +108,6 @@ def test_atrous_conv_runs_the_whole_kernel_when_traced_so_the_graph_serves_every
 def test_atrous_conv_skips_the_taps_past_the_map_only_in_training(monkeypatch, size, kernel, mode):
     conv, _ = _atrous_pair(6)
     getattr(conv, mode)()
-    seen = []
-    conv2d = torch.nn.functional.conv2d
-    monkeypatch.setattr(
-        torch.nn.functional,
-        "conv2d",
-        lambda x, w, *a: seen.append(tuple(w.shape[-2:])) or conv2d(x, w, *a),
-    )
+    seen = record_conv_kernels(monkeypatch)
     conv(torch.randn(1, 4, *size))
     assert seen == [kernel]
