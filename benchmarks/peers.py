@@ -150,8 +150,8 @@ def bench_peers(r101, trained, cfg, workdir: Path, int8_model: str | None = None
         )
     masks: dict[str, list[np.ndarray]] = {k: [] for k in runners}
     reference: list[np.ndarray] = []
-    for clip in range(cfg["agreement_clips"]):
-        frames, _, expression = make_video_clip(cfg["agreement_frames"], side, seed=1000 + clip)
+    for seed in workloads.agreement_seeds(cfg["agreement_clips"]):
+        frames, _, expression = make_video_clip(cfg["agreement_frames"], side, seed=seed)
         reference += [p.mask for p in fp32.predict_video(frames, expression)]
         t = fp32.encode_expressions([expression]).numpy()
         for f in frames:
@@ -265,7 +265,7 @@ def peers_lines(p: dict[str, Any]) -> list[str]:
     return lines
 
 
-# refvos quantize's calibration clips (the held-out clips are bench_peers' seeds 1000+)
+# refvos quantize's calibration clips (held out: workloads.agreement_seeds)
 CALIBRATION_SEEDS = range(900, 904)
 
 
@@ -287,7 +287,7 @@ def quantize_trained(model, side: int, out: str, cfg) -> dict[str, Any]:
     from refvos.export.quantize import quantize_encoder
 
     frames = cfg["agreement_frames"]
-    held_out = range(1000, 1000 + cfg["agreement_clips"])
+    held_out = workloads.agreement_seeds(cfg["agreement_clips"])
     return quantize_encoder(
         model,
         out,

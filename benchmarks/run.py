@@ -401,8 +401,8 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
     fp32_path = Predictor(model, device=device, precision="fp32")
     bf16_path = Predictor(model, device=device, precision="bf16")
     fp32, bf16, objects, expressions = [], [], [], []
-    for clip in range(cfg["agreement_clips"]):
-        frames, gts, expression = make_video_clip(cfg["agreement_frames"], size, seed=1000 + clip)
+    for seed in workloads.agreement_seeds(cfg["agreement_clips"]):
+        frames, gts, expression = make_video_clip(cfg["agreement_frames"], size, seed=seed)
         fp32 += [r.mask for r in fp32_path.predict_video(frames, expression)]
         bf16 += [r.mask for r in bf16_path.predict_video(frames, expression)]
         objects += gts
@@ -464,8 +464,8 @@ def bench_int8(model, fp32_path, cfg, device, workdir: Path, size: int) -> dict[
     sessions = {"fp32": onnx_session(fp32_onnx), "int8": onnx_session(int8_onnx)}
     masks: dict[str, list] = {"predictor_fp32": [], "fp32": [], "int8": []}
     times: dict[str, list[float]] = {"fp32": [], "int8": []}
-    for clip in range(cfg["agreement_clips"]):
-        frames, _, expression = make_video_clip(cfg["agreement_frames"], size, seed=1000 + clip)
+    for seed in workloads.agreement_seeds(cfg["agreement_clips"]):
+        frames, _, expression = make_video_clip(cfg["agreement_frames"], size, seed=seed)
         masks["predictor_fp32"] += [r.mask for r in fp32_path.predict_video(frames, expression)]
         for x, t in feeds(frames, expression):
             for name, session in sessions.items():

@@ -15,6 +15,14 @@ from refvos.export.quantize import mask_agreement  # noqa: F401 - the sections u
 from refvos.media.image import to_tensor
 from refvos.runtime import autocast
 
+# the synthetic clips every agreement figure is measured on (refvos quantize calibrates on others)
+AGREEMENT_SEED = 1000
+
+
+def agreement_seeds(clips: int) -> range:
+    """Seeds of the ``clips`` held-out synthetic clips of the agreement figures."""
+    return range(AGREEMENT_SEED, AGREEMENT_SEED + clips)
+
 
 def make_clip(
     num_frames: int, height: int, width: int, seed: int = 0
