@@ -1,3 +1,5 @@
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -66,3 +68,38 @@ def test_head_left_float_and_backbone_quantized(tiny_model, tmp_path, float_head
         backbone.values()
     )  # BN folded into them by the pre-processing, then int8 per channel
     assert not any(head.values()) if float_head else all(head.values())
+
+
+@pytest.mark.openvino
+@pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="the [openvino] extra")
+def test_activation_ranges_cover_every_calibration_frame(tiny_model, tmp_path, monkeypatch):
+    """The int8 encoder's input range is the greatest value over all calibration frames, so a
+    peak that one frame reaches is not clipped (NNCF's default would take the mean of the
+    frames' maxima: about a third of it here)."""
+    import openvino as ov
+
+    from refvos.export.quantize import quantize_encoder
+    from refvos.predictor import Predictor
+
+    monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path / "cache"))
+    dim = np.full((32, 32, 3), 120, np.uint8)
+    dim[0, 0] = 140
+    bright = dim.copy()
+    bright[0, 0] = 255
+    calibration = [(dim, "a"), (dim, "a"), (dim, "a"), (bright, "a")]
+    record = quantize_encoder(
+        tiny_model, tmp_path / "m.xml", calibration, [(dim, "a")], max_drop=None
+    )
+    assert record["recipe"]["activation_ranges"] == "min-max over all calibration frames"
+    fp32 = Predictor(tiny_model, device="cpu", precision="fp32", backend="torch", compile=False)
+    highs = [float(fp32.preprocess(frame).max()) for frame, _ in calibration]
+    graph = ov.Core().read_model(str(tmp_path / "m.xml"))
+    (on_input,) = [
+        op
+        for op in graph.get_ordered_ops()
+        if op.get_type_name() == "FakeQuantize"
+        and op.input_value(0).get_node().get_type_name() == "Parameter"
+    ]
+    input_high = float(on_input.input_value(2).get_node().get_data().max())
+    assert input_high == pytest.approx(max(highs), rel=0.01)
+    assert input_high > 1.5 * np.mean(highs)
