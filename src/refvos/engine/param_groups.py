@@ -70,8 +70,8 @@ def build_optimizer(config, groups: list[dict], lr: float) -> torch.optim.Optimi
 
     PyTorch's fused update (one kernel over all the parameters instead of a loop of small
     operations per tensor) where the parameters' device has one: the loop's step within a
-    rounding, in about half the time on a CPU (84 vs 179 ms a step for
-    ``refvos_r101``'s 168M parameters, docs/BENCHMARKS.md). Elsewhere the per-tensor loop."""
+    rounding, in a half to a third of its time on a CPU (``benchmarks/optimizer_step.py``;
+    docs/BENCHMARKS.md, run Q). Elsewhere the per-tensor loop."""
     if config.optimizer == "adamw":
         optimizer, kwargs = torch.optim.AdamW, {"weight_decay": config.weight_decay}
     else:
