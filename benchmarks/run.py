@@ -928,7 +928,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{name} ...")
         t0 = time.perf_counter()
         try:
-            value = fn()
+            with machine.own_heap():  # the earlier sections' objects out of gc.collect()'s way
+                value = fn()
         except Exception as e:  # noqa: BLE001 - recorded; the run goes on and exits non-zero
             traceback.print_exc()
             result["errors"][name] = f"{type(e).__name__}: {e}"
