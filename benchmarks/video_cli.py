@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         "precision": args.precision,
         "cli": {str(n): v for n, v in cli.items()},
         "iter_video_s": {str(n): round(v, 3) for n, v in library.items()},
-        "cli_s_per_frame": round(cli_per_frame, 4),
-        "iter_video_s_per_frame": round(lib_per_frame, 4),
+        "cli_s_per_frame": round(cli_per_frame, 6),
+        "iter_video_s_per_frame": round(lib_per_frame, 6),
         # None when the clips are too short for the difference to rise above noise
         "cli_over_iter_video": round(cli_per_frame / lib_per_frame, 3)
         if lib_per_frame > 0
