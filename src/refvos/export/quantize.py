@@ -8,7 +8,7 @@ low-contrast logits decide the mask's boundary, in float):
   (:mod:`refvos.runtime.openvino_backend`), whose last part, the head's ASPP, stays float
   (NNCF's ignored scope), with activation ranges over all calibration frames
   (:func:`_advanced_parameters`), accuracy-controlled, recorded beside the model with its measured
-  agreement with the fp32 PyTorch path on held-out frames (:func:`int8_agreement`; 0.996 mean IoU
+  agreement with the fp32 PyTorch path on held-out frames (:func:`int8_agreement`; 0.994 mean IoU
   on the demo network, docs/BENCHMARKS.md);
 - **ONNX Runtime** (:func:`quantize_segmenter`) for an exported graph (``refvos export``):
 
