@@ -147,8 +147,9 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
     """Per-frame latency (batch 1) of the segmentation network per size, variants alternated.
 
     Variants: ``fp32`` / ``bf16`` as the Predictor runs them (channels-last; bf16 on the BN-folded
-    copy), ``*_compiled`` the same through torch.compile (full run), ``openvino_fp32`` /
-    ``openvino_bf16`` (refvos's OpenVINO backend, where the extra is installed), ``fp32_nchw``
+    copy), ``bf16_taps`` (the ASPP's atrous convolutions tap by tap, the form ``auto`` also
+    times), ``*_compiled`` the same through torch.compile (full run), ``openvino_fp32`` /
+    ``openvino_bf16`` / ``openvino_bf16_taps`` (refvos's OpenVINO backend, where the extra is installed), ``fp32_nchw``
     (the original's layout) and ``bf16_unfolded`` at the first size. Per size: each precision's roofline (FLOPs
     over its matmul peak), ``best`` (the fastest variant), ``roofline_ratio_best`` (its latency
     over the roofline of the fastest precision measured) and ``auto_vs_fastest`` (the variant
@@ -162,16 +163,23 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
             seg.to(memory_format=torch.contiguous_format), h, w, text.shape[1]
         )
         # as the Predictor runs them: fp32 channels-last; bf16 channels-last on the BN-folded copy
-        variants = {"fp32": ("fp32", True, False, False), "bf16": ("bf16", True, True, False)}
+        # (precision, channels-last, BN folded, compiled, atrous form)
+        variants = {
+            "fp32": ("fp32", True, False, False, "conv"),
+            "bf16": ("bf16", True, True, False, "conv"),
+            "bf16_taps": ("bf16", True, True, False, "taps"),
+        }
         if cfg["compiled_latency"]:
-            variants["fp32_compiled"] = ("fp32", True, False, True)
-            variants["bf16_compiled"] = ("bf16", True, True, True)
+            variants["fp32_compiled"] = ("fp32", True, False, True, "conv")
+            variants["bf16_compiled"] = ("bf16", True, True, True, "conv")
+            variants["bf16_taps_compiled"] = ("bf16", True, True, True, "taps")
         if hw in [tuple(s) for s in cfg["nchw_sizes"]]:
-            variants["fp32_nchw"] = ("fp32", False, False, False)  # the original's layout
-            variants["bf16_unfolded"] = ("bf16", True, False, False)
+            variants["fp32_nchw"] = ("fp32", False, False, False, "conv")  # the original's layout
+            variants["bf16_unfolded"] = ("bf16", True, False, False, "conv")
         if openvino_available(device):
-            variants["openvino_fp32"] = ("fp32", False, False, False)
-            variants["openvino_bf16"] = ("bf16", False, False, False)
+            variants["openvino_fp32"] = ("fp32", False, False, False, "conv")
+            variants["openvino_bf16"] = ("bf16", False, False, False, "conv")
+            variants["openvino_bf16_taps"] = ("bf16", False, False, False, "taps")
         times: dict[str, list[float]] = {k: [] for k in variants}
         runners = {}
         compile_s = {}
@@ -180,18 +188,19 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
             cl,
             fold,
             comp,
+            atrous,
         ) in variants.items():  # warm-up (oneDNN primitives, compilation)
             if name.startswith("openvino_"):
-                runners[name] = workloads.openvino_frame_runner(seg, h, w, text, prec)
+                runners[name] = workloads.openvino_frame_runner(seg, h, w, text, prec, atrous)
             else:
                 runners[name] = workloads.frame_runner(
-                    seg, h, w, text, prec, cl, device, fold, comp
+                    seg, h, w, text, prec, cl, device, fold, comp, atrous
                 )
             runners[name]()
             if comp:
                 compile_s[name] = runners[name].runner.report()
         for _ in range(cfg["latency_repeats"]):
-            for name, (_prec, cl, _fold, _comp) in variants.items():
+            for name, (_prec, cl, _fold, _comp, _atrous) in variants.items():
                 fmt = torch.channels_last if cl else torch.contiguous_format
                 seg.to(memory_format=fmt)  # the unfolded variants share seg
                 times[name] += machine.time_calls(runners[name], 1, warmup=0, device=device)
@@ -211,11 +220,12 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
         entry["roofline_ratio_best"] = entry[entry["best"]]["median_s"] / entry["roofline_best_s"]
         # auto's steady state on a video: its backend and precision, compiled where compiled
         # variants ran (torch.compile is PyTorch's; OpenVINO compiles its graphs in any case)
+        taps = "_taps" if auto.get("atrous") == "taps" else ""
         if auto.get("backend") == "openvino":
-            entry["auto_variant"] = f"openvino_{auto['precision']}"
+            entry["auto_variant"] = f"openvino_{auto['precision']}{taps}"
         else:
-            entry["auto_variant"] = auto["precision"] + (
-                "_compiled" if cfg["compiled_latency"] else ""
+            entry["auto_variant"] = (
+                auto["precision"] + taps + ("_compiled" if cfg["compiled_latency"] else "")
             )
         entry["auto_vs_fastest"] = (
             entry[entry["auto_variant"]]["median_s"] / entry[entry["best"]]["median_s"]
@@ -393,20 +403,34 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
     """The bf16 fast path against fp32 on a trained network (the random ResNet-101 of the video
     section has near-zero logit margins, so its bf16 masks measure noise): ``refvos_lite`` trained
     by the offline demo's recipe (``refvos demo --preset <demo_preset>``), then
-    ``Predictor.predict_video`` on synthetic clips it never saw, in bf16 and in fp32."""
+    ``Predictor.predict_video`` on synthetic clips it never saw, in bf16 (the atrous
+    convolutions in each form; ``bf16_vs_fp32`` is the worse) and in fp32."""
     from refvos import Predictor
     from refvos.data.scenes import make_video_clip
+    from refvos.modeling.head import ATROUS_FORMS
+    from refvos.modeling.surgery import with_atrous_form
+    from refvos.runtime.compiling import SegmenterRunner
 
     model, size, preset, demo = trained_network(cfg, workdir)
     fp32_path = Predictor(model, device=device, precision="fp32")
-    bf16_path = Predictor(model, device=device, precision="bf16")
-    fp32, bf16, objects, expressions = [], [], [], []
+    # bf16 in both forms of the atrous convolutions (auto runs whichever it measures faster)
+    bf16_paths = {}
+    for form in ATROUS_FORMS:
+        bf16_paths[form] = Predictor(model, device=device, precision="bf16")
+        bf16_paths[form].runner = SegmenterRunner(
+            with_atrous_form(bf16_paths[form].segmenter, form)
+        )
+    fp32, objects, expressions = [], [], []
+    bf16: dict[str, list] = {form: [] for form in bf16_paths}
     for seed in workloads.agreement_seeds(cfg["agreement_clips"]):
         frames, gts, expression = make_video_clip(cfg["agreement_frames"], size, seed=seed)
         fp32 += [r.mask for r in fp32_path.predict_video(frames, expression)]
-        bf16 += [r.mask for r in bf16_path.predict_video(frames, expression)]
+        for form, path in bf16_paths.items():
+            bf16[form] += [r.mask for r in path.predict_video(frames, expression)]
         objects += gts
         expressions.append(expression)
+    by_form = {form: workloads.mask_agreement(fp32, masks) for form, masks in bf16.items()}
+    worst = min(by_form, key=lambda form: by_form[form]["mean_iou"])
     int8 = bench_int8(model, fp32_path, cfg, device, workdir, size)
     return {
         "model": f"refvos_lite trained by the demo recipe (preset {preset!r})",
@@ -416,7 +440,9 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
         "frames": len(fp32),
         "size": size_key((size, size)),
         "expressions": expressions,
-        "bf16_vs_fp32": workloads.mask_agreement(fp32, bf16),
+        "bf16_vs_fp32": by_form[worst],  # the worse of the two atrous forms
+        "bf16_vs_fp32_worst_atrous": worst,
+        "bf16_vs_fp32_by_atrous": by_form,
         "fp32_iou_with_object": workloads.mask_agreement(objects, fp32)["mean_iou"],
         "int8": int8,
     }
@@ -617,10 +643,12 @@ def table(r: dict[str, Any]) -> str:
         "fp32 CL s",
         "bf16 CL s",
         "bf16 CL BN-folded s",
+        "bf16 taps s",
         "fp32 compiled s",
         "bf16 compiled s",
         "OpenVINO fp32 s",
         "OpenVINO bf16 s",
+        "OpenVINO bf16 taps s",
         "roofline fp32 s",
         "roofline bf16 s",
         "ratio fp32",
@@ -629,7 +657,7 @@ def table(r: dict[str, Any]) -> str:
         "ratio fastest",
         "auto / fastest",
     )
-    row(*["---"] * 17)
+    row(*["---"] * 19)
 
     def cell(e, k):
         return f"{e[k]['median_s']:.3f}" if k in e else "-"
@@ -644,10 +672,12 @@ def table(r: dict[str, Any]) -> str:
             cell(e, "fp32"),
             cell(e, "bf16_unfolded"),
             cell(e, "bf16"),
+            cell(e, "bf16_taps"),
             cell(e, "fp32_compiled"),
             cell(e, "bf16_compiled"),
             cell(e, "openvino_fp32"),
             cell(e, "openvino_bf16"),
+            cell(e, "openvino_bf16_taps"),
             f"{e['roofline_fp32_s']:.3f}",
             f"{e['roofline_bf16_s']:.3f}",
             f"{e['roofline_ratio_fp32']:.2f}",
@@ -659,7 +689,8 @@ def table(r: dict[str, Any]) -> str:
     if "auto" in r.get("latency", {}):
         a = r["latency"]["auto"]
         lines.append(
-            f"auto chose {a.get('backend', 'torch')} {a['precision']} ({a['source']}: {a['reason']})"
+            f"auto chose {a.get('backend', 'torch')} {a['precision']} atrous {a.get('atrous', 'conv')} "
+            f"({a['source']}: {a['reason']})"
         )
     lines.append("")
     v = r.get("video")

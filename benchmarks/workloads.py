@@ -133,21 +133,23 @@ def frame_runner(
     device: torch.device,
     fold_bn: bool = False,
     compile: bool = False,
+    atrous: str = "conv",
 ):
     """A no-argument callable running one ``height x width`` frame (batch 1) through the
     segmenter's ``encode`` / ``decode`` (the Predictor's path); ``fold_bn``: on the
     BatchNorm-folded copy the Predictor runs in bf16; ``compile``: through
-    ``torch.compile`` (inductor, freezing) on a copy, compiled by the first call."""
+    ``torch.compile`` (inductor, freezing) on a copy, compiled by the first call; ``atrous``:
+    the form of the ASPP's atrous convolutions (``taps``: :func:`refvos.modeling.head.atrous_by_taps`)."""
     import copy
 
+    from refvos.modeling.surgery import fold_batchnorm, with_atrous_form
     from refvos.runtime.compiling import SegmenterRunner
 
     if fold_bn:
-        from refvos.predictor import fold_batchnorm
-
         segmenter = fold_batchnorm(segmenter)
     elif compile:  # frozen weights: a copy of its own, unaffected by later format changes of seg
         segmenter = copy.deepcopy(segmenter)
+    segmenter = with_atrous_form(segmenter, atrous)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     segmenter.to(memory_format=fmt)
     x = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
@@ -163,13 +165,16 @@ def frame_runner(
     return run
 
 
-def openvino_frame_runner(segmenter, height: int, width: int, text: torch.Tensor, precision: str):
+def openvino_frame_runner(
+    segmenter, height: int, width: int, text: torch.Tensor, precision: str, atrous: str = "conv"
+):
     """:func:`frame_runner` through refvos's OpenVINO backend (:class:`OpenVINORunner`, the
-    ``[openvino]`` extra) at ``precision``: the path ``Predictor`` runs when ``auto`` chooses it."""
+    ``[openvino]`` extra) at ``precision``, its atrous convolutions in form ``atrous``: the path
+    ``Predictor`` runs when ``auto`` chooses it."""
     from refvos.runtime.openvino_backend import OpenVINORunner
 
     x = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
-    net = OpenVINORunner(segmenter, precision)
+    net = OpenVINORunner(segmenter, precision, atrous=atrous)
 
     def run() -> None:
         with torch.inference_mode():

@@ -242,7 +242,7 @@ def test_auto_precision_is_one_of_the_measured_ones(tiny_model, monkeypatch):
     assert p.precision == c.precision in ("fp32", "bf16") and c.backend == p.backend == "torch"
     assert c.source in ("measured", "cached")
     if c.source in ("measured", "cached"):
-        assert set(c.seconds) == {"fp32", "bf16"} and "32x32" in c.workload
+        assert set(c.seconds) == {"fp32", "bf16", "bf16+taps"} and "32x32" in c.workload
 
 
 def test_compile_setting_is_checked(tiny_model):
@@ -417,3 +417,37 @@ def test_predicting_with_r101_imports_neither_torchvision_nor_dynamo(tmp_path):
     code = _predicting_with(save_checkpoint(tmp_path / "r101.pth", model))
     # the ResNet-101 is plain PyTorch (refvos.modeling.resnet), as BERT is
     assert _imported_after(code) == []
+
+
+@pytest.mark.parametrize("atrous", ["taps", "conv"])
+def test_the_atrous_form_auto_measures_fastest_is_the_one_that_runs(
+    tiny_model, picture, monkeypatch, tmp_path, atrous
+):
+    import refvos.runtime.precision
+    from refvos.modeling.head import AtrousConv2d
+
+    monkeypatch.delenv("REFVOS_PRECISION")
+    monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path))
+    seconds = {"fp32": 1.0, "bf16": 0.5, "bf16+taps": 0.3 if atrous == "taps" else 0.7}
+    monkeypatch.setattr(
+        refvos.runtime.precision,
+        "measure",
+        lambda workload, names, budget_s=0: {n: seconds[n] for n in names},
+    )
+    p = Predictor(tiny_model, device="cpu", max_size=64, compile=False, backend="torch")
+    c = p.precision_choice
+    assert (c.precision, c.atrous, p.runtime_report()["precision"]["atrous"]) == (
+        "bf16",
+        atrous,
+        atrous,
+    )
+    forms = {m.form for m in p.segmenter.modules() if isinstance(m, AtrousConv2d)}
+    assert forms == {atrous}
+    assert {m.form for m in p.model.segmenter.modules() if isinstance(m, AtrousConv2d)} == {"conv"}
+    # the same masks as the convolution in bf16, but for a few pixels where bf16 rounds apart
+    conv = Predictor(tiny_model, device="cpu", max_size=64, compile=False, backend="torch")
+    monkeypatch.setitem(seconds, "bf16+taps", 9.0)
+    monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path / "other"))
+    assert conv.precision_choice.atrous == "conv"
+    a, b = p.predict(picture, "the dog"), conv.predict(picture, "the dog")
+    assert (a == b).mean() > 0.99

@@ -40,7 +40,7 @@ from .modeling.postprocess import (
     upsampled_prediction,
 )
 from .modeling.surgery import fold_batchnorm
-from .runtime import PrecisionChoice, autocast, resolve_device
+from .runtime import PrecisionChoice, autocast, check_precision, resolve_device
 from .runtime.backend import CALIBRATION_SIDE, Backends, check_backend, torch_precision
 from .runtime.compiling import SegmenterRunner, check_compile
 from .tokenization import Tokenizer, get_tokenizer
@@ -140,8 +140,7 @@ class Predictor:
         self._segmenter: torch.nn.Module | None = None
         self._runner: SegmenterRunner | None = None
         self._calibration_lock = threading.Lock()
-        if precision != "auto" and backend != "openvino" and int8_model is None:
-            self.calibrate()  # an explicit precision on PyTorch: checked now, nothing measured
+        check_precision(precision)  # now; resolved (and measured where it is) on first use
         self.max_size = max_size
         if legacy_truncation is None:
             legacy_truncation = getattr(model.config, "truncation", "standard") == "original"
@@ -173,13 +172,12 @@ class Predictor:
         choice = self.backends.choose(self._precision_request, self._calibration_side)
         # the precision of what PyTorch runs (the text encoder; the segmenter with backend torch)
         precision = torch_precision(choice)
-        # the network that runs images: the model's own segmenter, or its BN-folded copy
-        segmenter = (
-            self._segmenter_for(precision) if choice.backend == "torch" else self.model.segmenter
-        )
-        if self._folded is not None and segmenter is not self._folded:
-            self._folded = None  # calibration only: free the copy
-        self._segmenter, self._runner = segmenter, self.backends.runner(choice, self.compile)
+        # the network that runs images: the model's own segmenter, or its BN-folded copy, its
+        # atrous convolutions in the chosen form
+        runner = self.backends.runner(choice, self.compile)
+        segmenter = getattr(runner, "segmenter", self.model.segmenter)
+        self._folded = None  # the runner holds what it runs; any other copy was for measuring
+        self._segmenter, self._runner = segmenter, runner
         self._torch_precision, self._choice = precision, choice
 
     @property

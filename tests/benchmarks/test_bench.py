@@ -167,7 +167,11 @@ def test_sections_are_consistent(bench):
             e["roofline_ratio_best"], e[e["best"]]["median_s"] / e["roofline_best_s"]
         )
         # the variant auto runs is the path it chose: refvos's OpenVINO backend or PyTorch's
-        expected = ("openvino_" if auto.get("backend") == "openvino" else "") + auto["precision"]
+        expected = (
+            ("openvino_" if auto.get("backend") == "openvino" else "")
+            + auto["precision"]
+            + ("_taps" if auto["atrous"] == "taps" else "")
+        )
         assert e["auto_variant"] == expected and e["auto_vs_fastest"] >= 1.0
         assert ("openvino_fp32" in e) == ("openvino_bf16" in e)
     assert r["roofline_ratio_best"] == max(e["roofline_ratio_best"] for e in sizes)
@@ -189,6 +193,13 @@ def test_sections_are_consistent(bench):
     a = r["trained_agreement"]
     assert a["frames"] == len(a["expressions"]) * 3 and 0 <= a["demo_overall_iou"] <= 1
     assert r["bf16_mask_iou_vs_fp32"] == a["bf16_vs_fp32"]["mean_iou"]
+    # ... in both forms of the atrous convolutions, the bound on the worse
+    forms = a["bf16_vs_fp32_by_atrous"]
+    assert (
+        set(forms) == {"conv", "taps"}
+        and a["bf16_vs_fp32"] == forms[a["bf16_vs_fp32_worst_atrous"]]
+    )
+    assert a["bf16_vs_fp32"]["mean_iou"] == min(f["mean_iou"] for f in forms.values())
     assert r["int8_mask_iou_vs_fp32"] == a["int8"]["int8_vs_fp32"]["mean_iou"]
     assert (
         a["int8"]["onnx_fp32_vs_fp32"]["pixel_agreement"] > 0.99

@@ -111,3 +111,47 @@ def test_atrous_conv_skips_the_taps_past_the_map_only_in_training(monkeypatch, s
     seen = record_conv_kernels(monkeypatch)
     conv(torch.randn(1, 4, *size))
     assert seen == [kernel]
+
+
+@pytest.mark.parametrize(
+    ("size", "dilation", "bias"),
+    [
+        ((5, 7), (1, 1), False),
+        ((5, 7), (2, 3), True),
+        ((4, 4), (6, 6), True),
+        ((9, 3), (4, 2), False),
+    ],
+)
+def test_atrous_by_taps_is_the_dilated_convolution(size, dilation, bias):
+    from refvos.modeling.head import atrous_by_taps
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, *size, generator=g, dtype=torch.float64)
+    w = torch.randn(5, 8, 3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(5, generator=g, dtype=torch.float64) if bias else None
+    expected = torch.nn.functional.conv2d(x, w, b, 1, dilation, dilation)
+    torch.testing.assert_close(atrous_by_taps(x, w, b, dilation), expected)
+
+
+def test_the_taps_form_runs_in_eval_only_and_its_traced_graph_serves_every_size(monkeypatch):
+    from refvos.modeling import head as head_module
+
+    conv, plain = _atrous_pair(6)
+    conv.form = "taps"
+    calls = []
+    real = head_module.atrous_by_taps
+    monkeypatch.setattr(
+        head_module, "atrous_by_taps", lambda *a: calls.append(a[0].shape) or real(*a)
+    )
+    x = torch.randn(1, 4, 16, 16)
+    conv.train()
+    conv(x)
+    assert calls == []  # training keeps the convolution (and its trimmed kernel)
+    conv.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), plain(x))
+        assert calls == [x.shape]
+        traced = torch.jit.trace(conv, torch.randn(1, 4, 6, 6))  # outer taps past the map
+        for size in ((16, 16), (5, 23)):
+            y = torch.randn(1, 4, *size)
+            torch.testing.assert_close(traced(y), plain(y))

@@ -96,3 +96,22 @@ def test_set_dropout_zero_removes_the_dropout_and_keeps_the_output(tiny_model):
     a = head(x, text)
     torch.manual_seed(1)
     assert torch.equal(a, head(x, text))  # nothing random left in training mode
+
+
+def test_with_atrous_form_shares_the_weights_and_leaves_the_network_alone(tiny_model):
+    from refvos.modeling.head import AtrousConv2d
+    from refvos.modeling.surgery import with_atrous_form
+
+    seg = tiny_model.segmenter.eval()
+    taps = with_atrous_form(seg, "taps")
+    forms = [m.form for m in taps.modules() if isinstance(m, AtrousConv2d)]
+    assert forms and set(forms) == {"taps"}
+    assert {m.form for m in seg.modules() if isinstance(m, AtrousConv2d)} == {"conv"}
+    assert all(a is b for a, b in zip(seg.parameters(), taps.parameters()))
+    assert all(a is b for a, b in zip(seg.buffers(), taps.buffers()))
+    assert with_atrous_form(seg, "conv") is seg and with_atrous_form(taps, "taps") is taps
+    x = torch.randn(1, 3, 40, 48, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(taps.encode(x), seg.encode(x), atol=1e-5, rtol=1e-4)
+    with pytest.raises(InputError, match="atrous form"):
+        with_atrous_form(seg, "winograd")

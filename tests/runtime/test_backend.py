@@ -10,7 +10,7 @@ import pytest
 
 from refvos import Predictor
 from refvos.errors import InputError, RefVOSError
-from refvos.runtime import openvino_backend, resolve_device
+from refvos.runtime import candidate, openvino_backend, resolve_device
 from refvos.runtime.backend import candidate_backends
 
 pytestmark = pytest.mark.openvino  # OpenVINO loaded here: a pytest process of its own (make test)
@@ -30,7 +30,7 @@ def test_without_the_extra_auto_is_torch_and_openvino_names_the_install(
     monkeypatch.delenv("REFVOS_PRECISION")
     assert candidate_backends("auto", CPU) == ("torch",)
     p = Predictor(tiny_model, device="cpu", max_size=32, compile=False)
-    assert p.backend == "torch" and set(p.precision_choice.seconds) <= {"fp32", "bf16"}
+    assert p.backend == "torch" and set(p.precision_choice.seconds) <= {"fp32", "bf16", "bf16+taps"}
     with pytest.raises(RefVOSError, match=r'pip install "refvos\[openvino\]"'):
         Predictor(tiny_model, device="cpu", backend="openvino")
 
@@ -75,7 +75,15 @@ def test_auto_measures_both_backends_and_says_which_ran(tiny_model, monkeypatch,
     monkeypatch.setenv("REFVOS_CACHE_DIR", str(tmp_path))
     p = Predictor(tiny_model, device="cpu", max_size=32, compile=False)
     c = p.precision_choice
-    assert set(c.seconds) == {"fp32", "bf16", "openvino:fp32", "openvino:bf16"}
+    assert set(c.seconds) == {
+        "fp32",
+        "bf16",
+        "bf16+taps",
+        "openvino:fp32",
+        "openvino:bf16",
+        "openvino:bf16+taps",
+    }
+    assert candidate(c.backend, c.precision, c.atrous) in c.seconds
     report = p.runtime_report()
     assert (
         report["backend"] == c.backend == p.backend and report["precision"]["backend"] == c.backend
@@ -122,4 +130,4 @@ def test_auto_falls_back_to_torch_when_openvino_cannot_run_the_network(tiny_mode
     p = Predictor(tiny_model, device="cpu", max_size=32, compile=False)  # measures nothing yet
     with pytest.warns(RuntimeWarning, match="unsupported operation"):
         p.calibrate()
-    assert p.backend == "torch" and set(p.precision_choice.seconds) <= {"fp32", "bf16"}
+    assert p.backend == "torch" and set(p.precision_choice.seconds) <= {"fp32", "bf16", "bf16+taps"}

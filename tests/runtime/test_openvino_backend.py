@@ -115,3 +115,26 @@ def test_a_per_size_graph_converts_inside_the_predictors_autocast(tiny_model, ca
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         logits = runner.decode(runner.encode(x), text, (40, 40))
     assert logits.shape == (1, 2, 40, 40) and runner.report()["converted"] == 2
+
+
+def test_the_taps_form_converts_one_graph_for_every_size_with_pytorchs_logits(cache):
+    from refvos.modeling import build_model
+    from tests.helpers.models import TINY_TEXT_CONFIG
+
+    torch.manual_seed(0)
+    model = build_model(
+        "refvos_r101", backbone_weights=None, text_encoder=None, text_config=TINY_TEXT_CONFIG
+    ).eval()
+    seg = model.segmenter
+    assert ovb.shape_generic(seg)
+    runner = ovb.OpenVINORunner(seg, "fp32", atrous="taps")
+    assert runner.folder.name.endswith("-taps") and runner.report()["atrous"] == "taps"
+    text = torch.randn(1, model.config.text_dim, generator=torch.Generator().manual_seed(1))
+    for hw in ((64, 64), (40, 88)):  # features 8x8 (every outer tap past the map) and 5x11
+        x = torch.randn(1, 3, *hw, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            ref = seg.decode(seg.encode(x), text, hw)
+        torch.testing.assert_close(
+            runner.decode(runner.encode(x), text, hw), ref, atol=1e-3, rtol=1e-3
+        )
+    assert runner.report()["converted"] == 2  # the encoder and the head, once

@@ -329,3 +329,50 @@ def test_the_demo_trainer_runs_with_denormals_flushed(monkeypatch):
     result = head_trainer.train_head(None, None, None, None, None, "fp32", 0)
     assert result["flush_denormals"] in (True, False) and len(seen) == 1
     assert (seen[0] == 0.0) == result["flush_denormals"]
+
+
+@pytest.mark.parametrize(
+    ("parts", "name"),
+    [
+        (("torch", "fp32", "conv"), "fp32"),
+        (("torch", "bf16", "taps"), "bf16+taps"),
+        (("openvino", "bf16", "conv"), "openvino:bf16"),
+        (("openvino", "bf16", "taps"), "openvino:bf16+taps"),
+    ],
+)
+def test_candidate_names_carry_backend_precision_and_atrous_form(parts, name):
+    assert runtime.candidate(*parts) == name and runtime.split_candidate(name) == parts
+
+
+@pytest.mark.parametrize(
+    ("taps", "expected"),
+    [(0.4, ("bf16", "taps")), (0.6, ("bf16", "conv")), (2.0, ("bf16", "conv"))],
+)
+def test_reduced_precisions_are_timed_in_both_atrous_forms_fp32_in_the_convolution(
+    cache, monkeypatch, taps, expected
+):
+    seconds = {"fp32": 1.0, "bf16": 0.5, "bf16+taps": taps}
+    seen = []
+    monkeypatch.setattr(
+        runtime,
+        "measure",
+        lambda workload, names, budget_s=0: seen.append(names) or {n: seconds[n] for n in names},
+    )
+    workload, _ = counting_workload()
+    c = choose_precision("auto", CPU, workload, atrous_forms=("conv", "taps"))
+    assert seen == [("fp32", "bf16", "bf16+taps")]
+    assert (c.precision, c.atrous, c.source) == (*expected, "measured")
+    assert c.to_json()["atrous"] == expected[1]
+    monkeypatch.setattr(runtime, "measure", lambda *a, **k: pytest.fail("measured twice"))
+    again = choose_precision("auto", CPU, workload, atrous_forms=("conv", "taps"))
+    assert (again.precision, again.atrous, again.source) == (*expected, "cached")
+    # an explicit bf16 times its two forms (another cache entry); fp32 and CUDA time nothing
+    monkeypatch.setattr(
+        runtime,
+        "measure",
+        lambda workload, names, budget_s=0: seen.append(names) or {n: seconds[n] for n in names},
+    )
+    explicit = choose_precision("bf16", CPU, workload, atrous_forms=("conv", "taps"))
+    assert seen[-1] == ("bf16", "bf16+taps") and explicit.atrous == expected[1]
+    fp32 = choose_precision("fp32", CPU, workload, atrous_forms=("conv", "taps"))
+    assert (fp32.source, fp32.atrous, len(seen)) == ("explicit", "conv", 2)

@@ -9,20 +9,65 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+# how an AtrousConv2d computes in eval mode: "conv", one dilated convolution; "taps", one 1x1
+# convolution per kernel tap and the shifted sum of their outputs (see atrous_by_taps)
+ATROUS_FORMS = ("conv", "taps")
+
+
+def atrous_by_taps(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    dilation: tuple[int, int],
+) -> torch.Tensor:
+    """A 3x3 convolution with ``dilation = (d_h, d_w)``, padding ``dilation``, stride 1, computed
+    as one 1x1 convolution with the nine taps' weights stacked, ``(B, C_in, H, W) -> (B, 9 C_out,
+    H, W)`` (a matrix product), and the sum of its nine ``(B, C_out, H, W)`` slices, each shifted by
+    its tap's offset with zeros where the offset leaves the map: ``(B, C_in, H, W) -> (B, C_out,
+    H, W)``. The same sum as the convolution, added in another order. It does all nine taps' products
+    everywhere (a direct convolution may skip the taps that fall in the padding), but as one
+    matrix product, which some kernels run far faster than a convolution of large dilation (oneDNN's
+    AMX bf16 convolution on the ASPP's rates 12-36, for one). Only slicing with constant
+    bounds: a traced or exported graph serves every input size."""
+    d_h, d_w = dilation
+    out_channels = weight.shape[0]
+    # (C_out, C_in, 3, 3) -> (9 C_out, C_in, 1, 1), tap-major: rows t*C_out.. hold tap t = 3 i + j
+    stacked = weight.permute(2, 3, 0, 1).reshape(9 * out_channels, weight.shape[1], 1, 1)
+    products = F.conv2d(x, stacked)
+    out = None
+    for tap in range(9):
+        dy, dx = (tap // 3 - 1) * d_h, (tap % 3 - 1) * d_w
+        part = products[:, tap * out_channels : (tap + 1) * out_channels]
+        # out[y, x] += part[y + dy, x + dx], zero outside: pad by the dilation, slice the window
+        part = F.pad(part, (d_w, d_w, d_h, d_h))[
+            ..., d_h + dy : (dy - d_h) or None, d_w + dx : (dx - d_w) or None
+        ]
+        out = part if out is None else out + part
+    return out if bias is None else out + bias[:, None, None]
+
 
 class AtrousConv2d(nn.Conv2d):
-    """3x3 atrous convolution (padding = dilation, stride 1, no bias), ``(B, C_in, H, W) ->
-    (B, C_out, H, W)``, that in training leaves out the kernel rows (columns) whose taps reach
-    past the feature map at every position (dilation >= H, resp. W: they only ever multiply the
-    zero padding). The result and the gradients are the same (those taps' gradient is exactly
-    zero); the backward pass skips them. oneDNN's forward already skips such taps, but its weight
-    gradient for them falls back to a slow GEMM path on CPU: the ASPP's rates 24 and 36 on the
-    16x16 features of a 128x128 crop, or rate 36 on a 256x256 crop's 32x32. In eval mode (and
-    while traced, compiled or exported) it is a plain ``Conv2d``, so inference and exported
-    graphs serve every input size."""
+    """3x3 atrous convolution (padding = dilation, stride 1), ``(B, C_in, H, W) -> (B, C_out, H,
+    W)``.
+
+    In training it leaves out the kernel rows (columns) whose taps reach past the feature map at
+    every position (dilation >= H, resp. W: they only ever multiply the zero padding). The result
+    and the gradients are the same (those taps' gradient is exactly zero); the backward pass skips
+    them. oneDNN's forward already skips such taps, but its weight gradient for them falls back to
+    a slow GEMM path on CPU: the ASPP's rates 24 and 36 on the 16x16 features of a 128x128 crop,
+    or rate 36 on a 256x256 crop's 32x32.
+
+    In eval mode (and while traced, compiled or exported) it computes as its ``form`` says
+    (:data:`ATROUS_FORMS`): ``"conv"`` (the default), a plain ``Conv2d``; ``"taps"``,
+    :func:`atrous_by_taps`. Both serve every input size. Inference copies get ``"taps"`` from
+    :func:`refvos.modeling.surgery.with_atrous_form` where ``auto`` measures it faster."""
+
+    form: str = "conv"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or torch.jit.is_tracing() or torch.compiler.is_compiling():
+            if self.form == "taps":
+                return atrous_by_taps(x, self.weight, self.bias, self.dilation)
             return super().forward(x)
         h, w = x.shape[-2:]
         d_h, d_w = self.dilation

@@ -1,5 +1,6 @@
-"""Changes to a built network's graph: BatchNorm folding for inference, dropout rate, and the
-backbone cut of head-only training.
+"""Changes to a built network's graph: BatchNorm folding for inference, how the ASPP's atrous
+convolutions compute (:func:`with_atrous_form`), dropout rate, and the backbone cut of head-only
+training.
 
 Each module declares the conv/BN pairs it applies one after the other with a
 ``conv_bn_pairs()`` method returning ``((conv child name, BN child name), ...)`` (as
@@ -69,6 +70,26 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
             ):
                 parent._modules[c] = fuse_conv_bn_eval(conv, bn)
                 parent._modules[b] = nn.Identity()
+    return module
+
+
+def with_atrous_form(module: nn.Module, form: str) -> nn.Module:
+    """``module`` with every :class:`~refvos.modeling.head.AtrousConv2d` computing in ``form``
+    (:data:`~refvos.modeling.head.ATROUS_FORMS`): ``module`` itself where they all already do,
+    else a copy of its structure that shares its parameters and buffers (no weight is copied;
+    ``module`` is left as it was)."""
+    from .head import ATROUS_FORMS, AtrousConv2d
+
+    if form not in ATROUS_FORMS:
+        raise InputError(f"atrous form must be one of {ATROUS_FORMS}, got {form!r}")
+    atrous = [m for m in module.modules() if isinstance(m, AtrousConv2d)]
+    if all(m.form == form for m in atrous):
+        return module
+    shared = {id(t): t for t in (*module.parameters(), *module.buffers())}
+    module = copy.deepcopy(module, memo=shared)
+    for m in module.modules():
+        if isinstance(m, AtrousConv2d):
+            m.form = form
     return module
 
 

@@ -7,9 +7,12 @@ work about to run in each available backend and precision (:func:`inference_work
 and cached by :func:`refvos.runtime.choose_precision`) and takes the fastest: OpenVINO must beat
 PyTorch by :data:`refvos.runtime.BACKEND_MARGIN`, bf16 fp32 by
 :data:`refvos.runtime.BF16_MARGIN`. Without OpenVINO installed, on a GPU, or with an explicit
-precision, ``auto`` is PyTorch and nothing is measured beyond the precision. No CPU flag decides. An int8 model (``refvos quantize``) runs in
+precision, ``auto`` is PyTorch and nothing is measured beyond the precision. A reduced precision
+on a CPU is timed with the ASPP's atrous convolutions in both forms (:data:`ATROUS_FORMS`: the
+dilated convolution, and :func:`~refvos.modeling.head.atrous_by_taps`, which oneDNN's AMX bf16
+kernels run several times faster); fp32 runs the convolution. No CPU flag decides. An int8 model (``refvos quantize``) runs in
 OpenVINO, only when one is given. The :class:`~refvos.runtime.PrecisionChoice` records the
-backend, the precision and the measured reason.
+backend, the precision, the atrous form and the measured reason.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from ..modeling.head import ATROUS_FORMS
+from ..modeling.surgery import with_atrous_form
 from . import openvino_backend
 from .compiling import SegmenterRunner
 from .precision import (
@@ -78,34 +83,34 @@ def candidate_backends(
 
 
 def inference_workload(
-    segmenter_for: Callable[[str], torch.nn.Module],
+    segmenter_for: Callable[[str, str], torch.nn.Module],
     text_dim: int,
     side: int,
     device: torch.device,
     channels_last: bool = True,
-    openvino_for: Callable[[str], Any] | None = None,
+    openvino_for: Callable[[str, str], Any] | None = None,
 ) -> Workload:
     """One frame (batch 1, ``side`` x ``side``) through ``encode`` + ``decode`` of the runner each
-    variant would use: for a PyTorch precision the segmenter ``segmenter_for(precision)`` (e.g.
-    the BN-folded copy for bf16, built only when that precision is timed), for
-    ``openvino:<precision>`` the runner ``openvino_for(precision)``."""
+    variant would use: for a PyTorch variant the segmenter ``segmenter_for(precision, atrous)``
+    (e.g. the BN-folded copy for bf16, built only when that precision is timed), for
+    ``openvino:<variant>`` the runner ``openvino_for(precision, atrous)``."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     def runner(name: str):
-        backend, precision = split_candidate(name)
+        backend, precision, atrous = split_candidate(name)
         x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(
             device, memory_format=fmt
         )
         text = torch.randn(1, text_dim, generator=torch.Generator().manual_seed(1)).to(device)
         if backend == "openvino":
-            engine = openvino_for(precision)
+            engine = openvino_for(precision, atrous)
 
             def run_openvino():
                 return engine.decode(engine.encode(x), text, (side, side))
 
             run_openvino()  # converts / compiles a per-size graph here, not in the timed warm-up
             return run_openvino
-        seg = segmenter_for(precision)
+        seg = segmenter_for(precision, atrous)
 
         @torch.inference_mode()
         def run():
@@ -114,7 +119,7 @@ def inference_workload(
 
         return run
 
-    name = f"infer:{module_signature(segmenter_for('fp32'))}:{side}x{side}:{'cl' if channels_last else 'nchw'}"
+    name = f"infer:{module_signature(segmenter_for('fp32', 'conv'))}:{side}x{side}:{'cl' if channels_last else 'nchw'}"
     if openvino_for is not None:
         name += f":openvino-{openvino_backend.version()}"
     return Workload(name, runner)
@@ -127,8 +132,9 @@ class Backends:
     :class:`~refvos.runtime.openvino_backend.OpenVINORunner`; the OpenVINO runners built while measuring
     are reused).
 
-    ``segmenter_for(precision)``: the PyTorch segmenter that precision runs; ``int8_model``: an
-    int8 encoder written by ``refvos quantize`` (then the choice is int8 in OpenVINO)."""
+    ``segmenter_for(precision)``: the PyTorch segmenter that precision runs (:meth:`segmenter`
+    gives it in an atrous form); ``int8_model``: an int8 encoder written by ``refvos quantize``
+    (then the choice is int8 in OpenVINO)."""
 
     def __init__(
         self,
@@ -147,14 +153,19 @@ class Backends:
         )
         self.backend = check_backend(backend)
         candidate_backends(backend, device, int8_model)  # the install / device errors, at once
-        self._openvino: dict[str, Any] = {}
+        self._openvino: dict[tuple[str, str], Any] = {}
 
-    def openvino_for(self, precision: str):
-        if precision not in self._openvino:
-            self._openvino[precision] = openvino_backend.OpenVINORunner(
-                self.segmenter_for("fp32"), precision, self.int8_model
+    def segmenter(self, precision: str, atrous: str = "conv") -> torch.nn.Module:
+        """The PyTorch segmenter of ``precision`` with its atrous convolutions in form ``atrous``
+        (a copy sharing the weights where that is not the form they have)."""
+        return with_atrous_form(self.segmenter_for(precision), atrous)
+
+    def openvino_for(self, precision: str, atrous: str = "conv"):
+        if (precision, atrous) not in self._openvino:
+            self._openvino[precision, atrous] = openvino_backend.OpenVINORunner(
+                self.segmenter_for("fp32"), precision, self.int8_model, atrous
             )
-        return self._openvino[precision]
+        return self._openvino[precision, atrous]
 
     def choose(self, precision: str, side: int) -> PrecisionChoice:
         """The backend and precision (``side``: the calibration frame's side)."""
@@ -168,13 +179,14 @@ class Backends:
                 backend="openvino",
             )
         backends = candidate_backends(self.backend, self.device, self.int8_model, precision)
-        env = os.environ.get(PRECISION_ENV, "auto").strip() or "auto"
-        if len(backends) == 1 and (precision != "auto" or env != "auto"):  # nothing to measure
-            return choose_precision(precision, self.device, backends=backends)
         if self.backend == "auto" and "openvino" in backends:
             try:  # a cached choice builds nothing here; a measurement builds the OpenVINO runners
                 return choose_precision(
-                    precision, self.device, self.workload(side, backends), backends=backends
+                    precision,
+                    self.device,
+                    self.workload(side, backends),
+                    backends=backends,
+                    atrous_forms=ATROUS_FORMS,
                 )
             except Exception as e:  # noqa: BLE001 - auto falls back to PyTorch, saying why
                 warnings.warn(
@@ -186,12 +198,16 @@ class Backends:
                 self._openvino.clear()
                 backends = ("torch",)
         return choose_precision(
-            precision, self.device, self.workload(side, backends), backends=backends
+            precision,
+            self.device,
+            self.workload(side, backends),
+            backends=backends,
+            atrous_forms=ATROUS_FORMS,
         )
 
     def workload(self, side: int, backends: tuple[str, ...]) -> Workload:
         return inference_workload(
-            self.segmenter_for,
+            self.segmenter,
             self.text_dim,
             side,
             self.device,
@@ -201,11 +217,13 @@ class Backends:
 
     def runner(self, choice: PrecisionChoice, compile: str | bool):
         if choice.backend == "openvino":
-            runner = self.openvino_for("fp32" if choice.precision == "int8" else choice.precision)
+            runner = self.openvino_for(
+                "fp32" if choice.precision == "int8" else choice.precision, choice.atrous
+            )
             self._openvino.clear()  # the others were for measuring only
             return runner
         self._openvino.clear()
-        return SegmenterRunner(self.segmenter_for(choice.precision), compile)
+        return SegmenterRunner(self.segmenter(choice.precision, choice.atrous), compile)
 
     def report(self) -> dict[str, Any] | None:
         """The int8 model's record (``refvos quantize``'s JSON), None without one."""

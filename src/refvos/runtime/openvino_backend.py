@@ -276,9 +276,11 @@ class OpenVINORunner:
     :class:`~refvos.runtime.compiling.SegmenterRunner`. Size-generic networks (:func:`shape_generic`)
     run one graph for every size; the others one per image size, converted on first use.
     ``int8_encoder``: an int8 encoder written by ``refvos quantize`` for these weights
-    (checked), run instead of the float one.
+    (checked), run instead of the float one. ``atrous``: the form the encoder's atrous
+    convolutions are converted in (:data:`refvos.modeling.head.ATROUS_FORMS`; its graphs are
+    kept in a folder of their own, ``<weights hash>-layout<GRAPH_LAYOUT>-taps``).
 
-    ``report()``: ``{"backend": "openvino", "openvino": version, "precision", "int8_model",
+    ``report()``: ``{"backend": "openvino", "openvino": version, "precision", "atrous", "int8_model",
     "converted": graphs this process converted (0: all came from the cache folder), "convert_s",
     "compile_s", "loaded_from_cache": whether every compiled model came from OpenVINO's model
     cache, "sizes": the input sizes compiled ([] when size-generic), "cache_dir"}``.
@@ -289,13 +291,19 @@ class OpenVINORunner:
         segmenter: nn.Module,
         precision: str = "fp32",
         int8_encoder: str | os.PathLike | None = None,
+        atrous: str = "conv",
     ) -> None:
+        from ..modeling.surgery import with_atrous_form
+
         require()
         self.segmenter = segmenter
         self.precision = "int8" if int8_encoder is not None else precision
+        self.atrous = atrous
+        self._converted_from = with_atrous_form(segmenter, atrous)
         self.generic = shape_generic(segmenter)
         self.key = weights_key(segmenter)
-        self.folder = cache_root() / "models" / f"{self.key}-layout{GRAPH_LAYOUT}"
+        form = "" if atrous == "conv" else f"-{atrous}"
+        self.folder = cache_root() / "models" / f"{self.key}-layout{GRAPH_LAYOUT}{form}"
         self.int8_model = str(int8_encoder) if int8_encoder is not None else None
         self.int8_size: tuple[int, int] | None = None
         if int8_encoder is not None:
@@ -330,7 +338,7 @@ class OpenVINORunner:
                 if not path.is_file():
                     start = time.perf_counter()
                     (convert_encoder if part == ENCODER else convert_head)(
-                        self.segmenter, self.folder, key[1]
+                        self._converted_from, self.folder, key[1]
                     )
                     self.convert_s += time.perf_counter() - start
                     self.converted += 1
@@ -380,6 +388,7 @@ class OpenVINORunner:
             "backend": "openvino",
             "openvino": version(),
             "precision": self.precision,
+            "atrous": self.atrous,
             "int8_model": self.int8_model,
             "converted": self.converted,
             "convert_s": round(self.convert_s, 3),

@@ -17,6 +17,10 @@
 With several inference backends to choose from (:mod:`refvos.runtime.backend`: PyTorch and OpenVINO),
 the same calibration times each backend's variants (``fp32``, ``bf16``, ``openvino:fp32``,
 ``openvino:bf16``) and the choice records the backend too (:attr:`PrecisionChoice.backend`).
+Inference also times each reduced precision with the ASPP's atrous convolutions computed tap by
+tap (``bf16+taps``, ``openvino:bf16+taps``: :func:`refvos.modeling.head.atrous_by_taps`, one
+matrix product where a dilated convolution is slow on some CPUs' kernels) and records the form
+(:attr:`PrecisionChoice.atrous`); fp32 keeps the convolution, the original's arithmetic.
 
 An explicit precision (a flag, an argument other than ``auto``) always wins. The outcome is a
 :class:`PrecisionChoice` whose :meth:`~PrecisionChoice.to_json` goes into ``--json`` output,
@@ -117,7 +121,8 @@ class PrecisionChoice:
     (an earlier calibration on this CPU, thread count and torch version). ``seconds``: the
     calibration's best time per run of the workload, per variant (:func:`candidate` names;
     empty when not measured). ``backend``: ``torch`` or ``openvino`` (see
-    :mod:`refvos.runtime.backend`).
+    :mod:`refvos.runtime.backend`). ``atrous``: how the ASPP's atrous convolutions compute
+    (:data:`refvos.modeling.head.ATROUS_FORMS`).
     """
 
     precision: str
@@ -126,11 +131,13 @@ class PrecisionChoice:
     workload: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     backend: str = "torch"
+    atrous: str = "conv"
 
     def to_json(self) -> dict:
         return {
             "precision": self.precision,
             "backend": self.backend,
+            "atrous": self.atrous,
             "source": self.source,
             "reason": self.reason,
             "workload": self.workload,
@@ -148,7 +155,8 @@ class Workload:
     runner: Callable[[str], Callable[[], object]]
 
 
-def _check(precision: str, what: str) -> str:
+def check_precision(precision: str, what: str = "precision") -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else an :class:`InputError` naming ``what``."""
     if precision not in PRECISIONS:
         from ..errors import InputError
 
@@ -162,23 +170,27 @@ def choose_precision(
     workload: Workload | None = None,
     budget_s: float = 3.0,
     backends: tuple[str, ...] = ("torch",),
+    atrous_forms: tuple[str, ...] = ("conv",),
 ) -> PrecisionChoice:
     """Resolve ``precision`` on ``device`` (see the module docstring). ``workload`` is what
     ``auto`` measures on a CPU (``None``: :func:`conv_workload`). ``backends``: the inference
     backends to choose from (``torch``, ``openvino``; the workload's ``runner`` takes
     :func:`candidate` names); with more than one, the backend is measured too, also for an
-    explicit precision."""
-    _check(precision, "precision")
+    explicit precision. ``atrous_forms``: the forms of the atrous convolutions the workload runs
+    (``("conv", "taps")`` for inference); a reduced precision on a CPU is timed in each, also
+    when explicit, fp32 in ``conv`` alone."""
+    check_precision(precision)
     source, reason = "explicit", f"{precision} was asked for"
     if precision == "auto":
         env = os.environ.get(PRECISION_ENV, "").strip()
         if env and env != "auto":
             precision, source, reason = (
-                _check(env, f"the environment variable {PRECISION_ENV}"),
+                check_precision(env, f"the environment variable {PRECISION_ENV}"),
                 "env",
                 f"{PRECISION_ENV}={env}",
             )
-    if precision != "auto" and len(backends) == 1:
+    forms_to_time = device.type == "cpu" and precision not in ("auto", "fp32")
+    if precision != "auto" and len(backends) == 1 and not (forms_to_time and len(atrous_forms) > 1):
         return PrecisionChoice(precision, source, reason, backend=backends[0])
     if device.type == "cuda" and precision == "auto":
         if torch.cuda.is_bf16_supported():
@@ -193,7 +205,12 @@ def choose_precision(
             f"no calibration on {device.type}",
         )
     precisions = ("fp32", "bf16") if precision == "auto" else (precision,)
-    names = tuple(candidate(b, p) for b in backends for p in precisions)
+    names = tuple(
+        candidate(b, p, f)
+        for b in backends
+        for p in precisions
+        for f in (("conv",) if p == "fp32" else atrous_forms)
+    )
     workload = workload or conv_workload()
     name = workload.name if names == ("fp32", "bf16") else f"{workload.name}|{','.join(names)}"
     key = calibration_key(name)
@@ -202,6 +219,7 @@ def choose_precision(
         isinstance(cached, dict)
         and cached.get("precision") in precisions
         and cached.get("backend", "torch") in backends
+        and cached.get("atrous", "conv") in atrous_forms
     ):
         seconds = {k: float(v) for k, v in cached.get("seconds", {}).items()}
         return PrecisionChoice(
@@ -211,10 +229,11 @@ def choose_precision(
             workload.name,
             seconds,
             cached.get("backend", "torch"),
+            cached.get("atrous", "conv"),
         )
     seconds = measure(workload, names, budget_s)
     best = min(names, key=lambda n: seconds[n] / _margin(n))
-    backend, chosen = split_candidate(best)
+    backend, chosen, atrous = split_candidate(best)
     reason = _reason(seconds, workload.name)
     load = machine_load()
     if load is not None and load > _cpu_count():
@@ -226,31 +245,36 @@ def choose_precision(
             {
                 "precision": chosen,
                 "backend": backend,
+                "atrous": atrous,
                 "seconds": seconds,
                 "workload": workload.name,
                 "load_average": load,
                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
         )
-    return PrecisionChoice(chosen, "measured", reason, workload.name, seconds, backend)
+    return PrecisionChoice(chosen, "measured", reason, workload.name, seconds, backend, atrous)
 
 
-def candidate(backend: str, precision: str) -> str:
+def candidate(backend: str, precision: str, atrous: str = "conv") -> str:
     """A measured variant's name: the precision for PyTorch (``fp32``), ``backend:precision``
-    for another backend (``openvino:bf16``)."""
-    return precision if backend == "torch" else f"{backend}:{precision}"
+    for another backend (``openvino:bf16``), ``+taps`` after it where the atrous convolutions
+    compute tap by tap (``bf16+taps``)."""
+    name = precision if atrous == "conv" else f"{precision}+{atrous}"
+    return name if backend == "torch" else f"{backend}:{name}"
 
 
-def split_candidate(name: str) -> tuple[str, str]:
-    """``(backend, precision)`` of a :func:`candidate` name."""
-    backend, _, precision = name.rpartition(":")
-    return backend or "torch", precision
+def split_candidate(name: str) -> tuple[str, str, str]:
+    """``(backend, precision, atrous form)`` of a :func:`candidate` name."""
+    backend, _, variant = name.rpartition(":")
+    precision, _, atrous = variant.partition("+")
+    return backend or "torch", precision, atrous or "conv"
 
 
 def _margin(name: str) -> float:
     """The factor a variant's time is divided by before the fastest is taken: bf16 must beat
-    fp32 by :data:`BF16_MARGIN`, another backend PyTorch by :data:`BACKEND_MARGIN`."""
-    backend, precision = split_candidate(name)
+    fp32 by :data:`BF16_MARGIN`, another backend PyTorch by :data:`BACKEND_MARGIN` (the
+    convolution and the tap-by-tap form of one precision compete as equals)."""
+    backend, precision, _ = split_candidate(name)
     return (BF16_MARGIN if precision == "bf16" else 1.0) * (
         BACKEND_MARGIN if backend != "torch" else 1.0
     )
