@@ -254,6 +254,7 @@ def peers_lines(p: dict[str, Any]) -> list[str]:
         f"refvos_over_best_peer: {'-' if ratio is None else f'{ratio:.2f}'} "
         f"(best accurate peer: {p['r101']['best_accurate_peer']}); refvos default chose "
         f"{p['r101']['refvos_default_choice']['backend']} {p['r101']['refvos_default_choice']['precision']}"
+        f" (atrous {p['r101']['refvos_default_choice'].get('atrous', 'conv')})"
     )
     several = p["r101"].get("several_expressions")
     if several and several["refvos_over_best_peer"] is not None:

@@ -7,10 +7,10 @@ work about to run in each available backend and precision (:func:`inference_work
 and cached by :func:`refvos.runtime.choose_precision`) and takes the fastest: OpenVINO must beat
 PyTorch by :data:`refvos.runtime.BACKEND_MARGIN`, bf16 fp32 by
 :data:`refvos.runtime.BF16_MARGIN`. Without OpenVINO installed, on a GPU, or with an explicit
-precision, ``auto`` is PyTorch and nothing is measured beyond the precision. A reduced precision
-on a CPU is timed with the ASPP's atrous convolutions in both forms (:data:`ATROUS_FORMS`: the
-dilated convolution, and :func:`~refvos.modeling.head.atrous_by_taps`, which oneDNN's AMX bf16
-kernels run several times faster); fp32 runs the convolution. No CPU flag decides. An int8 model (``refvos quantize``) runs in
+precision, ``auto`` is PyTorch. A reduced precision on a CPU (``auto``'s, or an explicit one) is
+timed with the ASPP's atrous convolutions in both forms (:data:`ATROUS_FORMS`: the dilated
+convolution, and :func:`~refvos.modeling.head.atrous_by_taps`, 2-3x faster per frame in bf16 on
+an Intel Xeon with AMX); fp32 runs the convolution. No CPU flag decides. An int8 model (``refvos quantize``) runs in
 OpenVINO, only when one is given. The :class:`~refvos.runtime.PrecisionChoice` records the
 backend, the precision, the atrous form and the measured reason.
 """
