@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 # how an AtrousConv2d computes in eval mode: "conv", one dilated convolution; "taps", one 1x1
-# convolution per kernel tap and the shifted sum of their outputs (see atrous_by_taps)
+# convolution per kernel tap and the sum of their shifted outputs (see atrous_by_taps)
 ATROUS_FORMS = ("conv", "taps")
 
 
@@ -21,28 +21,25 @@ def atrous_by_taps(
     dilation: tuple[int, int],
 ) -> torch.Tensor:
     """A 3x3 convolution with ``dilation = (d_h, d_w)``, padding ``dilation``, stride 1, computed
-    as one 1x1 convolution with the nine taps' weights stacked, ``(B, C_in, H, W) -> (B, 9 C_out,
-    H, W)`` (a matrix product), and the sum of its nine ``(B, C_out, H, W)`` slices, each shifted by
-    its tap's offset with zeros where the offset leaves the map: ``(B, C_in, H, W) -> (B, C_out,
-    H, W)``. The same sum as the convolution, added in another order. It does all nine taps' products
-    everywhere (a direct convolution may skip the taps that fall in the padding), but as one
-    matrix product, which some kernels run far faster than a convolution of large dilation (oneDNN's
-    AMX bf16 convolution on the ASPP's rates 12-36, for one). Only slicing with constant
+    tap by tap: for each of the nine taps a 1x1 convolution (a matrix product) with that tap's
+    weights, ``(B, C_in, H, W) -> (B, C_out, H, W)``, shifted by the tap's offset with zeros
+    where the offset leaves the map, and the nine summed: ``(B, C_in, H, W) -> (B, C_out, H,
+    W)``. The same sum as the convolution, added in another order. It does all nine taps'
+    products everywhere (a direct convolution may skip the taps that fall in the padding), but as
+    matrix products, which some kernels run far faster than a convolution of large dilation
+    (oneDNN's AMX bf16 convolution on the ASPP's rates 12-36, for one). Only slicing with constant
     bounds: a traced or exported graph serves every input size."""
     d_h, d_w = dilation
-    out_channels = weight.shape[0]
-    # (C_out, C_in, 3, 3) -> (9 C_out, C_in, 1, 1), tap-major: rows t*C_out.. hold tap t = 3 i + j
-    stacked = weight.permute(2, 3, 0, 1).reshape(9 * out_channels, weight.shape[1], 1, 1)
-    products = F.conv2d(x, stacked)
     out = None
-    for tap in range(9):
-        dy, dx = (tap // 3 - 1) * d_h, (tap % 3 - 1) * d_w
-        part = products[:, tap * out_channels : (tap + 1) * out_channels]
-        # out[y, x] += part[y + dy, x + dx], zero outside: pad by the dilation, slice the window
-        part = F.pad(part, (d_w, d_w, d_h, d_h))[
-            ..., d_h + dy : (dy - d_h) or None, d_w + dx : (dx - d_w) or None
-        ]
-        out = part if out is None else out + part
+    for i in range(3):
+        for j in range(3):
+            dy, dx = (i - 1) * d_h, (j - 1) * d_w
+            part = F.conv2d(x, weight[:, :, i : i + 1, j : j + 1])
+            # out[y, x] += part[y + dy, x + dx], zero outside: pad by the dilation, slice the window
+            part = F.pad(part, (d_w, d_w, d_h, d_h))[
+                ..., d_h + dy : (dy - d_h) or None, d_w + dx : (dx - d_w) or None
+            ]
+            out = part if out is None else out + part
     return out if bias is None else out + bias[:, None, None]
 
 
