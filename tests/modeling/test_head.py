@@ -133,6 +133,22 @@ def test_atrous_by_taps_is_the_dilated_convolution(size, dilation, bias):
     torch.testing.assert_close(atrous_by_taps(x, w, b, dilation), expected)
 
 
+def test_atrous_by_taps_leaves_out_the_taps_past_the_map_when_run_eagerly(monkeypatch):
+    from refvos.modeling import head as head_module
+
+    calls = []
+    conv2d = torch.nn.functional.conv2d
+    monkeypatch.setattr(
+        head_module.F, "conv2d", lambda *a, **k: calls.append(a[1].shape) or conv2d(*a, **k)
+    )
+    x, w = torch.randn(1, 4, 5, 9), torch.randn(3, 4, 3, 3)
+    head_module.atrous_by_taps(x, w, None, (6, 6))  # rows past the 5-high map: 3 taps of 9
+    assert len(calls) == 3
+    calls.clear()
+    torch.jit.trace(lambda t: head_module.atrous_by_taps(t, w, None, (6, 6)), x, check_trace=False)
+    assert len(calls) == 9  # traced: all nine, so the graph serves larger maps too
+
+
 def test_the_taps_form_runs_in_eval_only_and_its_traced_graph_serves_every_size(monkeypatch):
     from refvos.modeling import head as head_module
 

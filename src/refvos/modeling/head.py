@@ -27,13 +27,19 @@ def atrous_by_taps(
     W)``. The same sum as the convolution, added in another order. It does all nine taps'
     products everywhere (a direct convolution may skip the taps that fall in the padding), but as
     matrix products, which some kernels run far faster than a convolution of large dilation
-    (oneDNN's AMX bf16 convolution on the ASPP's rates 12-36, for one). Only slicing with constant
-    bounds: a traced or exported graph serves every input size."""
+    (oneDNN's AMX bf16 convolution on the ASPP's rates 12-36, for one). Run eagerly, it leaves out
+    the taps whose offset reaches past the map everywhere (they only ever meet zeros); traced, it
+    keeps all nine and slices with constant bounds only, so an exported graph serves every input
+    size."""
     d_h, d_w = dilation
+    h, w = x.shape[-2:]
+    every_size = torch.jit.is_tracing()
     out = None
     for i in range(3):
         for j in range(3):
             dy, dx = (i - 1) * d_h, (j - 1) * d_w
+            if not every_size and (abs(dy) >= h or abs(dx) >= w):
+                continue  # this tap multiplies the zero padding only
             part = F.conv2d(x, weight[:, :, i : i + 1, j : j + 1])
             # out[y, x] += part[y + dy, x + dx], zero outside: pad by the dilation, slice the window
             part = F.pad(part, (d_w, d_w, d_h, d_h))[
