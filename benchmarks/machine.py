@@ -71,6 +71,33 @@ def time_calls(
     return times
 
 
+def alternated_rounds(
+    calls: dict[str, Callable[[], Any]],
+    rounds: int,
+    device: torch.device = torch.device("cpu"),
+    before: Callable[[str], Any] | None = None,
+    drop_slower: bool = True,
+) -> dict[str, list[float]]:
+    """Seconds of each call per round, the calls alternated within each round (so that load from
+    elsewhere hits them alike; ``before(name)``, untimed, prepares a call). With ``drop_slower``,
+    after the first round a call that took :data:`refvos.runtime.CLEARLY_SLOWER` times the fastest
+    is timed no further: it cannot be the fastest, and it costs the most time (bf16 emulated on a
+    CPU without it)."""
+    from refvos.runtime import CLEARLY_SLOWER
+
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    live = list(calls)
+    for i in range(rounds):
+        if i == 1 and drop_slower:
+            fastest = min(times[name][0] for name in live)
+            live = [name for name in live if times[name][0] < CLEARLY_SLOWER * fastest]
+        for name in live:
+            if before is not None:
+                before(name)
+            times[name] += time_calls(calls[name], 1, warmup=0, device=device)
+    return times
+
+
 def summary(times: list[float]) -> dict[str, float]:
     return {
         "median_s": statistics.median(times),

@@ -21,6 +21,7 @@ Latency is measured on ``refvos_r101`` (random weights: latency only) and on the
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -108,15 +109,13 @@ EXPRESSIONS_PER_FRAME = 3
 def time_alternated(
     runners: dict[str, Any], x: np.ndarray, t: np.ndarray, repeats: int
 ) -> dict[str, Any]:
-    """Per-frame seconds of each runner: one warm-up each, then ``repeats`` rounds alternated."""
+    """Per-frame seconds of each runner: one warm-up each, then ``repeats`` rounds alternated
+    (:func:`benchmarks.machine.alternated_rounds`), every runner in every round (the fastest
+    accurate peer may be several times slower than an inaccurate one)."""
     for run in runners.values():
         run(x, t)
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(repeats):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run(x, t)
-            times[name].append(time.perf_counter() - start)
+    calls = {name: functools.partial(run, x, t) for name, run in runners.items()}
+    times = machine.alternated_rounds(calls, repeats, drop_slower=False)
     return {name: machine.summary(v) for name, v in times.items()}
 
 

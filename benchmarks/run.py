@@ -180,7 +180,6 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
             variants["openvino_fp32"] = ("fp32", False, False, False, "conv")
             variants["openvino_bf16"] = ("bf16", False, False, False, "conv")
             variants["openvino_bf16_taps"] = ("bf16", False, False, False, "taps")
-        times: dict[str, list[float]] = {k: [] for k in variants}
         runners = {}
         compile_s = {}
         for name, (
@@ -199,11 +198,18 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
             runners[name]()
             if comp:
                 compile_s[name] = runners[name].runner.report()
-        for _ in range(cfg["latency_repeats"]):
-            for name, (_prec, cl, _fold, _comp, _atrous) in variants.items():
-                fmt = torch.channels_last if cl else torch.contiguous_format
-                seg.to(memory_format=fmt)  # the unfolded variants share seg
-                times[name] += machine.time_calls(runners[name], 1, warmup=0, device=device)
+
+        formats = {
+            name: torch.channels_last if v[1] else torch.contiguous_format
+            for name, v in variants.items()
+        }
+        times = machine.alternated_rounds(
+            runners,
+            cfg["latency_repeats"],
+            device,
+            # the unfolded variants share seg: each in its format
+            before=lambda name, formats=formats: seg.to(memory_format=formats[name]),
+        )
         entry: dict[str, Any] = {"gflop": flops / 1e9}
         for name in variants:
             entry[name] = machine.summary(times[name])
