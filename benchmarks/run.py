@@ -419,20 +419,20 @@ def bench_trained_agreement(cfg, device, workdir: Path) -> dict[str, Any]:
 
     model, size, preset, demo = trained_network(cfg, workdir)
     fp32_path = Predictor(model, device=device, precision="fp32")
-    # bf16 in both forms of the atrous convolutions (auto runs whichever it measures faster)
-    bf16_paths = {}
-    for form in ATROUS_FORMS:
-        bf16_paths[form] = Predictor(model, device=device, precision="bf16")
-        bf16_paths[form].runner = SegmenterRunner(
-            with_atrous_form(bf16_paths[form].segmenter, form)
-        )
+    # bf16 in both forms of the atrous convolutions (auto runs whichever it measures faster):
+    # one bf16 Predictor, its network run in each form
+    bf16_path = Predictor(model, device=device, precision="bf16")
+    runners = {
+        form: SegmenterRunner(with_atrous_form(bf16_path.segmenter, form)) for form in ATROUS_FORMS
+    }
     fp32, objects, expressions = [], [], []
-    bf16: dict[str, list] = {form: [] for form in bf16_paths}
+    bf16: dict[str, list] = {form: [] for form in runners}
     for seed in workloads.agreement_seeds(cfg["agreement_clips"]):
         frames, gts, expression = make_video_clip(cfg["agreement_frames"], size, seed=seed)
         fp32 += [r.mask for r in fp32_path.predict_video(frames, expression)]
-        for form, path in bf16_paths.items():
-            bf16[form] += [r.mask for r in path.predict_video(frames, expression)]
+        for form, runner in runners.items():
+            bf16_path.runner = runner
+            bf16[form] += [r.mask for r in bf16_path.predict_video(frames, expression)]
         objects += gts
         expressions.append(expression)
     by_form = {form: workloads.mask_agreement(fp32, masks) for form, masks in bf16.items()}

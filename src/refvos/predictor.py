@@ -69,8 +69,8 @@ class Predictor:
             or ``"fp16"``. On a CPU, bf16 and fp16 (``"auto"``'s candidates and an explicit
             choice alike) are timed with the ASPP's atrous convolutions in both forms, the
             dilated convolution and tap by tap (:func:`refvos.modeling.head.atrous_by_taps`;
-            2-3x faster per ``refvos_r101`` frame on an Intel Xeon with AMX), and the faster runs; fp32 runs the
-            convolution. :attr:`precision_choice` says what was chosen and why. Constructing
+            2-3x faster per ``refvos_r101`` frame on an Intel Xeon family 6 model 207 with AMX,
+            docs/BENCHMARKS.md), and the faster runs; fp32 runs the convolution. :attr:`precision_choice` says what was chosen and why. Constructing
             measures nothing and writes nothing: the precision is resolved on first use (the first
             ``set_image`` / ``predict`` / video, or :attr:`precision_choice`) or by an explicit
             :meth:`calibrate`.

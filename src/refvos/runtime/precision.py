@@ -18,8 +18,8 @@ With several inference backends to choose from (:mod:`refvos.runtime.backend`: P
 the same calibration times each backend's variants (``fp32``, ``bf16``, ``openvino:fp32``,
 ``openvino:bf16``) and the choice records the backend too (:attr:`PrecisionChoice.backend`).
 Inference also times each reduced precision with the ASPP's atrous convolutions computed tap by
-tap (``bf16+taps``, ``openvino:bf16+taps``: :func:`refvos.modeling.head.atrous_by_taps`, one
-matrix product where a dilated convolution is slow on some CPUs' kernels) and records the form
+tap (``bf16+taps``, ``openvino:bf16+taps``: :func:`refvos.modeling.head.atrous_by_taps`, matrix
+products where a dilated convolution is slow on some CPUs' kernels) and records the form
 (:attr:`PrecisionChoice.atrous`); fp32 keeps the convolution, the original's arithmetic.
 
 An explicit precision (a flag, an argument other than ``auto``) always wins. The outcome is a
