@@ -114,13 +114,73 @@ def fit_head(
 
 def count_flops(segmenter, height: int, width: int, text_dim: int) -> int:
     """FLOPs (2 per multiply-add) of one ``height x width`` frame through the segmentation network."""
+    return count_arithmetic(segmenter, height, width, text_dim)["all"]
+
+
+def taps_in_map(
+    length: int, kernel: int, stride: int, padding: int, dilation: int
+) -> tuple[int, int]:
+    """Along one axis of a convolution over ``length`` positions: ``(outputs, products)``, the
+    number of output positions and of (output position, kernel tap) pairs whose input position
+    lies inside the map (the others multiply the zero padding)."""
+    outputs = (length + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    products = sum(
+        1
+        for o in range(outputs)
+        for t in range(kernel)
+        if 0 <= o * stride - padding + t * dilation < length
+    )
+    return outputs, products
+
+
+def count_arithmetic(
+    segmenter, height: int, width: int, text_dim: int, batch: int = 1
+) -> dict[str, int]:
+    """FLOPs (2 per multiply-add) of a ``batch`` of ``height x width`` frames through the
+    segmentation network: ``all`` (every convolution tap, as :func:`count_flops`), ``in_map``
+    (the convolutions' products with padding left out: what a direct convolution that skips the
+    padding computes; a kernel that forms every product cannot compute less, only transforms of
+    the Winograd kind trade products for additions and rounding), ``in_map_train``
+    (forward, weight gradient and input gradient of a training step, ``in_map`` each, less the
+    input gradient of convolutions that read the image)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.zeros(1, 3, height, width)
-    t = torch.zeros(1, text_dim)
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        segmenter(x, t)
-    return int(counter.get_total_flops())
+    convs = {"all": 0, "in_map": 0, "image": 0}
+
+    def hook(module, inputs, _output) -> None:
+        x = inputs[0]
+        per_tap = x.shape[0] * x.shape[1] * module.out_channels // module.groups
+        dims = [
+            taps_in_map(
+                x.shape[2 + i],
+                module.kernel_size[i],
+                module.stride[i],
+                module.padding[i],
+                module.dilation[i],
+            )
+            for i in (0, 1)
+        ]
+        full = 2 * per_tap * dims[0][0] * dims[1][0] * module.kernel_size[0] * module.kernel_size[1]
+        inside = 2 * per_tap * dims[0][1] * dims[1][1]
+        convs["all"] += full
+        convs["in_map"] += inside
+        if x.shape[1] == 3:  # reads the image: no input gradient in training
+            convs["image"] += inside
+
+    convs_modules = [m for m in segmenter.modules() if isinstance(m, torch.nn.Conv2d)]
+    handles = [m.register_forward_hook(hook) for m in convs_modules]
+    x = torch.zeros(batch, 3, height, width)
+    t = torch.zeros(batch, text_dim)
+    try:
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            segmenter(x, t)
+    finally:
+        for h in handles:
+            h.remove()
+    total = int(counter.get_total_flops())
+    other = total - convs["all"]  # matrix products outside the convolutions
+    in_map = other + convs["in_map"]
+    return {"all": total, "in_map": in_map, "in_map_train": 3 * in_map - convs["image"]}
 
 
 def frame_runner(

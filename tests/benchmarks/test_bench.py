@@ -75,6 +75,11 @@ def test_headline_keys_come_from_the_sections_that_ran():
         targets["roofline_ratio_best"]["value"] == 1.0
         and targets["video_speedup_vs_original"]["met"] is None
     )
+    # a speedup target reports its measured ceiling and whether the bound lies within it
+    capped = run.targets({"video_speedup_vs_original": 1.8, "video_speedup_ceiling": 2.0})
+    assert capped["video_speedup_vs_original"]["ceiling"] == 2.0
+    assert capped["video_speedup_vs_original"]["bound_within_ceiling"] is False
+    assert "ceiling" not in capped["roofline_ratio_best"]
     # only the video section ran (--skip of every other): the int8 and peer keys are left out
     only_video = run.assemble({}, {"matmul": sections["matmul"], "video": None}, run.QUICK)
     assert "int8_mask_iou_vs_fp32" not in only_video and "refvos_over_best_peer" not in only_video
@@ -185,7 +190,23 @@ def test_sections_are_consistent(bench):
     assert v["head_calibration"]["fit_iou_with_object"] > 0.5
     # the fast path in fp32 reproduces the original pipeline
     assert v["refvos_fp32_vs_original"]["mean_iou"] > 0.99
+    # the ceiling: the original's time over the frames' products inside the map at the peak
+    floor = v["arithmetic_floor"]
+    assert 0 < v["gflop_per_frame"]["in_map"] < v["gflop_per_frame"]["all"]
+    assert floor["best_s"] == min(floor["fp32_s"], floor["bf16_s"])
+    assert math.isclose(
+        floor["fp32_s"],
+        v["frames"] * v["gflop_per_frame"]["in_map"] / r["matmul_gflops_fp32"],
+    )
+    assert math.isclose(v["speedup_ceiling"], v["original_s"]["median_s"] / floor["best_s"])
+    assert r["video_speedup_ceiling"] == v["speedup_ceiling"]
+    assert r["targets"]["video_speedup_vs_original"]["ceiling"] == v["speedup_ceiling"]
     t = r["train"]
+    step_s = t["batch"] / t["original"]["images_per_s"]
+    assert math.isclose(t["speedup_ceiling"], step_s / t["arithmetic_floor"]["best_s"])
+    assert math.isclose(
+        t["arithmetic_floor"]["fp32_s"], t["gflop_per_step_in_map"] / r["matmul_gflops_fp32"]
+    )
     for name in ("original", "refvos", "refvos_fp32"):
         assert _positive(t[name]["images_per_s"]) and _positive(t[name]["peak_memory"]["mb"])
         assert all(math.isfinite(x) for x in t[name]["losses"])
