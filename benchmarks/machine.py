@@ -108,15 +108,19 @@ def summary(times: list[float]) -> dict[str, float]:
 
 
 def matmul_gflops(
-    dtype: torch.dtype, n: int = 4096, repeats: int = 8, device: torch.device = torch.device("cpu")
+    dtype: torch.dtype,
+    n: int = 4096,
+    repeats: int = 8,
+    device: torch.device = torch.device("cpu"),
+    warmup: int = 2,
 ) -> dict[str, Any]:
-    """Dense ``n x n`` matmul rate, best of ``repeats`` (the best is the machine's limit; the
-    median shows how much other processes took)."""
+    """Dense ``n x n`` matmul rate, best of ``repeats`` after ``warmup`` untimed calls (the best
+    is the machine's limit; the median shows how much other processes took)."""
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
     b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
     out = torch.empty(n, n, device=device, dtype=dtype)
-    times = time_calls(lambda: torch.mm(a, b, out=out), repeats, warmup=2, device=device)
+    times = time_calls(lambda: torch.mm(a, b, out=out), repeats, warmup=warmup, device=device)
     flop = 2 * n**3
     return {
         "n": n,
