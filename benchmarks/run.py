@@ -143,7 +143,7 @@ def auto_choice(model, device) -> dict[str, Any]:
     return choice
 
 
-def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor) -> dict[str, Any]:
+def bench_latency(model, cfg, device, text: torch.Tensor) -> dict[str, Any]:
     """Per-frame latency (batch 1) of the segmentation network per size, variants alternated.
 
     Variants: ``fp32`` / ``bf16`` as the Predictor runs them (channels-last; bf16 on the BN-folded
@@ -151,7 +151,7 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
     times), ``*_compiled`` the same through torch.compile (full run), ``openvino_fp32`` /
     ``openvino_bf16`` / ``openvino_bf16_taps`` (refvos's OpenVINO backend, where the extra is installed), ``fp32_nchw``
     (the original's layout) and ``bf16_unfolded`` at the first size. Per size: each precision's roofline (FLOPs
-    over its matmul peak), ``best`` (the fastest variant), ``roofline_ratio_best`` (its latency
+    over its matmul peak over the size's rounds, :func:`peak_over`), ``best`` (the fastest variant), ``roofline_ratio_best`` (its latency
     over the roofline of the fastest precision measured) and ``auto_vs_fastest`` (the variant
     ``auto`` runs over the fastest)."""
     seg = model.segmenter.eval().to(device)
@@ -203,6 +203,7 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
             name: torch.channels_last if v[1] else torch.contiguous_format
             for name, v in variants.items()
         }
+        before = peak_now(cfg, device)
         times = machine.alternated_rounds(
             runners,
             cfg["latency_repeats"],
@@ -210,7 +211,8 @@ def bench_latency(model, cfg, device, peak: dict[str, float], text: torch.Tensor
             # the unfolded variants share seg: each in its format
             before=lambda name, formats=formats: seg.to(memory_format=formats[name]),
         )
-        entry: dict[str, Any] = {"gflop": flops / 1e9}
+        peak = peak_over(before, peak_now(cfg, device))
+        entry: dict[str, Any] = {"gflop": flops / 1e9, "matmul_gflops": peak}
         for name in variants:
             entry[name] = machine.summary(times[name])
         if compile_s:
@@ -258,22 +260,30 @@ def arithmetic_floor(flops: int, peak: dict[str, float]) -> dict[str, float]:
 
 
 def peak_now(cfg, device) -> dict[str, float]:
-    """The matmul peak (GFLOP/s) per precision, measured now (best of 2): the peak beside a timed
-    round, for the guest's speed drifts by tens of percent within minutes."""
+    """The matmul peak (GFLOP/s) per precision, measured now (best of 2)."""
     return {
-        name: machine.matmul_gflops(dtype, cfg["matmul_n"], 2, device, warmup=1)["gflops_best"]
+        name: machine.matmul_gflops(dtype, cfg["matmul_n"], 2, device, warmup=0)["gflops_best"]
         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
     }
+
+
+def peak_over(*peaks: dict[str, float]) -> dict[str, float]:
+    """Per precision, the highest of ``peaks``: the machine's limit over the time between them
+    (the guest's speed drifts by tens of percent within minutes, so a figure is compared with
+    the peaks measured just before and just after it, not with the run's first)."""
+    return {k: max(p[k] for p in peaks) for k in ("fp32", "bf16")}
 
 
 def speedup_ceiling(
     flops: int, original_s: list[float], peaks: list[dict[str, float]]
 ) -> dict[str, Any]:
-    """Per timed round, the original's time over the arithmetic floor of ``flops`` at the peak
-    measured beside that round (:func:`peak_now`, :func:`arithmetic_floor`); ``speedup_ceiling``
-    is their median."""
+    """Per timed round ``i``, the original's time over the arithmetic floor of ``flops`` at the
+    matmul peak over that round (:func:`peak_over` of ``peaks[i]`` and ``peaks[i + 1]``,
+    :func:`peak_now` before the first round and after each; :func:`arithmetic_floor`);
+    ``speedup_ceiling`` is their median."""
     rounds = []
-    for t, peak in zip(original_s, peaks, strict=True):
+    for i, t in enumerate(original_s):
+        peak = peak_over(peaks[i], peaks[i + 1])
         floor = arithmetic_floor(flops, peak)
         rounds.append(
             {
@@ -325,6 +335,7 @@ def bench_video(model, cfg, device, workdir: Path) -> dict[str, Any]:
     start = time.perf_counter()
     predictor.predict_video(paths[:2], EXPRESSION, batch_size=cfg["video_batch"])
     first_use["refvos"] = time.perf_counter() - start
+    peaks.append(peak_now(cfg, device))
     for _ in range(cfg["video_rounds"]):
         start = time.perf_counter()
         ref_masks = original_video(original_model, paths, EXPRESSION, device)
@@ -427,6 +438,7 @@ def bench_train(model, cfg, device) -> dict[str, Any]:
         peak["rss_before_mb"] = rss_before
         peak["step_extra_mb"] = peak["mb"] - rss_before if rss_before is not None else None
         mem[name] = peak
+    peaks.append(peak_now(cfg, device))
     for _ in range(cfg["train_repeats"]):
         for name, step in steps.items():
             start = time.perf_counter()
@@ -1054,7 +1066,6 @@ def main(argv: list[str] | None = None) -> int:
         return value
 
     sections: dict[str, Any] = {"matmul": section("matmul", lambda: bench_matmul(cfg, device))}
-    peak = {k: sections["matmul"][k]["gflops_best"] for k in ("fp32", "bf16")}
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
@@ -1066,9 +1077,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="refvos-bench-") as tmp:
         workdir = Path(tmp)
-        sections["latency"] = section(
-            "latency", lambda: bench_latency(model, cfg, device, peak, text)
-        )
+        sections["latency"] = section("latency", lambda: bench_latency(model, cfg, device, text))
         # video fits the head (conv_2) for non-trivial masks; the sections after it use that model
         sections["video"] = section("video", lambda: bench_video(model, cfg, device, workdir))
         sections["profile"] = section("profile", lambda: bench_profile(model, cfg, device, text))

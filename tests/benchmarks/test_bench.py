@@ -163,6 +163,9 @@ def test_sections_are_consistent(bench):
     assert len(sizes) == 2
     for e in sizes:
         assert e["gflop"] > 0 and e["roofline_fp32_s"] > 0 and e["roofline_bf16_s"] > 0
+        # the roofline at the peak measured beside the size's rounds
+        assert math.isclose(e["roofline_fp32_s"], e["gflop"] / e["matmul_gflops"]["fp32"])
+        assert math.isclose(e["roofline_bf16_s"], e["gflop"] / e["matmul_gflops"]["bf16"])
         assert math.isclose(e["roofline_ratio_fp32"], e["fp32"]["median_s"] / e["roofline_fp32_s"])
         # the fastest variant is the fastest measured, against the fastest precision's roofline
         variants = [k for k in e if isinstance(e[k], dict) and "median_s" in e[k]]
@@ -192,7 +195,8 @@ def test_sections_are_consistent(bench):
     # the fast path in fp32 reproduces the original pipeline
     assert v["refvos_fp32_vs_original"]["mean_iou"] > 0.99
     # the ceiling: per round, the original's time over the frames' products inside the map at
-    # the matmul peak measured beside that round; the median over the rounds
+    # the matmul peak over that round (the higher of the peaks just before and just after it);
+    # the median over the rounds
     assert 0 < v["gflop_per_frame"]["in_map"] < v["gflop_per_frame"]["all"]
     t = r["train"]
     for section, gflop, original in (
@@ -289,3 +293,19 @@ def test_agreement_section_uses_a_finished_demo_run(tmp_path, monkeypatch):
     assert out["demo_overall_iou"] == demo["overall_iou"]
     assert "'tiny'" in out["model"]
     assert out["frames"] == cfg["agreement_clips"] * cfg["agreement_frames"]
+
+
+def test_a_round_is_compared_with_the_peak_over_it():
+    peaks = [
+        {"fp32": 100.0, "bf16": 50.0},
+        {"fp32": 80.0, "bf16": 200.0},
+        {"fp32": 90.0, "bf16": 10.0},
+    ]
+    assert run.peak_over(*peaks[:2]) == {"fp32": 100.0, "bf16": 200.0}
+    ceiling = run.speedup_ceiling(int(1e11), [4.0, 2.0], peaks)
+    # round 0 between peaks 0 and 1: 1e11 FLOPs at 200 GFLOP/s (bf16) take 0.5 s
+    first, second = ceiling["rounds"]
+    assert first["floor"]["best_s"] == 0.5 and first["speedup_ceiling"] == 8.0
+    # round 1 between peaks 1 and 2: fp32 90 < bf16 200, so bf16 again
+    assert second["matmul_gflops"] == {"fp32": 90.0, "bf16": 200.0}
+    assert second["speedup_ceiling"] == 4.0 and ceiling["speedup_ceiling"] == 6.0
