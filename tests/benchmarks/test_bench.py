@@ -309,3 +309,25 @@ def test_a_round_is_compared_with_the_peak_over_it():
     # round 1 between peaks 1 and 2: fp32 90 < bf16 200, so bf16 again
     assert second["matmul_gflops"] == {"fp32": 90.0, "bf16": 200.0}
     assert second["speedup_ceiling"] == 4.0 and ceiling["speedup_ceiling"] == 6.0
+
+
+def test_peak_now_measures_again_only_the_precisions_near_the_best(monkeypatch):
+    measured = []
+
+    def fake(dtype, n, repeats, device, warmup):
+        measured.append(str(dtype))
+        return {"gflops_best": 123.0}
+
+    monkeypatch.setattr(run.machine, "matmul_gflops", fake)
+    # bf16 at a tenth of fp32 at the start (emulated): it keeps its start peak
+    assert run.peak_now(run.QUICK, "cpu", {"fp32": 100.0, "bf16": 10.0}) == {
+        "fp32": 123.0,
+        "bf16": 10.0,
+    }
+    assert measured == ["torch.float32"]
+    measured.clear()
+    assert run.peak_now(run.QUICK, "cpu", {"fp32": 100.0, "bf16": 60.0}) == {
+        "fp32": 123.0,
+        "bf16": 123.0,
+    }
+    assert measured == ["torch.float32", "torch.bfloat16"]
