@@ -155,10 +155,22 @@ def bench_latency(
     (the original's layout) and ``bf16_unfolded`` at the first size. Per size: each precision's roofline (FLOPs
     over its matmul peak over the size's rounds, :func:`peak_over`), ``best`` (the fastest variant), ``roofline_ratio_best`` (its latency
     over the roofline of the fastest precision measured) and ``auto_vs_fastest`` (the variant
-    ``auto`` runs over the fastest)."""
+    ``auto`` runs over the fastest). A variant other than ``fp32``, ``bf16`` and ``auto``'s that
+    took :data:`refvos.runtime.CLEARLY_SLOWER` times the fastest in a size's first round is not
+    run at the later sizes (``not_run`` says why: it cannot be the fastest there either)."""
+    from refvos.runtime import CLEARLY_SLOWER
+
     seg = model.segmenter.eval().to(device)
     auto = auto_choice(model, device)
     results: dict[str, Any] = {"auto": auto}
+    taps = "_taps" if auto.get("atrous") == "taps" else ""
+    if auto.get("backend") == "openvino":
+        auto_variant = f"openvino_{auto['precision']}{taps}"
+    else:
+        auto_variant = auto["precision"] + taps + ("_compiled" if cfg["compiled_latency"] else "")
+    # variants clearly slower than the fastest at an earlier size (bf16 emulated): not run again
+    # (fp32, bf16 and auto's variant always are: the rooflines and auto_vs_fastest need them)
+    clearly_slower: dict[str, str] = {}
     for hw in cfg["latency_sizes"]:
         h, w = hw
         flops = workloads.count_flops(
@@ -182,6 +194,9 @@ def bench_latency(
             variants["openvino_fp32"] = ("fp32", False, False, False, "conv")
             variants["openvino_bf16"] = ("bf16", False, False, False, "conv")
             variants["openvino_bf16_taps"] = ("bf16", False, False, False, "taps")
+        skipped = {name: clearly_slower[name] for name in variants if name in clearly_slower}
+        for name in skipped:
+            del variants[name]
         runners = {}
         compile_s = {}
         for name, (
@@ -217,6 +232,14 @@ def bench_latency(
         entry: dict[str, Any] = {"gflop": flops / 1e9, "matmul_gflops": peak}
         for name in variants:
             entry[name] = machine.summary(times[name])
+        if skipped:
+            entry["not_run"] = skipped
+        fastest = min(times[name][0] for name in variants)
+        for name in variants:
+            if name not in ("fp32", "bf16", auto_variant) and (
+                times[name][0] >= CLEARLY_SLOWER * fastest
+            ):
+                clearly_slower[name] = f"{CLEARLY_SLOWER:g}x the fastest at {size_key(hw)}"
         if compile_s:
             entry["compile"] = compile_s
         entry["roofline_fp32_s"] = flops / (peak["fp32"] * 1e9)
@@ -230,13 +253,7 @@ def bench_latency(
         entry["roofline_ratio_best"] = entry[entry["best"]]["median_s"] / entry["roofline_best_s"]
         # auto's steady state on a video: its backend and precision, compiled where compiled
         # variants ran (torch.compile is PyTorch's; OpenVINO compiles its graphs in any case)
-        taps = "_taps" if auto.get("atrous") == "taps" else ""
-        if auto.get("backend") == "openvino":
-            entry["auto_variant"] = f"openvino_{auto['precision']}{taps}"
-        else:
-            entry["auto_variant"] = (
-                auto["precision"] + taps + ("_compiled" if cfg["compiled_latency"] else "")
-            )
+        entry["auto_variant"] = auto_variant
         entry["auto_vs_fastest"] = (
             entry[entry["auto_variant"]]["median_s"] / entry[entry["best"]]["median_s"]
         )

@@ -331,3 +331,47 @@ def test_peak_now_measures_again_only_the_precisions_near_the_best(monkeypatch):
         "bf16": 123.0,
     }
     assert measured == ["torch.float32", "torch.bfloat16"]
+
+
+def test_a_variant_clearly_slower_at_one_size_is_not_run_at_the_next(monkeypatch):
+    import torch
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.segmenter = torch.nn.Conv2d(3, 2, 1)
+
+    first_round = {
+        "fp32": 1.0,
+        "bf16": 9.0,
+        "bf16_taps": 9.0,
+        "fp32_nchw": 1.2,
+        "bf16_unfolded": 3.0,
+    }
+    built = []
+    monkeypatch.setattr(
+        run, "auto_choice", lambda *a: {"precision": "fp32", "backend": "torch", "atrous": "conv"}
+    )
+    monkeypatch.setattr(run, "openvino_available", lambda device: False)
+    monkeypatch.setattr(run, "peak_now", lambda *a: {"fp32": 10.0, "bf16": 20.0})
+    monkeypatch.setattr(run.workloads, "count_flops", lambda *a: 10**9)
+
+    def runner(seg, h, w, text, prec, cl, device, fold, comp, atrous):
+        built.append((h, w, prec, atrous, cl))
+        return lambda: None
+
+    monkeypatch.setattr(run.workloads, "frame_runner", runner)
+    monkeypatch.setattr(
+        run.machine,
+        "alternated_rounds",
+        lambda calls, rounds, device, before: {name: [first_round[name]] for name in calls},
+    )
+    cfg = {**run.QUICK, "compiled_latency": False}
+    out = run.bench_latency(Model(), cfg, "cpu", torch.zeros(1, 4), {"fp32": 10.0, "bf16": 20.0})
+    first, second = (run.size_key(hw) for hw in cfg["latency_sizes"])
+    assert "bf16_taps" in out[first] and "not_run" not in out[first]
+    # 9x the fastest at the first size: not run at the second; fp32 and bf16 always are
+    assert "bf16_taps" not in out[second] and set(out[second]["not_run"]) == {"bf16_taps"}
+    assert "bf16" in out[second] and out[second]["roofline_ratio_bf16"] > 0
+    later = tuple(cfg["latency_sizes"][1])
+    assert [a for h, w, _, a, _ in built if (h, w) == later] == ["conv", "conv"]  # fp32, bf16
