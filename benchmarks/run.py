@@ -153,7 +153,7 @@ def bench_latency(
     times), ``*_compiled`` the same through torch.compile (full run), ``openvino_fp32`` /
     ``openvino_bf16`` / ``openvino_bf16_taps`` (refvos's OpenVINO backend, where the extra is installed), ``fp32_nchw``
     (the original's layout) and ``bf16_unfolded`` at the first size. Per size: each precision's roofline (FLOPs
-    over its matmul peak over the size's rounds, :func:`peak_over`), ``best`` (the fastest variant), ``roofline_ratio_best`` (its latency
+    over its matmul peak around the size's rounds, :func:`peak_median`), ``best`` (the fastest variant), ``roofline_ratio_best`` (its latency
     over the roofline of the fastest precision measured) and ``auto_vs_fastest`` (the variant
     ``auto`` runs over the fastest). A variant other than ``fp32``, ``bf16`` and ``auto``'s that
     took :data:`refvos.runtime.CLEARLY_SLOWER` times the fastest in a size's first round is not
@@ -228,7 +228,7 @@ def bench_latency(
             # the unfolded variants share seg: each in its format
             before=lambda name, formats=formats: seg.to(memory_format=formats[name]),
         )
-        peak = peak_over(before, peak_now(cfg, device, matmul_peak))
+        peak = peak_median(before, peak_now(cfg, device, matmul_peak))
         entry: dict[str, Any] = {"gflop": flops / 1e9, "matmul_gflops": peak}
         for name in variants:
             entry[name] = machine.summary(times[name])
@@ -297,35 +297,27 @@ def peak_now(cfg, device, start: dict[str, float]) -> dict[str, float]:
     }
 
 
-def peak_over(*peaks: dict[str, float]) -> dict[str, float]:
-    """Per precision, the highest of ``peaks``: the machine's limit over the time between them
-    (the guest's speed drifts by tens of percent within minutes, so a figure is compared with
-    the peaks measured just before and just after it, not with the run's first)."""
-    return {k: max(p[k] for p in peaks) for k in ("fp32", "bf16")}
+def peak_median(*peaks: dict[str, float]) -> dict[str, float]:
+    """Per precision, the median of ``peaks`` (:func:`peak_now` around a section's timed rounds):
+    the machine's speed while they ran, for this guest's speed drifts by tens of percent within
+    minutes (the run's first peak, or the highest of a few, would not be the speed the rounds
+    met)."""
+    return {k: statistics.median(p[k] for p in peaks) for k in ("fp32", "bf16")}
 
 
 def speedup_ceiling(
     flops: int, original_s: list[float], peaks: list[dict[str, float]]
 ) -> dict[str, Any]:
-    """Per timed round ``i``, the original's time over the arithmetic floor of ``flops`` at the
-    matmul peak over that round (:func:`peak_over` of ``peaks[i]`` and ``peaks[i + 1]``,
-    :func:`peak_now` before the first round and after each; :func:`arithmetic_floor`);
-    ``speedup_ceiling`` is their median."""
-    rounds = []
-    for i, t in enumerate(original_s):
-        peak = peak_over(peaks[i], peaks[i + 1])
-        floor = arithmetic_floor(flops, peak)
-        rounds.append(
-            {
-                "matmul_gflops": peak,
-                "floor": floor,
-                "original_s": t,
-                "speedup_ceiling": t / floor["best_s"],
-            }
-        )
+    """The original's median time over the arithmetic floor of ``flops`` at the median of
+    ``peaks`` (:func:`peak_now` before the first timed round and after each;
+    :func:`peak_median`, :func:`arithmetic_floor`)."""
+    peak = peak_median(*peaks)
+    floor = arithmetic_floor(flops, peak)
     return {
-        "rounds": rounds,
-        "speedup_ceiling": statistics.median(r["speedup_ceiling"] for r in rounds),
+        "matmul_gflops": peak,
+        "matmul_gflops_measured": peaks,
+        "floor": floor,
+        "speedup_ceiling": statistics.median(original_s) / floor["best_s"],
     }
 
 
@@ -818,7 +810,7 @@ def table(r: dict[str, Any]) -> str:
             f"video ({v['frames']} frames {v['size']}, one expression): original {v['fps_original']:.3f} fps, "
             f"refvos ({v['refvos_precision']}) {v['fps_refvos']:.3f} fps, speedup {v['speedup']:.2f}x "
             f"(ceiling {v['speedup_ceiling']:.2f}x: {v['gflop_per_frame']['in_map']:.1f} GFLOP per frame "
-            f"in the map at the matmul peak beside each round); "
+            f"in the map at the median matmul peak around the rounds); "
             f"bf16 vs fp32 (untrained r101) mean IoU {v['bf16_vs_fp32']['mean_iou']:.4f}, pixel agreement "
             f"{v['bf16_vs_fp32']['pixel_agreement']:.5f}, frames identical "
             f"{v['bf16_vs_fp32']['frames_identical_fraction']:.2f}"
@@ -835,7 +827,7 @@ def table(r: dict[str, Any]) -> str:
     if t:
         lines.append(
             f"train step (batch {t['batch']}, {t['size']}; ceiling {t['speedup_ceiling']:.2f}x: "
-            f"{t['gflop_per_step_in_map']:.0f} GFLOP of convolution products per step at the matmul peak beside each round):"
+            f"{t['gflop_per_step_in_map']:.0f} GFLOP of convolution products per step at the median matmul peak around the rounds):"
         )
         row("variant", "img/s", "speedup", "peak RSS MB", "step extra MB")
         row(*["---"] * 5)
