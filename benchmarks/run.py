@@ -346,7 +346,6 @@ def bench_video(model, cfg, device, workdir: Path, matmul_peak: dict[str, float]
     predictor = Predictor(fast_model, device=device, precision="auto", channels_last=True)
     fp32_predictor = None
     times: dict[str, list[float]] = {"original": [], "refvos": []}
-    peaks: list[dict[str, float]] = []
     ref_masks = fast_masks = None
     # first use, untimed in the rounds: oneDNN's primitives for both; for refvos also what a
     # machine does once (auto's measurement, cached; OpenVINO's conversion, cached on disk)
@@ -357,7 +356,7 @@ def bench_video(model, cfg, device, workdir: Path, matmul_peak: dict[str, float]
     start = time.perf_counter()
     predictor.predict_video(paths[:2], EXPRESSION, batch_size=cfg["video_batch"])
     first_use["refvos"] = time.perf_counter() - start
-    peaks.append(peak_now(cfg, device, matmul_peak))
+    peaks = [peak_now(cfg, device, matmul_peak)]  # around the rounds: before, after each
     for _ in range(cfg["video_rounds"]):
         start = time.perf_counter()
         ref_masks = original_video(original_model, paths, EXPRESSION, device)
@@ -451,7 +450,6 @@ def bench_train(model, cfg, device, matmul_peak: dict[str, float]) -> dict[str, 
     times: dict[str, list[float]] = {k: [] for k in steps}
     mem: dict[str, dict] = {}
     losses: dict[str, list[float]] = {k: [] for k in steps}
-    peaks: list[dict[str, float]] = []
     for name, step in steps.items():  # warm-up; its peak is each variant's peak memory
         rss_before = machine.current_rss_mb()
         machine.reset_peak_memory(device)
@@ -460,7 +458,7 @@ def bench_train(model, cfg, device, matmul_peak: dict[str, float]) -> dict[str, 
         peak["rss_before_mb"] = rss_before
         peak["step_extra_mb"] = peak["mb"] - rss_before if rss_before is not None else None
         mem[name] = peak
-    peaks.append(peak_now(cfg, device, matmul_peak))
+    peaks = [peak_now(cfg, device, matmul_peak)]  # around the rounds: before, after each
     for _ in range(cfg["train_repeats"]):
         for name, step in steps.items():
             start = time.perf_counter()
