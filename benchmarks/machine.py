@@ -83,14 +83,14 @@ def alternated_rounds(
     after the first round a call that took :data:`refvos.runtime.CLEARLY_SLOWER` times the fastest
     is timed no further: it cannot be the fastest, and it costs the most time (bf16 emulated on a
     CPU without it)."""
-    from refvos.runtime import CLEARLY_SLOWER
+    from refvos.runtime import clearly_slower
 
     times: dict[str, list[float]] = {name: [] for name in calls}
     live = list(calls)
     for i in range(rounds):
         if i == 1 and drop_slower:
-            fastest = min(times[name][0] for name in live)
-            live = [name for name in live if times[name][0] < CLEARLY_SLOWER * fastest]
+            slow = clearly_slower({name: times[name][0] for name in live})
+            live = [name for name in live if name not in slow]
         for name in live:
             if before is not None:
                 before(name)

@@ -152,13 +152,14 @@ def bench_latency(
     copy), ``bf16_taps`` (the ASPP's atrous convolutions tap by tap, the form ``auto`` also
     times), ``*_compiled`` the same through torch.compile (full run), ``openvino_fp32`` /
     ``openvino_bf16`` / ``openvino_bf16_taps`` (refvos's OpenVINO backend, where the extra is installed), ``fp32_nchw``
-    (the original's layout) and ``bf16_unfolded`` at the first size. Per size: each precision's roofline (FLOPs
-    over its matmul peak around the size's rounds, :func:`peak_median`), ``best`` (the fastest variant), ``roofline_ratio_best`` (its latency
-    over the roofline of the fastest precision measured) and ``auto_vs_fastest`` (the variant
+    (the original's layout) and ``bf16_unfolded`` at the first size. Per size: each precision's
+    roofline (FLOPs over its matmul peak around the size's rounds, :func:`peak_median`), ``best``
+    (the fastest variant), ``roofline_ratio_best`` (its latency over the roofline of the fastest
+    precision measured) and ``auto_vs_fastest`` (the variant
     ``auto`` runs over the fastest). A variant other than ``fp32``, ``bf16`` and ``auto``'s that
     took :data:`refvos.runtime.CLEARLY_SLOWER` times the fastest in a size's first round is not
     run at the later sizes (``not_run`` says why: it cannot be the fastest there either)."""
-    from refvos.runtime import CLEARLY_SLOWER
+    from refvos.runtime import CLEARLY_SLOWER, clearly_slower
 
     seg = model.segmenter.eval().to(device)
     auto = auto_choice(model, device)
@@ -170,7 +171,7 @@ def bench_latency(
         auto_variant = auto["precision"] + taps + ("_compiled" if cfg["compiled_latency"] else "")
     # variants clearly slower than the fastest at an earlier size (bf16 emulated): not run again
     # (fp32, bf16 and auto's variant always are: the rooflines and auto_vs_fastest need them)
-    clearly_slower: dict[str, str] = {}
+    not_run: dict[str, str] = {}
     for hw in cfg["latency_sizes"]:
         h, w = hw
         flops = workloads.count_flops(
@@ -194,7 +195,7 @@ def bench_latency(
             variants["openvino_fp32"] = ("fp32", False, False, False, "conv")
             variants["openvino_bf16"] = ("bf16", False, False, False, "conv")
             variants["openvino_bf16_taps"] = ("bf16", False, False, False, "taps")
-        skipped = {name: clearly_slower[name] for name in variants if name in clearly_slower}
+        skipped = {name: not_run[name] for name in variants if name in not_run}
         for name in skipped:
             del variants[name]
         runners = {}
@@ -234,12 +235,9 @@ def bench_latency(
             entry[name] = machine.summary(times[name])
         if skipped:
             entry["not_run"] = skipped
-        fastest = min(times[name][0] for name in variants)
-        for name in variants:
-            if name not in ("fp32", "bf16", auto_variant) and (
-                times[name][0] >= CLEARLY_SLOWER * fastest
-            ):
-                clearly_slower[name] = f"{CLEARLY_SLOWER:g}x the fastest at {size_key(hw)}"
+        slow = clearly_slower({name: times[name][0] for name in variants})
+        for name in slow - {"fp32", "bf16", auto_variant}:
+            not_run[name] = f"{CLEARLY_SLOWER:g}x the fastest at {size_key(hw)}"
         if compile_s:
             entry["compile"] = compile_s
         entry["roofline_fp32_s"] = flops / (peak["fp32"] * 1e9)

@@ -70,8 +70,9 @@ class Predictor:
             choice alike) are timed with the ASPP's atrous convolutions in both forms, the
             dilated convolution and tap by tap (:func:`refvos.modeling.head.atrous_by_taps`;
             2-3x faster per ``refvos_r101`` frame on an Intel Xeon family 6 model 207 with AMX,
-            docs/BENCHMARKS.md), and the faster runs; fp32 runs the convolution. :attr:`precision_choice` says what was chosen and why. Constructing
-            measures nothing and writes nothing: the precision is resolved on first use (the first
+            docs/BENCHMARKS.md), and the faster runs; fp32 runs the convolution.
+            :attr:`precision_choice` says what was chosen and why. Constructing measures nothing
+            and writes nothing: the precision is resolved on first use (the first
             ``set_image`` / ``predict`` / video, or :attr:`precision_choice`) or by an explicit
             :meth:`calibrate`.
         max_size: cap on the long side of the processed image: ``"model"`` (default) the

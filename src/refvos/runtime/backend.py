@@ -10,9 +10,10 @@ PyTorch by :data:`refvos.runtime.BACKEND_MARGIN`, bf16 fp32 by
 precision, ``auto`` is PyTorch. A reduced precision on a CPU (``auto``'s, or an explicit one) is
 timed with the ASPP's atrous convolutions in both forms (:data:`ATROUS_FORMS`: the dilated
 convolution, and :func:`~refvos.modeling.head.atrous_by_taps`, 2-3x faster per frame in bf16 on
-an Intel Xeon family 6 model 207 with AMX, docs/BENCHMARKS.md); fp32 runs the convolution. No CPU flag decides. An int8 model (``refvos quantize``) runs in
-OpenVINO, only when one is given. The :class:`~refvos.runtime.PrecisionChoice` records the
-backend, the precision, the atrous form and the measured reason.
+an Intel Xeon family 6 model 207 with AMX, docs/BENCHMARKS.md); fp32 runs the convolution. No
+CPU flag decides. An int8 model (``refvos quantize``) runs in OpenVINO, only when one is given.
+The :class:`~refvos.runtime.PrecisionChoice` records the backend, the precision, the atrous form
+and the measured reason.
 """
 
 from __future__ import annotations

@@ -55,6 +55,12 @@ BACKEND_MARGIN = 0.97
 CLEARLY_SLOWER = 4.0
 
 
+def clearly_slower(seconds: dict[str, float]) -> set[str]:
+    """The names in ``seconds`` whose time is :data:`CLEARLY_SLOWER` times the fastest or more."""
+    fastest = min(seconds.values())
+    return {name for name, t in seconds.items() if t >= CLEARLY_SLOWER * fastest}
+
+
 def default_device() -> torch.device:
     """``cuda`` when a GPU is visible, else ``cpu``."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -338,8 +344,8 @@ def measure(
         t0 = time.perf_counter()
         run()
         warmup[p] = time.perf_counter() - t0
-    fastest = min(warmup.values())
-    timed = {p: run for p, run in runs.items() if warmup[p] < CLEARLY_SLOWER * fastest}
+    slow = clearly_slower(warmup)
+    timed = {p: run for p, run in runs.items() if p not in slow}
     times: dict[str, list[float]] = {p: [] for p in timed}
     for i in range(repeats):
         if i > 0 and time.perf_counter() - start > budget_s:
