@@ -431,7 +431,10 @@ def bench_train(model, cfg, device, matmul_peak: dict[str, float]) -> dict[str, 
     """Images/s and peak memory of refvos's training step vs the original's, alternated.
     ``speedup_ceiling``: the original's step over the arithmetic floor of the segmentation
     network's forward and backward (:func:`speedup_ceiling`; BERT, normalisation, activations
-    and the optimizer left out, so the true ceiling is lower)."""
+    and the optimizer left out, so the true ceiling is lower).
+    ``speedup_if_only_convolutions``: the original's step over the time one more refvos step,
+    profiled (``refvos_profile``), spends in its convolutions (forward and both gradients): the
+    speedup refvos's step would reach at those convolutions' speed if nothing else cost time."""
     from benchmarks.project_train import project_step
 
     batch = make_train_batch(cfg, model.config.max_tokens)
@@ -482,6 +485,11 @@ def bench_train(model, cfg, device, matmul_peak: dict[str, float]) -> dict[str, 
     base = out["original"]["images_per_s"]
     for name in steps:
         out[name]["speedup_vs_original"] = out[name]["images_per_s"] / base
+    profiled = workloads.profile_top_ops(refvos)
+    out["refvos_profile"] = profiled
+    out["speedup_if_only_convolutions"] = (
+        statistics.median(times["original"]) / profiled["convolution_self_s"]
+    )
     side = cfg["train_size"]
     flops = workloads.count_arithmetic(model.segmenter, side, side, model.config.text_dim, b)
     out["gflop_per_step_in_map"] = flops["in_map_train"] / 1e9
@@ -953,6 +961,7 @@ def headline_spec(cfg: dict[str, Any]) -> dict[str, tuple[str | None, Any]]:
         "train_images_per_s_refvos": ("train", ("refvos", "images_per_s")),
         "train_speedup_vs_original": ("train", ("refvos", "speedup_vs_original")),
         "train_speedup_ceiling": ("train", ("speedup_ceiling",)),
+        "train_speedup_if_only_convolutions": ("train", ("speedup_if_only_convolutions",)),
         "train_precision_refvos": ("train", ("refvos_precision",)),
         "train_speedup_vs_original_fp32": ("train", ("refvos_fp32", "speedup_vs_original")),
         "train_peak_memory_mb_original": ("train", ("original", "peak_memory", "mb")),

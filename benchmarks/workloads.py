@@ -246,7 +246,8 @@ def openvino_frame_runner(
 
 def profile_top_ops(fn, top: int = 12) -> dict[str, Any]:
     """``torch.profiler`` of one call: the ops taking the most self CPU time, with their FLOPs
-    and achieved GFLOP/s where the profiler counts FLOPs (convolutions, matmuls)."""
+    and achieved GFLOP/s where the profiler counts FLOPs (convolutions, matmuls);
+    ``convolution_self_s``: the self time of every convolution op (forward and backward)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
@@ -277,4 +278,10 @@ def profile_top_ops(fn, top: int = 12) -> dict[str, Any]:
                     "gflops_per_s": round(flops / seconds / 1e9, 1),
                 }
             )
-    return {"wall_total_self_s": round(total / 1e6, 3), "top_self": rows, "flop_ops": flop_ops}
+    convolution = sum(e.self_cpu_time_total for e in events if "convolution" in e.key)
+    return {
+        "wall_total_self_s": round(total / 1e6, 3),
+        "convolution_self_s": round(convolution / 1e6, 4),
+        "top_self": rows,
+        "flop_ops": flop_ops,
+    }

@@ -212,6 +212,16 @@ def test_sections_are_consistent(bench):
         )
     assert r["video_speedup_ceiling"] == v["speedup_ceiling"]
     assert r["train_speedup_ceiling"] == t["speedup_ceiling"]
+    # the speedup at refvos's own convolution time: the original's step over the convolutions'
+    # share of one profiled refvos step
+    profiled = t["refvos_profile"]
+    assert 0 < profiled["convolution_self_s"] < profiled["wall_total_self_s"]
+    assert math.isclose(
+        t["speedup_if_only_convolutions"],
+        t["original"]["step_s"]["median_s"] / profiled["convolution_self_s"],
+        rel_tol=1e-4,
+    )
+    assert r["train_speedup_if_only_convolutions"] == t["speedup_if_only_convolutions"]
     assert r["targets"]["video_speedup_vs_original"]["ceiling"] == v["speedup_ceiling"]
     for name in ("original", "refvos", "refvos_fp32"):
         assert _positive(t[name]["images_per_s"]) and _positive(t[name]["peak_memory"]["mb"])

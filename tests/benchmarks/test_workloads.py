@@ -1,4 +1,4 @@
-"""benchmarks/workloads.py: the arithmetic the ceilings are computed from."""
+"""benchmarks/workloads.py: the arithmetic the ceilings are computed from, and the profile."""
 
 import pytest
 import torch
@@ -51,3 +51,18 @@ def test_count_arithmetic_leaves_out_the_padding_and_the_image_gradient():
     assert flops["all"] == stem + atrous + linear == workloads.count_flops(net, 8, 8, 6) * 2
     assert flops["in_map"] == stem_in + atrous_in + linear
     assert flops["in_map_train"] == 3 * flops["in_map"] - stem_in
+
+
+def test_profile_counts_the_convolutions_forward_and_backward_apart_from_the_rest():
+    net = _Net()
+    x, text = torch.randn(2, 3, 32, 32), torch.randn(2, 6)
+
+    def step():
+        net(x, text).sum().backward()
+
+    def no_convolution():
+        net.text(text).sum().backward()
+
+    profiled = workloads.profile_top_ops(step)
+    assert 0 < profiled["convolution_self_s"] < profiled["wall_total_self_s"]
+    assert workloads.profile_top_ops(no_convolution)["convolution_self_s"] == 0
