@@ -280,7 +280,7 @@ def profile_top_ops(fn, top: int = 12) -> dict[str, Any]:
             )
     convolution = sum(e.self_cpu_time_total for e in events if "convolution" in e.key)
     return {
-        "wall_total_self_s": round(total / 1e6, 3),
+        "wall_total_self_s": round(total / 1e6, 4),
         "convolution_self_s": round(convolution / 1e6, 4),
         "top_self": rows,
         "flop_ops": flop_ops,

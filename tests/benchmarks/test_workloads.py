@@ -57,12 +57,16 @@ def test_profile_counts_the_convolutions_forward_and_backward_apart_from_the_res
     net = _Net()
     x, text = torch.randn(2, 3, 32, 32), torch.randn(2, 6)
 
+    a = torch.randn(384, 384)
+
     def step():
         net(x, text).sum().backward()
+        torch.mm(a, a)  # work outside the convolutions
 
     def no_convolution():
         net.text(text).sum().backward()
 
     profiled = workloads.profile_top_ops(step)
     assert 0 < profiled["convolution_self_s"] < profiled["wall_total_self_s"]
+    assert "aten::mm" in {row["op"] for row in profiled["top_self"]}
     assert workloads.profile_top_ops(no_convolution)["convolution_self_s"] == 0
