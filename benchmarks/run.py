@@ -240,9 +240,9 @@ def bench_latency(
             not_run[name] = f"{CLEARLY_SLOWER:g}x the fastest at {size_key(hw)}"
         if compile_s:
             entry["compile"] = compile_s
-        entry["roofline_fp32_s"] = flops / (peak["fp32"] * 1e9)
-        entry["roofline_bf16_s"] = flops / (peak["bf16"] * 1e9)
-        entry["roofline_best_s"] = min(entry["roofline_fp32_s"], entry["roofline_bf16_s"])
+        roofline = arithmetic_floor(flops, peak)
+        for k in ("fp32", "bf16", "best"):
+            entry[f"roofline_{k}_s"] = roofline[f"{k}_s"]
         entry["roofline_ratio_fp32"] = entry["fp32"]["median_s"] / entry["roofline_fp32_s"]
         entry["roofline_ratio_bf16"] = entry["bf16"]["median_s"] / entry["roofline_bf16_s"]
         entry["achieved_gflops_fp32"] = flops / entry["fp32"]["median_s"] / 1e9
